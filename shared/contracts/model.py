@@ -1,0 +1,243 @@
+"""Contracts as data. An operator writes one as YAML; it is validated into these models.
+
+Rates and weights are decimals written as strings in YAML ("0.05") and used as exact
+fractions; amounts are integers in minor units. Nothing here is a float.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.events import Currency, EventType, Identifier
+
+MONTH_DAY = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+AGE_RANGE = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(-[0-9]{1,3})?$")]
+AMOUNT_MINOR_MAX = 10**15  # a quadrillion øre: far above any public budget
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def exact(value: Decimal) -> Fraction:
+    return Fraction(value)
+
+
+class Predicate(Frozen):
+    """A condition on a field of the trigger event's body (dotted path, e.g. grades.danish)."""
+
+    field: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$")]
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"]
+    value: str | int | Decimal | bool | tuple[str, ...]
+
+
+class Trigger(Frozen):
+    event: EventType
+    where: tuple[Predicate, ...] = ()
+    # The subject's age in whole years on the trigger date must be below / at least this.
+    age_below: Annotated[int, Field(ge=0, le=130)] | None = None
+    age_at_least: Annotated[int, Field(ge=0, le=130)] | None = None
+    # Institution kinds allowed to provide the evidence (trust); empty means any kind.
+    reported_by_kinds: tuple[Identifier, ...] = ()
+
+
+class Sustainment(Frozen):
+    """The outcome only counts once it held for `days` with no breaking event in between."""
+
+    days: Annotated[int, Field(ge=1, le=3660)]
+    broken_by: tuple[EventType, ...]
+    # If set, a breaking event only breaks when this body field equals the trigger's
+    # (an employment_ended at another employer does not end this job).
+    same_field: Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")] | None = None
+
+
+class FixedPrice(Frozen):
+    kind: Literal["fixed"] = "fixed"
+    amount_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)]
+
+
+class RatePrice(Frozen):
+    """A rate of an amount the trigger event carries; the pot is rounded down."""
+
+    kind: Literal["rate"] = "rate"
+    rate: Annotated[Decimal, Field(gt=0, le=1)]
+    of_field: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$")]
+
+
+Price = Annotated[FixedPrice | RatePrice, Field(discriminator="kind")]
+
+
+class Payee(Frozen):
+    """Who is paid: a named institution, or a role resolved from the subject's history.
+
+    - institution: that institution id (an SIB investor, a fund).
+    - previous_institution: the institution whose registration most recently ended
+      on or before the trigger date (the one the subject left for the next stage).
+    - registered_kind: the institution of `kind` the subject is registered at on the
+      trigger date (e.g. the employment actor).
+    - event_field: the institution named by a field of the trigger body (`employer`).
+    """
+
+    role: Literal["institution", "previous_institution", "registered_kind", "event_field"]
+    institution: Identifier | None = None
+    kind: Identifier | None = None
+    field: Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _needs_its_argument(self) -> Payee:
+        needed = {"institution": "institution", "registered_kind": "kind",
+                  "event_field": "field"}.get(self.role)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"payee role {self.role!r} needs {needed!r}")
+        return self
+
+
+class Share(Frozen):
+    payee: Payee
+    share: Annotated[Decimal, Field(gt=0, le=1)]
+
+
+class DirectDistribution(Frozen):
+    kind: Literal["direct"] = "direct"
+    payee: Payee
+
+
+class SplitDistribution(Frozen):
+    kind: Literal["split"] = "split"
+    shares: Annotated[tuple[Share, ...], Field(min_length=2, max_length=16)]
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> SplitDistribution:
+        if sum(exact(s.share) for s in self.shares) != 1:
+            raise ValueError("split shares must add up to exactly 1")
+        return self
+
+
+class YearBasis(Frozen):
+    """Calendar years (FIFA since 2022), or school years starting on `starts` (MM-DD)."""
+
+    kind: Literal["calendar", "school"] = "calendar"
+    starts: MONTH_DAY = "08-01"
+
+
+class SolidarityDistribution(Frozen):
+    kind: Literal["solidarity"] = "solidarity"
+    year_basis: YearBasis = YearBasis()
+    # Age (or inclusive age range "12-15") to the weight of each such year.
+    weights: dict[AGE_RANGE, Annotated[Decimal, Field(gt=0, le=1)]]
+    exclude_institutions: tuple[Identifier, ...] = ()
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> SolidarityDistribution:
+        ages = self.age_weights()
+        if sum(ages.values()) != 1:
+            total = sum(ages.values())
+            raise ValueError(f"weights over all ages must add up to exactly 1 (they add up to {float(total):g})")
+        return self
+
+    def age_weights(self) -> dict[int, Fraction]:
+        result: dict[int, Fraction] = {}
+        for age_range, weight in self.weights.items():
+            first, _, last = age_range.partition("-")
+            low, high = int(first), int(last or first)
+            if high < low:
+                raise ValueError(f"age range {age_range!r} runs backwards")
+            for age in range(low, high + 1):
+                if age in result:
+                    raise ValueError(f"age {age} is weighted twice")
+                result[age] = exact(weight)
+        return result
+
+
+Distribution = Annotated[
+    DirectDistribution | SplitDistribution | SolidarityDistribution,
+    Field(discriminator="kind"),
+]
+
+
+class Outcome(Frozen):
+    id: Identifier
+    description: str = ""
+    trigger: Trigger
+    sustainment: Sustainment | None = None
+    prerequisites: tuple[Identifier, ...] = ()
+    deadline: dt.date | None = None
+    max_per_subject: Annotated[int, Field(ge=1, le=1000)] = 1
+    price: Price
+    distribution: Distribution
+
+
+class PeriodCap(Frozen):
+    period: Literal["calendar_year"] = "calendar_year"
+    amount_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)]
+
+
+class Caps(Frozen):
+    per_subject_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
+    total_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
+    per_period: PeriodCap | None = None
+
+
+class Period(Frozen):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError("period end is before its start")
+        return self
+
+    def contains(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+class EnrolledOn(Frozen):
+    date: dt.date
+    kinds: tuple[Identifier, ...] = ()
+    municipality: Identifier | None = None
+
+
+class Eligibility(Frozen):
+    birth_year_from: Annotated[int, Field(ge=1900, le=2200)] | None = None
+    birth_year_to: Annotated[int, Field(ge=1900, le=2200)] | None = None
+    enrolled_on: EnrolledOn | None = None
+
+
+class Contract(Frozen):
+    contract_id: Identifier
+    version: Annotated[int, Field(ge=1)]
+    kind: Literal["mobility_bonus", "payment_by_results", "social_impact_bond",
+                  "solidarity", "other"] = "other"
+    title: str = ""
+    payer: Identifier
+    currency: Currency
+    period: Period
+    # Where unallocated solidarity money goes (FIFA: the association's youth fund);
+    # None means the payer keeps it.
+    fallback_account: Identifier | None = None
+    eligibility: Eligibility = Eligibility()
+    outcomes: Annotated[tuple[Outcome, ...], Field(min_length=1, max_length=64)]
+    caps: Caps = Caps()
+
+    @model_validator(mode="after")
+    def _outcomes_consistent(self) -> Contract:
+        ids = [o.id for o in self.outcomes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("outcome ids must be unique within a contract")
+        for outcome in self.outcomes:
+            for prerequisite in outcome.prerequisites:
+                if prerequisite not in ids:
+                    raise ValueError(f"outcome {outcome.id!r} names unknown prerequisite {prerequisite!r}")
+        return self
+
+    def outcome(self, outcome_id: str) -> Outcome:
+        for outcome in self.outcomes:
+            if outcome.id == outcome_id:
+                return outcome
+        raise KeyError(outcome_id)

