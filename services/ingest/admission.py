@@ -1,0 +1,93 @@
+"""Admission: one raw institution record in, a trusted `Transition` or a `DeadLetter` out.
+
+Pure (no Kafka, no clock): the handler decodes nothing itself, it calls `admit` and
+publishes what comes back. Every expected failure is a dead letter with a reason code;
+the CPR number, if any, lives only in this function's locals.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from shared.events import InstitutionEvent, Transition
+from shared.institutions import InstitutionRegistry, may_report
+from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise, scrub
+
+RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
+ORIGINAL_CHARS_MAX = 4096  # how much of a bad record the dead letter keeps
+
+
+class Reason(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    RECORD_TOO_LARGE = "record_too_large"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNKNOWN_INSTITUTION = "unknown_institution"
+    UNTRUSTED_SOURCE = "untrusted_source"
+    INVALID_CPR = "invalid_cpr"
+    UNKNOWN_SUBJECT_REFERENCE = "unknown_subject_reference"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: Reason
+    field: str
+    message: str
+    original: str  # the record as text, CPR-shaped numbers removed, truncated
+    event_id: str | None = None
+
+    def to_record(self, *, topic: str, partition: int, offset: int) -> dict[str, object]:
+        return {"reason": self.reason.value, "field": self.field, "message": self.message,
+                "event_id": self.event_id, "original": self.original,
+                "source": {"topic": topic, "partition": partition, "offset": offset}}
+
+
+def _dead(reason: Reason, field: str, message: str, raw: bytes,
+          event_id: str | None = None) -> DeadLetter:
+    text = raw[:ORIGINAL_CHARS_MAX * 4].decode("utf-8", errors="replace")[:ORIGINAL_CHARS_MAX]
+    return DeadLetter(reason, field, scrub(message), scrub(text), event_id)
+
+
+def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str
+          ) -> Transition | DeadLetter:
+    if len(raw) > RECORD_BYTES_MAX:
+        return _dead(Reason.RECORD_TOO_LARGE, "", f"record is {len(raw)} bytes, "
+                     f"at most {RECORD_BYTES_MAX}", raw)
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _dead(Reason.MALFORMED_JSON, "", f"not valid JSON: {error}", raw)
+    event_id = data.get("event_id") if isinstance(data, dict) else None
+    event_id = event_id if isinstance(event_id, str) else None
+    try:
+        event = InstitutionEvent.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return _dead(Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}", raw, event_id)
+    reporter = registry.get(event.reported_by)
+    if reporter is None:
+        return _dead(Reason.UNKNOWN_INSTITUTION, "reported_by",
+                     f"institution {event.reported_by!r} is not in the registry", raw, event_id)
+    if not may_report(reporter.kind, event.body.type):
+        return _dead(Reason.UNTRUSTED_SOURCE, "reported_by",
+                     f"a {reporter.kind} may not report {event.body.type.value}", raw, event_id)
+    subject = event.subject
+    if subject.cpr is not None:
+        try:
+            birth_date = birth_date_from_cpr(subject.cpr)
+        except InvalidCpr as error:
+            return _dead(Reason.INVALID_CPR, "subject.cpr", str(error), raw, event_id)
+        pseudonym = pseudonymise(subject.cpr, key, key_id)
+    elif subject.pseudonym is not None and subject.birth_date is not None:
+        pseudonym, birth_date = subject.pseudonym, subject.birth_date
+    else:
+        return _dead(Reason.UNKNOWN_SUBJECT_REFERENCE, "subject",
+                     "a subject needs a cpr, or a pseudonym with its birth_date", raw, event_id)
+    return Transition(
+        event_id=event.event_id, occurred_on=event.occurred_on, reported_by=event.reported_by,
+        reporter_kind=reporter.kind, subject=pseudonym, birth_date=birth_date, body=event.body,
+    )

@@ -1,0 +1,72 @@
+"""The ingest service: institution events in; trusted, pseudonymised transitions out.
+
+Run alone: `faststream run services.ingest.app:app` (or `stafet serve ingest`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import structlog
+from faststream import FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.ingest.admission import DeadLetter, admit
+from shared.broker import batch_subscriber_options, make_broker, raw_records, raw_records_of
+from shared.institutions import InstitutionRegistry
+from shared.logging import configure_logging
+from shared.pseudonym import DEVELOPMENT_KEY
+from shared.settings import Settings
+from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS
+
+settings = Settings()
+configure_logging(settings.log_level)
+log = structlog.get_logger("ingest")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    if settings.pseudonym_key_file is not None:
+        return settings.pseudonym_key_file.read_bytes().strip()
+    if settings.pseudonym_key:
+        return settings.pseudonym_key.encode()
+    if settings.stafet_env == "production":
+        raise ConfigurationError("no pseudonymisation key: set PSEUDONYM_KEY_FILE or PSEUDONYM_KEY")
+    return DEVELOPMENT_KEY
+
+
+registry = InstitutionRegistry.from_file(settings.institutions_file)
+key = pseudonym_key(settings)
+broker = make_broker(settings, client_id="stafet-ingest")
+app = FastStream(broker)
+
+
+@broker.subscriber(INSTITUTION_EVENTS.name, decoder=raw_records,  # type: ignore[call-overload]
+                   **batch_subscriber_options(settings, group_id="stafet-ingest"))
+async def on_institution_events(records: list[bytes], message: KafkaMessage) -> None:
+    sends = []
+    accepted = rejected = 0
+    for record in raw_records_of(message):
+        outcome = admit(record.value or b"", registry, key, settings.pseudonym_key_id)
+        if isinstance(outcome, DeadLetter):
+            rejected += 1
+            log.warning("dead_letter", reason=outcome.reason.value, field=outcome.field,
+                        event_id=outcome.event_id, topic=record.topic,
+                        partition=record.partition, offset=record.offset)
+            payload = outcome.to_record(topic=record.topic, partition=record.partition,
+                                        offset=record.offset)
+            sends.append(await broker.publish(json.dumps(payload).encode(), DEAD_LETTERS.name,
+                                              key=(outcome.event_id or "").encode() or None,
+                                              no_confirm=True))
+        else:
+            accepted += 1
+            sends.append(await broker.publish(outcome.model_dump_json().encode(), TRANSITIONS.name,
+                                              key=outcome.subject.encode(), no_confirm=True))
+    # Wait for every record of the batch to be acknowledged by the broker before the
+    # subscriber commits the consumed offsets: nothing is lost on a crash.
+    await asyncio.gather(*sends)
+    log.info("batch_admitted", accepted=accepted, rejected=rejected)

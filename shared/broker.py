@@ -1,0 +1,54 @@
+"""FastStream wiring shared by the three services.
+
+Each service subscribes in batches with AckPolicy.NACK_ON_ERROR: offsets are committed
+only after the handler returned (its effects are durable), and an infrastructure error
+(database down) rewinds the batch to be retried instead of skipping it. Bad *input* never
+raises: it becomes a dead letter or a rejection, so one poison record cannot stall a
+partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from shared.settings import Settings
+
+
+def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        graceful_timeout=15.0,
+        logger=None,
+    )
+
+
+def batch_subscriber_options(settings: Settings, *, group_id: str) -> dict[str, object]:
+    return {
+        "batch": True,
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "max_records": settings.batch_max_records,
+        "batch_timeout_ms": settings.batch_timeout_ms,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
+
+
+def raw_records_of(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The consumed records themselves (value bytes, topic, partition, offset)."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+async def raw_records(message: KafkaMessage) -> list[bytes]:
+    """A decoder that leaves bytes alone: services parse and validate records themselves,
+    so that a malformed record becomes a dead letter instead of a framework error."""
+    return [record.value or b"" for record in raw_records_of(message)]

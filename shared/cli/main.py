@@ -1,0 +1,154 @@
+"""`stafet`: the command line for operators, analysts and developers.
+
+Expected failures (a bad file, a server that does not answer) print one clear line to
+stderr and exit 2; only bugs produce tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from shared.cli import dev as dev_commands
+from shared.cli import ledger as ledger_commands
+from shared.cli.history import HistoryFileError, load_history
+from shared.contracts.loader import ContractFileError, load_contract
+from shared.contracts.model import FixedPrice, RatePrice, SolidarityDistribution
+from shared.contracts.solidarity import SolidarityError, allocate as allocate_pot
+
+app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
+                  no_args_is_help=True, add_completion=False)
+contract_app = typer.Typer(help="Check and show contract files.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+app.add_typer(db_app, name="db")
+app.add_typer(dev_commands.app, name="dev")
+app.add_typer(ledger_commands.app, name="ledger")
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@contract_app.command("check")
+def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
+    """Validate contract files; print one line per problem and exit 2 if any is bad."""
+    bad = False
+    for path in files:
+        try:
+            contract = load_contract(path)
+        except ContractFileError as error:
+            typer.echo(str(error), err=True)
+            bad = True
+            continue
+        typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
+                   f"{len(contract.outcomes)} outcome(s)")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@contract_app.command("show")
+def contract_show(path: Path) -> None:
+    """Print a contract readably: payer, period, each outcome's trigger, price and payees."""
+    try:
+        contract = load_contract(path)
+    except ContractFileError as error:
+        fail(str(error))
+    typer.echo(f"{contract.contract_id} v{contract.version}: {contract.title}")
+    typer.echo(f"  payer {contract.payer}, {contract.currency}, "
+               f"{contract.period.start} .. {contract.period.end}")
+    if contract.fallback_account:
+        typer.echo(f"  unallocated money goes to {contract.fallback_account}")
+    for outcome in contract.outcomes:
+        typer.echo(f"  outcome {outcome.id}: on {outcome.trigger.event.value}")
+        for predicate in outcome.trigger.where:
+            typer.echo(f"    where {predicate.field} {predicate.op} {predicate.value}")
+        if outcome.sustainment:
+            typer.echo(f"    held {outcome.sustainment.days} days, broken by "
+                       f"{', '.join(e.value for e in outcome.sustainment.broken_by)}")
+        price = outcome.price
+        if isinstance(price, FixedPrice):
+            typer.echo(f"    price {price.amount_minor / 100:,.2f} {contract.currency}")
+        else:
+            typer.echo(f"    price {price.rate} of {price.of_field}")
+        typer.echo(f"    distribution {outcome.distribution.kind}")
+    caps = contract.caps
+    for name, value in (("per subject", caps.per_subject_minor), ("in total", caps.total_minor)):
+        if value is not None:
+            typer.echo(f"  cap {name}: {value / 100:,.2f} {contract.currency}")
+
+
+@app.command("allocate")
+def allocate(
+    contract: Annotated[Path, typer.Option(help="Contract YAML with a solidarity outcome")],
+    history: Annotated[Path, typer.Option(help="JSON: birth_date and registrations")],
+    amount_minor: Annotated[int | None, typer.Option(
+        help="Amount the trigger carries (for a rate price); omit for a fixed price")] = None,
+    on: Annotated[str | None, typer.Option(help="Trigger date YYYY-MM-DD (default today)")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Outcome id (default: the first solidarity one)")] = None,
+) -> None:
+    """Allocate one solidarity pot over a history and print the split as JSON."""
+    try:
+        loaded = load_contract(contract)
+        subject_history = load_history(history)
+    except (ContractFileError, HistoryFileError) as error:
+        fail(str(error))
+    candidates = [o for o in loaded.outcomes if isinstance(o.distribution, SolidarityDistribution)
+                  and (outcome is None or o.id == outcome)]
+    if not candidates:
+        fail(f"{contract}: no solidarity outcome{f' named {outcome!r}' if outcome else ''}")
+    chosen = candidates[0]
+    try:
+        trigger_date = dt.date.fromisoformat(on) if on else dt.date.today()
+    except ValueError:
+        fail(f"--on {on!r} is not a date (YYYY-MM-DD)")
+    if isinstance(chosen.price, RatePrice):
+        if amount_minor is None or amount_minor < 0:
+            fail("this contract prices by rate: give --amount-minor (a non-negative integer)")
+        pot = chosen.price.rate * amount_minor
+        pot_minor = int(pot)  # Decimal * int is exact; int() rounds toward zero (down here)
+    else:
+        pot_minor = chosen.price.amount_minor
+    assert isinstance(chosen.distribution, SolidarityDistribution)
+    try:
+        result = allocate_pot(chosen.distribution, subject_history.birth_date,
+                              subject_history.registrations, pot_minor, trigger_date)
+    except SolidarityError as error:
+        fail(str(error))
+    typer.echo(json.dumps({
+        "currency": loaded.currency,
+        "pot_minor": result.pot_minor,
+        "allocations": [{"institution": i, "amount_minor": a} for i, a in result.allocations],
+        "unallocated_minor": result.unallocated_minor,
+        "not_accrued_minor": result.not_accrued_minor,
+    }, indent=2))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the SQL migrations not yet applied (idempotent)."""
+    from shared.db import migrate
+    from shared.settings import Settings
+
+    url = Settings().database_url
+    try:
+        applied = asyncio.run(migrate(url))
+    except OSError as error:
+        fail(f"cannot reach PostgreSQL at {url}: {error}")
+    typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+    sys.exit(0)
