@@ -184,3 +184,33 @@ class PaymentInstruction(Frozen):
     currency: Currency
     occurred_on: dt.date
     reverses_payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+
+class OutcomeStatusName(StrEnum):
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    CAPPED = "capped"
+    PENDING_SUSTAINMENT = "pending_sustainment"
+
+
+class OutcomeRecorded(Frozen):
+    """An outcome decision, published whenever it changes (outcomes topic, schema v1).
+
+    `type` follows the domain's names: OutcomeVerified, OutcomeRejected (with a reason
+    code), OutcomeCapped, OutcomePending (waiting for its sustainment period).
+    """
+
+    type: Literal["OutcomeVerified", "OutcomeRejected", "OutcomeCapped", "OutcomePending"]
+    schema_version: Literal[1] = 1
+    outcome_key: str
+    contract_id: Identifier
+    contract_version: int
+    outcome_id: Identifier
+    subject: Pseudonym
+    trigger_event_id: Identifier
+    status: OutcomeStatusName
+    reason: str | None
+    occurred_on: dt.date
+    owed_minor: int
+    currency: Currency
+    payees: tuple[tuple[str, int], ...] = ()

@@ -83,3 +83,30 @@ def make_consumer(bootstrap: str, *topics: str, group_id: str | None,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )
+
+
+async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records on `topic` not yet committed by consumer group `group`."""
+    from aiokafka import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(assigned)
+        committed = await admin.list_consumer_group_offsets(group, partitions=assigned)
+        lag = 0
+        for partition in assigned:
+            meta = committed.get(partition)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += ends[partition] - done
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -163,6 +163,8 @@ class LocalStack:
         utils.ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
         utils.ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
         utils.ensure_prefix_permissions(self.directory)
+        # The stack directory itself must be traversable by the server's user too.
+        self.directory.chmod(self.directory.stat().st_mode | 0o055)
         return POSTGRES_OS_USER
 
     def start_postgres(self) -> None:

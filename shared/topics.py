@@ -7,7 +7,16 @@ auto-creation is off on every broker we run: a typo in a topic name must fail lo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+# One broker can host several independent Stafet installations (or test runs): every
+# topic name and consumer group starts with this namespace.
+NAMESPACE = os.environ.get("STAFET_TOPIC_NAMESPACE", "stafet")
+
+
+def group_id(service: str) -> str:
+    return f"{NAMESPACE}-{service}"
 
 
 @dataclass(frozen=True)
@@ -20,34 +29,44 @@ class TopicSpec:
 
 
 INSTITUTION_EVENTS = TopicSpec(
-    "stafet.institution-events.v1", 6,
+    f"{NAMESPACE}.institution-events.v1", 6,
     purpose="raw events from institution systems (may carry CPR numbers; ingest only)",
 )
 TRANSITIONS = TopicSpec(
-    "stafet.transitions.v1", 6,
+    f"{NAMESPACE}.transitions.v1", 6,
     purpose="validated, pseudonymised, trusted events keyed by subject pseudonym",
 )
 DEAD_LETTERS = TopicSpec(
-    "stafet.dead-letters.v1", 1,
+    f"{NAMESPACE}.dead-letters.v1", 1,
     purpose="rejected input with a reason code (CPR numbers removed)",
 )
 CONTRACTS = TopicSpec(
-    "stafet.contracts.v1", 1, compacted=True,
+    f"{NAMESPACE}.contracts.v1", 1, compacted=True,
     purpose="contract versions published by operators, keyed by contract id and version",
 )
 OUTCOMES = TopicSpec(
-    "stafet.outcomes.v1", 6,
+    f"{NAMESPACE}.outcomes.v1", 6,
     purpose="verified, rejected and capped outcomes keyed by subject pseudonym",
 )
 PAYMENTS = TopicSpec(
-    "stafet.payments.v1", 6,
+    f"{NAMESPACE}.payments.v1", 6,
     purpose="payment instructions and clawbacks keyed by payee",
 )
 SETTLEMENTS = TopicSpec(
-    "stafet.settlements.v1", 3,
+    f"{NAMESPACE}.settlements.v1", 3,
     purpose="paid/failed answers from finance systems keyed by payment id",
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     INSTITUTION_EVENTS, TRANSITIONS, DEAD_LETTERS, CONTRACTS, OUTCOMES, PAYMENTS, SETTLEMENTS,
 )
+
+
+def in_namespace(spec: TopicSpec, namespace: str) -> TopicSpec:
+    """The same topic in another namespace (tests and side-by-side installations)."""
+    suffix = spec.name.removeprefix(f"{NAMESPACE}.")
+    return TopicSpec(f"{namespace}.{suffix}", spec.partitions, spec.compacted, spec.purpose)
+
+
+def all_topics(namespace: str = NAMESPACE) -> tuple[TopicSpec, ...]:
+    return tuple(in_namespace(spec, namespace) for spec in ALL_TOPICS)

@@ -18,7 +18,7 @@ from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.pseudonym import DEVELOPMENT_KEY
 from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS
+from shared.topics import group_id, DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -46,7 +46,7 @@ app = FastStream(broker)
 
 
 @broker.subscriber(INSTITUTION_EVENTS.name, decoder=raw_records,  # type: ignore[call-overload]
-                   **batch_subscriber_options(settings, group_id="stafet-ingest"))
+                   **batch_subscriber_options(settings, group_id=group_id("ingest")))
 async def on_institution_events(records: list[bytes], message: KafkaMessage) -> None:
     sends = []
     accepted = rejected = 0

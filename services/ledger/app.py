@@ -17,7 +17,7 @@ from shared.db import create_pool, migrate
 from shared.events import PaymentInstruction
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import PAYMENTS
+from shared.topics import group_id, PAYMENTS
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -41,7 +41,7 @@ async def stop() -> None:
 
 
 @broker.subscriber(PAYMENTS.name, decoder=raw_records,  # type: ignore[call-overload]
-                   **batch_subscriber_options(settings, group_id="stafet-ledger"))
+                   **batch_subscriber_options(settings, group_id=group_id("ledger")))
 async def on_payments(records: list[bytes], message: KafkaMessage) -> None:
     entries = []
     for record in raw_records_of(message):

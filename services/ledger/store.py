@@ -16,9 +16,9 @@ from services.ledger.postings import Entry, chain_hash
 
 _INSERT_ENTRY = """
 INSERT INTO ledger_entries (sequence, entry_id, kind, payment_id, reverses_payment_id,
-    contract_id, contract_version, outcome_id, subject, payer, payee, currency,
+    contract_id, contract_version, outcome_id, subject, payer, payee, payee_role, currency,
     amount_minor, occurred_on, content_hash, previous_hash, entry_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 """
 _INSERT_LINE = """
 INSERT INTO ledger_lines (sequence, line, account, debit_minor, credit_minor, currency)
@@ -51,7 +51,7 @@ async def append_entries(pool: asyncpg.Pool, entries: Sequence[Entry]) -> int:
             i = entry.instruction
             entry_rows.append((sequence, entry.entry_id, entry.kind, i.payment_id,
                                i.reverses_payment_id, i.contract_id, i.contract_version,
-                               i.outcome_id, i.subject, i.payer, i.payee, i.currency,
+                               i.outcome_id, i.subject, i.payer, i.payee, i.payee_role, i.currency,
                                i.amount_minor, i.occurred_on, content, previous, current))
             line_rows.extend((sequence, n, ln.account, ln.debit_minor, ln.credit_minor,
                               ln.currency) for n, ln in enumerate(entry.lines, start=1))

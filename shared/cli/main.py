@@ -22,6 +22,7 @@ from shared.cli.history import HistoryFileError, load_history
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import FixedPrice, RatePrice, SolidarityDistribution
 from shared.contracts.solidarity import SolidarityError, allocate as allocate_pot
+from shared.topics import INSTITUTION_EVENTS
 
 app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False)
@@ -132,6 +133,38 @@ def allocate(
         "unallocated_minor": result.unallocated_minor,
         "not_accrued_minor": result.not_accrued_minor,
     }, indent=2))
+
+
+@app.command("publish")
+def publish(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file of institution events")],
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Publish the valid lines even if some are bad")] = False,
+    topic: Annotated[str, typer.Option(help="Topic to publish to")] = INSTITUTION_EVENTS.name,
+) -> None:
+    """Validate a file of institution events, then publish it (idempotent by event id)."""
+    from rich.progress import Progress
+
+    from shared.cli.publish import publish_records, validate_lines
+    from shared.settings import Settings
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    good, problems = validate_lines(file)
+    for problem in problems:
+        typer.echo(f"{file}:{problem.line}: {problem.message}", err=True)
+    if problems and not skip_invalid:
+        fail(f"{len(problems)} invalid line(s); nothing published (use --skip-invalid to "
+             "publish the valid ones)")
+    bootstrap = Settings().kafka_bootstrap_servers
+    with Progress(transient=True) as bar:
+        task = bar.add_task("publishing", total=len(good))
+        try:
+            published = asyncio.run(publish_records(
+                bootstrap, topic, good, lambda n: bar.advance(task, n)))
+        except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+            fail(f"publishing to Kafka at {bootstrap} failed: {error}")
+    typer.echo(f"published {published}, skipped {len(problems)}, failed 0")
 
 
 @db_app.command("migrate")

@@ -17,6 +17,7 @@ CREATE TABLE ledger_entries (
     subject         text        NOT NULL,             -- a pseudonym, never a CPR number
     payer           text        NOT NULL,
     payee           text        NOT NULL,
+    payee_role      text        NOT NULL CHECK (payee_role IN ('institution', 'fallback')),
     currency        char(3)     NOT NULL,
     amount_minor    bigint      NOT NULL CHECK (amount_minor > 0),
     occurred_on     date        NOT NULL,

@@ -1,0 +1,75 @@
+"""One consumed batch of transitions, processed in one database transaction.
+
+Append new events to their subjects' streams, advance the clock, re-evaluate every
+subject that got a new event or whose timer came due, and write the resulting payment
+instructions and outcome records to the outbox, all in the same transaction. A crash
+before the commit loses nothing (the batch is consumed again and the event ids make it
+a no-op where it was already stored); a crash after it loses nothing (the outbox is
+published by the relay on restart).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.verifier import store
+from services.verifier.decisions import decide_subject, outcome_record
+from shared.contracts.evaluation import InstitutionInfo
+from shared.contracts.model import Contract
+from shared.contracts.payments import outcome_key
+from shared.events import Transition
+from shared.topics import OUTCOMES, PAYMENTS
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    new_events: int
+    subjects_evaluated: int
+    instructions: int
+    outcomes_changed: int
+    today: dt.date
+
+
+async def process_batch(pool: asyncpg.Pool, contracts: Sequence[Contract],
+                        transitions: Sequence[Transition],
+                        directory: Mapping[str, InstitutionInfo],
+                        clock_tick: dt.date | None = None) -> BatchResult:
+    currency = {c.contract_id: c.currency for c in contracts}
+    seen = max([t.occurred_on for t in transitions] + ([clock_tick] if clock_tick else []),
+               default=None)
+    async with pool.acquire() as connection, connection.transaction():
+        changed_subjects, new_events = await store.append_events(connection, transitions)
+        today = await store.advance_clock(connection, seen)
+        subjects = sorted(changed_subjects | await store.take_due_timers(connection, today))
+        streams = await store.load_streams(connection, subjects)
+        issued = await store.issued_payments(connection, subjects)
+        stored = await store.stored_decisions(connection, subjects)
+        caps = await store.load_cap_states(
+            connection, {(c.contract_id, c.version) for c in contracts})
+        instructions, outbox, decision_rows, timers = [], [], [], []
+        for subject in subjects:
+            effects = decide_subject(contracts, subject, streams[subject], today, directory,
+                                     issued, stored, caps)
+            instructions.extend(effects.instructions)
+            timers.extend((subject, due) for due in effects.timers)
+            for decision in effects.changed:
+                record = outcome_record(decision, currency[decision.contract_id])
+                outbox.append((OUTCOMES.name, subject, record.model_dump_json()))
+                decision_rows.append((record.outcome_key, subject, decision.contract_id,
+                                      decision.status.value, record.reason,
+                                      decision.owed_minor, record.model_dump_json()))
+        outbox.extend((PAYMENTS.name, i.payee, i.model_dump_json()) for i in instructions)
+        await store.record_payments(connection, instructions)
+        await store.save_decisions(connection, decision_rows)
+        await store.set_timers(connection, timers)
+        await store.save_cap_states(connection, caps)
+        await store.enqueue(connection, outbox)
+    return BatchResult(new_events, len(subjects),
+                       len(instructions), len(decision_rows), today)
+
+
+__all__ = ["BatchResult", "outcome_key", "process_batch"]

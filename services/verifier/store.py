@@ -1,0 +1,158 @@
+"""The verifier's PostgreSQL adapter: subject streams, issued payments, decisions,
+caps, timers, the clock and the outbox. Every function takes a connection inside the
+caller's transaction: one batch, one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from shared.contracts.payments import CapState
+from shared.events import PaymentInstruction, Transition
+
+
+async def append_events(connection: asyncpg.Connection, transitions: Sequence[Transition]
+                        ) -> tuple[set[str], int]:
+    """Append the transitions not yet stored; return the subjects that got new events
+    and how many events were new."""
+    unique: dict[str, Transition] = {}
+    for transition in transitions:
+        unique.setdefault(transition.event_id, transition)
+    known = {r["event_id"] for r in await connection.fetch(
+        "SELECT event_id FROM verifier_events WHERE event_id = ANY($1::text[])", list(unique))}
+    fresh = [t for t in unique.values() if t.event_id not in known]
+    if not fresh:
+        return set(), 0
+    subjects = sorted({t.subject for t in fresh})
+    await connection.executemany(
+        "INSERT INTO verifier_subjects (subject, birth_date, version) VALUES ($1, $2, 0)"
+        " ON CONFLICT (subject) DO NOTHING",
+        [(s, next(t.birth_date for t in fresh if t.subject == s)) for s in subjects])
+    versions = {r["subject"]: int(r["version"]) for r in await connection.fetch(
+        "SELECT subject, version FROM verifier_subjects WHERE subject = ANY($1::text[])"
+        " ORDER BY subject FOR UPDATE", subjects)}
+    rows = []
+    for transition in fresh:
+        versions[transition.subject] += 1
+        rows.append((transition.subject, versions[transition.subject], transition.event_id,
+                     transition.occurred_on, transition.model_dump_json()))
+    await connection.executemany(
+        "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition)"
+        " VALUES ($1, $2, $3, $4, $5)", rows)
+    await connection.executemany(
+        "UPDATE verifier_subjects SET version = $2 WHERE subject = $1", list(versions.items()))
+    return set(subjects), len(fresh)
+
+
+async def load_streams(connection: asyncpg.Connection, subjects: Iterable[str]
+                       ) -> dict[str, list[Transition]]:
+    streams: dict[str, list[Transition]] = {}
+    for row in await connection.fetch(
+            "SELECT subject, transition FROM verifier_events WHERE subject = ANY($1::text[])"
+            " ORDER BY subject, version", list(subjects)):
+        streams.setdefault(row["subject"], []).append(
+            Transition.model_validate_json(row["transition"]))
+    return streams
+
+
+async def issued_payments(connection: asyncpg.Connection, subjects: Iterable[str]
+                          ) -> dict[tuple[str, str], list[PaymentInstruction]]:
+    issued: dict[tuple[str, str], list[PaymentInstruction]] = {}
+    for row in await connection.fetch(
+            "SELECT subject, contract_id, instruction FROM verifier_payments"
+            " WHERE subject = ANY($1::text[])", list(subjects)):
+        issued.setdefault((row["subject"], row["contract_id"]), []).append(
+            PaymentInstruction.model_validate_json(row["instruction"]))
+    return issued
+
+
+async def record_payments(connection: asyncpg.Connection,
+                          instructions: Sequence[PaymentInstruction]) -> None:
+    await connection.executemany(
+        "INSERT INTO verifier_payments (payment_id, subject, contract_id, instruction)"
+        " VALUES ($1, $2, $3, $4)",
+        [(i.payment_id, i.subject, i.contract_id, i.model_dump_json()) for i in instructions])
+
+
+async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[str]
+                           ) -> dict[str, tuple[str, str | None, int]]:
+    return {r["outcome_key"]: (r["status"], r["reason"], int(r["owed_minor"]))
+            for r in await connection.fetch(
+                "SELECT outcome_key, status, reason, owed_minor FROM verifier_outcomes"
+                " WHERE subject = ANY($1::text[])", list(subjects))}
+
+
+async def save_decisions(connection: asyncpg.Connection,
+                         rows: Sequence[tuple[str, str, str, str, str | None, int, str]]) -> None:
+    await connection.executemany(
+        "INSERT INTO verifier_outcomes (outcome_key, subject, contract_id, status, reason,"
+        " owed_minor, decision) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (outcome_key) DO UPDATE SET status = EXCLUDED.status,"
+        " reason = EXCLUDED.reason, owed_minor = EXCLUDED.owed_minor,"
+        " decision = EXCLUDED.decision", rows)
+
+
+async def load_cap_states(connection: asyncpg.Connection, keys: Iterable[tuple[str, int]]
+                          ) -> dict[tuple[str, int], CapState]:
+    states: dict[tuple[str, int], CapState] = {}
+    for contract_id, version in sorted(keys):
+        row = await connection.fetchrow(
+            "SELECT state FROM verifier_cap_state WHERE contract_id = $1"
+            " AND contract_version = $2 FOR UPDATE", contract_id, version)
+        charged = json.loads(row["state"]) if row else {}
+        states[(contract_id, version)] = CapState(
+            charged={k: (int(v[0]), int(v[1])) for k, v in charged.items()})
+    return states
+
+
+async def save_cap_states(connection: asyncpg.Connection,
+                          states: dict[tuple[str, int], CapState]) -> None:
+    await connection.executemany(
+        "INSERT INTO verifier_cap_state (contract_id, contract_version, state)"
+        " VALUES ($1, $2, $3) ON CONFLICT (contract_id, contract_version)"
+        " DO UPDATE SET state = EXCLUDED.state",
+        [(c, v, json.dumps(s.charged, sort_keys=True)) for (c, v), s in states.items()])
+
+
+async def advance_clock(connection: asyncpg.Connection, seen: dt.date | None) -> dt.date:
+    """Move event time forward to `seen` (never back); return the clock's date."""
+    row = await connection.fetchrow(
+        "UPDATE verifier_clock SET today = greatest(today, coalesce($1, today))"
+        " RETURNING today", seen)
+    assert row is not None
+    return row["today"]  # type: ignore[no-any-return]
+
+
+async def take_due_timers(connection: asyncpg.Connection, today: dt.date) -> set[str]:
+    rows = await connection.fetch(
+        "DELETE FROM verifier_timers WHERE due_on <= $1 RETURNING subject", today)
+    return {r["subject"] for r in rows}
+
+
+async def set_timers(connection: asyncpg.Connection, timers: Iterable[tuple[str, dt.date]]) -> None:
+    await connection.executemany(
+        "INSERT INTO verifier_timers (subject, due_on) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        list(timers))
+
+
+async def enqueue(connection: asyncpg.Connection, records: Sequence[tuple[str, str, str]]) -> None:
+    """Add (topic, key, payload) records to the outbox, in order."""
+    await connection.executemany(
+        "INSERT INTO verifier_outbox (topic, key, payload) VALUES ($1, $2, $3)", records)
+
+
+async def unpublished(connection: asyncpg.Connection, limit: int
+                      ) -> list[tuple[int, str, str, str]]:
+    rows = await connection.fetch(
+        "SELECT sequence, topic, key, payload FROM verifier_outbox WHERE published_at IS NULL"
+        " ORDER BY sequence LIMIT $1", limit)
+    return [(r["sequence"], r["topic"], r["key"], r["payload"]) for r in rows]
+
+
+async def mark_published(connection: asyncpg.Connection, sequences: Sequence[int]) -> None:
+    await connection.execute(
+        "UPDATE verifier_outbox SET published_at = now() WHERE sequence = ANY($1::bigint[])",
+        list(sequences))

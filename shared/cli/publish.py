@@ -1,0 +1,78 @@
+"""`stafet publish FILE`: how an institution's system sends events (JSON Lines).
+
+Everything is validated locally first: every bad line is reported with its number, and
+nothing is published unless all lines are good or `--skip-invalid` is given. Records
+are keyed by event id, and the event id is the idempotency key downstream, so
+publishing the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from shared.events import InstitutionEvent
+from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
+
+PUBLISH_WINDOW = 1000  # records in flight before waiting for the broker's acks
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    message: str
+
+
+def validate_lines(path: Path) -> tuple[list[tuple[int, bytes]], list[LineProblem]]:
+    good: list[tuple[int, bytes]] = []
+    problems: list[LineProblem] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                data = json.loads(raw)
+                event = InstitutionEvent.model_validate(data)
+                if event.subject.cpr is not None:
+                    birth_date_from_cpr(event.subject.cpr)
+            except json.JSONDecodeError as error:
+                problems.append(LineProblem(number, f"not valid JSON: {error.msg}"))
+                continue
+            except ValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(p) for p in first["loc"])
+                problems.append(LineProblem(number, scrub(f"{field}: {first['msg']}")))
+                continue
+            except InvalidCpr as error:
+                problems.append(LineProblem(number, f"subject.cpr: {error}"))
+                continue
+            good.append((number, raw.strip()))
+    return good, problems
+
+
+async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, bytes]],
+                          progress: object | None = None) -> int:
+    from shared.kafka import make_producer
+
+    producer = make_producer(bootstrap, client_id="stafet-publish")
+    await producer.start()
+    try:
+        pending = []
+        for _, raw in records:
+            event_id = json.loads(raw)["event_id"]
+            pending.append(await producer.send(topic, raw, key=str(event_id).encode()))
+            if len(pending) >= PUBLISH_WINDOW:
+                await asyncio.gather(*pending)
+                if progress is not None:
+                    progress(len(pending))  # type: ignore[operator]
+                pending.clear()
+        await asyncio.gather(*pending)
+        if progress is not None:
+            progress(len(pending))  # type: ignore[operator]
+    finally:
+        await producer.stop()
+    return len(records)

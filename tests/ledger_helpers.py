@@ -1,0 +1,30 @@
+"""Reading the ledger back in tests."""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+async def ledger_state(database_url: str) -> dict[str, object]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        entries = await connection.fetch("SELECT entry_id FROM ledger_entries")
+        unbalanced = await connection.fetchval(
+            "SELECT count(*) FROM (SELECT sequence FROM ledger_lines GROUP BY sequence"
+            " HAVING sum(debit_minor) <> sum(credit_minor)) AS bad")
+        lines = await connection.fetchval("SELECT count(*) FROM ledger_lines")
+        balances = {r["account"]: int(r["balance"]) for r in await connection.fetch(
+            "SELECT account, sum(credit_minor) - sum(debit_minor) AS balance"
+            " FROM ledger_lines GROUP BY account")}
+    finally:
+        await connection.close()
+    return {"entry_ids": [r["entry_id"] for r in entries], "unbalanced": unbalanced,
+            "lines": lines, "balances": {k: v for k, v in balances.items() if v != 0}}
+
+
+async def entry_count(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM ledger_entries"))
+    finally:
+        await connection.close()

@@ -1,0 +1,64 @@
+"""The pure engine as the oracle: what the ledger must hold for a set of input events.
+
+It runs the same pure functions the services use (admission, fold, evaluation, caps,
+payments) over all events at once, with no Kafka, no database and no batching. The
+services must reach the same net balances however the events were batched, duplicated
+or redelivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from services.ingest.admission import admit
+from services.ledger.postings import budget_account, pending_account
+from services.verifier.decisions import decide_subject
+from shared.contracts.evaluation import InstitutionInfo
+from shared.contracts.model import Contract
+from shared.contracts.payments import CapState
+from shared.events import PaymentKind, Transition
+from shared.institutions import InstitutionRegistry
+from shared.pseudonym import DEVELOPMENT_KEY
+from shared.settings import REPO_ROOT
+
+REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
+DIRECTORY = {i.id: InstitutionInfo(i.kind, i.municipality) for i in REGISTRY.all()}
+
+
+def read_lines(path: Path) -> list[bytes]:
+    return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def admitted(raw_events: Iterable[bytes]) -> list[Transition]:
+    return [t for raw in raw_events
+            if isinstance(t := admit(raw, REGISTRY, DEVELOPMENT_KEY, "k1"), Transition)]
+
+
+def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Transition],
+                      today: dt.date | None = None) -> dict[str, int]:
+    """Net balance (credits minus debits) per ledger account."""
+    today = today or max(t.occurred_on for t in transitions)
+    streams: dict[str, list[Transition]] = defaultdict(list)
+    for transition in transitions:
+        streams[transition.subject].append(transition)
+    caps = {(c.contract_id, c.version): CapState() for c in contracts}
+    balances: dict[str, int] = defaultdict(int)
+    for subject in sorted(streams):
+        effects = decide_subject(contracts, subject, streams[subject], today, DIRECTORY,
+                                 {}, {}, caps)
+        for instruction in effects.instructions:
+            assert instruction.kind == PaymentKind.PAYMENT  # nothing issued, nothing to claw back
+            balances[budget_account(instruction.payer, instruction.contract_id)] -= instruction.amount_minor
+            balances[pending_account(instruction.payee, instruction.payee_role)] += instruction.amount_minor
+    return {k: v for k, v in balances.items() if v != 0}
+
+
+def event_line(event_id: str, occurred_on: str, reported_by: str, cpr: str,
+               body: dict[str, object]) -> bytes:
+    return json.dumps({"event_id": event_id, "occurred_on": occurred_on,
+                       "reported_by": reported_by, "subject": {"cpr": cpr},
+                       "body": body}).encode()
