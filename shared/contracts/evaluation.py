@@ -191,6 +191,9 @@ def _decide(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fac
         base = replace(base, occurred_on=sustained_until)
         if on < sustained_until:
             return replace(base, status=OutcomeStatus.PENDING_SUSTAINMENT)
+    # Prerequisites must hold by the day this outcome counts (after its sustainment).
+    if not all(_met(p, base.occurred_on, earlier) for p in outcome.prerequisites):
+        return replace(base, reason=RejectionReason.PREREQUISITE_MISSING)
     price = _price(outcome, fact)
     if price <= 0:
         return replace(base, reason=RejectionReason.NO_AMOUNT)
@@ -219,8 +222,6 @@ def _rejection(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, 
         ((trigger.age_below is not None and age >= trigger.age_below)
          or (trigger.age_at_least is not None and age < trigger.age_at_least),
          RejectionReason.AGE_LIMIT),
-        (not all(_met(p, fact.occurred_on, earlier) for p in outcome.prerequisites),
-         RejectionReason.PREREQUISITE_MISSING),
         (counted >= outcome.max_per_subject, RejectionReason.MAX_PER_SUBJECT_REACHED),
     ]
     return next((reason for failed, reason in checks if failed), None)

@@ -26,7 +26,7 @@ class SolidarityError(ValueError):
     """The inputs cannot be allocated (the message names the problem)."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Registration:
     """A subject's stay at an institution; `end` is inclusive, None means still there."""
 
@@ -63,8 +63,10 @@ def merge_registrations(registrations: Iterable[Registration], open_until: dt.da
     count exactly once.
     """
     per_institution: dict[str, list[tuple[dt.date, dt.date]]] = {}
-    for registration in sorted(registrations):
-        end = registration.end if registration.end is not None else open_until
+    ordered = sorted(registrations, key=lambda r: (r.institution, r.start, r.end or dt.date.max))
+    for registration in ordered:
+        # An open stay lasts at least until every day that can matter (open_until).
+        end = registration.end if registration.end is not None else max(open_until, registration.start)
         if end < registration.start:
             raise SolidarityError(
                 f"registration at {registration.institution} ends {end} before it starts "

@@ -108,4 +108,5 @@ def registrations_from(facts: Iterable[Fact]) -> tuple[Registration, ...]:
             close(transfer.from_institution, fact.occurred_on - ONE_DAY)
             open_stays.setdefault(transfer.to_institution, fact.occurred_on)
     still_there = [Registration(inst, start, None) for inst, start in open_stays.items()]
-    return tuple(sorted(closed + still_there))
+    return tuple(sorted(closed + still_there,
+                        key=lambda r: (r.start, r.institution, r.end or dt.date.max)))

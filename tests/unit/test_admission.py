@@ -1,0 +1,69 @@
+"""Ingest admission: every bad record gets its reason code; no CPR number gets through."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.ingest.admission import DeadLetter, Reason, admit
+from shared.events import Transition
+from shared.institutions import InstitutionRegistry
+from shared.pseudonym import birth_date_from_cpr, pseudonymise
+from shared.settings import REPO_ROOT
+
+REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
+KEY = b"test-key"
+CPR = "150904-4321"
+
+
+def record(**overrides: object) -> bytes:
+    event: dict[str, object] = {
+        "event_id": "e-1", "occurred_on": "2010-08-01", "reported_by": "alsskolen",
+        "subject": {"cpr": CPR}, "body": {"type": "enrolled", "institution": "alsskolen"}}
+    event.update(overrides)
+    return json.dumps(event).encode()
+
+
+def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -> None:
+    result = admit(record(), REGISTRY, KEY, "k1")
+    assert isinstance(result, Transition)
+    assert result.subject == pseudonymise(CPR, KEY, "k1")
+    assert result.birth_date.isoformat() == "2004-09-15"
+    assert "4321" not in result.model_dump_json().replace(result.subject, "")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"event_id": "e-1", ', Reason.MALFORMED_JSON),
+    (b"\xff\xfe", Reason.MALFORMED_JSON),
+    (record(occurred_on="2010-02-30"), Reason.SCHEMA_VIOLATION),
+    (record(body={"type": "graduated"}), Reason.SCHEMA_VIOLATION),
+    (record(event_id=12), Reason.SCHEMA_VIOLATION),
+    (record(reported_by="nowhere"), Reason.UNKNOWN_INSTITUTION),
+    (record(body={"type": "exam_result", "grades": {"danish": 7}}), Reason.UNTRUSTED_SOURCE),
+    (record(subject={"cpr": "310204-1234"}), Reason.INVALID_CPR),
+    (record(subject={"cpr": "15090-44321"}), Reason.INVALID_CPR),
+    (record(subject={}), Reason.UNKNOWN_SUBJECT_REFERENCE),
+    (b"{" + b" " * 70_000 + b"}", Reason.RECORD_TOO_LARGE),
+])
+def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) -> None:
+    result = admit(raw, REGISTRY, KEY, "k1")
+    assert isinstance(result, DeadLetter)
+    assert result.reason == reason
+    for shape in (CPR, CPR.replace("-", "")):
+        assert shape not in result.original and shape not in result.message
+
+
+def test_cpr_validation_does_not_apply_modulus_11() -> None:
+    # 150904-4322 fails modulus 11 (weights 4,3,2,7,6,5,4,3,2,1) yet is a valid number.
+    digits = [int(c) for c in "1509044322"]
+    assert sum(w * d for w, d in zip([4, 3, 2, 7, 6, 5, 4, 3, 2, 1], digits, strict=True)) % 11 != 0
+    assert birth_date_from_cpr("150904-4322").year == 2004
+    assert isinstance(admit(record(subject={"cpr": "150904-4322"}), REGISTRY, KEY, "k1"), Transition)
+
+
+def test_century_comes_from_the_seventh_digit() -> None:
+    assert birth_date_from_cpr("010190-4000").year == 1990
+    assert birth_date_from_cpr("010110-4000").year == 2010
+    assert birth_date_from_cpr("010160-5000").year == 1860
+    assert birth_date_from_cpr("010160-1000").year == 1960

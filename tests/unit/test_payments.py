@@ -1,0 +1,81 @@
+"""Deterministic payment ids, clawbacks and contract-wide caps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
+from shared.contracts.payments import (
+    CapState,
+    apply_contract_caps,
+    desired_instructions,
+    reconcile,
+)
+from shared.events import PaymentKind
+from tests.unit.builders import HEADER, SUBJECT, contract
+
+CONTRACT = contract(HEADER + """
+outcomes:
+  - id: o
+    trigger: {event: enrolled}
+    price: {kind: fixed, amount_minor: 100}
+    distribution: {kind: direct, payee: {role: previous_institution}}
+caps: {total_minor: 250}
+""")
+
+
+def decision(trigger: str, amount: int = 100, payee: str = "school",
+             subject: str = SUBJECT) -> OutcomeDecision:
+    return OutcomeDecision("test", 1, "o", subject, trigger, "reporter", OutcomeStatus.VERIFIED,
+                           None, dt.date(2024, 1, 1), amount, (PayeeAmount(payee, amount),))
+
+
+def test_payment_ids_are_deterministic_across_evaluations() -> None:
+    first = desired_instructions(CONTRACT, [decision("t1")])
+    again = desired_instructions(CONTRACT, [decision("t1")])
+    assert [i.payment_id for i in first] == [i.payment_id for i in again]
+    assert first[0].payment_id != desired_instructions(CONTRACT, [decision("t2")])[0].payment_id
+
+
+def test_reconcile_issues_nothing_twice() -> None:
+    wanted = desired_instructions(CONTRACT, [decision("t1")])
+    assert reconcile(wanted, wanted) == []
+
+
+def test_a_withdrawn_outcome_is_clawed_back_and_nets_the_payee_to_zero() -> None:
+    issued = desired_instructions(CONTRACT, [decision("t1")])
+    clawbacks = reconcile([], issued)
+    assert [c.kind for c in clawbacks] == [PaymentKind.CLAWBACK]
+    assert clawbacks[0].reverses_payment_id == issued[0].payment_id
+    assert clawbacks[0].amount_minor == issued[0].amount_minor
+    assert reconcile([], issued + clawbacks) == []
+
+
+def test_an_amended_amount_claws_back_the_old_payment_and_pays_the_new_one() -> None:
+    issued = desired_instructions(CONTRACT, [decision("t1", 100)])
+    changes = reconcile(desired_instructions(CONTRACT, [decision("t1", 80)]), issued)
+    assert [(c.kind, c.amount_minor) for c in changes] == [(PaymentKind.CLAWBACK, 100),
+                                                           (PaymentKind.PAYMENT, 80)]
+
+
+def test_a_payment_owed_again_after_its_clawback_gets_a_new_id() -> None:
+    issued = desired_instructions(CONTRACT, [decision("t1")])
+    history = issued + reconcile([], issued)
+    again = reconcile(issued, history)
+    assert len(again) == 1 and again[0].payment_id not in {i.payment_id for i in history}
+
+
+def test_total_cap_pays_what_fits_and_caps_the_rest() -> None:
+    state = CapState()
+    results = [apply_contract_caps(CONTRACT, f"k1:{n:064x}", [decision("t", subject=f"k1:{n:064x}")], state)[0]
+               for n in range(4)]
+    assert [r.owed_minor for r in results] == [100, 100, 50, 0]
+    assert results[-1].status == OutcomeStatus.CAPPED
+    assert state.total_minor == 250
+
+
+def test_a_withdrawn_outcome_releases_its_share_of_the_total_cap() -> None:
+    state = CapState()
+    apply_contract_caps(CONTRACT, SUBJECT, [decision("t1")], state)
+    apply_contract_caps(CONTRACT, SUBJECT, [], state)
+    assert state.total_minor == 0
