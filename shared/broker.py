@@ -9,7 +9,8 @@ partition.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -31,15 +32,23 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
-def batch_subscriber_options(settings: Settings, *, group_id: str) -> dict[str, object]:
-    return {
-        "batch": True,
-        "group_id": group_id,
-        "auto_offset_reset": "earliest",
-        "max_records": settings.batch_max_records,
-        "batch_timeout_ms": settings.batch_timeout_ms,
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
-    }
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
+
+
+def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
+                     group_id: str) -> Callable[[Handler], Handler]:
+    """Subscribe a handler to `topic` in batches, committing only after it returned."""
+    subscriber = broker.subscriber(
+        topic,
+        batch=True,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_records,
+    )
+    return cast("Callable[[Handler], Handler]", subscriber)
 
 
 def raw_records_of(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:

@@ -52,7 +52,7 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
             await admin.start()
             await admin.list_topics()
             return
-        except (KafkaConnectionError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, KafkaConnectionError, OSError) as error:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"Kafka at {bootstrap} did not answer in {timeout_s}s") from error
             await asyncio.sleep(0.25)
@@ -96,7 +96,7 @@ async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         ends = await consumer.end_offsets(assigned)

@@ -15,10 +15,7 @@ import structlog
 def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
-    if getattr(out, "isatty", lambda: False)():
-        renderer = structlog.dev.ConsoleRenderer()
-    else:
-        renderer = structlog.processors.JSONRenderer()
+    renderer = structlog.dev.ConsoleRenderer() if getattr(out, "isatty", lambda: False)() else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

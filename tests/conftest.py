@@ -47,7 +47,7 @@ def database_url(servers: Servers) -> Iterator[str]:
         await migrate(servers.database_url(name))
 
     asyncio.run(create())
-    yield servers.database_url(name)
+    return servers.database_url(name)
 
 
 @pytest.fixture

@@ -47,5 +47,5 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()

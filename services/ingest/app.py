@@ -13,12 +13,12 @@ from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.admission import DeadLetter, admit
-from shared.broker import batch_subscriber_options, make_broker, raw_records, raw_records_of
+from shared.broker import batch_subscriber, make_broker, raw_records_of
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.pseudonym import DEVELOPMENT_KEY
 from shared.settings import Settings
-from shared.topics import group_id, DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS
+from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -45,8 +45,7 @@ broker = make_broker(settings, client_id="stafet-ingest")
 app = FastStream(broker)
 
 
-@broker.subscriber(INSTITUTION_EVENTS.name, decoder=raw_records,  # type: ignore[call-overload]
-                   **batch_subscriber_options(settings, group_id=group_id("ingest")))
+@batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"))
 async def on_institution_events(records: list[bytes], message: KafkaMessage) -> None:
     sends = []
     accepted = rejected = 0

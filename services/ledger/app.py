@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from services.ledger.postings import entry_for
 from services.ledger.store import append_entries
-from shared.broker import batch_subscriber_options, make_broker, raw_records, raw_records_of
+from shared.broker import batch_subscriber, make_broker, raw_records_of
 from shared.db import create_pool, migrate
 from shared.events import PaymentInstruction
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import group_id, PAYMENTS
+from shared.topics import PAYMENTS, group_id
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -40,8 +40,7 @@ async def stop() -> None:
         await pool.close()  # type: ignore[attr-defined]
 
 
-@broker.subscriber(PAYMENTS.name, decoder=raw_records,  # type: ignore[call-overload]
-                   **batch_subscriber_options(settings, group_id=group_id("ledger")))
+@batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"))
 async def on_payments(records: list[bytes], message: KafkaMessage) -> None:
     entries = []
     for record in raw_records_of(message):

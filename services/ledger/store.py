@@ -41,7 +41,8 @@ async def append_entries(pool: asyncpg.Pool, entries: Sequence[Entry]) -> int:
             "SELECT entry_id FROM ledger_entries WHERE entry_id = ANY($1::text[])",
             list(unique))}
         sequence, previous = int(head["sequence"]), str(head["entry_hash"])
-        entry_rows, line_rows = [], []
+        entry_rows: list[tuple[object, ...]] = []
+        line_rows: list[tuple[object, ...]] = []
         for entry in unique.values():
             if entry.entry_id in known:
                 continue

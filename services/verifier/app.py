@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from services.verifier.batch import process_batch
 from services.verifier.relay import relay_outbox
-from shared.broker import batch_subscriber_options, make_broker, raw_records, raw_records_of
+from shared.broker import batch_subscriber, make_broker, raw_records_of
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
 from shared.db import create_pool, migrate
@@ -20,7 +20,7 @@ from shared.events import Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import group_id, TRANSITIONS
+from shared.topics import TRANSITIONS, group_id
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -58,8 +58,7 @@ async def stop() -> None:
         await pool.close()  # type: ignore[attr-defined]
 
 
-@broker.subscriber(TRANSITIONS.name, decoder=raw_records,  # type: ignore[call-overload]
-                   **batch_subscriber_options(settings, group_id=group_id("verifier")))
+@batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"))
 async def on_transitions(records: list[bytes], message: KafkaMessage) -> None:
     transitions = []
     for record in raw_records_of(message):

@@ -21,7 +21,7 @@ from services.verifier.decisions import decide_subject, outcome_record
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
 from shared.contracts.payments import outcome_key
-from shared.events import Transition
+from shared.events import PaymentInstruction, Transition
 from shared.topics import OUTCOMES, PAYMENTS
 
 
@@ -50,7 +50,10 @@ async def process_batch(pool: asyncpg.Pool, contracts: Sequence[Contract],
         stored = await store.stored_decisions(connection, subjects)
         caps = await store.load_cap_states(
             connection, {(c.contract_id, c.version) for c in contracts})
-        instructions, outbox, decision_rows, timers = [], [], [], []
+        instructions: list[PaymentInstruction] = []
+        outbox: list[tuple[str, str, str]] = []
+        decision_rows: list[tuple[str, str, str, str, str | None, int, str]] = []
+        timers: list[tuple[str, dt.date]] = []
         for subject in subjects:
             effects = decide_subject(contracts, subject, streams[subject], today, directory,
                                      issued, stored, caps)

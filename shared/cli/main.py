@@ -21,7 +21,8 @@ from shared.cli import ledger as ledger_commands
 from shared.cli.history import HistoryFileError, load_history
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import FixedPrice, RatePrice, SolidarityDistribution
-from shared.contracts.solidarity import SolidarityError, allocate as allocate_pot
+from shared.contracts.solidarity import SolidarityError
+from shared.contracts.solidarity import allocate as allocate_pot
 from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 

@@ -11,6 +11,7 @@ steps.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -104,7 +105,7 @@ def exact_shares(rule: SolidarityDistribution, birth_date: dt.date,
             for start, end in spans:
                 cuts.update((start, end + ONE_DAY))
         points = sorted(c for c in cuts if first <= c <= last + ONE_DAY)
-        for segment_start, next_start in zip(points, points[1:], strict=False):
+        for segment_start, next_start in itertools.pairwise(points):
             segment_end = next_start - ONE_DAY
             value = per_day * (next_start - segment_start).days
             if segment_start > trigger_date:

@@ -33,7 +33,7 @@ def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -
     assert "4321" not in result.model_dump_json().replace(result.subject, "")
 
 
-@pytest.mark.parametrize("raw, reason", [
+@pytest.mark.parametrize(("raw", "reason"), [
     (b'{"event_id": "e-1", ', Reason.MALFORMED_JSON),
     (b"\xff\xfe", Reason.MALFORMED_JSON),
     (record(occurred_on="2010-02-30"), Reason.SCHEMA_VIOLATION),
@@ -51,7 +51,8 @@ def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) 
     assert isinstance(result, DeadLetter)
     assert result.reason == reason
     for shape in (CPR, CPR.replace("-", "")):
-        assert shape not in result.original and shape not in result.message
+        assert shape not in result.original
+        assert shape not in result.message
 
 
 def test_cpr_validation_does_not_apply_modulus_11() -> None:

@@ -59,7 +59,7 @@ def test_allocate_with_a_malformed_contract_gives_one_line_and_exit_2(tmp_path: 
     assert result.stderr.startswith("error: ")
 
 
-@pytest.mark.parametrize("content, fragment", [
+@pytest.mark.parametrize(("content", "fragment"), [
     ("{not json", "not valid JSON"),
     ('{"birth_date": "2004-13-01", "registrations": []}', "birth_date"),
     ('{"birth_date": "2004-01-01"}', "registrations"),

@@ -194,7 +194,7 @@ def test_rate_price_is_five_percent_of_the_compensation_rounded_down() -> None:
               transition("t", "2020-01-01", "fa", "association",
                          {"type": "transfer", "from_institution": "club-a", "to_institution": "club-b",
                           "compensation_minor": 1999, "currency": "DKK"})]
-    decision = [d for d in decide(RATE, events, "2020-01-02") if d.outcome_id == "transfer"][0]
+    decision = next(d for d in decide(RATE, events, "2020-01-02") if d.outcome_id == "transfer")
     assert decision.payees[0].payee == "club-a"
     assert decision.owed_minor == 99
 

@@ -62,7 +62,8 @@ def test_a_payment_owed_again_after_its_clawback_gets_a_new_id() -> None:
     issued = desired_instructions(CONTRACT, [decision("t1")])
     history = issued + reconcile([], issued)
     again = reconcile(issued, history)
-    assert len(again) == 1 and again[0].payment_id not in {i.payment_id for i in history}
+    assert len(again) == 1
+    assert again[0].payment_id not in {i.payment_id for i in history}
 
 
 def test_total_cap_pays_what_fits_and_caps_the_rest() -> None:

@@ -152,7 +152,8 @@ def test_allocation_conserves_the_pot_exactly_and_pays_nobody_a_negative_amount(
     assert sum(a for _, a in result.allocations) + result.unallocated_minor \
         + result.not_accrued_minor == pot
     assert all(a >= 0 for _, a in result.allocations)
-    assert result.unallocated_minor >= 0 and result.not_accrued_minor >= 0
+    assert result.unallocated_minor >= 0
+    assert result.not_accrued_minor >= 0
 
 
 @settings(max_examples=150, deadline=None)
