@@ -80,3 +80,22 @@ def test_a_withdrawn_outcome_releases_its_share_of_the_total_cap() -> None:
     apply_contract_caps(CONTRACT, SUBJECT, [decision("t1")], state)
     apply_contract_caps(CONTRACT, SUBJECT, [], state)
     assert state.total_minor == 0
+
+
+def test_per_year_cap_limits_each_calendar_year_separately() -> None:
+    yearly = contract(HEADER + """
+outcomes:
+  - id: o
+    trigger: {event: enrolled}
+    price: {kind: fixed, amount_minor: 100}
+    distribution: {kind: direct, payee: {role: previous_institution}}
+caps: {per_period: {period: calendar_year, amount_minor: 150}}
+""")
+    state = CapState()
+    owed = []
+    for n, year in enumerate([2024, 2024, 2025, 2025]):
+        subject = f"k1:{n:064x}"
+        dated = OutcomeDecision("test", 1, "o", subject, "t", "reporter", OutcomeStatus.VERIFIED, None,
+                                dt.date(year, 3, 1), 100, (PayeeAmount("school", 100),))
+        owed.append(apply_contract_caps(yearly, subject, [dated], state)[0].owed_minor)
+    assert owed == [100, 50, 100, 50]
