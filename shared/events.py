@@ -12,7 +12,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 EVENT_SCHEMA_VERSION = 1
 PAYMENT_SCHEMA_VERSION = 1
@@ -171,7 +171,7 @@ class PaymentInstruction(Frozen):
 
     payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     schema_version: Literal[1] = 1
-    kind: PaymentKind
+    kind: Literal[PaymentKind.PAYMENT, PaymentKind.CLAWBACK]
     contract_id: Identifier
     contract_version: int
     outcome_id: Identifier
@@ -214,3 +214,39 @@ class OutcomeRecorded(Frozen):
     owed_minor: int
     currency: Currency
     payees: tuple[tuple[str, int], ...] = ()
+
+
+class SettlementStatus(StrEnum):
+    PAID = "paid"
+    FAILED = "failed"
+
+
+class Settlement(Frozen):
+    """A finance system's answer to one instruction (settlements topic, schema v1).
+
+    `paid` needs the bank reference; `failed` needs a reason. `settlement_id` is the
+    finance system's idempotency key: the same settlement twice is one settlement.
+    """
+
+    kind: Literal["settlement"] = "settlement"
+    settlement_id: Identifier
+    schema_version: Literal[1] = 1
+    payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+    status: SettlementStatus
+    settled_on: dt.date
+    bank_reference: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _paid_has_reference_failed_has_reason(self) -> Settlement:
+        if self.status == SettlementStatus.PAID and not self.bank_reference:
+            raise ValueError("a paid settlement needs a bank_reference")
+        if self.status == SettlementStatus.FAILED and not self.reason:
+            raise ValueError("a failed settlement needs a reason")
+        return self
+
+
+# What the ledger journal (the payments topic) carries, in ledger order.
+JournalRecord = Annotated[PaymentInstruction | Settlement, Field(discriminator="kind")]
+
+JOURNAL_RECORD: TypeAdapter[PaymentInstruction | Settlement] = TypeAdapter(JournalRecord)

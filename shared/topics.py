@@ -48,9 +48,11 @@ OUTCOMES = TopicSpec(
     f"{NAMESPACE}.outcomes.v1", 6,
     purpose="verified, rejected and capped outcomes keyed by subject pseudonym",
 )
+# One partition on purpose: this topic is the ledger's journal. Its order is the order
+# of the hash chain, so replaying it rebuilds an identical chain (docs/ledger.md).
 PAYMENTS = TopicSpec(
-    f"{NAMESPACE}.payments.v1", 6,
-    purpose="payment instructions and clawbacks keyed by payee",
+    f"{NAMESPACE}.payments.v1", 1,
+    purpose="the ledger journal: payment instructions, clawbacks and forwarded settlements",
 )
 SETTLEMENTS = TopicSpec(
     f"{NAMESPACE}.settlements.v1", 3,

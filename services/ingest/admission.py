@@ -8,17 +8,16 @@ the CPR number, if any, lives only in this function's locals.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import ValidationError
 
+from shared.dead_letters import DeadLetter
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
-from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise, scrub
+from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
-ORIGINAL_CHARS_MAX = 4096  # how much of a bad record the dead letter keeps
 
 
 class Reason(StrEnum):
@@ -31,24 +30,9 @@ class Reason(StrEnum):
     UNKNOWN_SUBJECT_REFERENCE = "unknown_subject_reference"
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    reason: Reason
-    field: str
-    message: str
-    original: str  # the record as text, CPR-shaped numbers removed, truncated
-    event_id: str | None = None
-
-    def to_record(self, *, topic: str, partition: int, offset: int) -> dict[str, object]:
-        return {"reason": self.reason.value, "field": self.field, "message": self.message,
-                "event_id": self.event_id, "original": self.original,
-                "source": {"topic": topic, "partition": partition, "offset": offset}}
-
-
 def _dead(reason: Reason, field: str, message: str, raw: bytes,
           event_id: str | None = None) -> DeadLetter:
-    text = raw[:ORIGINAL_CHARS_MAX * 4].decode("utf-8", errors="replace")[:ORIGINAL_CHARS_MAX]
-    return DeadLetter(reason, field, scrub(message), scrub(text), event_id)
+    return DeadLetter.of(reason.value, field, message, raw, event_id)
 
 
 def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str

@@ -6,14 +6,14 @@ Run alone: `faststream run services.ingest.app:app` (or `stafet serve ingest`).
 from __future__ import annotations
 
 import asyncio
-import json
 
 import structlog
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
-from services.ingest.admission import DeadLetter, admit
+from services.ingest.admission import admit
 from shared.broker import batch_subscriber, make_broker, raw_records_of
+from shared.dead_letters import DeadLetter
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.pseudonym import DEVELOPMENT_KEY
@@ -53,13 +53,13 @@ async def on_institution_events(records: list[bytes], message: KafkaMessage) -> 
         outcome = admit(record.value or b"", registry, key, settings.pseudonym_key_id)
         if isinstance(outcome, DeadLetter):
             rejected += 1
-            log.warning("dead_letter", reason=outcome.reason.value, field=outcome.field,
-                        event_id=outcome.event_id, topic=record.topic,
+            log.warning("dead_letter", reason=outcome.reason, field=outcome.field,
+                        event_id=outcome.record_id, topic=record.topic,
                         partition=record.partition, offset=record.offset)
-            payload = outcome.to_record(topic=record.topic, partition=record.partition,
-                                        offset=record.offset)
-            sends.append(await broker.publish(json.dumps(payload).encode(), DEAD_LETTERS.name,
-                                              key=(outcome.event_id or "").encode() or None,
+            payload = outcome.to_json(service="ingest", topic=record.topic,
+                                      partition=record.partition, offset=record.offset)
+            sends.append(await broker.publish(payload, DEAD_LETTERS.name,
+                                              key=(outcome.record_id or "").encode() or None,
                                               no_confirm=True))
         else:
             accepted += 1

@@ -1,57 +1,104 @@
-"""The ledger projector: payment instructions in; double-entry rows in PostgreSQL.
+"""The ledger: payment instructions and settlements in; double-entry rows in PostgreSQL.
+
+Two handlers:
+- settlements from finance systems are checked for shape and forwarded onto the ledger
+  journal (the single-partition payments topic), so that they take their place in one
+  total order with the instructions they settle;
+- the projector applies the journal in order, one transaction per batch, and
+  dead-letters settlements for unknown or already-settled instructions.
 
 Run alone: `faststream run services.ledger.app:app` (or `stafet serve ledger`).
 """
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import structlog
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.ledger.postings import entry_for
-from services.ledger.store import append_entries
+from services.ledger.store import apply_journal
 from shared.broker import batch_subscriber, make_broker, raw_records_of
 from shared.db import create_pool, migrate
-from shared.events import PaymentInstruction
+from shared.dead_letters import DeadLetter
+from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import PAYMENTS, group_id
+from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, group_id
 
 settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("ledger")
 broker = make_broker(settings, client_id="stafet-ledger")
 app = FastStream(broker)
-state: dict[str, object] = {}
+pools: list[asyncpg.Pool] = []
 
 
 @app.on_startup
 async def start() -> None:
     await migrate(settings.database_url)
-    state["pool"] = await create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    pools.append(await create_pool(settings.database_url, max_size=settings.db_pool_max_size))
 
 
 @app.on_shutdown
 async def stop() -> None:
-    pool = state.pop("pool", None)
-    if pool is not None:
-        await pool.close()  # type: ignore[attr-defined]
+    while pools:
+        await pools.pop().close()
+
+
+@batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"))
+async def on_settlements(records: list[bytes], message: KafkaMessage) -> None:
+    sends = []
+    for record in raw_records_of(message):
+        raw = record.value or b""
+        try:
+            settlement = Settlement.model_validate_json(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            dead = DeadLetter.of("schema_violation", field, f"{field}: {first['msg']}", raw)
+            log.warning("dead_letter", reason=dead.reason, field=field, topic=record.topic,
+                        partition=record.partition, offset=record.offset)
+            sends.append(await broker.publish(
+                dead.to_json(service="ledger", topic=record.topic, partition=record.partition,
+                             offset=record.offset), DEAD_LETTERS.name, no_confirm=True))
+            continue
+        sends.append(await broker.publish(settlement.model_dump_json().encode(), PAYMENTS.name,
+                                          key=settlement.payment_id.encode(), no_confirm=True))
+    await asyncio.gather(*sends)
 
 
 @batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"))
-async def on_payments(records: list[bytes], message: KafkaMessage) -> None:
-    entries = []
+async def on_journal(records: list[bytes], message: KafkaMessage) -> None:
+    journal: list[PaymentInstruction | Settlement] = []
+    offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
     for record in raw_records_of(message):
         try:
-            instruction = PaymentInstruction.model_validate_json(record.value or b"")
+            parsed = JOURNAL_RECORD.validate_json(record.value or b"")
+            journal.append(parsed)
+            if isinstance(parsed, Settlement):
+                offsets[parsed.settlement_id] = record.offset
         except ValidationError as error:
-            # The verifier is our own producer: a malformed instruction is a bug upstream.
-            # Log it loudly and keep the ledger moving; the record stays on the topic.
-            log.error("invalid_payment_instruction", topic=record.topic,
-                      partition=record.partition, offset=record.offset, error=str(error))
-            continue
-        entries.append(entry_for(instruction))
-    written = await append_entries(state["pool"], entries)  # type: ignore[arg-type]
-    log.info("batch_projected", received=len(entries), written=written)
+            # Only our verifier and settlement forwarder write here: a bad record is a
+            # bug upstream. It is logged loudly and stays on the topic for inspection.
+            log.error("invalid_journal_record", topic=record.topic, partition=record.partition,
+                      offset=record.offset, error=str(error))
+    plan = await apply_journal(pools[0], journal)
+    sends = []
+    for rejected in plan.rejected:
+        dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,
+                             rejected.settlement.model_dump_json().encode(),
+                             rejected.settlement.settlement_id)
+        log.warning("settlement_rejected", reason=rejected.reason.value,
+                    settlement_id=rejected.settlement.settlement_id,
+                    payment_id=rejected.settlement.payment_id)
+        sends.append(await broker.publish(
+            dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0,
+                         offset=offsets.get(rejected.settlement.settlement_id, -1)),
+            DEAD_LETTERS.name, key=rejected.settlement.settlement_id.encode(), no_confirm=True))
+    await asyncio.gather(*sends)
+    log.info("batch_projected", received=len(journal), written=len(plan.entries),
+             duplicates=plan.duplicates, rejected=len(plan.rejected))

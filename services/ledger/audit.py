@@ -1,9 +1,9 @@
-"""Tamper evidence: recompute every entry's content hash and the chain from the rows.
+"""Tamper evidence: recompute every entry, its lines, its hash and the chain from rows.
 
 An auditor (or `stafet ledger verify`) reads entries and lines in sequence order,
-rebuilds each entry exactly as the projector hashed it, and checks that each stored
-hash, each link to the predecessor and the chain head agree, and that every entry
-balances. The first disagreement is named.
+rebuilds each entry exactly as the projector built it (the same pure postings), and
+checks that the stored lines are the ones the postings call for, that each stored hash,
+each link to the predecessor and the chain head agree. The first disagreement is named.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.ledger.postings import GENESIS_HASH, Entry, Line, chain_hash
-from shared.events import PaymentInstruction, PaymentKind
+from services.ledger.postings import GENESIS_HASH, Entry, chain_hash, entry_for, settlement_entry
+from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 
 VERIFY_PAGE_ROWS = 5000
 
@@ -30,18 +30,29 @@ class ChainReport:
         return self.first_bad_sequence is None
 
 
-def rebuild_entry(row: asyncpg.Record, lines: list[asyncpg.Record]) -> Entry:
-    instruction = PaymentInstruction(
-        payment_id=row["payment_id"], kind=PaymentKind(row["kind"]),
+def instruction_from_row(row: asyncpg.Record) -> PaymentInstruction:
+    return PaymentInstruction(
+        payment_id=row["payment_id"],
+        kind=PaymentKind.CLAWBACK if row["reverses_payment_id"] else PaymentKind.PAYMENT,
         contract_id=row["contract_id"], contract_version=row["contract_version"],
         outcome_id=row["outcome_id"], subject=row["subject"], payer=row["payer"],
         payee=row["payee"], payee_role=row["payee_role"], amount_minor=row["amount_minor"],
         currency=row["currency"], occurred_on=row["occurred_on"],
         reverses_payment_id=row["reverses_payment_id"],
     )
-    return Entry(row["entry_id"], row["kind"], instruction, tuple(
-        Line(ln["account"], ln["debit_minor"], ln["credit_minor"], ln["currency"])
-        for ln in lines))
+
+
+def rebuild_entry(row: asyncpg.Record) -> Entry:
+    """The entry as the projector would build it from the row's own facts."""
+    instruction = instruction_from_row(row)
+    if row["kind"] in ("payment", "clawback"):
+        return entry_for(instruction)
+    settlement = Settlement(
+        settlement_id=row["settlement_id"], payment_id=row["payment_id"],
+        status=SettlementStatus.PAID if row["kind"] == "settled" else SettlementStatus.FAILED,
+        settled_on=row["settled_on"], bank_reference=row["bank_reference"],
+        reason=row["failure_reason"])
+    return settlement_entry(instruction, settlement)
 
 
 async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
@@ -52,17 +63,17 @@ async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
             after, VERIFY_PAGE_ROWS)
         if not rows:
             break
-        lines: dict[int, list[asyncpg.Record]] = {}
+        lines: dict[int, list[tuple[str, int, int, str]]] = {}
         for line in await connection.fetch(
                 "SELECT * FROM ledger_lines WHERE sequence > $1 AND sequence <= $2"
                 " ORDER BY sequence, line", after, rows[-1]["sequence"]):
-            lines.setdefault(line["sequence"], []).append(line)
+            lines.setdefault(line["sequence"], []).append(
+                (line["account"], line["debit_minor"], line["credit_minor"], line["currency"].strip()))
         for row in rows:
-            sequence = row["sequence"]
             count += 1
-            problem = _check(row, lines.get(sequence, []), previous, count)
+            problem = _check(row, lines.get(row["sequence"], []), previous, count)
             if problem:
-                return ChainReport(count - 1, previous, sequence, problem)
+                return ChainReport(count - 1, previous, row["sequence"], problem)
             previous = row["entry_hash"]
         after = rows[-1]["sequence"]
     head = await connection.fetchrow("SELECT sequence, entry_hash FROM ledger_chain_head")
@@ -72,18 +83,19 @@ async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
     return ChainReport(count, previous)
 
 
-def _check(row: asyncpg.Record, lines: list[asyncpg.Record], previous: str, expected_sequence: int) -> str:
+def _check(row: asyncpg.Record, stored_lines: list[tuple[str, int, int, str]], previous: str,
+           expected_sequence: int) -> str:
     if row["sequence"] != expected_sequence:
         return f"sequence gap: expected {expected_sequence}"
     if row["previous_hash"] != previous:
         return "previous_hash does not link to the preceding entry"
-    debits = sum(ln["debit_minor"] for ln in lines)
-    if debits == 0 or debits != sum(ln["credit_minor"] for ln in lines):
-        return "entry is not balanced"
     try:
-        entry = rebuild_entry(row, lines)
+        entry = rebuild_entry(row)
     except ValueError as error:
         return f"entry no longer parses: {error}"
+    expected_lines = [(ln.account, ln.debit_minor, ln.credit_minor, ln.currency) for ln in entry.lines]
+    if stored_lines != expected_lines:
+        return "lines differ from what the entry posts (altered or unbalanced)"
     if entry.content_hash() != row["content_hash"]:
         return "content does not match its content_hash (altered)"
     if chain_hash(previous, row["content_hash"]) != row["entry_hash"]:

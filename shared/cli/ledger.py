@@ -1,24 +1,138 @@
-"""`stafet ledger ...`: balances and checks over the ledger in PostgreSQL."""
+"""`stafet ledger ...`: balances, statements, verification and rebuild of the ledger."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import datetime as dt
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-app = typer.Typer(help="Ledger balances and checks.", no_args_is_help=True)
+from shared.institutions import InstitutionRegistry, RegistryError
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.ledger.audit import ChainReport
+
+app = typer.Typer(help="Ledger balances, statements, verification and rebuild.",
+                  no_args_is_help=True)
+
+
+def _registry() -> InstitutionRegistry:
+    try:
+        return InstitutionRegistry.from_file(Settings().institutions_file)
+    except RegistryError:
+        return InstitutionRegistry(())
+
+
+def _money(minor: int) -> str:
+    return f"{minor / 100:,.2f}"
 
 
 @app.command("balances")
 def balances() -> None:
-    """Print every account's balance (credits minus debits) in major units."""
+    """Every account's balance (credits minus debits), with institution names."""
     from services.ledger.queries import account_balances
-    from shared.settings import Settings
 
     rows = asyncio.run(account_balances(Settings().database_url))
     if not rows:
         typer.echo("the ledger is empty")
         return
-    width = max(len(r.account) for r in rows)
+    registry = _registry()
+    labels = []
     for row in rows:
-        typer.echo(f"{row.account:<{width}}  {row.balance_minor / 100:>14,.2f} {row.currency}")
+        kind, owner, *rest = row.account.split(":")
+        labels.append(f"{kind} {registry.name_of(owner)} ({':'.join(rest)})")
+    width = max(len(label) for label in labels)
+    for label, row in zip(labels, rows, strict=True):
+        typer.echo(f"{label:<{width}}  {_money(row.balance_minor):>16} {row.currency}")
+
+
+@app.command("statement")
+def statement(
+    institution: Annotated[str, typer.Option(help="Institution id")],
+    contract: Annotated[str | None, typer.Option(help="Only this contract")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+) -> None:
+    """An institution's statement: opening balance, each entry, closing balance;
+    pending (owed, not yet paid; negative means owed back) and paid."""
+    from services.ledger.queries import institution_statement
+
+    try:
+        first = dt.date.fromisoformat(date_from) if date_from else None
+        last = dt.date.fromisoformat(date_to) if date_to else None
+    except ValueError:
+        typer.echo("error: --from and --to take dates as YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    if output_format not in ("table", "csv"):
+        typer.echo("error: --format is table or csv", err=True)
+        raise typer.Exit(2)
+    result = asyncio.run(institution_statement(Settings().database_url, institution,
+                                               contract_id=contract, date_from=first, date_to=last))
+    if output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["sequence", "date", "kind", "contract_id", "outcome_id", "payment_id",
+                         "reference", "currency", "pending_change_minor", "paid_change_minor"])
+        for x in result.lines:
+            writer.writerow([x.sequence, x.day.isoformat(), x.kind, x.contract_id, x.outcome_id,
+                             x.payment_id, x.reference, x.currency, x.pending_change_minor,
+                             x.paid_change_minor])
+        return
+    name = _registry().name_of(institution)
+    typer.echo(f"Statement for {name} ({institution})" + (f", contract {contract}" if contract else ""))
+    typer.echo(f"{'date':<10} {'kind':<9} {'contract':<20} {'outcome':<26} {'pending':>13} {'paid':>13}  reference")
+    typer.echo(f"{'':<10} {'opening':<9} {'':<20} {'':<26} {_money(result.opening_pending_minor):>13} "
+               f"{_money(result.opening_paid_minor):>13}")
+    for x in result.lines:
+        typer.echo(f"{x.day.isoformat():<10} {x.kind:<9} {x.contract_id[:20]:<20} {x.outcome_id[:26]:<26} "
+                   f"{_money(x.pending_change_minor):>13} {_money(x.paid_change_minor):>13}  {x.reference}")
+    typer.echo(f"{'':<10} {'closing':<9} {'':<20} {'':<26} {_money(result.closing_pending_minor):>13} "
+               f"{_money(result.closing_paid_minor):>13}")
+    if result.closing_pending_minor < 0:
+        typer.echo(f"{name} owes back {_money(-result.closing_pending_minor)}.")
+
+
+@app.command("verify")
+def verify() -> None:
+    """Recompute every entry, its lines and the hash chain; exit 1 naming the first bad entry."""
+    import asyncpg
+
+    from services.ledger.audit import verify_chain
+
+    async def run() -> ChainReport:
+        connection = await asyncpg.connect(Settings().database_url)
+        try:
+            return await verify_chain(connection)
+        finally:
+            await connection.close()
+
+    report = asyncio.run(run())
+    if not report.ok:
+        typer.echo(f"ledger verification FAILED at entry {report.first_bad_sequence}: {report.problem}",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ledger ok: {report.entries} entries, chain head {report.head_hash}")
+
+
+@app.command("rebuild")
+def rebuild() -> None:
+    """Drop the ledger projection and replay the journal (payments topic). Stop the
+    ledger service first."""
+    from rich.progress import Progress
+
+    from services.ledger.rebuild import rebuild_ledger
+    from shared.topics import PAYMENTS
+
+    settings = Settings()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("replaying the journal", total=None)
+        report = asyncio.run(rebuild_ledger(settings.database_url, settings.kafka_bootstrap_servers,
+                                            PAYMENTS.name, lambda n: bar.advance(task, n)))
+    rate = report.records / report.seconds if report.seconds else 0.0
+    typer.echo(f"rebuilt: {report.records} journal records, {report.entries} entries "
+               f"({report.rejected} settlements rejected) in {report.seconds:.1f}s ({rate:,.0f}/s)")
+    typer.echo(f"chain head {report.head_hash}")

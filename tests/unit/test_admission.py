@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from services.ingest.admission import DeadLetter, Reason, admit
+from services.ingest.admission import Reason, admit
+from shared.dead_letters import DeadLetter
 from shared.events import Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import birth_date_from_cpr, pseudonymise

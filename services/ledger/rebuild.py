@@ -1,0 +1,81 @@
+"""Rebuild: drop the ledger projection and replay the journal (the payments topic).
+
+The journal's order is the chain's order and the projector's decisions are pure, so the
+rebuilt ledger has identical entries, balances and chain head. Stop the ledger service
+first: a rebuild and a live projector writing at once would interleave.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from services.ledger.store import apply_journal
+from shared.db import create_pool, migrate
+from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
+
+REBUILD_BATCH_MAX = 5000
+FETCH_TIMEOUT_MS = 1000
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    records: int
+    entries: int
+    rejected: int
+    head_hash: str
+    seconds: float
+
+
+async def drop_projection(connection: asyncpg.Connection) -> None:
+    async with connection.transaction():
+        await connection.execute("SET LOCAL stafet.ledger_rebuild = 'on'")
+        await connection.execute("TRUNCATE ledger_lines, ledger_entries")
+        await connection.execute(
+            "UPDATE ledger_chain_head SET sequence = 0, entry_hash = repeat('0', 64)")
+
+
+async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
+                         progress: object | None = None) -> RebuildReport:
+    started = time.monotonic()
+    await migrate(database_url)
+    pool = await create_pool(database_url, max_size=2)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    records = entries = rejected = 0
+    try:
+        async with pool.acquire() as connection:
+            await drop_projection(connection)
+        partition = TopicPartition(journal_topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        while await consumer.position(partition) < end:
+            fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS,
+                                             max_records=REBUILD_BATCH_MAX)
+            batch: list[PaymentInstruction | Settlement] = []
+            for record in fetched.get(partition, []):
+                if record.offset >= end:
+                    break
+                try:
+                    batch.append(JOURNAL_RECORD.validate_json(record.value or b""))
+                except ValidationError:
+                    continue  # the live projector skipped it too (and logged it)
+            plan = await apply_journal(pool, batch)
+            records += len(batch)
+            entries += len(plan.entries)
+            rejected += len(plan.rejected)
+            if progress is not None:
+                progress(len(batch))  # type: ignore[operator]
+        async with pool.acquire() as connection:
+            head = await connection.fetchval("SELECT entry_hash FROM ledger_chain_head")
+    finally:
+        await consumer.stop()
+        await pool.close()
+    return RebuildReport(records, entries, rejected, str(head), time.monotonic() - started)
