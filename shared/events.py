@@ -250,3 +250,18 @@ class Settlement(Frozen):
 JournalRecord = Annotated[PaymentInstruction | Settlement, Field(discriminator="kind")]
 
 JOURNAL_RECORD: TypeAdapter[PaymentInstruction | Settlement] = TypeAdapter(JournalRecord)
+
+
+class ClockTick(Frozen):
+    """Event time passing with no fact: moves the verifier's clock to `today` so that
+    sustainment periods and deadlines can elapse (transitions topic, schema v1)."""
+
+    kind: Literal["clock_tick"] = "clock_tick"
+    schema_version: Literal[1] = 1
+    today: dt.date
+
+
+# What the transitions topic carries: facts, and clock ticks. A Transition never has a
+# `kind` field, so the left-to-right union is unambiguous.
+TRANSITIONS_RECORD: TypeAdapter[ClockTick | Transition] = TypeAdapter(
+    Annotated[ClockTick | Transition, Field(union_mode="left_to_right")])

@@ -34,8 +34,11 @@ class Settings(BaseSettings):
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")
 
-    # Verifier: the contract files it evaluates (until contracts arrive as events).
-    contract_files: str = str(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+    # Verifier: contract files to apply at start, besides those on the contracts topic
+    # (comma-separated paths; empty by default).
+    contract_files: str = ""
+    # How often the verifier checks for due timers when no transitions arrive.
+    tick_interval_s: float = Field(default=2.0, gt=0, le=3600)
 
     log_level: str = "INFO"
 

@@ -16,6 +16,7 @@ import pytest
 
 from shared.db import migrate
 from shared.kafka import ensure_topics, wait_for_broker
+from shared.settings import REPO_ROOT
 from shared.topics import all_topics
 from tests.servers import Servers, real_servers
 
@@ -67,4 +68,6 @@ def service_env(servers: Servers, namespace: str, database_url: str, tmp_path: P
         "BATCH_MAX_RECORDS": "200",
         "BATCH_TIMEOUT_MS": "100",
         "LOG_LEVEL": "INFO",
+        "CONTRACT_FILES": str(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml"),
+        "TICK_INTERVAL_S": "0.5",
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 from services.ingest.admission import admit
 from services.ledger.postings import budget_account, pending_account
 from services.verifier.decisions import decide_subject
+from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
 from shared.contracts.payments import CapState
@@ -48,7 +49,7 @@ def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Trans
     caps = {(c.contract_id, c.version): CapState() for c in contracts}
     balances: dict[str, int] = defaultdict(int)
     for subject in sorted(streams):
-        effects = decide_subject(contracts, subject, streams[subject], today, DIRECTORY,
+        effects = decide_subject(ContractBook.of(contracts).in_force(), subject, streams[subject], today, DIRECTORY,
                                  {}, {}, caps)
         for instruction in effects.instructions:
             assert instruction.kind == PaymentKind.PAYMENT  # nothing issued, nothing to claw back

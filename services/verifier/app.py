@@ -5,72 +5,151 @@ Run alone: `faststream run services.verifier.app:app` (or `stafet serve verifier
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+
+import asyncpg
 import structlog
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.verifier.batch import process_batch
+from services.verifier import store
+from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import relay_outbox
-from shared.broker import batch_subscriber, make_broker, raw_records_of
+from shared.broker import batch_subscriber, make_broker, raw_records, raw_records_of
+from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
+from shared.contracts.model import Contract
 from shared.db import create_pool, migrate
-from shared.events import Transition
+from shared.events import TRANSITIONS_RECORD, ClockTick, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import TRANSITIONS, group_id
+from shared.topics import CONTRACTS, TRANSITIONS, group_id
+
+SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
 
 settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("verifier")
 broker = make_broker(settings, client_id="stafet-verifier")
 app = FastStream(broker)
-contracts = tuple(load_contract(path) for path in settings.contract_paths())
+book = ContractBook()
 directory = {i.id: InstitutionInfo(i.kind, i.municipality)
              for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
-state: dict[str, object] = {}
+pools: list[asyncpg.Pool] = []
+tasks: list[asyncio.Task[None]] = []
+# One batch at a time: the handler and the ticker both call process_batch.
+processing = asyncio.Lock()
 
 
 async def publish(payload: bytes, topic: str, key: bytes) -> object:
     return await broker.publish(payload, topic, key=key, no_confirm=True)
 
 
+async def remember(contract: Contract, connection: asyncpg.Connection) -> None:
+    try:
+        book.add(contract)
+    except ContractConflict as error:
+        log.error("contract_conflict", contract_id=contract.contract_id,
+                  version=contract.version, error=str(error))
+        return
+    if await store.save_contract(connection, contract):
+        log.info("contract_applied", contract_id=contract.contract_id, version=contract.version)
+
+
 @app.on_startup
 async def start() -> None:
     await migrate(settings.database_url)
-    state["pool"] = await create_pool(settings.database_url, max_size=settings.db_pool_max_size)
-    log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in contracts])
+    pool = await create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    pools.append(pool)
+    async with pool.acquire() as connection:
+        for contract in await store.load_contracts(connection):
+            book.add(contract)
+        for path in settings.contract_paths():
+            await remember(load_contract(path), connection)
+    log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in book.all()])
 
 
 @app.after_startup
-async def flush_outbox() -> None:
+async def flush_outbox_and_tick() -> None:
     # Whatever a crashed predecessor committed but did not publish goes out first.
-    published = await relay_outbox(state["pool"], publish)  # type: ignore[arg-type]
+    published = await relay_outbox(pools[0], publish)
     log.info("outbox_flushed_at_start", published=published)
+    tasks.append(asyncio.create_task(ticker()))
 
 
 @app.on_shutdown
 async def stop() -> None:
-    pool = state.pop("pool", None)
-    if pool is not None:
-        await pool.close()  # type: ignore[attr-defined]
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    while pools:
+        await pools.pop().close()
+
+
+async def run_batch(transitions: list[Transition], ticks: list[dt.date]) -> BatchResult:
+    async with processing:
+        result = await process_batch(pools[0], book, transitions, directory, ticks)
+        published = await relay_outbox(pools[0], publish)
+    log.info("batch_verified", received=len(transitions), new_events=result.new_events,
+             subjects=result.subjects_evaluated, instructions=result.instructions,
+             outcomes_changed=result.outcomes_changed, published=published,
+             today=str(result.today), timers_still_due=result.timers_still_due)
+    return result
+
+
+async def ticker() -> None:
+    """Drain due timers (sustainment, sweeps after a new contract) when no transitions
+    arrive to do it."""
+    while True:
+        await asyncio.sleep(settings.tick_interval_s)
+        async with pools[0].acquire() as connection:
+            today = await connection.fetchval("SELECT today FROM verifier_clock")
+            due = await store.timers_due(connection, today)
+        for _ in range(SWEEP_ROUNDS_MAX):
+            if due == 0:
+                break
+            due = (await run_batch([], [])).timers_still_due
+
+
+@broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
+                   decoder=raw_records)
+async def on_contract(records: list[bytes], message: KafkaMessage) -> None:
+    # No consumer group: every verifier instance reads every contract version, from
+    # the start of the compacted topic, at every start.
+    for record in raw_records_of(message):
+        try:
+            contract = Contract.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            log.error("invalid_contract_record", offset=record.offset, error=str(error))
+            continue
+        async with pools[0].acquire() as connection:
+            await remember(contract, connection)
 
 
 @batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"))
 async def on_transitions(records: list[bytes], message: KafkaMessage) -> None:
-    transitions = []
+    transitions: list[Transition] = []
+    ticks: list[dt.date] = []
     for record in raw_records_of(message):
         try:
-            transitions.append(Transition.model_validate_json(record.value or b""))
+            parsed = TRANSITIONS_RECORD.validate_json(record.value or b"")
         except ValidationError as error:
             # Ingest is our own producer: a bad transition is a bug upstream, logged loudly.
             log.error("invalid_transition", topic=record.topic, partition=record.partition,
                       offset=record.offset, error=str(error))
-    result = await process_batch(state["pool"], contracts, transitions, directory)  # type: ignore[arg-type]
-    published = await relay_outbox(state["pool"], publish)  # type: ignore[arg-type]
-    log.info("batch_verified", received=len(transitions), new_events=result.new_events,
-             subjects=result.subjects_evaluated, instructions=result.instructions,
-             outcomes_changed=result.outcomes_changed, published=published,
-             today=str(result.today))
+            continue
+        if isinstance(parsed, ClockTick):
+            ticks.append(parsed.today)
+        else:
+            transitions.append(parsed)
+    result = await run_batch(transitions, ticks)
+    for _ in range(SWEEP_ROUNDS_MAX):
+        if result.timers_still_due == 0:
+            break
+        result = await run_batch([], [])

@@ -18,8 +18,8 @@ import asyncpg
 
 from services.verifier import store
 from services.verifier.decisions import decide_subject, outcome_record
+from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.model import Contract
 from shared.contracts.payments import outcome_key
 from shared.events import PaymentInstruction, Transition
 from shared.topics import OUTCOMES, PAYMENTS
@@ -32,19 +32,25 @@ class BatchResult:
     instructions: int
     outcomes_changed: int
     today: dt.date
+    timers_still_due: int
 
 
-async def process_batch(pool: asyncpg.Pool, contracts: Sequence[Contract],
+SWEEP_SUBJECTS_MAX = 2000  # due timers re-evaluated per batch, to bound a batch's work
+
+
+async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         transitions: Sequence[Transition],
                         directory: Mapping[str, InstitutionInfo],
-                        clock_tick: dt.date | None = None) -> BatchResult:
+                        clock_ticks: Sequence[dt.date] = ()) -> BatchResult:
+    in_force = book.in_force()
+    contracts = [c for c, _ in in_force]
     currency = {c.contract_id: c.currency for c in contracts}
-    seen = max([t.occurred_on for t in transitions] + ([clock_tick] if clock_tick else []),
-               default=None)
+    seen = max([t.occurred_on for t in transitions] + list(clock_ticks), default=None)
     async with pool.acquire() as connection, connection.transaction():
         changed_subjects, new_events = await store.append_events(connection, transitions)
         today = await store.advance_clock(connection, seen)
-        subjects = sorted(changed_subjects | await store.take_due_timers(connection, today))
+        due = await store.take_due_timers(connection, today, SWEEP_SUBJECTS_MAX)
+        subjects = sorted(changed_subjects | due)
         streams = await store.load_streams(connection, subjects)
         issued = await store.issued_payments(connection, subjects)
         stored = await store.stored_decisions(connection, subjects)
@@ -55,7 +61,7 @@ async def process_batch(pool: asyncpg.Pool, contracts: Sequence[Contract],
         decision_rows: list[tuple[str, str, str, str, str | None, int, str]] = []
         timers: list[tuple[str, dt.date]] = []
         for subject in subjects:
-            effects = decide_subject(contracts, subject, streams[subject], today, directory,
+            effects = decide_subject(in_force, subject, streams[subject], today, directory,
                                      issued, stored, caps)
             instructions.extend(effects.instructions)
             timers.extend((subject, due) for due in effects.timers)
@@ -71,8 +77,9 @@ async def process_batch(pool: asyncpg.Pool, contracts: Sequence[Contract],
         await store.set_timers(connection, timers)
         await store.save_cap_states(connection, caps)
         await store.enqueue(connection, outbox)
-    return BatchResult(new_events, len(subjects),
-                       len(instructions), len(decision_rows), today)
+        still_due = await store.timers_due(connection, today)
+    return BatchResult(new_events, len(subjects), len(instructions), len(decision_rows), today,
+                       still_due)
 
 
 __all__ = ["BatchResult", "outcome_key", "process_batch"]

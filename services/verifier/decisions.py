@@ -38,15 +38,18 @@ class SubjectEffects:
     timers: list[dt.date] = field(default_factory=list)
 
 
-def decide_subject(contracts: Sequence[Contract], subject: str, stream: Sequence[Transition],
+InForce = tuple[Contract, tuple[dt.date, dt.date]]
+
+
+def decide_subject(contracts: Sequence[InForce], subject: str, stream: Sequence[Transition],
                    today: dt.date, directory: Mapping[str, InstitutionInfo],
                    issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]],
                    stored: Mapping[str, tuple[str, str | None, int]],
                    caps: Mapping[tuple[str, int], CapState]) -> SubjectEffects:
     effects = SubjectEffects()
     timeline = fold(subject, stream[0].birth_date, stream)
-    for contract in contracts:
-        decisions = evaluate_subject(contract, timeline, today, directory)
+    for contract, window in contracts:
+        decisions = evaluate_subject(contract, timeline, today, directory, window)
         decisions = apply_contract_caps(contract, subject, decisions,
                                         caps[(contract.contract_id, contract.version)])
         wanted = desired_instructions(contract, decisions)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
+from shared.contracts.model import Contract
 from shared.contracts.payments import CapState
 from shared.events import PaymentInstruction, Transition
 
@@ -126,10 +127,38 @@ async def advance_clock(connection: asyncpg.Connection, seen: dt.date | None) ->
     return row["today"]  # type: ignore[no-any-return]
 
 
-async def take_due_timers(connection: asyncpg.Connection, today: dt.date) -> set[str]:
+async def take_due_timers(connection: asyncpg.Connection, today: dt.date, limit: int) -> set[str]:
+    """Remove and return at most `limit` subjects whose timers are due (oldest first)."""
     rows = await connection.fetch(
-        "DELETE FROM verifier_timers WHERE due_on <= $1 RETURNING subject", today)
+        "DELETE FROM verifier_timers WHERE (subject, due_on) IN ("
+        " SELECT subject, due_on FROM verifier_timers WHERE due_on <= $1"
+        " ORDER BY due_on, subject LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING subject",
+        today, limit)
     return {r["subject"] for r in rows}
+
+
+async def timers_due(connection: asyncpg.Connection, today: dt.date) -> int:
+    return int(await connection.fetchval(
+        "SELECT count(*) FROM verifier_timers WHERE due_on <= $1", today))
+
+
+async def save_contract(connection: asyncpg.Connection, contract: Contract) -> bool:
+    """Remember a contract version; True if new. A new version re-evaluates everyone:
+    it schedules every known subject as due now."""
+    inserted = await connection.fetchval(
+        "INSERT INTO verifier_contracts (contract_id, version, contract) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        contract.contract_id, contract.version, contract.model_dump_json())
+    if inserted:
+        await connection.execute(
+            "INSERT INTO verifier_timers (subject, due_on) SELECT subject, DATE '1900-01-01'"
+            " FROM verifier_subjects ON CONFLICT DO NOTHING")
+    return bool(inserted)
+
+
+async def load_contracts(connection: asyncpg.Connection) -> list[Contract]:
+    return [Contract.model_validate_json(r["contract"]) for r in await connection.fetch(
+        "SELECT contract FROM verifier_contracts ORDER BY contract_id, version")]
 
 
 async def set_timers(connection: asyncpg.Connection, timers: Iterable[tuple[str, dt.date]]) -> None:

@@ -91,6 +91,69 @@ def contract_show(path: Path) -> None:
             typer.echo(f"  cap {name}: {value / 100:,.2f} {contract.currency}")
 
 
+@contract_app.command("apply")
+def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
+    """Validate contract files and publish them to the contracts topic, where every
+    verifier picks them up. A version once published is never replaced: publish a new
+    version (with `effective_from`) to change a contract."""
+    from shared.kafka import make_producer
+    from shared.settings import Settings
+    from shared.topics import CONTRACTS
+
+    contracts = []
+    for path in files:
+        try:
+            contracts.append(load_contract(path))
+        except ContractFileError as error:
+            fail(str(error))
+
+    async def send() -> None:
+        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply")
+        await producer.start()
+        try:
+            for contract in contracts:
+                key = f"{contract.contract_id}@{contract.version}".encode()
+                await producer.send_and_wait(CONTRACTS.name, contract.model_dump_json().encode(), key=key)
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(send())
+    except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+        fail(f"publishing contracts failed: {error}")
+    for contract in contracts:
+        typer.echo(f"applied {contract.contract_id} v{contract.version}")
+
+
+@app.command("clock")
+def clock_tick(
+    date: Annotated[str | None, typer.Option(help="The date event time has reached (default today)")] = None,
+) -> None:
+    """Publish a clock tick: event time has reached DATE, so sustainment periods and
+    deadlines up to it can elapse even if no institution reported anything."""
+    from shared.events import ClockTick
+    from shared.kafka import make_producer
+    from shared.settings import Settings
+    from shared.topics import TRANSITIONS
+
+    try:
+        today = dt.date.fromisoformat(date) if date else dt.date.today()
+    except ValueError:
+        fail(f"--date {date!r} is not a date (YYYY-MM-DD)")
+
+    async def send() -> None:
+        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock")
+        await producer.start()
+        try:
+            await producer.send_and_wait(TRANSITIONS.name, ClockTick(today=today).model_dump_json().encode(),
+                                         key=b"clock")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    typer.echo(f"clock tick {today.isoformat()} published")
+
+
 @app.command("allocate")
 def allocate(
     contract: Annotated[Path, typer.Option(help="Contract YAML with a solidarity outcome")],

@@ -135,15 +135,23 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
 
 def evaluate_subject(contract: Contract, timeline: SubjectTimeline, on: dt.date,
                      directory: Mapping[str, InstitutionInfo] | None = None,
+                     in_force: tuple[dt.date, dt.date] | None = None,
                      ) -> tuple[OutcomeDecision, ...]:
-    """Every trigger of every outcome for this subject, decided as of `on`."""
+    """Every trigger of every outcome for this subject, decided as of `on`.
+
+    `in_force` limits the triggers to those dated within this contract version's time
+    in force (a later version takes over from its own effective date; what an earlier
+    version decided stays with it).
+    """
     directory = directory or {}
+    first, last = in_force if in_force is not None else (dt.date.min, dt.date.max)
     eligible = is_eligible(contract, timeline, directory)
     decisions: list[OutcomeDecision] = []
     for outcome in _prerequisites_first(contract):
         counted = 0
         for fact in timeline.facts:
-            if fact.type != outcome.trigger.event or fact.occurred_on > on:
+            if fact.type != outcome.trigger.event or fact.occurred_on > on \
+                    or not first <= fact.occurred_on <= last:
                 continue
             decision = _decide(contract, outcome, timeline, fact, on, eligible,
                                directory, decisions, counted)

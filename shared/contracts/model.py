@@ -218,6 +218,9 @@ class Contract(Frozen):
     payer: Identifier
     currency: Currency
     period: Period
+    # From which trigger date this version takes over from earlier versions of the same
+    # contract (default: its period's start).
+    effective_from: dt.date | None = None
     # Where unallocated solidarity money goes (FIFA: the association's youth fund);
     # None means the payer keeps it.
     fallback_account: Identifier | None = None
@@ -241,3 +244,7 @@ class Contract(Frozen):
             if outcome.id == outcome_id:
                 return outcome
         raise KeyError(outcome_id)
+
+
+def effective_from(contract: Contract) -> dt.date:
+    return contract.effective_from or contract.period.start
