@@ -34,13 +34,18 @@ def read_lines(path: Path) -> list[bytes]:
     return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def admitted(raw_events: Iterable[bytes]) -> list[Transition]:
+def admitted(raw_events: Iterable[bytes], registry: InstitutionRegistry = REGISTRY) -> list[Transition]:
     return [t for raw in raw_events
-            if isinstance(t := admit(raw, REGISTRY, DEVELOPMENT_KEY, "k1"), Transition)]
+            if isinstance(t := admit(raw, registry, DEVELOPMENT_KEY, "k1"), Transition)]
+
+
+def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:
+    return {i.id: InstitutionInfo(i.kind, i.municipality) for i in registry.all()}
 
 
 def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Transition],
-                      today: dt.date | None = None) -> dict[str, int]:
+                      today: dt.date | None = None,
+                      directory: dict[str, InstitutionInfo] = DIRECTORY) -> dict[str, int]:
     """Net balance (credits minus debits) per ledger account."""
     today = today or max(t.occurred_on for t in transitions)
     streams: dict[str, list[Transition]] = defaultdict(list)
@@ -49,7 +54,7 @@ def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Trans
     caps = {(c.contract_id, c.version): CapState() for c in contracts}
     balances: dict[str, int] = defaultdict(int)
     for subject in sorted(streams):
-        effects = decide_subject(ContractBook.of(contracts).in_force(), subject, streams[subject], today, DIRECTORY,
+        effects = decide_subject(ContractBook.of(contracts).in_force(), subject, streams[subject], today, directory,
                                  {}, {}, caps)
         for instruction in effects.instructions:
             assert instruction.kind == PaymentKind.PAYMENT  # nothing issued, nothing to claw back

@@ -11,7 +11,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.contracts.evaluation import InstitutionInfo, OutcomeDecision, OutcomeStatus, evaluate_subject
+from shared.contracts.evaluation import (
+    InstitutionInfo,
+    OutcomeDecision,
+    OutcomeStatus,
+    RejectionReason,
+    evaluate_subject,
+)
 from shared.contracts.model import Contract
 from shared.contracts.payments import (
     CapState,
@@ -48,6 +54,7 @@ def decide_subject(contracts: Sequence[InForce], subject: str, stream: Sequence[
                    caps: Mapping[tuple[str, int], CapState]) -> SubjectEffects:
     effects = SubjectEffects()
     timeline = fold(subject, stream[0].birth_date, stream)
+    seen: set[str] = set()
     for contract, window in contracts:
         decisions = evaluate_subject(contract, timeline, today, directory, window)
         decisions = apply_contract_caps(contract, subject, decisions,
@@ -56,13 +63,31 @@ def decide_subject(contracts: Sequence[InForce], subject: str, stream: Sequence[
         effects.instructions.extend(
             reconcile(wanted, issued.get((subject, contract.contract_id), ())))
         for decision in decisions:
+            seen.add(outcome_key(decision))
             current = (decision.status.value, decision.reason.value if decision.reason else None,
                        decision.owed_minor)
             if stored.get(outcome_key(decision)) != current:
                 effects.changed.append(decision)
             if decision.status == OutcomeStatus.PENDING_SUSTAINMENT:
                 effects.timers.append(decision.occurred_on)
+    effects.changed.extend(_withdrawn(stored, seen, subject, today))
     return effects
+
+
+def _withdrawn(stored: Mapping[str, tuple[str, str | None, int]], seen: set[str], subject: str,
+               today: dt.date) -> list[OutcomeDecision]:
+    """Decisions recorded earlier whose trigger no longer exists (retracted, amended)."""
+    gone = RejectionReason.EVIDENCE_WITHDRAWN
+    withdrawn = []
+    for key, (status, reason, _) in sorted(stored.items()):
+        if key in seen or (status == OutcomeStatus.REJECTED.value and reason == gone.value):
+            continue
+        contract_id, version, outcome_id, key_subject, trigger = key.split("|")
+        if key_subject != subject:
+            continue
+        withdrawn.append(OutcomeDecision(contract_id, int(version), outcome_id, subject, trigger, "",
+                                         OutcomeStatus.REJECTED, gone, today))
+    return withdrawn
 
 
 def outcome_record(decision: OutcomeDecision, currency: str) -> OutcomeRecorded:

@@ -18,6 +18,7 @@ import typer
 
 from shared.cli import dev as dev_commands
 from shared.cli import ledger as ledger_commands
+from shared.cli import verifier as verifier_commands
 from shared.cli.history import HistoryFileError, load_history
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import FixedPrice, RatePrice, SolidarityDistribution
@@ -34,6 +35,7 @@ app.add_typer(contract_app, name="contract")
 app.add_typer(db_app, name="db")
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(verifier_commands.app, name="verifier")
 
 EXIT_BAD_INPUT = 2
 

@@ -49,6 +49,8 @@ class RejectionReason(StrEnum):
     NOT_SUSTAINED = "not_sustained"
     NO_PAYEE = "no_payee"
     NO_AMOUNT = "no_amount"
+    # The trigger was retracted or amended away after a decision was recorded.
+    EVIDENCE_WITHDRAWN = "evidence_withdrawn"
 
 
 @dataclass(frozen=True)

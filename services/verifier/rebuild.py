@@ -1,0 +1,169 @@
+"""Rebuild: empty the verifier's store and replay the transitions topic into it.
+
+Contract versions are kept (they came from the contracts topic and files, not from
+transitions). The replay runs through the same `process_batch` as the live service; its
+outbox is marked published without publishing, because everything it would say was
+already said: a rebuild reconstructs state, it does not move money again. `compare`
+then checks the rebuilt state against what the live verifier published: the same
+outstanding payment ids and the same latest outcome decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from services.verifier import store
+from services.verifier.batch import process_batch
+from shared.contracts.book import ContractBook
+from shared.contracts.evaluation import InstitutionInfo
+from shared.db import create_pool, migrate
+from shared.events import (
+    JOURNAL_RECORD,
+    TRANSITIONS_RECORD,
+    ClockTick,
+    OutcomeRecorded,
+    PaymentInstruction,
+    PaymentKind,
+    Transition,
+)
+
+REBUILD_BATCH_MAX = 2000
+FETCH_TIMEOUT_MS = 1000
+DRAIN_ROUNDS_MAX = 100_000
+_DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
+                   "verifier_cap_state", "verifier_timers", "verifier_outbox")
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    records: int
+    new_events: int
+    instructions: int
+    seconds: float
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record on every partition of `topic`, up to the end offsets at the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        values: list[bytes] = []
+        for partition in assigned:
+            while await consumer.position(partition) < ends[partition]:
+                fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS)
+                values.extend(r.value or b"" for r in fetched.get(partition, []) if r.offset < ends[partition])
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,
+                           directory: Mapping[str, InstitutionInfo], progress: object | None = None
+                           ) -> RebuildReport:
+    started = time.monotonic()
+    await migrate(database_url)
+    pool = await create_pool(database_url, max_size=2)
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(f"TRUNCATE {', '.join(_DERIVED_TABLES)}")
+            await connection.execute("UPDATE verifier_clock SET today = DATE '1900-01-01'")
+            book = ContractBook.of(await store.load_contracts(connection))
+        records = await read_topic(bootstrap, transitions_topic)
+        new_events = instructions = 0
+        for first in range(0, len(records), REBUILD_BATCH_MAX):
+            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX])
+            result = await process_batch(pool, book, transitions, directory, ticks)
+            new_events += result.new_events
+            instructions += result.instructions
+            if progress is not None:
+                progress(len(transitions) + len(ticks))  # type: ignore[operator]
+        for _ in range(DRAIN_ROUNDS_MAX):
+            result = await process_batch(pool, book, [], directory, [])
+            instructions += result.instructions
+            if result.timers_still_due == 0:
+                break
+        async with pool.acquire() as connection:
+            await connection.execute("UPDATE verifier_outbox SET published_at = now() WHERE published_at IS NULL")
+    finally:
+        await pool.close()
+    return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)
+
+
+def _parse(values: list[bytes]) -> tuple[list[Transition], list]:  # type: ignore[type-arg]
+    transitions: list[Transition] = []
+    ticks = []
+    for value in values:
+        try:
+            parsed = TRANSITIONS_RECORD.validate_json(value)
+        except ValidationError:
+            continue  # the live verifier skipped it too (and logged it)
+        if isinstance(parsed, ClockTick):
+            ticks.append(parsed.today)
+        else:
+            transitions.append(parsed)
+    return transitions, ticks
+
+
+def outstanding(instructions: list[PaymentInstruction]) -> set[str]:
+    """Payment ids instructed and not clawed back."""
+    reversed_ids = {i.reverses_payment_id for i in instructions if i.kind == PaymentKind.CLAWBACK}
+    return {i.payment_id for i in instructions if i.kind == PaymentKind.PAYMENT} - reversed_ids
+
+
+@dataclass(frozen=True)
+class Comparison:
+    outstanding_published: int
+    outstanding_rebuilt: int
+    payments_only_published: tuple[str, ...]
+    payments_only_rebuilt: tuple[str, ...]
+    outcomes_differing: tuple[str, ...]
+
+    @property
+    def same(self) -> bool:
+        return not (self.payments_only_published or self.payments_only_rebuilt or self.outcomes_differing)
+
+
+async def compare(database_url: str, bootstrap: str, payments_topic: str, outcomes_topic: str) -> Comparison:
+    published = [r for r in (_journal(v) for v in await read_topic(bootstrap, payments_topic))
+                 if isinstance(r, PaymentInstruction)]
+    latest: dict[str, tuple[str, str | None, int]] = {}
+    for value in await read_topic(bootstrap, outcomes_topic):
+        record = OutcomeRecorded.model_validate_json(value)
+        latest[record.outcome_key] = (record.status.value, record.reason, record.owed_minor)
+    connection = await asyncpg.connect(database_url)
+    try:
+        rebuilt = [PaymentInstruction.model_validate_json(r["instruction"])
+                   for r in await connection.fetch("SELECT instruction FROM verifier_payments")]
+        decided = {r["outcome_key"]: (r["status"], r["reason"], int(r["owed_minor"]))
+                   for r in await connection.fetch("SELECT outcome_key, status, reason, owed_minor FROM verifier_outcomes")}
+    finally:
+        await connection.close()
+    live, again = outstanding(published), outstanding(rebuilt)
+    # An outcome the live verifier recorded and later withdrew never exists in a rebuild.
+    withdrawn = {k for k, v in latest.items() if v[:2] == ("rejected", "evidence_withdrawn")}
+    differing = sorted(k for k in (set(latest) | set(decided)) - (withdrawn - set(decided))
+                       if latest.get(k) != decided.get(k))
+    return Comparison(len(live), len(again), tuple(sorted(live - again)), tuple(sorted(again - live)),
+                      tuple(differing))
+
+
+def _journal(value: bytes) -> object:
+    try:
+        return JOURNAL_RECORD.validate_json(value)
+    except ValidationError:
+        return None
