@@ -226,6 +226,7 @@ class Settlement(Frozen):
 
     `paid` needs the bank reference; `failed` needs a reason. `settlement_id` is the
     finance system's idempotency key: the same settlement twice is one settlement.
+    Publish it keyed by `payment_id`, so that one payment's answers keep their order.
     """
 
     kind: Literal["settlement"] = "settlement"

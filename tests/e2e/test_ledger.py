@@ -84,8 +84,10 @@ async def test_a_mixed_stream_settles_claws_back_and_rejects_and_rebuilds_identi
             paid("s7", "f" * 32),            # unknown payment: rejected
             paid("s11", c1.payment_id),      # the school paid the clawback back
         ]
+        # Finance systems key settlements by payment id, so one payment's answers keep their order.
         records = [s.model_dump_json().encode() for s in answers] + [b'{"kind": "settlement"}']
-        await produce(servers.bootstrap_servers, settlements, records)
+        keys = [s.payment_id.encode() for s in answers] + [b"malformed"]
+        await produce(servers.bootstrap_servers, settlements, records, keys=keys)
         await wait_for_entries(database_url, 10)
         deadline = asyncio.get_running_loop().time() + 30
         while len(dead := await read_all(servers.bootstrap_servers,
