@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/mypy shared services
 
 bench: $(STAMP)
-	$(BIN)/stafet bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache

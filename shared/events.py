@@ -184,6 +184,8 @@ class PaymentInstruction(Frozen):
     currency: Currency
     occurred_on: dt.date
     reverses_payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+    # The event that was the evidence for the outcome (audit trail).
+    trigger_event_id: Identifier | None = None
 
 
 class OutcomeStatusName(StrEnum):

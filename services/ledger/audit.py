@@ -38,7 +38,7 @@ def instruction_from_row(row: asyncpg.Record) -> PaymentInstruction:
         outcome_id=row["outcome_id"], subject=row["subject"], payer=row["payer"],
         payee=row["payee"], payee_role=row["payee_role"], amount_minor=row["amount_minor"],
         currency=row["currency"], occurred_on=row["occurred_on"],
-        reverses_payment_id=row["reverses_payment_id"],
+        reverses_payment_id=row["reverses_payment_id"], trigger_event_id=row["trigger_event_id"],
     )
 
 

@@ -21,9 +21,9 @@ _INSERT_ENTRY = """
 INSERT INTO ledger_entries (sequence, entry_id, kind, payment_id, reverses_payment_id,
     contract_id, contract_version, outcome_id, subject, payer, payee, payee_role, currency,
     amount_minor, occurred_on, content_hash, previous_hash, entry_hash,
-    settlement_id, bank_reference, settled_on, failure_reason)
+    settlement_id, bank_reference, settled_on, failure_reason, trigger_event_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22)
+        $19, $20, $21, $22, $23)
 """
 _INSERT_LINE = """
 INSERT INTO ledger_lines (sequence, line, account, debit_minor, credit_minor, currency)
@@ -78,7 +78,7 @@ async def _append(connection: asyncpg.Connection, entries: Sequence[Entry], sequ
             i.contract_id, i.contract_version, i.outcome_id, i.subject, i.payer, i.payee,
             i.payee_role, i.currency, i.amount_minor, i.occurred_on, content, previous, current,
             s.settlement_id if s else None, s.bank_reference if s else None,
-            s.settled_on if s else None, s.reason if s else None))
+            s.settled_on if s else None, s.reason if s else None, i.trigger_event_id))
         line_rows.extend((sequence, n, ln.account, ln.debit_minor, ln.credit_minor, ln.currency)
                          for n, ln in enumerate(entry.lines, start=1))
         previous = current

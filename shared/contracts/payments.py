@@ -96,7 +96,7 @@ def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision
                 subject=decision.subject, payer=contract.payer, payee=payee.payee,
                 payee_role=payee.role,  # type: ignore[arg-type]
                 amount_minor=payee.amount_minor, currency=contract.currency,
-                occurred_on=decision.occurred_on,
+                occurred_on=decision.occurred_on, trigger_event_id=decision.trigger_event_id,
             ))
     return wanted
 
