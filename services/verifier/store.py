@@ -28,23 +28,28 @@ async def append_events(connection: asyncpg.Connection, transitions: Sequence[Tr
     if not fresh:
         return set(), 0
     subjects = sorted({t.subject for t in fresh})
-    await connection.executemany(
-        "INSERT INTO verifier_subjects (subject, birth_date, version) VALUES ($1, $2, 0)"
-        " ON CONFLICT (subject) DO NOTHING",
-        [(s, next(t.birth_date for t in fresh if t.subject == s)) for s in subjects])
+    births = {t.subject: t.birth_date for t in fresh}
+    await connection.execute(
+        "INSERT INTO verifier_subjects (subject, birth_date, version)"
+        " SELECT subject, birth_date, 0 FROM unnest($1::text[], $2::date[]) AS n(subject, birth_date)"
+        " ON CONFLICT (subject) DO NOTHING", subjects, [births[s] for s in subjects])
     versions = {r["subject"]: int(r["version"]) for r in await connection.fetch(
         "SELECT subject, version FROM verifier_subjects WHERE subject = ANY($1::text[])"
         " ORDER BY subject FOR UPDATE", subjects)}
-    rows = []
+    columns: tuple[list[object], ...] = ([], [], [], [], [])
     for transition in fresh:
         versions[transition.subject] += 1
-        rows.append((transition.subject, versions[transition.subject], transition.event_id,
-                     transition.occurred_on, transition.model_dump_json()))
-    await connection.executemany(
+        for column, value in zip(columns, (transition.subject, versions[transition.subject], transition.event_id,
+                                           transition.occurred_on, transition.model_dump_json()), strict=True):
+            column.append(value)
+    # One statement per table (unnest), not one per row: batches are written in bulk.
+    await connection.execute(
         "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition)"
-        " VALUES ($1, $2, $3, $4, $5)", rows)
-    await connection.executemany(
-        "UPDATE verifier_subjects SET version = $2 WHERE subject = $1", list(versions.items()))
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::date[], $5::text[])", *columns)
+    await connection.execute(
+        "UPDATE verifier_subjects s SET version = v.version"
+        " FROM unnest($1::text[], $2::int[]) AS v(subject, version) WHERE s.subject = v.subject",
+        list(versions), list(versions.values()))
     return set(subjects), len(fresh)
 
 
@@ -72,10 +77,11 @@ async def issued_payments(connection: asyncpg.Connection, subjects: Iterable[str
 
 async def record_payments(connection: asyncpg.Connection,
                           instructions: Sequence[PaymentInstruction]) -> None:
-    await connection.executemany(
+    await connection.execute(
         "INSERT INTO verifier_payments (payment_id, subject, contract_id, instruction)"
-        " VALUES ($1, $2, $3, $4)",
-        [(i.payment_id, i.subject, i.contract_id, i.model_dump_json()) for i in instructions])
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+        [i.payment_id for i in instructions], [i.subject for i in instructions],
+        [i.contract_id for i in instructions], [i.model_dump_json() for i in instructions])
 
 
 async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[str]
@@ -88,12 +94,22 @@ async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[st
 
 async def save_decisions(connection: asyncpg.Connection,
                          rows: Sequence[tuple[str, str, str, str, str | None, int, str]]) -> None:
-    await connection.executemany(
+    await connection.execute(
         "INSERT INTO verifier_outcomes (outcome_key, subject, contract_id, status, reason,"
-        " owed_minor, decision) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " owed_minor, decision)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])"
         " ON CONFLICT (outcome_key) DO UPDATE SET status = EXCLUDED.status,"
         " reason = EXCLUDED.reason, owed_minor = EXCLUDED.owed_minor,"
-        " decision = EXCLUDED.decision", rows)
+        " decision = EXCLUDED.decision", *_columns(rows, 7))
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows to columns, for one bulk `unnest` statement instead of one statement per row."""
+    columns: list[list[object]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 async def load_cap_states(connection: asyncpg.Connection, keys: Iterable[tuple[str, int]]
@@ -169,8 +185,11 @@ async def set_timers(connection: asyncpg.Connection, timers: Iterable[tuple[str,
 
 async def enqueue(connection: asyncpg.Connection, records: Sequence[tuple[str, str, str]]) -> None:
     """Add (topic, key, payload) records to the outbox, in order."""
-    await connection.executemany(
-        "INSERT INTO verifier_outbox (topic, key, payload) VALUES ($1, $2, $3)", records)
+    await connection.execute(
+        "INSERT INTO verifier_outbox (topic, key, payload)"
+        " SELECT topic, key, payload"
+        " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r(topic, key, payload, n)"
+        " ORDER BY n", [r[0] for r in records], [r[1] for r in records], [r[2] for r in records])
 
 
 async def unpublished(connection: asyncpg.Connection, limit: int

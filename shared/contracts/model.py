@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -134,13 +135,21 @@ class SolidarityDistribution(Frozen):
 
     @model_validator(mode="after")
     def _weights_sum_to_one(self) -> SolidarityDistribution:
-        ages = self.age_weights()
+        ages = self.age_weights_uncached()
         if sum(ages.values()) != 1:
             total = sum(ages.values())
             raise ValueError(f"weights over all ages must add up to exactly 1 (they add up to {float(total):g})")
         return self
 
+    @cached_property
+    def _age_weights(self) -> dict[int, Fraction]:
+        return self.age_weights_uncached()
+
     def age_weights(self) -> dict[int, Fraction]:
+        """Weight per age as exact fractions (computed once per frozen rule)."""
+        return self._age_weights
+
+    def age_weights_uncached(self) -> dict[int, Fraction]:
         result: dict[int, Fraction] = {}
         for age_range, weight in self.weights.items():
             first, _, last = age_range.partition("-")
