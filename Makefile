@@ -44,7 +44,7 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -59,7 +60,7 @@ class Bench:
     registry_file: Path
     events: list[tuple[bytes, bytes]]  # (key, value)
     batch: int
-    results: dict[str, object] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
     rss: dict[str, int] = field(default_factory=dict)
 
     def env(self, namespace: str, database_url: str) -> dict[str, str]:
@@ -359,14 +360,14 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, flo
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": delays[-1] * 1000}
 
 
-def table(results: dict[str, object]) -> str:
-    raw = results["raw_limit"]["events_per_s"]  # type: ignore[index]
+def table(results: dict[str, Any]) -> str:
+    raw = results["raw_limit"]["events_per_s"]
     rows = [("raw limit (passthrough)", raw, "events/s")]
-    stages = results["stages"]  # type: ignore[index]
+    stages = results["stages"]
     rows += [("ingest alone", stages["ingest"]["events_per_s"], "events/s"),
              ("verifier alone", stages["verifier"]["events_per_s"], "events/s"),
              ("ledger alone", stages["ledger"]["payments_per_s"], "payments/s"),
-             ("end to end", results["end_to_end"]["events_per_s"], "events/s"),  # type: ignore[index]
+             ("end to end", results["end_to_end"]["events_per_s"], "events/s"),
              ("ledger rebuild", stages["ledger_rebuild"]["payments_per_s"], "payments/s"),
              ("verifier rebuild", stages["verifier_rebuild"]["events_per_s"], "events/s")]
     lines = [f"{'figure':<26}{'rate':>14}  {'unit':<11}{'ratio to raw':>13}"]
@@ -376,8 +377,8 @@ def table(results: dict[str, object]) -> str:
         lines.append(f"latency at {lat['rate_per_s']:.0f} events/s for {lat['duration_s']:.0f}s "
                      f"({lat['samples']} payments): p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, "
                      f"p99 {lat['p99_ms']:.0f} ms")
-    rss = results["peak_rss_mib"]  # type: ignore[index]
-    lines.append("peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))  # type: ignore[union-attr]
+    rss = results["peak_rss_mib"]
+    lines.append("peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
     return "\n".join(lines)
 
 
@@ -393,7 +394,7 @@ async def main(arguments: argparse.Namespace) -> None:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,
                                            municipalities=arguments.municipalities)
-            events = [(str(e["subject"]["cpr"]).encode(), to_json_line(e)) for e in generated]  # type: ignore[index]
+            events = [(str(e["subject"]["cpr"]).encode(), to_json_line(e)) for e in generated]
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")
@@ -409,7 +410,7 @@ async def main(arguments: argparse.Namespace) -> None:
             bench.results["peak_rss_mib"] = {k: v / 1024 for k, v in bench.rss.items()}
         finally:
             stack.down()
-    record = {
+    record: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                     "kafka": KAFKA_VERSION},

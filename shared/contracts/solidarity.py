@@ -11,6 +11,7 @@ steps.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def exact_shares(rule: SolidarityDistribution, birth_date: dt.date,
     for weight, first, last in years:
         units: dict[str, int] = {}
         points = sorted({first, last + ONE_DAY} | {b for b in boundaries if first < b <= last})
-        for segment_start, next_start in zip(points, points[1:], strict=False):
+        for segment_start, next_start in itertools.pairwise(points):
             days = (next_start - segment_start).days
             if segment_start > trigger_date:
                 holders = [NOT_ACCRUED]
