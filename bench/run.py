@@ -394,7 +394,8 @@ async def main(arguments: argparse.Namespace) -> None:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,
                                            municipalities=arguments.municipalities)
-            events = [(str(e["subject"]["cpr"]).encode(), to_json_line(e)) for e in generated]
+            # Keyed by event id, as `stafet publish` does: the benchmark never holds CPRs as keys.
+            events = [(str(e["event_id"]).encode(), to_json_line(e)) for e in generated]
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")
