@@ -14,6 +14,7 @@ help:
 	@echo "make test   - set up everything and run all tests (unit, integration, e2e)"
 	@echo "make up / make down / make status - the local Kafka + PostgreSQL stack"
 	@echo "make lint   - ruff and mypy"
+	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,9 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services bench
+
+docs: $(STAMP)
+	$(BIN)/stafet docs
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

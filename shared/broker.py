@@ -9,18 +9,32 @@ partition.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
+from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.specification import AsyncAPI
 
 from shared.settings import Settings
 
+# `make docs` imports the apps with this set: FastStream then reads the handlers'
+# annotated models to write each topic's payload schema into the AsyncAPI document.
+DOCUMENTING = os.environ.get("STAFET_ASYNCAPI") == "1"
+
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    """A broker whose handlers receive bytes as they came (serializer=None).
+
+    Handlers are annotated with the models their topics carry (that is what the AsyncAPI
+    document shows), but FastStream does not validate into them: each service validates
+    every record itself, so that a bad record becomes a dead letter with a reason code
+    instead of a framework error that would stall the partition.
+    """
+    options: dict[str, Any] = {} if DOCUMENTING else {"serializer": None}
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -29,14 +43,21 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         linger_ms=5,
         graceful_timeout=15.0,
         logger=None,
+        **options,
     )
+
+
+def make_app(broker: KafkaBroker, *, title: str, description: str) -> FastStream:
+    return FastStream(broker, specification=AsyncAPI(
+        title=title, version="1", description=description))
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
 
 def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
-                     group_id: str) -> Callable[[Handler], Handler]:
+                     group_id: str, title: str | None = None,
+                     description: str | None = None) -> Callable[[Handler], Handler]:
     """Subscribe a handler to `topic` in batches, committing only after it returned."""
     subscriber = broker.subscriber(
         topic,
@@ -47,6 +68,8 @@ def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
         batch_timeout_ms=settings.batch_timeout_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_records,
+        title=title,
+        description=description,
     )
     return cast("Callable[[Handler], Handler]", subscriber)
 
@@ -54,7 +77,7 @@ def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
 def raw_records_of(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:
     """The consumed records themselves (value bytes, topic, partition, offset)."""
     raw = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    return tuple(raw) if isinstance(raw, tuple | list) else (raw,)
 
 
 async def raw_records(message: KafkaMessage) -> list[bytes]:

@@ -7,12 +7,33 @@ truncated), with where it came from.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.pseudonym import scrub
 
 ORIGINAL_CHARS_MAX = 4096  # how much of a bad record the dead letter keeps
+
+
+class DeadLetterSource(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeadLetterRecord(BaseModel):
+    """A rejected record on the dead-letters topic (schema v1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    reason: str
+    field: str
+    message: str
+    record_id: str | None
+    original: str
+    service: str
+    source: DeadLetterSource
 
 
 @dataclass(frozen=True)
@@ -30,8 +51,8 @@ class DeadLetter:
         return cls(reason, field, scrub(message), scrub(text), record_id)
 
     def to_json(self, *, service: str, topic: str, partition: int, offset: int) -> bytes:
-        return json.dumps({
-            "reason": self.reason, "field": self.field, "message": self.message,
-            "record_id": self.record_id, "original": self.original, "service": service,
-            "source": {"topic": topic, "partition": partition, "offset": offset},
-        }).encode()
+        return DeadLetterRecord(
+            reason=self.reason, field=self.field, message=self.message, record_id=self.record_id,
+            original=self.original, service=service,
+            source=DeadLetterSource(topic=topic, partition=partition, offset=offset),
+        ).model_dump_json().encode()

@@ -6,14 +6,15 @@ Run alone: `faststream run services.ingest.app:app` (or `stafet serve ingest`).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import structlog
-from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.admission import admit
-from shared.broker import batch_subscriber, make_broker, raw_records_of
-from shared.dead_letters import DeadLetter
+from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
+from shared.dead_letters import DeadLetter, DeadLetterRecord
+from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.pseudonym import DEVELOPMENT_KEY
@@ -39,18 +40,47 @@ def pseudonym_key(settings: Settings) -> bytes:
     return DEVELOPMENT_KEY
 
 
-registry = InstitutionRegistry.from_file(settings.institutions_file)
+class ReloadingRegistry:
+    """The institution registry, reloaded when its file changes (checked once a batch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loaded_mtime = path.stat().st_mtime
+        self.registry = InstitutionRegistry.from_file(path)
+
+    def current(self) -> InstitutionRegistry:
+        mtime = self.path.stat().st_mtime
+        if mtime != self.loaded_mtime:
+            self.registry = InstitutionRegistry.from_file(self.path)
+            self.loaded_mtime = mtime
+            log.info("institution_registry_reloaded", institutions=len(self.registry))
+        return self.registry
+
+
+registry = ReloadingRegistry(settings.institutions_file)
 key = pseudonym_key(settings)
 broker = make_broker(settings, client_id="stafet-ingest")
-app = FastStream(broker)
+app = make_app(broker, title="Stafet ingest", description=(
+    "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
+    "reporting institution may report the fact, and forwards trusted transitions keyed by "
+    "subject pseudonym. Rejected input goes to the dead-letter topic with a reason code."))
+transitions_out = broker.publisher(TRANSITIONS.name, schema=Transition, title="transitions",
+                                   description="Trusted, pseudonymised facts keyed by subject pseudonym.")
+dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
+                                    description="Rejected input with a reason code; CPR numbers removed.")
 
 
-@batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"))
-async def on_institution_events(records: list[bytes], message: KafkaMessage) -> None:
+@batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"),
+                  title="institution-events",
+                  description="What institution systems publish (stafet publish). Key: the event id.")
+async def on_institution_events(records: list[InstitutionEvent], message: KafkaMessage) -> None:
+    # `records` documents the wire format; the bytes are read from `message` and
+    # validated by `admit`, so a bad record becomes a dead letter, never an exception.
     sends = []
     accepted = rejected = 0
+    current = registry.current()
     for record in raw_records_of(message):
-        outcome = admit(record.value or b"", registry, key, settings.pseudonym_key_id)
+        outcome = admit(record.value or b"", current, key, settings.pseudonym_key_id)
         if isinstance(outcome, DeadLetter):
             rejected += 1
             log.warning("dead_letter", reason=outcome.reason, field=outcome.field,
@@ -58,13 +88,12 @@ async def on_institution_events(records: list[bytes], message: KafkaMessage) -> 
                         partition=record.partition, offset=record.offset)
             payload = outcome.to_json(service="ingest", topic=record.topic,
                                       partition=record.partition, offset=record.offset)
-            sends.append(await broker.publish(payload, DEAD_LETTERS.name,
-                                              key=(outcome.record_id or "").encode() or None,
-                                              no_confirm=True))
+            sends.append(await dead_letters_out.publish(payload, key=(outcome.record_id or "").encode() or None,
+                                                        no_confirm=True))
         else:
             accepted += 1
-            sends.append(await broker.publish(outcome.model_dump_json().encode(), TRANSITIONS.name,
-                                              key=outcome.subject.encode(), no_confirm=True))
+            sends.append(await transitions_out.publish(outcome.model_dump_json().encode(),
+                                                       key=outcome.subject.encode(), no_confirm=True))
     # Wait for every record of the batch to be acknowledged by the broker before the
     # subscriber commits the consumed offsets: nothing is lost on a crash.
     await asyncio.gather(*sends)

@@ -16,14 +16,13 @@ import asyncio
 
 import asyncpg
 import structlog
-from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.ledger.store import apply_journal
-from shared.broker import batch_subscriber, make_broker, raw_records_of
+from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
 from shared.db import create_pool, migrate
-from shared.dead_letters import DeadLetter
+from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
 from shared.logging import configure_logging
 from shared.settings import Settings
@@ -33,7 +32,13 @@ settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("ledger")
 broker = make_broker(settings, client_id="stafet-ledger")
-app = FastStream(broker)
+app = make_app(broker, title="Stafet ledger", description=(
+    "Projects the ledger journal into a double-entry, append-only, hash-chained ledger in "
+    "PostgreSQL, and forwards finance systems' settlements onto the journal."))
+journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal (settlements forwarded)",
+                               description="Settlements forwarded onto the ledger journal, keyed by payment id.")
+dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
+                                    description="Malformed, unknown-payment or already-settled settlements.")
 pools: list[asyncpg.Pool] = []
 
 
@@ -49,8 +54,10 @@ async def stop() -> None:
         await pools.pop().close()
 
 
-@batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"))
-async def on_settlements(records: list[bytes], message: KafkaMessage) -> None:
+@batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"),
+                  title="settlements", description="Finance systems' answers, keyed by payment id.")
+async def on_settlements(records: list[Settlement], message: KafkaMessage) -> None:
+    # `records` documents the wire format; the bytes are read and validated from `message`.
     sends = []
     for record in raw_records_of(message):
         raw = record.value or b""
@@ -62,17 +69,19 @@ async def on_settlements(records: list[bytes], message: KafkaMessage) -> None:
             dead = DeadLetter.of("schema_violation", field, f"{field}: {first['msg']}", raw)
             log.warning("dead_letter", reason=dead.reason, field=field, topic=record.topic,
                         partition=record.partition, offset=record.offset)
-            sends.append(await broker.publish(
+            sends.append(await dead_letters_out.publish(
                 dead.to_json(service="ledger", topic=record.topic, partition=record.partition,
-                             offset=record.offset), DEAD_LETTERS.name, no_confirm=True))
+                             offset=record.offset), no_confirm=True))
             continue
-        sends.append(await broker.publish(settlement.model_dump_json().encode(), PAYMENTS.name,
-                                          key=settlement.payment_id.encode(), no_confirm=True))
+        sends.append(await journal_out.publish(settlement.model_dump_json().encode(),
+                                               key=settlement.payment_id.encode(), no_confirm=True))
     await asyncio.gather(*sends)
 
 
-@batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"))
-async def on_journal(records: list[bytes], message: KafkaMessage) -> None:
+@batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"), title="payments (journal)",
+                  description="Payment instructions, clawbacks and forwarded settlements, in ledger order.")
+async def on_journal(records: list[PaymentInstruction | Settlement], message: KafkaMessage) -> None:
+    # `records` documents the wire format; the bytes are read and validated from `message`.
     journal: list[PaymentInstruction | Settlement] = []
     offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
     for record in raw_records_of(message):
@@ -95,10 +104,10 @@ async def on_journal(records: list[bytes], message: KafkaMessage) -> None:
         log.warning("settlement_rejected", reason=rejected.reason.value,
                     settlement_id=rejected.settlement.settlement_id,
                     payment_id=rejected.settlement.payment_id)
-        sends.append(await broker.publish(
+        sends.append(await dead_letters_out.publish(
             dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0,
                          offset=offsets.get(rejected.settlement.settlement_id, -1)),
-            DEAD_LETTERS.name, key=rejected.settlement.settlement_id.encode(), no_confirm=True))
+            key=rejected.settlement.settlement_id.encode(), no_confirm=True))
     await asyncio.gather(*sends)
     log.info("batch_projected", received=len(journal), written=len(plan.entries),
              duplicates=plan.duplicates, rejected=len(plan.rejected))

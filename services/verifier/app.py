@@ -11,24 +11,23 @@ import datetime as dt
 
 import asyncpg
 import structlog
-from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.verifier import store
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import relay_outbox
-from shared.broker import batch_subscriber, make_broker, raw_records, raw_records_of
+from shared.broker import batch_subscriber, make_app, make_broker, raw_records, raw_records_of
 from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
 from shared.contracts.model import Contract
 from shared.db import create_pool, migrate
-from shared.events import TRANSITIONS_RECORD, ClockTick, Transition
+from shared.events import TRANSITIONS_RECORD, ClockTick, OutcomeRecorded, PaymentInstruction, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import CONTRACTS, TRANSITIONS, group_id
+from shared.topics import CONTRACTS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
 
 SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
 
@@ -36,7 +35,19 @@ settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("verifier")
 broker = make_broker(settings, client_id="stafet-verifier")
-app = FastStream(broker)
+app = make_app(broker, title="Stafet verifier", description=(
+    "Keeps each subject's stream of transitions, evaluates it against every contract "
+    "version in force, and publishes outcome decisions and payment instructions "
+    "(payments and clawbacks) with deterministic ids through a transactional outbox."))
+publishers = {
+    OUTCOMES.name: broker.publisher(
+        OUTCOMES.name, schema=OutcomeRecorded, title="outcomes",
+        description="OutcomeVerified / OutcomeRejected (reason code) / OutcomeCapped / OutcomePending, "
+                    "keyed by subject pseudonym, whenever a decision changes."),
+    PAYMENTS.name: broker.publisher(
+        PAYMENTS.name, schema=PaymentInstruction, title="payments",
+        description="The ledger journal (one partition): payment instructions and clawbacks keyed by payee."),
+}
 book = ContractBook()
 directory = {i.id: InstitutionInfo(i.kind, i.municipality)
              for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
@@ -47,7 +58,7 @@ processing = asyncio.Lock()
 
 
 async def publish(payload: bytes, topic: str, key: bytes) -> object:
-    return await broker.publish(payload, topic, key=key, no_confirm=True)
+    return await publishers[topic].publish(payload, key=key, no_confirm=True)
 
 
 async def remember(contract: Contract, connection: asyncpg.Connection) -> None:
@@ -118,8 +129,9 @@ async def ticker() -> None:
 
 
 @broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
-                   decoder=raw_records)
-async def on_contract(records: list[bytes], message: KafkaMessage) -> None:
+                   decoder=raw_records, title="contracts",
+                   description="Contract versions (stafet contract apply), compacted, key contract_id@version.")
+async def on_contract(records: Contract, message: KafkaMessage) -> None:
     # No consumer group: every verifier instance reads every contract version, from
     # the start of the compacted topic, at every start.
     for record in raw_records_of(message):
@@ -132,8 +144,10 @@ async def on_contract(records: list[bytes], message: KafkaMessage) -> None:
             await remember(contract, connection)
 
 
-@batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"))
-async def on_transitions(records: list[bytes], message: KafkaMessage) -> None:
+@batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"), title="transitions",
+                  description="Trusted facts from ingest (keyed by subject) and clock ticks (stafet clock).")
+async def on_transitions(records: list[Transition | ClockTick], message: KafkaMessage) -> None:
+    # `records` documents the wire format; the bytes are read and validated from `message`.
     transitions: list[Transition] = []
     ticks: list[dt.date] = []
     for record in raw_records_of(message):

@@ -245,6 +245,25 @@ def demo(
     run_demo(events)
 
 
+@app.command("docs")
+def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/asyncapi/ is out of date")] = False,
+         ) -> None:
+    """Write the AsyncAPI documents (docs/asyncapi/<service>.yaml) from the FastStream apps."""
+    from shared.cli.asyncapi import ASYNCAPI_DIR, drift, generate
+
+    if check:
+        problems = drift()
+        for problem in problems:
+            typer.echo(problem, err=True)
+        if problems:
+            fail("docs/asyncapi/ differs from the code; run `make docs` and commit the result")
+        typer.echo("docs/asyncapi/ matches the code")
+        return
+    ASYNCAPI_DIR.mkdir(parents=True, exist_ok=True)
+    for path in generate(ASYNCAPI_DIR):
+        typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the SQL migrations not yet applied (idempotent)."""

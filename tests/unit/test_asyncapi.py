@@ -1,0 +1,19 @@
+"""The checked-in AsyncAPI documents are what the FastStream apps generate today."""
+
+from __future__ import annotations
+
+from shared.cli.asyncapi import ASYNCAPI_DIR, drift
+from shared.processes import SERVICES
+
+
+def test_asyncapi_documents_match_the_code() -> None:
+    problems = drift()
+    assert not problems, "docs/asyncapi/ is out of date; run `make docs`:\n" + "\n".join(problems)
+
+
+def test_the_ingest_document_shows_the_institution_event_schema() -> None:
+    text = (ASYNCAPI_DIR / "ingest.yaml").read_text()
+    assert "stafet.institution-events.v1" in text
+    assert "InstitutionEvent" in text
+    assert "reported_by" in text
+    assert {f"{s}.yaml" for s in SERVICES} <= {p.name for p in ASYNCAPI_DIR.iterdir()}
