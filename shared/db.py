@@ -15,6 +15,7 @@ import asyncpg
 from shared.settings import REPO_ROOT
 
 MIGRATION_DIRS: tuple[Path, ...] = (
+    REPO_ROOT / "services" / "ingest" / "sql",
     REPO_ROOT / "services" / "verifier" / "sql",
     REPO_ROOT / "services" / "ledger" / "sql",
 )

@@ -124,9 +124,15 @@ Amendment.model_rebuild()
 # ---- the envelopes ------------------------------------------------------------------
 
 class SubjectReference(Frozen):
-    """How an institution names a subject: a CPR number, or a pseudonym it already has."""
+    """How an institution names a subject.
+
+    On the topic: `cpr_sealed` (the CPR number sealed to ingest's public key by
+    `stafet publish`), or a `pseudonym` with the `birth_date`. In an institution's own
+    files: `cpr` in clear, which the publisher seals before anything leaves the machine.
+    """
 
     cpr: Annotated[str, StringConstraints(max_length=11)] | None = None
+    cpr_sealed: Annotated[str, StringConstraints(pattern=r"^v1\.[A-Za-z0-9_-]{40,200}$")] | None = None
     pseudonym: Pseudonym | None = None
     birth_date: dt.date | None = None
 

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     pseudonym_key: str | None = None
     pseudonym_key_file: Path | None = None
     pseudonym_key_id: str = Field(default="k1", pattern=r"^[a-z0-9]{1,8}$")
+    # Sealing CPR numbers on their way to ingest: ingest holds the private key, the
+    # publishers institutions run hold the public key (`stafet keys new` makes a pair).
+    sealing_private_key_file: Path | None = None
+    sealing_public_key_file: Path | None = None
     # Development mode allows a well-known key so `make demo` runs with no secrets;
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")

@@ -17,6 +17,7 @@ from pathlib import Path
 from services.ingest.admission import admit
 from services.ledger.postings import budget_account, pending_account
 from services.verifier.decisions import decide_subject
+from shared.cli.publish import seal_line
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
@@ -24,6 +25,7 @@ from shared.contracts.payments import CapState
 from shared.events import PaymentKind, Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import DEVELOPMENT_KEY
+from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
@@ -34,9 +36,18 @@ def read_lines(path: Path) -> list[bytes]:
     return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
 
 
+SEALING = development_private_key()
+
+
+def sealed(raw_events: Iterable[bytes]) -> list[bytes]:
+    """Institution records as `stafet publish` sends them: CPR numbers sealed."""
+    return [seal_line(raw, SEALING.public_key()) for raw in raw_events]
+
+
 def admitted(raw_events: Iterable[bytes], registry: InstitutionRegistry = REGISTRY) -> list[Transition]:
-    return [t for raw in raw_events
-            if isinstance(t := admit(raw, registry, DEVELOPMENT_KEY, "k1"), Transition)]
+    """What ingest forwards for these records (given in clear, as in an institution's file)."""
+    return [t for raw in sealed(raw_events)
+            if isinstance(t := admit(raw, registry, DEVELOPMENT_KEY, "k1", SEALING), Transition)]
 
 
 def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:

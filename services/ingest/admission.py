@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
 from shared.dead_letters import DeadLetter
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
-from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise
+from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, pseudonymise
+from shared.sealing import InvalidSeal, unseal
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
 
@@ -28,6 +30,10 @@ class Reason(StrEnum):
     UNTRUSTED_SOURCE = "untrusted_source"
     INVALID_CPR = "invalid_cpr"
     UNKNOWN_SUBJECT_REFERENCE = "unknown_subject_reference"
+    CPR_IN_IDENTIFIER = "cpr_in_identifier"
+    UNSEALED_CPR = "unsealed_cpr"
+    INVALID_SEALED_CPR = "invalid_sealed_cpr"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 
 def _dead(reason: Reason, field: str, message: str, raw: bytes,
@@ -35,8 +41,8 @@ def _dead(reason: Reason, field: str, message: str, raw: bytes,
     return DeadLetter.of(reason.value, field, message, raw, event_id)
 
 
-def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str
-          ) -> Transition | DeadLetter:
+def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str,
+          opener: X25519PrivateKey) -> Transition | DeadLetter:
     if len(raw) > RECORD_BYTES_MAX:
         return _dead(Reason.RECORD_TOO_LARGE, "", f"record is {len(raw)} bytes, "
                      f"at most {RECORD_BYTES_MAX}", raw)
@@ -45,13 +51,18 @@ def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return _dead(Reason.MALFORMED_JSON, "", f"not valid JSON: {error}", raw)
     event_id = data.get("event_id") if isinstance(data, dict) else None
-    event_id = event_id if isinstance(event_id, str) else None
+    event_id = event_id if isinstance(event_id, str) and not CPR_ANYWHERE.search(event_id) else None
     try:
         event = InstitutionEvent.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         return _dead(Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}", raw, event_id)
+    # Identifiers travel to topics, tables and logs: one that holds a CPR number would
+    # leak it past the edge, so it is refused (and the dead letter's copy is scrubbed).
+    if CPR_ANYWHERE.search(event.event_id):
+        return _dead(Reason.CPR_IN_IDENTIFIER, "event_id",
+                     "an event id must not contain a CPR number", raw, None)
     reporter = registry.get(event.reported_by)
     if reporter is None:
         return _dead(Reason.UNKNOWN_INSTITUTION, "reported_by",
@@ -61,11 +72,18 @@ def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str
                      f"a {reporter.kind} may not report {event.body.type.value}", raw, event_id)
     subject = event.subject
     if subject.cpr is not None:
+        return _dead(Reason.UNSEALED_CPR, "subject.cpr",
+                     "a CPR number must be sealed by the publisher (stafet publish), never sent in clear",
+                     raw, event_id)
+    if subject.cpr_sealed is not None:
         try:
-            birth_date = birth_date_from_cpr(subject.cpr)
+            cpr = unseal(subject.cpr_sealed, opener)
+            birth_date = birth_date_from_cpr(cpr)
+        except InvalidSeal as error:
+            return _dead(Reason.INVALID_SEALED_CPR, "subject.cpr_sealed", str(error), raw, event_id)
         except InvalidCpr as error:
-            return _dead(Reason.INVALID_CPR, "subject.cpr", str(error), raw, event_id)
-        pseudonym = pseudonymise(subject.cpr, key, key_id)
+            return _dead(Reason.INVALID_CPR, "subject.cpr_sealed", str(error), raw, event_id)
+        pseudonym = pseudonymise(cpr, key, key_id)
     elif subject.pseudonym is not None and subject.birth_date is not None:
         pseudonym, birth_date = subject.pseudonym, subject.birth_date
     else:

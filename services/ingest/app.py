@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import structlog
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from faststream.kafka.annotations import KafkaMessage
 
-from services.ingest.admission import admit
+from services.ingest.admission import Reason, admit
+from services.ingest.dedup import remember, sort_out
 from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
+from shared.db import create_pool, migrate
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.pseudonym import DEVELOPMENT_KEY
+from shared.sealing import development_private_key, load_private_key
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
 
@@ -40,6 +46,14 @@ def pseudonym_key(settings: Settings) -> bytes:
     return DEVELOPMENT_KEY
 
 
+def sealing_key(settings: Settings) -> X25519PrivateKey:
+    if settings.sealing_private_key_file is not None:
+        return load_private_key(settings.sealing_private_key_file)
+    if settings.stafet_env == "production":
+        raise ConfigurationError("no sealing key: set SEALING_PRIVATE_KEY_FILE (stafet keys new)")
+    return development_private_key()
+
+
 class ReloadingRegistry:
     """The institution registry, reloaded when its file changes (checked once a batch)."""
 
@@ -58,7 +72,9 @@ class ReloadingRegistry:
 
 
 registry = ReloadingRegistry(settings.institutions_file)
+pools: list[asyncpg.Pool] = []
 key = pseudonym_key(settings)
+opener = sealing_key(settings)
 broker = make_broker(settings, client_id="stafet-ingest")
 app = make_app(broker, title="Stafet ingest", description=(
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
@@ -70,6 +86,18 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Rejected input with a reason code; CPR numbers removed.")
 
 
+@app.on_startup
+async def start() -> None:
+    await migrate(settings.database_url)
+    pools.append(await create_pool(settings.database_url, max_size=settings.db_pool_max_size))
+
+
+@app.on_shutdown
+async def stop() -> None:
+    while pools:
+        await pools.pop().close()
+
+
 @batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"),
                   title="institution-events",
                   description="What institution systems publish (stafet publish). Key: the event id.")
@@ -77,24 +105,40 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     # `records` documents the wire format; the bytes are read from `message` and
     # validated by `admit`, so a bad record becomes a dead letter, never an exception.
     sends = []
-    accepted = rejected = 0
+    admitted: list[Transition] = []
+    origin: dict[str, tuple[bytes, str, int, int]] = {}
     current = registry.current()
     for record in raw_records_of(message):
-        outcome = admit(record.value or b"", current, key, settings.pseudonym_key_id)
+        raw = record.value or b""
+        outcome = admit(raw, current, key, settings.pseudonym_key_id, opener)
         if isinstance(outcome, DeadLetter):
-            rejected += 1
-            log.warning("dead_letter", reason=outcome.reason, field=outcome.field,
-                        event_id=outcome.record_id, topic=record.topic,
-                        partition=record.partition, offset=record.offset)
-            payload = outcome.to_json(service="ingest", topic=record.topic,
-                                      partition=record.partition, offset=record.offset)
-            sends.append(await dead_letters_out.publish(payload, key=(outcome.record_id or "").encode() or None,
-                                                        no_confirm=True))
+            sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:
-            accepted += 1
-            sends.append(await transitions_out.publish(outcome.model_dump_json().encode(),
-                                                       key=outcome.subject.encode(), no_confirm=True))
-    # Wait for every record of the batch to be acknowledged by the broker before the
-    # subscriber commits the consumed offsets: nothing is lost on a crash.
+            admitted.append(outcome)
+            origin.setdefault(outcome.event_id, (raw, record.topic, record.partition, record.offset))
+    async with pools[0].acquire() as connection:
+        verdict = await sort_out(connection, admitted)
+    for conflict in verdict.conflicting:
+        raw, topic, partition, offset = origin[conflict.event_id]
+        sends.append(await dead_letter(DeadLetter.of(
+            Reason.CONFLICTING_DUPLICATE, "event_id",
+            f"event id {conflict.event_id} was already received with different content", raw,
+            conflict.event_id), topic, partition, offset))
+    for transition in verdict.fresh:
+        sends.append(await transitions_out.publish(transition.model_dump_json().encode(),
+                                                   key=transition.subject.encode(), no_confirm=True))
+    # Wait for every record of the batch to be acknowledged by the broker, then remember
+    # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
+    # nothing is lost on a crash, and a duplicate is dropped even across restarts.
     await asyncio.gather(*sends)
-    log.info("batch_admitted", accepted=accepted, rejected=rejected)
+    async with pools[0].acquire() as connection:
+        await remember(connection, verdict.fresh)
+    log.info("batch_admitted", forwarded=len(verdict.fresh), duplicates_dropped=verdict.duplicates,
+             rejected=len(sends) - len(verdict.fresh))
+
+
+async def dead_letter(letter: DeadLetter, topic: str, partition: int, offset: int) -> asyncio.Future[Any]:
+    log.warning("dead_letter", reason=letter.reason, field=letter.field, event_id=letter.record_id,
+                topic=topic, partition=partition, offset=offset)
+    payload = letter.to_json(service="ingest", topic=topic, partition=partition, offset=offset)
+    return await dead_letters_out.publish(payload, key=(letter.record_id or "").encode() or None, no_confirm=True)

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from shared.processes import SERVICES
 from shared.settings import REPO_ROOT
 
@@ -27,8 +29,6 @@ def generate(directory: Path) -> list[Path]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"KAFKA_BOOTSTRAP_SERVERS", "STAFET_TOPIC_NAMESPACE", "CONTRACT_FILES", "INSTITUTIONS_FILE"}}
     env["STAFET_ASYNCAPI"] = "1"
-    # FastStream keeps publishers in a set: a fixed hash seed gives a stable order.
-    env["PYTHONHASHSEED"] = "0"
     written = []
     for service in SERVICES:
         out = directory / f"{service}.yaml"
@@ -37,6 +37,10 @@ def generate(directory: Path) -> list[Path]:
              f"services.{service}.app:app"],
             cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=GENERATE_TIMEOUT_S,
         )
+        # FastStream keeps publishers in a set, so their order varies from run to run:
+        # sorted keys make the document a function of the code alone.
+        document = yaml.safe_load(out.read_text())
+        out.write_text(yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100))
         written.append(out)
     return written
 

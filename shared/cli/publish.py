@@ -13,10 +13,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import ValidationError
 
 from shared.events import InstitutionEvent
 from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
+from shared.sealing import development_private_key, load_public_key, seal
+from shared.settings import Settings
 
 PUBLISH_WINDOW = 1000  # records in flight before waiting for the broker's acks
 
@@ -54,17 +57,36 @@ def validate_lines(path: Path) -> tuple[list[tuple[int, bytes]], list[LineProble
     return good, problems
 
 
+def publisher_public_key(settings: Settings) -> X25519PublicKey:
+    if settings.sealing_public_key_file is not None:
+        return load_public_key(settings.sealing_public_key_file)
+    if settings.stafet_env == "production":
+        raise ValueError("no sealing key: set SEALING_PUBLIC_KEY_FILE to ingest's public key")
+    return development_private_key().public_key()
+
+
+def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
+    """The record as it may travel: a clear `cpr` replaced by `cpr_sealed`."""
+    event = json.loads(raw)
+    subject = event.get("subject") or {}
+    if subject.get("cpr") is not None:
+        subject["cpr_sealed"] = seal(subject.pop("cpr"), recipient)
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, bytes]],
-                          progress: object | None = None) -> int:
+                          progress: object | None = None,
+                          recipient: X25519PublicKey | None = None) -> int:
     from shared.kafka import make_producer
 
+    recipient = recipient or publisher_public_key(Settings())
     producer = make_producer(bootstrap, client_id="stafet-publish")
     await producer.start()
     try:
         pending = []
         for _, raw in records:
             event_id = json.loads(raw)["event_id"]
-            pending.append(await producer.send(topic, raw, key=str(event_id).encode()))
+            pending.append(await producer.send(topic, seal_line(raw, recipient), key=str(event_id).encode()))
             if len(pending) >= PUBLISH_WINDOW:
                 await asyncio.gather(*pending)
                 if progress is not None:

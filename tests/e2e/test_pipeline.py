@@ -14,7 +14,7 @@ from shared.settings import REPO_ROOT
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, in_namespace
 from tests.kafka_helpers import produce, read_all
 from tests.ledger_helpers import ledger_state
-from tests.oracle import admitted, event_line, expected_balances, read_lines
+from tests.oracle import admitted, event_line, expected_balances, read_lines, sealed
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ async def test_sample_events_flow_through_ingest_and_verifier_into_a_balanced_le
     assert expected, "the sample must produce payments, or this test proves nothing"
     services = start_services(service_env, tmp_path)
     try:
-        await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name, raw)
+        await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name, sealed(raw))
         state = await wait_for_balances(database_url, expected)
     finally:
         stop_services(services)
@@ -53,6 +53,7 @@ async def test_malformed_events_are_dead_lettered_while_the_good_ones_around_the
         servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
         tmp_path: Path) -> None:
     good = read_lines(SAMPLE)
+    expected = expected_balances([CONTRACT], admitted(good))
     bad = [
         b'{"event_id": "broken", "occurred_on": ',  # bad JSON
         event_line("no-body", "2020-01-01", "alsskolen", "150904-4321", {})[:-1]
@@ -61,8 +62,9 @@ async def test_malformed_events_are_dead_lettered_while_the_good_ones_around_the
                     "subject": {"cpr": "1509044321"},
                     "body": {"type": "enrolled", "institution": "alsskolen"}}).encode(),
     ]
+    good, bad = sealed(good), sealed(bad[1:])
+    bad = [b'{"event_id": "broken", "occurred_on": ', *bad]
     interleaved = good[:5] + bad[:1] + good[5:12] + bad[1:2] + good[12:] + bad[2:]
-    expected = expected_balances([CONTRACT], admitted(good))
     services = start_services(service_env, tmp_path)
     try:
         await produce(servers.bootstrap_servers,

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from services.ingest.admission import Reason, admit
+from shared.cli.publish import seal_line
 from shared.dead_letters import DeadLetter
 from shared.events import Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import birth_date_from_cpr, pseudonymise
+from shared.sealing import development_private_key, seal
 from shared.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
@@ -18,7 +20,11 @@ KEY = b"test-key"
 CPR = "150904-4321"
 
 
-def record(**overrides: object) -> bytes:
+SEALING = development_private_key()
+
+
+def clear(**overrides: object) -> bytes:
+    """A record as it stands in an institution's file (CPR in clear)."""
     event: dict[str, object] = {
         "event_id": "e-1", "occurred_on": "2010-08-01", "reported_by": "alsskolen",
         "subject": {"cpr": CPR}, "body": {"type": "enrolled", "institution": "alsskolen"}}
@@ -26,8 +32,17 @@ def record(**overrides: object) -> bytes:
     return json.dumps(event).encode()
 
 
+def record(**overrides: object) -> bytes:
+    """The record as `stafet publish` sends it: the CPR number sealed."""
+    return seal_line(clear(**overrides), SEALING.public_key())
+
+
+def admit_(raw: bytes):  # type: ignore[no-untyped-def]
+    return admit(raw, REGISTRY, KEY, "k1", SEALING)
+
+
 def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -> None:
-    result = admit(record(), REGISTRY, KEY, "k1")
+    result = admit_(record())
     assert isinstance(result, Transition)
     assert result.subject == pseudonymise(CPR, KEY, "k1")
     assert result.birth_date.isoformat() == "2004-09-15"
@@ -46,9 +61,12 @@ def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -
     (record(subject={"cpr": "15090-44321"}), Reason.INVALID_CPR),
     (record(subject={}), Reason.UNKNOWN_SUBJECT_REFERENCE),
     (b"{" + b" " * 70_000 + b"}", Reason.RECORD_TOO_LARGE),
+    (clear(), Reason.UNSEALED_CPR),
+    (clear(subject={"cpr_sealed": "v1." + "A" * 80}), Reason.INVALID_SEALED_CPR),
+    (record(event_id="pupil-1509044321"), Reason.CPR_IN_IDENTIFIER),
 ])
 def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) -> None:
-    result = admit(raw, REGISTRY, KEY, "k1")
+    result = admit_(raw)
     assert isinstance(result, DeadLetter)
     assert result.reason == reason
     for shape in (CPR, CPR.replace("-", "")):
@@ -61,7 +79,7 @@ def test_cpr_validation_does_not_apply_modulus_11() -> None:
     digits = [int(c) for c in "1509044322"]
     assert sum(w * d for w, d in zip([4, 3, 2, 7, 6, 5, 4, 3, 2, 1], digits, strict=True)) % 11 != 0
     assert birth_date_from_cpr("150904-4322").year == 2004
-    assert isinstance(admit(record(subject={"cpr": "150904-4322"}), REGISTRY, KEY, "k1"), Transition)
+    assert isinstance(admit_(record(subject={"cpr": "150904-4322"})), Transition)
 
 
 def test_century_comes_from_the_seventh_digit() -> None:
@@ -69,3 +87,19 @@ def test_century_comes_from_the_seventh_digit() -> None:
     assert birth_date_from_cpr("010110-4000").year == 2010
     assert birth_date_from_cpr("010160-5000").year == 1860
     assert birth_date_from_cpr("010160-1000").year == 1960
+
+
+def test_a_cpr_sealed_to_another_ingest_key_cannot_be_opened() -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    stranger = X25519PrivateKey.generate().public_key()
+    raw = clear(subject={"cpr_sealed": seal(CPR, stranger)})
+    result = admit_(raw)
+    assert isinstance(result, DeadLetter)
+    assert result.reason == Reason.INVALID_SEALED_CPR
+
+
+def test_the_sealed_record_carries_no_cpr_in_clear() -> None:
+    sealed_record = record()
+    assert CPR.encode() not in sealed_record
+    assert CPR.replace("-", "").encode() not in sealed_record
