@@ -35,9 +35,11 @@ from aiokafka import AIOKafkaConsumer
 
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
+from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
 from shared.kafka import consumer_lag, ensure_topics, make_producer
 from shared.processes import ServiceProcess
+from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
@@ -394,8 +396,9 @@ async def main(arguments: argparse.Namespace) -> None:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,
                                            municipalities=arguments.municipalities)
-            # Keyed by event id, as `stafet publish` does: the benchmark never holds CPRs as keys.
-            events = [(str(e["event_id"]).encode(), to_json_line(e)) for e in generated]
+            # As `stafet publish` sends them: keyed by event id, CPR numbers sealed to ingest.
+            sealer = Sealer(development_private_key().public_key())
+            events = [(str(e["event_id"]).encode(), sealer.line(to_json_line(e))) for e in generated]
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")

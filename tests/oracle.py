@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from services.ingest.admission import admit
+from services.ingest.admission import SubjectResolver, admit
 from services.ledger.postings import budget_account, pending_account
 from services.verifier.decisions import decide_subject
-from shared.cli.publish import seal_line
+from shared.cli.publish import Sealer
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
@@ -37,17 +37,19 @@ def read_lines(path: Path) -> list[bytes]:
 
 
 SEALING = development_private_key()
+RESOLVER = SubjectResolver(DEVELOPMENT_KEY, "k1", SEALING)
 
 
 def sealed(raw_events: Iterable[bytes]) -> list[bytes]:
     """Institution records as `stafet publish` sends them: CPR numbers sealed."""
-    return [seal_line(raw, SEALING.public_key()) for raw in raw_events]
+    sealer = Sealer(SEALING.public_key())
+    return [sealer.line(raw) for raw in raw_events]
 
 
 def admitted(raw_events: Iterable[bytes], registry: InstitutionRegistry = REGISTRY) -> list[Transition]:
     """What ingest forwards for these records (given in clear, as in an institution's file)."""
     return [t for raw in sealed(raw_events)
-            if isinstance(t := admit(raw, registry, DEVELOPMENT_KEY, "k1", SEALING), Transition)]
+            if isinstance(t := admit(raw, registry, RESOLVER), Transition)]
 
 
 def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:

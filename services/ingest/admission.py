@@ -7,7 +7,9 @@ the CPR number, if any, lives only in this function's locals.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections import OrderedDict
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -20,6 +22,7 @@ from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, pseu
 from shared.sealing import InvalidSeal, unseal
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
+RESOLVER_CACHE_MAX = 100_000  # sealed tokens remembered (about 20 MB)
 
 
 class Reason(StrEnum):
@@ -41,8 +44,35 @@ def _dead(reason: Reason, field: str, message: str, raw: bytes,
     return DeadLetter.of(reason.value, field, message, raw, event_id)
 
 
-def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str,
-          opener: X25519PrivateKey) -> Transition | DeadLetter:
+class SubjectResolver:
+    """Sealed CPR number in, (pseudonym, birth date) out; the CPR lives only in `resolve`.
+
+    The publisher seals a subject's number once per run, so the same token recurs for
+    that subject's events: a bounded cache from token to pseudonym saves the key
+    exchange for all but the first (and holds no CPR number).
+    """
+
+    def __init__(self, key: bytes, key_id: str, opener: X25519PrivateKey,
+                 cache_max: int = RESOLVER_CACHE_MAX) -> None:
+        self._key, self._key_id, self._opener = key, key_id, opener
+        self._cache: OrderedDict[str, tuple[str, dt.date]] = OrderedDict()
+        self._cache_max = cache_max
+
+    def resolve(self, token: str) -> tuple[str, dt.date]:
+        """Raises InvalidSeal or InvalidCpr."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            self._cache.move_to_end(token)
+            return hit
+        cpr = unseal(token, self._opener)
+        resolved = (pseudonymise(cpr, self._key, self._key_id), birth_date_from_cpr(cpr))
+        self._cache[token] = resolved
+        if len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+        return resolved
+
+
+def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) -> Transition | DeadLetter:
     if len(raw) > RECORD_BYTES_MAX:
         return _dead(Reason.RECORD_TOO_LARGE, "", f"record is {len(raw)} bytes, "
                      f"at most {RECORD_BYTES_MAX}", raw)
@@ -77,13 +107,11 @@ def admit(raw: bytes, registry: InstitutionRegistry, key: bytes, key_id: str,
                      raw, event_id)
     if subject.cpr_sealed is not None:
         try:
-            cpr = unseal(subject.cpr_sealed, opener)
-            birth_date = birth_date_from_cpr(cpr)
+            pseudonym, birth_date = subjects.resolve(subject.cpr_sealed)
         except InvalidSeal as error:
             return _dead(Reason.INVALID_SEALED_CPR, "subject.cpr_sealed", str(error), raw, event_id)
         except InvalidCpr as error:
             return _dead(Reason.INVALID_CPR, "subject.cpr_sealed", str(error), raw, event_id)
-        pseudonym = pseudonymise(cpr, key, key_id)
     elif subject.pseudonym is not None and subject.birth_date is not None:
         pseudonym, birth_date = subject.pseudonym, subject.birth_date
     else:

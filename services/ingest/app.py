@@ -14,7 +14,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from faststream.kafka.annotations import KafkaMessage
 
-from services.ingest.admission import Reason, admit
+from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import remember, sort_out
 from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
 from shared.db import create_pool, migrate
@@ -73,8 +73,7 @@ class ReloadingRegistry:
 
 registry = ReloadingRegistry(settings.institutions_file)
 pools: list[asyncpg.Pool] = []
-key = pseudonym_key(settings)
-opener = sealing_key(settings)
+subjects = SubjectResolver(pseudonym_key(settings), settings.pseudonym_key_id, sealing_key(settings))
 broker = make_broker(settings, client_id="stafet-ingest")
 app = make_app(broker, title="Stafet ingest", description=(
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
@@ -110,7 +109,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     current = registry.current()
     for record in raw_records_of(message):
         raw = record.value or b""
-        outcome = admit(raw, current, key, settings.pseudonym_key_id, opener)
+        outcome = admit(raw, current, subjects)
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from shared.sealing import development_private_key, load_public_key, seal
 from shared.settings import Settings
 
 PUBLISH_WINDOW = 1000  # records in flight before waiting for the broker's acks
+SEAL_CACHE_MAX = 100_000  # subjects whose sealed token is reused within one run
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,34 @@ def publisher_public_key(settings: Settings) -> X25519PublicKey:
     return development_private_key().public_key()
 
 
+class Sealer:
+    """Seals each subject's CPR number once per run (a bounded cache from number to
+    token): the key exchange is the expensive part, and ingest caches by token too."""
+
+    def __init__(self, recipient: X25519PublicKey, cache_max: int = SEAL_CACHE_MAX) -> None:
+        self.recipient = recipient
+        self._tokens: OrderedDict[str, str] = OrderedDict()
+        self._cache_max = cache_max
+
+    def token(self, cpr: str) -> str:
+        token = self._tokens.get(cpr)
+        if token is None:
+            token = self._tokens[cpr] = seal(cpr, self.recipient)
+            if len(self._tokens) > self._cache_max:
+                self._tokens.popitem(last=False)
+        return token
+
+    def line(self, raw: bytes) -> bytes:
+        """The record as it may travel: a clear `cpr` replaced by `cpr_sealed`."""
+        event = json.loads(raw)
+        subject = event.get("subject") or {}
+        if subject.get("cpr") is not None:
+            subject["cpr_sealed"] = self.token(subject.pop("cpr"))
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
-    """The record as it may travel: a clear `cpr` replaced by `cpr_sealed`."""
-    event = json.loads(raw)
-    subject = event.get("subject") or {}
-    if subject.get("cpr") is not None:
-        subject["cpr_sealed"] = seal(subject.pop("cpr"), recipient)
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return Sealer(recipient).line(raw)
 
 
 async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, bytes]],
@@ -79,14 +102,14 @@ async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, b
                           recipient: X25519PublicKey | None = None) -> int:
     from shared.kafka import make_producer
 
-    recipient = recipient or publisher_public_key(Settings())
+    sealer = Sealer(recipient or publisher_public_key(Settings()))
     producer = make_producer(bootstrap, client_id="stafet-publish")
     await producer.start()
     try:
         pending = []
         for _, raw in records:
             event_id = json.loads(raw)["event_id"]
-            pending.append(await producer.send(topic, seal_line(raw, recipient), key=str(event_id).encode()))
+            pending.append(await producer.send(topic, sealer.line(raw), key=str(event_id).encode()))
             if len(pending) >= PUBLISH_WINDOW:
                 await asyncio.gather(*pending)
                 if progress is not None:

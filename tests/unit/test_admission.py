@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.ingest.admission import Reason, admit
+from services.ingest.admission import Reason, SubjectResolver, admit
 from shared.cli.publish import seal_line
 from shared.dead_letters import DeadLetter
 from shared.events import Transition
@@ -38,7 +38,7 @@ def record(**overrides: object) -> bytes:
 
 
 def admit_(raw: bytes):  # type: ignore[no-untyped-def]
-    return admit(raw, REGISTRY, KEY, "k1", SEALING)
+    return admit(raw, REGISTRY, SubjectResolver(KEY, "k1", SEALING))
 
 
 def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -> None:
