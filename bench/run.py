@@ -37,7 +37,7 @@ from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
-from shared.kafka import consumer_lag, ensure_topics, make_producer
+from shared.kafka import LagProbe, ensure_topics, make_producer
 from shared.processes import ServiceProcess
 from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
@@ -47,7 +47,7 @@ from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, TopicSpec, 
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
-POLL_S = 0.2
+POLL_S = 0.5  # how often a stage's progress is checked (over kept-open connections)
 STAGE_TIMEOUT_S = 3600.0
 
 
@@ -173,12 +173,12 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
                 raise RuntimeError(f"{process.name} stopped during {what}; see {process.log_path}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not finish in {STAGE_TIMEOUT_S}s")
-        await asyncio.sleep(POLL_S / 4)
+        await asyncio.sleep(POLL_S)
 
 
-def group_lag(bootstrap: str, group: str, topic: str) -> Callable[[], Awaitable[int]]:
+def group_lag(probe: LagProbe, group: str, topic: str) -> Callable[[], Awaitable[int]]:
     async def lag() -> int:
-        return await consumer_lag(bootstrap, group, topic)
+        return await probe.lag(group, topic)
     return lag
 
 
@@ -192,15 +192,15 @@ async def outbox_empty(database_url: str) -> bool:
         await connection.close()
 
 
-def lag_zero(bootstrap: str, group: str, topic: str) -> Callable[[], Awaitable[bool]]:
+def lag_zero(probe: LagProbe, group: str, topic: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        return await consumer_lag(bootstrap, group, topic) == 0
+        return await probe.lag(group, topic) == 0
     return check
 
 
-def verifier_done(bootstrap: str, namespace: str, database_url: str) -> Callable[[], Awaitable[bool]]:
+def verifier_done(probe: LagProbe, namespace: str, database_url: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        if await consumer_lag(bootstrap, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name):
+        if await probe.lag(f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name):
             return False
         return await outbox_empty(database_url)
     return check
@@ -253,28 +253,8 @@ async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
     database_url = await bench.database("bench_stages")
     results: dict[str, dict[str, float]] = {}
 
-    say("  ingest alone ...")
-    await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
-    ingest = bench.start("ingest", namespace, database_url)
-    seconds, events = await timed_drain(
-        group_lag(bootstrap, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name), "ingest", [ingest])
-    bench.stop(ingest)
-    results["ingest"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
-
-    say("  verifier alone ...")
-    verifier = bench.start("verifier", namespace, database_url)
-    seconds, events = await timed_drain(
-        group_lag(bootstrap, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name), "verifier",
-        [verifier], done=lambda: outbox_empty(database_url))
-    bench.stop(verifier)
-    results["verifier"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
-
-    say("  ledger alone ...")
-    ledger = bench.start("ledger", namespace, database_url)
-    seconds, payments = await timed_drain(
-        group_lag(bootstrap, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name), "ledger", [ledger])
-    bench.stop(ledger)
-    results["ledger"] = {"payments": payments, "seconds": seconds, "payments_per_s": payments / seconds}
+    async with LagProbe(bootstrap) as probe:
+        await _each_alone(bench, probe, namespace, database_url, results)
 
     say("  rebuilds ...")
     ledger_report = await rebuild_ledger(database_url, bootstrap, in_namespace(PAYMENTS, namespace).name)
@@ -286,6 +266,33 @@ async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
     results["verifier_rebuild"] = {"events": verifier_report.records, "seconds": verifier_report.seconds,
                                    "events_per_s": verifier_report.records / verifier_report.seconds}
     return results
+
+
+async def _each_alone(bench: Bench, probe: LagProbe, namespace: str, database_url: str,
+                      results: dict[str, dict[str, float]]) -> None:
+    bootstrap = bench.stack.bootstrap_servers
+    say("  ingest alone ...")
+    await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
+    ingest = bench.start("ingest", namespace, database_url)
+    seconds, events = await timed_drain(
+        group_lag(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name), "ingest", [ingest])
+    bench.stop(ingest)
+    results["ingest"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+    say("  verifier alone ...")
+    verifier = bench.start("verifier", namespace, database_url)
+    seconds, events = await timed_drain(
+        group_lag(probe, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name), "verifier",
+        [verifier], done=lambda: outbox_empty(database_url))
+    bench.stop(verifier)
+    results["verifier"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+    say("  ledger alone ...")
+    ledger = bench.start("ledger", namespace, database_url)
+    seconds, payments = await timed_drain(
+        group_lag(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name), "ledger", [ledger])
+    bench.stop(ledger)
+    results["ledger"] = {"payments": payments, "seconds": seconds, "payments_per_s": payments / seconds}
 
 
 def _registry_rows(bench: Bench) -> list[dict[str, str]]:
@@ -302,12 +309,13 @@ async def end_to_end(bench: Bench) -> dict[str, float]:
     await asyncio.sleep(5.0)  # let all three join their groups before the clock starts
     first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
 
-    async def all_done() -> bool:
-        return (await lag_zero(bootstrap, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
-                and await verifier_done(bootstrap, namespace, database_url)()
-                and await lag_zero(bootstrap, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
+    async def all_done(probe: LagProbe) -> bool:
+        return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
+                and await verifier_done(probe, namespace, database_url)()
+                and await lag_zero(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
 
-    await wait_for(all_done, "end to end", services)
+    async with LagProbe(bootstrap) as probe:
+        await wait_for(lambda: all_done(probe), "end to end", services)
     connection = await asyncpg.connect(database_url)
     try:
         last_commit = await connection.fetchval("SELECT extract(epoch FROM max(recorded_at)) FROM ledger_entries")
@@ -333,12 +341,13 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, flo
     await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, records, pace_per_s=rate,
                sent_at=sent_at)
 
-    async def all_done() -> bool:
-        return (await lag_zero(bootstrap, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
-                and await verifier_done(bootstrap, namespace, database_url)()
-                and await lag_zero(bootstrap, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
+    async def all_done(probe: LagProbe) -> bool:
+        return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
+                and await verifier_done(probe, namespace, database_url)()
+                and await lag_zero(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
 
-    await wait_for(all_done, "latency run", services)
+    async with LagProbe(bootstrap) as probe:
+        await wait_for(lambda: all_done(probe), "latency run", services)
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(

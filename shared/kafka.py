@@ -85,6 +85,40 @@ def make_consumer(bootstrap: str, *topics: str, group_id: str | None,
     )
 
 
+class LagProbe:
+    """Consumer-group lag, asked repeatedly over the same two connections (cheap enough
+    to poll while measuring throughput without disturbing it)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def __aenter__(self) -> LagProbe:
+        await self._admin.start()
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def lag(self, group: str, topic: str) -> int:
+        from aiokafka import TopicPartition
+
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await self._consumer.end_offsets(assigned)
+        committed = await self._admin.list_consumer_group_offsets(group, partitions=assigned)
+        lag = 0
+        for partition in assigned:
+            meta = committed.get(partition)
+            lag += ends[partition] - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return lag
+
+
 async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
     """Records on `topic` not yet committed by consumer group `group`."""
     from aiokafka import TopicPartition

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import ValidationError
 
+from shared.cli.csv_events import CsvRowError, csv_lines
 from shared.events import InstitutionEvent
 from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
 from shared.sealing import development_private_key, load_public_key, seal
@@ -32,31 +34,47 @@ class LineProblem:
     message: str
 
 
-def validate_lines(path: Path) -> tuple[list[tuple[int, bytes]], list[LineProblem]]:
-    good: list[tuple[int, bytes]] = []
-    problems: list[LineProblem] = []
+def _numbered_records(path: Path) -> Iterator[tuple[int, bytes | CsvRowError]]:
+    if path.suffix.lower() == ".csv":
+        yield from csv_lines(path)
+        return
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = json.loads(raw)
-                event = InstitutionEvent.model_validate(data)
-                if event.subject.cpr is not None:
-                    birth_date_from_cpr(event.subject.cpr)
-            except json.JSONDecodeError as error:
-                problems.append(LineProblem(number, f"not valid JSON: {error.msg}"))
-                continue
-            except ValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(p) for p in first["loc"])
-                problems.append(LineProblem(number, scrub(f"{field}: {first['msg']}")))
-                continue
-            except InvalidCpr as error:
-                problems.append(LineProblem(number, f"subject.cpr: {error}"))
-                continue
+            if raw.strip():
+                yield number, raw
+
+
+def validate_lines(path: Path) -> tuple[list[tuple[int, bytes]], list[LineProblem]]:
+    """Every record of a JSON Lines or CSV file, validated; problems carry line numbers."""
+    good: list[tuple[int, bytes]] = []
+    problems: list[LineProblem] = []
+    for number, raw in _numbered_records(path):
+        if isinstance(raw, CsvRowError):
+            problems.append(LineProblem(number, scrub(str(raw))))
+            continue
+        problem = _problem(raw)
+        if problem is None:
             good.append((number, raw.strip()))
+        else:
+            problems.append(LineProblem(number, problem))
     return good, problems
+
+
+def _problem(raw: bytes) -> str | None:
+    """What is wrong with one record, in one line (CPR-shaped numbers removed), or None."""
+    try:
+        event = InstitutionEvent.model_validate(json.loads(raw))
+        if event.subject.cpr is not None:
+            birth_date_from_cpr(event.subject.cpr)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON: {error.msg}"
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return scrub(f"{field}: {first['msg']}")
+    except InvalidCpr as error:
+        return f"subject.cpr: {error}"
+    return None
 
 
 def publisher_public_key(settings: Settings) -> X25519PublicKey:

@@ -1,0 +1,129 @@
+"""The facts a report is made of, and the summaries computed from them (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from shared.contracts.model import Contract
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    contract_id: str
+    outcome_id: str
+    status: str
+    reason: str | None
+    occurred_on: dt.date
+    owed_minor: int
+
+
+@dataclass(frozen=True)
+class MoneyRow:
+    contract_id: str
+    outcome_id: str
+    payee: str
+    kind: str  # payment | clawback
+    amount_minor: int
+    occurred_on: dt.date
+    settled: bool = False
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    title: str
+    contracts: tuple[Contract, ...]
+    outcomes: tuple[OutcomeRow, ...]
+    money: tuple[MoneyRow, ...]
+    institutions: dict[str, Institution] = field(default_factory=dict)
+    source: str = ""
+
+    def name_of(self, institution: str) -> str:
+        found = self.institutions.get(institution)
+        return found.name if found else institution
+
+    def kind_of(self, institution: str) -> str:
+        found = self.institutions.get(institution)
+        return found.kind if found else "other"
+
+
+@dataclass(frozen=True)
+class ContractSummary:
+    contract_id: str
+    title: str
+    currency: str
+    verified: int
+    rejected: int
+    capped: int
+    pending: int
+    rejected_by_reason: dict[str, int]
+    paid_minor: int          # net: payments minus clawbacks
+    clawed_back_minor: int
+    settled_minor: int
+    cap_total_minor: int | None
+
+    @property
+    def budget_left_minor(self) -> int | None:
+        return None if self.cap_total_minor is None else self.cap_total_minor - self.paid_minor
+
+
+def summarise(data: ReportData) -> list[ContractSummary]:
+    statuses: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in data.outcomes:
+        statuses[row.contract_id][row.status] += 1
+        if row.status == "rejected" and row.reason:
+            reasons[row.contract_id][row.reason] += 1
+    summaries = []
+    for contract in data.contracts:
+        rows = [m for m in data.money if m.contract_id == contract.contract_id]
+        paid = sum(m.amount_minor if m.kind == "payment" else -m.amount_minor for m in rows)
+        clawed = sum(m.amount_minor for m in rows if m.kind == "clawback")
+        settled = sum(m.amount_minor for m in rows if m.kind == "payment" and m.settled)
+        s = statuses[contract.contract_id]
+        summaries.append(ContractSummary(
+            contract.contract_id, contract.title or contract.contract_id, contract.currency,
+            s["verified"], s["rejected"], s["capped"], s["pending_sustainment"],
+            dict(reasons[contract.contract_id].most_common()), paid, clawed, settled,
+            contract.caps.total_minor))
+    return summaries
+
+
+def net_by_institution(data: ReportData) -> list[tuple[str, int]]:
+    """Net amount per payee, largest first."""
+    totals: dict[str, int] = defaultdict(int)
+    for m in data.money:
+        totals[m.payee] += m.amount_minor if m.kind == "payment" else -m.amount_minor
+    return sorted(((p, a) for p, a in totals.items() if a), key=lambda x: (-x[1], x[0]))
+
+
+def net_by_kind_and_outcome(data: ReportData) -> dict[tuple[str, str], int]:
+    """Money flowing from each kind of institution's work to each later success."""
+    flows: dict[tuple[str, str], int] = defaultdict(int)
+    for m in data.money:
+        flows[(data.kind_of(m.payee), m.outcome_id)] += m.amount_minor if m.kind == "payment" else -m.amount_minor
+    return {k: v for k, v in flows.items() if v > 0}
+
+
+def net_by_kind(data: ReportData) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for (kind, _), amount in net_by_kind_and_outcome(data).items():
+        totals[kind] += amount
+    return dict(sorted(totals.items()))
+
+
+def outcomes_by_year(data: ReportData) -> dict[str, dict[int, int]]:
+    """Verified outcomes per outcome id and calendar year."""
+    counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in data.outcomes:
+        if row.status == "verified":
+            counts[f"{row.contract_id}/{row.outcome_id}"][row.occurred_on.year] += 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}
