@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
@@ -37,7 +37,13 @@ status: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stafet demo
 
-test: $(STAMP)
+# The report's browser test needs Chromium: Debian's package, installed once (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report's browser test ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/pytest
 
 test-unit: $(STAMP)

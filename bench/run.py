@@ -405,9 +405,9 @@ async def main(arguments: argparse.Namespace) -> None:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,
                                            municipalities=arguments.municipalities)
-            # As `stafet publish` sends them: keyed by event id, CPR numbers sealed to ingest.
+            # As `stafet publish` sends them: CPR numbers sealed to ingest, keyed by subject token.
             sealer = Sealer(development_private_key().public_key())
-            events = [(str(e["event_id"]).encode(), sealer.line(to_json_line(e))) for e in generated]
+            events = [sealer.keyed(to_json_line(e)) for e in generated]
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")

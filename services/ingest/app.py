@@ -99,7 +99,8 @@ async def stop() -> None:
 
 @batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"),
                   title="institution-events",
-                  description="What institution systems publish (stafet publish). Key: the event id.")
+                  description="What institution systems publish (stafet publish): CPR numbers sealed; "
+                              "key: the subject's sealed token, so one subject's events keep their order.")
 async def on_institution_events(records: list[InstitutionEvent], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read from `message` and
     # validated by `admit`, so a bad record becomes a dead letter, never an exception.

@@ -1,33 +1,56 @@
-"""`stafet demo` (what `make demo` runs): the whole system on real servers, start to end.
+"""`stafet demo` (what `make demo` runs): a municipality's years of outcome contracts, end
+to end on real servers, and who earned what.
 
-Starts the local stack if it is not running, gives this run its own topic namespace and
-a fresh database (so a second run starts clean), starts ingest, verifier and ledger as
-processes, publishes the sample events, waits until every service has caught up, prints
-the ledger's balances, and stops what it started.
+Starts the local stack if it is not running; gives the run its own topic namespace and
+a fresh database (so a second run starts clean); generates a synthetic municipality;
+applies the mobility-bonus, double-sided PbR and SIB contracts through the contracts
+topic; streams the events through ingest, verifier and ledger; lets a simulated finance
+office settle most payments; prints a summary per contract and the top institutions;
+writes the HTML report; stops what it started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
+from rich.progress import Progress
 
 from shared.cli.dev import default_stack
-from shared.cli.publish import publish_records, validate_lines
+from shared.cli.publish import publish_records
+from shared.contracts.loader import load_contract
+from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.institutions import InstitutionRegistry
-from shared.kafka import consumer_lag, ensure_topics, wait_for_broker
-from shared.processes import start_services, stop_services
+from shared.kafka import LagProbe, ensure_topics, make_producer, wait_for_broker
+from shared.processes import ServiceProcess, start_services, stop_services
+from shared.reporting.business_case import load_assumptions
+from shared.reporting.data import ReportData, net_by_institution, summarise
+from shared.reporting.html import money, render
+from shared.reporting.live import from_database
 from shared.settings import REPO_ROOT
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.synthetic import generate, to_json_line, write_registry
+from shared.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, all_topics, in_namespace
 
 DEMO_DATABASE = "stafet_demo"
-CATCH_UP_TIMEOUT_S = 300.0
-CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml",
-             "next-stage-bonus.yaml")
+CATCH_UP_TIMEOUT_S = 600.0
+CONTRACT_FILES = tuple(REPO_ROOT / "examples" / "contracts" / name
+                       for name in ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml"))
+ASSUMPTIONS = REPO_ROOT / "examples" / "business-case.yaml"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    data: ReportData
+    events: int
+    settled: int
+    failed: int
+    report: Path
 
 
 async def fresh_database(admin_url: str, name: str) -> str:
@@ -40,92 +63,164 @@ async def fresh_database(admin_url: str, name: str) -> str:
     return admin_url.rpartition("/")[0] + f"/{name}"
 
 
-async def caught_up(bootstrap: str, namespace: str, database_url: str) -> bool:
+async def _scalar(database_url: str, query: str) -> int:
+    connection = await asyncpg.connect(database_url)
     try:
-        return await _caught_up(bootstrap, namespace, database_url)
+        return int(await connection.fetchval(query))
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await connection.close()
+
+
+async def _caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool:
+    try:
+        lags = [await probe.lag(f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name),
+                await probe.lag(f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name),
+                await probe.lag(f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name),
+                await probe.lag(f"{namespace}-ledger-settlements", in_namespace(SETTLEMENTS, namespace).name)]
     except KafkaError:
         return False  # e.g. the group coordinator of a fresh broker is still starting
+    busy = await _scalar(database_url, "SELECT (SELECT count(*) FROM verifier_outbox WHERE published_at IS NULL)"
+                                       " + (SELECT count(*) FROM verifier_timers t, verifier_clock c"
+                                       "    WHERE t.due_on <= c.today)")
+    return sum(lags) == 0 and busy == 0
 
 
-async def _caught_up(bootstrap: str, namespace: str, database_url: str) -> bool:
-    lags = [
-        await consumer_lag(bootstrap, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name),
-        await consumer_lag(bootstrap, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name),
-        await consumer_lag(bootstrap, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name),
-    ]
-    connection = await asyncpg.connect(database_url)
+async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
+                         services: dict[str, ServiceProcess], what: str, show: bool) -> None:
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+    async with LagProbe(bootstrap) as probe:
+        with Progress(transient=True, disable=not show) as bar:
+            task = bar.add_task(what, total=None)
+            while not await _caught_up(probe, namespace, database_url):
+                dead = [s.name for s in services.values() if not s.running()]
+                if dead:
+                    raise RuntimeError(f"service(s) {', '.join(dead)} stopped; see {services[dead[0]].log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not caught up after {CATCH_UP_TIMEOUT_S}s")
+                entries = await _scalar(database_url, "SELECT count(*) FROM ledger_entries")
+                bar.update(task, description=f"{what}: {entries:,} ledger entries")
+                await asyncio.sleep(0.5)
+
+
+async def apply_contracts(bootstrap: str, namespace: str) -> None:
+    producer = make_producer(bootstrap, client_id="stafet-demo")
+    await producer.start()
     try:
-        unpublished = await connection.fetchval(
-            "SELECT count(*) FROM verifier_outbox WHERE published_at IS NULL")
-    except asyncpg.UndefinedTableError:
-        unpublished = 1  # the verifier has not migrated yet
+        for path in CONTRACT_FILES:
+            contract = load_contract(path)
+            await producer.send_and_wait(in_namespace(CONTRACTS, namespace).name, contract.model_dump_json().encode(),
+                                         key=f"{contract.contract_id}@{contract.version}".encode())
     finally:
-        await connection.close()
-    return sum(lags) == 0 and unpublished == 0
+        await producer.stop()
 
 
-async def print_balances(database_url: str, registry: InstitutionRegistry) -> None:
-    connection = await asyncpg.connect(database_url)
+async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_share: float,
+                 seed: int) -> tuple[int, int]:
+    """A simulated finance office answers the payment instructions on the journal:
+    most are paid (with a bank reference), a few fail, the rest stay pending."""
+    from services.verifier.rebuild import read_topic
+
+    chance = random.Random(seed)
+    answers: list[Settlement] = []
+    for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name):
+        record = JOURNAL_RECORD.validate_json(value)
+        if not isinstance(record, PaymentInstruction) or record.kind != PaymentKind.PAYMENT:
+            continue
+        roll = chance.random()
+        settled_on = record.occurred_on
+        if roll < paid_share:
+            answers.append(Settlement(settlement_id=f"bank-{record.payment_id[:16]}", payment_id=record.payment_id,
+                                      status=SettlementStatus.PAID, settled_on=settled_on,
+                                      bank_reference=f"NETS-{record.payment_id[:10].upper()}"))
+        elif roll < paid_share + failed_share:
+            answers.append(Settlement(settlement_id=f"bank-{record.payment_id[:16]}", payment_id=record.payment_id,
+                                      status=SettlementStatus.FAILED, settled_on=settled_on,
+                                      reason="the payee's account is closed"))
+    producer = make_producer(bootstrap, client_id="stafet-demo-finance")
+    await producer.start()
     try:
-        rows = await connection.fetch(
-            "SELECT account, currency, sum(credit_minor) - sum(debit_minor) AS balance,"
-            " count(DISTINCT sequence) AS entries FROM ledger_lines"
-            " GROUP BY account, currency ORDER BY account")
-        entries = await connection.fetchval("SELECT count(*) FROM ledger_entries")
-        outcomes = await connection.fetch(
-            "SELECT contract_id, status, count(*) AS n FROM verifier_outcomes"
-            " GROUP BY contract_id, status ORDER BY contract_id, status")
+        sends = [await producer.send(in_namespace(SETTLEMENTS, namespace).name, a.model_dump_json().encode(),
+                                     key=a.payment_id.encode()) for a in answers]
+        await asyncio.gather(*sends)
     finally:
-        await connection.close()
-    typer.echo("\nOutcomes per contract:")
-    for row in outcomes:
-        typer.echo(f"  {row['contract_id']:<22} {row['status']:<20} {row['n']:>5}")
-    typer.echo(f"\nLedger: {entries} entries. Balances (credits minus debits):")
-    for row in rows:
-        kind, owner, *rest = row["account"].split(":")
-        label = f"{kind} {registry.name_of(owner)}" + (f" ({':'.join(rest)})" if rest else "")
-        typer.echo(f"  {label:<62} {row['balance'] / 100:>14,.2f} {row['currency'].strip()}")
+        await producer.stop()
+    paid = sum(1 for a in answers if a.status == SettlementStatus.PAID)
+    return paid, len(answers) - paid
 
 
-def run_demo(events: Path) -> None:
+async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work: Path, *,
+                        subjects: int, seed: int, paid_share: float = 0.8, failed_share: float = 0.02,
+                        show: bool = True) -> DemoResult:
+    def say(message: str) -> None:
+        if show:
+            typer.echo(message)
+
+    await wait_for_broker(bootstrap)
+    await ensure_topics(bootstrap, all_topics(namespace))
+    institutions, generated = generate(subjects, seed=seed, born_from=2000, born_to=2006)
+    registry_file = work / "institutions.yaml"
+    work.mkdir(parents=True, exist_ok=True)
+    write_registry(registry_file, institutions)
+    events = [(n, to_json_line(e)) for n, e in enumerate(generated, start=1)]
+    say(f"  a synthetic municipality: {len(institutions)} institutions, {subjects:,} children born 2000-2006, "
+        f"{len(events):,} events up to 2026-06-30")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url, "STAFET_TOPIC_NAMESPACE": namespace,
+           "INSTITUTIONS_FILE": str(registry_file), "TICK_INTERVAL_S": "0.5"}
+    await apply_contracts(bootstrap, namespace)
+    say("  contracts applied: " + ", ".join(load_contract(p).title for p in CONTRACT_FILES))
+    services = start_services(env, work / "logs")
+    try:
+        with Progress(transient=True, disable=not show) as bar:
+            task = bar.add_task("publishing institution events", total=len(events))
+            await publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, events,
+                                  lambda n: bar.advance(task, n))
+        await wait_caught_up(bootstrap, namespace, database_url, services, "ingest, verifier, ledger", show)
+        settled, failed = await settle(bootstrap, namespace, paid_share=paid_share, failed_share=failed_share,
+                                       seed=seed)
+        say(f"  finance settled {settled:,} instructions as paid and {failed:,} as failed")
+        await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
+    finally:
+        stop_services(services)
+    registry = InstitutionRegistry.from_file(registry_file)
+    data = await from_database(database_url, registry, "A synthetic municipality, 2000-2026")
+    report = work / "report.html"
+    report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what"),
+                      encoding="utf-8")
+    return DemoResult(data, len(events), settled, failed, report)
+
+
+def print_summary(result: DemoResult) -> None:
+    data = result.data
+    typer.echo("\nPer contract:")
+    typer.echo(f"  {'contract':<46}{'verified':>9}{'rejected':>9}{'capped':>7}{'pending':>8}"
+               f"{'paid (net)':>17}{'clawed back':>14}{'budget left':>17}")
+    for s in summarise(data):
+        typer.echo(f"  {s.title[:45]:<46}{s.verified:>9}{s.rejected:>9}{s.capped:>7}{s.pending:>8}"
+                   f"{money(s.paid_minor):>17}{money(s.clawed_back_minor):>14}{money(s.budget_left_minor):>17}")
+    typer.echo("\nTop institutions (net of clawbacks):")
+    for payee, amount in net_by_institution(data)[:10]:
+        typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, 'DKK'):>18}")
+    typer.echo(f"\nreport: {result.report}")
+
+
+def run_demo(subjects: int, seed: int) -> None:
     stack = default_stack()
     started_stack = not all(stack.status().values())
     clock = time.monotonic()
-    typer.echo("1/5 starting Kafka and PostgreSQL (local processes) ...")
+    typer.echo("1/4 starting Kafka and PostgreSQL (local processes) ...")
     stack.up()
     namespace = f"demo{int(time.time())}"
-    bootstrap = stack.bootstrap_servers
-    asyncio.run(wait_for_broker(bootstrap))
-    asyncio.run(ensure_topics(bootstrap, all_topics(namespace)))
-    database_url = asyncio.run(fresh_database(stack.database_url, DEMO_DATABASE))
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
-        "STAFET_TOPIC_NAMESPACE": namespace,
-        "CONTRACT_FILES": ",".join(str(REPO_ROOT / "examples" / "contracts" / c) for c in CONTRACTS),
-    }
-    log_dir = stack.directory / "logs" / namespace
-    typer.echo(f"2/5 starting ingest, verifier and ledger (logs in {log_dir}) ...")
-    services = start_services(env, log_dir)
     try:
-        good, problems = validate_lines(events)
-        if problems:
-            raise typer.BadParameter(f"{events}: {len(problems)} invalid line(s)")
-        typer.echo(f"3/5 publishing {len(good)} institution events from {events} ...")
-        asyncio.run(publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, good))
-        typer.echo("4/5 waiting for ingest, verifier and ledger to catch up ...")
-        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-        while not asyncio.run(caught_up(bootstrap, namespace, database_url)):
-            dead = [s.name for s in services.values() if not s.running()]
-            if dead:
-                raise RuntimeError(f"service(s) {', '.join(dead)} stopped; see {log_dir}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not caught up after {CATCH_UP_TIMEOUT_S}s; see {log_dir}")
-            time.sleep(0.5)
-        registry = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
-        asyncio.run(print_balances(database_url, registry))
+        database_url = asyncio.run(fresh_database(stack.database_url, DEMO_DATABASE))
+        typer.echo("2/4 running ingest, verifier and ledger over the municipality's events ...")
+        result = asyncio.run(demo_pipeline(stack.bootstrap_servers, database_url, namespace,
+                                           stack.directory / "demo", subjects=subjects, seed=seed))
+        typer.echo("3/4 summary")
+        print_summary(result)
     finally:
-        typer.echo("\n5/5 stopping the services" + (" and the stack" if started_stack else ""))
-        stop_services(services)
+        typer.echo("4/4 stopping" + (" the stack" if started_stack else " (the stack was already running)"))
         if started_stack:
             stack.down()
-    typer.echo(f"demo finished in {time.monotonic() - clock:.1f}s")
+    typer.echo(f"demo finished in {time.monotonic() - clock:.0f}s")

@@ -236,13 +236,14 @@ def publish(
 
 @app.command("demo")
 def demo(
-    events: Annotated[Path, typer.Option(help="Institution events (JSON Lines)")] =
-        REPO_ROOT / "examples" / "events" / "sample.jsonl",
+    subjects: Annotated[int, typer.Option(help="Children in the synthetic municipality", min=10,
+                                          max=200_000)] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed for the municipality")] = 7,
 ) -> None:
-    """Run the whole system on real servers over sample events and print the ledger."""
+    """A municipality's years of outcome contracts on real servers: who earned what."""
     from shared.cli.demo import run_demo
 
-    run_demo(events)
+    run_demo(subjects, seed)
 
 
 @app.command("docs")
@@ -262,6 +263,120 @@ def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/async
     ASYNCAPI_DIR.mkdir(parents=True, exist_ok=True)
     for path in generate(ASYNCAPI_DIR):
         typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+@app.command("generate")
+def generate_population(
+    subjects: Annotated[int, typer.Option(help="How many subjects", min=1, max=10_000_000)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same events")] = 1,
+    municipalities: Annotated[int, typer.Option(min=1, max=98)] = 1,
+    born_from: Annotated[int, typer.Option(help="First birth year")] = 2000,
+    born_to: Annotated[int, typer.Option(help="Last birth year")] = 2006,
+    out: Annotated[Path, typer.Option(help="Events file (JSON Lines)")] = Path("generated/events.jsonl"),
+    registry: Annotated[Path, typer.Option(help="Institution registry to write")] = Path("generated/institutions.yaml"),
+    kafka: Annotated[bool, typer.Option("--kafka", help="Also publish the events (sealed) to Kafka")] = False,
+) -> None:
+    """A deterministic synthetic population (institutions, subjects, their events),
+    with default rates from published Danish figures. CPR numbers are synthetic."""
+    from rich.progress import Progress
+
+    from shared.synthetic import generate, to_json_line, write_registry
+
+    institutions, events = generate(subjects, seed=seed, municipalities=municipalities,
+                                    born_from=born_from, born_to=born_to)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    write_registry(registry, institutions)
+    count = 0
+    with out.open("wb") as handle, Progress(transient=True) as bar:
+        task = bar.add_task("generating", total=subjects * 9)
+        for event in events:
+            handle.write(to_json_line(event) + b"\n")
+            count += 1
+            if count % 10_000 == 0:
+                bar.advance(task, 10_000)
+    typer.echo(f"{count:,} events for {subjects:,} subjects in {out}; {len(institutions)} institutions in {registry}")
+    if kafka:
+        from shared.cli.publish import publish_records, validate_lines
+        from shared.settings import Settings
+
+        good, _ = validate_lines(out)
+        asyncio.run(publish_records(Settings().kafka_bootstrap_servers, INSTITUTION_EVENTS.name, good))
+        typer.echo(f"published {len(good):,} events to {INSTITUTION_EVENTS.name}")
+
+
+@app.command("simulate")
+def simulate(
+    events: Annotated[Path, typer.Option(help="Institution events, JSON Lines or CSV (CPR numbers in clear)")],
+    contract: Annotated[list[Path], typer.Option(help="A contract variant; give two or more to compare")],
+    institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] =
+        REPO_ROOT / "examples" / "institutions.yaml",
+    on: Annotated[str | None, typer.Option(help="Evaluate as of YYYY-MM-DD (default: the latest event)")] = None,
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
+        REPO_ROOT / "examples" / "business-case.yaml",
+    report: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/simulation.html"),
+) -> None:
+    """What-if: replay the same events through the pure engine under each contract
+    variant (no Kafka, no money moves) and compare cost, outcomes, payments per kind of
+    institution, estimated savings and net; write the HTML report."""
+    from shared.cli.publish import validate_lines
+    from shared.institutions import InstitutionRegistry, RegistryError
+    from shared.reporting.business_case import load_assumptions
+    from shared.reporting.html import money, render
+    from shared.reporting.simulate import simulate as replay
+    from shared.reporting.simulate import transitions_of
+
+    try:
+        variants = [load_contract(path) for path in contract]
+        registry = InstitutionRegistry.from_file(institutions)
+        as_of = dt.date.fromisoformat(on) if on else None
+        case = load_assumptions(assumptions)
+    except (ContractFileError, RegistryError) as error:
+        fail(str(error))
+    except ValueError as error:
+        fail(f"bad option: {error}")
+    if not events.is_file():
+        fail(f"{events}: no such file")
+    good, problems = validate_lines(events)
+    for problem in problems:
+        typer.echo(f"{events}:{problem.line}: {problem.message} (skipped)", err=True)
+    transitions, rejected = transitions_of((raw for _, raw in good), registry)
+    if not transitions:
+        fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
+    typer.echo(f"{len(transitions):,} events admitted, {rejected + len(problems):,} rejected")
+    results = [replay(v.title or v.contract_id, [v], transitions, registry, as_of) for v in variants]
+    from shared.reporting.business_case import business_cases
+
+    typer.echo(f"{'variant':<48}{'verified':>9}{'cost':>18}{'savings':>18}{'net':>18}")
+    for result in results:
+        cases = business_cases(result, case)
+        cost, saved = sum(c.paid_minor for c in cases), sum(c.savings_minor for c in cases)
+        verified = sum(1 for o in result.outcomes if o.status == "verified")
+        typer.echo(f"{result.title[:47]:<48}{verified:>9}{money(cost):>18}{money(saved):>18}{money(saved - cost):>18}")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
+    typer.echo(f"report: {report.resolve()}")
+
+
+@app.command("report")
+def live_report(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/stafet.html"),
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
+        REPO_ROOT / "examples" / "business-case.yaml",
+) -> None:
+    """Render the HTML report from the live ledger and the verifier's decisions."""
+    from shared.institutions import InstitutionRegistry
+    from shared.reporting.business_case import load_assumptions
+    from shared.reporting.html import render
+    from shared.reporting.live import from_database
+    from shared.settings import Settings
+
+    settings = Settings()
+    data = asyncio.run(from_database(settings.database_url, InstitutionRegistry.from_file(settings.institutions_file),
+                                     "Outcome contracts: the live ledger"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render([data], load_assumptions(assumptions), title="Stafet report"), encoding="utf-8")
+    typer.echo(f"report: {out.resolve()}")
 
 
 @db_app.command("migrate")

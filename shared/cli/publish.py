@@ -104,11 +104,17 @@ class Sealer:
 
     def line(self, raw: bytes) -> bytes:
         """The record as it may travel: a clear `cpr` replaced by `cpr_sealed`."""
+        return self.keyed(raw)[1]
+
+    def keyed(self, raw: bytes) -> tuple[bytes, bytes]:
+        """(key, record): keyed by the subject's token (or pseudonym) so that one
+        subject's events share a partition and keep their order; else by event id."""
         event = json.loads(raw)
         subject = event.get("subject") or {}
         if subject.get("cpr") is not None:
             subject["cpr_sealed"] = self.token(subject.pop("cpr"))
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        key = subject.get("cpr_sealed") or subject.get("pseudonym") or str(event.get("event_id", ""))
+        return key.encode(), json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
@@ -126,8 +132,8 @@ async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, b
     try:
         pending = []
         for _, raw in records:
-            event_id = json.loads(raw)["event_id"]
-            pending.append(await producer.send(topic, sealer.line(raw), key=str(event_id).encode()))
+            key, value = sealer.keyed(raw)
+            pending.append(await producer.send(topic, value, key=key))
             if len(pending) >= PUBLISH_WINDOW:
                 await asyncio.gather(*pending)
                 if progress is not None:

@@ -1,0 +1,46 @@
+"""The main job: a small demo on the real servers, checked against the pure engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.cli.demo import CONTRACT_FILES, demo_pipeline
+from shared.contracts.loader import load_contract
+from shared.institutions import InstitutionRegistry
+from shared.reporting.data import summarise
+from shared.synthetic import generate, to_json_line
+from tests.ledger_helpers import ledger_state
+from tests.oracle import admitted, directory_of, expected_balances
+from tests.servers import Servers
+
+pytestmark = pytest.mark.e2e
+SUBJECTS, SEED = 300, 3
+
+
+async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_writes_a_report(
+        servers: Servers, namespace: str, database_url: str, tmp_path: Path) -> None:
+    result = await demo_pipeline(servers.bootstrap_servers, database_url, namespace, tmp_path,
+                                 subjects=SUBJECTS, seed=SEED, paid_share=0.7, failed_share=0.0, show=False)
+    institutions, events = generate(SUBJECTS, seed=SEED, born_from=2000, born_to=2006)
+    registry = InstitutionRegistry(institutions)
+    expected = expected_balances([load_contract(p) for p in CONTRACT_FILES],
+                                 admitted([to_json_line(e) for e in events], registry),
+                                 directory=directory_of(registry))
+    state = await ledger_state(database_url)
+    balances: dict[str, int] = state["balances"]  # type: ignore[assignment]
+    # Settlement moves money from pending to paid; what each payee is owed in all stays.
+    owed: dict[str, int] = {}
+    for account, amount in balances.items():
+        kind, owner, _ = account.split(":")
+        key = account if kind == "budget" else f"{kind}:{owner}:pending"
+        owed[key] = owed.get(key, 0) + amount
+    assert {k: v for k, v in owed.items() if v} == expected
+    assert state["unbalanced"] == 0
+    assert result.settled > 0
+    summaries = {s.contract_id: s for s in summarise(result.data)}
+    assert set(summaries) == {load_contract(p).contract_id for p in CONTRACT_FILES}
+    assert all(s.verified > 0 for s in summaries.values())
+    assert summaries["sib-youth-education"].paid_minor <= 240_000_000  # principal plus at most 20 %
+    assert result.report.stat().st_size > 1_000_000  # the charting library is embedded
