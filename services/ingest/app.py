@@ -11,47 +11,23 @@ from typing import Any
 
 import asyncpg
 import structlog
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import remember, sort_out
+from services.ingest.keys import pseudonym_key, sealing_key
 from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
 from shared.db import create_pool, migrate
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
-from shared.pseudonym import DEVELOPMENT_KEY
-from shared.sealing import development_private_key, load_private_key
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
 
 settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("ingest")
-
-
-class ConfigurationError(RuntimeError):
-    pass
-
-
-def pseudonym_key(settings: Settings) -> bytes:
-    if settings.pseudonym_key_file is not None:
-        return settings.pseudonym_key_file.read_bytes().strip()
-    if settings.pseudonym_key:
-        return settings.pseudonym_key.encode()
-    if settings.stafet_env == "production":
-        raise ConfigurationError("no pseudonymisation key: set PSEUDONYM_KEY_FILE or PSEUDONYM_KEY")
-    return DEVELOPMENT_KEY
-
-
-def sealing_key(settings: Settings) -> X25519PrivateKey:
-    if settings.sealing_private_key_file is not None:
-        return load_private_key(settings.sealing_private_key_file)
-    if settings.stafet_env == "production":
-        raise ConfigurationError("no sealing key: set SEALING_PRIVATE_KEY_FILE (stafet keys new)")
-    return development_private_key()
 
 
 class ReloadingRegistry:

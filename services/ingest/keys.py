@@ -1,0 +1,35 @@
+"""Ingest's two secrets: the pseudonym key (HMAC) and the sealing private key (X25519).
+
+Development mode falls back to well-known keys so `make demo` needs no secrets;
+production mode refuses to start without real ones (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from shared.pseudonym import DEVELOPMENT_KEY
+from shared.sealing import development_private_key, load_private_key
+from shared.settings import Settings
+
+
+class ConfigurationError(RuntimeError):
+    """A setting needed to start safely is missing; the message says which."""
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    if settings.pseudonym_key_file is not None:
+        return settings.pseudonym_key_file.read_bytes().strip()
+    if settings.pseudonym_key:
+        return settings.pseudonym_key.encode()
+    if settings.stafet_env == "production":
+        raise ConfigurationError("no pseudonymisation key: set PSEUDONYM_KEY_FILE or PSEUDONYM_KEY")
+    return DEVELOPMENT_KEY
+
+
+def sealing_key(settings: Settings) -> X25519PrivateKey:
+    if settings.sealing_private_key_file is not None:
+        return load_private_key(settings.sealing_private_key_file)
+    if settings.stafet_env == "production":
+        raise ConfigurationError("no sealing key: set SEALING_PRIVATE_KEY_FILE (stafet keys new)")
+    return development_private_key()
