@@ -20,6 +20,7 @@ from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
 from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, pseudonymise
 from shared.sealing import InvalidSeal, unseal
+from shared.upcasting import UnknownSchemaVersion, upcast
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
 RESOLVER_CACHE_MAX = 100_000  # sealed tokens remembered (about 20 MB)
@@ -83,7 +84,9 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
     event_id = data.get("event_id") if isinstance(data, dict) else None
     event_id = event_id if isinstance(event_id, str) and not CPR_ANYWHERE.search(event_id) else None
     try:
-        event = InstitutionEvent.model_validate(data)
+        event = InstitutionEvent.model_validate(upcast(data) if isinstance(data, dict) else data)
+    except UnknownSchemaVersion as error:
+        return _dead(Reason.SCHEMA_VIOLATION, "schema_version", str(error), raw, event_id)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])

@@ -379,13 +379,18 @@ def simulate(
     typer.echo(f"{len(transitions):,} events admitted, {rejected + len(problems):,} rejected")
     results = [replay(v.title or v.contract_id, [v], transitions, registry, as_of) for v in variants]
     from shared.reporting.business_case import business_cases
+    from shared.reporting.data import net_by_kind
 
-    typer.echo(f"{'variant':<48}{'verified':>9}{'cost':>18}{'savings':>18}{'net':>18}")
+    kinds = sorted({k for r in results for k in net_by_kind(r)})
+    typer.echo(f"{'variant':<44}{'verified':>9}{'cost':>17}{'savings':>17}{'net':>17}"
+               + "".join(f"{k[:16]:>18}" for k in kinds))
     for result in results:
         cases = business_cases(result, case)
         cost, saved = sum(c.paid_minor for c in cases), sum(c.savings_minor for c in cases)
         verified = sum(1 for o in result.outcomes if o.status == "verified")
-        typer.echo(f"{result.title[:47]:<48}{verified:>9}{money(cost):>18}{money(saved):>18}{money(saved - cost):>18}")
+        by_kind = net_by_kind(result)
+        typer.echo(f"{result.title[:43]:<44}{verified:>9}{money(cost):>17}{money(saved):>17}{money(saved - cost):>17}"
+                   + "".join(f"{money(by_kind.get(k, 0)):>18}" for k in kinds))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")
