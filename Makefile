@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff and mypy"
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
+	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,9 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile_verifier $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache

@@ -37,6 +37,7 @@ from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
+from shared.db import recreate_database
 from shared.kafka import LagProbe, ensure_topics, make_producer
 from shared.processes import ServiceProcess
 from shared.sealing import development_private_key
@@ -75,13 +76,7 @@ class Bench:
         }
 
     async def database(self, name: str) -> str:
-        connection = await asyncpg.connect(self.stack.database_url.rpartition("/")[0] + "/postgres")
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-        return self.stack.database_url.rpartition("/")[0] + f"/{name}"
+        return await recreate_database(self.stack.database_url.rpartition("/")[0] + "/postgres", name)
 
     def start(self, service: str, namespace: str, database_url: str) -> ServiceProcess:
         process = ServiceProcess(service, self.env(namespace, database_url), self.work / namespace / f"{service}.log")
@@ -206,6 +201,12 @@ def verifier_done(probe: LagProbe, namespace: str, database_url: str) -> Callabl
     return check
 
 
+async def all_caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool:
+    return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
+            and await verifier_done(probe, namespace, database_url)()
+            and await lag_zero(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
+
+
 async def topic_size(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -309,13 +310,8 @@ async def end_to_end(bench: Bench) -> dict[str, float]:
     await asyncio.sleep(5.0)  # let all three join their groups before the clock starts
     first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
 
-    async def all_done(probe: LagProbe) -> bool:
-        return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
-                and await verifier_done(probe, namespace, database_url)()
-                and await lag_zero(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
-
     async with LagProbe(bootstrap) as probe:
-        await wait_for(lambda: all_done(probe), "end to end", services)
+        await wait_for(lambda: all_caught_up(probe, namespace, database_url), "end to end", services)
     connection = await asyncpg.connect(database_url)
     try:
         last_commit = await connection.fetchval("SELECT extract(epoch FROM max(recorded_at)) FROM ledger_entries")
@@ -341,13 +337,8 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, flo
     await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, records, pace_per_s=rate,
                sent_at=sent_at)
 
-    async def all_done(probe: LagProbe) -> bool:
-        return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
-                and await verifier_done(probe, namespace, database_url)()
-                and await lag_zero(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name)())
-
     async with LagProbe(bootstrap) as probe:
-        await wait_for(lambda: all_done(probe), "latency run", services)
+        await wait_for(lambda: all_caught_up(probe, namespace, database_url), "latency run", services)
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(

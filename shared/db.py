@@ -54,3 +54,17 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
         await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
         await connection.close()
     return applied_now
+
+
+async def recreate_database(admin_url: str, name: str) -> str:
+    """Drop (if there) and create database `name` on the server of `admin_url`; its URL.
+
+    For runs that must start clean: the demo, the benchmark and the profile.
+    """
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return admin_url.rpartition("/")[0] + f"/{name}"

@@ -194,7 +194,9 @@ class PaymentInstruction(Frozen):
     trigger_event_id: Identifier | None = None
 
 
-class OutcomeStatusName(StrEnum):
+class OutcomeStatus(StrEnum):
+    """Where an outcome stands: the engine decides it, the outcomes topic carries it."""
+
     VERIFIED = "verified"
     REJECTED = "rejected"
     CAPPED = "capped"
@@ -216,7 +218,7 @@ class OutcomeRecorded(Frozen):
     outcome_id: Identifier
     subject: Pseudonym
     trigger_event_id: Identifier
-    status: OutcomeStatusName
+    status: OutcomeStatus
     reason: str | None
     occurred_on: dt.date
     owed_minor: int

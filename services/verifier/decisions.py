@@ -27,7 +27,7 @@ from shared.contracts.payments import (
     reconcile,
 )
 from shared.contracts.timeline import fold
-from shared.events import OutcomeRecorded, OutcomeStatusName, PaymentInstruction, Transition
+from shared.events import OutcomeRecorded, PaymentInstruction, Transition
 
 EVENT_NAMES = {
     OutcomeStatus.VERIFIED: "OutcomeVerified",
@@ -96,7 +96,7 @@ def outcome_record(decision: OutcomeDecision, currency: str) -> OutcomeRecorded:
         outcome_key=outcome_key(decision), contract_id=decision.contract_id,
         contract_version=decision.contract_version, outcome_id=decision.outcome_id,
         subject=decision.subject, trigger_event_id=decision.trigger_event_id,
-        status=OutcomeStatusName(decision.status.value),
+        status=decision.status,
         reason=decision.reason.value if decision.reason else None,
         occurred_on=decision.occurred_on, owed_minor=decision.owed_minor, currency=currency,
         payees=tuple((p.payee, p.amount_minor) for p in decision.payees),

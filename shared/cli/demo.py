@@ -25,6 +25,7 @@ from rich.progress import Progress
 from shared.cli.dev import default_stack
 from shared.cli.publish import publish_records
 from shared.contracts.loader import load_contract
+from shared.db import recreate_database
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.institutions import InstitutionRegistry
 from shared.kafka import LagProbe, ensure_topics, make_producer, wait_for_broker
@@ -51,16 +52,6 @@ class DemoResult:
     settled: int
     failed: int
     report: Path
-
-
-async def fresh_database(admin_url: str, name: str) -> str:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return admin_url.rpartition("/")[0] + f"/{name}"
 
 
 async def _scalar(database_url: str, query: str) -> int:
@@ -213,7 +204,7 @@ def run_demo(subjects: int, seed: int) -> None:
     stack.up()
     namespace = f"demo{int(time.time())}"
     try:
-        database_url = asyncio.run(fresh_database(stack.database_url, DEMO_DATABASE))
+        database_url = asyncio.run(recreate_database(stack.database_url, DEMO_DATABASE))
         typer.echo("2/4 running ingest, verifier and ledger over the municipality's events ...")
         result = asyncio.run(demo_pipeline(stack.bootstrap_servers, database_url, namespace,
                                            stack.directory / "demo", subjects=subjects, seed=seed))

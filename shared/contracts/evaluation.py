@@ -27,13 +27,7 @@ from shared.contracts.model import (
 )
 from shared.contracts.solidarity import allocate, largest_remainder
 from shared.contracts.timeline import Fact, SubjectTimeline
-
-
-class OutcomeStatus(StrEnum):
-    VERIFIED = "verified"
-    REJECTED = "rejected"
-    CAPPED = "capped"
-    PENDING_SUSTAINMENT = "pending_sustainment"
+from shared.events import OutcomeStatus as OutcomeStatus  # the engine decides it; re-exported
 
 
 class RejectionReason(StrEnum):
