@@ -17,17 +17,19 @@ from services.ledger.journal import JournalPlan, KnownPayment, plan_journal
 from services.ledger.postings import Entry, chain_hash
 from shared.events import PaymentInstruction, Settlement
 
-_INSERT_ENTRY = """
+# One statement per table per batch (unnest over column arrays), not one per row.
+_INSERT_ENTRIES = """
 INSERT INTO ledger_entries (sequence, entry_id, kind, payment_id, reverses_payment_id,
     contract_id, contract_version, outcome_id, subject, payer, payee, payee_role, currency,
     amount_minor, occurred_on, content_hash, previous_hash, entry_hash,
     settlement_id, bank_reference, settled_on, failure_reason, trigger_event_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::date[],
+    $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::date[], $22::text[], $23::text[])
 """
-_INSERT_LINE = """
+_INSERT_LINES = """
 INSERT INTO ledger_lines (sequence, line, account, debit_minor, credit_minor, currency)
-VALUES ($1, $2, $3, $4, $5, $6)
+SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
 """
 
 
@@ -82,7 +84,7 @@ async def _append(connection: asyncpg.Connection, entries: Sequence[Entry], sequ
         line_rows.extend((sequence, n, ln.account, ln.debit_minor, ln.credit_minor, ln.currency)
                          for n, ln in enumerate(entry.lines, start=1))
         previous = current
-    await connection.executemany(_INSERT_ENTRY, entry_rows)
-    await connection.executemany(_INSERT_LINE, line_rows)
+    await connection.execute(_INSERT_ENTRIES, *(list(column) for column in zip(*entry_rows, strict=True)))
+    await connection.execute(_INSERT_LINES, *(list(column) for column in zip(*line_rows, strict=True)))
     await connection.execute(
         "UPDATE ledger_chain_head SET sequence = $1, entry_hash = $2", sequence, previous)
