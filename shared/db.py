@@ -29,6 +29,31 @@ async def create_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
     return pool
 
 
+class Database:
+    """A service's connection pool: migrations applied and the pool opened at start-up,
+    closed at shut-down. `pool` is only valid while the service runs."""
+
+    def __init__(self, database_url: str, *, max_size: int) -> None:
+        self._url, self._max_size = database_url, max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> asyncpg.Pool:
+        await migrate(self._url)
+        self._pool = await create_pool(self._url, max_size=self._max_size)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the database pool is not open (the service has not started)")
+        return self._pool
+
+
 async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
     """Apply every migration not yet applied; return the names applied now."""
     connection = await asyncpg.connect(database_url)

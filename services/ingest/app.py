@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 from faststream.kafka.annotations import KafkaMessage
 
@@ -17,7 +16,7 @@ from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
 from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
-from shared.db import create_pool, migrate
+from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry
@@ -48,7 +47,7 @@ class ReloadingRegistry:
 
 
 registry = ReloadingRegistry(settings.institutions_file)
-pools: list[asyncpg.Pool] = []
+database = Database(settings.database_url, max_size=settings.db_pool_max_size)
 subjects = SubjectResolver(pseudonym_key(settings), settings.pseudonym_key_id, sealing_key(settings))
 broker = make_broker(settings, client_id="stafet-ingest")
 app = make_app(broker, title="Stafet ingest", description=(
@@ -61,16 +60,8 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Rejected input with a reason code; CPR numbers removed.")
 
 
-@app.on_startup
-async def start() -> None:
-    await migrate(settings.database_url)
-    pools.append(await create_pool(settings.database_url, max_size=settings.db_pool_max_size))
-
-
-@app.on_shutdown
-async def stop() -> None:
-    while pools:
-        await pools.pop().close()
+app.on_startup(database.open)
+app.on_shutdown(database.close)
 
 
 @batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"),
@@ -92,7 +83,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
         else:
             admitted.append(outcome)
             origin.setdefault(outcome.event_id, (raw, record.topic, record.partition, record.offset))
-    async with pools[0].acquire() as connection:
+    async with database.pool.acquire() as connection:
         verdict = await sort_out(connection, admitted)
     for conflict in verdict.conflicting:
         raw, topic, partition, offset = origin[conflict.event_id]
@@ -107,7 +98,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
     # nothing is lost on a crash, and a duplicate is dropped even across restarts.
     await asyncio.gather(*sends)
-    async with pools[0].acquire() as connection:
+    async with database.pool.acquire() as connection:
         await remember(connection, verdict.fresh)
     log.info("batch_admitted", forwarded=len(verdict.fresh), duplicates_dropped=verdict.duplicates,
              rejected=len(sends) - len(verdict.fresh))

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import structlog
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.ledger.store import apply_journal
 from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
-from shared.db import create_pool, migrate
+from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
 from shared.logging import configure_logging
@@ -39,19 +38,11 @@ journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal 
                                description="Settlements forwarded onto the ledger journal, keyed by payment id.")
 dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
                                     description="Malformed, unknown-payment or already-settled settlements.")
-pools: list[asyncpg.Pool] = []
+database = Database(settings.database_url, max_size=settings.db_pool_max_size)
 
 
-@app.on_startup
-async def start() -> None:
-    await migrate(settings.database_url)
-    pools.append(await create_pool(settings.database_url, max_size=settings.db_pool_max_size))
-
-
-@app.on_shutdown
-async def stop() -> None:
-    while pools:
-        await pools.pop().close()
+app.on_startup(database.open)
+app.on_shutdown(database.close)
 
 
 @batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"),
@@ -95,7 +86,7 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             # bug upstream. It is logged loudly and stays on the topic for inspection.
             log.error("invalid_journal_record", topic=record.topic, partition=record.partition,
                       offset=record.offset, error=str(error))
-    plan = await apply_journal(pools[0], journal)
+    plan = await apply_journal(database.pool, journal)
     sends = []
     for rejected in plan.rejected:
         dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,

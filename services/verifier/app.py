@@ -22,7 +22,7 @@ from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
 from shared.contracts.model import Contract
-from shared.db import create_pool, migrate
+from shared.db import Database
 from shared.events import TRANSITIONS_RECORD, ClockTick, OutcomeRecorded, PaymentInstruction, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
@@ -51,7 +51,7 @@ publishers = {
 book = ContractBook()
 directory = {i.id: InstitutionInfo(i.kind, i.municipality)
              for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
-pools: list[asyncpg.Pool] = []
+database = Database(settings.database_url, max_size=settings.db_pool_max_size)
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.
 processing = asyncio.Lock()
@@ -74,9 +74,7 @@ async def remember(contract: Contract, connection: asyncpg.Connection) -> None:
 
 @app.on_startup
 async def start() -> None:
-    await migrate(settings.database_url)
-    pool = await create_pool(settings.database_url, max_size=settings.db_pool_max_size)
-    pools.append(pool)
+    pool = await database.open()
     async with pool.acquire() as connection:
         for contract in await store.load_contracts(connection):
             book.add(contract)
@@ -88,7 +86,7 @@ async def start() -> None:
 @app.after_startup
 async def flush_outbox_and_tick() -> None:
     # Whatever a crashed predecessor committed but did not publish goes out first.
-    published = await relay_outbox(pools[0], publish)
+    published = await relay_outbox(database.pool, publish)
     log.info("outbox_flushed_at_start", published=published)
     tasks.append(asyncio.create_task(ticker()))
 
@@ -99,14 +97,13 @@ async def stop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    while pools:
-        await pools.pop().close()
+    await database.close()
 
 
 async def run_batch(transitions: list[Transition], ticks: list[dt.date]) -> BatchResult:
     async with processing:
-        result = await process_batch(pools[0], book, transitions, directory, ticks)
-        published = await relay_outbox(pools[0], publish)
+        result = await process_batch(database.pool, book, transitions, directory, ticks)
+        published = await relay_outbox(database.pool, publish)
     log.info("batch_verified", received=len(transitions), new_events=result.new_events,
              subjects=result.subjects_evaluated, instructions=result.instructions,
              outcomes_changed=result.outcomes_changed, published=published,
@@ -119,7 +116,7 @@ async def ticker() -> None:
     arrive to do it."""
     while True:
         await asyncio.sleep(settings.tick_interval_s)
-        async with pools[0].acquire() as connection:
+        async with database.pool.acquire() as connection:
             today = await connection.fetchval("SELECT today FROM verifier_clock")
             due = await store.timers_due(connection, today)
         for _ in range(SWEEP_ROUNDS_MAX):
@@ -140,7 +137,7 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
         except ValidationError as error:
             log.error("invalid_contract_record", offset=record.offset, error=str(error))
             continue
-        async with pools[0].acquire() as connection:
+        async with database.pool.acquire() as connection:
             await remember(contract, connection)
 
 
