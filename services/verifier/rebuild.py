@@ -2,7 +2,7 @@
 
 Contract versions are kept (they came from the contracts topic and files, not from
 transitions). The replay runs through the same `process_batch` as the live service; its
-outbox is marked published without publishing, because everything it would say was
+outbox is emptied without publishing, because everything it would say was
 already said: a rebuild reconstructs state, it does not move money again. `compare`
 then checks the rebuilt state against what the live verifier published: the same
 outstanding payment ids and the same latest outcome decisions.
@@ -98,7 +98,7 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
             if result.timers_still_due == 0:
                 break
         async with pool.acquire() as connection:
-            await connection.execute("UPDATE verifier_outbox SET published_at = now() WHERE published_at IS NULL")
+            await connection.execute("DELETE FROM verifier_outbox")
     finally:
         await pool.close()
     return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)

@@ -1,6 +1,6 @@
-"""The outbox relay: publish what the verifier committed, then mark it published.
+"""The outbox relay: publish what the verifier committed, then delete it from the outbox.
 
-At-least-once by construction (a crash between publish and mark republishes), which is
+At-least-once by construction (a crash between publish and delete republishes), which is
 safe because every record carries a deterministic id that consumers deduplicate on:
 payment ids in the ledger, outcome keys for outcome consumers.
 """

@@ -195,12 +195,13 @@ async def enqueue(connection: asyncpg.Connection, records: Sequence[tuple[str, s
 async def unpublished(connection: asyncpg.Connection, limit: int
                       ) -> list[tuple[int, str, str, str]]:
     rows = await connection.fetch(
-        "SELECT sequence, topic, key, payload FROM verifier_outbox WHERE published_at IS NULL"
+        "SELECT sequence, topic, key, payload FROM verifier_outbox"
         " ORDER BY sequence LIMIT $1", limit)
     return [(r["sequence"], r["topic"], r["key"], r["payload"]) for r in rows]
 
 
 async def mark_published(connection: asyncpg.Connection, sequences: Sequence[int]) -> None:
+    """Published records leave the outbox: they are on Kafka now."""
     await connection.execute(
-        "UPDATE verifier_outbox SET published_at = now() WHERE sequence = ANY($1::bigint[])",
+        "DELETE FROM verifier_outbox WHERE sequence = ANY($1::bigint[])",
         list(sequences))

@@ -72,7 +72,7 @@ async def _caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool
                 await probe.lag(f"{namespace}-ledger-settlements", in_namespace(SETTLEMENTS, namespace).name)]
     except KafkaError:
         return False  # e.g. the group coordinator of a fresh broker is still starting
-    busy = await _scalar(database_url, "SELECT (SELECT count(*) FROM verifier_outbox WHERE published_at IS NULL)"
+    busy = await _scalar(database_url, "SELECT (SELECT count(*) FROM verifier_outbox)"
                                        " + (SELECT count(*) FROM verifier_timers t, verifier_clock c"
                                        "    WHERE t.due_on <= c.today)")
     return sum(lags) == 0 and busy == 0
