@@ -13,6 +13,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -84,3 +85,16 @@ async def raw_records(message: KafkaMessage) -> list[bytes]:
     """A decoder that leaves bytes alone: services parse and validate records themselves,
     so that a malformed record becomes a dead letter instead of a framework error."""
     return [record.value or b"" for record in raw_records_of(message)]
+
+
+def bind_batch_context(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
+    """Bind the batch's topic and offset range per partition to every log line of the
+    handler (structlog contextvars), so a line can be traced back to its records."""
+    ranges: dict[int, list[int]] = {}
+    for record in records:
+        span = ranges.setdefault(record.partition, [record.offset, record.offset])
+        span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        topic=records[0].topic if records else None,
+        offsets={str(partition): f"{low}-{high}" for partition, (low, high) in sorted(ranges.items())})

@@ -15,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
-from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
+from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
@@ -71,6 +71,7 @@ app.on_shutdown(database.close)
 async def on_institution_events(records: list[InstitutionEvent], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read from `message` and
     # validated by `admit`, so a bad record becomes a dead letter, never an exception.
+    bind_batch_context(raw_records_of(message))
     sends = []
     admitted: list[Transition] = []
     origin: dict[str, tuple[bytes, str, int, int]] = {}

@@ -19,7 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.ledger.store import apply_journal
-from shared.broker import batch_subscriber, make_app, make_broker, raw_records_of
+from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
@@ -49,6 +49,7 @@ app.on_shutdown(database.close)
                   title="settlements", description="Finance systems' answers, keyed by payment id.")
 async def on_settlements(records: list[Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
+    bind_batch_context(raw_records_of(message))
     sends = []
     for record in raw_records_of(message):
         raw = record.value or b""
@@ -73,6 +74,7 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
                   description="Payment instructions, clawbacks and forwarded settlements, in ledger order.")
 async def on_journal(records: list[PaymentInstruction | Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
+    bind_batch_context(raw_records_of(message))
     journal: list[PaymentInstruction | Settlement] = []
     offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
     for record in raw_records_of(message):

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from services.verifier import store
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import relay_outbox
-from shared.broker import batch_subscriber, make_app, make_broker, raw_records, raw_records_of
+from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records, raw_records_of
 from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
@@ -145,6 +145,7 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
                   description="Trusted facts from ingest (keyed by subject) and clock ticks (stafet clock).")
 async def on_transitions(records: list[Transition | ClockTick], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
+    bind_batch_context(raw_records_of(message))
     transitions: list[Transition] = []
     ticks: list[dt.date] = []
     for record in raw_records_of(message):
