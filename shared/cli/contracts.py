@@ -1,0 +1,97 @@
+"""`stafet contract check|show|apply`: contract files, validated, shown, published."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.cli.errors import EXIT_BAD_INPUT, fail
+from shared.contracts.loader import ContractFileError, load_contract
+from shared.contracts.model import FixedPrice
+
+app = typer.Typer(help="Check, show and apply contract files.", no_args_is_help=True)
+
+
+@app.command("check")
+def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
+    """Validate contract files; print one line per problem and exit 2 if any is bad."""
+    bad = False
+    for path in files:
+        try:
+            contract = load_contract(path)
+        except ContractFileError as error:
+            typer.echo(str(error), err=True)
+            bad = True
+            continue
+        typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
+                   f"{len(contract.outcomes)} outcome(s)")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("show")
+def contract_show(path: Path) -> None:
+    """Print a contract readably: payer, period, each outcome's trigger, price and payees."""
+    try:
+        contract = load_contract(path)
+    except ContractFileError as error:
+        fail(str(error))
+    typer.echo(f"{contract.contract_id} v{contract.version}: {contract.title}")
+    typer.echo(f"  payer {contract.payer}, {contract.currency}, "
+               f"{contract.period.start} .. {contract.period.end}")
+    if contract.fallback_account:
+        typer.echo(f"  unallocated money goes to {contract.fallback_account}")
+    for outcome in contract.outcomes:
+        typer.echo(f"  outcome {outcome.id}: on {outcome.trigger.event.value}")
+        for predicate in outcome.trigger.where:
+            typer.echo(f"    where {predicate.field} {predicate.op} {predicate.value}")
+        if outcome.sustainment:
+            typer.echo(f"    held {outcome.sustainment.days} days, broken by "
+                       f"{', '.join(e.value for e in outcome.sustainment.broken_by)}")
+        price = outcome.price
+        if isinstance(price, FixedPrice):
+            typer.echo(f"    price {price.amount_minor / 100:,.2f} {contract.currency}")
+        else:
+            typer.echo(f"    price {price.rate} of {price.of_field}")
+        typer.echo(f"    distribution {outcome.distribution.kind}")
+    caps = contract.caps
+    for name, value in (("per subject", caps.per_subject_minor), ("in total", caps.total_minor)):
+        if value is not None:
+            typer.echo(f"  cap {name}: {value / 100:,.2f} {contract.currency}")
+
+
+@app.command("apply")
+def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
+    """Validate contract files and publish them to the contracts topic, where every
+    verifier picks them up. A version once published is never replaced: publish a new
+    version (with `effective_from`) to change a contract."""
+    from shared.kafka import make_producer
+    from shared.settings import Settings
+    from shared.topics import CONTRACTS
+
+    contracts = []
+    for path in files:
+        try:
+            contracts.append(load_contract(path))
+        except ContractFileError as error:
+            fail(str(error))
+
+    async def send() -> None:
+        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply")
+        await producer.start()
+        try:
+            for contract in contracts:
+                key = f"{contract.contract_id}@{contract.version}".encode()
+                await producer.send_and_wait(CONTRACTS.name, contract.model_dump_json().encode(), key=key)
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(send())
+    except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+        fail(f"publishing contracts failed: {error}")
+    for contract in contracts:
+        typer.echo(f"applied {contract.contract_id} v{contract.version}")

@@ -1,0 +1,137 @@
+"""`stafet generate`, `stafet simulate`, `stafet report`: populations, what-ifs, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.cli.errors import fail
+from shared.contracts.loader import ContractFileError, load_contract
+from shared.settings import REPO_ROOT
+from shared.topics import INSTITUTION_EVENTS
+
+# Top-level commands: main.py adds them to the `stafet` app itself (not as a group).
+app = typer.Typer()
+
+
+@app.command("generate")
+def generate_population(
+    subjects: Annotated[int, typer.Option(help="How many subjects", min=1, max=10_000_000)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same events")] = 1,
+    municipalities: Annotated[int, typer.Option(min=1, max=98)] = 1,
+    born_from: Annotated[int, typer.Option(help="First birth year")] = 2000,
+    born_to: Annotated[int, typer.Option(help="Last birth year")] = 2006,
+    out: Annotated[Path, typer.Option(help="Events file (JSON Lines)")] = Path("generated/events.jsonl"),
+    registry: Annotated[Path, typer.Option(help="Institution registry to write")] = Path("generated/institutions.yaml"),
+    kafka: Annotated[bool, typer.Option("--kafka", help="Also publish the events (sealed) to Kafka")] = False,
+) -> None:
+    """A deterministic synthetic population (institutions, subjects, their events),
+    with default rates from published Danish figures. CPR numbers are synthetic."""
+    from rich.progress import Progress
+
+    from shared.synthetic import generate, to_json_line, write_registry
+
+    institutions, events = generate(subjects, seed=seed, municipalities=municipalities,
+                                    born_from=born_from, born_to=born_to)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    write_registry(registry, institutions)
+    count = 0
+    with out.open("wb") as handle, Progress(transient=True) as bar:
+        task = bar.add_task("generating", total=subjects * 9)
+        for event in events:
+            handle.write(to_json_line(event) + b"\n")
+            count += 1
+            if count % 10_000 == 0:
+                bar.advance(task, 10_000)
+    typer.echo(f"{count:,} events for {subjects:,} subjects in {out}; {len(institutions)} institutions in {registry}")
+    if kafka:
+        from shared.cli.publish import publish_records, validate_lines
+        from shared.settings import Settings
+
+        good, _ = validate_lines(out)
+        asyncio.run(publish_records(Settings().kafka_bootstrap_servers, INSTITUTION_EVENTS.name, good))
+        typer.echo(f"published {len(good):,} events to {INSTITUTION_EVENTS.name}")
+
+
+@app.command("simulate")
+def simulate(
+    events: Annotated[Path, typer.Option(help="Institution events, JSON Lines or CSV (CPR numbers in clear)")],
+    contract: Annotated[list[Path], typer.Option(help="A contract variant; give two or more to compare")],
+    institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] =
+        REPO_ROOT / "examples" / "institutions.yaml",
+    on: Annotated[str | None, typer.Option(help="Evaluate as of YYYY-MM-DD (default: the latest event)")] = None,
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
+        REPO_ROOT / "examples" / "business-case.yaml",
+    report: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/simulation.html"),
+) -> None:
+    """What-if: replay the same events through the pure engine under each contract
+    variant (no Kafka, no money moves) and compare cost, outcomes, payments per kind of
+    institution, estimated savings and net; write the HTML report."""
+    from shared.cli.publish import validate_lines
+    from shared.institutions import InstitutionRegistry, RegistryError
+    from shared.reporting.business_case import load_assumptions
+    from shared.reporting.html import money, render
+    from shared.reporting.simulate import simulate as replay
+    from shared.reporting.simulate import transitions_of
+
+    try:
+        variants = [load_contract(path) for path in contract]
+        registry = InstitutionRegistry.from_file(institutions)
+        as_of = dt.date.fromisoformat(on) if on else None
+        case = load_assumptions(assumptions)
+    except (ContractFileError, RegistryError) as error:
+        fail(str(error))
+    except ValueError as error:
+        fail(f"bad option: {error}")
+    if not events.is_file():
+        fail(f"{events}: no such file")
+    good, problems = validate_lines(events)
+    for problem in problems:
+        typer.echo(f"{events}:{problem.line}: {problem.message} (skipped)", err=True)
+    transitions, rejected = transitions_of((raw for _, raw in good), registry)
+    if not transitions:
+        fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
+    typer.echo(f"{len(transitions):,} events admitted, {rejected + len(problems):,} rejected")
+    results = [replay(v.title or v.contract_id, [v], transitions, registry, as_of) for v in variants]
+    from shared.reporting.business_case import business_cases
+    from shared.reporting.data import net_by_kind
+
+    kinds = sorted({k for r in results for k in net_by_kind(r)})
+    typer.echo(f"{'variant':<44}{'verified':>9}{'cost':>17}{'savings':>17}{'net':>17}"
+               + "".join(f"{k[:16]:>18}" for k in kinds))
+    for result in results:
+        cases = business_cases(result, case)
+        cost, saved = sum(c.paid_minor for c in cases), sum(c.savings_minor for c in cases)
+        verified = sum(1 for o in result.outcomes if o.status == "verified")
+        by_kind = net_by_kind(result)
+        typer.echo(f"{result.title[:43]:<44}{verified:>9}{money(cost):>17}{money(saved):>17}{money(saved - cost):>17}"
+                   + "".join(f"{money(by_kind.get(k, 0)):>18}" for k in kinds))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
+    typer.echo(f"report: {report.resolve()}")
+
+
+@app.command("report")
+def live_report(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/stafet.html"),
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
+        REPO_ROOT / "examples" / "business-case.yaml",
+) -> None:
+    """Render the HTML report from the live ledger and the verifier's decisions."""
+    from shared.institutions import InstitutionRegistry
+    from shared.reporting.business_case import load_assumptions
+    from shared.reporting.html import render
+    from shared.reporting.live import from_database
+    from shared.settings import Settings
+
+    settings = Settings()
+    data = asyncio.run(from_database(settings.database_url, InstitutionRegistry.from_file(settings.institutions_file),
+                                     "Outcome contracts: the live ledger"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render([data], load_assumptions(assumptions), title="Stafet report"), encoding="utf-8")
+    typer.echo(f"report: {out.resolve()}")
