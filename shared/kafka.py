@@ -1,8 +1,8 @@
-"""Kafka helpers shared by services, tests and the CLI: topic creation and clients.
+"""Kafka helpers shared by the CLI, the benchmark and tests: topics, producers, lag.
 
 Options are passed explicitly rather than trusted to library defaults: idempotent
-producers with acks=all (no duplicate on a producer retry), and consumers that never
-auto-commit (offsets are committed only after a batch's effects are durable).
+producers with acks=all (no duplicate on a producer retry). The services' consumers are
+FastStream subscribers configured in `shared/broker.py`.
 """
 
 from __future__ import annotations
@@ -72,19 +72,6 @@ def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, *topics: str, group_id: str | None,
-                  client_id: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        client_id=client_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-
-
 class LagProbe:
     """Consumer-group lag, asked repeatedly over the same two connections (cheap enough
     to poll while measuring throughput without disturbing it)."""
@@ -120,27 +107,6 @@ class LagProbe:
 
 
 async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records on `topic` not yet committed by consumer group `group`."""
-    from aiokafka import TopicPartition
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        ends = await consumer.end_offsets(assigned)
-        committed = await admin.list_consumer_group_offsets(group, partitions=assigned)
-        lag = 0
-        for partition in assigned:
-            meta = committed.get(partition)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += ends[partition] - done
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+    """Records on `topic` not yet committed by consumer group `group` (one-off)."""
+    async with LagProbe(bootstrap) as probe:
+        return await probe.lag(group, topic)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,12 +64,3 @@ def start_services(env: dict[str, str], log_dir: Path,
 def stop_services(services: dict[str, ServiceProcess]) -> None:
     for service in services.values():
         service.stop()
-
-
-def wait_until(predicate: object, timeout_s: float, interval_s: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(interval_s)
-    return False
