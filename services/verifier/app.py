@@ -137,7 +137,10 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
         except ValidationError as error:
             log.error("invalid_contract_record", offset=record.offset, error=str(error))
             continue
-        async with database.pool.acquire() as connection:
+        # Serialised with batches: a batch in flight was decided with the old book, and the
+        # sweep a new version schedules must see that batch's subjects committed, or
+        # they would never be evaluated under the new version.
+        async with processing, database.pool.acquire() as connection:
             await remember(contract, connection)
 
 
