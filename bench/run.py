@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
+from services.verifier.store import work_left_at
 from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
 from shared.db import recreate_database
@@ -133,12 +134,17 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, watch: l
                 return time.time()
         except Exception:  # noqa: BLE001, S110 - a fresh group may not have a coordinator yet
             pass
-        for process in watch:
-            if not process.running():
-                raise RuntimeError(f"{process.name} stopped during {what}; see {process.log_path}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not finish in {STAGE_TIMEOUT_S}s")
-        await asyncio.sleep(POLL_S)
+        await _still_going(watch, what, deadline)
+
+
+async def _still_going(watch: list[ServiceProcess], what: str, deadline: float) -> None:
+    """Raise if a watched service died or the stage ran out of time; else wait a poll."""
+    for process in watch:
+        if not process.running():
+            raise RuntimeError(f"{process.name} stopped during {what}; see {process.log_path}")
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"{what} did not finish in {STAGE_TIMEOUT_S}s")
+    await asyncio.sleep(POLL_S)
 
 
 async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[ServiceProcess],
@@ -163,12 +169,7 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
                 first_progress = (now, remaining)
             if remaining == 0 and first_progress is not None and (done is None or await done()):
                 return now - first_progress[0], first_progress[1]
-        for process in watch:
-            if not process.running():
-                raise RuntimeError(f"{process.name} stopped during {what}; see {process.log_path}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not finish in {STAGE_TIMEOUT_S}s")
-        await asyncio.sleep(POLL_S)
+        await _still_going(watch, what, deadline)
 
 
 def group_lag(probe: LagProbe, group: str, topic: str) -> Callable[[], Awaitable[int]]:
@@ -177,14 +178,8 @@ def group_lag(probe: LagProbe, group: str, topic: str) -> Callable[[], Awaitable
     return lag
 
 
-async def outbox_empty(database_url: str) -> bool:
-    connection = await asyncpg.connect(database_url)
-    try:
-        return bool(await connection.fetchval(
-            "SELECT (SELECT count(*) FROM verifier_outbox)"
-            " + (SELECT count(*) FROM verifier_timers t, verifier_clock c WHERE t.due_on <= c.today) = 0"))
-    finally:
-        await connection.close()
+async def verifier_idle(database_url: str) -> bool:
+    return await work_left_at(database_url) == 0
 
 
 def lag_zero(probe: LagProbe, group: str, topic: str) -> Callable[[], Awaitable[bool]]:
@@ -197,7 +192,7 @@ def verifier_done(probe: LagProbe, namespace: str, database_url: str) -> Callabl
     async def check() -> bool:
         if await probe.lag(f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name):
             return False
-        return await outbox_empty(database_url)
+        return await verifier_idle(database_url)
     return check
 
 
@@ -284,7 +279,7 @@ async def _each_alone(bench: Bench, probe: LagProbe, namespace: str, database_ur
     verifier = bench.start("verifier", namespace, database_url)
     seconds, events = await timed_drain(
         group_lag(probe, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name), "verifier",
-        [verifier], done=lambda: outbox_empty(database_url))
+        [verifier], done=lambda: verifier_idle(database_url))
     bench.stop(verifier)
     results["verifier"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
 

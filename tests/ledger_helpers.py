@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from services.ledger.audit import ChainReport, verify_chain
+
 
 async def ledger_state(database_url: str) -> dict[str, object]:
     connection = await asyncpg.connect(database_url)
@@ -26,5 +28,13 @@ async def entry_count(database_url: str) -> int:
     connection = await asyncpg.connect(database_url)
     try:
         return int(await connection.fetchval("SELECT count(*) FROM ledger_entries"))
+    finally:
+        await connection.close()
+
+
+async def chain_report(database_url: str) -> ChainReport:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await verify_chain(connection)
     finally:
         await connection.close()

@@ -158,6 +158,26 @@ async def timers_due(connection: asyncpg.Connection, today: dt.date) -> int:
         "SELECT count(*) FROM verifier_timers WHERE due_on <= $1", today))
 
 
+async def work_left(connection: asyncpg.Connection) -> int:
+    """Outbox records not yet published plus timers already due: zero when the verifier
+    has done everything the transitions it has consumed call for."""
+    return int(await connection.fetchval(
+        "SELECT (SELECT count(*) FROM verifier_outbox)"
+        " + (SELECT count(*) FROM verifier_timers t, verifier_clock c WHERE t.due_on <= c.today)"))
+
+
+async def work_left_at(database_url: str) -> int:
+    """`work_left` over a connection of its own, for progress checks from outside the
+    service; a database the verifier has not migrated yet counts as work ahead."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await work_left(connection)
+    except asyncpg.UndefinedTableError:
+        return 1
+    finally:
+        await connection.close()
+
+
 async def save_contract(connection: asyncpg.Connection, contract: Contract) -> bool:
     """Remember a contract version; True if new. A new version re-evaluates everyone:
     it schedules every known subject as due now."""

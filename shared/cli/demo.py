@@ -22,6 +22,7 @@ import typer
 from aiokafka.errors import KafkaError
 from rich.progress import Progress
 
+from services.verifier.store import work_left_at
 from shared.cli.dev import default_stack
 from shared.cli.publish import publish_records
 from shared.contracts.loader import load_contract
@@ -72,10 +73,7 @@ async def _caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool
                 await probe.lag(f"{namespace}-ledger-settlements", in_namespace(SETTLEMENTS, namespace).name)]
     except KafkaError:
         return False  # e.g. the group coordinator of a fresh broker is still starting
-    busy = await _scalar(database_url, "SELECT (SELECT count(*) FROM verifier_outbox)"
-                                       " + (SELECT count(*) FROM verifier_timers t, verifier_clock c"
-                                       "    WHERE t.due_on <= c.today)")
-    return sum(lags) == 0 and busy == 0
+    return sum(lags) == 0 and await work_left_at(database_url) == 0
 
 
 async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,

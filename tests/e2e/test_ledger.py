@@ -13,14 +13,13 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from services.ledger.audit import verify_chain
 from services.ledger.rebuild import rebuild_ledger
 from shared.cli.main import app
 from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.processes import ServiceProcess
 from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, in_namespace
 from tests.kafka_helpers import produce, read_all
-from tests.ledger_helpers import entry_count, ledger_state
+from tests.ledger_helpers import chain_report, entry_count, ledger_state
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -108,11 +107,7 @@ async def test_a_mixed_stream_settles_claws_back_and_rejects_and_rebuilds_identi
     reasons = sorted(json.loads(v)["reason"] for _, v in dead)
     assert reasons == ["already_settled", "schema_violation", "unknown_payment"]
 
-    connection = await asyncpg.connect(database_url)
-    try:
-        before = await verify_chain(connection)
-    finally:
-        await connection.close()
+    before = await chain_report(database_url)
     assert before.ok, before.problem
     report = await rebuild_ledger(database_url, servers.bootstrap_servers, journal)
     after_state = await ledger_state(database_url)

@@ -8,15 +8,14 @@ import hashlib
 import random
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from services.ledger.audit import verify_chain
 from shared.events import PaymentInstruction, PaymentKind
 from shared.processes import ServiceProcess
 from shared.topics import PAYMENTS, in_namespace
+from tests.crash import kill_at_progress
 from tests.kafka_helpers import produce
-from tests.ledger_helpers import entry_count, ledger_state
+from tests.ledger_helpers import chain_report, entry_count, ledger_state
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -47,15 +46,7 @@ async def test_sigkilled_ledger_projector_writes_each_payment_exactly_once(
     ledger = ServiceProcess("ledger", env, tmp_path / "ledger.log")
     chance = random.Random(7)
     kill_points = sorted(chance.sample(range(PAYMENTS_TOTAL // 10, PAYMENTS_TOTAL * 9 // 10), KILLS))
-    killed_at = []
-    for point in kill_points:
-        ledger.start()
-        deadline = asyncio.get_running_loop().time() + 60
-        while (written := await entry_count(database_url)) < point:
-            assert asyncio.get_running_loop().time() < deadline, "ledger made no progress"
-            await asyncio.sleep(0.02)
-        ledger.kill()
-        killed_at.append(written)
+    killed_at = await kill_at_progress(ledger, lambda: entry_count(database_url), kill_points, timeout_s=60)
     assert all(n < PAYMENTS_TOTAL for n in killed_at), f"killed after the stream ended: {killed_at}"
     ledger.start()
     try:
@@ -73,10 +64,6 @@ async def test_sigkilled_ledger_projector_writes_each_payment_exactly_once(
     assert state["unbalanced"] == 0
     assert sum(v for k, v in state["balances"].items() if k.startswith("receivable:")) == \
         sum(i.amount_minor for i in instructions)
-    connection = await asyncpg.connect(database_url)
-    try:
-        report = await verify_chain(connection)
-    finally:
-        await connection.close()
+    report = await chain_report(database_url)
     assert report.ok, report.problem
     assert report.entries == PAYMENTS_TOTAL

@@ -14,6 +14,7 @@ import pytest
 
 from services.ledger.postings import budget_account, pending_account
 from services.verifier.rebuild import compare, outstanding, rebuild_verifier
+from services.verifier.store import work_left_at
 from shared.contracts.loader import load_contract
 from shared.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Transition
 from shared.institutions import InstitutionRegistry
@@ -22,6 +23,7 @@ from shared.processes import ServiceProcess
 from shared.settings import REPO_ROOT
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
+from tests.crash import kill_at_progress
 from tests.kafka_helpers import produce, read_all
 from tests.oracle import REGISTRY as REGISTRY_EXAMPLES
 from tests.oracle import admitted, directory_of, event_line, expected_balances
@@ -65,16 +67,7 @@ async def publish_transitions(servers: Servers, namespace: str, transitions: lis
 async def caught_up(servers: Servers, namespace: str, database_url: str) -> bool:
     lag = await consumer_lag(servers.bootstrap_servers, f"{namespace}-verifier",
                              in_namespace(TRANSITIONS, namespace).name)
-    connection = await asyncpg.connect(database_url)
-    try:
-        pending = await connection.fetchval(
-            "SELECT (SELECT count(*) FROM verifier_outbox)"
-            " + (SELECT count(*) FROM verifier_timers t, verifier_clock c WHERE t.due_on <= c.today)")
-    except asyncpg.UndefinedTableError:
-        return False
-    finally:
-        await connection.close()
-    return lag == 0 and pending == 0
+    return lag == 0 and await work_left_at(database_url) == 0
 
 
 async def wait_caught_up(servers: Servers, namespace: str, database_url: str,
@@ -89,6 +82,18 @@ async def wait_caught_up(servers: Servers, namespace: str, database_url: str,
         assert verifier.running(), "the verifier died"
         assert asyncio.get_running_loop().time() < deadline, "the verifier did not catch up"
         await asyncio.sleep(0.5)
+
+
+async def verify_all(servers: Servers, namespace: str, database_url: str, env: dict[str, str],
+                     log: Path, transitions: list[Transition]) -> None:
+    """Run the verifier over the transitions until it has done everything they call for."""
+    verifier = ServiceProcess("verifier", env, log)
+    verifier.start()
+    try:
+        await publish_transitions(servers, namespace, transitions)
+        await wait_caught_up(servers, namespace, database_url, verifier)
+    finally:
+        verifier.stop()
 
 
 async def published_instructions(servers: Servers, namespace: str) -> list[PaymentInstruction]:
@@ -114,13 +119,7 @@ async def test_a_cohort_under_the_mobility_bonus_is_paid_exactly_what_the_pure_e
     transitions = cohort()
     expected_net = expected(transitions)
     assert len(expected_net) > 5, "the cohort must earn money, or this test proves nothing"
-    verifier = ServiceProcess("verifier", verifier_env, tmp_path / "verifier.log")
-    verifier.start()
-    try:
-        await publish_transitions(servers, namespace, transitions)
-        await wait_caught_up(servers, namespace, database_url, verifier)
-    finally:
-        verifier.stop()
+    await verify_all(servers, namespace, database_url, verifier_env, tmp_path / "verifier.log", transitions)
     assert net_balances(await published_instructions(servers, namespace)) == expected_net
 
 
@@ -145,15 +144,8 @@ async def test_killing_the_verifier_three_times_mid_stream_changes_no_payment(
     await publish_transitions(servers, namespace, transitions)
     chance = random.Random(5)
     kill_points = sorted(chance.sample(range(total // 10, total * 9 // 10), 3))
-    killed_at = []
-    for point in kill_points:
-        verifier.start()
-        deadline = asyncio.get_running_loop().time() + CATCH_UP_TIMEOUT_S
-        while (stored := await stored_events(database_url)) < point:
-            assert asyncio.get_running_loop().time() < deadline, "the verifier made no progress"
-            await asyncio.sleep(0.02)
-        verifier.kill()
-        killed_at.append(stored)
+    killed_at = await kill_at_progress(verifier, lambda: stored_events(database_url), kill_points,
+                                       timeout_s=CATCH_UP_TIMEOUT_S)
     assert all(n < total for n in killed_at), f"killed after the stream ended: {killed_at} of {total}"
     verifier.start()
     try:
@@ -178,13 +170,7 @@ async def test_duplicated_and_reordered_events_change_nothing(
     expected_net = expected(transitions)
     noisy = transitions + transitions[::3]
     random.Random(3).shuffle(noisy)
-    verifier = ServiceProcess("verifier", verifier_env, tmp_path / "verifier.log")
-    verifier.start()
-    try:
-        await publish_transitions(servers, namespace, noisy)
-        await wait_caught_up(servers, namespace, database_url, verifier)
-    finally:
-        verifier.stop()
+    await verify_all(servers, namespace, database_url, verifier_env, tmp_path / "verifier.log", noisy)
     assert net_balances(await published_instructions(servers, namespace)) == expected_net
 
 
@@ -269,13 +255,7 @@ async def test_a_rebuild_from_the_topic_reproduces_outcomes_and_payment_ids(
         servers: Servers, namespace: str, database_url: str, verifier_env: dict[str, str],
         tmp_path: Path) -> None:
     transitions = cohort()
-    verifier = ServiceProcess("verifier", verifier_env, tmp_path / "verifier.log")
-    verifier.start()
-    try:
-        await publish_transitions(servers, namespace, transitions)
-        await wait_caught_up(servers, namespace, database_url, verifier)
-    finally:
-        verifier.stop()
+    await verify_all(servers, namespace, database_url, verifier_env, tmp_path / "verifier.log", transitions)
     live = outstanding(await published_instructions(servers, namespace))
     report = await rebuild_verifier(database_url, servers.bootstrap_servers,
                                     in_namespace(TRANSITIONS, namespace).name, COHORT_DIRECTORY)
