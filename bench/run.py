@@ -168,6 +168,10 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
             if first_progress is None and remaining < initial:
                 first_progress = (now, remaining)
             if remaining == 0 and first_progress is not None and (done is None or await done()):
+                if now == first_progress[0]:
+                    # The whole backlog went between two polls: there is nothing to time.
+                    raise ValueError(f"{what}: the backlog drained within one {POLL_S}s poll; "
+                                     "benchmark more subjects (--subjects)")
                 return now - first_progress[0], first_progress[1]
         await _still_going(watch, what, deadline)
 
