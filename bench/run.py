@@ -66,6 +66,7 @@ class Bench:
     batch: int
     results: dict[str, Any] = field(default_factory=dict)
     rss: dict[str, int] = field(default_factory=dict)
+    started: list[ServiceProcess] = field(default_factory=list)
 
     def env(self, namespace: str, database_url: str) -> dict[str, str]:
         return {
@@ -82,6 +83,7 @@ class Bench:
     def start(self, service: str, namespace: str, database_url: str) -> ServiceProcess:
         process = ServiceProcess(service, self.env(namespace, database_url), self.work / namespace / f"{service}.log")
         process.start()
+        self.started.append(process)
         return process
 
     def stop(self, process: ServiceProcess) -> None:
@@ -390,6 +392,7 @@ async def main(arguments: argparse.Namespace) -> None:
         stack = LocalStack(work / "stack", kafka_port=free_port(), controller_port=free_port(),
                            postgres_port=free_port(), database="postgres")
         say(f"starting Kafka {KAFKA_VERSION} and PostgreSQL in {work} ...")
+        launched: list[ServiceProcess] = []
         await asyncio.to_thread(stack.up)
         try:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
@@ -401,7 +404,7 @@ async def main(arguments: argparse.Namespace) -> None:
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")
-            bench = Bench(stack, work, registry_file, events, arguments.batch)
+            bench = Bench(stack, work, registry_file, events, arguments.batch, started=launched)
             say("raw limit ...")
             bench.results["raw_limit"] = await raw_limit(bench)
             say("each stage alone ...")
@@ -412,6 +415,9 @@ async def main(arguments: argparse.Namespace) -> None:
             bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
             bench.results["peak_rss_mib"] = {k: v / 1024 for k, v in bench.rss.items()}
         finally:
+            # A stage that failed left its services running: stop them before their servers.
+            for process in launched:
+                process.stop()
             stack.down()
     record: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
