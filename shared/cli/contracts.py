@@ -81,8 +81,8 @@ def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YA
 
     async def send() -> None:
         producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply")
-        await producer.start()
         try:
+            await producer.start()
             for contract in contracts:
                 key = f"{contract.contract_id}@{contract.version}".encode()
                 await producer.send_and_wait(CONTRACTS.name, contract.model_dump_json().encode(), key=key)

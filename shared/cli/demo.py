@@ -95,8 +95,8 @@ async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
 
 async def apply_contracts(bootstrap: str, namespace: str) -> None:
     producer = make_producer(bootstrap, client_id="stafet-demo")
-    await producer.start()
     try:
+        await producer.start()
         for path in CONTRACT_FILES:
             contract = load_contract(path)
             await producer.send_and_wait(in_namespace(CONTRACTS, namespace).name, contract.model_dump_json().encode(),
@@ -128,8 +128,8 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
                                       status=SettlementStatus.FAILED, settled_on=settled_on,
                                       reason="the payee's account is closed"))
     producer = make_producer(bootstrap, client_id="stafet-demo-finance")
-    await producer.start()
     try:
+        await producer.start()
         sends = [await producer.send(in_namespace(SETTLEMENTS, namespace).name, a.model_dump_json().encode(),
                                      key=a.payment_id.encode()) for a in answers]
         await asyncio.gather(*sends)

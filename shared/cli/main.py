@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +24,7 @@ from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import verifier as verifier_commands
 from shared.cli import whatif as whatif_commands
-from shared.cli.errors import fail
+from shared.cli.errors import EXIT_BAD_INPUT, fail, unreachable_server
 from shared.cli.history import HistoryFileError, load_history
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import RatePrice, SolidarityDistribution
@@ -60,8 +62,8 @@ def clock_tick(
 
     async def send() -> None:
         producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock")
-        await producer.start()
         try:
+            await producer.start()
             await producer.send_and_wait(TRANSITIONS.name, ClockTick(today=today).model_dump_json().encode(),
                                          key=b"clock")
         finally:
@@ -186,15 +188,37 @@ def db_migrate() -> None:
     from shared.db import migrate
     from shared.settings import Settings
 
-    url = Settings().database_url
-    try:
-        applied = asyncio.run(migrate(url))
-    except OSError as error:
-        fail(f"cannot reach PostgreSQL at {url}: {error}")
+    # A server that cannot be reached is reported by main() without the URL, which may
+    # carry a password.
+    applied = asyncio.run(migrate(Settings().database_url))
     typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"stafet {package_version('stafet')}")
+        raise typer.Exit
+
+
+@app.callback()
+def common(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL."""
+
+
+def main() -> None:  # pragma: no cover - console entry point (tested through the process)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    # aiokafka logs every failed connection attempt at ERROR level; the CLI reports a
+    # server it cannot reach itself, once, as one `error:` line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        app()
+    except Exception as error:
+        message = unreachable_server(error)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     sys.exit(0)

@@ -128,8 +128,8 @@ async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, b
 
     sealer = Sealer(recipient or publisher_public_key(Settings()))
     producer = make_producer(bootstrap, client_id="stafet-publish")
-    await producer.start()
     try:
+        await producer.start()
         pending = []
         for _, raw in records:
             key, value = sealer.keyed(raw)
