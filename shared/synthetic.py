@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.institutions import Institution
+from shared.institutions import Institution, synthetic_payee_fields
 
 D = dt.date
 GENERATED_UNTIL = D(2026, 6, 30)
@@ -77,20 +77,22 @@ def institutions(municipalities: int, seed: int) -> tuple[Institution, ...]:
     chance = random.Random(seed)
     result = [Institution(id="exam-authority", name="Exam authority (synthetic)", kind="exam_authority"),
               Institution(id="income-register", name="Income register (synthetic)", kind="income_register"),
-              Institution(id="nordic-impact-investor", name="Nordic Impact Investor (synthetic)", kind="investor")]
+              Institution(id="nordic-impact-investor", name="Nordic Impact Investor (synthetic)", kind="investor",
+                          **synthetic_payee_fields("nordic-impact-investor"))]
     streets = ["Skovvej", "Bakken", "Møllen", "Solsikken", "Engen", "Havnen", "Kirkebakken", "Åparken"]
     for m in range(municipalities):
         town = f"kommune-{m:03d}"
         result.append(Institution(id=town, name=f"Kommune {m:03d} (synthetic)", kind="municipality",
-                                  municipality=town))
+                                  municipality=town, **synthetic_payee_fields(town)))
         for kind, count, label in (("daycare", 6, "Børnehuset"), ("primary_school", 4, "Skolen"),
                                    ("youth_education", 2, "Gymnasium"), ("employment_actor", 1, "Jobcenter"),
                                    ("social_enterprise", 1, "Værkstedet")):
             for n in range(count):
                 street = chance.choice(streets)
-                result.append(Institution(id=f"{town}-{kind.replace('_', '-')}-{n}",
+                institution_id = f"{town}-{kind.replace('_', '-')}-{n}"
+                result.append(Institution(id=institution_id,
                                           name=f"{label} {street} {m:03d}-{n} (synthetic)", kind=kind,
-                                          municipality=town))
+                                          municipality=town, **synthetic_payee_fields(institution_id)))
     return tuple(result)
 
 
@@ -203,6 +205,6 @@ def to_json_line(event: dict[str, object]) -> bytes:
 
 def write_registry(path: Path, registry: tuple[Institution, ...]) -> None:
     """The institution registry file ingest and the verifier read (INSTITUTIONS_FILE)."""
-    rows = [i.model_dump() for i in registry]
+    rows = [i.model_dump(mode="json", exclude_none=True) for i in registry]
     path.write_text("# Synthetic institutions (stafet generate); names are made up.\n"
                     + yaml.safe_dump({"institutions": rows}, allow_unicode=True, sort_keys=False))

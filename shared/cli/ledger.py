@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shared.institutions import InstitutionRegistry, RegistryError
+from shared.institutions import Institution, InstitutionRegistry, RegistryError
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +25,14 @@ def _registry() -> InstitutionRegistry:
         return InstitutionRegistry.from_file(Settings().institutions_file)
     except RegistryError:
         return InstitutionRegistry(())
+
+
+def _payee_line(payee: Institution) -> str:
+    """The payee master data a statement's reader checks the payments against."""
+    parts = [f"{label} {value}" for label, value in (("CVR", payee.cvr), ("EAN", payee.ean),
+                                                       ("IBAN", payee.iban), ("BIC", payee.bic)) if value]
+    method = payee.payment_method.value if payee.payment_method else "no payment method registered"
+    return "Payee: " + ", ".join([*parts, f"paid by {method}"])
 
 
 def _money(minor: int) -> str:
@@ -82,8 +90,12 @@ def statement(
                              x.payment_id, x.reference, x.currency, x.pending_change_minor,
                              x.paid_change_minor])
         return
-    name = _registry().name_of(institution)
+    registry = _registry()
+    name = registry.name_of(institution)
     typer.echo(f"Statement for {name} ({institution})" + (f", contract {contract}" if contract else ""))
+    payee = registry.get(institution)
+    if payee is not None:
+        typer.echo(_payee_line(payee))
     typer.echo(f"{'date':<10} {'kind':<9} {'contract':<20} {'outcome':<26} {'pending':>13} {'paid':>13}  reference")
     typer.echo(f"{'':<10} {'opening':<9} {'':<20} {'':<26} {_money(result.opening_pending_minor):>13} "
                f"{_money(result.opening_paid_minor):>13}")
