@@ -15,6 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
+from shared import faults
 from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
@@ -99,8 +100,10 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
     # nothing is lost on a crash, and a duplicate is dropped even across restarts.
     await asyncio.gather(*sends)
+    faults.reached("ingest.after_publish")
     async with database.pool.acquire() as connection:
         await remember(connection, verdict.fresh)
+    faults.reached("ingest.after_commit")
     log.info("batch_admitted", forwarded=len(verdict.fresh), duplicates_dropped=verdict.duplicates,
              rejected=len(sends) - len(verdict.fresh))
 

@@ -12,7 +12,7 @@ order could remember an event that was never forwarded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -31,24 +31,31 @@ class Sorted:
     conflicting: tuple[Transition, ...]
 
 
-async def sort_out(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Sorted:
-    seen = {r["event_id"]: r["content_hash"] for r in await connection.fetch(
-        "SELECT event_id, content_hash FROM ingest_seen_events WHERE event_id = ANY($1::text[])",
-        [t.event_id for t in transitions])}
+def classify(seen: Mapping[str, str], transitions: Sequence[Transition]) -> Sorted:
+    """Pure: sort a batch against the content hashes already seen per event id (a
+    repeat inside the batch counts as seen too)."""
+    known_hashes = dict(seen)
     fresh: list[Transition] = []
     conflicting: list[Transition] = []
     duplicates = 0
     for transition in transitions:
         digest = content_hash(transition)
-        known = seen.get(transition.event_id)
+        known = known_hashes.get(transition.event_id)
         if known is None:
-            seen[transition.event_id] = digest
+            known_hashes[transition.event_id] = digest
             fresh.append(transition)
         elif known == digest:
             duplicates += 1
         else:
             conflicting.append(transition)
     return Sorted(tuple(fresh), duplicates, tuple(conflicting))
+
+
+async def sort_out(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Sorted:
+    seen = {r["event_id"]: r["content_hash"] for r in await connection.fetch(
+        "SELECT event_id, content_hash FROM ingest_seen_events WHERE event_id = ANY($1::text[])",
+        [t.event_id for t in transitions])}
+    return classify(seen, transitions)
 
 
 async def remember(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> None:

@@ -19,6 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.ledger.store import apply_journal
+from shared import faults
 from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
@@ -102,5 +103,6 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
                          offset=offsets.get(rejected.settlement.settlement_id, -1)),
             key=rejected.settlement.settlement_id.encode(), no_confirm=True))
     await asyncio.gather(*sends)
+    faults.reached("ledger.after_commit")
     log.info("batch_projected", received=len(journal), written=len(plan.entries),
              duplicates=plan.duplicates, rejected=len(plan.rejected))

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from services.verifier import store
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import relay_outbox
+from shared import faults
 from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records, raw_records_of
 from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
@@ -103,6 +104,7 @@ async def stop() -> None:
 async def run_batch(transitions: list[Transition], ticks: list[dt.date]) -> BatchResult:
     async with processing:
         result = await process_batch(database.pool, book, transitions, directory, ticks)
+        faults.reached("verifier.before_relay")
         published = await relay_outbox(database.pool, publish)
     log.info("batch_verified", received=len(transitions), new_events=result.new_events,
              subjects=result.subjects_evaluated, instructions=result.instructions,
@@ -168,3 +170,4 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
         if result.timers_still_due == 0:
             break
         result = await run_batch([], [])
+    faults.reached("verifier.after_commit")

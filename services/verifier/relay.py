@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.verifier import store
+from shared import faults
 
 RELAY_BATCH_MAX = 2000
 
@@ -31,6 +32,7 @@ async def relay_outbox(pool: asyncpg.Pool, publish: Publish) -> int:
         acknowledgements = [await publish(payload.encode(), topic, key.encode())
                             for _, topic, key, payload in pending]
         await asyncio.gather(*acknowledgements)
+        faults.reached("verifier.relay.after_publish")
         async with pool.acquire() as connection:
             await store.mark_published(connection, [sequence for sequence, *_ in pending])
         total += len(pending)

@@ -20,8 +20,14 @@ from fractions import Fraction
 from shared.contracts.model import SolidarityDistribution, YearBasis
 
 ONE_DAY = dt.timedelta(days=1)
-UNALLOCATED = "\uffff:unallocated"  # sorts after every institution id in tie-breaks
+UNALLOCATED = "\uffff:unallocated"
 NOT_ACCRUED = "\uffff:not_accrued"
+
+
+def tie_rank(key: str) -> tuple[int, str]:
+    """Ties go by institution id, then unallocated, then not accrued (DOMAIN.md, step 5).
+    Explicit, because the two sentinels' own spelling would put not accrued first."""
+    return (1, "") if key == UNALLOCATED else (2, "") if key == NOT_ACCRUED else (0, key)
 
 
 class SolidarityError(ValueError):
@@ -140,12 +146,12 @@ def exact_shares(rule: SolidarityDistribution, birth_date: dt.date,
 
 def largest_remainder(total_minor: int, exact: dict[str, Fraction]) -> dict[str, int]:
     """Whole units adding up to `total_minor`; leftovers go to the largest fractions,
-    ties broken by key (institution ids sort before UNALLOCATED, then NOT_ACCRUED)."""
+    ties broken by `tie_rank` (institution ids, then UNALLOCATED, then NOT_ACCRUED)."""
     floors = {key: value.numerator // value.denominator for key, value in exact.items()}
     leftover = total_minor - sum(floors.values())
     if not 0 <= leftover <= len(exact):
         raise SolidarityError(f"shares do not add up to the total (leftover {leftover})")
-    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - floors[key]), key))
+    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - floors[key]), tie_rank(key)))
     for key in by_remainder[:leftover]:
         floors[key] += 1
     return floors

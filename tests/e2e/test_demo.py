@@ -11,8 +11,8 @@ from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
 from shared.reporting.data import summarise
 from shared.synthetic import generate, to_json_line
+from tests.engine_replay import admitted, directory_of, expected_balances
 from tests.ledger_helpers import ledger_state
-from tests.oracle import admitted, directory_of, expected_balances
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e

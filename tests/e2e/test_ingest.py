@@ -20,8 +20,8 @@ from shared.cli.publish import publish_records, validate_lines
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.settings import REPO_ROOT
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
+from tests.engine_replay import read_lines, sealed
 from tests.kafka_helpers import produce, read_all
-from tests.oracle import read_lines, sealed
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ from shared.contracts.loader import load_contract
 from shared.processes import start_services, stop_services
 from shared.settings import REPO_ROOT
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, in_namespace
+from tests.engine_replay import admitted, event_line, expected_balances, read_lines, sealed
 from tests.kafka_helpers import produce, read_all
 from tests.ledger_helpers import ledger_state
-from tests.oracle import admitted, event_line, expected_balances, read_lines, sealed
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e

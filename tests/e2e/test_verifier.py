@@ -24,9 +24,9 @@ from shared.settings import REPO_ROOT
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
 from tests.crash import kill_at_progress
+from tests.engine_replay import REGISTRY as REGISTRY_EXAMPLES
+from tests.engine_replay import admitted, directory_of, event_line, expected_balances
 from tests.kafka_helpers import produce, read_all
-from tests.oracle import REGISTRY as REGISTRY_EXAMPLES
-from tests.oracle import admitted, directory_of, event_line, expected_balances
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e

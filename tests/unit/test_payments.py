@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
 from shared.contracts.payments import (
     CapState,
     apply_contract_caps,
     desired_instructions,
+    payment_id,
     reconcile,
 )
 from shared.events import PaymentKind
@@ -99,3 +101,24 @@ caps: {per_period: {period: calendar_year, amount_minor: 150}}
                                 dt.date(year, 3, 1), 100, (PayeeAmount("school", 100),))
         owed.append(apply_contract_caps(yearly, subject, [dated], state)[0].owed_minor)
     assert owed == [100, 50, 100, 50]
+
+
+def test_a_payment_id_is_derived_from_contract_version_outcome_subject_and_payee() -> None:
+    base = decision("t1")
+    ids = {
+        payment_id(base, "school", "institution", 100, 0),
+        payment_id(base, "college", "institution", 100, 0),  # another payee of the same outcome
+        payment_id(replace(base, contract_id="other"), "school", "institution", 100, 0),
+        payment_id(replace(base, contract_version=2), "school", "institution", 100, 0),
+        payment_id(replace(base, outcome_id="o2"), "school", "institution", 100, 0),
+        payment_id(replace(base, subject="k1:" + "9" * 64), "school", "institution", 100, 0),
+    }
+    assert len(ids) == 6
+    assert payment_id(base, "school", "institution", 100, 0) == payment_id(base, "school", "institution", 100, 0)
+
+
+def test_two_payees_of_one_outcome_get_two_payments() -> None:
+    two = OutcomeDecision("test", 1, "o", SUBJECT, "t1", "reporter", OutcomeStatus.VERIFIED, None,
+                          dt.date(2024, 1, 1), 100, (PayeeAmount("college", 50), PayeeAmount("school", 50)))
+    wanted = desired_instructions(CONTRACT, [two])
+    assert len(reconcile(wanted, [])) == 2
