@@ -9,6 +9,8 @@ partition.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -20,7 +22,10 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
+
+_log = structlog.get_logger("broker")
 
 # `make docs` imports the apps with this set: FastStream then reads the handlers'
 # annotated models to write each topic's payload schema into the AsyncAPI document.
@@ -48,9 +53,18 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
-def make_app(broker: KafkaBroker, *, title: str, description: str) -> FastStream:
-    return FastStream(broker, specification=AsyncAPI(
+def make_app(broker: KafkaBroker, settings: Settings, *, title: str, description: str) -> FastStream:
+    """The service's app. Its first start-up hook waits for the broker (with backoff and a
+    log line per attempt), so a service started during a Kafka outage starts when the
+    outage ends instead of exiting (`shared/retry.py`)."""
+    app = FastStream(broker, specification=AsyncAPI(
         title=title, version="1", description=description))
+
+    async def broker_reachable() -> None:
+        await wait_for_kafka(settings.kafka_bootstrap_servers)
+
+    app.on_startup(broker_reachable)
+    return app
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
@@ -59,7 +73,11 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
                      group_id: str, title: str | None = None,
                      description: str | None = None) -> Callable[[Handler], Handler]:
-    """Subscribe a handler to `topic` in batches, committing only after it returned."""
+    """Subscribe a handler to `topic` in batches, committing only after it returned.
+
+    A handler that raises (the database or the broker went away mid-batch) has its batch
+    rewound and consumed again; `paused_on_failure` logs the error and pauses with a
+    growing backoff first, so an outage is a few log lines, not a hot loop."""
     subscriber = broker.subscriber(
         topic,
         batch=True,
@@ -72,7 +90,40 @@ def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
         title=title,
         description=description,
     )
-    return cast("Callable[[Handler], Handler]", subscriber)
+
+    def register(handler: Handler) -> Handler:
+        return cast("Handler", subscriber(paused_on_failure(handler)))
+
+    return register
+
+
+def paused_on_failure(handler: Handler) -> Handler:
+    """Wrap a batch handler: on an exception, log it, pause (`backoff_s` of the number of
+    consecutive failures), then re-raise so the subscriber rewinds and retries the batch.
+
+    Nothing is swallowed: the batch is never committed past a failure. FastStream reads
+    the handler's signature through `functools.wraps` (`__wrapped__`), so the AsyncAPI
+    document and argument injection are unchanged."""
+    failures = 0
+    name = getattr(handler, "__name__", "handler")
+
+    @functools.wraps(handler)
+    async def guarded(*args: Any, **kwargs: Any) -> None:
+        nonlocal failures
+        try:
+            await handler(*args, **kwargs)
+        except Exception as error:
+            failures += 1
+            pause = backoff_s(failures)
+            expected = isinstance(error, UNREACHABLE)
+            (_log.warning if expected else _log.error)(
+                "batch_failed_will_retry", handler=name, failures=failures, retry_in_s=pause,
+                error=f"{type(error).__name__}: {error}", exc_info=not expected)
+            await asyncio.sleep(pause)
+            raise
+        failures = 0
+
+    return cast("Handler", guarded)
 
 
 def raw_records_of(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:

@@ -38,8 +38,15 @@ class Database:
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> asyncpg.Pool:
-        await migrate(self._url)
-        self._pool = await create_pool(self._url, max_size=self._max_size)
+        """Migrate and open the pool, waiting (with backoff, logged) while the server is
+        unreachable: a service started during a database outage starts when it ends."""
+        from shared.retry import database_host, until_reachable
+
+        async def attempt() -> asyncpg.Pool:
+            await migrate(self._url)
+            return await create_pool(self._url, max_size=self._max_size)
+
+        self._pool = await until_reachable(f"postgresql {database_host(self._url)}", attempt)
         return self._pool
 
     async def close(self) -> None:

@@ -243,6 +243,56 @@ class LocalStack:
                 stderr=subprocess.DEVNULL,
             )
 
+    # ---- faults (the chaos schedule and the resilience tests) ---------------------------
+
+    def kafka_pid(self) -> int | None:
+        return self._pid("kafka")
+
+    def postgres_pid(self) -> int | None:
+        """The postmaster's pid; it leads its own process group (pg_ctl starts it with
+        setsid), so a signal to the group reaches every backend too."""
+        pidfile = self.directory / "postgres" / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def signal_kafka(self, signum: int) -> bool:
+        """Send `signum` to the broker's process group; False if it is not running."""
+        return _signal_group(self.kafka_pid(), signum)
+
+    def signal_postgres(self, signum: int) -> bool:
+        return _signal_group(self.postgres_pid(), signum)
+
+    def stop_kafka(self, *, kill: bool) -> None:
+        """SIGKILL (a crash) or SIGTERM (a clean stop) the broker and wait until it is gone."""
+        pid = self.kafka_pid()
+        if pid is None:
+            return
+        if kill:
+            _signal_group(pid, signal.SIGCONT)  # a paused broker is killed too, not left stopped
+            os.killpg(pid, signal.SIGKILL)
+        _terminate(pid)
+        (self.directory / "kafka.pid").unlink(missing_ok=True)
+        _wait_closed(self.kafka_port)
+
+    def stop_postgres(self, *, mode: str) -> None:
+        """`pg_ctl stop -m fast` (a clean stop) or `-m immediate` (a crash: no checkpoint,
+        WAL recovery at the next start). A plain SIGKILL of the postmaster would leave its
+        backends holding shared memory and the next start refusing; immediate is how
+        PostgreSQL spells a crash."""
+        if self.postgres_pid() is None:
+            return
+        self.signal_postgres(signal.SIGCONT)
+        subprocess.run(
+            [self._pg_bin("pg_ctl"), "-D", str(self.directory / "postgres"), "-w", "-t", "60",
+             "-m", mode, "stop"],
+            check=False, user=self._pg_user(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_closed(self.postgres_port)
+
     def status(self) -> dict[str, bool]:
         return {"kafka": port_open(self.kafka_port), "postgres": port_open(self.postgres_port)}
 
@@ -264,6 +314,22 @@ class LocalStack:
                 tail = log.read_text()[-2000:] if log.exists() else "(no log)"
                 raise StackError(f"{name} did not open port {port} in {START_TIMEOUT_S}s:\n{tail}")
             time.sleep(0.1)
+
+
+def _signal_group(pid: int | None, signum: int) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_closed(port: int) -> None:
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _terminate(pid: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 
 import asyncpg
 import structlog
@@ -27,6 +28,7 @@ from shared.db import Database
 from shared.events import TRANSITIONS_RECORD, ClockTick, OutcomeRecorded, PaymentInstruction, Transition
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
+from shared.retry import UNREACHABLE, backoff_s, until_reachable
 from shared.settings import Settings
 from shared.topics import CONTRACTS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
 
@@ -36,7 +38,7 @@ settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("verifier")
 broker = make_broker(settings, client_id="stafet-verifier")
-app = make_app(broker, title="Stafet verifier", description=(
+app = make_app(broker, settings, title="Stafet verifier", description=(
     "Keeps each subject's stream of transitions, evaluates it against every contract "
     "version in force, and publishes outcome decisions and payment instructions "
     "(payments and clawbacks) with deterministic ids through a transactional outbox."))
@@ -87,7 +89,7 @@ async def start() -> None:
 @app.after_startup
 async def flush_outbox_and_tick() -> None:
     # Whatever a crashed predecessor committed but did not publish goes out first.
-    published = await relay_outbox(database.pool, publish)
+    published = await until_reachable("outbox relay", lambda: relay_outbox(database.pool, publish))
     log.info("outbox_flushed_at_start", published=published)
     tasks.append(asyncio.create_task(ticker()))
 
@@ -116,15 +118,28 @@ async def run_batch(transitions: list[Transition], ticks: list[dt.date]) -> Batc
 async def ticker() -> None:
     """Drain due timers (sustainment, sweeps after a new contract) when no transitions
     arrive to do it."""
+    failures = 0
     while True:
-        await asyncio.sleep(settings.tick_interval_s)
-        async with database.pool.acquire() as connection:
-            today = await connection.fetchval("SELECT today FROM verifier_clock")
-            due = await store.timers_due(connection, today)
-        for _ in range(SWEEP_ROUNDS_MAX):
-            if due == 0:
-                break
-            due = (await run_batch([], [])).timers_still_due
+        await asyncio.sleep(settings.tick_interval_s + (backoff_s(failures) if failures else 0.0))
+        try:
+            await tick()
+        except UNREACHABLE as error:
+            # The database or broker is away: the ticker must outlive the outage, or due
+            # timers would wait for the next transition (or forever, once input stops).
+            failures += 1
+            log.warning("tick_failed_will_retry", failures=failures, error=f"{type(error).__name__}: {error}")
+            continue
+        failures = 0
+
+
+async def tick() -> None:
+    async with database.pool.acquire() as connection:
+        today = await connection.fetchval("SELECT today FROM verifier_clock")
+        due = await store.timers_due(connection, today)
+    for _ in range(SWEEP_ROUNDS_MAX):
+        if due == 0:
+            break
+        due = (await run_batch([], [])).timers_still_due
 
 
 @broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
@@ -142,8 +157,14 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
         # Serialised with batches: a batch in flight was decided with the old book, and the
         # sweep a new version schedules must see that batch's subjects committed, or
         # they would never be evaluated under the new version.
-        async with processing, database.pool.acquire() as connection:
-            await remember(contract, connection)
+        # There is no consumer group to rewind (every instance reads the whole topic), so
+        # a database outage is waited out here rather than skipping the version.
+        await until_reachable("postgresql (contract)", functools.partial(remember_now, contract))
+
+
+async def remember_now(contract: Contract) -> None:
+    async with processing, database.pool.acquire() as connection:
+        await remember(contract, connection)
 
 
 @batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"), title="transitions",
