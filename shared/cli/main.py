@@ -20,6 +20,7 @@ import typer
 
 from shared.cli import contracts as contract_commands
 from shared.cli import dev as dev_commands
+from shared.cli import finance as finance_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import verifier as verifier_commands
@@ -41,6 +42,7 @@ app.add_typer(keys_commands.app, name="keys")
 app.registered_commands.extend(whatif_commands.app.registered_commands)
 app.add_typer(db_app, name="db")
 app.add_typer(dev_commands.app, name="dev")
+app.add_typer(finance_commands.app, name="finance")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(verifier_commands.app, name="verifier")
 

@@ -25,6 +25,10 @@ COMMANDS = [
     ["db", "migrate"],
     ["contract", "apply", str(REPO_ROOT / "examples" / "contracts" / "mobility-bonus.yaml")],
     ["publish", str(REPO_ROOT / "examples" / "events" / "sample.jsonl")],
+    ["finance", "payout", "--from", "2024-01-01", "--to", "2024-12-31", "--out", "payout.xml"],
+    ["finance", "payout", "--reissue", "STAFET-x", "--out", "payout.xml"],
+    ["finance", "import", str(REPO_ROOT / "examples" / "finance" / "camt054.xml")],
+    ["finance", "import", str(REPO_ROOT / "examples" / "finance" / "settlements.csv")],
 ]
 
 
