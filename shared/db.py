@@ -18,6 +18,7 @@ MIGRATION_DIRS: tuple[Path, ...] = (
     REPO_ROOT / "services" / "ingest" / "sql",
     REPO_ROOT / "services" / "verifier" / "sql",
     REPO_ROOT / "services" / "ledger" / "sql",
+    REPO_ROOT / "services" / "frontdoor" / "sql",
 )
 _MIGRATION_LOCK_KEY = 0x57AFE7  # any constant; shared by every service of this project
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from shared.settings import REPO_ROOT
 
 SERVICES = ("ingest", "verifier", "ledger")
+# The HTTP front door is an ASGI app served by uvicorn, on FRONT_DOOR_PORT (default 8080).
+FRONT_DOOR = "frontdoor"
 STOP_TIMEOUT_S = 20.0
 
 
@@ -24,12 +26,16 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        if self.name not in SERVICES:
-            raise ValueError(f"unknown service {self.name!r}; one of {', '.join(SERVICES)}")
+        if self.name not in (*SERVICES, FRONT_DOOR):
+            raise ValueError(f"unknown service {self.name!r}; one of {', '.join((*SERVICES, FRONT_DOOR))}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "faststream", "run", f"services.{self.name}.app:app"]
+        if self.name == FRONT_DOOR:
+            command = [sys.executable, "-m", "uvicorn", "services.frontdoor.app:app", "--host", "127.0.0.1",
+                       "--port", self.env.get("FRONT_DOOR_PORT", "8080"), "--no-access-log"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "faststream", "run", f"services.{self.name}.app:app"],
+                command,
                 cwd=REPO_ROOT, env={**os.environ, **self.env}, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )

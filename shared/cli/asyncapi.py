@@ -1,4 +1,5 @@
-"""`stafet docs`: the AsyncAPI documents, generated from the FastStream apps themselves.
+"""`stafet docs`: the AsyncAPI documents, generated from the FastStream apps themselves,
+and the front door's OpenAPI document, generated from its FastAPI app.
 
 Each service's document is written by FastStream from the app's subscribers and
 publishers (their topics, titles, descriptions and pydantic models), in a clean
@@ -22,6 +23,7 @@ from shared.processes import SERVICES
 from shared.settings import REPO_ROOT
 
 ASYNCAPI_DIR = REPO_ROOT / "docs" / "asyncapi"
+OPENAPI_DIR = REPO_ROOT / "docs" / "openapi"
 GENERATE_TIMEOUT_S = 120
 
 
@@ -45,12 +47,23 @@ def generate(directory: Path) -> list[Path]:
     return written
 
 
+def generate_openapi(directory: Path) -> list[Path]:
+    """The front door's OpenAPI document (no server address in it: nothing machine-bound)."""
+    from services.frontdoor.app import openapi_document
+
+    out = directory / "frontdoor.yaml"
+    out.write_text(yaml.safe_dump(openapi_document(), sort_keys=True, allow_unicode=True, width=100))
+    return [out]
+
+
 def drift() -> list[str]:
     """Unified diffs between the checked-in documents and freshly generated ones."""
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for fresh in generate(Path(scratch)):
-            kept = ASYNCAPI_DIR / fresh.name
+        fresh_files = [(ASYNCAPI_DIR, f) for f in generate(Path(scratch))]
+        fresh_files += [(OPENAPI_DIR, f) for f in generate_openapi(Path(scratch))]
+        for kept_dir, fresh in fresh_files:
+            kept = kept_dir / fresh.name
             old = kept.read_text().splitlines(keepends=True) if kept.exists() else []
             new = fresh.read_text().splitlines(keepends=True)
             if old != new:

@@ -21,6 +21,7 @@ import typer
 from shared.cli import contracts as contract_commands
 from shared.cli import dev as dev_commands
 from shared.cli import finance as finance_commands
+from shared.cli import frontdoor as frontdoor_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import verifier as verifier_commands
@@ -43,6 +44,7 @@ app.registered_commands.extend(whatif_commands.app.registered_commands)
 app.add_typer(db_app, name="db")
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")
+app.add_typer(frontdoor_commands.app, name="frontdoor")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(verifier_commands.app, name="verifier")
 
@@ -168,19 +170,21 @@ def demo(
 @app.command("docs")
 def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/asyncapi/ is out of date")] = False,
          ) -> None:
-    """Write the AsyncAPI documents (docs/asyncapi/<service>.yaml) from the FastStream apps."""
-    from shared.cli.asyncapi import ASYNCAPI_DIR, drift, generate
+    """Write the AsyncAPI documents (docs/asyncapi/<service>.yaml) from the FastStream apps and the
+    front door's OpenAPI document (docs/openapi/frontdoor.yaml) from its FastAPI app."""
+    from shared.cli.asyncapi import ASYNCAPI_DIR, OPENAPI_DIR, drift, generate, generate_openapi
 
     if check:
         problems = drift()
         for problem in problems:
             typer.echo(problem, err=True)
         if problems:
-            fail("docs/asyncapi/ differs from the code; run `make docs` and commit the result")
-        typer.echo("docs/asyncapi/ matches the code")
+            fail("docs/asyncapi/ or docs/openapi/ differs from the code; run `make docs` and commit the result")
+        typer.echo("docs/asyncapi/ and docs/openapi/ match the code")
         return
     ASYNCAPI_DIR.mkdir(parents=True, exist_ok=True)
-    for path in generate(ASYNCAPI_DIR):
+    OPENAPI_DIR.mkdir(parents=True, exist_ok=True)
+    for path in [*generate(ASYNCAPI_DIR), *generate_openapi(OPENAPI_DIR)]:
         typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from shared.cli.asyncapi import ASYNCAPI_DIR, drift
 from shared.processes import SERVICES
 
@@ -17,3 +19,14 @@ def test_the_ingest_document_shows_the_institution_event_schema() -> None:
     assert "InstitutionEvent" in text
     assert "reported_by" in text
     assert {f"{s}.yaml" for s in SERVICES} <= {p.name for p in ASYNCAPI_DIR.iterdir()}
+
+
+def test_the_openapi_document_shows_the_front_door_and_its_authentication() -> None:
+    from shared.cli.asyncapi import OPENAPI_DIR
+
+    document = yaml.safe_load((OPENAPI_DIR / "frontdoor.yaml").read_text())
+    post = document["paths"]["/v1/events"]["post"]
+    assert set(post["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
+    assert {"200", "401", "413", "415", "503"} <= set(post["responses"])
+    assert document["components"]["securitySchemes"]["institutionToken"]["scheme"] == "bearer"
+    assert "InstitutionEvent" in document["components"]["schemas"]

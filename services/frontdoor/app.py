@@ -1,0 +1,271 @@
+"""The HTTP front door: institution systems POST events over HTTPS instead of running our
+CLI or writing Kafka.
+
+`POST /v1/events` takes one event (`application/json`) or a batch (`application/x-ndjson`,
+one event per line), authenticated by the institution's bearer token, and answers every
+line: `accepted` (forwarded to the institution-events topic), `duplicate` (this event id
+was forwarded before, unchanged: nothing is sent again) or `refused` with ingest's reason
+code. It applies ingest's admission rules that need no secret (`lines.py`), seals clear
+CPR numbers for ingest, and forwards exactly as `stafet publish` does, so ingest admits
+what it forwards by the same rules. Idempotent by event id: repeating a request, or a
+line, forwards nothing twice (`frontdoor_events`).
+
+The OpenAPI document is generated from this app (`stafet docs` writes
+docs/openapi/frontdoor.yaml; a test fails when it drifts).
+
+Run alone: `uvicorn services.frontdoor.app:app --host 0.0.0.0 --port 8080` behind a
+TLS-terminating proxy (FRONT_DOOR_TOKENS_FILE, KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
+INSTITUTIONS_FILE, SEALING_PUBLIC_KEY_FILE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.frontdoor.auth import Authenticator
+from services.frontdoor.lines import Admitted, Refused, check_line
+from shared.cli.publish import Sealer, publisher_public_key
+from shared.db import Database
+from shared.institutions import InstitutionRegistry
+from shared.kafka import make_producer
+from shared.logging import configure_logging
+from shared.settings import Settings
+from shared.topics import INSTITUTION_EVENTS
+
+JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+
+
+class FrontDoorSettings(Settings):
+    front_door_tokens_file: Path | None = None
+    # Explicit limits: a batch is at most this many bytes and lines (split larger files).
+    front_door_body_bytes_max: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    front_door_lines_max: int = Field(default=10_000, ge=1, le=100_000)
+
+
+class LineResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    line: int = Field(description="1-based line number in the request body")
+    event_id: str | None = Field(description="The line's event id, when it has a readable one")
+    status: Literal["accepted", "duplicate", "refused"]
+    reason: str | None = Field(default=None, description="Why it was refused: ingest's reason codes "
+                               "(malformed_json, schema_violation, unknown_institution, untrusted_source, "
+                               "invalid_cpr, unknown_subject_reference, cpr_in_identifier, record_too_large, "
+                               "conflicting_duplicate) or reporter_mismatch")
+    field: str | None = Field(default=None, description="The field the refusal is about")
+    message: str | None = Field(default=None, description="One line, CPR numbers removed")
+
+
+class BatchResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    accepted: int
+    duplicates: int
+    refused: int
+    results: list[LineResult]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+settings = FrontDoorSettings()
+configure_logging(settings.log_level)
+log = structlog.get_logger("frontdoor")
+
+
+class FrontDoor:
+    """What one running front door holds: registry, tokens, sealer, producer, pool."""
+
+    def __init__(self, config: FrontDoorSettings) -> None:
+        self.settings = config
+        self.registry = InstitutionRegistry.from_file(config.institutions_file)
+        self.authenticator = Authenticator.from_settings(config.front_door_tokens_file, self.registry,
+                                                         production=config.stafet_env == "production")
+        self.sealer = Sealer(publisher_public_key(config))
+        self.producer = make_producer(config.kafka_bootstrap_servers, client_id="stafet-frontdoor")
+        self.database = Database(config.database_url, max_size=config.db_pool_max_size)
+
+    async def start(self) -> None:
+        await self.database.open()
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+        await self.database.close()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    door = FrontDoor(settings)
+    await door.start()
+    app.state.door = door
+    try:
+        yield
+    finally:
+        await door.stop()
+
+
+app = FastAPI(
+    title="Stafet front door", version=package_version("stafet"), lifespan=lifespan,
+    description=("Institution systems send events over HTTPS. Each line is answered: accepted, duplicate "
+                 "(already forwarded under this event id) or refused with a reason code. Idempotent by "
+                 "event id: send a batch again after any failure."),
+)
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document, with the event schema the request body refers to."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        from shared.events import InstitutionEvent
+
+        document = get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        event_schema = InstitutionEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(event_schema.pop("$defs", {}))
+        schemas["InstitutionEvent"] = event_schema
+        document["components"]["securitySchemes"] = {
+            "institutionToken": {"type": "http", "scheme": "bearer",
+                                 "description": "The institution's token (stafet frontdoor token)"}}
+        document["security"] = [{"institutionToken": []}]
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+app.openapi = openapi_document  # type: ignore[method-assign]
+
+
+@app.get("/healthz", summary="Liveness", responses={200: {"content": {"application/json": {"example": {"ok": True}}}}})
+async def healthz() -> dict[str, bool]:
+    return {"ok": True}
+
+
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/InstitutionEvent"},
+                             "example": {"event_id": "alsskolen-2024-0001", "occurred_on": "2024-08-12",
+                                         "reported_by": "alsskolen", "subject": {"cpr": "150904-4321"},
+                                         "body": {"type": "enrolled", "institution": "alsskolen",
+                                                  "stage": "primary"}}},
+        "application/x-ndjson": {"schema": {"type": "string",
+                                            "description": "One InstitutionEvent as JSON per line"}},
+    },
+}
+
+
+@app.post("/v1/events", summary="Send one event or a batch (JSON Lines)", response_model=BatchResult,
+          responses={401: {"model": Problem, "description": "No or unknown bearer token"},
+                     413: {"model": Problem, "description": "Body or line count over the limit"},
+                     415: {"model": Problem, "description": "Not application/json or application/x-ndjson"},
+                     503: {"model": Problem, "description": "Kafka or PostgreSQL unavailable: send again"}},
+          openapi_extra={"requestBody": _REQUEST_BODY})
+async def post_events(request: Request,
+                      authorization: Annotated[str | None, Header(
+                          description="Bearer <the institution's token>")] = None,
+                      ) -> BatchResult | JSONResponse:
+    door: FrontDoor = request.app.state.door
+    caller = door.authenticator.institution_of(authorization)
+    if caller is None:
+        return JSONResponse({"detail": "a valid bearer token is needed"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and content_type not in JSON_LINES_TYPES:
+        return JSONResponse({"detail": "send application/json (one event) or application/x-ndjson (a batch)"},
+                            status_code=415)
+    body = await _body_within(request, door.settings.front_door_body_bytes_max)
+    if body is None:
+        return JSONResponse({"detail": f"the body is over {door.settings.front_door_body_bytes_max} bytes"},
+                            status_code=413)
+    lines = [body] if content_type == "application/json" else body.splitlines()
+    numbered = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
+    if len(numbered) > door.settings.front_door_lines_max:
+        return JSONResponse({"detail": f"more than {door.settings.front_door_lines_max} lines: split the batch"},
+                            status_code=413)
+    try:
+        results = await _forward(door, caller, numbered)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+        log.warning("forward_failed", institution=caller, error=type(error).__name__)
+        return JSONResponse({"detail": "the event store is unavailable; send the batch again (idempotent)"},
+                            status_code=503)
+    except Exception as error:
+        from aiokafka.errors import KafkaError
+
+        if not isinstance(error, KafkaError):
+            raise
+        log.warning("forward_failed", institution=caller, error=type(error).__name__)
+        return JSONResponse({"detail": "the event log is unavailable; send the batch again (idempotent)"},
+                            status_code=503)
+    counts = {status: sum(1 for r in results if r.status == status) for status in ("accepted", "duplicate", "refused")}
+    log.info("batch_answered", institution=caller, lines=len(results), **counts)
+    return BatchResult(accepted=counts["accepted"], duplicates=counts["duplicate"], refused=counts["refused"],
+                       results=results)
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _forward(door: FrontDoor, caller: str, numbered: list[tuple[int, bytes]]) -> list[LineResult]:
+    checked = [(n, check_line(raw, caller, door.registry)) for n, raw in numbered]
+    admitted_ids = [c.event_id for _, c in checked if isinstance(c, Admitted)]
+    async with door.database.pool.acquire() as connection:
+        known = {r["event_id"]: r["fingerprint"] for r in await connection.fetch(
+            "SELECT event_id, fingerprint FROM frontdoor_events WHERE event_id = ANY($1::text[])", admitted_ids)}
+    results: list[LineResult] = []
+    to_send: list[Admitted] = []
+    for n, outcome in checked:
+        if isinstance(outcome, Refused):
+            results.append(LineResult(line=n, event_id=outcome.event_id, status="refused", reason=outcome.reason,
+                                      field=outcome.field, message=outcome.message))
+            continue
+        earlier = known.get(outcome.event_id)
+        if earlier is None:
+            known[outcome.event_id] = outcome.fingerprint  # a repeat later in this batch is a duplicate
+            to_send.append(outcome)
+            results.append(LineResult(line=n, event_id=outcome.event_id, status="accepted"))
+        elif earlier == outcome.fingerprint:
+            results.append(LineResult(line=n, event_id=outcome.event_id, status="duplicate"))
+        else:
+            results.append(LineResult(line=n, event_id=outcome.event_id, status="refused",
+                                      reason="conflicting_duplicate", field="event_id",
+                                      message="this event id was sent before with different content"))
+    await _publish(door, caller, to_send)
+    return results
+
+
+async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> None:
+    """Forward, wait for the broker's acknowledgements, then remember the event ids: a
+    failure before the commit forwards them again on the retry, which ingest's own
+    deduplication absorbs; nothing is remembered that was not forwarded."""
+    if not admitted:
+        return
+    pending = []
+    for event in admitted:
+        key, value = door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode())
+        pending.append(await door.producer.send(INSTITUTION_EVENTS.name, value, key=key))
+    await asyncio.gather(*pending)
+    async with door.database.pool.acquire() as connection:
+        await connection.executemany(
+            "INSERT INTO frontdoor_events (event_id, institution, fingerprint) VALUES ($1, $2, $3)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [(a.event_id, caller, a.fingerprint) for a in admitted])

@@ -1,0 +1,103 @@
+"""One line of a POST, checked with ingest's admission rules before it is forwarded (pure).
+
+The front door answers each line at once with what ingest would decide about it
+without the secrets only ingest holds: the same reason codes (`services/ingest/
+admission.py: Reason`) for malformed JSON, schema violations, CPR numbers in
+identifiers, unknown institutions, untrusted sources and invalid CPR numbers, plus
+`reporter_mismatch` when a line claims to come from another institution than the one
+that authenticated. Ingest checks every forwarded record again; the front door never
+widens what it admits.
+
+A clear CPR number is sealed here for ingest (the institution's system speaks HTTPS,
+not our sealing) and lives only in this function's locals and the sealer's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from services.ingest.admission import RECORD_BYTES_MAX, Reason
+from shared.events import InstitutionEvent
+from shared.institutions import InstitutionRegistry, may_report
+from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, scrub
+from shared.upcasting import UnknownSchemaVersion, upcast
+
+
+class FrontDoorReason(StrEnum):
+    """Reasons only the front door gives (the rest are ingest's `Reason`)."""
+
+    REPORTER_MISMATCH = "reporter_mismatch"
+
+
+@dataclass(frozen=True)
+class Admitted:
+    event_id: str
+    event: dict[str, object]  # the parsed line, upcast; the subject still as sent
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    event_id: str | None
+    reason: str
+    field: str
+    message: str  # CPR-shaped numbers removed
+
+
+def fingerprint_of(event: dict[str, object]) -> str:
+    without_subject = {k: v for k, v in event.items() if k != "subject"}
+    return hashlib.sha256(json.dumps(without_subject, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+def _refused(event_id: str | None, reason: StrEnum, field: str, message: str) -> Refused:
+    return Refused(event_id, reason.value, field, scrub(message))
+
+
+def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
+    if len(raw) > RECORD_BYTES_MAX:
+        return _refused(None, Reason.RECORD_TOO_LARGE, "", f"line is {len(raw)} bytes, at most {RECORD_BYTES_MAX}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _refused(None, Reason.MALFORMED_JSON, "", f"not valid JSON: {error}")
+    if not isinstance(data, dict):
+        return _refused(None, Reason.SCHEMA_VIOLATION, "", "a line is one JSON object")
+    found_id = data.get("event_id")
+    event_id = found_id if isinstance(found_id, str) and not CPR_ANYWHERE.search(found_id) else None
+    try:
+        upcast_data = upcast(data)
+        event = InstitutionEvent.model_validate(upcast_data)
+    except UnknownSchemaVersion as error:
+        return _refused(event_id, Reason.SCHEMA_VIOLATION, "schema_version", str(error))
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return _refused(event_id, Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}")
+    if CPR_ANYWHERE.search(event.event_id):
+        return _refused(None, Reason.CPR_IN_IDENTIFIER, "event_id", "an event id must not contain a CPR number")
+    if event.reported_by != caller:
+        return _refused(event_id, FrontDoorReason.REPORTER_MISMATCH, "reported_by",
+                        f"authenticated as {caller!r}, the line is reported by {event.reported_by!r}")
+    reporter = registry.get(event.reported_by)
+    if reporter is None:
+        return _refused(event_id, Reason.UNKNOWN_INSTITUTION, "reported_by",
+                        f"institution {event.reported_by!r} is not in the registry")
+    if not may_report(reporter.kind, event.body.type):
+        return _refused(event_id, Reason.UNTRUSTED_SOURCE, "reported_by",
+                        f"a {reporter.kind} may not report {event.body.type.value}")
+    subject = event.subject
+    if subject.cpr is not None:
+        try:
+            birth_date_from_cpr(subject.cpr)
+        except InvalidCpr as error:
+            return _refused(event_id, Reason.INVALID_CPR, "subject.cpr", str(error))
+    elif subject.cpr_sealed is None and (subject.pseudonym is None or subject.birth_date is None):
+        return _refused(event_id, Reason.UNKNOWN_SUBJECT_REFERENCE, "subject",
+                        "a subject needs a cpr, or a pseudonym with its birth_date")
+    return Admitted(event.event_id, upcast_data, fingerprint_of(upcast_data))
