@@ -32,6 +32,7 @@ from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import RatePrice, SolidarityDistribution
 from shared.contracts.solidarity import SolidarityError
 from shared.contracts.solidarity import allocate as allocate_pot
+from shared.reporting.exports import ExportFormat, ExportTable
 from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 
@@ -186,6 +187,35 @@ def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/async
     OPENAPI_DIR.mkdir(parents=True, exist_ok=True)
     for path in [*generate(ASYNCAPI_DIR), *generate_openapi(OPENAPI_DIR)]:
         typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+@app.command("export")
+def export(
+    table: Annotated[ExportTable | None, typer.Argument(help="outcomes, payments or balances")] = None,
+    output_format: Annotated[ExportFormat, typer.Option("--format", help="csv, jsonl or parquet")] = ExportFormat.CSV,
+    out: Annotated[Path | None, typer.Option(help="The file to write")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Overwrite OUT without asking")] = False,
+    columns: Annotated[bool, typer.Option("--columns", help="Print every table's columns (Markdown) and exit")]
+        = False,
+) -> None:
+    """Export a table for analysts from the live databases (docs/exports.md lists the columns)."""
+    from rich.progress import Progress
+
+    from shared.reporting.exports import columns_markdown, export_table
+    from shared.settings import Settings
+
+    if columns:
+        typer.echo(columns_markdown())
+        return
+    if table is None or out is None:
+        fail("give a TABLE (outcomes, payments, balances) and --out FILE")
+    if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
+        fail(f"{out} exists; nothing written (use --yes to overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Progress(transient=True) as bar:
+        bar.add_task(f"exporting {table.value}", total=None)
+        count = asyncio.run(export_table(Settings().database_url, table, output_format, out))
+    typer.echo(f"wrote {count} {table.value} row(s) to {out} ({output_format.value})")
 
 
 @db_app.command("migrate")

@@ -29,6 +29,7 @@ COMMANDS = [
     ["finance", "payout", "--reissue", "STAFET-x", "--out", "payout.xml"],
     ["finance", "import", str(REPO_ROOT / "examples" / "finance" / "camt054.xml")],
     ["finance", "import", str(REPO_ROOT / "examples" / "finance" / "settlements.csv")],
+    ["export", "payments", "--format", "parquet", "--out", "payments.parquet"],
 ]
 
 

@@ -1,0 +1,17 @@
+"""The analysts' export tables: documented columns that match the code."""
+
+from __future__ import annotations
+
+from shared.reporting.exports import TABLES, columns_markdown
+from shared.settings import REPO_ROOT
+
+
+def test_docs_exports_md_is_generated_from_the_table_declarations() -> None:
+    kept = (REPO_ROOT / "docs" / "exports.md").read_text()
+    assert kept.strip() == columns_markdown().strip(), "run `stafet export --columns > docs/exports.md`"
+
+
+def test_every_declared_column_is_selected_by_its_query() -> None:
+    for spec in TABLES.values():
+        for column in spec.columns:
+            assert column.name in spec.query, column.name
