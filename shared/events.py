@@ -201,6 +201,9 @@ class OutcomeStatus(StrEnum):
     REJECTED = "rejected"
     CAPPED = "capped"
     PENDING_SUSTAINMENT = "pending_sustainment"
+    # Verified under a contract with a total or per-period cap, and waiting for the
+    # contract's review window to pass before the budget decides it (docs/contracts.md).
+    PENDING_REVIEW = "pending_review"
 
 
 class OutcomeRecorded(Frozen):

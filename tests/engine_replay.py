@@ -17,12 +17,11 @@ from pathlib import Path
 
 from services.ingest.admission import SubjectResolver, admit
 from services.ledger.postings import budget_account, pending_account
-from services.verifier.decisions import decide_subject
+from services.verifier.decisions import decide_all
 from shared.cli.publish import Sealer
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
-from shared.contracts.payments import CapState
 from shared.events import PaymentKind, Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import DEVELOPMENT_KEY
@@ -65,11 +64,8 @@ def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Trans
     streams: dict[str, list[Transition]] = defaultdict(list)
     for transition in transitions:
         streams[transition.subject].append(transition)
-    caps = {(c.contract_id, c.version): CapState() for c in contracts}
     balances: dict[str, int] = defaultdict(int)
-    for subject in sorted(streams):
-        effects = decide_subject(ContractBook.of(contracts).in_force(), subject, streams[subject], today, directory,
-                                 {}, {}, caps)
+    for effects in decide_all(ContractBook.of(contracts).in_force(), streams, today, directory).values():
         for instruction in effects.instructions:
             assert instruction.kind == PaymentKind.PAYMENT  # nothing issued, nothing to claw back
             balances[budget_account(instruction.payer, instruction.contract_id)] -= instruction.amount_minor

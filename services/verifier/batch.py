@@ -6,21 +6,25 @@ instructions and outcome records to the outbox, all in the same transaction. A c
 before the commit loses nothing (the batch is consumed again and the event ids make it
 a no-op where it was already stored); a crash after it loses nothing (the outbox is
 published by the relay on restart).
+
+`plan_batch` is the pure core (no I/O): the subjects' decisions, their claims on the
+contract budgets, the budgets' grants over every claim, and which other subjects' grants
+moved (they are scheduled, so the store converges on the same state for any batching).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from services.verifier import store
-from services.verifier.decisions import decide_subject, outcome_record
+from services.verifier.decisions import InForce, Stored, evaluate, outcome_record, settle
 from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.payments import outcome_key
+from shared.contracts.evaluation import InstitutionInfo, budget_scope
+from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key
 from shared.events import PaymentInstruction, Transition
 from shared.topics import OUTCOMES, PAYMENTS
 
@@ -35,7 +39,56 @@ class BatchResult:
     timers_still_due: int
 
 
+@dataclass
+class BatchPlan:
+    instructions: list[PaymentInstruction] = field(default_factory=list)
+    outbox: list[tuple[str, str, str]] = field(default_factory=list)
+    decision_rows: list[tuple[str, str, str, str, str | None, int, str]] = field(default_factory=list)
+    timers: list[tuple[str, dt.date]] = field(default_factory=list)
+    # The evaluated subjects' claims on budgets (they replace the stored ones).
+    requests: list[BudgetRequest] = field(default_factory=list)
+
+
 SWEEP_SUBJECTS_MAX = 2000  # due timers re-evaluated per batch, to bound a batch's work
+
+
+def budgets_of(in_force: Sequence[InForce]) -> set[str]:
+    return {budget_scope(c) for c, _ in in_force if c.caps.contract_wide}
+
+
+def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
+               streams: Mapping[str, Sequence[Transition]], today: dt.date,
+               directory: Mapping[str, InstitutionInfo],
+               issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
+               claims: Sequence[BudgetRequest]) -> BatchPlan:
+    """What re-evaluating `subjects` writes, given every stored claim on the budgets."""
+    currency = {c.contract_id: c.currency for c, _ in in_force}
+    plan = BatchPlan()
+    evaluated = {}
+    for subject in subjects:
+        decisions, requests = evaluate(in_force, subject, streams[subject], today, directory)
+        evaluated[subject] = decisions
+        plan.requests.extend(requests)
+    evaluating = set(subjects)
+    before = grant_budget(claims)
+    after = grant_budget([c for c in claims if c.subject not in evaluating] + plan.requests)
+    # A claim that moved ranks others' grants: those subjects are re-settled now-ish
+    # (a timer due today), so that their payments follow the budget's new decision.
+    moved = {c.subject for c in claims if c.subject not in evaluating
+             and before.get(c.outcome_key) != after.get(c.outcome_key)}
+    plan.timers.extend((subject, today) for subject in sorted(moved))
+    for subject in subjects:
+        effects = settle(in_force, subject, evaluated[subject], after, today, issued, stored)
+        plan.instructions.extend(effects.instructions)
+        plan.timers.extend((subject, due) for due in effects.timers)
+        for decision in effects.changed:
+            record = outcome_record(decision, currency[decision.contract_id])
+            plan.outbox.append((OUTCOMES.name, subject, record.model_dump_json()))
+            plan.decision_rows.append((record.outcome_key, subject, decision.contract_id,
+                                       decision.status.value, record.reason,
+                                       decision.owed_minor, record.model_dump_json()))
+    plan.outbox.extend((PAYMENTS.name, i.payee, i.model_dump_json()) for i in plan.instructions)
+    return plan
 
 
 async def process_batch(pool: asyncpg.Pool, book: ContractBook,
@@ -43,8 +96,6 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         directory: Mapping[str, InstitutionInfo],
                         clock_ticks: Sequence[dt.date] = ()) -> BatchResult:
     in_force = book.in_force()
-    contracts = [c for c, _ in in_force]
-    currency = {c.contract_id: c.currency for c in contracts}
     seen = max([t.occurred_on for t in transitions] + list(clock_ticks), default=None)
     async with pool.acquire() as connection, connection.transaction():
         changed_subjects, new_events = await store.append_events(connection, transitions)
@@ -54,32 +105,16 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
         streams = await store.load_streams(connection, subjects)
         issued = await store.issued_payments(connection, subjects)
         stored = await store.stored_decisions(connection, subjects)
-        caps = await store.load_cap_states(
-            connection, {(c.contract_id, c.version) for c in contracts})
-        instructions: list[PaymentInstruction] = []
-        outbox: list[tuple[str, str, str]] = []
-        decision_rows: list[tuple[str, str, str, str, str | None, int, str]] = []
-        timers: list[tuple[str, dt.date]] = []
-        for subject in subjects:
-            effects = decide_subject(in_force, subject, streams[subject], today, directory,
-                                     issued, stored, caps)
-            instructions.extend(effects.instructions)
-            timers.extend((subject, due) for due in effects.timers)
-            for decision in effects.changed:
-                record = outcome_record(decision, currency[decision.contract_id])
-                outbox.append((OUTCOMES.name, subject, record.model_dump_json()))
-                decision_rows.append((record.outcome_key, subject, decision.contract_id,
-                                      decision.status.value, record.reason,
-                                      decision.owed_minor, record.model_dump_json()))
-        outbox.extend((PAYMENTS.name, i.payee, i.model_dump_json()) for i in instructions)
-        await store.record_payments(connection, instructions)
-        await store.save_decisions(connection, decision_rows)
-        await store.set_timers(connection, timers)
-        await store.save_cap_states(connection, caps)
-        await store.enqueue(connection, outbox)
+        claims = await store.load_budget_requests(connection, budgets_of(in_force))
+        plan = plan_batch(in_force, subjects, streams, today, directory, issued, stored, claims)
+        await store.record_payments(connection, plan.instructions)
+        await store.save_decisions(connection, plan.decision_rows)
+        await store.replace_budget_requests(connection, subjects, plan.requests)
+        await store.set_timers(connection, plan.timers)
+        await store.enqueue(connection, plan.outbox)
         still_due = await store.timers_due(connection, today)
-    return BatchResult(new_events, len(subjects), len(instructions), len(decision_rows), today,
-                       still_due)
+    return BatchResult(new_events, len(subjects), len(plan.instructions), len(plan.decision_rows),
+                       today, still_due)
 
 
-__all__ = ["BatchResult", "outcome_key", "process_batch"]
+__all__ = ["BatchPlan", "BatchResult", "outcome_key", "plan_batch", "process_batch"]

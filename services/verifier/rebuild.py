@@ -37,7 +37,7 @@ REBUILD_BATCH_MAX = 2000
 FETCH_TIMEOUT_MS = 1000
 DRAIN_ROUNDS_MAX = 100_000
 _DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
-                   "verifier_cap_state", "verifier_timers", "verifier_outbox")
+                   "verifier_cap_state", "verifier_budget_requests", "verifier_timers", "verifier_outbox")
 
 
 @dataclass(frozen=True)

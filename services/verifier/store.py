@@ -5,13 +5,12 @@ caller's transaction: one batch, one transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 
 import asyncpg
 
 from shared.contracts.model import Contract
-from shared.contracts.payments import CapState
+from shared.contracts.payments import BudgetRequest
 from shared.events import PaymentInstruction, Transition
 
 
@@ -85,10 +84,11 @@ async def record_payments(connection: asyncpg.Connection,
 
 
 async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[str]
-                           ) -> dict[str, tuple[str, str | None, int]]:
-    return {r["outcome_key"]: (r["status"], r["reason"], int(r["owed_minor"]))
+                           ) -> dict[str, tuple[str, str | None, int, int]]:
+    return {r["outcome_key"]: (r["status"], r["reason"], int(r["owed_minor"]), int(r["version"]))
             for r in await connection.fetch(
-                "SELECT outcome_key, status, reason, owed_minor FROM verifier_outcomes"
+                "SELECT outcome_key, status, reason, owed_minor,"
+                " (decision::json ->> 'contract_version')::int AS version FROM verifier_outcomes"
                 " WHERE subject = ANY($1::text[])", list(subjects))}
 
 
@@ -112,26 +112,33 @@ def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object
     return columns
 
 
-async def load_cap_states(connection: asyncpg.Connection, keys: Iterable[tuple[str, int]]
-                          ) -> dict[tuple[str, int], CapState]:
-    states: dict[tuple[str, int], CapState] = {}
-    for contract_id, version in sorted(keys):
-        row = await connection.fetchrow(
-            "SELECT state FROM verifier_cap_state WHERE contract_id = $1"
-            " AND contract_version = $2 FOR UPDATE", contract_id, version)
-        charged = json.loads(row["state"]) if row else {}
-        states[(contract_id, version)] = CapState(
-            charged={k: (int(v[0]), int(v[1])) for k, v in charged.items()})
-    return states
+async def load_budget_requests(connection: asyncpg.Connection, budgets: Iterable[str]
+                               ) -> list[BudgetRequest]:
+    """Every claim on these budgets, each budget locked for the rest of the transaction
+    (verifier instances on other partitions wait, so a budget is decided over one
+    consistent set of claims)."""
+    names = sorted(set(budgets))
+    for name in names:
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('stafet-budget:' || $1))", name)
+    return [BudgetRequest(r["budget"], r["outcome_key"], r["subject"], r["occurred_on"],
+                          int(r["requested_minor"]), r["total_cap_minor"], r["period_cap_minor"])
+            for r in await connection.fetch(
+                "SELECT budget, outcome_key, subject, occurred_on, requested_minor, total_cap_minor,"
+                " period_cap_minor FROM verifier_budget_requests WHERE budget = ANY($1::text[])", names)]
 
 
-async def save_cap_states(connection: asyncpg.Connection,
-                          states: dict[tuple[str, int], CapState]) -> None:
-    await connection.executemany(
-        "INSERT INTO verifier_cap_state (contract_id, contract_version, state)"
-        " VALUES ($1, $2, $3) ON CONFLICT (contract_id, contract_version)"
-        " DO UPDATE SET state = EXCLUDED.state",
-        [(c, v, json.dumps(s.charged, sort_keys=True)) for (c, v), s in states.items()])
+async def replace_budget_requests(connection: asyncpg.Connection, subjects: Sequence[str],
+                                  requests: Sequence[BudgetRequest]) -> None:
+    """These subjects' claims are now exactly `requests`."""
+    await connection.execute(
+        "DELETE FROM verifier_budget_requests WHERE subject = ANY($1::text[])", list(subjects))
+    await connection.execute(
+        "INSERT INTO verifier_budget_requests (budget, outcome_key, subject, occurred_on,"
+        " requested_minor, total_cap_minor, period_cap_minor)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[],"
+        " $6::bigint[], $7::bigint[])",
+        *_columns([(r.budget, r.outcome_key, r.subject, r.occurred_on, r.requested_minor,
+                    r.total_cap_minor, r.period_cap_minor) for r in requests], 7))
 
 
 async def advance_clock(connection: asyncpg.Connection, seen: dt.date | None) -> dt.date:

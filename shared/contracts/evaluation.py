@@ -8,7 +8,7 @@ with a named reason code, never exceptions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -129,50 +129,89 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
     return False
 
 
+Versions = Sequence[tuple[Contract, tuple[dt.date, dt.date]]]
+
+
 def evaluate_subject(contract: Contract, timeline: SubjectTimeline, on: dt.date,
                      directory: Mapping[str, InstitutionInfo] | None = None,
                      in_force: tuple[dt.date, dt.date] | None = None,
                      ) -> tuple[OutcomeDecision, ...]:
-    """Every trigger of every outcome for this subject, decided as of `on`.
+    """Every trigger of every outcome for this subject under one version, as of `on`.
 
-    `in_force` limits the triggers to those dated within this contract version's time
-    in force (a later version takes over from its own effective date; what an earlier
-    version decided stays with it).
+    `in_force` limits the triggers to those dated within this version's window.
+    """
+    window = in_force if in_force is not None else (dt.date.min, dt.date.max)
+    return evaluate_versions(((contract, window),), timeline, on, directory)
+
+
+def evaluate_versions(versions: Versions, timeline: SubjectTimeline, on: dt.date,
+                      directory: Mapping[str, InstitutionInfo] | None = None,
+                      ) -> tuple[OutcomeDecision, ...]:
+    """Every trigger of every outcome for this subject under all versions of one
+    contract (each with the window of trigger dates it decides), as of `on`.
+
+    The version whose window holds a trigger's date decides it (docs/contracts.md,
+    "Versions"). What counts against `max_per_subject`, prerequisites and the
+    per-subject cap is counted across versions: a new version is not a new allowance.
+    Never raises on data: what cannot be computed is a rejection with a reason code.
     """
     directory = directory or {}
-    first, last = in_force if in_force is not None else (dt.date.min, dt.date.max)
-    eligible = is_eligible(contract, timeline, directory)
+    eligible = {contract.version: is_eligible(contract, timeline, directory)
+                for contract, _ in versions}
     decisions: list[OutcomeDecision] = []
-    for outcome in _prerequisites_first(contract):
+    for outcome_id in _prerequisites_first(versions):
         counted = 0
         for fact in timeline.facts:
-            if fact.type != outcome.trigger.event or fact.occurred_on > on \
-                    or not first <= fact.occurred_on <= last:
+            if fact.occurred_on > on:
                 continue
-            decision = _decide(contract, outcome, timeline, fact, on, eligible,
+            contract = _deciding_version(versions, fact.occurred_on)
+            outcome = _outcome_or_none(contract, outcome_id) if contract else None
+            if contract is None or outcome is None or fact.type != outcome.trigger.event:
+                continue
+            decision = _decide(contract, outcome, timeline, fact, on, eligible[contract.version],
                                directory, decisions, counted)
             if decision.status != OutcomeStatus.REJECTED:
                 counted += 1
             decisions.append(decision)
-    return _apply_subject_cap(contract, decisions)
+    return _apply_subject_cap(versions, decisions)
 
 
-def _prerequisites_first(contract: Contract) -> list[Outcome]:
-    ordered: list[Outcome] = []
+def _deciding_version(versions: Versions, day: dt.date) -> Contract | None:
+    for contract, (first, last) in versions:
+        if first <= day <= last:
+            return contract
+    return None
+
+
+def _outcome_or_none(contract: Contract, outcome_id: str) -> Outcome | None:
+    return next((o for o in contract.outcomes if o.id == outcome_id), None)
+
+
+def _prerequisites_first(versions: Versions) -> list[str]:
+    """Outcome ids of all versions, each after its prerequisites.
+
+    A single version cannot have a cycle (the model refuses it); two versions together
+    could (v1: a needs b, v2: b needs a). A back edge is then skipped, so the ordering
+    never fails: the outcome whose prerequisite was not yet decided is rejected with
+    `prerequisite_missing`, a reason, not an exception.
+    """
+    needs: dict[str, list[str]] = {}
+    for contract, _ in versions:
+        for outcome in contract.outcomes:
+            needs.setdefault(outcome.id, []).extend(outcome.prerequisites)
+    ordered: list[str] = []
     visiting: set[str] = set()
 
-    def visit(outcome: Outcome) -> None:
-        if outcome in ordered:
+    def visit(outcome_id: str) -> None:
+        if outcome_id in ordered or outcome_id in visiting:
             return
-        if outcome.id in visiting:
-            raise ValueError(f"outcome {outcome.id!r} is its own prerequisite")
-        visiting.add(outcome.id)
-        for prerequisite in outcome.prerequisites:
-            visit(contract.outcome(prerequisite))
-        ordered.append(outcome)
+        visiting.add(outcome_id)
+        for prerequisite in needs.get(outcome_id, ()):
+            visit(prerequisite)
+        ordered.append(outcome_id)
 
-    for outcome in contract.outcomes:
-        visit(outcome)
+    for outcome_id in needs:
+        visit(outcome_id)
     return ordered
 
 
@@ -188,6 +227,12 @@ def _decide(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fac
     reason = _rejection(contract, outcome, timeline, fact, eligible, earlier, counted)
     if reason is not None:
         return replace(base, reason=reason)
+    return _verified_or_not(contract, outcome, timeline, fact, on, directory, earlier, base)
+
+
+def _verified_or_not(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fact: Fact,
+                     on: dt.date, directory: Mapping[str, InstitutionInfo],
+                     earlier: list[OutcomeDecision], base: OutcomeDecision) -> OutcomeDecision:
     if outcome.sustainment is not None:
         sustained_until = fact.occurred_on + dt.timedelta(days=outcome.sustainment.days)
         if _broken(outcome, timeline, fact, sustained_until):
@@ -305,20 +350,36 @@ def distribute(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, 
     return tuple(paid)
 
 
-def _apply_subject_cap(contract: Contract, decisions: list[OutcomeDecision]
+def budget_scope(contract: Contract) -> str:
+    """Which budget a version draws on: the contract's, shared by every version, or
+    (only if the version says `budget: per_version`) its own."""
+    if contract.caps.budget == "per_version":
+        return f"{contract.contract_id}@v{contract.version}"
+    return contract.contract_id
+
+
+def _apply_subject_cap(versions: Versions, decisions: list[OutcomeDecision]
                        ) -> tuple[OutcomeDecision, ...]:
-    cap = contract.caps.per_subject_minor
-    if cap is None:
-        return tuple(decisions)
+    """The per-subject cap, one allowance across all versions that share a budget.
+
+    In order of the day an outcome counts (then outcome id, trigger), each verified
+    outcome gets what is left under the cap of the version that decides it.
+    """
+    by_version = {contract.version: contract for contract, _ in versions}
+    used: dict[str, int] = {}
     capped: list[OutcomeDecision] = []
-    used = 0
     for decision in sorted(decisions, key=lambda d: (d.occurred_on, d.outcome_id, d.trigger_event_id)):
-        if decision.status != OutcomeStatus.VERIFIED:
+        contract = by_version[decision.contract_version]
+        cap = contract.caps.per_subject_minor
+        if decision.status != OutcomeStatus.VERIFIED or cap is None:
             capped.append(decision)
+            if decision.status == OutcomeStatus.VERIFIED:
+                scope = budget_scope(contract)
+                used[scope] = used.get(scope, 0) + decision.owed_minor
             continue
-        room = cap - used
-        decision = scale_to_room(decision, room)
-        used += decision.owed_minor
+        scope = budget_scope(contract)
+        decision = scale_to_room(decision, cap - used.get(scope, 0))
+        used[scope] = used.get(scope, 0) + decision.owed_minor
         capped.append(decision)
     return tuple(capped)
 

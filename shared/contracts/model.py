@@ -187,9 +187,25 @@ class PeriodCap(Frozen):
 
 
 class Caps(Frozen):
+    """Limits on what a contract pays (docs/contracts.md, "Caps and budgets").
+
+    `budget: shared` (the default) makes every version of the contract draw on one
+    budget: a new version does not reset what the subject or the contract has used.
+    `per_version` gives this version a budget of its own, and must be said explicitly.
+    A total or per-period cap decides who gets the last room by rank (occurred_on,
+    outcome key), once the event-time clock is `review_days` past the outcome's day.
+    """
+
     per_subject_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
     total_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
     per_period: PeriodCap | None = None
+    budget: Literal["shared", "per_version"] = "shared"
+    review_days: Annotated[int, Field(ge=0, le=3660)] = 0
+
+    @property
+    def contract_wide(self) -> bool:
+        """A total or per-period cap: room shared by all subjects (a budget)."""
+        return self.total_minor is not None or self.per_period is not None
 
 
 class Period(Frozen):

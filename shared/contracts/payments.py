@@ -8,11 +8,12 @@ and whatever is owed now is instructed afresh.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, scale_to_room
+from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, budget_scope, scale_to_room
 from shared.contracts.model import Contract
 from shared.events import PaymentInstruction, PaymentKind
 
@@ -20,65 +21,85 @@ GENERATIONS_MAX = 1000  # a payment re-instructed after this many clawbacks is a
 
 
 def outcome_key(decision: OutcomeDecision) -> str:
-    return "|".join((decision.contract_id, str(decision.contract_version), decision.outcome_id,
-                     decision.subject, decision.trigger_event_id))
+    """The outcome's identity: contract, outcome, subject and trigger, not the version.
+
+    Which version decides an outcome is an attribute of the decision, not part of its
+    identity: a new version that prices an outcome the same leaves its payment alone,
+    one that prices it differently moves it by exactly the difference.
+    """
+    return "|".join((decision.contract_id, decision.outcome_id, decision.subject,
+                     decision.trigger_event_id))
 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-@dataclass
-class CapState:
-    """What a contract has committed so far, for its total and per-period caps."""
+@dataclass(frozen=True)
+class BudgetRequest:
+    """A verified outcome's claim on a contract-wide budget (total or per-period cap).
 
-    charged: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (year, owed)
+    `total_cap_minor` and `period_cap_minor` are the caps of the version that decides
+    the outcome; the room they leave is shared with every other request in the budget.
+    """
+
+    budget: str
+    outcome_key: str
+    subject: str
+    occurred_on: dt.date
+    requested_minor: int
+    total_cap_minor: int | None
+    period_cap_minor: int | None
 
     @property
-    def total_minor(self) -> int:
-        return sum(amount for _, amount in self.charged.values())
-
-    def year_minor(self, year: int) -> int:
-        return sum(amount for y, amount in self.charged.values() if y == year)
+    def rank(self) -> tuple[dt.date, str]:
+        return (self.occurred_on, self.outcome_key)
 
 
-def apply_contract_caps(contract: Contract, subject: str,
-                        decisions: Sequence[OutcomeDecision], state: CapState
-                        ) -> tuple[OutcomeDecision, ...]:
-    """Cap one subject's decisions against the contract's total and per-year room.
-
-    Mutates `state` (the caller persists it). An outcome already charged keeps its
-    charge; one that no longer holds releases its charge.
-    """
+def budget_requests(contract: Contract, decisions: Iterable[OutcomeDecision]) -> list[BudgetRequest]:
+    """The claims a subject's verified (or review-pending) outcomes under `contract`
+    make on its budget; none if the version has no contract-wide cap."""
     caps = contract.caps
-    if caps.total_minor is None and caps.per_period is None:
-        return tuple(decisions)
-    live = {outcome_key(d) for d in decisions if d.status == OutcomeStatus.VERIFIED}
-    prefix = f"{contract.contract_id}|{contract.version}|"
-    for key in [k for k in state.charged
-                if k.startswith(prefix) and k.split("|")[3] == subject and k not in live]:
-        del state.charged[key]  # the outcome no longer holds: its money is clawed back
-    result: list[OutcomeDecision] = []
-    for decision in decisions:
-        key = outcome_key(decision)
-        if decision.status != OutcomeStatus.VERIFIED:
-            result.append(decision)
-            continue
-        already = state.charged.get(key)
-        if already is not None:
-            result.append(scale_to_room(decision, already[1]))
-            continue
-        room = decision.owed_minor
-        if caps.total_minor is not None:
-            room = min(room, caps.total_minor - state.total_minor)
-        year = decision.occurred_on.year
-        if caps.per_period is not None:
-            room = min(room, caps.per_period.amount_minor - state.year_minor(year))
-        decision = scale_to_room(decision, room)
-        if decision.status == OutcomeStatus.VERIFIED:
-            state.charged[key] = (year, decision.owed_minor)
-        result.append(decision)
-    return tuple(result)
+    if not caps.contract_wide:
+        return []
+    return [BudgetRequest(
+        budget=budget_scope(contract), outcome_key=outcome_key(d), subject=d.subject,
+        occurred_on=d.occurred_on, requested_minor=d.owed_minor,
+        total_cap_minor=caps.total_minor,
+        period_cap_minor=caps.per_period.amount_minor if caps.per_period else None,
+    ) for d in decisions if d.status == OutcomeStatus.VERIFIED and d.owed_minor > 0]
+
+
+def grant_budget(requests: Iterable[BudgetRequest]) -> dict[str, int]:
+    """Who gets the room: requests in rank order (occurred_on, then outcome key), each
+    given what is left under its total and calendar-year caps.
+
+    A pure function of the set of requests, not of the order they arrived in: the same
+    facts give the same granted amounts whatever the batching, crashes or a rebuild.
+    """
+    granted: dict[str, int] = {}
+    used_total: dict[str, int] = {}
+    used_year: dict[tuple[str, int], int] = {}
+    for request in sorted(requests, key=lambda r: (r.budget, r.rank)):
+        room = request.requested_minor
+        if request.total_cap_minor is not None:
+            room = min(room, request.total_cap_minor - used_total.get(request.budget, 0))
+        year = (request.budget, request.occurred_on.year)
+        if request.period_cap_minor is not None:
+            room = min(room, request.period_cap_minor - used_year.get(year, 0))
+        room = max(room, 0)
+        granted[request.outcome_key] = room
+        used_total[request.budget] = used_total.get(request.budget, 0) + room
+        used_year[year] = used_year.get(year, 0) + room
+    return granted
+
+
+def apply_grants(decisions: Iterable[OutcomeDecision], grants: Mapping[str, int]
+                 ) -> tuple[OutcomeDecision, ...]:
+    """Verified decisions scaled to what the budget granted them (capped at 0)."""
+    return tuple(scale_to_room(d, grants[outcome_key(d)])
+                 if d.status == OutcomeStatus.VERIFIED and outcome_key(d) in grants else d
+                 for d in decisions)
 
 
 def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision]
@@ -103,7 +124,7 @@ def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision
 
 def payment_id(decision: OutcomeDecision, payee: str, role: str, amount_minor: int,
                generation: int) -> str:
-    """Derived from contract, version, outcome, subject (and trigger) and payee.
+    """Derived from contract, outcome, subject (and trigger) and payee, not the version.
 
     The amount is part of it so that an amended amount is a new instruction (the old
     one is clawed back); the generation lets an identical payment be instructed again

@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from services.ingest.admission import SubjectResolver, admit
-from services.verifier.decisions import decide_subject
+from services.verifier.decisions import decide_all
 from shared.cli.publish import Sealer
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.model import Contract
-from shared.contracts.payments import CapState
 from shared.events import PaymentKind, Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import DEVELOPMENT_KEY
@@ -48,11 +47,9 @@ def simulate(title: str, contracts: Sequence[Contract], transitions: Sequence[Tr
     for transition in transitions:
         streams[transition.subject].append(transition)
     in_force = ContractBook.of(contracts).in_force()
-    caps = {(c.contract_id, c.version): CapState() for c in contracts}
     outcomes: list[OutcomeRow] = []
     money: list[MoneyRow] = []
-    for subject in sorted(streams):
-        effects = decide_subject(in_force, subject, streams[subject], today, directory, {}, {}, caps)
+    for effects in decide_all(in_force, streams, today, directory).values():
         outcomes.extend(OutcomeRow(d.contract_id, d.outcome_id, d.status.value,
                                    d.reason.value if d.reason else None, d.occurred_on, d.owed_minor)
                         for d in effects.changed)
