@@ -1,10 +1,13 @@
-"""Killing a service for real, at chosen points of its progress through a stream."""
+"""Killing a service for real: at chosen points of its progress through a stream (polled),
+or at a named point of its code (aimed, through shared/faults.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
+from shared import faults
 from shared.processes import ServiceProcess
 
 POLL_S = 0.02
@@ -24,3 +27,18 @@ async def kill_at_progress(service: ServiceProcess, progress: Callable[[], Await
         service.kill()
         killed_at.append(seen)
     return killed_at
+
+
+async def run_until_fault(service: ServiceProcess, point: str, timeout_s: float) -> None:
+    """Start the service with STAFET_FAULT_POINT aimed at `point` and wait until it has
+    killed itself there (SIGKILL, its own marker line in its log)."""
+    aimed = ServiceProcess(service.name, {**service.env, faults.ENVIRONMENT_VARIABLE: point}, service.log_path)
+    aimed.start()
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while aimed.running():
+        assert asyncio.get_running_loop().time() < deadline, f"{service.name} never reached {point}"
+        await asyncio.sleep(POLL_S)
+    assert aimed.process is not None
+    assert aimed.process.returncode == -signal.SIGKILL, f"{service.name} ended otherwise: {aimed.process.returncode}"
+    name = point.partition(":")[0]
+    assert f"{faults.MARKER} {name}" in service.log_path.read_text(), f"{service.name} died, but not at {point}"

@@ -1,4 +1,5 @@
-"""Small, explicit Kafka helpers for tests: produce records, read a topic to its end."""
+"""Small, explicit Kafka helpers for tests: produce records, read a topic to its end, and
+know that a pipeline has settled from committed offsets instead of sleeping."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from shared.kafka import make_producer
+from services.verifier.store import work_left_at
+from shared.kafka import LagProbe, make_producer
+from shared.processes import ServiceProcess
+from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+
+# Each stage: its consumer group (after the namespace) and its input topic.
+STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
+                "ledger-settlements": ("ledger-settlements", SETTLEMENTS), "ledger": ("ledger", PAYMENTS)}
+STAGES = ("ingest", "verifier", "ledger-settlements", "ledger")
+SETTLE_POLL_S = 0.25
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
@@ -49,3 +60,31 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
+
+
+async def settled(bootstrap: str, namespace: str, database_url: str, stages: Sequence[str] = STAGES) -> bool:
+    """True when every stage has committed offsets at the end of its input topic and the
+    verifier has nothing left to publish, checked in pipeline order: what a stage
+    produces is complete before the next stage's input is measured, so once this holds,
+    nothing more arrives anywhere (no waiting "long enough")."""
+    try:
+        async with LagProbe(bootstrap) as probe:
+            for stage in stages:
+                group, topic = STAGE_INPUTS[stage]
+                if await probe.lag(f"{namespace}-{group}", in_namespace(topic, namespace).name) != 0:
+                    return False
+                if stage == "verifier" and await work_left_at(database_url) != 0:
+                    return False
+    except KafkaError:
+        return False  # a fresh group's coordinator may not answer yet
+    return True
+
+
+async def wait_settled(bootstrap: str, namespace: str, database_url: str, services: Sequence[ServiceProcess],
+                       timeout_s: float, stages: Sequence[str] = STAGES) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await settled(bootstrap, namespace, database_url, stages):
+        dead = [s.name for s in services if not s.running()]
+        assert not dead, f"service(s) {dead} stopped"
+        assert asyncio.get_running_loop().time() < deadline, f"not settled after {timeout_s}s"
+        await asyncio.sleep(SETTLE_POLL_S)

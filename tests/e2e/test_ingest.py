@@ -21,7 +21,7 @@ from shared.processes import ServiceProcess, start_services, stop_services
 from shared.settings import REPO_ROOT
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
 from tests.engine_replay import read_lines, sealed
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, read_all, wait_settled
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -112,16 +112,9 @@ async def test_generated_bad_input_is_dead_lettered_and_every_good_event_forward
         anonymous = Counter(d["reason"] for d in dead if d["record_id"] is None)
         return [i for i in forwarded if i.startswith(f"good-{round_id}-")], mine + anonymous
 
-    deadline = asyncio.get_running_loop().time() + 90
-    while True:
-        forwarded, reasons = await delivered()
-        attributed = sum(n for r, n in reasons.items() if r not in unreadable)
-        wanted = sum(n for r, n in expected_reasons.items() if r not in unreadable)
-        if (len(forwarded) >= len(good_ids) and attributed >= wanted) \
-                or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.3)
-    await asyncio.sleep(1.0)  # time for a wrongly repeated record to show
+    # Once ingest's group has committed the end of its input, everything it will ever
+    # produce for these records is on the topics: read them once, no waiting.
+    await wait_settled(servers.bootstrap_servers, namespace, "", [ingest], 90, stages=("ingest",))
     forwarded, reasons = await delivered()
     assert ingest.running(), "ingest died on bad input"
     assert sorted(forwarded) == sorted(good_ids)  # each good one exactly once
@@ -151,19 +144,12 @@ async def test_after_the_sample_runs_no_raw_cpr_is_on_any_topic_in_any_table_or_
         # and a clear CPR pushed past the publisher, as a misbehaving system might:
         await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
                       [read_lines(SAMPLE)[0].replace(b'"a-1"', b'"leak-1"')])
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            connection = await asyncpg.connect(database_url)
-            try:
-                entries = await connection.fetchval("SELECT count(*) FROM ledger_entries")
-            except asyncpg.UndefinedTableError:
-                entries = 0
-            finally:
-                await connection.close()
-            if entries >= 5 or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(2.0)
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), 120)
+        connection = await asyncpg.connect(database_url)
+        try:
+            entries = await connection.fetchval("SELECT count(*) FROM ledger_entries")
+        finally:
+            await connection.close()
     finally:
         stop_services(services)
     assert entries >= 5
@@ -226,27 +212,22 @@ async def test_publishing_the_same_file_twice_changes_nothing_downstream_even_ac
     source = in_namespace(INSTITUTION_EVENTS, namespace).name
     forwarded_topic = in_namespace(TRANSITIONS, namespace).name
 
-    async def forwarded_when_quiet(expected: int) -> list[str]:
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            ids = [json.loads(v)["event_id"] for _, v in await read_all(servers.bootstrap_servers, forwarded_topic)]
-            if len(ids) >= expected or asyncio.get_running_loop().time() > deadline:
-                await asyncio.sleep(2.0)  # time for a wrongly forwarded repeat to show
-                return [json.loads(v)["event_id"] for _, v in await read_all(servers.bootstrap_servers, forwarded_topic)]
-            await asyncio.sleep(0.3)
+    async def forwarded_when_settled(ingest: ServiceProcess) -> list[str]:
+        await wait_settled(servers.bootstrap_servers, namespace, "", [ingest], 60, stages=("ingest",))
+        return [json.loads(v)["event_id"] for _, v in await read_all(servers.bootstrap_servers, forwarded_topic)]
 
     ingest = ServiceProcess("ingest", service_env, tmp_path / "ingest.log")
     ingest.start()
     try:
         await publish_records(servers.bootstrap_servers, source, good)
         await publish_records(servers.bootstrap_servers, source, good)
-        first = await forwarded_when_quiet(len(good))
+        first = await forwarded_when_settled(ingest)
     finally:
         ingest.stop()
     await publish_records(servers.bootstrap_servers, source, good)
     ingest.start()
     try:
-        second = await forwarded_when_quiet(len(good))
+        second = await forwarded_when_settled(ingest)
     finally:
         ingest.stop()
     assert sorted(first) == sorted(json.loads(raw)["event_id"] for _, raw in good)

@@ -18,7 +18,7 @@ from shared.cli.main import app
 from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.processes import ServiceProcess
 from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, in_namespace
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, read_all, wait_settled
 from tests.ledger_helpers import chain_report, entry_count, ledger_state
 from tests.servers import Servers
 
@@ -87,13 +87,12 @@ async def test_a_mixed_stream_settles_claws_back_and_rejects_and_rebuilds_identi
         records = [s.model_dump_json().encode() for s in answers] + [b'{"kind": "settlement"}']
         keys = [s.payment_id.encode() for s in answers] + [b"malformed"]
         await produce(servers.bootstrap_servers, settlements, records, keys=keys)
-        await wait_for_entries(database_url, 10)
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(dead := await read_all(servers.bootstrap_servers,
-                                         in_namespace(DEAD_LETTERS, namespace).name)) < 3:
-            assert asyncio.get_running_loop().time() < deadline, "dead letters missing"
-            await asyncio.sleep(0.3)
-        await asyncio.sleep(1.0)
+        # Settlements are forwarded onto the journal before their offsets are committed,
+        # and the journal's entries written before its offsets are: when both groups have
+        # committed their topics' ends, everything these records call for is done.
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, [ledger], 60,
+                           stages=("ledger-settlements", "ledger"))
+        dead = await read_all(servers.bootstrap_servers, in_namespace(DEAD_LETTERS, namespace).name)
     finally:
         ledger.stop()
     state = await ledger_state(database_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import random
@@ -14,7 +13,7 @@ from shared.events import PaymentInstruction, PaymentKind
 from shared.processes import ServiceProcess
 from shared.topics import PAYMENTS, in_namespace
 from tests.crash import kill_at_progress
-from tests.kafka_helpers import produce
+from tests.kafka_helpers import produce, wait_settled
 from tests.ledger_helpers import chain_report, entry_count, ledger_state
 from tests.servers import Servers
 
@@ -50,11 +49,7 @@ async def test_sigkilled_ledger_projector_writes_each_payment_exactly_once(
     assert all(n < PAYMENTS_TOTAL for n in killed_at), f"killed after the stream ended: {killed_at}"
     ledger.start()
     try:
-        deadline = asyncio.get_running_loop().time() + 90
-        while await entry_count(database_url) < PAYMENTS_TOTAL:
-            assert asyncio.get_running_loop().time() < deadline, "ledger did not catch up"
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)  # give a wrongly duplicating projector time to show it
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, [ledger], 90, stages=("ledger",))
     finally:
         ledger.stop()
     state = await ledger_state(database_url)

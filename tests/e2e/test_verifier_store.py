@@ -1,0 +1,168 @@
+"""The verifier's SQL adapter and outbox relay against real PostgreSQL: subject streams,
+issued payments, decisions, caps, timers, the clock, contracts, and the relay's crash
+window (outbox rows are deleted only after the broker acknowledged them)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.verifier import relay, store
+from shared.contracts.loader import load_contract
+from shared.contracts.payments import CapState
+from shared.events import PaymentInstruction, PaymentKind
+from shared.settings import REPO_ROOT
+from tests.unit.builders import enrolled, left
+
+pytestmark = pytest.mark.e2e
+OTHER_SUBJECT = "k1:" + "1" * 64
+
+
+async def outbox_rows(pool: asyncpg.Pool) -> list[tuple[str, str, str]]:
+    async with pool.acquire() as connection:
+        return [(r["topic"], r["key"], r["payload"]) for r in await connection.fetch(
+            "SELECT topic, key, payload FROM verifier_outbox ORDER BY sequence")]
+
+
+async def enqueue(pool: asyncpg.Pool, records: list[tuple[str, str, str]]) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        await store.enqueue(connection, records)
+
+
+RECORDS = [("payments", f"key-{n}", f"payload-{n}") for n in range(7)]
+
+
+class Broker:
+    """A stand-in for the Kafka publisher: records what was sent, acknowledges (or fails)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    async def publish(self, payload: bytes, topic: str, key: bytes) -> asyncio.Future[Any]:
+        self.sent.append((topic, key.decode(), payload.decode()))
+        acknowledgement: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            acknowledgement.set_exception(ConnectionError("broker gone before acknowledging"))
+        else:
+            acknowledgement.set_result(None)
+        return acknowledgement
+
+
+async def test_the_relay_publishes_the_outbox_in_order_then_empties_it(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, RECORDS)
+    broker = Broker()
+    assert await relay.relay_outbox(pool, broker.publish) == len(RECORDS)
+    assert broker.sent == RECORDS
+    assert await outbox_rows(pool) == []
+    assert await relay.relay_outbox(pool, broker.publish) == 0
+
+
+async def test_the_relay_works_in_bounded_rounds(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay, "RELAY_BATCH_MAX", 3)
+    await enqueue(pool, RECORDS)
+    broker = Broker()
+    assert await relay.relay_outbox(pool, broker.publish) == len(RECORDS)
+    assert broker.sent == RECORDS
+
+
+async def test_outbox_rows_stay_until_the_broker_acknowledged_them_and_go_out_again_after_a_crash(
+        pool: asyncpg.Pool) -> None:
+    await enqueue(pool, RECORDS)
+    with pytest.raises(ConnectionError):
+        await relay.relay_outbox(pool, Broker(fail=True).publish)
+    assert await outbox_rows(pool) == RECORDS, "rows were deleted before the broker acknowledged them"
+    again = Broker()
+    assert await relay.relay_outbox(pool, again.publish) == len(RECORDS)
+    assert again.sent == RECORDS
+    assert await outbox_rows(pool) == []
+
+
+async def test_work_left_counts_the_outbox_and_due_timers(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        assert await store.work_left(connection) == 0
+        await store.enqueue(connection, RECORDS[:2])
+        today = await store.advance_clock(connection, dt.date(2024, 1, 10))
+        await store.set_timers(connection, [("s1", dt.date(2024, 1, 10)), ("s2", dt.date(2024, 1, 11))])
+        assert today == dt.date(2024, 1, 10)
+        assert await store.work_left(connection) == 3
+        await store.mark_published(connection, [s for s, *_ in await store.unpublished(connection, 1)])
+        assert await store.work_left(connection) == 2
+
+
+async def test_events_are_stored_once_per_event_id_with_a_version_per_subject(pool: asyncpg.Pool) -> None:
+    first, second = enrolled("e-1", "2010-08-01", "alsskolen"), left("e-2", "2017-06-30", "alsskolen")
+    other = enrolled("e-3", "2011-08-01", "alsskolen").model_copy(update={"subject": OTHER_SUBJECT})
+    async with pool.acquire() as connection:
+        subjects, new = await store.append_events(connection, [first, first, other])
+        assert (subjects, new) == ({first.subject, OTHER_SUBJECT}, 2)
+        subjects, new = await store.append_events(connection, [first, second])
+        assert (subjects, new) == ({first.subject}, 1)
+        assert await store.append_events(connection, [second]) == (set(), 0)
+        streams = await store.load_streams(connection, [first.subject, OTHER_SUBJECT])
+        versions = [r["version"] for r in await connection.fetch(
+            "SELECT version FROM verifier_events WHERE subject = $1 ORDER BY version", first.subject)]
+    assert streams == {first.subject: [first, second], OTHER_SUBJECT: [other]}
+    assert versions == [1, 2]
+
+
+def instruction(n: int, subject: str, contract: str = "c") -> PaymentInstruction:
+    return PaymentInstruction(
+        payment_id=f"{n:032x}", kind=PaymentKind.PAYMENT, contract_id=contract, contract_version=1,
+        outcome_id="o", subject=subject, payer="payer", payee="school", amount_minor=100 + n,
+        currency="DKK", occurred_on=dt.date(2024, 1, 1))
+
+
+async def test_issued_payments_come_back_per_subject_and_contract(pool: asyncpg.Pool) -> None:
+    subject = enrolled("e", "2010-08-01", "x").subject
+    issued = [instruction(1, subject), instruction(2, subject, "d"), instruction(3, OTHER_SUBJECT)]
+    async with pool.acquire() as connection:
+        await store.record_payments(connection, issued)
+        assert await store.issued_payments(connection, [subject]) == {
+            (subject, "c"): [issued[0]], (subject, "d"): [issued[1]]}
+        with pytest.raises(asyncpg.UniqueViolationError):  # a payment id is issued once, ever
+            await store.record_payments(connection, issued[:1])
+
+
+async def test_a_decision_saved_again_replaces_the_earlier_one(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        await store.save_decisions(connection, [("k", "s", "c", "verified", None, 500, "{}")])
+        await store.save_decisions(connection, [("k", "s", "c", "rejected", "evidence_withdrawn", 0, "{}")])
+        assert await store.stored_decisions(connection, ["s"]) == {"k": ("rejected", "evidence_withdrawn", 0)}
+
+
+async def test_cap_states_round_trip(pool: asyncpg.Pool) -> None:
+    state = CapState(charged={"c|1|o|s|t": (2024, 500)})
+    async with pool.acquire() as connection, connection.transaction():
+        assert (await store.load_cap_states(connection, [("c", 1)]))[("c", 1)].charged == {}
+        await store.save_cap_states(connection, {("c", 1): state})
+        assert (await store.load_cap_states(connection, [("c", 1)]))[("c", 1)].charged == state.charged
+
+
+async def test_event_time_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
+        pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        start = await store.advance_clock(connection, None)
+        assert await store.advance_clock(connection, dt.date(2024, 3, 1)) == max(start, dt.date(2024, 3, 1))
+        assert await store.advance_clock(connection, dt.date(2024, 1, 1)) == max(start, dt.date(2024, 3, 1))
+        await store.set_timers(connection, [("b", dt.date(2024, 1, 2)), ("a", dt.date(2024, 1, 3)),
+                                            ("c", dt.date(2024, 1, 1)), ("d", dt.date(2024, 5, 1))])
+        assert await store.timers_due(connection, dt.date(2024, 3, 1)) == 3
+        assert await store.take_due_timers(connection, dt.date(2024, 3, 1), 2) == {"c", "b"}
+        assert await store.take_due_timers(connection, dt.date(2024, 3, 1), 10) == {"a"}
+        assert await store.timers_due(connection, dt.date(2024, 3, 1)) == 0
+
+
+async def test_a_new_contract_version_is_stored_once_and_schedules_every_known_subject(pool: asyncpg.Pool) -> None:
+    contract = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+    async with pool.acquire() as connection:
+        await store.append_events(connection, [enrolled("e-1", "2010-08-01", "alsskolen")])
+        assert await store.save_contract(connection, contract) is True
+        assert await store.save_contract(connection, contract) is False
+        assert await store.load_contracts(connection) == [contract]
+        assert await store.take_due_timers(connection, dt.date(1900, 1, 1), 10) == \
+            {enrolled("e", "2010-08-01", "x").subject}
