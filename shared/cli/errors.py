@@ -21,6 +21,19 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def confirm_or_fail(question: str, yes: bool) -> None:
+    """Before anything destructive: `--yes`, or a yes at the prompt on a terminal. Without
+    a terminal (a script, CI) and without `--yes`, nothing happens and we say why."""
+    if yes:
+        return
+    import sys
+
+    if not sys.stdin.isatty():
+        fail(f"{question} Refusing without a terminal to ask: pass --yes")
+    if not typer.confirm(question, default=False):
+        fail("cancelled; nothing changed")
+
+
 def _server_errors() -> tuple[type[BaseException], ...]:
     import asyncpg
     from aiokafka.errors import KafkaError

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import datetime as dt
 import sys
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Ledger balances, statements, verification and rebuild.",
                   no_args_is_help=True)
+DATE_FORMATS = ["%Y-%m-%d"]
+
+
+class StatementFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
 
 
 def _registry() -> InstitutionRegistry:
@@ -62,26 +69,19 @@ def balances() -> None:
 def statement(
     institution: Annotated[str, typer.Option(help="Institution id")],
     contract: Annotated[str | None, typer.Option(help="Only this contract")] = None,
-    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+    date_from: Annotated[dt.datetime | None, typer.Option("--from", formats=DATE_FORMATS, help="First day")] = None,
+    date_to: Annotated[dt.datetime | None, typer.Option("--to", formats=DATE_FORMATS, help="Last day")] = None,
+    output_format: Annotated[StatementFormat, typer.Option("--format", help="table or csv")] = StatementFormat.TABLE,
 ) -> None:
     """An institution's statement: opening balance, each entry, closing balance;
     pending (owed, not yet paid; negative means owed back) and paid."""
     from services.ledger.queries import institution_statement
 
-    try:
-        first = dt.date.fromisoformat(date_from) if date_from else None
-        last = dt.date.fromisoformat(date_to) if date_to else None
-    except ValueError:
-        typer.echo("error: --from and --to take dates as YYYY-MM-DD", err=True)
-        raise typer.Exit(2) from None
-    if output_format not in ("table", "csv"):
-        typer.echo("error: --format is table or csv", err=True)
-        raise typer.Exit(2)
+    first = date_from.date() if date_from else None
+    last = date_to.date() if date_to else None
     result = asyncio.run(institution_statement(Settings().database_url, institution,
                                                contract_id=contract, date_from=first, date_to=last))
-    if output_format == "csv":
+    if output_format == StatementFormat.CSV:
         writer = csv.writer(sys.stdout)
         writer.writerow(["sequence", "date", "kind", "contract_id", "outcome_id", "payment_id",
                          "reference", "currency", "pending_change_minor", "paid_change_minor"])
@@ -131,10 +131,16 @@ def verify() -> None:
 
 
 @app.command("rebuild")
-def rebuild() -> None:
+def rebuild(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: empty the projection and replay")] = False,
+) -> None:
     """Drop the ledger projection and replay the journal (payments topic). Stop the
     ledger service first."""
     from rich.progress import Progress
+
+    from shared.cli.errors import confirm_or_fail
+
+    confirm_or_fail("This empties the ledger's tables and replays the journal into them.", yes)
 
     from services.ledger.rebuild import rebuild_ledger
     from shared.topics import PAYMENTS

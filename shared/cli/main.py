@@ -36,6 +36,7 @@ from shared.reporting.exports import ExportFormat, ExportTable
 from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 
+DATE_FORMATS = ["%Y-%m-%d"]  # dates are parsed by typer and refused with its one-line error
 app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -51,7 +52,8 @@ app.add_typer(verifier_commands.app, name="verifier")
 
 @app.command("clock")
 def clock_tick(
-    date: Annotated[str | None, typer.Option(help="The date event time has reached (default today)")] = None,
+    date: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS,
+                                                     help="The date event time has reached (default today)")] = None,
 ) -> None:
     """Publish a clock tick: event time has reached DATE, so sustainment periods and
     deadlines up to it can elapse even if no institution reported anything."""
@@ -60,10 +62,7 @@ def clock_tick(
     from shared.settings import Settings
     from shared.topics import TRANSITIONS
 
-    try:
-        today = dt.date.fromisoformat(date) if date else dt.date.today()
-    except ValueError:
-        fail(f"--date {date!r} is not a date (YYYY-MM-DD)")
+    today = date.date() if date else dt.date.today()
 
     async def send() -> None:
         producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock")
@@ -84,7 +83,7 @@ def allocate(
     history: Annotated[Path, typer.Option(help="JSON: birth_date and registrations")],
     amount_minor: Annotated[int | None, typer.Option(
         help="Amount the trigger carries (for a rate price); omit for a fixed price")] = None,
-    on: Annotated[str | None, typer.Option(help="Trigger date YYYY-MM-DD (default today)")] = None,
+    on: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Trigger date (default today)")] = None,
     outcome: Annotated[str | None, typer.Option(help="Outcome id (default: the first solidarity one)")] = None,
 ) -> None:
     """Allocate one solidarity pot over a history and print the split as JSON."""
@@ -98,10 +97,7 @@ def allocate(
     if not candidates:
         fail(f"{contract}: no solidarity outcome{f' named {outcome!r}' if outcome else ''}")
     chosen = candidates[0]
-    try:
-        trigger_date = dt.date.fromisoformat(on) if on else dt.date.today()
-    except ValueError:
-        fail(f"--on {on!r} is not a date (YYYY-MM-DD)")
+    trigger_date = on.date() if on else dt.date.today()
     if isinstance(chosen.price, RatePrice):
         if amount_minor is None or amount_minor < 0:
             fail("this contract prices by rate: give --amount-minor (a non-negative integer)")
@@ -249,12 +245,32 @@ def main() -> None:  # pragma: no cover - console entry point (tested through th
     # aiokafka logs every failed connection attempt at ERROR level; the CLI reports a
     # server it cannot reach itself, once, as one `error:` line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # typer vendors click (typer._click): its exceptions, not the click package's, reach us.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        # Not standalone: a usage error (a bad date, an unknown --format value) comes back
+        # here and is reported as one `error:` line like every other expected failure,
+        # instead of click's multi-line box.
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        error.show()  # a group called with no command: its help, as before
+        sys.exit(0)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx else "stafet"
+        usage = error.format_message().replace("Value error, ", "")
+        typer.echo(f"error: {command}: {usage} (see --help)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Abort:
+        typer.echo("error: cancelled; nothing changed", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except ClickException as error:
+        typer.echo(f"error: {error.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     except Exception as error:
         message = unreachable_server(error)
         if message is None:
             raise
         typer.echo(f"error: {message}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -16,16 +16,19 @@ app = typer.Typer(help="Verifier maintenance.", no_args_is_help=True)
 def rebuild(
     check: Annotated[bool, typer.Option("--compare/--no-compare",
                                         help="Compare with what the live verifier published")] = True,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: empty the store and replay")] = False,
 ) -> None:
     """Empty the verifier's store (contracts kept) and replay the transitions topic; stop
     the verifier service first. Publishes nothing: a rebuild never moves money again."""
     from rich.progress import Progress
 
     from services.verifier.rebuild import compare, rebuild_verifier
+    from shared.cli.errors import confirm_or_fail
     from shared.contracts.evaluation import InstitutionInfo
     from shared.institutions import InstitutionRegistry
     from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS
 
+    confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     settings = Settings()
     directory = {i.id: InstitutionInfo(i.kind, i.municipality)
                  for i in InstitutionRegistry.from_file(settings.institutions_file).all()}

@@ -64,7 +64,8 @@ def simulate(
     contract: Annotated[list[Path], typer.Option(help="A contract variant; give two or more to compare")],
     institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] =
         REPO_ROOT / "examples" / "institutions.yaml",
-    on: Annotated[str | None, typer.Option(help="Evaluate as of YYYY-MM-DD (default: the latest event)")] = None,
+    on: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"],
+                                                   help="Evaluate as of this date (default: the latest event)")] = None,
     assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
         REPO_ROOT / "examples" / "business-case.yaml",
     report: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/simulation.html"),
@@ -82,7 +83,7 @@ def simulate(
     try:
         variants = [load_contract(path) for path in contract]
         registry = InstitutionRegistry.from_file(institutions)
-        as_of = dt.date.fromisoformat(on) if on else None
+        as_of = on.date() if on else None
         case = load_assumptions(assumptions)
     except (ContractFileError, RegistryError) as error:
         fail(str(error))
@@ -97,19 +98,27 @@ def simulate(
     if not transitions:
         fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
     typer.echo(f"{len(transitions):,} events admitted, {rejected + len(problems):,} rejected")
-    results = [replay(v.title or v.contract_id, [v], transitions, registry, as_of) for v in variants]
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("replaying the variants", total=len(variants))
+        results = []
+        for variant in variants:
+            results.append(replay(variant.title or variant.contract_id, [variant], transitions, registry, as_of))
+            bar.advance(task)
     from shared.reporting.business_case import business_cases
     from shared.reporting.data import net_by_kind
 
     kinds = sorted({k for r in results for k in net_by_kind(r)})
-    typer.echo(f"{'variant':<44}{'verified':>9}{'cost':>17}{'savings':>17}{'net':>17}"
+    width = max(len("variant"), *(len(r.title) for r in results)) + 1  # titles are never cut
+    typer.echo(f"{'variant':<{width}}{'verified':>9}{'cost':>17}{'savings':>17}{'net':>17}"
                + "".join(f"{k[:16]:>18}" for k in kinds))
     for result in results:
         cases = business_cases(result, case)
         cost, saved = sum(c.paid_minor for c in cases), sum(c.savings_minor for c in cases)
         verified = sum(1 for o in result.outcomes if o.status == "verified")
         by_kind = net_by_kind(result)
-        typer.echo(f"{result.title[:43]:<44}{verified:>9}{money(cost):>17}{money(saved):>17}{money(saved - cost):>17}"
+        typer.echo(f"{result.title:<{width}}{verified:>9}{money(cost):>17}{money(saved):>17}{money(saved - cost):>17}"
                    + "".join(f"{money(by_kind.get(k, 0)):>18}" for k in kinds))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
@@ -123,6 +132,8 @@ def live_report(
         REPO_ROOT / "examples" / "business-case.yaml",
 ) -> None:
     """Render the HTML report from the live ledger and the verifier's decisions."""
+    from rich.progress import Progress
+
     from shared.institutions import InstitutionRegistry
     from shared.reporting.business_case import load_assumptions
     from shared.reporting.html import render
@@ -130,8 +141,14 @@ def live_report(
     from shared.settings import Settings
 
     settings = Settings()
-    data = asyncio.run(from_database(settings.database_url, InstitutionRegistry.from_file(settings.institutions_file),
-                                     "Outcome contracts: the live ledger"))
+    with Progress(transient=True) as bar:
+        bar.add_task("reading the ledger and the verifier's decisions", total=None)
+        data = asyncio.run(from_database(settings.database_url,
+                                         InstitutionRegistry.from_file(settings.institutions_file),
+                                         "Outcome contracts: the live ledger"))
+    with Progress(transient=True) as bar:
+        bar.add_task("rendering the report", total=None)
+        page = render([data], load_assumptions(assumptions), title="Stafet report")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render([data], load_assumptions(assumptions), title="Stafet report"), encoding="utf-8")
+    out.write_text(page, encoding="utf-8")
     typer.echo(f"report: {out.resolve()}")
