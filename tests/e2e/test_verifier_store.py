@@ -13,7 +13,7 @@ import pytest
 
 from services.verifier import relay, store
 from shared.contracts.loader import load_contract
-from shared.contracts.payments import CapState
+from shared.contracts.payments import BudgetRequest
 from shared.events import PaymentInstruction, PaymentKind
 from shared.settings import REPO_ROOT
 from tests.unit.builders import enrolled, left
@@ -130,17 +130,22 @@ async def test_issued_payments_come_back_per_subject_and_contract(pool: asyncpg.
 
 async def test_a_decision_saved_again_replaces_the_earlier_one(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
-        await store.save_decisions(connection, [("k", "s", "c", "verified", None, 500, "{}")])
-        await store.save_decisions(connection, [("k", "s", "c", "rejected", "evidence_withdrawn", 0, "{}")])
-        assert await store.stored_decisions(connection, ["s"]) == {"k": ("rejected", "evidence_withdrawn", 0)}
+        decision = '{"contract_version": 2}'
+        await store.save_decisions(connection, [("k", "s", "c", "verified", None, 500, decision)])
+        await store.save_decisions(connection, [("k", "s", "c", "rejected", "evidence_withdrawn", 0, decision)])
+        assert await store.stored_decisions(connection, ["s"]) == {"k": ("rejected", "evidence_withdrawn", 0, 2)}
 
 
-async def test_cap_states_round_trip(pool: asyncpg.Pool) -> None:
-    state = CapState(charged={"c|1|o|s|t": (2024, 500)})
+async def test_a_subjects_budget_requests_are_replaced_as_a_whole(pool: asyncpg.Pool) -> None:
+    def request(key: str, subject: str, amount: int) -> BudgetRequest:
+        return BudgetRequest("c", key, subject, dt.date(2024, 1, 1), amount, 1000, None)
+
     async with pool.acquire() as connection, connection.transaction():
-        assert (await store.load_cap_states(connection, [("c", 1)]))[("c", 1)].charged == {}
-        await store.save_cap_states(connection, {("c", 1): state})
-        assert (await store.load_cap_states(connection, [("c", 1)]))[("c", 1)].charged == state.charged
+        assert await store.load_budget_requests(connection, ["c"]) == []
+        await store.replace_budget_requests(connection, ["s", "t"], [request("k1", "s", 500), request("k2", "t", 300)])
+        await store.replace_budget_requests(connection, ["s"], [request("k3", "s", 200)])
+        loaded = await store.load_budget_requests(connection, ["c"])
+    assert sorted(loaded, key=lambda r: r.outcome_key) == [request("k2", "t", 300), request("k3", "s", 200)]
 
 
 async def test_event_time_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
