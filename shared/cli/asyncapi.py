@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from shared.cli.asyncapi_complete import complete
 from shared.processes import SERVICES
 from shared.settings import REPO_ROOT
 
@@ -41,7 +42,7 @@ def generate(directory: Path) -> list[Path]:
         )
         # FastStream keeps publishers in a set, so their order varies from run to run:
         # sorted keys make the document a function of the code alone.
-        document = yaml.safe_load(out.read_text())
+        document = complete(yaml.safe_load(out.read_text()))
         out.write_text(yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100))
         written.append(out)
     return written

@@ -30,3 +30,15 @@ def test_the_openapi_document_shows_the_front_door_and_its_authentication() -> N
     assert {"200", "401", "413", "415", "503"} <= set(post["responses"])
     assert document["components"]["securitySchemes"]["institutionToken"]["scheme"] == "bearer"
     assert "InstitutionEvent" in document["components"]["schemas"]
+
+
+def test_every_message_documents_its_key_servers_and_an_example() -> None:
+    for service in SERVICES:
+        document = yaml.safe_load((ASYNCAPI_DIR / f"{service}.yaml").read_text())
+        assert set(document["servers"]) == {"development", "production"}
+        assert document["servers"]["production"]["security"]
+        assert "scramSha512" in document["components"]["securitySchemes"]
+        for name, message in document["components"]["messages"].items():
+            assert message["bindings"]["kafka"]["key"]["description"], (service, name)
+            assert message.get("examples"), (service, name)
+            assert message["payload"].get("type") != "array", (service, name)  # one record per Kafka message
