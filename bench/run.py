@@ -13,6 +13,8 @@ Stages, each on its own topic namespace and database:
   end2end    all three running; from the first event published to the last ledger entry
   latency    a fixed publishing rate through all three; publish -> ledger commit percentiles
   rebuild    ledger rebuild (payments/s) and verifier rebuild (events/s), in-process
+  frontdoor  institution systems POSTing JSON Lines batches to the HTTP front door
+             (bench/frontdoor.py): events accepted per second, on the broker and remembered
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from bench.frontdoor import front_door_load
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from services.verifier.store import work_left_at
@@ -373,6 +376,8 @@ def table(results: dict[str, Any]) -> str:
              ("end to end", results["end_to_end"]["events_per_s"], "events/s"),
              ("ledger rebuild", stages["ledger_rebuild"]["payments_per_s"], "payments/s"),
              ("verifier rebuild", stages["verifier_rebuild"]["events_per_s"], "events/s")]
+    if "frontdoor" in results:
+        rows.append(("front door (HTTP batches)", results["frontdoor"]["events_per_s"], "events/s"))
     lines = [f"{'figure':<26}{'rate':>14}  {'unit':<11}{'ratio to raw':>13}"]
     lines += [f"{name:<26}{value:>14,.0f}  {unit:<11}{value / raw:>13.2f}" for name, value, unit in rows]
     lat = results.get("latency", {})
@@ -400,7 +405,14 @@ async def main(arguments: argparse.Namespace) -> None:
                                            municipalities=arguments.municipalities)
             # As `stafet publish` sends them: CPR numbers sealed to ingest, keyed by subject token.
             sealer = Sealer(development_private_key().public_key())
-            events = [sealer.keyed(to_json_line(e)) for e in generated]
+            events = []
+            # The front door gets events as an institution's system sends them: CPR in clear.
+            clear_lines: list[bytes] = []
+            for event in generated:
+                line = to_json_line(event)
+                if len(clear_lines) < arguments.frontdoor_events:
+                    clear_lines.append(line)
+                events.append(sealer.keyed(line))
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")
@@ -413,6 +425,12 @@ async def main(arguments: argparse.Namespace) -> None:
             bench.results["end_to_end"] = await end_to_end(bench)
             say(f"latency at {arguments.rate}/s for {arguments.duration}s ...")
             bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
+            say(f"front door: {len(clear_lines):,} events over HTTP ...")
+            namespace = f"frontdoor{int(time.time())}"
+            await ensure_topics(stack.bootstrap_servers, all_topics(namespace))
+            bench.results["frontdoor"] = await front_door_load(
+                bench.env(namespace, await bench.database("bench_frontdoor")), work / namespace / "frontdoor.log",
+                clear_lines)
             bench.results["peak_rss_mib"] = {k: v / 1024 for k, v in bench.rss.items()}
         finally:
             # A stage that failed left its services running: stop them before their servers.
@@ -443,6 +461,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2000, help="consumer batch size for every stage")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s for the latency run")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the latency run")
+    parser.add_argument("--frontdoor-events", type=int, default=200_000,
+                        help="events POSTed to the HTTP front door (clear CPR numbers, sealed there)")
     return parser.parse_args(argv)
 
 
