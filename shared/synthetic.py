@@ -41,9 +41,26 @@ class Rates:
     employment_actor_for_neet: float = 0.7
     job_found: float = 0.6
     job_lost_early: float = 0.3
+    # Completers who go on to a job within months (0: the chain ends at completion, as
+    # the contract tests and the demo assume; the indicator baselines need it > 0).
+    onward_after_completion: float = 0.0
+    # Early leavers (no youth education started, or dropped out) who find a job soon
+    # after leaving instead of a spell at the jobcentre (0: never, as the pinned tests
+    # assume; the NEET baseline needs it > 0).
+    early_job: float = 0.0
     late_report: float = 0.05
     duplicate: float = 0.01
     retraction: float = 0.005
+
+
+@dataclass(frozen=True)
+class Area:
+    """A housing area inside the municipality: `share` of the subjects grow up in it,
+    attend its daycare and school (index 0 of each kind) and follow `rates`; everyone
+    else attends the others and follows the generator's own rates."""
+
+    share: float
+    rates: Rates
 
 
 @dataclass(frozen=True)
@@ -108,20 +125,30 @@ def _cpr(birth: dt.date, same_birthday: int) -> str:
     return f"{birth:%d%m%y}-{seventh}{same_birthday % 1000:03d}"
 
 
-def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: random.Random) -> None:
-    rates = out.rates
+def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: random.Random,
+                    area: tuple[Area, bool] | None = None) -> None:
+    rates = out.rates if area is None or not area[1] else area[0].rates
     y = birth.year
 
     def at(kind: str, n: int) -> str:
         return f"{town}-{kind}-{n}"
 
-    daycare = at("daycare", chance.randrange(6))
+    def pick(count: int) -> int:
+        """Without an area: any of `count` (the random stream the pinned tests know).
+        With one: index 0 for the area's children, 1..count-1 for everyone else."""
+        if area is None:
+            return chance.randrange(count)
+        return 0 if area[1] else 1 + chance.randrange(count - 1)
+
+    daycare = at("daycare", pick(6))
     start = D(y + 1, 8, 1)
     out.emit(start, daycare, cpr, {"type": "enrolled", "institution": daycare, "stage": "daycare"})
     out.emit(D(y + 6, 7, 31), daycare, cpr, {"type": "left", "institution": daycare, "stage": "daycare"})
-    school = at("primary-school", chance.randrange(4))
+    school = at("primary-school", pick(4))
     out.emit(D(y + 6, 8, 1), school, cpr, {"type": "enrolled", "institution": school, "stage": "primary"})
-    if chance.random() < rates.school_change:
+    # With an area, children neither move into nor out of its school (the catchment is
+    # the area: docs/indicators.md).
+    if area is None and chance.random() < rates.school_change:
         change_year = y + chance.randint(8, 14)
         out.emit(D(change_year, 6, 30), school, cpr, {"type": "left", "institution": school, "stage": "primary"})
         school = at("primary-school", (int(school[-1]) + 1) % 4)
@@ -137,16 +164,25 @@ def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: 
              {"type": "exam_result", "exam": "fp9",
               "grades": {"danish": chance.choice(grades), "maths": chance.choice(grades)}})
     out.emit(D(y + 16, 6, 26), school, cpr, {"type": "left", "institution": school, "stage": "primary"})
+    last_day = D(y + 16, 6, 26)
     if chance.random() < rates.youth_education_started * (1.0 if passed else 0.6):
         college = at("youth-education", chance.randrange(2))
         out.emit(D(y + 16, 8, 10), college, cpr, {"type": "enrolled", "institution": college, "stage": "youth"})
         completes = chance.random() < rates.youth_education_completed / rates.youth_education_started
         end = D(y + 19, 6, 23) if completes else D(y + 17, chance.randint(1, 12), 1)
         out.emit(end, college, cpr, {"type": "left", "institution": college, "stage": "youth"})
+        last_day = end
         if completes:
             out.emit(end, "exam-authority", cpr, {"type": "education_completed", "programme": "stx",
                                                   "level": "youth", "institution": college})
+            if rates.onward_after_completion > 0 and chance.random() < rates.onward_after_completion:
+                out.emit(end + dt.timedelta(days=chance.randint(30, 120)), "income-register", cpr,
+                         {"type": "employment_started", "employer": at("social-enterprise", 0)})
             return
+    if rates.early_job > 0 and chance.random() < rates.early_job:
+        out.emit(last_day + dt.timedelta(days=chance.randint(14, 120)), "income-register", cpr,
+                 {"type": "employment_started", "employer": at("social-enterprise", 0)})
+        return
     if chance.random() < rates.employment_actor_for_neet:
         actor = at("employment-actor", 0)
         out.emit(D(y + 19, 9, 1), actor, cpr, {"type": "enrolled", "institution": actor, "stage": "employment"})
@@ -160,16 +196,16 @@ def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: 
 
 
 def generate(subjects: int, *, seed: int = 1, municipalities: int = 1, born_from: int = 2000,
-             born_to: int = 2006, until: dt.date = GENERATED_UNTIL, rates: Rates | None = None
-             ) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
+             born_to: int = 2006, until: dt.date = GENERATED_UNTIL, rates: Rates | None = None,
+             area: Area | None = None) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
     """The institutions, and an iterator over the events in publishing order."""
     rates = rates or Rates()
     registry = institutions(municipalities, seed)
-    return registry, _events(subjects, seed, municipalities, born_from, born_to, until, rates)
+    return registry, _events(subjects, seed, municipalities, born_from, born_to, until, rates, area)
 
 
 def _events(subjects: int, seed: int, municipalities: int, born_from: int, born_to: int,
-            until: dt.date, rates: Rates) -> Iterator[dict[str, object]]:
+            until: dt.date, rates: Rates, area: Area | None = None) -> Iterator[dict[str, object]]:
     chance = random.Random(seed + 1)
     out = _Emitter(until, rates, chance)
     span = (D(born_to, 12, 31) - D(born_from, 1, 1)).days
@@ -180,7 +216,8 @@ def _events(subjects: int, seed: int, municipalities: int, born_from: int, born_
         cpr = _cpr(birth, born_on.get(birth, 0))
         born_on[birth] = born_on.get(birth, 0) + 1
         first = len(out.events)
-        _subject_events(out, cpr, birth, town, chance)
+        where = None if area is None else (area, chance.random() < area.share)
+        _subject_events(out, cpr, birth, town, chance, where)
         if chance.random() < rates.retraction and len(out.events) > first:
             victim = out.events[chance.randrange(first, len(out.events))]
             out.emit(dt.date.fromisoformat(str(victim["occurred_on"])) + dt.timedelta(days=7),

@@ -22,6 +22,7 @@ from shared.cli import contracts as contract_commands
 from shared.cli import dev as dev_commands
 from shared.cli import finance as finance_commands
 from shared.cli import frontdoor as frontdoor_commands
+from shared.cli import indicators as indicator_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import verifier as verifier_commands
@@ -47,6 +48,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")
 app.add_typer(frontdoor_commands.app, name="frontdoor")
+app.add_typer(indicator_commands.app, name="indicators")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(verifier_commands.app, name="verifier")
 

@@ -1,0 +1,56 @@
+"""`stafet indicators`: the indicators of examples/indicators/ measured over subjects.
+
+`baselines` generates the synthetic municipality (shared/indicators/baselines.py) and
+prints, for each indicator and scope, the measured share against the published
+baseline and whether it lies within the stated tolerance. Cells over too few subjects
+print as suppressed, never as numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.cli.errors import fail
+from shared.indicators.loader import IndicatorFileError, load_indicators
+from shared.indicators.model import DEFAULT_MINIMUM_CELL
+from shared.settings import REPO_ROOT
+
+app = typer.Typer(help="Indicators against their baselines.", no_args_is_help=True)
+SONDERBORG = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
+MAX_SUBJECTS = 200_000
+
+
+@app.command("baselines")
+def baselines(
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    subjects: Annotated[int | None, typer.Option(help="Synthetic subjects (default: the tuned size)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Generator seed (default: the tuned seed)")] = None,
+    minimum_cell: Annotated[int, typer.Option(help="Suppress cells over fewer subjects")] = DEFAULT_MINIMUM_CELL,
+) -> None:
+    """The synthetic municipality's indicators for the baseline years, against the baselines."""
+    from shared.indicators import baselines as tuned
+
+    try:
+        definitions = load_indicators(indicators)
+    except IndicatorFileError as error:
+        fail(str(error))
+    if minimum_cell < 1:
+        fail("--minimum-cell must be at least 1")
+    count = tuned.SUBJECTS if subjects is None else subjects
+    if not 1 <= count <= MAX_SUBJECTS:
+        fail(f"--subjects must be between 1 and {MAX_SUBJECTS}")
+    timelines = tuned.synthetic_timelines(count, tuned.SEED if seed is None else seed)
+    typer.echo(f"synthetic municipality: {len(timelines)} subjects born {tuned.BORN_FROM}-{tuned.BORN_TO}, "
+               f"{tuned.AREA_SHARE:.0%} in the housing area; tolerance: "
+               f"{tuned.TOLERANCE_STANDARD_ERRORS} standard errors at the measured denominator")
+    typer.echo(f"{'indicator':<28} {'scope':<13} {'period':<11} {'measured':<34} {'baseline':>9} "
+               f"{'tolerance':>10}  match")
+    for row in tuned.compare(definitions, timelines, minimum_cell):
+        baseline = f"{row.baseline} %" if row.baseline is not None else "-"
+        band = f"±{row.tolerance_points}" if row.tolerance_points is not None else "-"
+        verdict = {True: "yes", False: "NO", None: "-"}[row.within]
+        typer.echo(f"{row.indicator.id:<28} {row.scope:<13} {row.measured.period:<11} "
+                   f"{row.measured.shown():<34} {baseline:>9} {band:>10}  {verdict}")

@@ -1,0 +1,1 @@
+"""Indicators (shares of a population, against baselines) and experiments on them."""

@@ -1,0 +1,41 @@
+"""Indicator files (YAML) to `IndicatorSet`, with one readable line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from shared.indicators.model import IndicatorSet
+
+MAX_FILE_BYTES = 1_000_000
+
+
+class IndicatorFileError(ValueError):
+    """An indicator file that cannot be used: the message names the file and the field."""
+
+
+def parse_indicators(text: str, origin: str) -> IndicatorSet:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise IndicatorFileError(f"{origin}: not YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise IndicatorFileError(f"{origin}: expected a mapping with 'indicators'")
+    try:
+        return IndicatorSet.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise IndicatorFileError(f"{origin}: {where}: {first['msg']}") from None
+
+
+def load_indicators(path: Path) -> IndicatorSet:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise IndicatorFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise IndicatorFileError(f"{path}: cannot read: {error}") from None
+    return parse_indicators(text, str(path))
