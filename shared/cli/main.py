@@ -167,7 +167,7 @@ def demo(
 
 
 @app.command("docs")
-def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/asyncapi/ is out of date")] = False,
+def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/asyncapi/ or docs/openapi/ is out of date")] = False,
          ) -> None:
     """Write the AsyncAPI documents (docs/asyncapi/<service>.yaml) from the FastStream apps and the
     front door's OpenAPI document (docs/openapi/frontdoor.yaml) from its FastAPI app."""
