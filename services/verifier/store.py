@@ -193,10 +193,15 @@ async def save_contract(connection: asyncpg.Connection, contract: Contract) -> b
         " ON CONFLICT DO NOTHING RETURNING true",
         contract.contract_id, contract.version, contract.model_dump_json())
     if inserted:
-        await connection.execute(
-            "INSERT INTO verifier_timers (subject, due_on) SELECT subject, DATE '1900-01-01'"
-            " FROM verifier_subjects ON CONFLICT DO NOTHING")
+        await schedule_everyone(connection)
     return bool(inserted)
+
+
+async def schedule_everyone(connection: asyncpg.Connection) -> None:
+    """Make every known subject due now: each is re-evaluated under the current book."""
+    await connection.execute(
+        "INSERT INTO verifier_timers (subject, due_on) SELECT subject, DATE '1900-01-01'"
+        " FROM verifier_subjects ON CONFLICT DO NOTHING")
 
 
 async def load_contracts(connection: asyncpg.Connection) -> list[Contract]:
