@@ -12,14 +12,25 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+
+from shared.currency import is_currency
 
 EVENT_SCHEMA_VERSION = 1
 PAYMENT_SCHEMA_VERSION = 1
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Pseudonym = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,8}:[0-9a-f]{64}$")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _iso_4217(code: str) -> str:
+    if not is_currency(code):
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+# Money carries its currency: an ISO 4217 code the minor-unit table knows (XYZ is refused).
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217)]
 
 
 class Frozen(BaseModel):

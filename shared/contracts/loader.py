@@ -6,6 +6,7 @@ is wrong: an operator fixes a contract from the message, never from a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +44,122 @@ def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...],
     return lines.get(())
 
 
-def parse_contract(text: str, source: str = "<contract>") -> Contract:
+# Limits on what a contract file may make the parser do (a contract is a page of YAML):
+# nesting depth (a 50,000-deep list overflows Python's stack), nodes after alias
+# expansion (a 360-byte alias bomb expands to billions), and size.
+YAML_DEPTH_MAX = 32
+YAML_NODES_MAX = 20_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than YAML_DEPTH_MAX while composing
+    (before recursion can run away)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > YAML_DEPTH_MAX:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _LimitError(mark.line + 1, f"nested deeper than {YAML_DEPTH_MAX} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _timestamp(loader: _BoundedLoader, node: yaml.ScalarNode) -> object:
+    """A date the calendar has; 2024-02-30 is a YAML error with its line, not a ValueError."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as error:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date ({error})", node.start_mark) from None
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+class _LimitError(Exception):
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes the document has once every alias is expanded (memoised per node, so the
+    count itself is linear in the file; depth is already bounded)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    count = 1
+    if isinstance(node, yaml.MappingNode):
+        count += sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        count += sum(_expanded_nodes(item, memo) for item in node.value)
+    count = min(count, YAML_NODES_MAX + 1)
+    memo[id(node)] = count
+    return count
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...], found: list[tuple[int, str, str]],
+                    visited: set[int]) -> None:
+    if id(node) in visited:
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                found.append((key_node.start_mark.line + 1, ".".join(map(str, (*path, key))),
+                               f"duplicate key {key!r} (a contract must say each thing once)"))
+            seen.add(key)
+            _duplicate_keys(value_node, (*path, key), found, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _duplicate_keys(item, (*path, index), found, visited)
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node graph and its data, within the limits; ContractFileError else."""
+    if len(text) > CONTRACT_FILE_BYTES_MAX:
+        raise ContractFileError(f"{source}: (document): larger than {CONTRACT_FILE_BYTES_MAX} bytes")
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        if _expanded_nodes(node, {}) > YAML_NODES_MAX:
+            raise ContractFileError(f"{source}:{node.start_mark.line + 1}: (document): aliases expand "
+                                    f"to more than {YAML_NODES_MAX} nodes")
+        duplicates: list[tuple[int, str, str]] = []
+        _duplicate_keys(node, (), duplicates, set())
+        if duplicates:
+            raise ContractFileError("\n".join(f"{source}:{line}: {field}: {problem}"
+                                              for line, field, problem in duplicates))
+        return node, loader.construct_document(node)
+    except ContractFileError:
+        raise
+    except _LimitError as error:
+        raise ContractFileError(f"{source}:{error.line}: (document): {error.problem}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ContractFileError(f"{source}{where}: not valid YAML: {problem}") from None
+        raise ContractFileError(f"{source}{where}: (document): not valid YAML: {problem}") from None
+    except ValueError as error:
+        # A scalar the safe constructors cannot build, e.g. the date 2024-02-30.
+        raise ContractFileError(f"{source}: (document): {error}") from None
+    finally:
+        loader.dispose()
+
+
+def parse_contract(text: str, source: str = "<contract>") -> Contract:
+    node, data = _compose(text, source)
     if not isinstance(data, dict) or node is None:
-        raise ContractFileError(f"{source}: a contract file must be a YAML mapping")
+        raise ContractFileError(f"{source}: (top level): a contract file must be a YAML mapping")
     lines: dict[tuple[str | int, ...], int] = {}
     _line_index(node, (), lines)
     try:
@@ -63,10 +169,17 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
         for item in error.errors():
             loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in
                         {"fixed", "rate", "direct", "split", "solidarity"}))
+            message = item["msg"].removeprefix("Value error, ")
+            # Cross-field checks name their field themselves ("@effective_from: ..."):
+            # report them at that field's line, not at the top of the document.
+            named = re.match(r"^@([a-z0-9_.]+): (.*)$", message, re.DOTALL)
+            if named:
+                loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
+                message = named.group(2)
             line = _nearest_line(loc, lines)
             field = ".".join(str(p) for p in loc) or "(top level)"
             where = f":{line}" if line else ""
-            problems.append(f"{source}{where}: {field}: {item['msg']}")
+            problems.append(f"{source}{where}: {field}: {message}")
         raise ContractFileError("\n".join(problems)) from None
 
 

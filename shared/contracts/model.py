@@ -18,6 +18,7 @@ from shared.events import Currency, EventType, Identifier
 
 MONTH_DAY = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
 AGE_RANGE = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(-[0-9]{1,3})?$")]
+AGE_MAX = 130  # years: ages above this are outside a human life, refused at check time
 AMOUNT_MINOR_MAX = 10**15  # a quadrillion øre: far above any public budget
 
 
@@ -125,6 +126,17 @@ class YearBasis(Frozen):
     kind: Literal["calendar", "school"] = "calendar"
     starts: MONTH_DAY = "08-01"
 
+    @model_validator(mode="after")
+    def _a_day_every_year(self) -> YearBasis:
+        # The year must start on a day every year has: 02-30 never exists, 02-29 only
+        # in leap years (the engine would fail on the first year without it).
+        month, day = (int(part) for part in self.starts.split("-"))
+        try:
+            dt.date(2023, month, day)
+        except ValueError:
+            raise ValueError(f"school year start {self.starts!r} is not a day every year has") from None
+        return self
+
 
 class SolidarityDistribution(Frozen):
     kind: Literal["solidarity"] = "solidarity"
@@ -155,10 +167,12 @@ class SolidarityDistribution(Frozen):
             first, _, last = age_range.partition("-")
             low, high = int(first), int(last or first)
             if high < low:
-                raise ValueError(f"age range {age_range!r} runs backwards")
+                raise ValueError(f"@weights: age range {age_range!r} runs backwards")
+            if high > AGE_MAX:
+                raise ValueError(f"@weights: age range {age_range!r} is outside a life (ages 0-{AGE_MAX})")
             for age in range(low, high + 1):
                 if age in result:
-                    raise ValueError(f"age {age} is weighted twice")
+                    raise ValueError(f"@weights: age {age} is weighted twice")
                 result[age] = exact(weight)
         return result
 
@@ -262,6 +276,29 @@ class Contract(Frozen):
             for prerequisite in outcome.prerequisites:
                 if prerequisite not in ids:
                     raise ValueError(f"outcome {outcome.id!r} names unknown prerequisite {prerequisite!r}")
+        cycle = prerequisite_cycle(self.outcomes)
+        if cycle:
+            index = ids.index(cycle[0])
+            raise ValueError(f"@outcomes.{index}.prerequisites: prerequisites form a cycle: "
+                             f"{' -> '.join(cycle)}")
+        return self
+
+    @model_validator(mode="after")
+    def _dates_inside_period(self) -> Contract:
+        # A version taking over after its own period, or an outcome due before the
+        # period starts, can never pay: refused rather than silently inert.
+        period = self.period
+        if self.effective_from is not None and not period.contains(self.effective_from):
+            raise ValueError(f"@effective_from: {self.effective_from} is outside the period "
+                             f"{period.start} .. {period.end}")
+        for index, outcome in enumerate(self.outcomes):
+            if outcome.deadline is not None and not period.contains(outcome.deadline):
+                raise ValueError(f"@outcomes.{index}.deadline: {outcome.deadline} is outside "
+                                 f"the period {period.start} .. {period.end}")
+        rules = self.eligibility
+        if rules.birth_year_from is not None and rules.birth_year_to is not None \
+                and rules.birth_year_to < rules.birth_year_from:
+            raise ValueError("@eligibility.birth_year_to: is before birth_year_from")
         return self
 
     def outcome(self, outcome_id: str) -> Outcome:
@@ -269,6 +306,35 @@ class Contract(Frozen):
             if outcome.id == outcome_id:
                 return outcome
         raise KeyError(outcome_id)
+
+
+def prerequisite_cycle(outcomes: tuple[Outcome, ...]) -> list[str]:
+    """A cycle of prerequisites (ids, first repeated at the end), or [] if there is none."""
+    needs = {o.id: o.prerequisites for o in outcomes}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        # Recursion depth is bounded by the 64 outcomes a contract may have.
+        state[node] = 1
+        path.append(node)
+        for prerequisite in needs.get(node, ()):
+            if state.get(prerequisite) == 1:
+                return [*path[path.index(prerequisite):], prerequisite]
+            if prerequisite not in state:
+                found = visit(prerequisite)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for outcome in outcomes:
+        if outcome.id not in state:
+            found = visit(outcome.id)
+            if found:
+                return found
+    return []
 
 
 def effective_from(contract: Contract) -> dt.date:

@@ -36,7 +36,7 @@ def test_a_bad_field_is_named_with_its_line() -> None:
 
 
 def test_invalid_yaml_names_the_line() -> None:
-    with pytest.raises(ContractFileError, match=r"c.yaml:2: not valid YAML"):
+    with pytest.raises(ContractFileError, match=r"c.yaml:2: \(document\): not valid YAML"):
         parse_contract("contract_id: x\n  bad: [unclosed\n", "c.yaml")
 
 
