@@ -25,7 +25,7 @@ from shared.contracts.model import (
     SplitDistribution,
     exact,
 )
-from shared.contracts.solidarity import allocate, largest_remainder
+from shared.contracts.solidarity import SolidarityError, allocate, largest_remainder
 from shared.contracts.timeline import Fact, SubjectTimeline
 from shared.events import OutcomeStatus as OutcomeStatus  # the engine decides it; re-exported
 
@@ -45,6 +45,16 @@ class RejectionReason(StrEnum):
     NO_AMOUNT = "no_amount"
     # The trigger was retracted or amended away after a decision was recorded.
     EVIDENCE_WITHDRAWN = "evidence_withdrawn"
+    # The trigger carries an amount in another currency than the contract's: no
+    # silent conversion (a SEK transfer under a EUR contract is not paid in EUR).
+    CURRENCY_MISMATCH = "currency_mismatch"
+    # The exact arithmetic cannot allocate the pot (e.g. more institutions share a day
+    # than it splits exactly); the detail names the problem.
+    ALLOCATION_IMPOSSIBLE = "allocation_impossible"
+    # The dates involved fall outside the calendar (beyond year 9999).
+    DATE_OUT_OF_RANGE = "date_out_of_range"
+    # A registration starts before the subject's birth: the chain cannot be weighted.
+    REGISTRATION_BEFORE_BIRTH = "registration_before_birth"
 
 
 @dataclass(frozen=True)
@@ -227,7 +237,15 @@ def _decide(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fac
     reason = _rejection(contract, outcome, timeline, fact, eligible, earlier, counted)
     if reason is not None:
         return replace(base, reason=reason)
-    return _verified_or_not(contract, outcome, timeline, fact, on, directory, earlier, base)
+    try:
+        return _verified_or_not(contract, outcome, timeline, fact, on, directory, earlier, base)
+    except SolidarityError as error:
+        # The arithmetic cannot share this pot (e.g. more institutions on one day than
+        # it splits exactly): a decision the operator sees, re-decided when facts change.
+        return replace(base, reason=RejectionReason.ALLOCATION_IMPOSSIBLE, detail=str(error))
+    except OverflowError as error:
+        # Dates beyond year 9999 (a birth date in 9990 plus the years a rule weighs).
+        return replace(base, reason=RejectionReason.DATE_OUT_OF_RANGE, detail=str(error))
 
 
 def _verified_or_not(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fact: Fact,
@@ -246,6 +264,10 @@ def _verified_or_not(contract: Contract, outcome: Outcome, timeline: SubjectTime
     price = _price(outcome, fact)
     if price <= 0:
         return replace(base, reason=RejectionReason.NO_AMOUNT)
+    if isinstance(outcome.distribution, SolidarityDistribution) \
+            and any(r.start < timeline.birth_date for r in timeline.registrations):
+        # Days before birth cannot be weighted by age; paying them would be a guess.
+        return replace(base, reason=RejectionReason.REGISTRATION_BEFORE_BIRTH)
     payees = distribute(contract, outcome, timeline, fact, price, directory)
     if not payees:
         return replace(base, reason=RejectionReason.NO_PAYEE)
@@ -262,6 +284,8 @@ def _rejection(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, 
     checks: list[tuple[bool, RejectionReason]] = [
         (not all(predicate_holds(p, fact.body) for p in trigger.where),
          RejectionReason.CONDITION_NOT_MET),
+        (fact.body.get("currency", contract.currency) != contract.currency,
+         RejectionReason.CURRENCY_MISMATCH),
         (bool(trigger.reported_by_kinds) and fact.reporter_kind not in trigger.reported_by_kinds,
          RejectionReason.UNTRUSTED_EVIDENCE),
         (not eligible, RejectionReason.NOT_ELIGIBLE),

@@ -113,6 +113,9 @@ def exact_shares(rule: SolidarityDistribution, birth_date: dt.date,
     """
     excluded = set(rule.exclude_institutions)
     weights = rule.age_weights()
+    if birth_date.year + max(weights) + 1 > dt.MAXYEAR:
+        # A birth date in 9990 with years of age weighted into 10013: not a calendar day.
+        raise SolidarityError(f"the weighted years of a subject born {birth_date} run past year {dt.MAXYEAR}")
     last_day_needed = max(year_span(rule.year_basis, birth_date, age)[1] for age in weights)
     intervals = {inst: spans for inst, spans in
                  merge_registrations(registrations, max(last_day_needed, trigger_date)).items()
