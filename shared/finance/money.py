@@ -2,17 +2,15 @@
 
 Bank files state amounts as decimals in the currency's major unit ("1234.50"); the
 ledger keeps integer minor units. The conversion must be exact both ways: an amount
-with more decimals than the currency has is refused, never rounded.
+with more decimals than the currency has is refused, never rounded. The minor-unit
+exponents are ISO 4217's, from the one table the whole system uses (shared/currency.py).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-# ISO 4217 minor-unit exponents of the currencies Stafet's contracts pay in. Kept small
-# on purpose: a currency not listed is refused rather than guessed.
-_MINOR_EXPONENTS: dict[str, int] = {"DKK": 2, "EUR": 2, "SEK": 2, "NOK": 2, "GBP": 2, "USD": 2, "CHF": 2,
-                                    "ISK": 0, "JPY": 0}
+from shared.currency import format_minor, minor_unit_exponent
 
 
 class AmountError(ValueError):
@@ -21,15 +19,15 @@ class AmountError(ValueError):
 
 def minor_exponent(currency: str) -> int:
     try:
-        return _MINOR_EXPONENTS[currency]
+        return minor_unit_exponent(currency)
     except KeyError:
-        raise AmountError(f"currency {currency!r} has no known minor unit") from None
+        raise AmountError(f"{currency!r} is not an ISO 4217 currency with a minor unit") from None
 
 
 def to_decimal_text(amount_minor: int, currency: str) -> str:
-    """1234550 DKK -> "12345.50" (always the currency's number of decimals)."""
-    exponent = minor_exponent(currency)
-    return f"{Decimal(amount_minor).scaleb(-exponent):.{exponent}f}"
+    """1234550 DKK -> "12345.50" (always the currency's number of decimals, no grouping)."""
+    minor_exponent(currency)  # refuses an unknown currency with our error
+    return format_minor(amount_minor, currency, grouping=False)
 
 
 def to_minor(text: str, currency: str) -> int:

@@ -80,7 +80,9 @@ def test_the_payout_csv_carries_the_payment_id_and_exact_amounts() -> None:
 
 
 @pytest.mark.parametrize(("text", "currency", "minor"), [("1234.56", "DKK", 123_456), ("0.1", "DKK", 10),
-                                                         ("12", "ISK", 12), ("1e2", "DKK", 10_000)])
+                                                         ("12", "ISK", 12), ("1e2", "DKK", 10_000),
+                                                         ("1.234", "BHD", 1_234), ("123456789012.34", "EUR",
+                                                                                   12_345_678_901_234)])
 def test_decimal_amounts_convert_exactly(text: str, currency: str, minor: int) -> None:
     assert to_minor(text, currency) == minor
     assert Decimal(to_decimal_text(minor, currency)) == Decimal(text)
