@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
@@ -17,6 +17,7 @@ help:
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
 	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
+	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,5 +64,15 @@ bench: $(STAMP)
 profile: $(STAMP)
 	$(BIN)/python -m bench.profile_verifier $(PROFILE_ARGS)
 
+# Each planted bug (docs/testing.md) applied alone to a copy of the repo; its tests must fail.
+planted-bugs: $(STAMP)
+	$(BIN)/python -m tests.mutation.planted_bugs
+
+# Mutation testing, scoped in pyproject.toml [tool.mutmut]; prints the survivors at the end.
+mutation: planted-bugs
+	rm -rf mutants
+	time $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) mutants .stack .pytest_cache .mypy_cache .ruff_cache
