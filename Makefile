@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs chaos
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff and mypy"
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
+	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
 	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
 	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
 
@@ -60,6 +61,13 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The long form of the fault schedule (docs/reliability.md); the short form runs in `make test`.
+SEED ?= 1
+DURATION ?= 300
+RATE ?= 150
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos --seed $(SEED) --duration $(DURATION) --rate $(RATE) $(CHAOS_ARGS)
 
 profile: $(STAMP)
 	$(BIN)/python -m bench.profile_verifier $(PROFILE_ARGS)

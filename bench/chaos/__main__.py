@@ -1,0 +1,5 @@
+"""`python -m bench.chaos --seed N --duration S` (what `make chaos` runs)."""
+
+from bench.chaos.run import cli
+
+cli()
