@@ -64,6 +64,17 @@ class Area:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """A known effect injected for an experiment's tests: from the exam year `from_year`
+    on, pupils of the treated schools pass the 9th-grade exam with `exam_pass_change`
+    added to the probability (clamped to 0-1)."""
+
+    from_year: int
+    exam_pass_change: float
+    schools: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Population:
     institutions: tuple[Institution, ...]
     subjects: int
@@ -126,7 +137,7 @@ def _cpr(birth: dt.date, same_birthday: int) -> str:
 
 
 def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: random.Random,
-                    area: tuple[Area, bool] | None = None) -> None:
+                    area: tuple[Area, bool] | None = None, effect: Effect | None = None) -> None:
     rates = out.rates if area is None or not area[1] else area[0].rates
     y = birth.year
 
@@ -146,9 +157,10 @@ def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: 
     out.emit(D(y + 6, 7, 31), daycare, cpr, {"type": "left", "institution": daycare, "stage": "daycare"})
     school = at("primary-school", pick(4))
     out.emit(D(y + 6, 8, 1), school, cpr, {"type": "enrolled", "institution": school, "stage": "primary"})
-    # With an area, children neither move into nor out of its school (the catchment is
-    # the area: docs/indicators.md).
-    if area is None and chance.random() < rates.school_change:
+    # With an area or an experiment, children neither move into nor out of a school: a
+    # unit is the catchment of its institutions, and a pupil counted in two would blur
+    # the comparison (docs/indicators.md).
+    if area is None and effect is None and chance.random() < rates.school_change:
         change_year = y + chance.randint(8, 14)
         out.emit(D(change_year, 6, 30), school, cpr, {"type": "left", "institution": school, "stage": "primary"})
         school = at("primary-school", (int(school[-1]) + 1) % 4)
@@ -158,7 +170,10 @@ def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: 
                                              "period_start": D(y + 14, 8, 1).isoformat(),
                                              "period_end": D(y + 15, 6, 20).isoformat(),
                                              "days_absent": absent_days, "days_total": 200})
-    passed = chance.random() < rates.exam_pass
+    pass_probability = rates.exam_pass
+    if effect is not None and school in effect.schools and y + 16 >= effect.from_year:
+        pass_probability = min(1.0, max(0.0, pass_probability + effect.exam_pass_change))
+    passed = chance.random() < pass_probability
     grades = [2.0, 4.0, 7.0, 10.0, 12.0] if passed else [-3.0, 0.0]
     out.emit(D(y + 16, 6, 20), "exam-authority", cpr,
              {"type": "exam_result", "exam": "fp9",
@@ -197,15 +212,17 @@ def _subject_events(out: _Emitter, cpr: str, birth: dt.date, town: str, chance: 
 
 def generate(subjects: int, *, seed: int = 1, municipalities: int = 1, born_from: int = 2000,
              born_to: int = 2006, until: dt.date = GENERATED_UNTIL, rates: Rates | None = None,
-             area: Area | None = None) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
+             area: Area | None = None, effect: Effect | None = None
+             ) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
     """The institutions, and an iterator over the events in publishing order."""
     rates = rates or Rates()
     registry = institutions(municipalities, seed)
-    return registry, _events(subjects, seed, municipalities, born_from, born_to, until, rates, area)
+    return registry, _events(subjects, seed, municipalities, born_from, born_to, until, rates, area, effect)
 
 
 def _events(subjects: int, seed: int, municipalities: int, born_from: int, born_to: int,
-            until: dt.date, rates: Rates, area: Area | None = None) -> Iterator[dict[str, object]]:
+            until: dt.date, rates: Rates, area: Area | None = None, effect: Effect | None = None
+            ) -> Iterator[dict[str, object]]:
     chance = random.Random(seed + 1)
     out = _Emitter(until, rates, chance)
     span = (D(born_to, 12, 31) - D(born_from, 1, 1)).days
@@ -217,7 +234,7 @@ def _events(subjects: int, seed: int, municipalities: int, born_from: int, born_
         born_on[birth] = born_on.get(birth, 0) + 1
         first = len(out.events)
         where = None if area is None else (area, chance.random() < area.share)
-        _subject_events(out, cpr, birth, town, chance, where)
+        _subject_events(out, cpr, birth, town, chance, where, effect)
         if chance.random() < rates.retraction and len(out.events) > first:
             victim = out.events[chance.randrange(first, len(out.events))]
             out.emit(dt.date.fromisoformat(str(victim["occurred_on"])) + dt.timedelta(days=7),

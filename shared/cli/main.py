@@ -20,6 +20,7 @@ import typer
 
 from shared.cli import contracts as contract_commands
 from shared.cli import dev as dev_commands
+from shared.cli import experiment as experiment_commands
 from shared.cli import finance as finance_commands
 from shared.cli import frontdoor as frontdoor_commands
 from shared.cli import indicators as indicator_commands
@@ -49,6 +50,7 @@ app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")
 app.add_typer(frontdoor_commands.app, name="frontdoor")
 app.add_typer(indicator_commands.app, name="indicators")
+app.add_typer(experiment_commands.app, name="experiment")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(verifier_commands.app, name="verifier")
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from shared.indicators.experiment import Experiment
 from shared.indicators.model import IndicatorSet
 
 MAX_FILE_BYTES = 1_000_000
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class IndicatorFileError(ValueError):
@@ -17,14 +20,22 @@ class IndicatorFileError(ValueError):
 
 
 def parse_indicators(text: str, origin: str) -> IndicatorSet:
+    return _validated(text, origin, "indicators", IndicatorSet)
+
+
+def parse_experiment(text: str, origin: str) -> Experiment:
+    return _validated(text, origin, "id, units and assignment", Experiment)
+
+
+def _validated(text: str, origin: str, expected: str, model: type[Model]) -> Model:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise IndicatorFileError(f"{origin}: not YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise IndicatorFileError(f"{origin}: expected a mapping with 'indicators'")
+        raise IndicatorFileError(f"{origin}: expected a mapping with {expected}")
     try:
-        return IndicatorSet.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -32,10 +43,17 @@ def parse_indicators(text: str, origin: str) -> IndicatorSet:
 
 
 def load_indicators(path: Path) -> IndicatorSet:
+    return parse_indicators(_read(path), str(path))
+
+
+def load_experiment(path: Path) -> Experiment:
+    return parse_experiment(_read(path), str(path))
+
+
+def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise IndicatorFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise IndicatorFileError(f"{path}: cannot read: {error}") from None
-    return parse_indicators(text, str(path))
