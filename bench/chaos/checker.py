@@ -275,11 +275,16 @@ async def check_rebuild(check: Check, live_url: str, admin_url: str, bootstrap: 
     (live_net, live_outcomes), (again_net, again_outcomes) = (await _verifier_state(live_url),
                                                               await _verifier_state(rebuilt_url))
     payments_differ = {k for k in set(live_net) | set(again_net) if live_net.get(k) != again_net.get(k)}
-    outcomes_differ = {k for k in set(live_outcomes) | set(again_outcomes)
+    # An outcome the live verifier recorded and later withdrew (its trigger retracted) stays
+    # on record as rejected/evidence_withdrawn; a rebuild never decided it in the first place.
+    withdrawn = {k for k, v in live_outcomes.items() if v[:2] == ("rejected", "evidence_withdrawn")
+                 and k not in again_outcomes}
+    outcomes_differ = {k for k in (set(live_outcomes) - withdrawn) | set(again_outcomes)
                        if live_outcomes.get(k) != again_outcomes.get(k)}
     check.add(not payments_differ and not outcomes_differ, "the verifier rebuild equals the live state",
               f"replayed into a copy of the database: net money for {len(again_net):,} (contract, subject, payee) "
-              f"and {len(again_outcomes):,} outcome decisions equal the live verifier's"
+              f"and {len(again_outcomes):,} outcome decisions equal the live verifier's "
+              f"({len(withdrawn)} withdrawn live, never decided in the rebuild)"
               + (f"; MONEY DIFFERS {_sample(f'{c}/{s[:12]}/{p}' for c, s, p in payments_differ)}"
                  if payments_differ else "")
               + (f"; OUTCOMES DIFFER {_sample(outcomes_differ)}, the first live "
