@@ -212,4 +212,8 @@ def run_demo(subjects: int, seed: int) -> None:
         typer.echo("4/4 stopping" + (" the stack" if started_stack else " (the stack was already running)"))
         if started_stack:
             stack.down()
+    # Did it work? Pure computation, so it runs after the servers are down.
+    from shared.cli.experiment import print_demo_experiment
+
+    print_demo_experiment()
     typer.echo(f"demo finished in {time.monotonic() - clock:.0f}s")

@@ -29,6 +29,9 @@ from shared.settings import REPO_ROOT
 
 app = typer.Typer(help="Social experiments: assignment and evaluation.", no_args_is_help=True)
 SONDERBORG = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
+EXAM_SUPPORT = REPO_ROOT / "examples" / "experiments" / "exam-support.yaml"
+DEMO_EFFECT_POINTS = 10.0
+DEMO_SEED = 1
 MAX_ASSIGNMENT_BYTES = 10_000_000
 
 
@@ -127,4 +130,17 @@ def trial(
         fail(str(error).splitlines()[0])
     typer.echo(f"synthetic trial of {definition.id}: injected {effect:+.2f} percentage points in the treated "
                f"schools from {definition.follow_up_year}, seed {seed}")
+    _print(estimates, left_out)
+
+
+def print_demo_experiment() -> None:
+    """`make demo`'s answer to "did it work": the example experiment on a synthetic
+    municipality whose treated schools were given a known effect."""
+    from shared.indicators.trial import synthetic_trial
+
+    definition = _experiment(EXAM_SUPPORT)
+    typer.echo(f"\nDid it work? {definition.title}: {len(definition.units)} schools, "
+               f"{definition.assignment.method} assignment (seed {definition.assignment.seed}); the generator "
+               f"gave the treated schools {DEMO_EFFECT_POINTS:+.0f} percentage points from {definition.follow_up_year}")
+    estimates, left_out = synthetic_trial(definition, load_indicators(SONDERBORG), DEMO_EFFECT_POINTS, DEMO_SEED)
     _print(estimates, left_out)
