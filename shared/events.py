@@ -48,6 +48,7 @@ class EventType(StrEnum):
     TRANSFER = "transfer"
     RETRACTION = "retraction"
     AMENDMENT = "amendment"
+    PARENTAL_EDUCATION = "parental_education"
 
 
 # ---- bodies, one per fact ---------------------------------------------------------
@@ -99,6 +100,18 @@ class Absence(Frozen):
     days_total: Annotated[int, Field(ge=1, le=366)]
 
 
+EducationLevel = Literal["primary", "youth", "vocational", "higher"]
+
+
+class ParentalEducation(Frozen):
+    """The child's starting point, from the education register: the highest education
+    either parent had completed. A fact about the child (the subject), pseudonymised
+    like every other; the parents are never named. The latest report counts."""
+
+    type: Literal[EventType.PARENTAL_EDUCATION] = EventType.PARENTAL_EDUCATION
+    highest_level: EducationLevel
+
+
 class Transfer(Frozen):
     type: Literal[EventType.TRANSFER] = EventType.TRANSFER
     from_institution: Identifier
@@ -121,12 +134,12 @@ class Amendment(Frozen):
 
 FactBody = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
-    | EmploymentEnded | Absence | Transfer,
+    | EmploymentEnded | Absence | Transfer | ParentalEducation,
     Field(discriminator="type"),
 ]
 Body = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
-    | EmploymentEnded | Absence | Transfer | Retraction | Amendment,
+    | EmploymentEnded | Absence | Transfer | ParentalEducation | Retraction | Amendment,
     Field(discriminator="type"),
 ]
 Amendment.model_rebuild()

@@ -32,6 +32,9 @@ TRUSTED_REPORTERS: dict[EventType, frozenset[str]] = {
     EventType.EMPLOYMENT_STARTED: frozenset({"income_register"}),
     EventType.EMPLOYMENT_ENDED: frozenset({"income_register"}),
     EventType.TRANSFER: frozenset({"association"}),
+    # The starting point comes from Statistics Denmark's education register, never from
+    # an institution that a larger mobility bonus would pay.
+    EventType.PARENTAL_EDUCATION: frozenset({"education_register"}),
     # Corrections are checked against the corrected event's reporter by the verifier;
     # here any registered institution may send one.
     EventType.RETRACTION: frozenset(),

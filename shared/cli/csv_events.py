@@ -13,6 +13,7 @@ One row per event. Common columns: `event_id, type, occurred_on, reported_by, cp
 | absence             | institution, period_start, period_end, days_absent, days_total   |
 | transfer            | from_institution, to_institution, compensation_minor, currency   |
 | retraction          | retracts_event_id, reason                                        |
+| parental_education  | highest_level (primary, youth, vocational, higher)               |
 
 Amendments carry a whole replacement body: send them as JSON Lines. Examples:
 `examples/events/sample.csv`.
@@ -37,6 +38,7 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "absence": ("institution", "period_start", "period_end", "days_absent", "days_total"),
     "transfer": ("from_institution", "to_institution", "compensation_minor", "currency"),
     "retraction": ("retracts_event_id", "reason"),
+    "parental_education": ("highest_level",),
 }
 NUMBERS = {"danish", "maths", "hours_per_week", "days_absent", "days_total", "compensation_minor"}
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
+from shared.contracts.mobility import starting_point_eligible, weighted_price
 from shared.contracts.model import (
     Contract,
     DirectDistribution,
@@ -124,6 +125,8 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
     if rules.birth_year_from is not None and year < rules.birth_year_from:
         return False
     if rules.birth_year_to is not None and year > rules.birth_year_to:
+        return False
+    if not starting_point_eligible(rules, timeline):
         return False
     if rules.enrolled_on is None:
         return True
@@ -261,7 +264,7 @@ def _verified_or_not(contract: Contract, outcome: Outcome, timeline: SubjectTime
     # Prerequisites must hold by the day this outcome counts (after its sustainment).
     if not all(_met(p, base.occurred_on, earlier) for p in outcome.prerequisites):
         return replace(base, reason=RejectionReason.PREREQUISITE_MISSING)
-    price = _price(outcome, fact)
+    price = weighted_price(outcome, timeline, _price(outcome, fact))
     if price <= 0:
         return replace(base, reason=RejectionReason.NO_AMOUNT)
     if isinstance(outcome.distribution, SolidarityDistribution) \

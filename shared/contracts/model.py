@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.events import Currency, EventType, Identifier
+from shared.events import Currency, EducationLevel, EventType, Identifier
 
 MONTH_DAY = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
 AGE_RANGE = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(-[0-9]{1,3})?$")]
@@ -192,6 +192,11 @@ class Outcome(Frozen):
     deadline: dt.date | None = None
     max_per_subject: Annotated[int, Field(ge=1, le=1000)] = 1
     price: Price
+    # A weight on the price by the starting point (parents' highest completed
+    # education), e.g. {primary: "1.5"}: a larger bonus for a child whose parents have
+    # no education beyond primary school. A level not listed, or no fact: weight 1.
+    price_weight_by_parents_education: dict[EducationLevel, Annotated[Decimal, Field(ge=0, le=10)]] = Field(
+        default_factory=dict)
     distribution: Distribution
 
 
@@ -246,6 +251,10 @@ class Eligibility(Frozen):
     birth_year_from: Annotated[int, Field(ge=1900, le=2200)] | None = None
     birth_year_to: Annotated[int, Field(ge=1900, le=2200)] | None = None
     enrolled_on: EnrolledOn | None = None
+    # The starting point (a `parental_education` fact): only subjects whose parents'
+    # highest completed education is one of these. Empty: no condition; set and no
+    # fact known: not eligible (shared/contracts/mobility.py).
+    parents_education_in: tuple[EducationLevel, ...] = ()
 
 
 class Contract(Frozen):
