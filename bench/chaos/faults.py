@@ -126,6 +126,13 @@ class Injector:
 
     async def inject(self, fault: Fault) -> None:
         target = self.targets[fault.target]
+        # The schedule allows a few seconds for a restart; a broker that took longer (a slow
+        # start on a busy machine) is waited for, so two faults never overlap on one target.
+        late = time.monotonic()
+        while fault.target in self.down:  # noqa: ASYNC110 - polled like the supervisor
+            await asyncio.sleep(SUPERVISE_EVERY_S)
+        if time.monotonic() - late > SUPERVISE_EVERY_S:
+            self.say(f"  (fault on {fault.target} delayed {time.monotonic() - late:.0f}s: still restarting)")
         self.say(f"  fault  {fault.describe()}")
         self.down.add(fault.target)
         try:

@@ -229,8 +229,8 @@ class FinanceOffice:
     async def _read_new(self) -> tuple[list[PaymentInstruction], int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     request_timeout_ms=10_000)
-        await consumer.start()
         try:
+            await consumer.start()
             partition = TopicPartition(self.payments_topic, 0)
             consumer.assign([partition])
             position = self._position

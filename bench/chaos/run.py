@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -264,6 +265,8 @@ def main(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here")] = None,
 ) -> None:
     """A fault schedule drawn from SEED against the real stack under load, then the checker."""
+    # aiokafka logs every refused connection while the broker is down on purpose.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     result = run(seed, duration, rate, mean_gap, keep)
     if json_out is not None:
         json_out.write_text(json.dumps(result.summary(), indent=2))
