@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from bench.chaos.schedule import Fault
 from shared.processes import ServiceProcess
-from shared.stack import LocalStack
+from shared.stack import LocalStack, StackError
 
 SUPERVISE_EVERY_S = 1.0
 STARTED_LINE = "FastStream app started successfully"
+START_ATTEMPTS = 3
 
 
 class ServiceTarget:
@@ -79,7 +80,17 @@ class KafkaTarget:
         self.stack.signal_kafka(signal.SIGCONT)
 
     def start(self) -> None:
-        self.stack.start_kafka()
+        # A broker SIGKILLed moments after it registered can be refused by its own
+        # controller (DUPLICATE_BROKER_REGISTRATION) until the old session expires; on a
+        # busy machine that outlasts the start timeout. Kill the stuck one and start again.
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self.stack.start_kafka()
+                return
+            except StackError:
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+                self.stack.stop_kafka(kill=True)
 
 
 class PostgresTarget:
