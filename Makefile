@@ -64,8 +64,8 @@ bench: $(STAMP)
 
 # The long form of the fault schedule (docs/reliability.md); the short form runs in `make test`.
 SEED ?= 1
-DURATION ?= 300
-RATE ?= 150
+DURATION ?= 180
+RATE ?= 100
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos --seed $(SEED) --duration $(DURATION) --rate $(RATE) $(CHAOS_ARGS)
 

@@ -51,7 +51,6 @@ PROGRESS_EVERY_S = 5.0
 DRAIN_TIMEOUT_S = 900.0
 DRAIN_STABLE_POLLS = 3
 POLL_S = 1.0
-STARTUP_TIMEOUT_S = 180.0
 
 
 def say(message: str) -> None:
@@ -258,8 +257,8 @@ def run(seed: int, duration_s: float, rate_per_s: float, mean_gap_s: float, keep
 
 def main(
     seed: Annotated[int, typer.Option(help="Draws the schedule and the load; replay a failure with its seed")] = 1,
-    duration: Annotated[float, typer.Option(help="Seconds of load (faults are injected during it)")] = 300.0,
-    rate: Annotated[float, typer.Option(help="Events per second (fixed)")] = 150.0,
+    duration: Annotated[float, typer.Option(help="Seconds of load (faults are injected during it)")] = 180.0,
+    rate: Annotated[float, typer.Option(help="Events per second (fixed)")] = 100.0,
     mean_gap: Annotated[float, typer.Option(help="Mean seconds between faults")] = 6.0,
     keep: Annotated[Path | None, typer.Option(help="Keep logs and state here instead of a temporary folder")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here")] = None,
