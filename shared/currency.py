@@ -11,6 +11,9 @@ integer arithmetic so any size prints to the last unit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
+
 _EXPONENT_0 = ("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF")
 _EXPONENT_3 = ("BHD IQD JOD KWD LYD OMR TND")
 _EXPONENT_4 = ("CLF UYW")
@@ -53,3 +56,14 @@ def format_minor(amount_minor: int, currency: str, *, grouping: bool = True) -> 
 def format_money(amount_minor: int, currency: str) -> str:
     """`format_minor` with the currency code: "1,234.56 DKK"."""
     return f"{format_minor(amount_minor, currency)} {currency}"
+
+
+def format_amounts(amounts: Mapping[str, int]) -> str:
+    """Amounts in several currencies, each labelled, never added: "1.00 DKK; 5 JPY"."""
+    shown = [format_money(amount, currency) for currency, amount in sorted(amounts.items()) if amount]
+    return "; ".join(shown) or "0"
+
+
+def major_units(amount_minor: int, currency: str) -> Decimal:
+    """The amount in the currency's major unit, exactly (for chart axes)."""
+    return Decimal(amount_minor).scaleb(-minor_unit_exponent(currency))

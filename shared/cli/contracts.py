@@ -11,6 +11,7 @@ import typer
 from shared.cli.errors import EXIT_BAD_INPUT, fail
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.contracts.model import FixedPrice
+from shared.currency import format_money
 
 app = typer.Typer(help="Check, show and apply contract files.", no_args_is_help=True)
 
@@ -53,14 +54,14 @@ def contract_show(path: Path) -> None:
                        f"{', '.join(e.value for e in outcome.sustainment.broken_by)}")
         price = outcome.price
         if isinstance(price, FixedPrice):
-            typer.echo(f"    price {price.amount_minor / 100:,.2f} {contract.currency}")
+            typer.echo(f"    price {format_money(price.amount_minor, contract.currency)}")
         else:
             typer.echo(f"    price {price.rate} of {price.of_field}")
         typer.echo(f"    distribution {outcome.distribution.kind}")
     caps = contract.caps
     for name, value in (("per subject", caps.per_subject_minor), ("in total", caps.total_minor)):
         if value is not None:
-            typer.echo(f"  cap {name}: {value / 100:,.2f} {contract.currency}")
+            typer.echo(f"  cap {name}: {format_money(value, contract.currency)}")
 
 
 @app.command("apply")

@@ -184,13 +184,14 @@ def print_summary(result: DemoResult) -> None:
     data = result.data
     typer.echo("\nPer contract:")
     typer.echo(f"  {'contract':<46}{'verified':>9}{'rejected':>9}{'capped':>7}{'pending':>8}"
-               f"{'paid (net)':>17}{'clawed back':>14}{'budget left':>17}")
+               f"{'paid (net)':>17}{'clawed back':>18}{'budget left':>21}")
     for s in summarise(data):
         typer.echo(f"  {s.title[:45]:<46}{s.verified:>9}{s.rejected:>9}{s.capped:>7}{s.pending:>8}"
-                   f"{money(s.paid_minor):>17}{money(s.clawed_back_minor):>14}{money(s.budget_left_minor):>17}")
+                   f"{money(s.paid_minor, s.currency):>17}{money(s.clawed_back_minor, s.currency):>18}"
+                   f"{money(s.budget_left_minor, s.currency):>21}")
     typer.echo("\nTop institutions (net of clawbacks):")
-    for payee, amount in net_by_institution(data)[:10]:
-        typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, 'DKK'):>18}")
+    for payee, currency, amount in net_by_institution(data)[:10]:
+        typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, currency):>18}")
     typer.echo(f"\nreport: {result.report}")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shared.currency import format_minor, is_currency
 from shared.institutions import Institution, InstitutionRegistry, RegistryError
 from shared.settings import Settings
 
@@ -42,8 +43,10 @@ def _payee_line(payee: Institution) -> str:
     return "Payee: " + ", ".join([*parts, f"paid by {method}"])
 
 
-def _money(minor: int) -> str:
-    return f"{minor / 100:,.2f}"
+def _money(minor: int, currency: str | None) -> str:
+    """Exact, in the currency's minor unit; with no single currency known, the minor
+    units themselves (amounts in different currencies are not one number)."""
+    return format_minor(minor, currency) if currency and is_currency(currency) else f"{minor:,} (minor units)"
 
 
 @app.command("balances")
@@ -62,7 +65,7 @@ def balances() -> None:
         labels.append(f"{kind} {registry.name_of(owner)} ({':'.join(rest)})")
     width = max(len(label) for label in labels)
     for label, row in zip(labels, rows, strict=True):
-        typer.echo(f"{label:<{width}}  {_money(row.balance_minor):>16} {row.currency}")
+        typer.echo(f"{label:<{width}}  {_money(row.balance_minor, row.currency):>16} {row.currency}")
 
 
 @app.command("statement")
@@ -84,28 +87,34 @@ def statement(
     if output_format == StatementFormat.CSV:
         writer = csv.writer(sys.stdout)
         writer.writerow(["sequence", "date", "kind", "contract_id", "outcome_id", "payment_id",
-                         "reference", "currency", "pending_change_minor", "paid_change_minor"])
+                         "reference", "currency", "pending_change_minor", "paid_change_minor",
+                         "pending_change", "paid_change"])
         for x in result.lines:
+            # The decimal columns use the currency's ISO 4217 exponent (JPY 0, DKK 2, BHD 3).
             writer.writerow([x.sequence, x.day.isoformat(), x.kind, x.contract_id, x.outcome_id,
                              x.payment_id, x.reference, x.currency, x.pending_change_minor,
-                             x.paid_change_minor])
+                             x.paid_change_minor, format_minor(x.pending_change_minor, x.currency, grouping=False),
+                             format_minor(x.paid_change_minor, x.currency, grouping=False)])
         return
     registry = _registry()
     name = registry.name_of(institution)
+    currencies = {x.currency for x in result.lines}
+    currency = currencies.pop() if len(currencies) == 1 else None
     typer.echo(f"Statement for {name} ({institution})" + (f", contract {contract}" if contract else ""))
     payee = registry.get(institution)
     if payee is not None:
         typer.echo(_payee_line(payee))
     typer.echo(f"{'date':<10} {'kind':<9} {'contract':<20} {'outcome':<26} {'pending':>13} {'paid':>13}  reference")
-    typer.echo(f"{'':<10} {'opening':<9} {'':<20} {'':<26} {_money(result.opening_pending_minor):>13} "
-               f"{_money(result.opening_paid_minor):>13}")
+    typer.echo(f"{'':<10} {'opening':<9} {'':<20} {'':<26} {_money(result.opening_pending_minor, currency):>13} "
+               f"{_money(result.opening_paid_minor, currency):>13}")
     for x in result.lines:
         typer.echo(f"{x.day.isoformat():<10} {x.kind:<9} {x.contract_id[:20]:<20} {x.outcome_id[:26]:<26} "
-                   f"{_money(x.pending_change_minor):>13} {_money(x.paid_change_minor):>13}  {x.reference}")
-    typer.echo(f"{'':<10} {'closing':<9} {'':<20} {'':<26} {_money(result.closing_pending_minor):>13} "
-               f"{_money(result.closing_paid_minor):>13}")
+                   f"{_money(x.pending_change_minor, x.currency):>13} "
+                   f"{_money(x.paid_change_minor, x.currency):>13}  {x.reference}")
+    typer.echo(f"{'':<10} {'closing':<9} {'':<20} {'':<26} {_money(result.closing_pending_minor, currency):>13} "
+               f"{_money(result.closing_paid_minor, currency):>13}")
     if result.closing_pending_minor < 0:
-        typer.echo(f"{name} owes back {_money(-result.closing_pending_minor)}.")
+        typer.echo(f"{name} owes back {_money(-result.closing_pending_minor, currency)} {currency or ''}.".replace(" .", "."))
 
 
 @app.command("verify")

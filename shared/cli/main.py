@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from fractions import Fraction
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
@@ -105,8 +106,10 @@ def allocate(
     if isinstance(chosen.price, RatePrice):
         if amount_minor is None or amount_minor < 0:
             fail("this contract prices by rate: give --amount-minor (a non-negative integer)")
-        pot = chosen.price.rate * amount_minor
-        pot_minor = int(pot)  # Decimal * int is exact; int() rounds toward zero (down here)
+        # Exact fractions: Decimal arithmetic keeps 28 digits and rounded pots of 10**28
+        # and more half-even (up by one unit); the payer keeps the fraction, so round down.
+        pot = Fraction(chosen.price.rate) * amount_minor
+        pot_minor = pot.numerator // pot.denominator
     else:
         pot_minor = chosen.price.amount_minor
     assert isinstance(chosen.distribution, SolidarityDistribution)

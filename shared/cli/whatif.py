@@ -74,9 +74,10 @@ def simulate(
     variant (no Kafka, no money moves) and compare cost, outcomes, payments per kind of
     institution, estimated savings and net; write the HTML report."""
     from shared.cli.publish import validate_lines
+    from shared.currency import format_amounts
     from shared.institutions import InstitutionRegistry, RegistryError
     from shared.reporting.business_case import load_assumptions
-    from shared.reporting.html import money, render
+    from shared.reporting.html import render, variant_totals
     from shared.reporting.simulate import simulate as replay
     from shared.reporting.simulate import transitions_of
 
@@ -111,15 +112,17 @@ def simulate(
 
     kinds = sorted({k for r in results for k in net_by_kind(r)})
     width = max(len("variant"), *(len(r.title) for r in results)) + 1  # titles are never cut
-    typer.echo(f"{'variant':<{width}}{'verified':>9}{'cost':>17}{'savings':>17}{'net':>17}"
-               + "".join(f"{k[:16]:>18}" for k in kinds))
+    # Every amount carries its currency; different currencies are never added, and
+    # savings (estimated in the assumptions' currency) are netted only against costs
+    # in that currency.
+    typer.echo(f"{'variant':<{width}}{'verified':>9}{'cost':>22}{'savings':>22}{'net':>22}"
+               + "".join(f"{k[:20]:>22}" for k in kinds))
     for result in results:
-        cases = business_cases(result, case)
-        cost, saved = sum(c.paid_minor for c in cases), sum(c.savings_minor for c in cases)
+        cost, saved, net = variant_totals(business_cases(result, case))
         verified = sum(1 for o in result.outcomes if o.status == "verified")
         by_kind = net_by_kind(result)
-        typer.echo(f"{result.title:<{width}}{verified:>9}{money(cost):>17}{money(saved):>17}{money(saved - cost):>17}"
-                   + "".join(f"{money(by_kind.get(k, 0)):>18}" for k in kinds))
+        typer.echo(f"{result.title:<{width}}{verified:>9}{format_amounts(cost):>22}{saved:>22}{net:>22}"
+                   + "".join(f"{format_amounts(by_kind.get(k, {})):>22}" for k in kinds))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events import Currency
 from shared.reporting.data import ReportData, summarise
 
 
@@ -29,6 +30,9 @@ class OutcomeAssumption(BaseModel):
 
 class Assumptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # The currency the savings are estimated in: a contract paying in another currency
+    # is not netted against them (no conversion).
+    currency: Currency = "DKK"
     horizon_years: int = Field(ge=1, le=80)
     discount_rate: Decimal = Field(ge=0, le=1)
     outcomes: dict[str, OutcomeAssumption]
@@ -51,12 +55,13 @@ class BusinessCase:
     contract_id: str
     currency: str
     paid_minor: int
-    savings_minor: int
+    # None: the contract pays in another currency than the savings are estimated in.
+    savings_minor: int | None
     lines: tuple[tuple[str, int, int], ...]  # (outcome id, verified count, savings)
 
     @property
-    def net_minor(self) -> int:
-        return self.savings_minor - self.paid_minor
+    def net_minor(self) -> int | None:
+        return None if self.savings_minor is None else self.savings_minor - self.paid_minor
 
 
 def business_cases(data: ReportData, assumptions: Assumptions) -> list[BusinessCase]:
@@ -70,6 +75,7 @@ def business_cases(data: ReportData, assumptions: Assumptions) -> list[BusinessC
                 continue
             each = present_value_minor(assumption, assumptions.horizon_years, assumptions.discount_rate)
             lines.append((outcome_id, count, each * count))
+        comparable = summary.currency == assumptions.currency
         cases.append(BusinessCase(summary.contract_id, summary.currency, summary.paid_minor,
-                                  sum(x[2] for x in lines), tuple(lines)))
+                                  sum(x[2] for x in lines) if comparable else None, tuple(lines)))
     return cases

@@ -50,6 +50,10 @@ class ReportData:
         found = self.institutions.get(institution)
         return found.name if found else institution
 
+    def currency_of(self, contract_id: str) -> str:
+        """The currency of a contract's money (every version of a contract has one)."""
+        return next(c.currency for c in self.contracts if c.contract_id == contract_id)
+
     def kind_of(self, institution: str) -> str:
         found = self.institutions.get(institution)
         return found.kind if found else "other"
@@ -97,27 +101,31 @@ def summarise(data: ReportData) -> list[ContractSummary]:
     return summaries
 
 
-def net_by_institution(data: ReportData) -> list[tuple[str, int]]:
-    """Net amount per payee, largest first."""
-    totals: dict[str, int] = defaultdict(int)
+def net_by_institution(data: ReportData) -> list[tuple[str, str, int]]:
+    """Net amount per payee and currency (payee, currency, amount), largest first.
+    Amounts in different currencies are never added."""
+    totals: dict[tuple[str, str], int] = defaultdict(int)
     for m in data.money:
-        totals[m.payee] += m.amount_minor if m.kind == "payment" else -m.amount_minor
-    return sorted(((p, a) for p, a in totals.items() if a), key=lambda x: (-x[1], x[0]))
+        totals[(m.payee, data.currency_of(m.contract_id))] += m.amount_minor if m.kind == "payment" else -m.amount_minor
+    return sorted(((p, c, a) for (p, c), a in totals.items() if a), key=lambda x: (-x[2], x[0], x[1]))
 
 
-def net_by_kind_and_outcome(data: ReportData) -> dict[tuple[str, str], int]:
-    """Money flowing from each kind of institution's work to each later success."""
-    flows: dict[tuple[str, str], int] = defaultdict(int)
+def net_by_kind_and_outcome(data: ReportData) -> dict[tuple[str, str, str], int]:
+    """Money flowing from each kind of institution's work to each later success, per
+    currency: (kind, outcome, currency) -> amount."""
+    flows: dict[tuple[str, str, str], int] = defaultdict(int)
     for m in data.money:
-        flows[(data.kind_of(m.payee), m.outcome_id)] += m.amount_minor if m.kind == "payment" else -m.amount_minor
+        key = (data.kind_of(m.payee), m.outcome_id, data.currency_of(m.contract_id))
+        flows[key] += m.amount_minor if m.kind == "payment" else -m.amount_minor
     return {k: v for k, v in flows.items() if v > 0}
 
 
-def net_by_kind(data: ReportData) -> dict[str, int]:
-    totals: dict[str, int] = defaultdict(int)
-    for (kind, _), amount in net_by_kind_and_outcome(data).items():
-        totals[kind] += amount
-    return dict(sorted(totals.items()))
+def net_by_kind(data: ReportData) -> dict[str, dict[str, int]]:
+    """Net amount per kind of institution, per currency: kind -> currency -> amount."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (kind, _, currency), amount in net_by_kind_and_outcome(data).items():
+        totals[kind][currency] += amount
+    return {kind: dict(sorted(amounts.items())) for kind, amounts in sorted(totals.items())}
 
 
 def outcomes_by_year(data: ReportData) -> dict[str, dict[int, int]]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from shared.currency import format_amounts, format_money, major_units
 from shared.reporting.business_case import Assumptions, BusinessCase, business_cases
 from shared.reporting.data import (
     ReportData,
@@ -34,10 +35,14 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
-def money(minor: int | None, currency: str = "") -> str:
+def money(minor: int | None, currency: str) -> str:
+    """Exact, labelled, with the currency's own minor unit (JPY 0, DKK 2, BHD 3)."""
     if minor is None:
         return "-"
-    return f"{minor / 100:,.2f} {currency}".strip()
+    return format_money(minor, currency)
+
+
+NOT_COMPARABLE = "not comparable"  # savings estimated in another currency: never netted
 
 
 def _figure(fig: go.Figure, height: int = 420) -> str:
@@ -69,9 +74,10 @@ def _summary_section(data: ReportData) -> str:
 def _institutions_chart(data: ReportData) -> str:
     top = net_by_institution(data)[:TOP_INSTITUTIONS]
     fig = go.Figure(go.Bar(
-        x=[a / 100 for _, a in top][::-1], y=[data.name_of(p) for p, _ in top][::-1], orientation="h",
-        marker_color=[_kind_colour(data.kind_of(p)) for p, _ in top][::-1],
-        hovertext=[data.kind_of(p) for p, _ in top][::-1]))
+        x=[major_units(a, c) for _, c, a in top][::-1],
+        y=[f"{data.name_of(p)} ({c})" for p, c, _ in top][::-1], orientation="h",
+        marker_color=[_kind_colour(data.kind_of(p)) for p, _, _ in top][::-1],
+        hovertext=[f"{data.kind_of(p)}: {money(a, c)}" for p, c, a in top][::-1]))
     fig.update_layout(title=f"Money per institution (top {len(top)}, net of clawbacks)")
     return _figure(fig, height=max(420, 22 * len(top) + 80))
 
@@ -86,17 +92,23 @@ def _kind_colour(kind: str) -> str:
 
 
 def _sankey(data: ReportData) -> str:
-    flows = net_by_kind_and_outcome(data)
-    kinds = sorted({k for k, _ in flows})
-    outcomes = sorted({o for _, o in flows})
-    labels = [k.replace("_", " ") for k in kinds] + outcomes
-    fig = go.Figure(go.Sankey(
-        node={"label": labels, "pad": 18,
-              "color": [_kind_colour(k) for k in kinds] + ["#9aa5b1"] * len(outcomes)},
-        link={"source": [kinds.index(k) for k, _ in flows], "target": [len(kinds) + outcomes.index(o) for _, o in flows],
-              "value": [v / 100 for v in flows.values()]}))
-    fig.update_layout(title="Which institutions were paid for which later successes")
-    return _figure(fig, height=460)
+    """One diagram per currency: flows in different currencies are not one quantity."""
+    all_flows = net_by_kind_and_outcome(data)
+    figures = []
+    for currency in sorted({c for _, _, c in all_flows}):
+        flows = {(k, o): v for (k, o, c), v in all_flows.items() if c == currency}
+        kinds = sorted({k for k, _ in flows})
+        outcomes = sorted({o for _, o in flows})
+        labels = [k.replace("_", " ") for k in kinds] + outcomes
+        fig = go.Figure(go.Sankey(
+            node={"label": labels, "pad": 18,
+                  "color": [_kind_colour(k) for k in kinds] + ["#9aa5b1"] * len(outcomes)},
+            link={"source": [kinds.index(k) for k, _ in flows],
+                  "target": [len(kinds) + outcomes.index(o) for _, o in flows],
+                  "value": [major_units(v, currency) for v in flows.values()]}))
+        fig.update_layout(title=f"Which institutions were paid for which later successes ({currency})")
+        figures.append(_figure(fig, height=460))
+    return "".join(figures)
 
 
 def _over_time(data: ReportData) -> str:
@@ -110,23 +122,29 @@ def _over_time(data: ReportData) -> str:
 def _budget(data: ReportData) -> str:
     summaries = summarise(data)
     fig = go.Figure()
-    fig.add_trace(go.Bar(name="paid (net)", x=[s.title for s in summaries], y=[s.paid_minor / 100 for s in summaries]))
-    fig.add_trace(go.Bar(name="total cap", x=[s.title for s in summaries],
-                         y=[(s.cap_total_minor or 0) / 100 for s in summaries]))
+    titles = [f"{s.title} ({s.currency})" for s in summaries]
+    fig.add_trace(go.Bar(name="paid (net)", x=titles, y=[major_units(s.paid_minor, s.currency) for s in summaries]))
+    fig.add_trace(go.Bar(name="total cap", x=titles,
+                         y=[major_units(s.cap_total_minor or 0, s.currency) for s in summaries]))
     fig.update_layout(title="Budget use against caps (contracts without a total cap show none)", barmode="group")
     return _figure(fig)
 
 
 def _business_case(data: ReportData, assumptions: Assumptions) -> str:
     cases = business_cases(data, assumptions)
-    rows = [[c.contract_id, money(c.paid_minor, c.currency), money(c.savings_minor, c.currency),
-             money(c.net_minor, c.currency)] for c in cases]
+    rows = [[c.contract_id, money(c.paid_minor, c.currency),
+             money(c.savings_minor, c.currency) if c.savings_minor is not None else NOT_COMPARABLE,
+             money(c.net_minor, c.currency) if c.net_minor is not None else NOT_COMPARABLE] for c in cases]
+    comparable = [c for c in cases if c.savings_minor is not None]
     fig = go.Figure()
-    fig.add_trace(go.Bar(name="payments", x=[c.contract_id for c in cases], y=[c.paid_minor / 100 for c in cases]))
-    fig.add_trace(go.Bar(name=f"estimated savings ({assumptions.horizon_years} years)",
-                         x=[c.contract_id for c in cases], y=[c.savings_minor / 100 for c in cases]))
+    fig.add_trace(go.Bar(name=f"payments ({assumptions.currency})", x=[c.contract_id for c in comparable],
+                         y=[major_units(c.paid_minor, c.currency) for c in comparable]))
+    fig.add_trace(go.Bar(name=f"estimated savings ({assumptions.horizon_years} years, {assumptions.currency})",
+                         x=[c.contract_id for c in comparable],
+                         y=[major_units(c.savings_minor or 0, c.currency) for c in comparable]))
     fig.update_layout(title="Payments against estimated public savings", barmode="group")
-    listed = [[outcome, money(a.yearly_saving_minor, "DKK/year"), a.years, f"{a.deadweight:.0%}", a.source]
+    listed = [[outcome, f"{money(a.yearly_saving_minor, assumptions.currency)} a year", a.years,
+               f"{a.deadweight:.0%}", a.source]
               for outcome, a in assumptions.outcomes.items()]
     return ("<h2>Business case</h2>" + _table(["contract", "payments", "estimated savings", "net"], rows)
             + _figure(fig)
@@ -142,14 +160,26 @@ def _comparison(variants: Sequence[ReportData], assumptions: Assumptions) -> str
                *[f"paid to {k.replace('_', ' ')}" for k in kinds]]
     rows = []
     for variant in variants:
-        cases: list[BusinessCase] = business_cases(variant, assumptions)
-        cost = sum(c.paid_minor for c in cases)
-        savings = sum(c.savings_minor for c in cases)
+        cost, savings, net = variant_totals(business_cases(variant, assumptions))
         verified = sum(1 for o in variant.outcomes if o.status == "verified")
         by_kind = net_by_kind(variant)
-        rows.append([variant.title, verified, money(cost), money(savings), money(savings - cost),
-                     *[money(by_kind.get(k, 0)) for k in kinds]])
+        rows.append([variant.title, verified, format_amounts(cost), savings, net,
+                     *[format_amounts(by_kind.get(k, {})) for k in kinds]])
     return "<h2>Variants side by side</h2>" + _table(headers, rows)
+
+
+def variant_totals(cases: Sequence[BusinessCase]) -> tuple[dict[str, int], str, str]:
+    """Cost per currency, and savings and net shown only in the savings' own currency
+    (a variant paying in another currency is "not comparable": never converted)."""
+    cost: dict[str, int] = {}
+    for case in cases:
+        cost[case.currency] = cost.get(case.currency, 0) + case.paid_minor
+    comparable = [c for c in cases if c.savings_minor is not None]
+    if not comparable or len(comparable) < len(cases):
+        return cost, NOT_COMPARABLE, NOT_COMPARABLE
+    currency = comparable[0].currency
+    savings = sum(c.savings_minor or 0 for c in comparable)
+    return cost, money(savings, currency), money(savings - cost[currency], currency)
 
 
 def render(variants: Sequence[ReportData], assumptions: Assumptions, *, title: str) -> str:

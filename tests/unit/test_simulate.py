@@ -25,8 +25,8 @@ def test_weighting_the_early_years_moves_money_to_daycares_but_not_the_number_of
     flat = simulate("flat", [load_contract(CONTRACTS / "mobility-bonus.yaml")], transitions, registry)
     early = simulate("early", [load_contract(CONTRACTS / "mobility-bonus-early-years.yaml")], transitions, registry)
     assert summarise(flat)[0].verified == summarise(early)[0].verified > 0
-    assert net_by_kind(early)["daycare"] > net_by_kind(flat)["daycare"]
-    assert net_by_kind(early)["youth_education"] < net_by_kind(flat)["youth_education"]
+    assert net_by_kind(early)["daycare"]["DKK"] > net_by_kind(flat)["daycare"]["DKK"]
+    assert net_by_kind(early)["youth_education"]["DKK"] < net_by_kind(flat)["youth_education"]["DKK"]
 
 
 def test_stafet_simulate_prints_the_variants_side_by_side_and_writes_the_report(tmp_path: Path) -> None:
