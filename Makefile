@@ -7,7 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs chaos
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs chaos helm podman image
+
+# Helm, built from source through the Go module proxy (no binary downloads here), once.
+HELM_VERSION := v3.21.4
+HELM := $(HOME)/.cache/stafet/helm-$(HELM_VERSION)/helm
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+IMAGE ?= localhost/stafet:dev
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
@@ -19,6 +25,8 @@ help:
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
 	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
 	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
+	@echo "make image  - build the service image with podman (IMAGE=..., BASE_IMAGE=...)"
+	@echo "make helm   - install the pinned Helm into ~/.cache/stafet (for the chart's tests)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +54,23 @@ browser:
 	  echo "installing Debian's chromium for the report's browser test ..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# Helm renders the chart in the tests; podman builds the image and plays the chart's pods.
+helm: $(HELM)
+
+$(HELM):
+	@echo "building helm $(HELM_VERSION) with go install (once; cached in $(dir $(HELM))) ..."
+	cd /tmp && GOBIN=$(dir $(HELM)) GOFLAGS=-mod=mod $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# Debian's podman, runc (crun fails on cgroup v1 here) and mmdebstrap (the local base image).
+podman:
+	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 || { \
+	  echo "installing Debian's podman, runc and mmdebstrap ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap >/dev/null; }
+
+image: podman
+	IMAGE=$(IMAGE) deploy/image/build.sh
+
+test: $(STAMP) browser helm podman
 	$(BIN)/pytest
 
 test-unit: $(STAMP)

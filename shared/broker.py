@@ -21,7 +21,10 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.specification import AsyncAPI
+from opentelemetry import trace
 
+from shared import metrics, tracing
+from shared.health import serve_health
 from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
 
@@ -39,8 +42,14 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     document shows), but FastStream does not validate into them: each service validates
     every record itself, so that a bad record becomes a dead letter with a reason code
     instead of a framework error that would stall the partition.
+
+    Its middlewares carry trace context in the records' headers (shared/tracing.py) and
+    count what goes through for /metrics (shared/metrics.py).
     """
     options: dict[str, Any] = {} if DOCUMENTING else {"serializer": None}
+    service = client_id.removeprefix("stafet-")
+    provider = tracing.tracer_provider(service)
+    trace.set_tracer_provider(provider)
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -49,6 +58,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         linger_ms=5,
         graceful_timeout=15.0,
         logger=None,
+        middlewares=(tracing.telemetry_middleware(provider), *metrics.middlewares(service)),
         **options,
     )
 
@@ -56,9 +66,12 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
 def make_app(broker: KafkaBroker, settings: Settings, *, title: str, description: str) -> FastStream:
     """The service's app. Its first start-up hook waits for the broker (with backoff and a
     log line per attempt), so a service started during a Kafka outage starts when the
-    outage ends instead of exiting (`shared/retry.py`)."""
+    outage ends instead of exiting (`shared/retry.py`). Before even that, its HTTP port
+    for health and metrics opens (`shared/health.py`), so a waiting pod is alive and
+    says it is not ready."""
     app = FastStream(broker, specification=AsyncAPI(
         title=title, version="1", description=description))
+    serve_health(app, broker, settings)
 
     async def broker_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers)

@@ -62,6 +62,17 @@ class Database:
         return self._pool
 
 
+def migration_files(dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[tuple[str, Path]]:
+    """Every migration in the order it is applied, with the name it is recorded under."""
+    return [(f"{directory.parent.name}/{path.name}", path)
+            for directory in dirs for path in sorted(directory.glob("*.sql"))]
+
+
+def expected_migrations() -> set[str]:
+    """The names this code expects in schema_migrations (readiness: the schema's version)."""
+    return {name for name, _ in migration_files()}
+
+
 async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
     """Apply every migration not yet applied; return the names applied now."""
     connection = await asyncpg.connect(database_url)
@@ -73,16 +84,14 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
-        for directory in dirs:
-            for path in sorted(directory.glob("*.sql")):
-                name = f"{directory.parent.name}/{path.name}"
-                if name in done:
-                    continue
-                async with connection.transaction():
-                    await connection.execute(path.read_text())
-                    await connection.execute(
-                        "INSERT INTO schema_migrations (name) VALUES ($1)", name)
-                applied_now.append(name)
+        for name, path in migration_files(dirs):
+            if name in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(path.read_text())
+                await connection.execute(
+                    "INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied_now.append(name)
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
         await connection.close()

@@ -1,7 +1,10 @@
 """structlog set-up shared by every service and the CLI.
 
 JSON lines when not on a TTY (what log shippers want), a console renderer on a TTY
-(what a developer wants). Handlers bind event id, topic, partition and offset.
+(what a developer wants). Handlers bind event id, topic, partition and offset; inside a
+handler every line also carries the OpenTelemetry trace id (shared/tracing.py). The
+standard library's log records (aiokafka, FastStream, asyncio) go through the same
+renderer, so a log shipper sees one format.
 """
 
 from __future__ import annotations
@@ -11,22 +14,35 @@ import sys
 
 import structlog
 
+from shared.tracing import add_trace_id
+
 
 def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
     renderer = structlog.dev.ConsoleRenderer() if getattr(out, "isatty", lambda: False)() else structlog.processors.JSONRenderer()
+    shared_processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_id,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared_processors, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    # FastStream and aiokafka log through the standard library; keep them quieter.
-    logging.basicConfig(level=logging.WARNING, stream=out)  # type: ignore[arg-type]
+    # FastStream and aiokafka log through the standard library: rendered by structlog too
+    # (with the logger's name), and kept quieter than our own lines.
+    handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    # FastStream's application logger ("app starting", "shut down gracefully") has a
+    # colourised handler of its own and does not propagate: give it ours instead.
+    logging.getLogger("faststream").handlers[:] = [handler]

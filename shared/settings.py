@@ -6,6 +6,7 @@ and pass values down explicitly rather than reaching for globals.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -15,7 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # Credentials may also come as files named after the setting (database_url, ...) in
+    # STAFET_SECRETS_DIR: how Kubernetes mounts a Secret (deploy/helm/stafet). A variable
+    # of the same name in the environment wins over the file.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True,
+                                      secrets_dir=os.environ.get("STAFET_SECRETS_DIR") or None)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/stafet"
@@ -45,6 +50,14 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=2.0, gt=0, le=3600)
 
     log_level: str = "INFO"
+
+    # Operations (shared/health.py): the HTTP port for liveness, readiness and /metrics
+    # (0: no HTTP server, the default for local runs of several services on one host; the
+    # image sets 8080), how often database-derived gauges and consumer lag are refreshed,
+    # and how often the ledger re-verifies its whole hash chain for the metrics.
+    http_port: int = Field(default=0, ge=0, le=65535)
+    metrics_refresh_s: float = Field(default=15.0, ge=0.1, le=3600)
+    ledger_verify_interval_s: float = Field(default=3600.0, ge=1, le=7 * 86400)
 
     def contract_paths(self) -> tuple[Path, ...]:
         return tuple(Path(p) for p in self.contract_files.split(",") if p.strip())

@@ -20,6 +20,7 @@ from shared.broker import batch_subscriber, bind_batch_context, make_app, make_b
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
+from shared.health import observe
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.settings import Settings
@@ -61,6 +62,7 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Rejected input with a reason code; CPR numbers removed.")
 
 
+observe(app, database)
 app.on_startup(database.open)
 app.on_shutdown(database.close)
 

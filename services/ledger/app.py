@@ -18,12 +18,14 @@ import structlog
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
+from services.ledger.metrics import LedgerGauges
 from services.ledger.store import apply_journal
 from shared import faults
 from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
+from shared.health import observe
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, group_id
@@ -40,6 +42,7 @@ journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal 
 dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
                                     description="Malformed, unknown-payment or already-settled settlements.")
 database = Database(settings.database_url, max_size=settings.db_pool_max_size)
+observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_s),))
 
 
 app.on_startup(database.open)

@@ -26,8 +26,10 @@ from shared.contracts.loader import load_contract
 from shared.contracts.model import Contract
 from shared.db import Database
 from shared.events import TRANSITIONS_RECORD, ClockTick, OutcomeRecorded, PaymentInstruction, Transition
+from shared.health import observe
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
+from shared.metrics import refresh_outbox_depth
 from shared.retry import UNREACHABLE, backoff_s, until_reachable
 from shared.settings import Settings
 from shared.topics import CONTRACTS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
@@ -55,6 +57,7 @@ book = ContractBook()
 directory = {i.id: InstitutionInfo(i.kind, i.municipality)
              for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
 database = Database(settings.database_url, max_size=settings.db_pool_max_size)
+observe(app, database, refreshers=(refresh_outbox_depth,))
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.
 processing = asyncio.Lock()

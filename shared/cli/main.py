@@ -27,6 +27,7 @@ from shared.cli import frontdoor as frontdoor_commands
 from shared.cli import indicators as indicator_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
+from shared.cli import serve as serve_commands
 from shared.cli import verifier as verifier_commands
 from shared.cli import whatif as whatif_commands
 from shared.cli.errors import EXIT_BAD_INPUT, fail, unreachable_server
@@ -46,6 +47,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(contract_commands.app, name="contract")
 app.add_typer(keys_commands.app, name="keys")
 app.registered_commands.extend(whatif_commands.app.registered_commands)
+app.registered_commands.extend(serve_commands.app.registered_commands)
 app.add_typer(db_app, name="db")
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")

@@ -1,0 +1,319 @@
+"""The chart's own manifests, played with podman on this machine's Kafka and PostgreSQL.
+
+The image is built with podman (deploy/image/build.sh), the chart is rendered with
+values for one host (hostNetwork, a port per service, Secrets made from keys generated
+here), the migration Job runs to completion, and the three Deployments are played with
+`podman kube play`. Then: every pod's /readyz answers 200; `stafet publish` sends the
+sample events and a synthetic cohort (CPR numbers sealed with the generated key); the
+verifier's pod is stopped with SIGTERM while the stream is in flight and started again;
+the ledger ends up holding exactly what the pure engine computes (nothing lost, nothing
+twice, the chain intact), /metrics reports the ledger's entries and money, the records
+consumed and a dead letter by its reason code, and the records carry trace context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from shared.contracts.loader import load_contract
+from shared.institutions import InstitutionRegistry
+from shared.settings import REPO_ROOT
+from shared.stack import free_port
+from shared.synthetic import generate, to_json_line, write_registry
+from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
+from tests.deploy.pods import (
+    PLAYABLE,
+    container_name,
+    create_secrets,
+    for_host_network,
+    http_get,
+    is_hook,
+    job_as_pod,
+    pod_name,
+    podman,
+    remove_secrets,
+    wait_ready,
+    write_manifest,
+)
+from tests.deploy.tools import render
+from tests.kafka_helpers import produce
+from tests.ledger_helpers import chain_report, ledger_state
+from tests.oracle import REGISTRY as EXAMPLE_REGISTRY
+from tests.oracle import admitted, directory_of, expected_balances, read_lines
+from tests.servers import Servers
+
+pytestmark = pytest.mark.e2e
+
+IMAGE = "localhost/stafet:test"
+CONTRACT_NAMES = ("next-stage-bonus.yaml", "mobility-bonus.yaml", "employment-pbr.yaml")
+CONTRACTS = [load_contract(REPO_ROOT / "examples" / "contracts" / name) for name in CONTRACT_NAMES]
+SAMPLE = REPO_ROOT / "examples" / "events" / "sample.jsonl"
+COHORT_SUBJECTS = 400
+INSTITUTIONS, EVENTS = generate(COHORT_SUBJECTS, seed=23, born_from=2000, born_to=2004)
+REGISTRY = InstitutionRegistry(INSTITUTIONS + EXAMPLE_REGISTRY.all())
+READY_TIMEOUT_S = 240.0
+SETTLE_TIMEOUT_S = 300.0
+STOP_GRACE_S = 60
+STAFET = str(Path(sys.executable).parent / "stafet")
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    started = time.monotonic()
+    result = subprocess.run([str(REPO_ROOT / "deploy" / "image" / "build.sh")], env={**os.environ, "IMAGE": IMAGE},
+                            capture_output=True, text=True, check=False, timeout=1800)
+    assert result.returncode == 0, f"image build failed: {result.stderr[-4000:]}"
+    print(f"image built in {time.monotonic() - started:.0f}s")
+    return IMAGE
+
+
+@pytest.fixture
+def empty_database(servers: Servers) -> str:
+    """A database with no schema at all: the chart's migration Job makes it."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(servers.admin_database_url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return servers.database_url(name)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    folder = tmp_path / "keys"
+    subprocess.run([STAFET, "keys", "new", "--out", str(folder)], check=True, capture_output=True, cwd=REPO_ROOT)
+    return folder
+
+
+def chart_values(servers: Servers, namespace: str, database_url: str, keys: Path,
+                 registry_file: Path, ports: dict[str, int]) -> dict[str, Any]:
+    credentials = {"database_url": database_url}
+    service = {"enabled": True, "replicas": 1, "batchMaxRecords": 50, "dbPoolMaxSize": 4,
+               "env": {"BATCH_TIMEOUT_MS": "100", "TICK_INTERVAL_S": "0.5", "METRICS_REFRESH_S": "1",
+                       "LEDGER_VERIFY_INTERVAL_S": "5"}}
+    return {
+        "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": IMAGE.rsplit(":", 1)[1], "pullPolicy": "Never"},
+        "environment": "production",
+        "topicNamespace": namespace,
+        "hostNetwork": True,
+        "kafka": {"bootstrapServers": servers.bootstrap_servers},
+        "secrets": {"create": True, "ingestKeys": f"{namespace}-ingest-keys",
+                    "credentials": {owner: f"{namespace}-{owner}" for owner in ("ingest", "verifier", "ledger", "migrate")},
+                    "data": {
+            "credentials": {owner: credentials for owner in ("ingest", "verifier", "ledger", "migrate")},
+            "ingestKeys": {name: (keys / name).read_text().strip() for name in ("pseudonym.key", "ingest-sealing.key")},
+        }},
+        "institutions": registry_file.read_text(),
+        "contracts": {name: (REPO_ROOT / "examples" / "contracts" / name).read_text() for name in CONTRACT_NAMES},
+        "services": {name: {**service, "maxReplicas": 1, "httpPort": port} for name, port in ports.items()},
+    }
+
+
+@pytest.fixture
+def played(tmp_path: Path) -> Iterator[list[Path]]:
+    """Manifests played during the test; every one is taken down at the end, pass or fail,
+    and the podman secrets made for them removed."""
+    manifests: list[Path] = []
+    yield manifests
+    for manifest in reversed(manifests):
+        podman("kube", "down", str(manifest), check=False, timeout_s=120)
+    remove_secrets([path.stem.removeprefix("secret-") for path in tmp_path.glob("secret-*.yaml")])
+
+
+def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_loses_nothing(
+        servers: Servers, namespace: str, empty_database: str, keys: Path, image: str,
+        played: list[Path], tmp_path: Path) -> None:
+    started = time.monotonic()
+    registry_file = tmp_path / "institutions.yaml"
+    write_registry(registry_file, REGISTRY.all())
+    ports = {name: free_port() for name in ("ingest", "verifier", "ledger")}
+    objects = render(values=chart_values(servers, namespace, empty_database, keys, registry_file, ports), tmp=tmp_path)
+
+    # The migration Job (a pre-install hook) first, with its Secret: run to completion.
+    (job,) = [o for o in objects if o["kind"] == "Job"]
+    create_secrets(tmp_path, [o for o in objects if o["kind"] == "Secret"])
+    migrate = write_manifest(tmp_path / "migrate.yaml", [job_as_pod(job)])
+    played.append(migrate)
+    podman("kube", "play", "--network", "host", str(migrate))
+    migrate_container = container_name(job["metadata"]["name"], "migrate")
+    exit_code = podman("wait", migrate_container, timeout_s=300).stdout.strip()
+    logs = podman("logs", migrate_container, check=False).stdout + podman("logs", migrate_container, check=False).stderr
+    assert exit_code == "0", f"the migration Job failed: {logs}"
+    assert "applied" in logs
+
+    # Then the release's objects podman can run.
+    release = write_manifest(tmp_path / "release.yaml",
+                             [for_host_network(o) if o["kind"] == "Deployment" else o
+                              for o in objects if o["kind"] in PLAYABLE and not is_hook(o)])
+    played.append(release)
+    podman("kube", "play", "--network", "host", str(release))
+    deployments = {o["metadata"]["name"].rsplit("-", 1)[-1]: o for o in objects if o["kind"] == "Deployment"}
+    assert set(deployments) == set(ports)
+    for name, port in ports.items():
+        wait_ready(port, name, READY_TIMEOUT_S, alive=lambda n=name: assert_running(deployments[n], n))
+    ready_after = time.monotonic() - started
+
+    # A malformed record becomes a dead letter with its reason code, on /metrics too.
+    events_topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    asyncio.run(produce(servers.bootstrap_servers, events_topic, [b'{"event_id": "broken", ']))
+
+    # Publish the sample, then a cohort; stop the verifier with SIGTERM mid-stream.
+    cohort_file = tmp_path / "cohort.jsonl"
+    cohort_file.write_bytes(b"\n".join(to_json_line(e) for e in EVENTS) + b"\n")
+    raw = read_lines(SAMPLE) + read_lines(cohort_file)
+    expected = expected_balances(CONTRACTS, admitted(raw, REGISTRY), directory=directory_of(REGISTRY))
+    assert expected, "the events must produce payments, or this test proves nothing"
+    publish_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers,
+                   "STAFET_TOPIC_NAMESPACE": namespace, "SEALING_PUBLIC_KEY_FILE": str(keys / "ingest-sealing.pub")}
+    for path in (SAMPLE, cohort_file):
+        result = subprocess.run([STAFET, "publish", str(path)], env=publish_env, capture_output=True, text=True,
+                                check=False, timeout=300)
+        assert result.returncode == 0, result.stderr
+    verifier_pod = pod_name(deployments["verifier"])
+    entries_at_stop = asyncio.run(wait_for_entries(empty_database, at_least=1))
+    state = asyncio.run(ledger_state(empty_database))
+    assert state["balances"] != expected, "the stream was over before the SIGTERM: not mid-stream"
+    stop = podman("pod", "stop", "-t", str(STOP_GRACE_S), verifier_pod, timeout_s=STOP_GRACE_S + 60)
+    assert stop.returncode == 0
+    verifier_container = container_name(verifier_pod, "verifier")
+    inspected = json.loads(podman("inspect", verifier_container).stdout)[0]["State"]
+    verifier_logs = podman("logs", verifier_container, check=False).stderr
+    assert inspected["ExitCode"] == 0, f"SIGTERM did not end the verifier cleanly: {inspected}\n{verifier_logs[-3000:]}"
+    podman("pod", "start", verifier_pod)
+    wait_ready(ports["verifier"], "verifier after restart", READY_TIMEOUT_S)
+
+    state = asyncio.run(wait_for_balances(empty_database, expected, alive=lambda: [
+        assert_running(deployment, name) for name, deployment in deployments.items()]))
+    assert state["balances"] == expected, "lost or duplicated money after the SIGTERM"
+    assert state["unbalanced"] == 0
+    assert len(set(state["entry_ids"])) == len(state["entry_ids"])
+    report = asyncio.run(chain_report(empty_database))
+    assert report.ok, report.problem
+
+    # /metrics: the ledger's entries and money as the database has them, and what flowed.
+    by_contract = asyncio.run(entries_by_contract_and_kind(empty_database))
+    metrics = wait_for_metrics(ports["ledger"], by_contract)
+    assert 'stafet_ledger_verify_ok 1.0' in metrics
+    ingest_metrics = http_get(f"http://127.0.0.1:{ports['ingest']}/metrics")[1]
+    consumed = sample_value(ingest_metrics, "stafet_records_consumed_total", service="ingest", topic=events_topic)
+    assert consumed >= len(raw) + 1
+    assert sample_value(ingest_metrics, "stafet_dead_letters_total", service="ingest", reason="malformed_json") == 1
+    assert "faststream_received_processed_messages_duration_seconds_bucket" in ingest_metrics
+    assert "stafet_batch_records_bucket" in ingest_metrics
+
+    # Trace context travels in the records' headers from ingest to the ledger's journal.
+    for topic in (TRANSITIONS, PAYMENTS):
+        headers = asyncio.run(first_headers(servers.bootstrap_servers, in_namespace(topic, namespace).name))
+        assert "traceparent" in headers, f"no trace context on {topic.name}: {headers}"
+    ledger_logs = podman("logs", container_name(pod_name(deployments["ledger"]), "ledger"), check=False).stderr
+    projected = [json.loads(line) for line in ledger_logs.splitlines() if '"batch_projected"' in line]
+    assert projected
+    assert all(len(line.get("trace_id", "")) == 32 for line in projected)
+    print(f"ready {ready_after:.0f}s after start; SIGTERM at {entries_at_stop} ledger entries; "
+          f"whole test {time.monotonic() - started:.0f}s")
+
+
+def assert_running(deployment: dict[str, Any], name: str) -> None:
+    container = container_name(pod_name(deployment), name)
+    state = json.loads(podman("inspect", container).stdout)[0]["State"]
+    if not state.get("Running"):
+        logs = podman("logs", container, check=False)
+        raise AssertionError(f"{name} stopped: {state}\n{(logs.stdout + logs.stderr)[-4000:]}")
+
+
+async def wait_for_entries(database_url: str, at_least: int) -> int:
+    deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT_S
+    while True:
+        connection = await asyncpg.connect(database_url)
+        try:
+            count = int(await connection.fetchval("SELECT count(*) FROM ledger_entries"))
+        finally:
+            await connection.close()
+        if count >= at_least:
+            return count
+        assert asyncio.get_running_loop().time() < deadline, "no ledger entry appeared"
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_balances(database_url: str, expected: dict[str, int], alive: Any) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT_S
+    while True:
+        state = await ledger_state(database_url)
+        if state["balances"] == expected or asyncio.get_running_loop().time() > deadline:
+            return state
+        alive()
+        await asyncio.sleep(1.0)
+
+
+async def entries_by_contract_and_kind(database_url: str) -> dict[tuple[str, str], tuple[int, int]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT contract_id, kind, count(*) AS n, sum(amount_minor) AS amount"
+                                      " FROM ledger_entries GROUP BY contract_id, kind")
+    finally:
+        await connection.close()
+    return {(r["contract_id"], r["kind"]): (int(r["n"]), int(r["amount"])) for r in rows}
+
+
+def sample_value(text: str, metric: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (labels in any order)."""
+    for line in text.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
+        label_text, _, value = line[len(metric) + 1:].rpartition("} ")
+        found = dict(part.split("=", 1) for part in label_text.split(",") if part)
+        if all(found.get(k) == json.dumps(v) for k, v in labels.items()):
+            return float(value)
+    raise AssertionError(f"no {metric} {labels} on /metrics")
+
+
+def wait_for_metrics(port: int, by_contract: dict[tuple[str, str], tuple[int, int]]) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        text = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        try:
+            for (contract_id, kind), (count, amount) in by_contract.items():
+                assert sample_value(text, "stafet_ledger_entries", contract_id=contract_id, kind=kind,
+                                    currency="DKK") == count
+                assert sample_value(text, "stafet_ledger_amount_minor", contract_id=contract_id, kind=kind,
+                                    currency="DKK") == amount
+            assert sample_value(text, "stafet_ledger_chain_length_entries") == sum(c for c, _ in by_contract.values())
+            return text
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+async def first_headers(bootstrap: str, topic: str) -> dict[str, bytes]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        batch = await consumer.getmany(timeout_ms=10_000, max_records=1)
+        for records in batch.values():
+            return {key: value for key, value in records[0].headers}
+        raise AssertionError(f"nothing on {topic}")
+    finally:
+        await consumer.stop()
