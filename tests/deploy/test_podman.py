@@ -275,9 +275,12 @@ async def entries_by_contract_and_kind(database_url: str) -> dict[tuple[str, str
 def sample_value(text: str, metric: str, **labels: str) -> float:
     """The value of one sample in Prometheus text format (labels in any order)."""
     for line in text.splitlines():
-        if not line.startswith(metric + "{"):
+        if line.startswith(metric + " "):
+            label_text, value = "", line.split()[1]
+        elif line.startswith(metric + "{"):
+            label_text, _, value = line[len(metric) + 1:].rpartition("} ")
+        else:
             continue
-        label_text, _, value = line[len(metric) + 1:].rpartition("} ")
         found = dict(part.split("=", 1) for part in label_text.split(",") if part)
         if all(found.get(k) == json.dumps(v) for k, v in labels.items()):
             return float(value)
