@@ -7,6 +7,7 @@ stderr and exit 2; only bugs produce tracebacks.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import datetime as dt
 import json
 import logging
@@ -214,6 +215,8 @@ def export(
         return
     if table is None or out is None:
         fail("give a TABLE (outcomes, payments, balances) and --out FILE")
+    if output_format is ExportFormat.PARQUET and importlib.util.find_spec("pyarrow") is None:
+        fail("parquet needs pyarrow: install the extra stafet[export] (the service image leaves it out)")
     if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
         fail(f"{out} exists; nothing written (use --yes to overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -48,10 +48,10 @@ from tests.deploy.pods import (
     write_manifest,
 )
 from tests.deploy.tools import render
+from tests.engine_replay import REGISTRY as EXAMPLE_REGISTRY
+from tests.engine_replay import admitted, directory_of, expected_balances, read_lines
 from tests.kafka_helpers import produce
 from tests.ledger_helpers import chain_report, ledger_state
-from tests.oracle import REGISTRY as EXAMPLE_REGISTRY
-from tests.oracle import admitted, directory_of, expected_balances, read_lines
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,100 @@
+"""Health and metrics of a service, as the kubelet and Prometheus see them: a ledger
+started while Kafka and PostgreSQL are down is alive and says which check fails; once
+they are up it is ready, works, and /metrics counts what it did; when the broker goes
+away again it is not ready until the broker returns.
+
+On a stack of its own (free ports): the test stops and starts the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.kafka import ensure_topics, wait_for_broker
+from shared.processes import ServiceProcess
+from shared.stack import LocalStack, free_port
+from shared.topics import PAYMENTS, all_topics, in_namespace
+from tests.e2e.test_resilience import publish_payments, wait_for_entries
+from tests.ledger_helpers import entry_count
+
+pytestmark = pytest.mark.e2e
+NAMESPACE = "resilience"  # the namespace publish_payments writes to
+WAIT_S = 120.0
+
+
+@pytest.fixture
+def own_stack() -> Iterator[LocalStack]:
+    with tempfile.TemporaryDirectory(prefix="stafet-health-") as directory:
+        stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),
+                           postgres_port=free_port(), database="postgres")
+        stack.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            yield stack
+        finally:
+            stack.down()
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error)
+
+
+async def wait_for(port: int, path: str, status: int, contains: str, service: ServiceProcess) -> str:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        seen, body = await asyncio.to_thread(get, port, path)
+        if seen == status and contains in body:
+            return body
+        assert service.running(), f"{service.name} exited: {service.log_path.read_text()[-2000:]}"
+        assert asyncio.get_running_loop().time() < deadline, f"{path}: wanted {status} {contains!r}, got {seen} {body}"
+        await asyncio.sleep(0.3)
+
+
+async def test_a_ledger_says_not_ready_while_its_servers_are_down_and_ready_once_they_work(
+        own_stack: LocalStack, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": own_stack.bootstrap_servers, "DATABASE_URL": own_stack.database_url,
+           "STAFET_TOPIC_NAMESPACE": NAMESPACE, "BATCH_MAX_RECORDS": "50", "BATCH_TIMEOUT_MS": "100",
+           "HTTP_PORT": str(port), "METRICS_REFRESH_S": "0.5", "LEDGER_VERIFY_INTERVAL_S": "1"}
+    ledger = ServiceProcess("ledger", env, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        await wait_for(port, "/livez", 200, "ok", ledger)
+        down = await wait_for(port, "/readyz", 503, "broker FAIL", ledger)
+        assert "database FAIL" in down
+        await asyncio.to_thread(own_stack.start_kafka)
+        await wait_for_broker(own_stack.bootstrap_servers)
+        await ensure_topics(own_stack.bootstrap_servers, all_topics(NAMESPACE))
+        half = await wait_for(port, "/readyz", 503, "broker ok", ledger)
+        assert "database FAIL" in half
+        await asyncio.to_thread(own_stack.start_postgres)
+        ready = await wait_for(port, "/readyz", 200, "partitions_assigned ok", ledger)
+        assert "FAIL" not in ready
+        await publish_payments(own_stack, range(120))
+        await wait_for_entries(own_stack.database_url, 120, ledger)
+        assert await entry_count(own_stack.database_url) == 120
+        journal = in_namespace(PAYMENTS, NAMESPACE).name
+        await wait_for(port, "/metrics", 200, "stafet_ledger_chain_length_entries 120.0", ledger)
+        metrics = await wait_for(port, "/metrics", 200, "stafet_ledger_verify_ok 1.0", ledger)
+        assert f'stafet_records_consumed_total{{service="ledger",topic="{journal}"}} 120.0' in metrics
+        assert f'stafet_consumer_lag_records{{group="{NAMESPACE}-ledger",partition="0",topic="{journal}"}} 0.0' \
+            in metrics
+        await asyncio.to_thread(own_stack.stop_kafka, kill=True)
+        await wait_for(port, "/readyz", 503, "broker FAIL", ledger)
+        await wait_for(port, "/livez", 200, "ok", ledger)
+        await asyncio.to_thread(own_stack.start_kafka)
+        await wait_for(port, "/readyz", 200, "broker ok", ledger)
+    finally:
+        ledger.stop()
