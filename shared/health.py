@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
@@ -33,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
 from shared.db import Database, expected_migrations
+from shared.kafka import wait_for_broker
 from shared.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
@@ -51,12 +53,12 @@ class Health:
     started: bool = False  # the broker and every subscriber have started
     _server: asyncio.Server | None = field(default=None, repr=False)
     _refresh_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _admin: AIOKafkaAdminClient | None = field(default=None, repr=False)
 
     async def checks(self) -> dict[str, bool]:
         found = {"started": self.started, "broker": False, "database": False,
                  "migrations": False, "partitions_assigned": False}
-        with contextlib.suppress(Exception):
-            found["broker"] = bool(await self.broker.ping(timeout=CHECK_TIMEOUT_S))
+        found["broker"] = await self.broker_answers()
         found["partitions_assigned"] = self.started and partitions_assigned(self.broker)
         try:
             if self.database is None:
@@ -71,6 +73,17 @@ class Health:
         for check, ok in found.items():
             metrics.READY.labels(check).set(1 if ok else 0)
         return found
+
+    async def broker_answers(self) -> bool:
+        """The running broker connection answers a ping; before the service has connected
+        (waiting for its database, say), a metadata request of its own must answer."""
+        try:
+            if self.started:
+                return bool(await self.broker.ping(timeout=CHECK_TIMEOUT_S))
+            await wait_for_broker(self.settings.kafka_bootstrap_servers, timeout_s=CHECK_TIMEOUT_S)
+            return True
+        except Exception:  # noqa: BLE001 - any failure to answer means "not reachable"
+            return False
 
     async def start(self) -> None:
         if self.settings.http_port:
@@ -92,6 +105,10 @@ class Health:
             self._refresh_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresh_task
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+            self._admin = None
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider):
             provider.shutdown()  # exports the spans still buffered, if exporting
@@ -102,7 +119,12 @@ class Health:
                     await self._server.wait_closed()
 
     async def refresh(self) -> None:
-        await metrics.refresh_consumer_lag(self.broker)
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                        request_timeout_ms=int(CHECK_TIMEOUT_S * 5000))
+            await admin.start()
+            self._admin = admin
+        await metrics.refresh_consumer_lag(self.broker, self._admin)
         if self.refreshers and self.database is not None:
             async with self.database.pool.acquire() as connection:
                 for refresher in self.refreshers:

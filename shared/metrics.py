@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -103,9 +104,10 @@ def dead_letter_reason(body: object) -> str:
     return str(reason)
 
 
-async def refresh_consumer_lag(broker: KafkaBroker) -> None:
+async def refresh_consumer_lag(broker: KafkaBroker, admin: AIOKafkaAdminClient) -> None:
     """Lag per assigned partition of every consumer group of this process: end offset
-    minus the group's committed offset (what KEDA's Kafka scaler reads, too)."""
+    minus the group's committed offset as the group coordinator has it (what KEDA's Kafka
+    scaler reads too)."""
     values: dict[tuple[str, str, str], float] = {}
     for subscriber in broker.subscribers:
         consumer = getattr(subscriber, "consumer", None)
@@ -116,10 +118,11 @@ async def refresh_consumer_lag(broker: KafkaBroker) -> None:
         if not assigned:
             continue
         ends: dict[TopicPartition, int] = await consumer.end_offsets(assigned)
+        committed = await admin.list_consumer_group_offsets(group, partitions=assigned)
         for partition in assigned:
-            committed = await consumer.committed(partition)
-            behind = ends[partition] - (committed if committed is not None and committed >= 0 else 0)
-            values[(group, partition.topic, str(partition.partition))] = float(max(0, behind))
+            meta = committed.get(partition)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else 0
+            values[(group, partition.topic, str(partition.partition))] = float(max(0, ends[partition] - offset))
     CONSUMER_LAG.clear()
     for labels, value in values.items():
         CONSUMER_LAG.labels(*labels).set(value)

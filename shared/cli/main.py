@@ -7,8 +7,8 @@ stderr and exit 2; only bugs produce tracebacks.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import datetime as dt
+import importlib.util
 import json
 import logging
 import os
