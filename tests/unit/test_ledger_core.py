@@ -267,3 +267,43 @@ def test_stored_rows_carry_every_field_the_entry_hashes() -> None:
     row = chain_of(ENTRIES)[0]
     rebuilt = rebuild_entry(row)
     assert dataclasses.asdict(rebuilt) == dataclasses.asdict(ENTRIES[0])
+
+
+# -- gaps found by mutation testing (docs/testing.md) ----------------------------------
+
+def test_a_clawback_and_every_settlement_line_carry_the_instructions_currency() -> None:
+    entries = [entry_for(CLAWBACK), settlement_entry(PAYMENT, PAID), settlement_entry(OTHER, FAILED)]
+    assert {ln.currency for e in entries for ln in e.lines} == {"DKK"}
+
+
+def test_a_fallback_payee_is_settled_on_its_fallback_accounts() -> None:
+    fallback = PAYMENT.model_copy(update={"payee": "youth-fund", "payee_role": "fallback"})
+    assert lines_of(settlement_entry(fallback, PAID)) == [
+        ("fallback:youth-fund:pending", 12_345, 0), ("fallback:youth-fund:paid", 0, 12_345)]
+    failed = FAILED.model_copy(update={"payment_id": fallback.payment_id})
+    assert lines_of(settlement_entry(fallback, failed)) == [
+        ("fallback:youth-fund:pending", 12_345, 0), ("budget:municipality:c", 0, 12_345)]
+
+
+def test_a_settlement_entrys_content_hash_is_sha256_of_the_canonical_json_with_the_settlement() -> None:
+    entry = settlement_entry(PAYMENT, PAID)
+    expected = {**PAYMENT.model_dump(mode="json"), "entry_id": f"settlement:{PAYMENT.payment_id}",
+                "entry_kind": "settled", "settlement": PAID.model_dump(mode="json"),
+                "lines": [["receivable:school:pending", 12_345, 0, "DKK"], ["receivable:school:paid", 0, 12_345, "DKK"]]}
+    canonical = json.dumps(expected, sort_keys=True, separators=(",", ":"))
+    assert entry.content_hash() == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_every_repeat_is_counted_and_every_rejection_names_the_payment() -> None:
+    plan = plan_journal([PAYMENT, PAID, PAID, PAID, PAID_AGAIN, FAILED], {})
+    assert plan.duplicates == 2
+    assert [r.reason for r in plan.rejected] == [SettlementRejection.ALREADY_SETTLED, SettlementRejection.UNKNOWN_PAYMENT]
+    assert all(r.settlement.payment_id in r.message for r in plan.rejected)
+    assert PAID.settlement_id in plan.rejected[0].message
+
+
+def test_a_refused_entry_names_itself() -> None:
+    with pytest.raises(UnbalancedEntry, match="x"):
+        _checked(Entry("x", "payment", PAYMENT, (Line("a", 10, 0, "DKK"), Line("b", 0, 9, "DKK"))))
+    with pytest.raises(UnbalancedEntry, match="x mixes currencies"):
+        _checked(Entry("x", "payment", PAYMENT, (Line("a", 10, 0, "DKK"), Line("b", 0, 10, "EUR"))))
