@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from hashlib import sha256
 
 from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
 from shared.contracts.payments import (
     apply_grants,
     budget_requests,
+    clawback_id,
     desired_instructions,
     grant_budget,
     payment_id,
@@ -124,3 +126,14 @@ def test_two_payees_of_one_outcome_get_two_payments() -> None:
                           dt.date(2024, 1, 1), 100, (PayeeAmount("college", 50), PayeeAmount("school", 50)))
     wanted = desired_instructions(CONTRACT, [two])
     assert len(reconcile(wanted, [])) == 2
+
+
+def test_payment_and_clawback_ids_are_the_documented_digests() -> None:
+    # Recomputed with hashlib: a changed separator, a dropped part or another generation
+    # would change every id, and a replay after an upgrade would pay everything again.
+    base = decision("t1")
+    parts = ["test", "o", SUBJECT, "t1", "school", "institution", "100", "0"]
+    expected = sha256("|".join(parts).encode()).hexdigest()[:32]
+    assert payment_id(base, "school", "institution", 100, 0) == expected
+    assert desired_instructions(CONTRACT, [base])[0].payment_id == expected
+    assert clawback_id(expected) == sha256(f"clawback|{expected}".encode()).hexdigest()[:32]
