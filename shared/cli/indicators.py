@@ -54,3 +54,32 @@ def baselines(
         verdict = {True: "yes", False: "NO", None: "-"}[row.within]
         typer.echo(f"{row.indicator.id:<28} {row.scope:<13} {row.measured.period:<11} "
                    f"{row.measured.shown():<34} {baseline:>9} {band:>10}  {verdict}")
+
+
+@app.command("measure")
+def measure_live(
+    year: Annotated[int, typer.Option(help="The year measured (a school year counts from its autumn)",
+                                      min=1900, max=2200)],
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    minimum_cell: Annotated[int, typer.Option(help="Suppress cells over fewer subjects", min=1)] = DEFAULT_MINIMUM_CELL,
+) -> None:
+    """Every indicator and scope for YEAR, counted from the live verifier's event store
+    (DATABASE_URL), small cells suppressed."""
+    import asyncio
+
+    from shared.indicators.compute import measure
+    from shared.indicators.live import live_timelines
+    from shared.settings import Settings
+
+    try:
+        definitions = load_indicators(indicators)
+    except IndicatorFileError as error:
+        fail(str(error))
+    timelines = asyncio.run(live_timelines(Settings().database_url))
+    typer.echo(f"{len(timelines)} subjects in the verifier's event store; cells under {minimum_cell} suppressed")
+    for indicator in definitions.indicators:
+        for scope in definitions.scopes:
+            row = measure(indicator, timelines, year, scope=scope.name, institutions=scope.institutions,
+                          minimum_cell=minimum_cell)
+            baseline = next((f"{b.percent} % ({b.year})" for b in indicator.baselines if b.scope == scope.name), "-")
+            typer.echo(f"{indicator.id:<28} {scope.name:<13} {row.period:<11} {row.shown():<34} baseline {baseline}")
