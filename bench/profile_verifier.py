@@ -19,6 +19,7 @@ from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
+from shared.credentials import database_url
 from shared.db import create_pool, migrate, recreate_database
 from shared.institutions import InstitutionRegistry
 from shared.reporting.simulate import transitions_of
@@ -36,7 +37,8 @@ async def main(subjects: int, profile: bool) -> None:
     transitions, _ = transitions_of((to_json_line(e) for e in events), registry)
     directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in institutions}
     book = ContractBook.of(load_contract(REPO_ROOT / "examples" / "contracts" / name) for name in CONTRACTS)
-    url = await recreate_database(Settings().database_url.rpartition("/")[0] + "/postgres", DATABASE)
+    # As the owner role, which may create databases (the local stack's, by default).
+    url = await recreate_database(database_url("owner", Settings()).rpartition("/")[0] + "/postgres", DATABASE)
     await migrate(url)
     pool = await create_pool(url, max_size=2)
     profiler = Profiler(async_mode="enabled") if profile else None

@@ -41,14 +41,16 @@ from services.verifier.rebuild import rebuild_verifier
 from services.verifier.store import work_left_at
 from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
-from shared.db import recreate_database
+from shared.credentials import kafka_options, without_user
+from shared.db import migrate, recreate_database
 from shared.kafka import LagProbe, ensure_topics, make_producer
+from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
 from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, TopicSpec, all_topics, in_namespace
+from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
@@ -73,7 +75,9 @@ class Bench:
 
     def env(self, namespace: str, database_url: str) -> dict[str, str]:
         return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers, "DATABASE_URL": database_url,
+            # No user in DATABASE_URL: each service connects as its own runtime role.
+            "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers, "DATABASE_URL": without_user(database_url),
+            "STAFET_CREDENTIALS_DIR": str(self.stack.credentials_dir),
             "STAFET_TOPIC_NAMESPACE": namespace, "INSTITUTIONS_FILE": str(self.registry_file),
             "CONTRACT_FILES": ",".join(str(REPO_ROOT / "examples" / "contracts" / c) for c in CONTRACTS),
             "BATCH_MAX_RECORDS": str(self.batch), "BATCH_TIMEOUT_MS": "50", "LOG_LEVEL": "WARNING",
@@ -81,7 +85,14 @@ class Bench:
         }
 
     async def database(self, name: str) -> str:
-        return await recreate_database(self.stack.database_url.rpartition("/")[0] + "/postgres", name)
+        """A fresh database with the schema applied, as the owner role; its (owner's) URL."""
+        url = await recreate_database(self.stack.role_url("owner", "postgres"), name)
+        await migrate(url)
+        return url
+
+    async def namespace(self, namespace: str) -> None:
+        await ensure_topics(self.stack.bootstrap_servers, all_topics(namespace))
+        await grant_namespace(self.stack.bootstrap_servers, namespace)
 
     def start(self, service: str, namespace: str, database_url: str) -> ServiceProcess:
         process = ServiceProcess(service, self.env(namespace, database_url), self.work / namespace / f"{service}.log")
@@ -109,7 +120,7 @@ def peak_rss_kib(process: ServiceProcess) -> int:
 async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                pace_per_s: float | None = None, sent_at: dict[str, float] | None = None) -> float:
     """Publish records (optionally at a fixed rate); return the wall time of the first send."""
-    producer = make_producer(bootstrap, client_id="bench")
+    producer = make_producer(bootstrap, client_id="bench", principal="institution")
     await producer.start()
     first = time.time()
     try:
@@ -212,7 +223,7 @@ async def all_caught_up(probe: LagProbe, namespace: str, database_url: str) -> b
 
 
 async def topic_size(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_options("operator"))
     await consumer.start()
     try:
         from aiokafka import TopicPartition
@@ -224,15 +235,16 @@ async def topic_size(bootstrap: str, topic: str) -> int:
 
 
 async def raw_limit(bench: Bench) -> dict[str, float]:
-    """A minimal consume-then-produce passthrough of the same events, same broker."""
+    """A minimal consume-then-produce passthrough of the same events, same broker: with
+    ingest's credentials and ACLs, from institution-events to transitions."""
     bootstrap = bench.stack.bootstrap_servers
-    source = TopicSpec("bench-raw.in", INSTITUTION_EVENTS.partitions)
-    sink = TopicSpec("bench-raw.out", INSTITUTION_EVENTS.partitions)
-    await ensure_topics(bootstrap, (source, sink))
+    namespace = f"raw{int(time.time())}"
+    await bench.namespace(namespace)
+    source, sink = in_namespace(INSTITUTION_EVENTS, namespace), in_namespace(TRANSITIONS, namespace)
     await fill(bootstrap, source.name, bench.events)
-    consumer = AIOKafkaConsumer(source.name, bootstrap_servers=bootstrap, group_id="bench-raw",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = make_producer(bootstrap, client_id="bench-raw")
+    consumer = AIOKafkaConsumer(source.name, bootstrap_servers=bootstrap, group_id=f"{namespace}-ingest",
+                                enable_auto_commit=False, auto_offset_reset="earliest", **kafka_options("ingest"))
+    producer = make_producer(bootstrap, client_id="bench-raw", principal="ingest")
     await consumer.start()
     await producer.start()
     moved = 0
@@ -254,7 +266,7 @@ async def raw_limit(bench: Bench) -> dict[str, float]:
 async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
     bootstrap = bench.stack.bootstrap_servers
     namespace = f"stages{int(time.time())}"
-    await ensure_topics(bootstrap, all_topics(namespace))
+    await bench.namespace(namespace)
     database_url = await bench.database("bench_stages")
     results: dict[str, dict[str, float]] = {}
 
@@ -308,7 +320,7 @@ def _registry_rows(bench: Bench) -> list[dict[str, str]]:
 async def end_to_end(bench: Bench) -> dict[str, float]:
     bootstrap = bench.stack.bootstrap_servers
     namespace = f"e2e{int(time.time())}"
-    await ensure_topics(bootstrap, all_topics(namespace))
+    await bench.namespace(namespace)
     database_url = await bench.database("bench_e2e")
     services = [bench.start(name, namespace, database_url) for name in ("ingest", "verifier", "ledger")]
     await asyncio.sleep(5.0)  # let all three join their groups before the clock starts
@@ -332,7 +344,7 @@ async def end_to_end(bench: Bench) -> dict[str, float]:
 async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, float]:
     bootstrap = bench.stack.bootstrap_servers
     namespace = f"lat{int(time.time())}"
-    await ensure_topics(bootstrap, all_topics(namespace))
+    await bench.namespace(namespace)
     database_url = await bench.database("bench_latency")
     services = [bench.start(name, namespace, database_url) for name in ("ingest", "verifier", "ledger")]
     await asyncio.sleep(5.0)
@@ -399,6 +411,8 @@ async def main(arguments: argparse.Namespace) -> None:
         say(f"starting Kafka {KAFKA_VERSION} and PostgreSQL in {work} ...")
         launched: list[ServiceProcess] = []
         await asyncio.to_thread(stack.up)
+        # The benchmark's own clients (publishing, lag, rebuilds) find the stack's credentials.
+        os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
         try:
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,

@@ -25,6 +25,7 @@ from opentelemetry import trace
 
 from shared import metrics, tracing
 from shared.health import serve_health
+from shared.credentials import faststream_security
 from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
 
@@ -35,8 +36,9 @@ _log = structlog.get_logger("broker")
 DOCUMENTING = os.environ.get("STAFET_ASYNCAPI") == "1"
 
 
-def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
-    """A broker whose handlers receive bytes as they came (serializer=None).
+def make_broker(settings: Settings, *, client_id: str, principal: str) -> KafkaBroker:
+    """A broker whose handlers receive bytes as they came (serializer=None), connecting
+    as `principal` (SASL/SCRAM-SHA-512; a service without credentials refuses to start).
 
     Handlers are annotated with the models their topics carry (that is what the AsyncAPI
     document shows), but FastStream does not validate into them: each service validates
@@ -46,7 +48,8 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     Its middlewares carry trace context in the records' headers (shared/tracing.py) and
     count what goes through for /metrics (shared/metrics.py).
     """
-    options: dict[str, Any] = {} if DOCUMENTING else {"serializer": None}
+    options: dict[str, Any] = {} if DOCUMENTING else {
+        "serializer": None, "security": faststream_security(principal, settings)}
     service = client_id.removeprefix("stafet-")
     provider = tracing.tracer_provider(service)
     trace.set_tracer_provider(provider)

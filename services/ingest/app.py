@@ -49,9 +49,9 @@ class ReloadingRegistry:
 
 
 registry = ReloadingRegistry(settings.institutions_file)
-database = Database(settings.database_url, max_size=settings.db_pool_max_size)
+database = Database(settings, role="ingest", max_size=settings.db_pool_max_size)
 subjects = SubjectResolver(pseudonym_key(settings), settings.pseudonym_key_id, sealing_key(settings))
-broker = make_broker(settings, client_id="stafet-ingest")
+broker = make_broker(settings, client_id="stafet-ingest", principal="ingest")
 app = make_app(broker, settings, title="Stafet ingest", description=(
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
     "reporting institution may report the fact, and forwards trusted transitions keyed by "

@@ -33,7 +33,7 @@ from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, group_id
 settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("ledger")
-broker = make_broker(settings, client_id="stafet-ledger")
+broker = make_broker(settings, client_id="stafet-ledger", principal="ledger")
 app = make_app(broker, settings, title="Stafet ledger", description=(
     "Projects the ledger journal into a double-entry, append-only, hash-chained ledger in "
     "PostgreSQL, and forwards finance systems' settlements onto the journal."))
@@ -41,7 +41,7 @@ journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal 
                                description="Settlements forwarded onto the ledger journal, keyed by payment id.")
 dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
                                     description="Malformed, unknown-payment or already-settled settlements.")
-database = Database(settings.database_url, max_size=settings.db_pool_max_size)
+database = Database(settings, role="ledger", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_s),))
 
 

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from services.ledger.store import apply_journal
+from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
 from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
 
@@ -46,7 +47,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
     pool = await create_pool(database_url, max_size=2)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
+                                max_partition_fetch_bytes=8 * 1024 * 1024, **kafka_options("ledger"))
     await consumer.start()
     records = entries = rejected = 0
     try:

@@ -39,7 +39,7 @@ SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
 settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("verifier")
-broker = make_broker(settings, client_id="stafet-verifier")
+broker = make_broker(settings, client_id="stafet-verifier", principal="verifier")
 app = make_app(broker, settings, title="Stafet verifier", description=(
     "Keeps each subject's stream of transitions, evaluates it against every contract "
     "version in force, and publishes outcome decisions and payment instructions "
@@ -56,7 +56,7 @@ publishers = {
 book = ContractBook()
 directory = {i.id: InstitutionInfo(i.kind, i.municipality)
              for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
-database = Database(settings.database_url, max_size=settings.db_pool_max_size)
+database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.

@@ -22,6 +22,7 @@ from services.verifier import store
 from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
+from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
 from shared.events import (
     JOURNAL_RECORD,
@@ -48,10 +49,11 @@ class RebuildReport:
     seconds: float
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+async def read_topic(bootstrap: str, topic: str, principal: str = "verifier") -> list[bytes]:
     """Every record on every partition of `topic`, up to the end offsets at the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                **kafka_options(principal))
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -81,7 +81,8 @@ def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YA
             fail(str(error))
 
     async def send() -> None:
-        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply")
+        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply",
+                                 principal="operator")
         try:
             await producer.start()
             for contract in contracts:

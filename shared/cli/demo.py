@@ -26,16 +26,18 @@ from services.verifier.store import work_left_at
 from shared.cli.dev import default_stack
 from shared.cli.publish import publish_records
 from shared.contracts.loader import load_contract
-from shared.db import recreate_database
+from shared.credentials import credentials_dir, without_user
+from shared.db import migrate, recreate_database
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.institutions import InstitutionRegistry
 from shared.kafka import LagProbe, ensure_topics, make_producer, wait_for_broker
+from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
 from shared.reporting.data import ReportData, net_by_institution, summarise
 from shared.reporting.html import money, render
 from shared.reporting.live import from_database
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, all_topics, in_namespace
 
@@ -94,7 +96,7 @@ async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
 
 
 async def apply_contracts(bootstrap: str, namespace: str) -> None:
-    producer = make_producer(bootstrap, client_id="stafet-demo")
+    producer = make_producer(bootstrap, client_id="stafet-demo", principal="operator")
     try:
         await producer.start()
         for path in CONTRACT_FILES:
@@ -113,7 +115,7 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
 
     chance = random.Random(seed)
     answers: list[Settlement] = []
-    for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name):
+    for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name, principal="finance"):
         record = JOURNAL_RECORD.validate_json(value)
         if not isinstance(record, PaymentInstruction) or record.kind != PaymentKind.PAYMENT:
             continue
@@ -127,7 +129,7 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
             answers.append(Settlement(settlement_id=f"bank-{record.payment_id[:16]}", payment_id=record.payment_id,
                                       status=SettlementStatus.FAILED, settled_on=settled_on,
                                       reason="the payee's account is closed"))
-    producer = make_producer(bootstrap, client_id="stafet-demo-finance")
+    producer = make_producer(bootstrap, client_id="stafet-demo-finance", principal="finance")
     try:
         await producer.start()
         sends = [await producer.send(in_namespace(SETTLEMENTS, namespace).name, a.model_dump_json().encode(),
@@ -148,6 +150,8 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
 
     await wait_for_broker(bootstrap)
     await ensure_topics(bootstrap, all_topics(namespace))
+    await grant_namespace(bootstrap, namespace)
+    await migrate(database_url)
     institutions, generated = generate(subjects, seed=seed, born_from=2000, born_to=2006)
     registry_file = work / "institutions.yaml"
     work.mkdir(parents=True, exist_ok=True)
@@ -155,7 +159,9 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     events = [(n, to_json_line(e)) for n, e in enumerate(generated, start=1)]
     say(f"  a synthetic municipality: {len(institutions)} institutions, {subjects:,} children born 2000-2006, "
         f"{len(events):,} events up to 2026-06-30")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url, "STAFET_TOPIC_NAMESPACE": namespace,
+    # No user in the services' DATABASE_URL: each connects as its own runtime role.
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
+           "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),
            "INSTITUTIONS_FILE": str(registry_file), "TICK_INTERVAL_S": "0.5"}
     await apply_contracts(bootstrap, namespace)
     say("  contracts applied: " + ", ".join(load_contract(p).title for p in CONTRACT_FILES))
@@ -203,7 +209,7 @@ def run_demo(subjects: int, seed: int) -> None:
     stack.up()
     namespace = f"demo{int(time.time())}"
     try:
-        database_url = asyncio.run(recreate_database(stack.database_url, DEMO_DATABASE))
+        database_url = asyncio.run(recreate_database(stack.role_url("owner"), DEMO_DATABASE))
         typer.echo("2/4 running ingest, verifier and ledger over the municipality's events ...")
         result = asyncio.run(demo_pipeline(stack.bootstrap_servers, database_url, namespace,
                                            stack.directory / "demo", subjects=subjects, seed=seed))

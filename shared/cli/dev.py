@@ -26,11 +26,17 @@ def default_stack() -> LocalStack:
 
 
 async def prepare(stack: LocalStack) -> tuple[list[str], list[str]]:
+    """Topics and ACLs (as the broker's super user), migrations (as the owner role)."""
     from shared.db import migrate
     from shared.kafka import ensure_topics, wait_for_broker
+    from shared.kafka_access import grant_namespace
+    from shared.topics import NAMESPACE, all_topics
 
-    await wait_for_broker(stack.bootstrap_servers)
-    return await ensure_topics(stack.bootstrap_servers), await migrate(stack.database_url)
+    settings = stack.settings()
+    await wait_for_broker(stack.bootstrap_servers, principal="admin", settings=settings)
+    topics = await ensure_topics(stack.bootstrap_servers, all_topics(NAMESPACE), settings=settings)
+    await grant_namespace(stack.bootstrap_servers, NAMESPACE, settings=settings)
+    return topics, await migrate(stack.role_url("owner"))
 
 
 @app.command("up")
@@ -48,6 +54,7 @@ def up() -> None:
     typer.echo(f"created {len(topics)} topic(s), applied {len(migrations)} migration(s)")
     typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
     typer.echo(f"DATABASE_URL={stack.database_url}")
+    typer.echo(f"STAFET_CREDENTIALS_DIR={stack.credentials_dir}  (a password file per principal and role)")
     typer.echo(f"ready in {time.monotonic() - started:.1f}s (addresses also in {stack.directory / 'env'})")
 
 

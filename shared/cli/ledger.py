@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shared.credentials import database_url
 from shared.currency import format_minor, is_currency
 from shared.institutions import Institution, InstitutionRegistry, RegistryError
 from shared.settings import Settings
@@ -54,7 +55,7 @@ def balances() -> None:
     """Every account's balance (credits minus debits), with institution names."""
     from services.ledger.queries import account_balances
 
-    rows = asyncio.run(account_balances(Settings().database_url))
+    rows = asyncio.run(account_balances(database_url("operator")))
     if not rows:
         typer.echo("the ledger is empty")
         return
@@ -82,7 +83,7 @@ def statement(
 
     first = date_from.date() if date_from else None
     last = date_to.date() if date_to else None
-    result = asyncio.run(institution_statement(Settings().database_url, institution,
+    result = asyncio.run(institution_statement(database_url("operator"), institution,
                                                contract_id=contract, date_from=first, date_to=last))
     if output_format == StatementFormat.CSV:
         writer = csv.writer(sys.stdout)
@@ -125,7 +126,7 @@ def verify() -> None:
     from services.ledger.audit import verify_chain
 
     async def run() -> ChainReport:
-        connection = await asyncpg.connect(Settings().database_url)
+        connection = await asyncpg.connect(database_url("operator"))
         try:
             return await verify_chain(connection)
         finally:
@@ -144,20 +145,23 @@ def rebuild(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask: empty the projection and replay")] = False,
 ) -> None:
     """Drop the ledger projection and replay the journal (payments topic). Stop the
-    ledger service first."""
+    ledger service first: refused while its consumer groups are active, or when the
+    journal no longer starts at offset 0."""
     from rich.progress import Progress
 
-    from shared.cli.errors import confirm_or_fail
-
-    confirm_or_fail("This empties the ledger's tables and replays the journal into them.", yes)
-
     from services.ledger.rebuild import rebuild_ledger
-    from shared.topics import PAYMENTS
+    from shared.cli.errors import confirm_or_fail
+    from shared.cli.rebuild_guard import refuse_unsafe_rebuild
+    from shared.topics import PAYMENTS, group_id
 
     settings = Settings()
+    refuse_unsafe_rebuild(settings, topic=PAYMENTS.name, groups=(group_id("ledger"), group_id("ledger-settlements")),
+                          principal="ledger")
+    confirm_or_fail("This empties the ledger's tables and replays the journal into them.", yes)
     with Progress(transient=True) as bar:
         task = bar.add_task("replaying the journal", total=None)
-        report = asyncio.run(rebuild_ledger(settings.database_url, settings.kafka_bootstrap_servers,
+        # A maintenance job: it empties the ledger's tables, which only the owner may do.
+        report = asyncio.run(rebuild_ledger(database_url("owner", settings), settings.kafka_bootstrap_servers,
                                             PAYMENTS.name, lambda n: bar.advance(task, n)))
     rate = report.records / report.seconds if report.seconds else 0.0
     typer.echo(f"rebuilt: {report.records} journal records, {report.entries} entries "

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from shared.cli import access as access_commands
 from shared.cli import contracts as contract_commands
 from shared.cli import dev as dev_commands
 from shared.cli import experiment as experiment_commands
@@ -45,6 +46,7 @@ DATE_FORMATS = ["%Y-%m-%d"]  # dates are parsed by typer and refused with its on
 app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(access_commands.app, name="access")
 app.add_typer(contract_commands.app, name="contract")
 app.add_typer(keys_commands.app, name="keys")
 app.registered_commands.extend(whatif_commands.app.registered_commands)
@@ -73,7 +75,7 @@ def clock_tick(
     today = date.date() if date else dt.date.today()
 
     async def send() -> None:
-        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock")
+        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock", principal="operator")
         try:
             await producer.start()
             await producer.send_and_wait(TRANSITIONS.name, ClockTick(today=today).model_dump_json().encode(),
@@ -229,12 +231,14 @@ def export(
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the SQL migrations not yet applied (idempotent)."""
+    from shared.credentials import database_url
     from shared.db import migrate
     from shared.settings import Settings
 
-    # A server that cannot be reached is reported by main() without the URL, which may
-    # carry a password.
-    applied = asyncio.run(migrate(Settings().database_url))
+    # The owner role's job: DATABASE_URL with the owner's user (a deployment's migration
+    # job), else the local stack's owner credentials. A server that cannot be reached is
+    # reported by main() without the URL, which may carry a password.
+    applied = asyncio.run(migrate(database_url("owner", Settings())))
     typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
@@ -260,6 +264,8 @@ def main() -> None:  # pragma: no cover - console entry point (tested through th
     # typer vendors click (typer._click): its exceptions, not the click package's, reach us.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
+    from shared.credentials import CredentialsError
+
     try:
         # Not standalone: a usage error (a bad date, an unknown --format value) comes back
         # here and is reported as one `error:` line like every other expected failure,
@@ -278,6 +284,10 @@ def main() -> None:  # pragma: no cover - console entry point (tested through th
         sys.exit(EXIT_BAD_INPUT)
     except ClickException as error:
         typer.echo(f"error: {error.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except CredentialsError as error:
+        # Missing credentials are a configuration problem, reported like bad input.
+        typer.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except Exception as error:
         message = unreachable_server(error)

@@ -127,7 +127,7 @@ async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, b
     from shared.kafka import make_producer
 
     sealer = Sealer(recipient or publisher_public_key(Settings()))
-    producer = make_producer(bootstrap, client_id="stafet-publish")
+    producer = make_producer(bootstrap, client_id="stafet-publish", principal="institution")
     try:
         await producer.start()
         pending = []

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shared.credentials import database_url
 from shared.settings import Settings
 
 app = typer.Typer(help="Verifier maintenance.", no_args_is_help=True)
@@ -24,24 +25,27 @@ def rebuild(
 
     from services.verifier.rebuild import compare, rebuild_verifier
     from shared.cli.errors import confirm_or_fail
+    from shared.cli.rebuild_guard import refuse_unsafe_rebuild
     from shared.contracts.evaluation import InstitutionInfo
     from shared.institutions import InstitutionRegistry
-    from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS
+    from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, group_id
 
-    confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     settings = Settings()
+    refuse_unsafe_rebuild(settings, topic=TRANSITIONS.name, groups=(group_id("verifier"),), principal="verifier")
+    confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     directory = {i.id: InstitutionInfo(i.kind, i.municipality)
                  for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
     with Progress(transient=True) as bar:
         task = bar.add_task("replaying transitions", total=None)
-        report = asyncio.run(rebuild_verifier(settings.database_url, settings.kafka_bootstrap_servers,
+        # A maintenance job: it empties the verifier's tables, which only the owner may do.
+        report = asyncio.run(rebuild_verifier(database_url("owner", settings), settings.kafka_bootstrap_servers,
                                               TRANSITIONS.name, directory, lambda n: bar.advance(task, n)))
     rate = report.records / report.seconds if report.seconds else 0.0
     typer.echo(f"rebuilt: {report.records} records, {report.new_events} events, "
                f"{report.instructions} instructions in {report.seconds:.1f}s ({rate:,.0f} records/s)")
     if not check:
         return
-    result = asyncio.run(compare(settings.database_url, settings.kafka_bootstrap_servers,
+    result = asyncio.run(compare(database_url("owner", settings), settings.kafka_bootstrap_servers,
                                  PAYMENTS.name, OUTCOMES.name))
     typer.echo(f"outstanding payments: published {result.outstanding_published}, rebuilt {result.outstanding_rebuilt}")
     if result.same:

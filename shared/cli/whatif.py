@@ -137,6 +137,7 @@ def live_report(
     """Render the HTML report from the live ledger and the verifier's decisions."""
     from rich.progress import Progress
 
+    from shared.credentials import database_url
     from shared.institutions import InstitutionRegistry
     from shared.reporting.business_case import load_assumptions
     from shared.reporting.html import render
@@ -146,7 +147,7 @@ def live_report(
     settings = Settings()
     with Progress(transient=True) as bar:
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
-        data = asyncio.run(from_database(settings.database_url,
+        data = asyncio.run(from_database(database_url("operator", settings),
                                          InstitutionRegistry.from_file(settings.institutions_file),
                                          "Outcome contracts: the live ledger"))
     with Progress(transient=True) as bar:
