@@ -441,7 +441,7 @@ async def main(arguments: argparse.Namespace) -> None:
             bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
             say(f"front door: {len(clear_lines):,} events over HTTP ...")
             namespace = f"frontdoor{int(time.time())}"
-            await ensure_topics(stack.bootstrap_servers, all_topics(namespace))
+            await bench.namespace(namespace)
             bench.results["frontdoor"] = await front_door_load(
                 bench.env(namespace, await bench.database("bench_frontdoor")), work / namespace / "frontdoor.log",
                 clear_lines)

@@ -66,7 +66,7 @@ def make_broker(settings: Settings, *, client_id: str, principal: str) -> KafkaB
     )
 
 
-def make_app(broker: KafkaBroker, settings: Settings, *, title: str, description: str) -> FastStream:
+def make_app(broker: KafkaBroker, settings: Settings, *, principal: str, title: str, description: str) -> FastStream:
     """The service's app. Its first start-up hook waits for the broker (with backoff and a
     log line per attempt), so a service started during a Kafka outage starts when the
     outage ends instead of exiting (`shared/retry.py`). Before even that, its HTTP port
@@ -77,7 +77,7 @@ def make_app(broker: KafkaBroker, settings: Settings, *, title: str, description
     serve_health(app, broker, settings)
 
     async def broker_reachable() -> None:
-        await wait_for_kafka(settings.kafka_bootstrap_servers)
+        await wait_for_kafka(settings.kafka_bootstrap_servers, principal=principal)
 
     app.on_startup(broker_reachable)
     return app

@@ -40,6 +40,12 @@ class SchemaBehind(RuntimeError):
     """The database lacks migrations this code needs: run `stafet db migrate`."""
 
 
+class NotReadyYet(ConnectionError):
+    """The database does not exist yet, or lacks migrations: a service started alongside
+    the deployment's migration job waits for it like for a server that is not up yet
+    (an OSError, so `shared/retry.py` retries it with backoff and gives up in the end)."""
+
+
 def migration_names(dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
     return [f"{directory.parent.name}/{path.name}"
             for directory in dirs for path in sorted(directory.glob("*.sql"))]
@@ -71,14 +77,18 @@ class Database:
     async def open(self) -> asyncpg.Pool:
         """Check the schema and open the pool, waiting (with backoff, logged) while the
         server is unreachable: a service started during a database outage starts when it
-        ends. A schema that is behind is not waited out: the service refuses to start."""
+        ends, and while its migrations have not been applied (the runtime role cannot apply
+        them); it gives up after `shared/retry.py`'s longest wait."""
         from shared.retry import database_host, until_reachable
 
         # Resolved here, not at import: `make docs` imports the apps with no credentials.
         url = database_url(self._role, self._settings)
 
         async def attempt() -> asyncpg.Pool:
-            await require_migrated(url)
+            try:
+                await require_migrated(url)
+            except (SchemaBehind, asyncpg.InvalidCatalogNameError) as error:
+                raise NotReadyYet(str(error)) from error
             return await create_pool(url, max_size=self._max_size)
 
         self._pool = await until_reachable(f"postgresql {database_host(url)}", attempt)

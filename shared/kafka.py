@@ -12,6 +12,7 @@ Creating topics is the super user's (`admin`) job, like creating ACLs.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -137,6 +138,24 @@ async def consumer_lag(bootstrap: str, group: str, topic: str, principal: str = 
         return await probe.lag(group, topic)
 
 
+COORDINATOR_WAIT_S = 15.0
+
+
+async def _describe_group(admin: AIOKafkaAdminClient, group: str) -> list[Any]:
+    """A group's description, waiting out a coordinator that is still loading (a fresh
+    broker, or a group never used)."""
+    from aiokafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+
+    deadline = asyncio.get_running_loop().time() + COORDINATOR_WAIT_S
+    while True:
+        try:
+            return list(await admin.describe_consumer_groups([group]))
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
 ACTIVE_GROUP_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling"})
 
 
@@ -155,9 +174,9 @@ async def rebuild_refusals(bootstrap: str, topic: str, groups: tuple[str, ...], 
     problems: list[str] = []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS, **options)
-    await consumer.start()
-    await admin.start()
     try:
+        await consumer.start()
+        await admin.start()
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             await consumer._client.force_metadata_update()
@@ -173,7 +192,7 @@ async def rebuild_refusals(bootstrap: str, topic: str, groups: tuple[str, ...], 
             # One group per request: aiokafka 0.14 reads a DescribeGroups v3 answer with the
             # v2 layout, which holds for the last group only (the extra field of the others
             # shifts what follows).
-            for response in await admin.describe_consumer_groups([group_name]):
+            for response in await _describe_group(admin, group_name):
                 for group in response.groups:
                     _, name, state, _, _, members, *_ = group
                     if state in ACTIVE_GROUP_STATES and members:

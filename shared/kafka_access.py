@@ -52,6 +52,7 @@ class Kind(Enum):
     INGEST = "ingest"
     VERIFIER = "verifier"
     LEDGER = "ledger"
+    FRONTDOOR = "frontdoor"      # the HTTP front door: institutions' events, authenticated by token
     INSTITUTION = "institution"  # an institution's (or a municipal gateway's) system
     FINANCE = "finance"          # a finance system that settles payment instructions
     OPERATOR = "operator"        # people running Stafet: contracts, the clock, monitoring
@@ -115,7 +116,7 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
             # the chain's order: it writes the payments topic as well as reading it.
             return (topic("payments", read), topic("payments", write), topic("settlements", read),
                     topic("dead-letters", write), group("ledger"))
-        case Kind.INSTITUTION:
+        case Kind.INSTITUTION | Kind.FRONTDOOR:
             return (topic("institution-events", write),)
         case Kind.FINANCE:
             return (topic("payments", read), topic("settlements", write), group("finance"))

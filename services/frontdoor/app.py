@@ -93,8 +93,9 @@ class FrontDoor:
         self.authenticator = Authenticator.from_settings(config.front_door_tokens_file, self.registry,
                                                          production=config.stafet_env == "production")
         self.sealer = Sealer(publisher_public_key(config))
-        self.producer = make_producer(config.kafka_bootstrap_servers, client_id="stafet-frontdoor")
-        self.database = Database(config.database_url, max_size=config.db_pool_max_size)
+        self.producer = make_producer(config.kafka_bootstrap_servers, client_id="stafet-frontdoor",
+                                      principal="frontdoor", settings=config)
+        self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
 
     async def start(self) -> None:
         await self.database.open()

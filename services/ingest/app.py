@@ -52,7 +52,7 @@ registry = ReloadingRegistry(settings.institutions_file)
 database = Database(settings, role="ingest", max_size=settings.db_pool_max_size)
 subjects = SubjectResolver(pseudonym_key(settings), settings.pseudonym_key_id, sealing_key(settings))
 broker = make_broker(settings, client_id="stafet-ingest", principal="ingest")
-app = make_app(broker, settings, title="Stafet ingest", description=(
+app = make_app(broker, settings, principal="ingest", title="Stafet ingest", description=(
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
     "reporting institution may report the fact, and forwards trusted transitions keyed by "
     "subject pseudonym. Rejected input goes to the dead-letter topic with a reason code."))

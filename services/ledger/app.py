@@ -34,7 +34,7 @@ settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("ledger")
 broker = make_broker(settings, client_id="stafet-ledger", principal="ledger")
-app = make_app(broker, settings, title="Stafet ledger", description=(
+app = make_app(broker, settings, principal="ledger", title="Stafet ledger", description=(
     "Projects the ledger journal into a double-entry, append-only, hash-chained ledger in "
     "PostgreSQL, and forwards finance systems' settlements onto the journal."))
 journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal (settlements forwarded)",

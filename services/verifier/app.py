@@ -40,7 +40,7 @@ settings = Settings()
 configure_logging(settings.log_level)
 log = structlog.get_logger("verifier")
 broker = make_broker(settings, client_id="stafet-verifier", principal="verifier")
-app = make_app(broker, settings, title="Stafet verifier", description=(
+app = make_app(broker, settings, principal="verifier", title="Stafet verifier", description=(
     "Keeps each subject's stream of transitions, evaluates it against every contract "
     "version in force, and publishes outcome decisions and payment instructions "
     "(payments and clawbacks) with deterministic ids through a transactional outbox."))

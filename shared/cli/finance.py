@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shared.cli.errors import fail
+from shared.credentials import database_url
 from shared.finance.payouts import PayoutFormat, PayoutPlan
 from shared.settings import Settings
 from shared.topics import SETTLEMENTS
@@ -102,7 +103,7 @@ def payout(
     settings = Settings()
     if reissue is not None:
         async def load() -> PayoutExport | None:
-            connection = await asyncpg.connect(settings.database_url)
+            connection = await asyncpg.connect(database_url("finance", settings))
             try:
                 return await recorded_export(connection, reissue)
             finally:
@@ -126,7 +127,7 @@ def payout(
     execution_date = execution.date() if execution else now.date()
 
     async def run() -> PayoutPlan:
-        connection = await asyncpg.connect(settings.database_url)
+        connection = await asyncpg.connect(database_url("finance", settings))
         try:
             return await export_payout(connection, registry, date_from=date_from.date(), date_to=date_to.date(),
                                        output_format=output_format, execution_date=execution_date, now=now)
@@ -196,7 +197,7 @@ def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, 
     settings = Settings()
 
     async def known() -> dict[str, LedgerPayment]:
-        connection = await asyncpg.connect(settings.database_url)
+        connection = await asyncpg.connect(database_url("finance", settings))
         try:
             return await ledger_payments(connection, [a.end_to_end_id for a in answers])
         finally:
@@ -209,7 +210,8 @@ def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, 
         fail(f"{len(refused)} answer(s) refused; nothing published (use --skip-invalid to publish the others)")
 
     async def send() -> None:
-        producer = make_producer(settings.kafka_bootstrap_servers, client_id="stafet-finance-import")
+        producer = make_producer(settings.kafka_bootstrap_servers, client_id="stafet-finance-import",
+                                 principal="finance")
         try:
             await producer.start()
             pending = [await producer.send(topic, s.model_dump_json().encode(), key=s.payment_id.encode())

@@ -154,10 +154,10 @@ def rebuild(
     from shared.cli.rebuild_guard import refuse_unsafe_rebuild
     from shared.topics import PAYMENTS, group_id
 
+    confirm_or_fail("This empties the ledger's tables and replays the journal into them.", yes)
     settings = Settings()
     refuse_unsafe_rebuild(settings, topic=PAYMENTS.name, groups=(group_id("ledger"), group_id("ledger-settlements")),
                           principal="ledger")
-    confirm_or_fail("This empties the ledger's tables and replays the journal into them.", yes)
     with Progress(transient=True) as bar:
         task = bar.add_task("replaying the journal", total=None)
         # A maintenance job: it empties the ledger's tables, which only the owner may do.

@@ -209,6 +209,7 @@ def export(
     """Export a table for analysts from the live databases (docs/exports.md lists the columns)."""
     from rich.progress import Progress
 
+    from shared.credentials import database_url
     from shared.reporting.exports import columns_markdown, export_table
     from shared.settings import Settings
 
@@ -224,7 +225,7 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as bar:
         bar.add_task(f"exporting {table.value}", total=None)
-        count = asyncio.run(export_table(Settings().database_url, table, output_format, out))
+        count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out))
     typer.echo(f"wrote {count} {table.value} row(s) to {out} ({output_format.value})")
 
 

@@ -1,6 +1,6 @@
-"""What `stafet ledger rebuild` and `stafet verifier rebuild` check before emptying a
-service's tables (and before asking for `--yes`): the log still starts at offset 0 and
-the service is stopped. A refusal is one `error:` line and exit code 2; `--yes` does not
+"""What `stafet ledger rebuild` and `stafet verifier rebuild` check, once `--yes` was
+given, before emptying a service's tables: the log still starts at offset 0 and the
+service is stopped. A refusal is one `error:` line and exit code 2; `--yes` does not
 override it."""
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ def rebuild(
     from shared.institutions import InstitutionRegistry
     from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, group_id
 
+    confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     settings = Settings()
     refuse_unsafe_rebuild(settings, topic=TRANSITIONS.name, groups=(group_id("verifier"),), principal="verifier")
-    confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     directory = {i.id: InstitutionInfo(i.kind, i.municipality)
                  for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
     with Progress(transient=True) as bar:

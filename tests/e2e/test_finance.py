@@ -72,7 +72,8 @@ async def test_payouts_never_repeat_and_a_camt054_round_trip_marks_the_right_pay
         tmp_path: Path) -> None:
     journal = in_namespace(PAYMENTS, namespace).name
     settlements_topic = in_namespace(SETTLEMENTS, namespace).name
-    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    # No user in DATABASE_URL: the finance commands connect as the finance role.
+    env = {"DATABASE_URL": service_env["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
     first = [payment(1, "alsskolen", 123_456, 3), payment(2, "jobvejen", 10_000, 4),
              payment(3, "alsvaerket", 50_000, 5), payment(4, "nordborg-skole", 777, 6),
              payment(5, "alsskolen", 1_000, 27)]  # outside the first range

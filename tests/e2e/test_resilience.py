@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.db import recreate_database
-from shared.kafka import ensure_topics, wait_for_broker
+from shared.db import migrate, recreate_database
+from shared.kafka import ensure_topics
+from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
 from shared.stack import LocalStack, free_port
 from shared.topics import PAYMENTS, all_topics, in_namespace
@@ -31,21 +32,41 @@ WAIT_S = 120.0
 
 
 @pytest.fixture
-def own_stack() -> Iterator[LocalStack]:
+def own_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     with tempfile.TemporaryDirectory(prefix="stafet-resilience-") as directory:
         stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),
-                           postgres_port=free_port(), database="postgres")
+                           postgres_port=free_port(), database="resilience")
         stack.directory.mkdir(parents=True, exist_ok=True)
+        # Passwords first, so a ledger started before its servers finds its credentials;
+        # this test's own clients use this stack's, not the session's.
+        stack.prepare_credentials()
+        monkeypatch.setenv("STAFET_CREDENTIALS_DIR", str(stack.credentials_dir))
         try:
             yield stack
         finally:
             stack.down()
 
 
-def ledger_env(stack: LocalStack, database_url: str) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers, "DATABASE_URL": database_url,
+def ledger_env(stack: LocalStack) -> dict[str, str]:
+    # No user in DATABASE_URL: the ledger connects as its own runtime role.
+    return {"KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers, "DATABASE_URL": stack.database_url,
+            "STAFET_CREDENTIALS_DIR": str(stack.credentials_dir),
             "STAFET_TOPIC_NAMESPACE": NAMESPACE, "BATCH_MAX_RECORDS": "50", "BATCH_TIMEOUT_MS": "100",
             "LOG_LEVEL": "INFO"}
+
+
+async def prepare_namespace(stack: LocalStack) -> None:
+    """Users, topics and ACLs on a broker that has just started (the super user's job)."""
+    await asyncio.to_thread(stack.create_principals)
+    await ensure_topics(stack.bootstrap_servers, all_topics(NAMESPACE), settings=stack.settings())
+    await grant_namespace(stack.bootstrap_servers, NAMESPACE, settings=stack.settings())
+
+
+async def fresh_database(stack: LocalStack) -> str:
+    """The ledger's database emptied and migrated by the owner; the owner's URL."""
+    url = await recreate_database(stack.role_url("owner", "postgres"), stack.database)
+    await migrate(url)
+    return url
 
 
 async def wait_for_log(service: ServiceProcess, text: str) -> None:
@@ -77,18 +98,19 @@ async def publish_payments(stack: LocalStack, numbers: range) -> None:
 
 async def test_a_ledger_started_with_the_broker_and_the_database_down_waits_then_works_once_they_are_up(
         own_stack: LocalStack, tmp_path: Path) -> None:
-    database_url = own_stack.database_url
-    ledger = ServiceProcess("ledger", ledger_env(own_stack, database_url), tmp_path / "ledger.log")
+    ledger = ServiceProcess("ledger", ledger_env(own_stack), tmp_path / "ledger.log")
     ledger.start()
     try:
         await wait_for_log(ledger, "dependency_unreachable_retrying")
         await asyncio.to_thread(own_stack.start_kafka)
-        await wait_for_broker(own_stack.bootstrap_servers)
-        await ensure_topics(own_stack.bootstrap_servers, all_topics(NAMESPACE))
+        await prepare_namespace(own_stack)
         await publish_payments(own_stack, range(200))
         await wait_for_log(ledger, '"dependency": "postgresql')
         assert ledger.running(), "the ledger exited while the database was down"
         await asyncio.to_thread(own_stack.start_postgres)
+        # The migration job runs after the ledger started: the ledger waits for it too.
+        database_url = own_stack.role_url("owner")
+        await migrate(database_url)
         await wait_for_entries(database_url, 200, ledger)
     finally:
         ledger.stop()
@@ -101,9 +123,9 @@ async def test_a_ledger_started_with_the_broker_and_the_database_down_waits_then
 async def test_a_ledger_restarted_during_a_broker_outage_recovers_when_the_broker_returns(
         own_stack: LocalStack, tmp_path: Path) -> None:
     await asyncio.to_thread(own_stack.up)
-    await ensure_topics(own_stack.bootstrap_servers, all_topics(NAMESPACE))
-    database_url = await recreate_database(own_stack.database_url, "resilience")
-    ledger = ServiceProcess("ledger", ledger_env(own_stack, database_url), tmp_path / "ledger.log")
+    await prepare_namespace(own_stack)
+    database_url = await fresh_database(own_stack)
+    ledger = ServiceProcess("ledger", ledger_env(own_stack), tmp_path / "ledger.log")
     ledger.start()
     try:
         await publish_payments(own_stack, range(300))
@@ -125,10 +147,10 @@ async def test_a_ledger_restarted_during_a_broker_outage_recovers_when_the_broke
 async def test_sigterm_mid_stream_finishes_the_batch_exits_by_itself_and_loses_nothing(
         own_stack: LocalStack, tmp_path: Path) -> None:
     await asyncio.to_thread(own_stack.up)
-    await ensure_topics(own_stack.bootstrap_servers, all_topics(NAMESPACE))
-    database_url = await recreate_database(own_stack.database_url, "resilience")
+    await prepare_namespace(own_stack)
+    database_url = await fresh_database(own_stack)
     await publish_payments(own_stack, range(3000))
-    ledger = ServiceProcess("ledger", ledger_env(own_stack, database_url), tmp_path / "ledger.log")
+    ledger = ServiceProcess("ledger", ledger_env(own_stack), tmp_path / "ledger.log")
     for stop_at in (500, 1500):
         ledger.start()
         await wait_for_entries(database_url, stop_at, ledger)

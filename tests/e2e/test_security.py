@@ -8,6 +8,7 @@ running broker against them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
+    KafkaError,
     TopicAuthorizationFailedError,
 )
 from typer.testing import CliRunner
@@ -46,6 +48,7 @@ MAY_WRITE = {
     "ingest": {"transitions", "dead-letters"},
     "verifier": {"outcomes", "payments"},
     "ledger": {"payments", "dead-letters"},     # payments: settlements forwarded onto the journal
+    "frontdoor": {"institution-events"},
 }
 MAY_READ = {
     "institution": set(),
@@ -54,6 +57,7 @@ MAY_READ = {
     "ingest": {"institution-events"},
     "verifier": {"transitions", "contracts", "outcomes", "payments"},
     "ledger": {"payments", "settlements"},
+    "frontdoor": set(),
 }
 CONNECT_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 30.0
@@ -206,9 +210,10 @@ async def _until_group_active(servers: Servers, group: str, timeout_s: float = 9
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            described = await admin.describe_consumer_groups([group])
-            if any(g[2] == "Stable" and g[5] for r in described for g in r.groups):
-                return
+            with contextlib.suppress(KafkaError):  # a coordinator still loading
+                described = await admin.describe_consumer_groups([group])
+                if any(g[2] == "Stable" and g[5] for r in described for g in r.groups):
+                    return
             assert asyncio.get_running_loop().time() < deadline, f"{group} never became active"
             await asyncio.sleep(0.5)
     finally:
@@ -310,6 +315,13 @@ async def test_the_ledgers_runtime_role_cannot_change_or_unguard_history(
     ("operator", "UPDATE ledger_chain_head SET sequence = 0"),
     ("operator", "INSERT INTO verifier_contracts VALUES ('x', 1, '{}')"),
     ("operator", "SELECT count(*) FROM ingest_seen_events"),
+    ("operator", "INSERT INTO payout_exports VALUES ('x', 'csv', '2024-01-01', '2024-01-02', '2024-01-03', now())"),
+    ("finance", "UPDATE ledger_chain_head SET sequence = 0"),
+    ("finance", "INSERT INTO ledger_entries (sequence) VALUES (99)"),
+    ("finance", "UPDATE payout_lines SET amount_minor = 1"),
+    ("finance", "SELECT count(*) FROM verifier_outcomes"),
+    ("frontdoor", "SELECT count(*) FROM ingest_seen_events"),
+    ("frontdoor", "SELECT count(*) FROM ledger_entries"),
 ])
 async def test_each_runtime_role_reaches_only_what_it_needs(
         servers: Servers, database_url: str, role: str, statement: str) -> None:
@@ -345,7 +357,7 @@ def test_an_operator_adds_an_institution_system_that_may_write_events_only(
     password.write_text("a-long-enough-secret-for-aarhus\n")
     name = f"institution-{namespace}"
     added = runner.invoke(app, ["access", "user", name, "--kind", "institution", "--password-file", str(password),
-                                "--namespace", namespace])
+                                "--namespace", namespace], env={"KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers})
     assert added.exit_code == 0, added.output
     assert f"user {name} (institution): password set, 1 ACL(s) in namespace {namespace}" in added.output
     # The institution's own process, configured as production configures it.
