@@ -118,9 +118,11 @@ def peak_rss_kib(process: ServiceProcess) -> int:
 
 
 async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
-               pace_per_s: float | None = None, sent_at: dict[str, float] | None = None) -> float:
-    """Publish records (optionally at a fixed rate); return the wall time of the first send."""
-    producer = make_producer(bootstrap, client_id="bench", principal="institution")
+               pace_per_s: float | None = None, sent_at: dict[str, float] | None = None,
+               principal: str = "institution") -> float:
+    """Publish records (optionally at a fixed rate) as `principal` (by default an
+    institution system); return the wall time of the first send."""
+    producer = make_producer(bootstrap, client_id="bench", principal=principal)
     await producer.start()
     first = time.time()
     try:

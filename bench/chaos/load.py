@@ -35,6 +35,7 @@ from bench.run import fill
 from shared.cli.publish import Sealer
 from shared.contracts.loader import load_contract
 from shared.contracts.model import Contract
+from shared.credentials import kafka_options
 from shared.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.institutions import Institution
 from shared.sealing import development_private_key
@@ -103,14 +104,22 @@ def _with_price(contract: Contract, amount_minor: int) -> Contract:
     return Contract.model_validate({**contract.model_dump(), "outcomes": [o.model_dump() for o in outcomes]})
 
 
+# Who writes each topic the chaos load publishes to: institutions their events, operators
+# contracts and clock ticks, finance its settlements.
+WRITER = {"institution-events": "institution", "contracts": "operator", "transitions": "operator",
+          "settlements": "finance"}
+
+
 async def send_retrying(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                         say: Callable[[str], None], pace_per_s: float | None = None) -> int:
     """Publish with the benchmark's `fill`, again and again until the broker takes it;
     return how many attempts failed (each may have left duplicates behind)."""
     failures = 0
+    # Each topic as the principal that writes it in an installation (docs/security.md).
+    principal = WRITER[topic.split(".")[1]]
     while True:
         try:
-            await fill(bootstrap, topic, records, pace_per_s=pace_per_s)
+            await fill(bootstrap, topic, records, pace_per_s=pace_per_s, principal=principal)
             return failures
         except (KafkaError, OSError, TimeoutError) as error:
             failures += 1
@@ -228,7 +237,7 @@ class FinanceOffice:
 
     async def _read_new(self) -> tuple[list[PaymentInstruction], int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    request_timeout_ms=10_000)
+                                    request_timeout_ms=10_000, **kafka_options("finance"))
         try:
             await consumer.start()
             partition = TopicPartition(self.payments_topic, 0)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -29,8 +30,10 @@ from bench.chaos.checker import Check, Topics, check_all
 from bench.chaos.load import FinanceOffice, Publisher, build, write_registry_for
 from bench.chaos.schedule import SERVICE_TARGETS, Fault, counts, draw
 from bench.run import all_caught_up
-from shared.db import recreate_database
+from shared.credentials import without_user
+from shared.db import migrate, recreate_database
 from shared.kafka import LagProbe, ensure_topics, wait_for_broker
+from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.topics import (
@@ -78,7 +81,9 @@ class Result:
 
 
 def service_env(stack: LocalStack, database_url: str, registry_file: Path) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers, "DATABASE_URL": database_url,
+    # No user in DATABASE_URL: each service connects as its own runtime role.
+    return {"KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers, "DATABASE_URL": without_user(database_url),
+            "STAFET_CREDENTIALS_DIR": str(stack.credentials_dir),
             "STAFET_TOPIC_NAMESPACE": NAMESPACE, "INSTITUTIONS_FILE": str(registry_file),
             "BATCH_MAX_RECORDS": "500", "BATCH_TIMEOUT_MS": "100", "TICK_INTERVAL_S": "1.0",
             "LOG_LEVEL": "INFO"}
@@ -134,10 +139,16 @@ async def chaos(seed: int, duration_s: float, rate_per_s: float, work: Path, mea
     say(f"starting Kafka {KAFKA_VERSION} and PostgreSQL in {work} ...")
     await asyncio.to_thread(stack.up)
     processes: dict[str, ServiceProcess] = {}
+    # This process's own clients (load, finance, checker) use this stack's credentials.
+    credentials_before = os.environ.get("STAFET_CREDENTIALS_DIR")
+    os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
     try:
         await wait_for_broker(stack.bootstrap_servers)
         await ensure_topics(stack.bootstrap_servers, all_topics(NAMESPACE))
-        database_url = await recreate_database(stack.database_url, "chaos")
+        await grant_namespace(stack.bootstrap_servers, NAMESPACE)
+        owner_admin_url = stack.role_url("owner", "postgres")
+        database_url = await recreate_database(owner_admin_url, "chaos")
+        await migrate(database_url)
         registry_file = write_registry_for(load, work / "institutions.yaml")
         env = service_env(stack, database_url, registry_file)
         topics = {name: topic(name) for name in ("institution-events", "contracts", "transitions")}
@@ -172,11 +183,15 @@ async def chaos(seed: int, duration_s: float, rate_per_s: float, work: Path, mea
         say("checking the invariants ...")
         await check_all(result.check, load, registry_file, finance.sent, stack.bootstrap_servers,
                         Topics(topic("transitions"), topic("dead-letters"), topic("payments"), topic("outcomes")),
-                        database_url, stack.database_url, env)
+                        database_url, owner_admin_url, env)
     finally:
         for process in processes.values():
             process.kill()
         await asyncio.to_thread(stack.down)
+        if credentials_before is None:
+            os.environ.pop("STAFET_CREDENTIALS_DIR", None)
+        else:
+            os.environ["STAFET_CREDENTIALS_DIR"] = credentials_before
     return result
 
 
