@@ -24,8 +24,8 @@ from faststream.specification import AsyncAPI
 from opentelemetry import trace
 
 from shared import metrics, tracing
-from shared.health import serve_health
 from shared.credentials import faststream_security
+from shared.health import serve_health
 from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
 
@@ -74,7 +74,7 @@ def make_app(broker: KafkaBroker, settings: Settings, *, principal: str, title: 
     says it is not ready."""
     app = FastStream(broker, specification=AsyncAPI(
         title=title, version="1", description=description))
-    serve_health(app, broker, settings)
+    serve_health(app, broker, settings, principal)
 
     async def broker_reachable() -> None:
         await wait_for_kafka(settings.kafka_bootstrap_servers, principal=principal)

@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
+from shared.credentials import kafka_options
 from shared.db import Database, expected_migrations
 from shared.kafka import wait_for_broker
 from shared.settings import Settings
@@ -48,6 +49,7 @@ log = structlog.get_logger("health")
 class Health:
     broker: KafkaBroker
     settings: Settings
+    principal: str = "operator"  # the service's own Kafka identity (shared/credentials.py)
     database: Database | None = None  # attached by observe()
     refreshers: tuple[metrics.Refresher, ...] = ()
     started: bool = False  # the broker and every subscriber have started
@@ -121,7 +123,8 @@ class Health:
     async def refresh(self) -> None:
         if self._admin is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                        request_timeout_ms=int(CHECK_TIMEOUT_S * 5000))
+                                        request_timeout_ms=int(CHECK_TIMEOUT_S * 5000),
+                                        **kafka_options(self.principal, self.settings))
             await admin.start()
             self._admin = admin
         await metrics.refresh_consumer_lag(self.broker, self._admin)
@@ -176,10 +179,10 @@ def partitions_assigned(broker: KafkaBroker) -> bool:
 _SERVED: weakref.WeakKeyDictionary[FastStream, Health] = weakref.WeakKeyDictionary()
 
 
-def serve_health(app: FastStream, broker: KafkaBroker, settings: Settings) -> Health:
+def serve_health(app: FastStream, broker: KafkaBroker, settings: Settings, principal: str = "operator") -> Health:
     """Open the HTTP port as the app's first start-up hook (shared/broker.py's make_app
     calls this before it registers anything else) and close it last."""
-    health = Health(broker, settings)
+    health = Health(broker, settings, principal)
     _SERVED[app] = health
     app.on_startup(health.start)
     app.after_startup(health.after_start)

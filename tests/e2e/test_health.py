@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.kafka import ensure_topics, wait_for_broker
+from shared.db import migrate
 from shared.processes import ServiceProcess
 from shared.stack import LocalStack, free_port
-from shared.topics import PAYMENTS, all_topics, in_namespace
-from tests.e2e.test_resilience import publish_payments, wait_for_entries
+from shared.topics import PAYMENTS, in_namespace
+from tests.e2e.test_resilience import prepare_namespace, publish_payments, wait_for_entries
 from tests.ledger_helpers import entry_count
 
 pytestmark = pytest.mark.e2e
@@ -30,11 +30,15 @@ WAIT_S = 120.0
 
 
 @pytest.fixture
-def own_stack() -> Iterator[LocalStack]:
+def own_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     with tempfile.TemporaryDirectory(prefix="stafet-health-") as directory:
         stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),
-                           postgres_port=free_port(), database="postgres")
+                           postgres_port=free_port(), database="health")
         stack.directory.mkdir(parents=True, exist_ok=True)
+        # Passwords first, so a ledger started before its servers finds its credentials;
+        # this test's own clients use this stack's, not the session's.
+        stack.prepare_credentials()
+        monkeypatch.setenv("STAFET_CREDENTIALS_DIR", str(stack.credentials_dir))
         try:
             yield stack
         finally:
@@ -66,7 +70,8 @@ async def test_a_ledger_says_not_ready_while_its_servers_are_down_and_ready_once
         own_stack: LocalStack, tmp_path: Path) -> None:
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": own_stack.bootstrap_servers, "DATABASE_URL": own_stack.database_url,
-           "STAFET_TOPIC_NAMESPACE": NAMESPACE, "BATCH_MAX_RECORDS": "50", "BATCH_TIMEOUT_MS": "100",
+           "STAFET_CREDENTIALS_DIR": str(own_stack.credentials_dir), "STAFET_TOPIC_NAMESPACE": NAMESPACE,
+           "BATCH_MAX_RECORDS": "50", "BATCH_TIMEOUT_MS": "100",
            "HTTP_PORT": str(port), "METRICS_REFRESH_S": "0.5", "LEDGER_VERIFY_INTERVAL_S": "1"}
     ledger = ServiceProcess("ledger", env, tmp_path / "ledger.log")
     ledger.start()
@@ -75,16 +80,17 @@ async def test_a_ledger_says_not_ready_while_its_servers_are_down_and_ready_once
         down = await wait_for(port, "/readyz", 503, "broker FAIL", ledger)
         assert "database FAIL" in down
         await asyncio.to_thread(own_stack.start_kafka)
-        await wait_for_broker(own_stack.bootstrap_servers)
-        await ensure_topics(own_stack.bootstrap_servers, all_topics(NAMESPACE))
+        await prepare_namespace(own_stack)
         half = await wait_for(port, "/readyz", 503, "broker ok", ledger)
         assert "database FAIL" in half
         await asyncio.to_thread(own_stack.start_postgres)
+        owner_url = own_stack.role_url("owner")
+        await migrate(owner_url)  # the migration job, after the ledger started
         ready = await wait_for(port, "/readyz", 200, "partitions_assigned ok", ledger)
         assert "FAIL" not in ready
         await publish_payments(own_stack, range(120))
-        await wait_for_entries(own_stack.database_url, 120, ledger)
-        assert await entry_count(own_stack.database_url) == 120
+        await wait_for_entries(owner_url, 120, ledger)
+        assert await entry_count(owner_url) == 120
         journal = in_namespace(PAYMENTS, NAMESPACE).name
         await wait_for(port, "/metrics", 200, "stafet_ledger_chain_length_entries 120.0", ledger)
         metrics = await wait_for(port, "/metrics", 200, "stafet_ledger_verify_ok 1.0", ledger)
