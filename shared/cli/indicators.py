@@ -67,6 +67,7 @@ def measure_live(
     (DATABASE_URL), small cells suppressed."""
     import asyncio
 
+    from shared.credentials import database_url
     from shared.indicators.compute import measure
     from shared.indicators.live import live_timelines
     from shared.settings import Settings
@@ -75,7 +76,8 @@ def measure_live(
         definitions = load_indicators(indicators)
     except IndicatorFileError as error:
         fail(str(error))
-    timelines = asyncio.run(live_timelines(Settings().database_url))
+    # Read-only, as operators' commands are (docs/security.md).
+    timelines = asyncio.run(live_timelines(database_url("operator", Settings())))
     typer.echo(f"{len(timelines)} subjects in the verifier's event store; cells under {minimum_cell} suppressed")
     for indicator in definitions.indicators:
         for scope in definitions.scopes:
