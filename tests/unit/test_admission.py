@@ -62,7 +62,7 @@ def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -
     (record(subject={}), Reason.UNKNOWN_SUBJECT_REFERENCE),
     (b"{" + b" " * 70_000 + b"}", Reason.RECORD_TOO_LARGE),
     (clear(), Reason.UNSEALED_CPR),
-    (clear(subject={"cpr_sealed": "v1." + "A" * 80}), Reason.INVALID_SEALED_CPR),
+    (clear(subject={"cpr_sealed": "v2." + "A" * 80}), Reason.INVALID_SEALED_CPR),
     (record(event_id="pupil-1509044321"), Reason.CPR_IN_IDENTIFIER),
 ])
 def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) -> None:
