@@ -15,15 +15,19 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
+from shared.cpr_text import contains_cpr, strings_with_cpr
 from shared.dead_letters import DeadLetter
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
-from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, pseudonymise
+from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise
 from shared.sealing import InvalidSeal, unseal
 from shared.upcasting import UnknownSchemaVersion, upcast
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
 RESOLVER_CACHE_MAX = 100_000  # sealed tokens remembered (about 20 MB)
+# Where a subject is named: the CPR number belongs there (sealed, or refused as
+# `unsealed_cpr`), and a pseudonym's hex may happen to hold ten digits in a row.
+SUBJECT_FIELDS = frozenset({"subject.cpr", "subject.cpr_sealed", "subject.pseudonym"})
 
 
 class Reason(StrEnum):
@@ -35,6 +39,7 @@ class Reason(StrEnum):
     INVALID_CPR = "invalid_cpr"
     UNKNOWN_SUBJECT_REFERENCE = "unknown_subject_reference"
     CPR_IN_IDENTIFIER = "cpr_in_identifier"
+    CPR_IN_FIELD = "cpr_in_field"
     UNSEALED_CPR = "unsealed_cpr"
     INVALID_SEALED_CPR = "invalid_sealed_cpr"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
@@ -82,7 +87,15 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return _dead(Reason.MALFORMED_JSON, "", f"not valid JSON: {error}", raw)
     event_id = data.get("event_id") if isinstance(data, dict) else None
-    event_id = event_id if isinstance(event_id, str) and not CPR_ANYWHERE.search(event_id) else None
+    event_id = event_id if isinstance(event_id, str) and not contains_cpr(event_id) else None
+    # Every string outside the subject reference travels on to topics, tables and logs:
+    # one that holds a CPR number would leak it past the edge, so the event is refused
+    # (and the dead letter's copy is redacted).
+    leaks = list(strings_with_cpr(data, SUBJECT_FIELDS))
+    if leaks:
+        reason = Reason.CPR_IN_IDENTIFIER if leaks[0] == "event_id" else Reason.CPR_IN_FIELD
+        return _dead(reason, leaks[0], f"{leaks[0]} holds a CPR number; CPR numbers belong only in "
+                     "subject.cpr_sealed", raw, event_id)
     try:
         event = InstitutionEvent.model_validate(upcast(data) if isinstance(data, dict) else data)
     except UnknownSchemaVersion as error:
@@ -91,11 +104,6 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         return _dead(Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}", raw, event_id)
-    # Identifiers travel to topics, tables and logs: one that holds a CPR number would
-    # leak it past the edge, so it is refused (and the dead letter's copy is scrubbed).
-    if CPR_ANYWHERE.search(event.event_id):
-        return _dead(Reason.CPR_IN_IDENTIFIER, "event_id",
-                     "an event id must not contain a CPR number", raw, None)
     reporter = registry.get(event.reported_by)
     if reporter is None:
         return _dead(Reason.UNKNOWN_INSTITUTION, "reported_by",

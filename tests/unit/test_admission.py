@@ -74,6 +74,39 @@ def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) 
         assert shape not in result.message
 
 
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(("raw", "field", "reason"), [
+    (record(body={"type": "enrolled", "institution": "alsskolen", "stage": "pupil 170702-4000"}),
+     "body.stage", Reason.CPR_IN_FIELD),
+    (record(reported_by="exam-authority", body={
+        "type": "education_completed", "programme": "stx for 1707024000", "level": "youth"}),
+     "body.programme", Reason.CPR_IN_FIELD),
+    (record(reported_by="exam-authority", body={"type": "exam_result", "grades": {"170702 4000": 7}}),
+     "body.grades.[cpr removed]", Reason.CPR_IN_FIELD),
+    (record(body={"type": "retraction", "retracts_event_id": "e-0", "reason": "wrong child 17.07.02-4000"}),
+     "body.reason", Reason.CPR_IN_FIELD),
+    (record(event_id="ev-17.07.02-4000"), "event_id", Reason.CPR_IN_IDENTIFIER),
+    (record(body={"type": "enrolled", "institution": "alsskolen", "stage": "170702 4000"}),
+     "body.stage", Reason.CPR_IN_FIELD),
+    (record().replace(b'"type":"enrolled"', b'"type":"enrolled","stage":"' + _escaped("1707024000").encode() + b'"'),
+     "body.stage", Reason.CPR_IN_FIELD),
+])
+def test_a_cpr_number_anywhere_outside_the_subject_is_refused_and_not_kept(
+        raw: bytes, field: str, reason: Reason) -> None:
+    result = admit_(raw)
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.field) == (reason, field)
+    for part in (result.original, result.message, result.field, result.record_id or ""):
+        assert "1707024000" not in _digits(part)
+
+
 def test_cpr_validation_does_not_apply_modulus_11() -> None:
     # 150904-4322 fails modulus 11 (weights 4,3,2,7,6,5,4,3,2,1) yet is a valid number.
     digits = [int(c) for c in "1509044322"]
