@@ -4,6 +4,7 @@ know that a pipeline has settled from committed offsets instead of sleeping."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,7 +13,9 @@ from aiokafka.errors import KafkaError
 from services.verifier.store import work_left_at
 from shared.kafka import LagProbe, make_producer
 from shared.processes import ServiceProcess
+from shared.signing import RecordSigner
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+from shared.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR
 
 # Each stage: its consumer group (after the namespace) and its input topic.
 STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
@@ -21,13 +24,44 @@ STAGES = ("ingest", "verifier", "ledger-settlements", "ledger")
 SETTLE_POLL_S = 0.25
 
 
+AS_ITS_WRITER = "as its writer"
+
+
+def writer_of(topic: str, value: bytes) -> str:
+    """The principal whose development key may sign `value` on `topic`: what the real
+    writer of that topic (an institution, ingest, an operator, the verifier, the ledger's
+    forwarder, finance) would sign it with."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    if ".institution-events." in topic:
+        return f"institution:{data.get('reported_by', 'alsskolen')}"
+    if ".transitions." in topic:
+        return DEVELOPMENT_OPERATOR if data.get("kind") == "clock_tick" else "service:ingest"
+    if ".payments." in topic:
+        return "service:ledger" if data.get("kind") == "settlement" else "service:verifier"
+    if ".settlements." in topic:
+        return DEVELOPMENT_FINANCE
+    if ".contracts." in topic:
+        return DEVELOPMENT_OPERATOR
+    raise ValueError(f"no writer known for {topic}")
+
+
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
-                  keys: Sequence[bytes | None] | None = None) -> None:
+                  keys: Sequence[bytes | None] | None = None, signed_as: str | None = AS_ITS_WRITER) -> None:
+    """Produce records signed as their topic's writer would sign them (the default), as
+    `signed_as` (a principal whose development key signs), or unsigned (None)."""
     producer = make_producer(bootstrap, client_id="test-producer")
     await producer.start()
     try:
-        sends = [await producer.send(topic, value, key=(keys[i] if keys else None))
-                 for i, value in enumerate(values)]
+        sends = []
+        for i, value in enumerate(values):
+            key = keys[i] if keys else None
+            principal = writer_of(topic, value) if signed_as == AS_ITS_WRITER else signed_as
+            headers = RecordSigner.development(principal).headers(topic, key, value) if principal else None
+            sends.append(await producer.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()

@@ -21,6 +21,7 @@ from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
 from shared.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise
 from shared.sealing import InvalidSeal, unseal
+from shared.trust import Authentication, Principal, Role, Unauthenticated
 from shared.upcasting import UnknownSchemaVersion, upcast
 
 RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
@@ -43,6 +44,11 @@ class Reason(StrEnum):
     UNSEALED_CPR = "unsealed_cpr"
     INVALID_SEALED_CPR = "invalid_sealed_cpr"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    MISSING_SIGNATURE = "missing_signature"
+    UNKNOWN_SIGNER = "unknown_signer"
+    BAD_SIGNATURE = "bad_signature"
+    SIGNER_MISMATCH = "signer_mismatch"
+    PSEUDONYM_NOT_ALLOWED = "pseudonym_not_allowed"
 
 
 def _dead(reason: Reason, field: str, message: str, raw: bytes,
@@ -78,7 +84,9 @@ class SubjectResolver:
         return resolved
 
 
-def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) -> Transition | DeadLetter:
+def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
+          signer: Authentication) -> Transition | DeadLetter:
+    """`signer` is who the record's signature proves sent it (`TrustedKeys.authenticate`)."""
     if len(raw) > RECORD_BYTES_MAX:
         return _dead(Reason.RECORD_TOO_LARGE, "", f"record is {len(raw)} bytes, "
                      f"at most {RECORD_BYTES_MAX}", raw)
@@ -104,6 +112,13 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         return _dead(Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}", raw, event_id)
+    # The signature, not the record, says who is speaking: an institution may report only
+    # as itself.
+    if isinstance(signer, Unauthenticated):
+        return _dead(Reason(signer.problem.value), "reported_by", signer.message, raw, event_id)
+    if signer.role != Role.INSTITUTION or signer.name != event.reported_by:
+        return _dead(Reason.SIGNER_MISMATCH, "reported_by",
+                     f"signed by {signer}, not by institution {event.reported_by!r}", raw, event_id)
     reporter = registry.get(event.reported_by)
     if reporter is None:
         return _dead(Reason.UNKNOWN_INSTITUTION, "reported_by",
@@ -124,6 +139,12 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
         except InvalidCpr as error:
             return _dead(Reason.INVALID_CPR, "subject.cpr_sealed", str(error), raw, event_id)
     elif subject.pseudonym is not None and subject.birth_date is not None:
+        # A pseudonym is ingest's own output: only a register trusted to hold the mapping
+        # may use it, or anyone could invent subjects (and be paid for them).
+        if not reporter.may_send_pseudonyms:
+            return _dead(Reason.PSEUDONYM_NOT_ALLOWED, "subject.pseudonym",
+                         f"institution {reporter.id!r} may not name subjects by pseudonym; "
+                         "send the CPR number sealed", raw, event_id)
         pseudonym, birth_date = subject.pseudonym, subject.birth_date
     else:
         return _dead(Reason.UNKNOWN_SUBJECT_REFERENCE, "subject",
@@ -132,3 +153,14 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver) 
         event_id=event.event_id, occurred_on=event.occurred_on, reported_by=event.reported_by,
         reporter_kind=reporter.kind, subject=pseudonym, birth_date=birth_date, body=event.body,
     )
+
+
+def as_reported(raw: bytes) -> Principal:
+    """For a what-if or a test oracle that reads an institution's own files, not a topic:
+    there is no signature to check, so each event counts as signed by the institution
+    it names. Never used on a record from Kafka."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return Principal(Role.INSTITUTION, "")
+    return Principal(Role.INSTITUTION, str(data.get("reported_by", "")) if isinstance(data, dict) else "")

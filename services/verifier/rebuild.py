@@ -10,28 +10,32 @@ outstanding payment ids and the same latest outcome decisions.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from services.verifier import store
+from services.verifier.authenticity import Refused, admit_transition
 from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.db import create_pool, migrate
 from shared.events import (
     JOURNAL_RECORD,
-    TRANSITIONS_RECORD,
     ClockTick,
     OutcomeRecorded,
     PaymentInstruction,
     PaymentKind,
     Transition,
 )
+from shared.settings import Settings
+from shared.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 2000
 FETCH_TIMEOUT_MS = 1000
@@ -49,7 +53,13 @@ class RebuildReport:
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record on every partition of `topic`, up to the end offsets at the start."""
+    """Every record's value on every partition of `topic`, up to the end offsets at the start."""
+    return [record.value or b"" for record in await read_records(bootstrap, topic)]
+
+
+async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every record (with key and headers) on every partition of `topic`, up to the end
+    offsets at the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
@@ -62,19 +72,22 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        values: list[bytes] = []
+        records: list[ConsumerRecord[Any, Any]] = []
         for partition in assigned:
             while await consumer.position(partition) < ends[partition]:
                 fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS)
-                values.extend(r.value or b"" for r in fetched.get(partition, []) if r.offset < ends[partition])
-        return values
+                records.extend(r for r in fetched.get(partition, []) if r.offset < ends[partition])
+        return records
     finally:
         await consumer.stop()
 
 
 async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,
-                           directory: Mapping[str, InstitutionInfo], progress: object | None = None
-                           ) -> RebuildReport:
+                           directory: Mapping[str, InstitutionInfo], progress: object | None = None,
+                           trust: TrustedKeys | None = None) -> RebuildReport:
+    """`trust`: whose transitions to believe, as the live verifier does (default: this
+    process's settings); a record the live verifier refused is refused again."""
+    trust = trust or trusted_keys(Settings())
     started = time.monotonic()
     await migrate(database_url)
     pool = await create_pool(database_url, max_size=2)
@@ -83,10 +96,10 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
             await connection.execute(f"TRUNCATE {', '.join(_DERIVED_TABLES)}")
             await connection.execute("UPDATE verifier_clock SET today = DATE '1900-01-01'")
             book = ContractBook.of(await store.load_contracts(connection))
-        records = await read_topic(bootstrap, transitions_topic)
+        records = await read_records(bootstrap, transitions_topic)
         new_events = instructions = 0
         for first in range(0, len(records), REBUILD_BATCH_MAX):
-            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX])
+            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
             result = await process_batch(pool, book, transitions, directory, ticks)
             new_events += result.new_events
             instructions += result.instructions
@@ -104,14 +117,14 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)
 
 
-def _parse(values: list[bytes]) -> tuple[list[Transition], list]:  # type: ignore[type-arg]
+def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys
+           ) -> tuple[list[Transition], list[dt.date]]:
     transitions: list[Transition] = []
-    ticks = []
-    for value in values:
-        try:
-            parsed = TRANSITIONS_RECORD.validate_json(value)
-        except ValidationError:
-            continue  # the live verifier skipped it too (and logged it)
+    ticks: list[dt.date] = []
+    for record in records:
+        parsed = admit_transition(record, trust)
+        if isinstance(parsed, Refused):
+            continue  # the live verifier refused it too (and dead-lettered it)
         if isinstance(parsed, ClockTick):
             ticks.append(parsed.today)
         else:

@@ -13,7 +13,9 @@ from shared.events import Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import birth_date_from_cpr, pseudonymise
 from shared.sealing import development_private_key, seal
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
+from shared.signing import RecordSigner
+from shared.trust import Authentication, trusted_keys
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 KEY = b"test-key"
@@ -37,8 +39,26 @@ def record(**overrides: object) -> bytes:
     return seal_line(clear(**overrides), SEALING.public_key())
 
 
-def admit_(raw: bytes):  # type: ignore[no-untyped-def]
-    return admit(raw, REGISTRY, SubjectResolver(KEY, "k1", SEALING))
+TRUST = trusted_keys(Settings(stafet_env="development"), REGISTRY)
+TOPIC = "t.institution-events.v1"
+
+
+def signed_by(raw: bytes, principal: str) -> Authentication:
+    """Who ingest's trusted keys say signed `raw`, when `principal`'s dev key signed it."""
+    headers = RecordSigner.development(principal).headers(TOPIC, None, raw)
+    return TRUST.authenticate(TOPIC, None, raw, headers)
+
+
+def _claimed(raw: bytes) -> str:
+    try:
+        return f"institution:{json.loads(raw).get('reported_by')}"
+    except (ValueError, AttributeError):
+        return "institution:alsskolen"
+
+
+def admit_(raw: bytes, signer: str | None = None):  # type: ignore[no-untyped-def]
+    """Admit `raw` as signed by `signer` (default: the institution it names)."""
+    return admit(raw, REGISTRY, SubjectResolver(KEY, "k1", SEALING), signed_by(raw, signer or _claimed(raw)))
 
 
 def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -> None:
@@ -55,7 +75,7 @@ def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -
     (record(occurred_on="2010-02-30"), Reason.SCHEMA_VIOLATION),
     (record(body={"type": "graduated"}), Reason.SCHEMA_VIOLATION),
     (record(event_id=12), Reason.SCHEMA_VIOLATION),
-    (record(reported_by="nowhere"), Reason.UNKNOWN_INSTITUTION),
+    (record(reported_by="nowhere"), Reason.UNKNOWN_SIGNER),
     (record(body={"type": "exam_result", "grades": {"danish": 7}}), Reason.UNTRUSTED_SOURCE),
     (record(subject={"cpr": "310204-1234"}), Reason.INVALID_CPR),
     (record(subject={"cpr": "15090-44321"}), Reason.INVALID_CPR),
