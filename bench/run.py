@@ -46,6 +46,7 @@ from shared.kafka import LagProbe, ensure_topics, make_producer
 from shared.processes import ServiceProcess
 from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
+from shared.signing import RecordSigner
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, TopicSpec, all_topics, in_namespace
@@ -110,6 +111,7 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                pace_per_s: float | None = None, sent_at: dict[str, float] | None = None) -> float:
     """Publish records (optionally at a fixed rate); return the wall time of the first send."""
     producer = make_producer(bootstrap, client_id="bench")
+    signers: dict[str, RecordSigner] = {}
     await producer.start()
     first = time.time()
     try:
@@ -121,7 +123,11 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                     await asyncio.sleep(due - time.time())
                 if sent_at is not None:
                     sent_at[json.loads(value)["event_id"]] = time.time()
-            pending.append(await producer.send(topic, value, key=key))
+            # Signed as `stafet publish` signs in development: by the named institution's key.
+            reporter = json.loads(value).get("reported_by", "")
+            signer = signers.get(reporter) or signers.setdefault(
+                reporter, RecordSigner.development(f"institution:{reporter}"))
+            pending.append(await producer.send(topic, value, key=key, headers=signer.headers(topic, key, value)))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending.clear()
