@@ -50,7 +50,9 @@ from shared.signing import (
     signed_message,
 )
 
-SERVICES = ("ingest", "verifier", "ledger")
+SERVICES = ("ingest", "verifier", "ledger", "frontdoor")
+# The HTTP front door signs the events it forwards for the institutions it authenticated.
+FRONT_DOOR = "service:frontdoor"
 DEVELOPMENT_OPERATOR = "operator:dev"
 DEVELOPMENT_FINANCE = "finance:dev"
 
