@@ -19,6 +19,8 @@ import structlog
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ledger.authenticity import Refused, admit_journal, admit_settlement
+from services.ledger.checkpoints import CHECKPOINT_ENTRIES_MAX, CHECKPOINT_KEY, checkpoints_of, entries_after
+from services.ledger.checkpoints import checkpointed_through as read_checkpointed_through
 from services.ledger.metrics import LedgerGauges
 from services.ledger.store import apply_journal
 from shared import faults
@@ -29,7 +31,7 @@ from shared.events import PaymentInstruction, Settlement
 from shared.health import observe
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, group_id
+from shared.topics import DEAD_LETTERS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
 from shared.trust import record_signer, trusted_keys
 
 settings = Settings()
@@ -49,6 +51,11 @@ observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_
 # the settlements it forwards onto the journal.
 trust = trusted_keys(settings)
 signer = record_signer(settings, "service:ledger")
+checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, title="ledger-checkpoints",
+                                   description="Signed entry hashes: the chain anchored outside the database.")
+# The last sequence a signed checkpoint covers; read from the topic at start, so entries
+# a crashed predecessor committed without checkpointing are checkpointed now.
+checkpointed = [0]
 
 
 app.on_startup(database.open)
@@ -114,5 +121,26 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             key=rejected.settlement.settlement_id.encode(), no_confirm=True))
     await asyncio.gather(*sends)
     faults.reached("ledger.after_commit")
+    await checkpoint()
     log.info("batch_projected", received=len(journal), written=len(plan.entries),
-             duplicates=plan.duplicates, rejected=len(plan.rejected))
+             duplicates=plan.duplicates, rejected=len(plan.rejected), checkpointed_through=checkpointed[0])
+
+
+@app.after_startup
+async def find_last_checkpoint() -> None:
+    checkpointed[0] = await read_checkpointed_through(settings.kafka_bootstrap_servers, LEDGER_CHECKPOINTS.name, trust)
+    log.info("checkpoints_found", checkpointed_through=checkpointed[0])
+
+
+async def checkpoint() -> None:
+    """Sign and publish the hashes of every entry committed since the last checkpoint."""
+    while True:
+        async with database.pool.acquire() as connection:
+            rows = await entries_after(connection, checkpointed[0], CHECKPOINT_ENTRIES_MAX)
+        if not rows:
+            return
+        for record in checkpoints_of(rows):
+            value = record.model_dump_json().encode()
+            await checkpoints_out.publish(value, key=CHECKPOINT_KEY, headers=signer.header_dict(
+                LEDGER_CHECKPOINTS.name, CHECKPOINT_KEY, value))
+            checkpointed[0] = record.last_sequence

@@ -9,6 +9,7 @@ each is dead-lettered with a reason code (docs/security.md).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 from collections import Counter
@@ -16,23 +17,29 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
-from services.ledger.postings import pending_account
+from services.ledger.audit import rebuild_entry
+from services.ledger.checkpoints import read_anchors
+from services.ledger.postings import chain_hash, pending_account
+from shared.cli.main import app
 from shared.contracts.loader import load_contract
 from shared.cpr_text import CPR_SPELLED
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.processes import ServiceProcess, start_services, stop_services
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
 from shared.topics import (
     CONTRACTS,
     DEAD_LETTERS,
     INSTITUTION_EVENTS,
+    LEDGER_CHECKPOINTS,
     PAYMENTS,
     SETTLEMENTS,
     TRANSITIONS,
     all_topics,
     in_namespace,
 )
+from shared.trust import trusted_keys
 from tests.engine_replay import admitted, expected_balances, read_lines, sealed
 from tests.kafka_helpers import produce, read_all
 from tests.ledger_helpers import ledger_state
@@ -44,6 +51,7 @@ CONTRACT = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonu
 TIMEOUT_S = 120.0
 INVENTED = "k1:" + "e" * 64
 STRANGER = "finance:mallory"  # a well-formed key that no receiver trusts
+runner = CliRunner()
 
 
 async def dead_letters(servers: Servers, namespace: str, count: int) -> list[dict[str, object]]:
@@ -242,3 +250,85 @@ async def test_ingest_believes_only_what_the_signature_proves_and_lets_no_cpr_pa
         leaks.append("ingest.log")
     assert "cpr-stage" in log  # the log was written, and names the refused events
     assert not leaks, leaks
+
+
+# ---- the ledger against its own database superuser ----------------------------------------
+
+async def _rewrite_and_rechain(database_url: str, sequence: int) -> None:
+    """What a superuser can do: switch the guards off, change an entry's amount and its
+    lines, and recompute every hash after it, so that the chain is consistent again."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("ALTER TABLE ledger_entries DISABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE ledger_lines DISABLE TRIGGER USER")
+        await connection.execute("UPDATE ledger_entries SET amount_minor = amount_minor * 100 WHERE sequence = $1",
+                                 sequence)
+        previous = await connection.fetchval("SELECT entry_hash FROM ledger_entries WHERE sequence = $1",
+                                             sequence - 1)
+        for row in await connection.fetch(
+                "SELECT * FROM ledger_entries WHERE sequence >= $1 ORDER BY sequence", sequence):
+            entry = rebuild_entry(row)
+            content = entry.content_hash()
+            current = chain_hash(previous, content)
+            await connection.execute("UPDATE ledger_entries SET content_hash = $1, previous_hash = $2, "
+                                     "entry_hash = $3 WHERE sequence = $4", content, previous, current,
+                                     row["sequence"])
+            await connection.execute("DELETE FROM ledger_lines WHERE sequence = $1", row["sequence"])
+            for number, line in enumerate(entry.lines, start=1):
+                await connection.execute(
+                    "INSERT INTO ledger_lines (sequence, line, account, debit_minor, credit_minor, currency)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)", row["sequence"], number, line.account,
+                    line.debit_minor, line.credit_minor, line.currency)
+            previous = current
+        await connection.execute("UPDATE ledger_chain_head SET entry_hash = $1", previous)
+        await connection.execute("ALTER TABLE ledger_entries ENABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE ledger_lines ENABLE TRIGGER USER")
+    finally:
+        await connection.close()
+
+
+async def _ledger_with_checkpoints(servers: Servers, namespace: str, service_env: dict[str, str],
+                                   tmp_path: Path) -> int:
+    """A ledger service that projected twelve instructions in several batches and
+    checkpointed them all; returns the number of entries."""
+    instructions = [PaymentInstruction(
+        payment_id=f"{n:032x}", kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
+        subject="k1:" + "1" * 64, payer="kommune", payee=f"school-{n % 3}", amount_minor=1000 + n,
+        currency="DKK", occurred_on=dt.date(2024, 1, 1 + n % 28)) for n in range(1, 13)]
+    checkpoints_topic = in_namespace(LEDGER_CHECKPOINTS, namespace).name
+    ledger = ServiceProcess("ledger", {**service_env, "BATCH_MAX_RECORDS": "5"}, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        for first in range(0, len(instructions), 4):  # several batches, several checkpoints
+            await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                          [i.model_dump_json().encode() for i in instructions[first:first + 4]])
+        trust = trusted_keys(Settings())
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while (await read_anchors(servers.bootstrap_servers, checkpoints_topic, trust)).through < len(instructions):
+            assert asyncio.get_running_loop().time() < deadline, "the ledger wrote no checkpoints"
+            await asyncio.sleep(0.5)
+    finally:
+        ledger.stop()
+    return len(instructions)
+
+
+def test_a_superuser_who_rewrites_an_entry_and_recomputes_the_chain_is_caught(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    entries = asyncio.run(_ledger_with_checkpoints(servers, namespace, service_env, tmp_path))
+    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    verify = ["ledger", "verify", "--checkpoints-topic", in_namespace(LEDGER_CHECKPOINTS, namespace).name]
+    clean = runner.invoke(app, verify, env=env)
+    assert clean.exit_code == 0, clean.output
+    assert f"{entries} entries" in clean.stdout
+    assert f"{entries} anchored by signed checkpoints" in clean.stdout
+
+    asyncio.run(_rewrite_and_rechain(database_url, 5))
+
+    # The chain alone is fooled: it was recomputed.
+    alone = runner.invoke(app, ["ledger", "verify", "--no-checkpoints"], env=env)
+    assert alone.exit_code == 0, alone.output
+    caught = runner.invoke(app, verify, env=env)
+    assert caught.exit_code == 1
+    assert "entry 5" in caught.stderr
+    assert "signed checkpoint" in caught.stderr
