@@ -35,9 +35,10 @@ from shared.events import (
     Transition,
 )
 from shared.settings import Settings
-from shared.trust import TrustedKeys, trusted_keys
+from shared.trust import Principal, Role, TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 2000
+VERIFIER = Principal(Role.SERVICE, "verifier")
 FETCH_TIMEOUT_MS = 1000
 DRAIN_ROUNDS_MAX = 100_000
 _DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
@@ -151,13 +152,20 @@ class Comparison:
         return not (self.payments_only_published or self.payments_only_rebuilt or self.outcomes_differing)
 
 
-async def compare(database_url: str, bootstrap: str, payments_topic: str, outcomes_topic: str) -> Comparison:
-    published = [r for r in (_journal(v) for v in await read_topic(bootstrap, payments_topic))
+async def compare(database_url: str, bootstrap: str, payments_topic: str, outcomes_topic: str,
+                  trust: TrustedKeys | None = None) -> Comparison:
+    """What the live verifier published (records its key signed: a forgery on either topic
+    is not the verifier's word) against the rebuilt store."""
+    trust = trust or trusted_keys(Settings())
+    published = [r for r in (_journal(record.value or b"") for record in await read_records(bootstrap, payments_topic)
+                             if _by_verifier(record, trust))
                  if isinstance(r, PaymentInstruction)]
     latest: dict[str, tuple[str, str | None, int]] = {}
-    for value in await read_topic(bootstrap, outcomes_topic):
-        record = OutcomeRecorded.model_validate_json(value)
-        latest[record.outcome_key] = (record.status.value, record.reason, record.owed_minor)
+    for outcome in await read_records(bootstrap, outcomes_topic):
+        if not _by_verifier(outcome, trust):
+            continue
+        recorded = OutcomeRecorded.model_validate_json(outcome.value or b"")
+        latest[recorded.outcome_key] = (recorded.status.value, recorded.reason, recorded.owed_minor)
     connection = await asyncpg.connect(database_url)
     try:
         rebuilt = [PaymentInstruction.model_validate_json(r["instruction"])
@@ -173,6 +181,10 @@ async def compare(database_url: str, bootstrap: str, payments_topic: str, outcom
                        if latest.get(k) != decided.get(k))
     return Comparison(len(live), len(again), tuple(sorted(live - again)), tuple(sorted(again - live)),
                       tuple(differing))
+
+
+def _by_verifier(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> bool:
+    return trust.authenticate(record.topic, record.key, record.value or b"", record.headers) == VERIFIER
 
 
 def _journal(value: bytes) -> object:

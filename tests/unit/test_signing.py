@@ -190,3 +190,18 @@ def test_the_ledger_believes_settlements_from_finance_and_the_journal_from_its_w
     # Finance's own signature is for the settlements topic, not for the journal.
     replayed = consumed(TOPIC, b"k", settlement, finance, signed_topic="ns.settlements.v1")
     assert admit_journal(replayed, TRUST).reason == "unauthenticated_settlement"  # type: ignore[union-attr]
+
+
+def test_stafet_settle_names_bad_lines_and_will_not_sign_without_a_key_in_production(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"settlement_id": "s-1", "payment_id": "short", "status": "paid"}\n')
+    refused = runner.invoke(app, ["settle", str(bad)])
+    assert refused.exit_code == 2
+    assert "bad.jsonl:1: payment_id" in refused.stderr
+    good = tmp_path / "good.jsonl"
+    good.write_text(Settlement(settlement_id="s-1", payment_id="a" * 32, status=SettlementStatus.PAID,
+                               settled_on=dt.date(2024, 1, 1), bank_reference="R1").model_dump_json() + "\n")
+    unsigned = runner.invoke(app, ["settle", str(good)], env={"STAFET_ENV": "production"})
+    assert unsigned.exit_code == 2
+    assert "SIGNING_KEY_FILE" in unsigned.stderr
