@@ -19,7 +19,13 @@ import structlog
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ledger.authenticity import Refused, admit_journal, admit_settlement
-from services.ledger.checkpoints import CHECKPOINT_ENTRIES_MAX, CHECKPOINT_KEY, checkpoints_of, entries_after
+from services.ledger.checkpoints import (
+    CHECKPOINT_ENTRIES_MAX,
+    CHECKPOINT_KEY,
+    Checkpoint,
+    checkpoints_of,
+    entries_after,
+)
 from services.ledger.checkpoints import checkpointed_through as read_checkpointed_through
 from services.ledger.metrics import LedgerGauges
 from services.ledger.store import apply_journal
@@ -51,7 +57,7 @@ observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_
 # the settlements it forwards onto the journal.
 trust = trusted_keys(settings)
 signer = record_signer(settings, "service:ledger")
-checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, title="ledger-checkpoints",
+checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",
                                    description="Signed entry hashes: the chain anchored outside the database.")
 # The last sequence a signed checkpoint covers; read from the topic at start, so entries
 # a crashed predecessor committed without checkpointing are checkpointed now.
