@@ -50,6 +50,7 @@ from shared.signing import RecordSigner
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, TopicSpec, all_topics, in_namespace
+from shared.trust import development_writer
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
@@ -123,10 +124,10 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                     await asyncio.sleep(due - time.time())
                 if sent_at is not None:
                     sent_at[json.loads(value)["event_id"]] = time.time()
-            # Signed as `stafet publish` signs in development: by the named institution's key.
-            reporter = json.loads(value).get("reported_by", "")
-            signer = signers.get(reporter) or signers.setdefault(
-                reporter, RecordSigner.development(f"institution:{reporter}"))
+            # Signed as the topic's writer signs in development (an institution's events by
+            # its key, a contract by an operator's, ...): the services believe nothing else.
+            principal = development_writer(topic, value)
+            signer = signers.get(principal) or signers.setdefault(principal, RecordSigner.development(principal))
             pending.append(await producer.send(topic, value, key=key, headers=signer.headers(topic, key, value)))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)

@@ -196,3 +196,27 @@ def record_signer(settings: Settings, principal: str, key_file: Path | None = No
     if settings.stafet_env == "production":
         raise ConfigurationError(f"no signing key for {principal}: set SIGNING_KEY_FILE (stafet keys new)")
     return RecordSigner.development(principal)
+
+
+def development_writer(topic: str, value: bytes) -> str:
+    """The principal whose development key signs `value` on `topic` as its real writer
+    would (an institution, ingest, an operator, the verifier, the ledger's forwarder,
+    finance): for the benchmark, the chaos load and tests, never for production."""
+    import json
+
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    if ".institution-events." in topic:
+        return f"institution:{data.get('reported_by', '')}"
+    if ".transitions." in topic:
+        return DEVELOPMENT_OPERATOR if data.get("kind") == "clock_tick" else "service:ingest"
+    if ".payments." in topic:
+        return "service:ledger" if data.get("kind") == "settlement" else "service:verifier"
+    if ".settlements." in topic:
+        return DEVELOPMENT_FINANCE
+    if ".contracts." in topic:
+        return DEVELOPMENT_OPERATOR
+    raise ValueError(f"no writer known for {topic}")

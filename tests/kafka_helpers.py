@@ -4,7 +4,6 @@ know that a pipeline has settled from committed offsets instead of sleeping."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -15,7 +14,7 @@ from shared.kafka import LagProbe, make_producer
 from shared.processes import ServiceProcess
 from shared.signing import RecordSigner
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
-from shared.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR
+from shared.trust import development_writer
 
 # Each stage: its consumer group (after the namespace) and its input topic.
 STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
@@ -28,25 +27,8 @@ AS_ITS_WRITER = "as its writer"
 
 
 def writer_of(topic: str, value: bytes) -> str:
-    """The principal whose development key may sign `value` on `topic`: what the real
-    writer of that topic (an institution, ingest, an operator, the verifier, the ledger's
-    forwarder, finance) would sign it with."""
-    try:
-        data = json.loads(value)
-    except ValueError:
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    if ".institution-events." in topic:
-        return f"institution:{data.get('reported_by', 'alsskolen')}"
-    if ".transitions." in topic:
-        return DEVELOPMENT_OPERATOR if data.get("kind") == "clock_tick" else "service:ingest"
-    if ".payments." in topic:
-        return "service:ledger" if data.get("kind") == "settlement" else "service:verifier"
-    if ".settlements." in topic:
-        return DEVELOPMENT_FINANCE
-    if ".contracts." in topic:
-        return DEVELOPMENT_OPERATOR
-    raise ValueError(f"no writer known for {topic}")
+    """Whose development key signs `value` on `topic` by default (`shared/trust.py`)."""
+    return development_writer(topic, value)
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
