@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.cpr_text import scrub
+from shared.cpr_text import contains_cpr, scrub
 
 ORIGINAL_CHARS_MAX = 4096  # how much of a bad record the dead letter keeps
 # Redaction looks at more than is kept, so that a number is removed whole before the
@@ -55,8 +55,12 @@ class DeadLetter:
         text = scrub(raw[:_SCRUBBED_CHARS_MAX].decode("utf-8", errors="replace"))
         if len(text) > ORIGINAL_CHARS_MAX:
             text = _TRAILING_DIGITS.sub("", text[:ORIGINAL_CHARS_MAX])
-        return cls(reason, scrub(field), scrub(message), text,
-                   None if record_id is None else scrub(record_id))
+        # A record id is matched on by whoever handles the dead letter, so it is redacted
+        # only where it holds something that can be a CPR number (a possible date), not
+        # wherever a hex id happens to have ten digits in a row.
+        if record_id is not None and contains_cpr(record_id):
+            record_id = scrub(record_id)
+        return cls(reason, scrub(field), scrub(message), text, record_id)
 
     def to_json(self, *, service: str, topic: str, partition: int, offset: int) -> bytes:
         return DeadLetterRecord(

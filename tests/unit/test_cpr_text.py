@@ -50,3 +50,8 @@ def test_a_dead_letter_keeps_no_cpr_in_any_spelling_even_at_the_cut() -> None:
     for part in (letter.original, letter.field, letter.message, letter.record_id or ""):
         assert "1707024000" not in digits_only(part)
         assert "17070" not in part
+
+
+def test_a_record_id_keeps_a_hex_run_of_digits_that_cannot_be_a_cpr_number() -> None:
+    letter = DeadLetter.of("already_settled", "payment_id", "m", b"{}", "bank2-e6283649870ad082373")
+    assert letter.record_id == "bank2-e6283649870ad082373"
