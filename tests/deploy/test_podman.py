@@ -110,7 +110,11 @@ def chart_values(servers: Servers, namespace: str, database_url: str, keys: Path
                        "LEDGER_VERIFY_INTERVAL_S": "5"}}
     return {
         "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": IMAGE.rsplit(":", 1)[1], "pullPolicy": "Never"},
-        "environment": "production",
+        # Development mode: in production every service now needs its Ed25519 signing key
+        # (SIGNING_KEY_FILE) and the trusted public keys (TRUSTED_KEYS_FILE), and ingest the
+        # institutions' keys in the registry (docs/security.md); the chart does not mount
+        # those yet. Go back to production once it does.
+        "environment": "development",
         "topicNamespace": namespace,
         "hostNetwork": True,
         "kafka": {"bootstrapServers": servers.bootstrap_servers},
