@@ -10,14 +10,17 @@ from services.ledger.audit import ChainReport, verify_chain
 async def ledger_state(database_url: str) -> dict[str, object]:
     connection = await asyncpg.connect(database_url)
     try:
-        entries = await connection.fetch("SELECT entry_id FROM ledger_entries")
-        unbalanced = await connection.fetchval(
-            "SELECT count(*) FROM (SELECT sequence FROM ledger_lines GROUP BY sequence"
-            " HAVING sum(debit_minor) <> sum(credit_minor)) AS bad")
-        lines = await connection.fetchval("SELECT count(*) FROM ledger_lines")
-        balances = {r["account"]: int(r["balance"]) for r in await connection.fetch(
-            "SELECT account, sum(credit_minor) - sum(debit_minor) AS balance"
-            " FROM ledger_lines GROUP BY account")}
+        # One snapshot for all four reads: a batch the ledger commits in between would
+        # otherwise show its lines and balances but not its entries.
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            entries = await connection.fetch("SELECT entry_id FROM ledger_entries")
+            unbalanced = await connection.fetchval(
+                "SELECT count(*) FROM (SELECT sequence FROM ledger_lines GROUP BY sequence"
+                " HAVING sum(debit_minor) <> sum(credit_minor)) AS bad")
+            lines = await connection.fetchval("SELECT count(*) FROM ledger_lines")
+            balances = {r["account"]: int(r["balance"]) for r in await connection.fetch(
+                "SELECT account, sum(credit_minor) - sum(debit_minor) AS balance"
+                " FROM ledger_lines GROUP BY account")}
     finally:
         await connection.close()
     return {"entry_ids": [r["entry_id"] for r in entries], "unbalanced": unbalanced,
