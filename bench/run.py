@@ -48,9 +48,11 @@ from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
 from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
+from shared.signing import RecordSigner
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.trust import development_writer
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
@@ -123,6 +125,7 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
     """Publish records (optionally at a fixed rate) as `principal` (by default an
     institution system); return the wall time of the first send."""
     producer = make_producer(bootstrap, client_id="bench", principal=principal)
+    signers: dict[str, RecordSigner] = {}
     await producer.start()
     first = time.time()
     try:
@@ -134,7 +137,11 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                     await asyncio.sleep(due - time.time())
                 if sent_at is not None:
                     sent_at[json.loads(value)["event_id"]] = time.time()
-            pending.append(await producer.send(topic, value, key=key))
+            # Signed as the topic's writer signs in development (an institution's events by
+            # its key, a contract by an operator's, ...): the services believe nothing else.
+            principal = development_writer(topic, value)
+            signer = signers.get(principal) or signers.setdefault(principal, RecordSigner.development(principal))
+            pending.append(await producer.send(topic, value, key=key, headers=signer.headers(topic, key, value)))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending.clear()

@@ -156,7 +156,7 @@ class SubjectReference(Frozen):
     """
 
     cpr: Annotated[str, StringConstraints(max_length=11)] | None = None
-    cpr_sealed: Annotated[str, StringConstraints(pattern=r"^v1\.[A-Za-z0-9_-]{40,200}$")] | None = None
+    cpr_sealed: Annotated[str, StringConstraints(pattern=r"^v2\.[A-Za-z0-9_-]{40,200}$")] | None = None
     pseudonym: Pseudonym | None = None
     birth_date: dt.date | None = None
 

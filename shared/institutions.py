@@ -101,6 +101,12 @@ class Institution(BaseModel):
     name: str
     kind: Identifier
     municipality: str = ""
+    # Ed25519 public keys (hex) whose signatures prove an event comes from this
+    # institution; several while a key is being rotated (shared/trust.py).
+    keys: tuple[str, ...] = ()
+    # A register (the CPR-based exam authority, the income register) may name subjects by
+    # pseudonym and birth date; every other institution must send a sealed CPR number.
+    may_send_pseudonyms: bool = False
     # Payee master data: who the money goes to. Statements print it and payout files
     # are built from it; a payee without it is left out of a payout with a reason.
     cvr: Cvr | None = None

@@ -114,8 +114,11 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
         case Kind.LEDGER:
             # The ledger forwards settlements onto the journal so they take their place in
             # the chain's order: it writes the payments topic as well as reading it.
+            # It signs checkpoints of its chain onto a topic of their own, and reads the
+            # last one back at start to know where to go on from.
             return (topic("payments", read), topic("payments", write), topic("settlements", read),
-                    topic("dead-letters", write), group("ledger"))
+                    topic("dead-letters", write), topic("ledger-checkpoints", write),
+                    topic("ledger-checkpoints", read), group("ledger"))
         case Kind.INSTITUTION | Kind.FRONTDOOR:
             return (topic("institution-events", write),)
         case Kind.FINANCE:
@@ -124,7 +127,7 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
             # Contracts; clock ticks go onto transitions (`stafet clock`); reading what
             # was rejected or decided; describing every topic and group, for lag.
             return (topic("contracts", write), topic("transitions", write), topic("dead-letters", read),
-                    topic("outcomes", read), Grant(Resource.TOPIC, f"{namespace}.", describe),
+                    topic("outcomes", read), topic("ledger-checkpoints", read), Grant(Resource.TOPIC, f"{namespace}.", describe),
                     Grant(Resource.GROUP, f"{namespace}-", describe))
 
 

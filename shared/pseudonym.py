@@ -13,9 +13,9 @@ import hashlib
 import hmac
 import re
 
+from shared.cpr_text import scrub
+
 CPR_SHAPE = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
-# Anything CPR-shaped inside free text, for scrubbing dead letters and logs.
-CPR_ANYWHERE = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 DEVELOPMENT_KEY = b"stafet-development-key-not-for-production"
 
 
@@ -48,5 +48,4 @@ def pseudonymise(cpr: str, key: bytes, key_id: str) -> str:
     return f"{key_id}:{mac}"
 
 
-def scrub(text: str) -> str:
-    return CPR_ANYWHERE.sub("[cpr removed]", text)
+__all__ = ["DEVELOPMENT_KEY", "InvalidCpr", "birth_date_from_cpr", "pseudonymise", "scrub"]

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # publishers institutions run hold the public key (`stafet keys new` makes a pair).
     sealing_private_key_file: Path | None = None
     sealing_public_key_file: Path | None = None
+    # Signed records (shared/trust.py): this process's Ed25519 signing key, and the
+    # operator, finance and service public keys it trusts (institution keys are in the
+    # institution registry).
+    signing_key_file: Path | None = None
+    trusted_keys_file: Path | None = None
     # Development mode allows a well-known key so `make demo` runs with no secrets;
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")

@@ -61,8 +61,15 @@ SETTLEMENTS = TopicSpec(
     purpose="paid/failed answers from finance systems keyed by payment id",
 )
 
+# One partition: the ledger's signed checkpoints, in chain order (services/ledger/checkpoints.py).
+LEDGER_CHECKPOINTS = TopicSpec(
+    f"{NAMESPACE}.ledger-checkpoints.v1", 1, keep_forever=True,
+    purpose="signed entry hashes: the ledger's chain anchored outside its database",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     INSTITUTION_EVENTS, TRANSITIONS, DEAD_LETTERS, CONTRACTS, OUTCOMES, PAYMENTS, SETTLEMENTS,
+    LEDGER_CHECKPOINTS,
 )
 
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from services.ingest.admission import SubjectResolver, admit
+from services.ingest.admission import SubjectResolver, admit, as_reported
 from services.ledger.postings import budget_account, pending_account
 from services.verifier.decisions import decide_all
 from shared.cli.publish import Sealer
@@ -49,7 +49,7 @@ def sealed(raw_events: Iterable[bytes]) -> list[bytes]:
 def admitted(raw_events: Iterable[bytes], registry: InstitutionRegistry = REGISTRY) -> list[Transition]:
     """What ingest forwards for these records (given in clear, as in an institution's file)."""
     return [t for raw in sealed(raw_events)
-            if isinstance(t := admit(raw, registry, RESOLVER), Transition)]
+            if isinstance(t := admit(raw, registry, RESOLVER, as_reported(raw)), Transition)]
 
 
 def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:

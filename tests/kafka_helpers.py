@@ -20,7 +20,9 @@ from services.verifier.store import work_left_at
 from shared.credentials import kafka_options
 from shared.kafka import LagProbe, make_producer
 from shared.processes import ServiceProcess
+from shared.signing import RecordSigner
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+from shared.trust import development_writer
 
 # Each stage: its consumer group (after the namespace) and its input topic.
 STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
@@ -32,18 +34,34 @@ WRITER = {"institution-events": "institution", "transitions": "ingest", "contrac
           "payments": "verifier", "settlements": "finance", "outcomes": "verifier", "dead-letters": "ingest"}
 
 
-def writer_of(topic: str) -> str:
-    """The principal that writes `topic` (`<namespace>.<name>.v<n>`) in an installation."""
+def connects_as(topic: str) -> str:
+    """The broker principal that writes `topic` (`<namespace>.<name>.v<n>`) in an installation."""
     return WRITER[topic.split(".")[1]]
 
 
+AS_ITS_WRITER = "as its writer"
+
+
+def signer_of(topic: str, value: bytes) -> str:
+    """Whose development key signs `value` on `topic` by default (`shared/trust.py`)."""
+    return development_writer(topic, value)
+
+
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
-                  keys: Sequence[bytes | None] | None = None, *, principal: str | None = None) -> None:
-    producer = make_producer(bootstrap, client_id="test-producer", principal=principal or writer_of(topic))
+                  keys: Sequence[bytes | None] | None = None, signed_as: str | None = AS_ITS_WRITER, *,
+                  principal: str | None = None) -> None:
+    """Produce records signed as their topic's writer would sign them (the default), as
+    `signed_as` (a principal whose development key signs), or unsigned (None); connected
+    to the broker as `principal` (by default the topic's writer)."""
+    producer = make_producer(bootstrap, client_id="test-producer", principal=principal or connects_as(topic))
     await producer.start()
     try:
-        sends = [await producer.send(topic, value, key=(keys[i] if keys else None))
-                 for i, value in enumerate(values)]
+        sends = []
+        for i, value in enumerate(values):
+            key = keys[i] if keys else None
+            signer = signer_of(topic, value) if signed_as == AS_ITS_WRITER else signed_as
+            headers = RecordSigner.development(signer).headers(topic, key, value) if signer else None
+            sends.append(await producer.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()

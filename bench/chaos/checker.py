@@ -28,7 +28,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.chaos.load import Load
-from services.ingest.admission import SubjectResolver, admit
+from services.ingest.admission import SubjectResolver, admit, as_reported
 from services.ingest.dedup import content_hash
 from services.ingest.keys import pseudonym_key, sealing_key
 from services.ledger.journal import plan_journal
@@ -105,7 +105,7 @@ def expected(load: Load, registry: InstitutionRegistry) -> Expected:
     first: dict[str, Transition] = {}
     dead: set[tuple[str, str | None]] = set()
     for _, value in load.records:
-        outcome = admit(value, registry, resolver)
+        outcome = admit(value, registry, resolver, as_reported(value))
         if isinstance(outcome, DeadLetter):
             dead.add((outcome.reason, outcome.record_id))
         elif outcome.event_id not in first:

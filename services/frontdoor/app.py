@@ -43,6 +43,7 @@ from shared.kafka import make_producer
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.topics import INSTITUTION_EVENTS
+from shared.trust import FRONT_DOOR, record_signer
 
 JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
@@ -93,6 +94,9 @@ class FrontDoor:
         self.authenticator = Authenticator.from_settings(config.front_door_tokens_file, self.registry,
                                                          production=config.stafet_env == "production")
         self.sealer = Sealer(publisher_public_key(config))
+        # Ingest believes an event only from the institution it names or from the front
+        # door, which checked the caller's token and refused another institution's name.
+        self.signer = record_signer(config, FRONT_DOOR)
         self.producer = make_producer(config.kafka_bootstrap_servers, client_id="stafet-frontdoor",
                                       principal="frontdoor", settings=config)
         self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
@@ -263,7 +267,8 @@ async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> No
     pending = []
     for event in admitted:
         key, value = door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode())
-        pending.append(await door.producer.send(INSTITUTION_EVENTS.name, value, key=key))
+        pending.append(await door.producer.send(INSTITUTION_EVENTS.name, value, key=key,
+                                                headers=door.signer.headers(INSTITUTION_EVENTS.name, key, value)))
     await asyncio.gather(*pending)
     async with door.database.pool.acquire() as connection:
         await connection.executemany(

@@ -21,10 +21,11 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from services.ingest.admission import RECORD_BYTES_MAX, Reason
+from services.ingest.admission import RECORD_BYTES_MAX, SUBJECT_FIELDS, Reason
+from shared.cpr_text import contains_cpr, strings_with_cpr
 from shared.events import InstitutionEvent
 from shared.institutions import InstitutionRegistry, may_report
-from shared.pseudonym import CPR_ANYWHERE, InvalidCpr, birth_date_from_cpr, scrub
+from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
 from shared.upcasting import UnknownSchemaVersion, upcast
 
 
@@ -69,7 +70,13 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     if not isinstance(data, dict):
         return _refused(None, Reason.SCHEMA_VIOLATION, "", "a line is one JSON object")
     found_id = data.get("event_id")
-    event_id = found_id if isinstance(found_id, str) and not CPR_ANYWHERE.search(found_id) else None
+    event_id = found_id if isinstance(found_id, str) and not contains_cpr(found_id) else None
+    # As ingest: a CPR number anywhere but in the subject reference, in any spelling.
+    leaks = list(strings_with_cpr(data, SUBJECT_FIELDS))
+    if leaks:
+        reason = Reason.CPR_IN_IDENTIFIER if leaks[0] == "event_id" else Reason.CPR_IN_FIELD
+        return _refused(event_id, reason, leaks[0], f"{leaks[0]} holds a CPR number; CPR numbers belong only "
+                        "in the subject")
     try:
         upcast_data = upcast(data)
         event = InstitutionEvent.model_validate(upcast_data)
@@ -79,8 +86,6 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         return _refused(event_id, Reason.SCHEMA_VIOLATION, field, f"{field}: {first['msg']}")
-    if CPR_ANYWHERE.search(event.event_id):
-        return _refused(None, Reason.CPR_IN_IDENTIFIER, "event_id", "an event id must not contain a CPR number")
     if event.reported_by != caller:
         return _refused(event_id, FrontDoorReason.REPORTER_MISMATCH, "reported_by",
                         f"authenticated as {caller!r}, the line is reported by {event.reported_by!r}")
@@ -100,4 +105,7 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     elif subject.cpr_sealed is None and (subject.pseudonym is None or subject.birth_date is None):
         return _refused(event_id, Reason.UNKNOWN_SUBJECT_REFERENCE, "subject",
                         "a subject needs a cpr, or a pseudonym with its birth_date")
+    elif subject.cpr_sealed is None and not reporter.may_send_pseudonyms:
+        return _refused(event_id, Reason.PSEUDONYM_NOT_ALLOWED, "subject.pseudonym",
+                        f"institution {reporter.id!r} may not name subjects by pseudonym; send the CPR number")
     return Admitted(event.event_id, upcast_data, fingerprint_of(upcast_data))

@@ -25,6 +25,7 @@ from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
+from shared.trust import TrustedKeys, record_signer, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -32,25 +33,31 @@ log = structlog.get_logger("ingest")
 
 
 class ReloadingRegistry:
-    """The institution registry, reloaded when its file changes (checked once a batch)."""
+    """The institution registry and the institutions' keys, reloaded when the file
+    changes (checked once a batch)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.loaded_mtime = path.stat().st_mtime
         self.registry = InstitutionRegistry.from_file(path)
+        self.keys = trusted_keys(settings, self.registry)
 
-    def current(self) -> InstitutionRegistry:
+    def current(self) -> tuple[InstitutionRegistry, TrustedKeys]:
         mtime = self.path.stat().st_mtime
         if mtime != self.loaded_mtime:
             self.registry = InstitutionRegistry.from_file(self.path)
+            self.keys = trusted_keys(settings, self.registry)
             self.loaded_mtime = mtime
-            log.info("institution_registry_reloaded", institutions=len(self.registry))
-        return self.registry
+            log.info("institution_registry_reloaded", institutions=len(self.registry), keys=len(self.keys))
+        return self.registry, self.keys
 
 
 registry = ReloadingRegistry(settings.institutions_file)
 database = Database(settings, role="ingest", max_size=settings.db_pool_max_size)
 subjects = SubjectResolver(pseudonym_key(settings), settings.pseudonym_key_id, sealing_key(settings))
+# Transitions are signed, so that the verifier can refuse one written onto its topic by
+# anyone else.
+signer = record_signer(settings, "service:ingest")
 broker = make_broker(settings, client_id="stafet-ingest", principal="ingest")
 app = make_app(broker, settings, principal="ingest", title="Stafet ingest", description=(
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
@@ -78,10 +85,10 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     sends = []
     admitted: list[Transition] = []
     origin: dict[str, tuple[bytes, str, int, int]] = {}
-    current = registry.current()
+    current, keys = registry.current()
     for record in raw_records_of(message):
         raw = record.value or b""
-        outcome = admit(raw, current, subjects)
+        outcome = admit(raw, current, subjects, keys.authenticate(record.topic, record.key, raw, record.headers))
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:
@@ -96,8 +103,9 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             f"event id {conflict.event_id} was already received with different content", raw,
             conflict.event_id), topic, partition, offset))
     for transition in verdict.fresh:
-        sends.append(await transitions_out.publish(transition.model_dump_json().encode(),
-                                                   key=transition.subject.encode(), no_confirm=True))
+        value, key = transition.model_dump_json().encode(), transition.subject.encode()
+        sends.append(await transitions_out.publish(
+            value, key=key, headers=signer.header_dict(TRANSITIONS.name, key, value), no_confirm=True))
     # Wait for every record of the batch to be acknowledged by the broker, then remember
     # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
     # nothing is lost on a crash, and a duplicate is dropped even across restarts.

@@ -11,10 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from shared.pseudonym import DEVELOPMENT_KEY
 from shared.sealing import development_private_key, load_private_key
 from shared.settings import Settings
+from shared.trust import ConfigurationError
 
-
-class ConfigurationError(RuntimeError):
-    """A setting needed to start safely is missing; the message says which."""
+__all__ = ["ConfigurationError", "pseudonym_key", "sealing_key"]
 
 
 def pseudonym_key(settings: Settings) -> bytes:

@@ -13,22 +13,32 @@ Run alone: `faststream run services.ledger.app:app` (or `stafet serve ledger`).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
+from services.ledger.authenticity import Refused, admit_journal, admit_settlement
+from services.ledger.checkpoints import (
+    CHECKPOINT_ENTRIES_MAX,
+    CHECKPOINT_KEY,
+    Checkpoint,
+    checkpoints_of,
+    entries_after,
+)
+from services.ledger.checkpoints import checkpointed_through as read_checkpointed_through
 from services.ledger.metrics import LedgerGauges
 from services.ledger.store import apply_journal
 from shared import faults
 from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
-from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
+from shared.events import PaymentInstruction, Settlement
 from shared.health import observe
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, group_id
+from shared.topics import DEAD_LETTERS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
+from shared.trust import record_signer, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -43,6 +53,15 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Malformed, unknown-payment or already-settled settlements.")
 database = Database(settings, role="ledger", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_s),))
+# Whom the ledger believes (services/ledger/authenticity.py), and its own key, which signs
+# the settlements it forwards onto the journal.
+trust = trusted_keys(settings)
+signer = record_signer(settings, "service:ledger")
+checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",
+                                   description="Signed entry hashes: the chain anchored outside the database.")
+# The last sequence a signed checkpoint covers; read from the topic at start, so entries
+# a crashed predecessor committed without checkpointing are checkpointed now.
+checkpointed = [0]
 
 
 app.on_startup(database.open)
@@ -57,21 +76,22 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
     sends = []
     for record in raw_records_of(message):
         raw = record.value or b""
-        try:
-            settlement = Settlement.model_validate_json(raw)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            dead = DeadLetter.of("schema_violation", field, f"{field}: {first['msg']}", raw)
-            log.warning("dead_letter", reason=dead.reason, field=field, topic=record.topic,
-                        partition=record.partition, offset=record.offset)
-            sends.append(await dead_letters_out.publish(
-                dead.to_json(service="ledger", topic=record.topic, partition=record.partition,
-                             offset=record.offset), no_confirm=True))
+        settlement = admit_settlement(record, trust)
+        if isinstance(settlement, Refused):
+            sends.append(await refuse(settlement, raw, record.topic, record.partition, record.offset))
             continue
-        sends.append(await journal_out.publish(settlement.model_dump_json().encode(),
-                                               key=settlement.payment_id.encode(), no_confirm=True))
+        value, key = settlement.model_dump_json().encode(), settlement.payment_id.encode()
+        sends.append(await journal_out.publish(value, key=key, headers=signer.header_dict(PAYMENTS.name, key, value),
+                                               no_confirm=True))
     await asyncio.gather(*sends)
+
+
+async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> asyncio.Future[Any]:
+    dead = DeadLetter.of(refused.reason, refused.field, refused.message, raw)
+    log.warning("dead_letter", reason=dead.reason, field=dead.field, topic=topic, partition=partition,
+                offset=offset, error=dead.message)
+    return await dead_letters_out.publish(
+        dead.to_json(service="ledger", topic=topic, partition=partition, offset=offset), no_confirm=True)
 
 
 @batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"), title="payments (journal)",
@@ -81,19 +101,19 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
     bind_batch_context(raw_records_of(message))
     journal: list[PaymentInstruction | Settlement] = []
     offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
-    for record in raw_records_of(message):
-        try:
-            parsed = JOURNAL_RECORD.validate_json(record.value or b"")
-            journal.append(parsed)
-            if isinstance(parsed, Settlement):
-                offsets[parsed.settlement_id] = record.offset
-        except ValidationError as error:
-            # Only our verifier and settlement forwarder write here: a bad record is a
-            # bug upstream. It is logged loudly and stays on the topic for inspection.
-            log.error("invalid_journal_record", topic=record.topic, partition=record.partition,
-                      offset=record.offset, error=str(error))
-    plan = await apply_journal(database.pool, journal)
     sends = []
+    for record in raw_records_of(message):
+        parsed = admit_journal(record, trust)
+        if isinstance(parsed, Refused):
+            # Only our verifier and settlement forwarder may write here: anything else is
+            # a forgery or a bug upstream. It moves no money, is dead-lettered, and stays
+            # on the topic for inspection.
+            sends.append(await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset))
+            continue
+        journal.append(parsed)
+        if isinstance(parsed, Settlement):
+            offsets[parsed.settlement_id] = record.offset
+    plan = await apply_journal(database.pool, journal)
     for rejected in plan.rejected:
         dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,
                              rejected.settlement.model_dump_json().encode(),
@@ -107,5 +127,26 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             key=rejected.settlement.settlement_id.encode(), no_confirm=True))
     await asyncio.gather(*sends)
     faults.reached("ledger.after_commit")
+    await checkpoint()
     log.info("batch_projected", received=len(journal), written=len(plan.entries),
-             duplicates=plan.duplicates, rejected=len(plan.rejected))
+             duplicates=plan.duplicates, rejected=len(plan.rejected), checkpointed_through=checkpointed[0])
+
+
+@app.after_startup
+async def find_last_checkpoint() -> None:
+    checkpointed[0] = await read_checkpointed_through(settings.kafka_bootstrap_servers, LEDGER_CHECKPOINTS.name, trust)
+    log.info("checkpoints_found", checkpointed_through=checkpointed[0])
+
+
+async def checkpoint() -> None:
+    """Sign and publish the hashes of every entry committed since the last checkpoint."""
+    while True:
+        async with database.pool.acquire() as connection:
+            rows = await entries_after(connection, checkpointed[0], CHECKPOINT_ENTRIES_MAX)
+        if not rows:
+            return
+        for record in checkpoints_of(rows):
+            value = record.model_dump_json().encode()
+            await checkpoints_out.publish(value, key=CHECKPOINT_KEY, headers=signer.header_dict(
+                LEDGER_CHECKPOINTS.name, CHECKPOINT_KEY, value))
+            checkpointed[0] = record.last_sequence

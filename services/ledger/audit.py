@@ -8,6 +8,7 @@ each link to the predecessor and the chain head agree. The first disagreement is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -55,7 +56,11 @@ def rebuild_entry(row: asyncpg.Record) -> Entry:
     return settlement_entry(instruction, settlement)
 
 
-async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
+async def verify_chain(connection: asyncpg.Connection, anchors: Mapping[int, str] | None = None) -> ChainReport:
+    """`anchors`: entry hash by sequence from the signed checkpoints
+    (services/ledger/checkpoints.py); an entry that differs from its anchor was rewritten,
+    even when whoever rewrote it recomputed the chain after it."""
+    anchors = anchors or {}
     previous, count, after = GENESIS_HASH, 0, 0
     while True:
         rows = await connection.fetch(
@@ -72,6 +77,9 @@ async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
         for row in rows:
             count += 1
             problem = _check(row, lines.get(row["sequence"], []), previous, count)
+            anchored = anchors.get(row["sequence"])
+            if not problem and anchored is not None and anchored != row["entry_hash"]:
+                problem = "entry_hash differs from the signed checkpoint (rewritten, and the chain recomputed)"
             if problem:
                 return ChainReport(count - 1, previous, row["sequence"], problem)
             previous = row["entry_hash"]
@@ -80,6 +88,9 @@ async def verify_chain(connection: asyncpg.Connection) -> ChainReport:
     assert head is not None
     if head["entry_hash"] != previous or head["sequence"] != count:
         return ChainReport(count, previous, count + 1, "chain head does not match the last entry")
+    if anchors and max(anchors) > count:
+        return ChainReport(count, previous, count + 1,
+                           f"missing: signed checkpoints cover entries up to {max(anchors)}")
     return ChainReport(count, previous)
 
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
+from services.ledger.authenticity import Refused, admit_journal
 from services.ledger.store import apply_journal
 from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
-from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
+from shared.events import PaymentInstruction, Settlement
+from shared.settings import Settings
+from shared.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 5000
 FETCH_TIMEOUT_MS = 1000
@@ -41,7 +43,10 @@ async def drop_projection(connection: asyncpg.Connection) -> None:
 
 
 async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
-                         progress: object | None = None) -> RebuildReport:
+                         progress: object | None = None, trust: TrustedKeys | None = None) -> RebuildReport:
+    """`trust`: whose journal records to believe, as the live projector does (default:
+    this process's settings)."""
+    trust = trust or trusted_keys(Settings())
     started = time.monotonic()
     await migrate(database_url)
     pool = await create_pool(database_url, max_size=2)
@@ -64,10 +69,10 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
             for record in fetched.get(partition, []):
                 if record.offset >= end:
                     break
-                try:
-                    batch.append(JOURNAL_RECORD.validate_json(record.value or b""))
-                except ValidationError:
-                    continue  # the live projector skipped it too (and logged it)
+                parsed = admit_journal(record, trust)
+                if isinstance(parsed, Refused):
+                    continue  # the live projector refused it too (and dead-lettered it)
+                batch.append(parsed)
             plan = await apply_journal(pool, batch)
             records += len(batch)
             entries += len(plan.entries)

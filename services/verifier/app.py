@@ -13,9 +13,9 @@ import functools
 import asyncpg
 import structlog
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from services.verifier import store
+from services.verifier.authenticity import Refused, admit_contract, admit_transition
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import relay_outbox
 from shared import faults
@@ -25,14 +25,16 @@ from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
 from shared.contracts.model import Contract
 from shared.db import Database
-from shared.events import TRANSITIONS_RECORD, ClockTick, OutcomeRecorded, PaymentInstruction, Transition
+from shared.dead_letters import DeadLetter, DeadLetterRecord
+from shared.events import ClockTick, OutcomeRecorded, PaymentInstruction, Transition
 from shared.health import observe
 from shared.institutions import InstitutionRegistry
 from shared.logging import configure_logging
 from shared.metrics import refresh_outbox_depth
 from shared.retry import UNREACHABLE, backoff_s, until_reachable
 from shared.settings import Settings
-from shared.topics import CONTRACTS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
+from shared.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
+from shared.trust import record_signer, trusted_keys
 
 SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
 
@@ -53,9 +55,15 @@ publishers = {
         PAYMENTS.name, schema=PaymentInstruction, title="payments",
         description="The ledger journal (one partition): payment instructions and clawbacks keyed by payee."),
 }
+dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
+                                    description="Transitions and contract versions no trusted key signed.")
 book = ContractBook()
-directory = {i.id: InstitutionInfo(i.kind, i.municipality)
-             for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
+_registry = InstitutionRegistry.from_file(settings.institutions_file)
+directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in _registry.all()}
+# Whom the verifier believes (services/verifier/authenticity.py), and its own key: the
+# ledger believes only instructions the verifier signed.
+trust = trusted_keys(settings)
+signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
 tasks: list[asyncio.Task[None]] = []
@@ -64,7 +72,15 @@ processing = asyncio.Lock()
 
 
 async def publish(payload: bytes, topic: str, key: bytes) -> object:
-    return await publishers[topic].publish(payload, key=key, no_confirm=True)
+    return await publishers[topic].publish(payload, key=key, headers=signer.header_dict(topic, key, payload),
+                                           no_confirm=True)
+
+
+async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> None:
+    log.error(refused.reason, topic=topic, partition=partition, offset=offset, error=refused.message)
+    letter = DeadLetter.of(refused.reason, "", refused.message, raw)
+    await dead_letters_out.publish(letter.to_json(service="verifier", topic=topic, partition=partition,
+                                                  offset=offset))
 
 
 # Versions this process learnt but has not yet swept its subjects for (kept across a
@@ -168,10 +184,11 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
     # No consumer group: every verifier instance reads every contract version, from
     # the start of the compacted topic, at every start.
     for record in raw_records_of(message):
-        try:
-            contract = Contract.model_validate_json(record.value or b"")
-        except ValidationError as error:
-            log.error("invalid_contract_record", offset=record.offset, error=str(error))
+        contract = admit_contract(record, trust)
+        if isinstance(contract, Refused):
+            # The versions in force keep applying; the refused one is logged and kept
+            # (redacted) in a dead letter for whoever investigates.
+            await refuse(contract, record.value or b"", record.topic, record.partition, record.offset)
             continue
         # Serialised with batches: a batch in flight was decided with the old book, and the
         # sweep a new version schedules must see that batch's subjects committed, or
@@ -194,12 +211,11 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
     transitions: list[Transition] = []
     ticks: list[dt.date] = []
     for record in raw_records_of(message):
-        try:
-            parsed = TRANSITIONS_RECORD.validate_json(record.value or b"")
-        except ValidationError as error:
-            # Ingest is our own producer: a bad transition is a bug upstream, logged loudly.
-            log.error("invalid_transition", topic=record.topic, partition=record.partition,
-                      offset=record.offset, error=str(error))
+        parsed = admit_transition(record, trust)
+        if isinstance(parsed, Refused):
+            # Not from ingest (or an operator's clock), or a bug upstream: either way it
+            # changes no stream and no money.
+            await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset)
             continue
         if isinstance(parsed, ClockTick):
             ticks.append(parsed.today)

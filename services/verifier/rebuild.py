@@ -10,15 +10,18 @@ outstanding payment ids and the same latest outcome decisions.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from services.verifier import store
+from services.verifier.authenticity import Refused, admit_transition
 from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
@@ -26,15 +29,17 @@ from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
 from shared.events import (
     JOURNAL_RECORD,
-    TRANSITIONS_RECORD,
     ClockTick,
     OutcomeRecorded,
     PaymentInstruction,
     PaymentKind,
     Transition,
 )
+from shared.settings import Settings
+from shared.trust import Principal, Role, TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 2000
+VERIFIER = Principal(Role.SERVICE, "verifier")
 FETCH_TIMEOUT_MS = 1000
 DRAIN_ROUNDS_MAX = 100_000
 _DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
@@ -50,7 +55,13 @@ class RebuildReport:
 
 
 async def read_topic(bootstrap: str, topic: str, principal: str = "verifier") -> list[bytes]:
-    """Every record on every partition of `topic`, up to the end offsets at the start."""
+    """Every record's value on every partition of `topic`, up to the end offsets at the start."""
+    return [record.value or b"" for record in await read_records(bootstrap, topic, principal)]
+
+
+async def read_records(bootstrap: str, topic: str, principal: str = "verifier") -> list[ConsumerRecord[Any, Any]]:
+    """Every record (with key and headers) on every partition of `topic`, up to the end
+    offsets at the start, read as `principal`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
                                 **kafka_options(principal))
@@ -64,19 +75,22 @@ async def read_topic(bootstrap: str, topic: str, principal: str = "verifier") ->
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        values: list[bytes] = []
+        records: list[ConsumerRecord[Any, Any]] = []
         for partition in assigned:
             while await consumer.position(partition) < ends[partition]:
                 fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS)
-                values.extend(r.value or b"" for r in fetched.get(partition, []) if r.offset < ends[partition])
-        return values
+                records.extend(r for r in fetched.get(partition, []) if r.offset < ends[partition])
+        return records
     finally:
         await consumer.stop()
 
 
 async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,
-                           directory: Mapping[str, InstitutionInfo], progress: object | None = None
-                           ) -> RebuildReport:
+                           directory: Mapping[str, InstitutionInfo], progress: object | None = None,
+                           trust: TrustedKeys | None = None) -> RebuildReport:
+    """`trust`: whose transitions to believe, as the live verifier does (default: this
+    process's settings); a record the live verifier refused is refused again."""
+    trust = trust or trusted_keys(Settings())
     started = time.monotonic()
     await migrate(database_url)
     pool = await create_pool(database_url, max_size=2)
@@ -85,10 +99,10 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
             await connection.execute(f"TRUNCATE {', '.join(_DERIVED_TABLES)}")
             await connection.execute("UPDATE verifier_clock SET today = DATE '1900-01-01'")
             book = ContractBook.of(await store.load_contracts(connection))
-        records = await read_topic(bootstrap, transitions_topic)
+        records = await read_records(bootstrap, transitions_topic)
         new_events = instructions = 0
         for first in range(0, len(records), REBUILD_BATCH_MAX):
-            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX])
+            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
             result = await process_batch(pool, book, transitions, directory, ticks)
             new_events += result.new_events
             instructions += result.instructions
@@ -106,14 +120,14 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)
 
 
-def _parse(values: list[bytes]) -> tuple[list[Transition], list]:  # type: ignore[type-arg]
+def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys
+           ) -> tuple[list[Transition], list[dt.date]]:
     transitions: list[Transition] = []
-    ticks = []
-    for value in values:
-        try:
-            parsed = TRANSITIONS_RECORD.validate_json(value)
-        except ValidationError:
-            continue  # the live verifier skipped it too (and logged it)
+    ticks: list[dt.date] = []
+    for record in records:
+        parsed = admit_transition(record, trust)
+        if isinstance(parsed, Refused):
+            continue  # the live verifier refused it too (and dead-lettered it)
         if isinstance(parsed, ClockTick):
             ticks.append(parsed.today)
         else:
@@ -140,13 +154,20 @@ class Comparison:
         return not (self.payments_only_published or self.payments_only_rebuilt or self.outcomes_differing)
 
 
-async def compare(database_url: str, bootstrap: str, payments_topic: str, outcomes_topic: str) -> Comparison:
-    published = [r for r in (_journal(v) for v in await read_topic(bootstrap, payments_topic))
+async def compare(database_url: str, bootstrap: str, payments_topic: str, outcomes_topic: str,
+                  trust: TrustedKeys | None = None) -> Comparison:
+    """What the live verifier published (records its key signed: a forgery on either topic
+    is not the verifier's word) against the rebuilt store."""
+    trust = trust or trusted_keys(Settings())
+    published = [r for r in (_journal(record.value or b"") for record in await read_records(bootstrap, payments_topic)
+                             if _by_verifier(record, trust))
                  if isinstance(r, PaymentInstruction)]
     latest: dict[str, tuple[str, str | None, int]] = {}
-    for value in await read_topic(bootstrap, outcomes_topic):
-        record = OutcomeRecorded.model_validate_json(value)
-        latest[record.outcome_key] = (record.status.value, record.reason, record.owed_minor)
+    for outcome in await read_records(bootstrap, outcomes_topic):
+        if not _by_verifier(outcome, trust):
+            continue
+        recorded = OutcomeRecorded.model_validate_json(outcome.value or b"")
+        latest[recorded.outcome_key] = (recorded.status.value, recorded.reason, recorded.owed_minor)
     connection = await asyncpg.connect(database_url)
     try:
         rebuilt = [PaymentInstruction.model_validate_json(r["instruction"])
@@ -162,6 +183,10 @@ async def compare(database_url: str, bootstrap: str, payments_topic: str, outcom
                        if latest.get(k) != decided.get(k))
     return Comparison(len(live), len(again), tuple(sorted(live - again)), tuple(sorted(again - live)),
                       tuple(differing))
+
+
+def _by_verifier(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> bool:
+    return trust.authenticate(record.topic, record.key, record.value or b"", record.headers) == VERIFIER
 
 
 def _journal(value: bytes) -> object:

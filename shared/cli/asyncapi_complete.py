@@ -75,6 +75,24 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
                     "one partition, so the order is the ledger's.", {"type": "string", "maxLength": 128}),
     "settlements.v1": ("The payment id: one payment's answers keep their order.",
                        {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+    "ledger-checkpoints.v1": ("`ledger`: one partition, in chain order.", {"type": "string", "const": "ledger"}),
+}
+
+# Topics whose records are signed (shared/signing.py, docs/security.md): the receiver
+# believes a record only from the principal that may write that topic.
+SIGNED_TOPICS = frozenset({"institution-events.v1", "transitions.v1", "contracts.v1", "outcomes.v1", "payments.v1",
+                           "settlements.v1", "ledger-checkpoints.v1"})
+SIGNATURE_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "required": ["stafet-key-id", "stafet-signature"],
+    "properties": {
+        "stafet-key-id": {"type": "string", "pattern": "^ed25519:[0-9a-f]{16}$",
+                          "description": "Which Ed25519 key signed: the first 16 hex digits of SHA-256 of the raw "
+                                         "public key, looked up in the registry the receiver trusts."},
+        "stafet-signature": {"type": "string", "contentEncoding": "base64",
+                             "description": "Ed25519 over frame('stafet-signed-record-v1') || frame(topic) || "
+                                            "frame(key) || frame(value), frame = 4-byte big-endian length + bytes."},
+    },
 }
 
 _ENROLLED = Enrolled(institution="alsskolen", stage="primary")
@@ -82,14 +100,16 @@ _ENROLLED = Enrolled(institution="alsskolen", stage="primary")
 
 def _examples() -> dict[str, BaseModel]:
     """One example record per payload schema, built from the models (so they validate)."""
+    from services.ledger.checkpoints import Checkpoint
     from shared.contracts.loader import load_contract
     from shared.settings import REPO_ROOT
 
     return {
+        "Checkpoint": Checkpoint(first_sequence=1201, entry_hashes=("5e" * 32, "a1" * 32)),
         "Contract": load_contract(REPO_ROOT / "examples" / "contracts" / "employment-pbr.yaml"),
         "InstitutionEvent": InstitutionEvent(
             event_id="alsskolen-2024-0001", occurred_on=dt.date(2024, 8, 12), reported_by="alsskolen",
-            subject=SubjectReference(cpr_sealed="v1." + "SEALED-CPR-TOKEN_" * 4),  # sealed by stafet publish
+            subject=SubjectReference(cpr_sealed="v2." + "SEALED-CPR-TOKEN_" * 4),  # sealed by stafet publish
             body=_ENROLLED),
         "Transition": Transition(
             event_id="alsskolen-2024-0001", occurred_on=dt.date(2024, 8, 12), reported_by="alsskolen",
@@ -163,6 +183,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             description, key_schema = KEYS[topic]
             message["bindings"] = {"kafka": {"bindingVersion": "0.4.0",
                                              "key": {**key_schema, "description": description}}}
+        if topic in SIGNED_TOPICS:
+            message["headers"] = SIGNATURE_HEADERS
         names = _schema_names(message.get("payload", {}), schemas)
         examples = [{"name": name, "payload": EXAMPLES[name].model_dump(mode="json")}
                     for name in names if name in EXAMPLES]

@@ -65,11 +65,16 @@ def contract_show(path: Path) -> None:
 
 
 @app.command("apply")
-def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
-    """Validate contract files and publish them to the contracts topic, where every
-    verifier picks them up. A version once published is never replaced: publish a new
+def contract_apply(
+    files: Annotated[list[Path], typer.Argument(help="Contract YAML files")],
+    signing_key: Annotated[Path | None, typer.Option(
+        help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+) -> None:
+    """Validate contract files, sign them with an operator's key and publish them to the
+    contracts topic, where every verifier picks them up (a verifier refuses a version no
+    trusted operator signed). A version once published is never replaced: publish a new
     version (with `effective_from`) to change a contract."""
-    from shared.kafka import make_producer
+    from shared.cli.signed import send_signed, signer_or_fail
     from shared.settings import Settings
     from shared.topics import CONTRACTS
 
@@ -80,19 +85,12 @@ def contract_apply(files: Annotated[list[Path], typer.Argument(help="Contract YA
         except ContractFileError as error:
             fail(str(error))
 
-    async def send() -> None:
-        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-contract-apply",
-                                 principal="operator")
-        try:
-            await producer.start()
-            for contract in contracts:
-                key = f"{contract.contract_id}@{contract.version}".encode()
-                await producer.send_and_wait(CONTRACTS.name, contract.model_dump_json().encode(), key=key)
-        finally:
-            await producer.stop()
-
+    settings = Settings()
+    signer = signer_or_fail(settings, "operator", signing_key)
+    records = [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts]
     try:
-        asyncio.run(send())
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", CONTRACTS.name,
+                                records, signer, principal="operator"))
     except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
         fail(f"publishing contracts failed: {error}")
     for contract in contracts:

@@ -25,12 +25,13 @@ from rich.progress import Progress
 from services.verifier.store import work_left_at
 from shared.cli.dev import default_stack
 from shared.cli.publish import publish_records
+from shared.cli.signed import send_signed
 from shared.contracts.loader import load_contract
 from shared.credentials import credentials_dir, without_user
 from shared.db import migrate, recreate_database
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.institutions import InstitutionRegistry
-from shared.kafka import LagProbe, ensure_topics, make_producer, wait_for_broker
+from shared.kafka import LagProbe, ensure_topics, wait_for_broker
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
@@ -38,8 +39,10 @@ from shared.reporting.data import ReportData, net_by_institution, summarise
 from shared.reporting.html import money, render
 from shared.reporting.live import from_database
 from shared.settings import REPO_ROOT, Settings
+from shared.signing import RecordSigner
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR
 
 DEMO_DATABASE = "stafet_demo"
 CATCH_UP_TIMEOUT_S = 600.0
@@ -96,15 +99,11 @@ async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
 
 
 async def apply_contracts(bootstrap: str, namespace: str) -> None:
-    producer = make_producer(bootstrap, client_id="stafet-demo", principal="operator")
-    try:
-        await producer.start()
-        for path in CONTRACT_FILES:
-            contract = load_contract(path)
-            await producer.send_and_wait(in_namespace(CONTRACTS, namespace).name, contract.model_dump_json().encode(),
-                                         key=f"{contract.contract_id}@{contract.version}".encode())
-    finally:
-        await producer.stop()
+    """As `stafet contract apply` does, signed by the development operator key."""
+    contracts = [load_contract(path) for path in CONTRACT_FILES]
+    await send_signed(bootstrap, "stafet-demo", in_namespace(CONTRACTS, namespace).name,
+                      [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts],
+                      RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator")
 
 
 async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_share: float,
@@ -129,14 +128,10 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
             answers.append(Settlement(settlement_id=f"bank-{record.payment_id[:16]}", payment_id=record.payment_id,
                                       status=SettlementStatus.FAILED, settled_on=settled_on,
                                       reason="the payee's account is closed"))
-    producer = make_producer(bootstrap, client_id="stafet-demo-finance", principal="finance")
-    try:
-        await producer.start()
-        sends = [await producer.send(in_namespace(SETTLEMENTS, namespace).name, a.model_dump_json().encode(),
-                                     key=a.payment_id.encode()) for a in answers]
-        await asyncio.gather(*sends)
-    finally:
-        await producer.stop()
+    # Signed as `stafet settle` signs, with the development finance key.
+    await send_signed(bootstrap, "stafet-demo-finance", in_namespace(SETTLEMENTS, namespace).name,
+                      [(a.payment_id.encode(), a.model_dump_json().encode()) for a in answers],
+                      RecordSigner.development(DEVELOPMENT_FINANCE), principal="finance")
     paid = sum(1 for a in answers if a.status == SettlementStatus.PAID)
     return paid, len(answers) - paid
 

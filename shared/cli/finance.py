@@ -159,8 +159,11 @@ def import_answers(
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Publish the good answers even if some are refused")] = False,
     topic: Annotated[str, typer.Option(help="Topic to publish to")] = SETTLEMENTS.name,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="The finance system's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
-    """Turn the bank's answers into settlements: paid (booked) or failed (returned)."""
+    """Turn the bank's answers into settlements, paid (booked) or failed (returned),
+    signed with the finance system's key (the ledger refuses unsigned ones)."""
     from shared.finance.bank_csv import SettlementCsvError, parse_settlement_csv
     from shared.finance.iso20022 import Iso20022Error, parse_camt054
 
@@ -184,17 +187,19 @@ def import_answers(
                 fail(f"{len(problems)} invalid line(s); nothing published (use --skip-invalid)")
     except (Iso20022Error, SettlementCsvError, UnicodeDecodeError) as error:
         fail(f"{file}: {error}")
-    _publish_answers(file, answers, skip_invalid, topic)
+    _publish_answers(file, answers, skip_invalid, topic, signing_key)
 
 
-def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, topic: str) -> None:
+def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, topic: str,
+                     signing_key: Path | None) -> None:
     import asyncpg
 
     from services.ledger.payouts import ledger_payments
+    from shared.cli.signed import send_signed, signer_or_fail
     from shared.finance.settlements import reconcile
-    from shared.kafka import make_producer
 
     settings = Settings()
+    signer = signer_or_fail(settings, "finance", signing_key)
 
     async def known() -> dict[str, LedgerPayment]:
         connection = await asyncpg.connect(database_url("finance", settings))
@@ -209,19 +214,10 @@ def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, 
     if refused and not skip_invalid:
         fail(f"{len(refused)} answer(s) refused; nothing published (use --skip-invalid to publish the others)")
 
-    async def send() -> None:
-        producer = make_producer(settings.kafka_bootstrap_servers, client_id="stafet-finance-import",
-                                 principal="finance")
-        try:
-            await producer.start()
-            pending = [await producer.send(topic, s.model_dump_json().encode(), key=s.payment_id.encode())
-                       for s in settlements]
-            await asyncio.gather(*pending)
-        finally:
-            await producer.stop()
-
     if settlements:
-        asyncio.run(send())
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-finance-import", topic,
+                                [(s.payment_id.encode(), s.model_dump_json().encode()) for s in settlements],
+                                signer, principal="finance"))
     paid = sum(1 for s in settlements if s.status.value == "paid")
     typer.echo(f"published {len(settlements)} settlement(s) ({paid} paid, {len(settlements) - paid} failed), "
                f"refused {len(refused)}")

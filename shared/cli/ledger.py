@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shared.cli.errors import fail
 from shared.credentials import database_url
 from shared.currency import format_minor, is_currency
 from shared.institutions import Institution, InstitutionRegistry, RegistryError
@@ -119,25 +120,56 @@ def statement(
 
 
 @app.command("verify")
-def verify() -> None:
-    """Recompute every entry, its lines and the hash chain; exit 1 naming the first bad entry."""
+def verify(
+    no_checkpoints: Annotated[bool, typer.Option(
+        "--no-checkpoints", help="Check the chain in the database only, not against the signed checkpoints")] = False,
+    checkpoints_topic: Annotated[str | None, typer.Option(
+        help="Topic of the signed checkpoints (default: this installation's)")] = None,
+) -> None:
+    """Recompute every entry, its lines and the hash chain, and compare each entry's hash
+    with the ledger's signed checkpoints (read from Kafka); exit 1 naming the first bad entry."""
     import asyncpg
 
     from services.ledger.audit import verify_chain
+    from services.ledger.checkpoints import Anchors, read_anchors
+    from shared.topics import LEDGER_CHECKPOINTS
+    from shared.trust import ConfigurationError, trusted_keys
 
-    async def run() -> ChainReport:
+    settings = Settings()
+
+    async def run() -> tuple[ChainReport, Anchors | None]:
+        anchors = None
+        if not no_checkpoints:
+            anchors = await read_anchors(settings.kafka_bootstrap_servers,
+                                         checkpoints_topic or LEDGER_CHECKPOINTS.name, trusted_keys(settings),
+                                         principal="operator")
         connection = await asyncpg.connect(database_url("operator"))
         try:
-            return await verify_chain(connection)
+            return await verify_chain(connection, anchors.hashes if anchors else None), anchors
         finally:
             await connection.close()
 
-    report = asyncio.run(run())
+    try:
+        report, anchors = asyncio.run(run())
+    except ConfigurationError as error:
+        fail(str(error))
+    if anchors is not None and anchors.conflicts:
+        typer.echo(f"ledger verification FAILED at entry {min(anchors.conflicts)}: two signed checkpoints "
+                   "disagree on its hash (the database was rewritten between them)", err=True)
+        raise typer.Exit(1)
     if not report.ok:
         typer.echo(f"ledger verification FAILED at entry {report.first_bad_sequence}: {report.problem}",
                    err=True)
         raise typer.Exit(1)
     typer.echo(f"ledger ok: {report.entries} entries, chain head {report.head_hash}")
+    if anchors is None:
+        typer.echo("not compared with the signed checkpoints (--no-checkpoints): a rewrite with the chain "
+                   "recomputed would pass")
+        return
+    anchored = min(anchors.through, report.entries)
+    typer.echo(f"{anchored} anchored by signed checkpoints; {report.entries - anchored} not yet checkpointed"
+               + (f"; {anchors.refused} checkpoint record(s) not signed by the ledger were ignored"
+                  if anchors.refused else ""))
 
 
 @app.command("rebuild")

@@ -30,6 +30,7 @@ from shared.cli import indicators as indicator_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import serve as serve_commands
+from shared.cli import settle as settle_commands
 from shared.cli import verifier as verifier_commands
 from shared.cli import whatif as whatif_commands
 from shared.cli.errors import EXIT_BAD_INPUT, fail, unreachable_server
@@ -52,6 +53,7 @@ app.add_typer(keys_commands.app, name="keys")
 app.registered_commands.extend(whatif_commands.app.registered_commands)
 app.registered_commands.extend(serve_commands.app.registered_commands)
 app.add_typer(db_app, name="db")
+app.command("settle")(settle_commands.settle)
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")
 app.add_typer(frontdoor_commands.app, name="frontdoor")
@@ -64,26 +66,23 @@ app.add_typer(verifier_commands.app, name="verifier")
 def clock_tick(
     date: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS,
                                                      help="The date event time has reached (default today)")] = None,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
-    """Publish a clock tick: event time has reached DATE, so sustainment periods and
-    deadlines up to it can elapse even if no institution reported anything."""
+    """Publish a clock tick, signed by an operator: event time has reached DATE, so
+    sustainment periods and deadlines up to it can elapse even if no institution
+    reported anything."""
+    from shared.cli.signed import send_signed, signer_or_fail
     from shared.events import ClockTick
-    from shared.kafka import make_producer
     from shared.settings import Settings
     from shared.topics import TRANSITIONS
 
     today = date.date() if date else dt.date.today()
-
-    async def send() -> None:
-        producer = make_producer(Settings().kafka_bootstrap_servers, client_id="stafet-clock", principal="operator")
-        try:
-            await producer.start()
-            await producer.send_and_wait(TRANSITIONS.name, ClockTick(today=today).model_dump_json().encode(),
-                                         key=b"clock")
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
+    settings = Settings()
+    signer = signer_or_fail(settings, "operator", signing_key)
+    asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
+                            [(b"clock", ClockTick(today=today).model_dump_json().encode())], signer,
+                            principal="operator"))
     typer.echo(f"clock tick {today.isoformat()} published")
 
 
@@ -138,12 +137,16 @@ def publish(
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Publish the valid lines even if some are bad")] = False,
     topic: Annotated[str, typer.Option(help="Topic to publish to")] = INSTITUTION_EVENTS.name,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="The institution's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
-    """Validate a file of institution events, then publish it (idempotent by event id)."""
+    """Validate a file of institution events, then seal, sign and publish it (idempotent
+    by event id)."""
     from rich.progress import Progress
 
-    from shared.cli.publish import publish_records, validate_lines
+    from shared.cli.publish import InstitutionSigning, publish_records, validate_lines
     from shared.settings import Settings
+    from shared.trust import ConfigurationError
 
     if not file.is_file():
         fail(f"{file}: no such file")
@@ -153,12 +156,17 @@ def publish(
     if problems and not skip_invalid:
         fail(f"{len(problems)} invalid line(s); nothing published (use --skip-invalid to "
              "publish the valid ones)")
-    bootstrap = Settings().kafka_bootstrap_servers
+    settings = Settings()
+    bootstrap = settings.kafka_bootstrap_servers
+    try:
+        signing = InstitutionSigning(settings, signing_key)
+    except ConfigurationError as error:
+        fail(str(error))
     with Progress(transient=True) as bar:
         task = bar.add_task("publishing", total=len(good))
         try:
             published = asyncio.run(publish_records(
-                bootstrap, topic, good, lambda n: bar.advance(task, n)))
+                bootstrap, topic, good, lambda n: bar.advance(task, n), signing=signing))
         except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
             fail(f"publishing to Kafka at {bootstrap} failed: {error}")
     typer.echo(f"published {published}, skipped {len(problems)}, failed 0")

@@ -23,6 +23,8 @@ from shared.events import InstitutionEvent
 from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
 from shared.sealing import development_private_key, load_public_key, seal
 from shared.settings import Settings
+from shared.signing import RecordSigner
+from shared.trust import record_signer
 
 PUBLISH_WINDOW = 1000  # records in flight before waiting for the broker's acks
 SEAL_CACHE_MAX = 100_000  # subjects whose sealed token is reused within one run
@@ -109,12 +111,40 @@ class Sealer:
     def keyed(self, raw: bytes) -> tuple[bytes, bytes]:
         """(key, record): keyed by the subject's token (or pseudonym) so that one
         subject's events share a partition and keep their order; else by event id."""
+        key, value, _ = self.sealed(raw)
+        return key, value
+
+    def sealed(self, raw: bytes) -> tuple[bytes, bytes, str]:
+        """(key, record, the institution it is reported by)."""
         event = json.loads(raw)
         subject = event.get("subject") or {}
         if subject.get("cpr") is not None:
             subject["cpr_sealed"] = self.token(subject.pop("cpr"))
         key = subject.get("cpr_sealed") or subject.get("pseudonym") or str(event.get("event_id", ""))
-        return key.encode(), json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        reporter = str(event.get("reported_by", ""))
+        return key.encode(), json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode(), reporter
+
+
+class InstitutionSigning:
+    """Who signs each event: the institution's key (`--signing-key` or SIGNING_KEY_FILE)
+    for all of them; in development without one, the well-known development key of the
+    institution each event names (the demo publishes for a whole municipality)."""
+
+    def __init__(self, settings: Settings, key_file: Path | None = None) -> None:
+        self._one = (record_signer(settings, "institution", key_file)
+                     if key_file or settings.signing_key_file or settings.stafet_env == "production" else None)
+        self._development: dict[str, RecordSigner] = {}
+
+    def signer(self, reported_by: str) -> RecordSigner:
+        if self._one is not None:
+            return self._one
+        found = self._development.get(reported_by)
+        if found is None:
+            found = self._development[reported_by] = RecordSigner.development(f"institution:{reported_by}")
+        return found
+
+    def headers(self, topic: str, reported_by: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        return self.signer(reported_by).headers(topic, key, value)
 
 
 def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
@@ -123,17 +153,22 @@ def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
 
 async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, bytes]],
                           progress: object | None = None,
-                          recipient: X25519PublicKey | None = None) -> int:
+                          recipient: X25519PublicKey | None = None,
+                          signing: InstitutionSigning | None = None) -> int:
+    """Seal, sign and publish; ConfigurationError when a key is missing in production."""
     from shared.kafka import make_producer
 
-    sealer = Sealer(recipient or publisher_public_key(Settings()))
+    settings = Settings()
+    sealer = Sealer(recipient or publisher_public_key(settings))
+    signing = signing or InstitutionSigning(settings)
     producer = make_producer(bootstrap, client_id="stafet-publish", principal="institution")
     try:
         await producer.start()
         pending = []
         for _, raw in records:
-            key, value = sealer.keyed(raw)
-            pending.append(await producer.send(topic, value, key=key))
+            key, value, reported_by = sealer.sealed(raw)
+            pending.append(await producer.send(topic, value, key=key,
+                                               headers=signing.headers(topic, reported_by, key, value)))
             if len(pending) >= PUBLISH_WINDOW:
                 await asyncio.gather(*pending)
                 if progress is not None:

@@ -11,7 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from services.ingest.admission import SubjectResolver, admit
+from services.ingest.admission import SubjectResolver, admit, as_reported
 from services.verifier.decisions import decide_all
 from shared.cli.publish import Sealer
 from shared.contracts.book import ContractBook
@@ -31,7 +31,7 @@ def transitions_of(raw_events: Iterable[bytes], registry: InstitutionRegistry) -
     resolver = SubjectResolver(DEVELOPMENT_KEY, "k1", opener)
     admitted, rejected = [], 0
     for raw in raw_events:
-        result = admit(sealer.line(raw), registry, resolver)
+        result = admit(sealer.line(raw), registry, resolver, as_reported(raw))
         if isinstance(result, Transition):
             admitted.append(result)
         else:

@@ -40,23 +40,25 @@ from tests.servers import Servers
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
 
-TOPICS = ("institution-events", "transitions", "dead-letters", "contracts", "outcomes", "payments", "settlements")
+TOPICS = ("institution-events", "transitions", "dead-letters", "contracts", "outcomes", "payments", "settlements",
+          "ledger-checkpoints")
 MAY_WRITE = {
     "institution": {"institution-events"},
     "finance": {"settlements"},
     "operator": {"contracts", "transitions"},  # transitions: `stafet clock`'s ticks
     "ingest": {"transitions", "dead-letters"},
     "verifier": {"outcomes", "payments"},
-    "ledger": {"payments", "dead-letters"},     # payments: settlements forwarded onto the journal
+    # payments: settlements forwarded onto the journal; its signed chain checkpoints
+    "ledger": {"payments", "dead-letters", "ledger-checkpoints"},
     "frontdoor": {"institution-events"},
 }
 MAY_READ = {
     "institution": set(),
     "finance": {"payments"},
-    "operator": {"dead-letters", "outcomes"},
+    "operator": {"dead-letters", "outcomes", "ledger-checkpoints"},  # checkpoints: `stafet ledger verify`
     "ingest": {"institution-events"},
     "verifier": {"transitions", "contracts", "outcomes", "payments"},
-    "ledger": {"payments", "settlements"},
+    "ledger": {"payments", "settlements", "ledger-checkpoints"},
     "frontdoor": set(),
 }
 CONNECT_TIMEOUT_S = 30.0

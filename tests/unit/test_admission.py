@@ -13,7 +13,9 @@ from shared.events import Transition
 from shared.institutions import InstitutionRegistry
 from shared.pseudonym import birth_date_from_cpr, pseudonymise
 from shared.sealing import development_private_key, seal
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
+from shared.signing import RecordSigner
+from shared.trust import Authentication, trusted_keys
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 KEY = b"test-key"
@@ -37,8 +39,26 @@ def record(**overrides: object) -> bytes:
     return seal_line(clear(**overrides), SEALING.public_key())
 
 
-def admit_(raw: bytes):  # type: ignore[no-untyped-def]
-    return admit(raw, REGISTRY, SubjectResolver(KEY, "k1", SEALING))
+TRUST = trusted_keys(Settings(stafet_env="development"), REGISTRY)
+TOPIC = "t.institution-events.v1"
+
+
+def signed_by(raw: bytes, principal: str) -> Authentication:
+    """Who ingest's trusted keys say signed `raw`, when `principal`'s dev key signed it."""
+    headers = RecordSigner.development(principal).headers(TOPIC, None, raw)
+    return TRUST.authenticate(TOPIC, None, raw, headers)
+
+
+def _claimed(raw: bytes) -> str:
+    try:
+        return f"institution:{json.loads(raw).get('reported_by')}"
+    except (ValueError, AttributeError):
+        return "institution:alsskolen"
+
+
+def admit_(raw: bytes, signer: str | None = None):  # type: ignore[no-untyped-def]
+    """Admit `raw` as signed by `signer` (default: the institution it names)."""
+    return admit(raw, REGISTRY, SubjectResolver(KEY, "k1", SEALING), signed_by(raw, signer or _claimed(raw)))
 
 
 def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -> None:
@@ -55,14 +75,14 @@ def test_a_good_event_becomes_a_pseudonymised_transition_with_its_birth_date() -
     (record(occurred_on="2010-02-30"), Reason.SCHEMA_VIOLATION),
     (record(body={"type": "graduated"}), Reason.SCHEMA_VIOLATION),
     (record(event_id=12), Reason.SCHEMA_VIOLATION),
-    (record(reported_by="nowhere"), Reason.UNKNOWN_INSTITUTION),
+    (record(reported_by="nowhere"), Reason.UNKNOWN_SIGNER),
     (record(body={"type": "exam_result", "grades": {"danish": 7}}), Reason.UNTRUSTED_SOURCE),
     (record(subject={"cpr": "310204-1234"}), Reason.INVALID_CPR),
     (record(subject={"cpr": "15090-44321"}), Reason.INVALID_CPR),
     (record(subject={}), Reason.UNKNOWN_SUBJECT_REFERENCE),
     (b"{" + b" " * 70_000 + b"}", Reason.RECORD_TOO_LARGE),
     (clear(), Reason.UNSEALED_CPR),
-    (clear(subject={"cpr_sealed": "v1." + "A" * 80}), Reason.INVALID_SEALED_CPR),
+    (clear(subject={"cpr_sealed": "v2." + "A" * 80}), Reason.INVALID_SEALED_CPR),
     (record(event_id="pupil-1509044321"), Reason.CPR_IN_IDENTIFIER),
 ])
 def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) -> None:
@@ -72,6 +92,39 @@ def test_bad_input_is_dead_lettered_with_its_reason(raw: bytes, reason: Reason) 
     for shape in (CPR, CPR.replace("-", "")):
         assert shape not in result.original
         assert shape not in result.message
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(("raw", "field", "reason"), [
+    (record(body={"type": "enrolled", "institution": "alsskolen", "stage": "pupil 170702-4000"}),
+     "body.stage", Reason.CPR_IN_FIELD),
+    (record(reported_by="exam-authority", body={
+        "type": "education_completed", "programme": "stx for 1707024000", "level": "youth"}),
+     "body.programme", Reason.CPR_IN_FIELD),
+    (record(reported_by="exam-authority", body={"type": "exam_result", "grades": {"170702 4000": 7}}),
+     "body.grades.[cpr removed]", Reason.CPR_IN_FIELD),
+    (record(body={"type": "retraction", "retracts_event_id": "e-0", "reason": "wrong child 17.07.02-4000"}),
+     "body.reason", Reason.CPR_IN_FIELD),
+    (record(event_id="ev-17.07.02-4000"), "event_id", Reason.CPR_IN_IDENTIFIER),
+    (record(body={"type": "enrolled", "institution": "alsskolen", "stage": "170702 4000"}),
+     "body.stage", Reason.CPR_IN_FIELD),
+    (record().replace(b'"type":"enrolled"', b'"type":"enrolled","stage":"' + _escaped("1707024000").encode() + b'"'),
+     "body.stage", Reason.CPR_IN_FIELD),
+])
+def test_a_cpr_number_anywhere_outside_the_subject_is_refused_and_not_kept(
+        raw: bytes, field: str, reason: Reason) -> None:
+    result = admit_(raw)
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.field) == (reason, field)
+    for part in (result.original, result.message, result.field, result.record_id or ""):
+        assert "1707024000" not in _digits(part)
 
 
 def test_cpr_validation_does_not_apply_modulus_11() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from services.ingest.admission import Reason, SubjectResolver, admit
+from services.ingest.admission import Reason, SubjectResolver, admit, as_reported
 from shared.cli.publish import seal_line
 from shared.contracts.evaluation import OutcomeStatus, evaluate_subject
 from shared.contracts.loader import load_contract
@@ -90,7 +90,8 @@ def test_only_the_education_register_may_report_the_starting_point() -> None:
         line = json.dumps({"event_id": "pe-1", "occurred_on": "2005-01-01", "reported_by": by,
                            "subject": {"cpr": "150904-4321"},
                            "body": {"type": "parental_education", "highest_level": "primary"}}).encode()
-        return admit(seal_line(line, sealing.public_key()), registry, resolver)
+        sealed = seal_line(line, sealing.public_key())
+        return admit(sealed, registry, resolver, as_reported(sealed))
 
     admitted = send("education-register")
     assert isinstance(admitted, Transition)

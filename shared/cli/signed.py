@@ -1,0 +1,47 @@
+"""Publishing signed records from the command line (operators, finance): one signer per
+command, each record signed for the topic it is sent to (shared/signing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.cli.errors import fail
+from shared.settings import Settings
+from shared.signing import RecordSigner
+from shared.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR, ConfigurationError, record_signer
+
+SEND_WINDOW = 1000  # records in flight before waiting for the broker's acks
+
+
+def signer_or_fail(settings: Settings, role: str, key_file: Path | None) -> RecordSigner:
+    """The operator's or finance system's signer; development falls back to the
+    well-known `operator:dev` / `finance:dev` key, production refuses to."""
+    principal = {"operator": DEVELOPMENT_OPERATOR, "finance": DEVELOPMENT_FINANCE}[role]
+    try:
+        return record_signer(settings, principal, key_file)
+    except ConfigurationError as error:
+        fail(str(error))
+
+
+async def send_signed(bootstrap: str, client_id: str, topic: str,
+                      records: Sequence[tuple[bytes | None, bytes]], signer: RecordSigner, *,
+                      principal: str) -> None:
+    """Send `records` signed by `signer`, connected to the broker as `principal` (the
+    operator or a finance system: whoever the ACLs let write `topic`)."""
+    from shared.kafka import make_producer
+
+    producer = make_producer(bootstrap, client_id=client_id, principal=principal)
+    try:
+        await producer.start()
+        pending = []
+        for key, value in records:
+            pending.append(await producer.send(topic, value, key=key,
+                                               headers=signer.headers(topic, key, value)))
+            if len(pending) >= SEND_WINDOW:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()

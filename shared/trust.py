@@ -1,0 +1,222 @@
+"""Whose keys a receiver trusts, and what a signature proves.
+
+Every signed record names its key id (`shared/signing.py`); the receiver looks it up
+here and learns the principal behind it, e.g. `institution:alsskolen`,
+`operator:alice`, `finance:kommunens-oekonomi` or `service:verifier`. What each
+receiver then accepts from which principal is decided by the receiver (ingest: the
+institution named in `reported_by`; the verifier: transitions from `service:ingest`,
+contract versions and clock ticks from operators; the ledger: instructions from
+`service:verifier`, settlements from finance).
+
+Where keys come from:
+- institution keys: the institution registry (`keys:` of each institution);
+- operator, finance and service keys: `TRUSTED_KEYS_FILE`, YAML of
+  `{operator|finance|service: {name: [public key hex, ...]}}`.
+Several keys per principal make rotation a matter of adding the new key, switching the
+signer, and removing the old key once nothing signed with it is still to be read.
+
+In development mode (the default) the well-known development key of every service, of
+`operator:dev`, `finance:dev` and of every registered institution is trusted as well, so
+`make demo` needs no secrets. In production a missing `TRUSTED_KEYS_FILE` or signing key
+stops the process, and a development key found in any trusted file is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from shared.institutions import InstitutionRegistry
+from shared.settings import Settings
+from shared.signing import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    Headers,
+    RecordSigner,
+    development_key,
+    header,
+    is_development_key,
+    key_id_of,
+    load_private_key,
+    parse_public_key,
+    signed_message,
+)
+
+SERVICES = ("ingest", "verifier", "ledger", "frontdoor")
+# The HTTP front door signs the events it forwards for the institutions it authenticated.
+FRONT_DOOR = "service:frontdoor"
+DEVELOPMENT_OPERATOR = "operator:dev"
+DEVELOPMENT_FINANCE = "finance:dev"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting needed to start safely is missing or unsafe; the message says which."""
+
+
+class Role(StrEnum):
+    INSTITUTION = "institution"
+    OPERATOR = "operator"
+    FINANCE = "finance"
+    SERVICE = "service"
+
+
+class SignatureProblem(StrEnum):
+    MISSING_SIGNATURE = "missing_signature"
+    UNKNOWN_SIGNER = "unknown_signer"
+    BAD_SIGNATURE = "bad_signature"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> Principal:
+        role, _, name = text.partition(":")
+        return cls(Role(role), name)
+
+
+@dataclass(frozen=True)
+class Unauthenticated:
+    problem: SignatureProblem
+    message: str
+
+
+Authentication = Principal | Unauthenticated
+
+
+class TrustedKeys:
+    def __init__(self, keys: Iterable[tuple[Principal, Ed25519PublicKey]] = ()) -> None:
+        self._by_id: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
+        for principal, key in keys:
+            self._by_id[key_id_of(key)] = (principal, key)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def merged(self, other: TrustedKeys) -> TrustedKeys:
+        return TrustedKeys([*self._by_id.values(), *other._by_id.values()])
+
+    def principals(self) -> Mapping[str, Principal]:
+        return {key_id: principal for key_id, (principal, _) in self._by_id.items()}
+
+    def authenticate(self, topic: str, key: bytes | None, value: bytes,
+                     headers: Headers | None) -> Authentication:
+        """Who signed this record for this topic, or why that cannot be said."""
+        key_id, signature = header(headers, KEY_ID_HEADER), header(headers, SIGNATURE_HEADER)
+        if key_id is None or signature is None:
+            return Unauthenticated(SignatureProblem.MISSING_SIGNATURE, "the record carries no signature")
+        found = self._by_id.get(key_id.decode("ascii", errors="replace"))
+        if found is None:
+            return Unauthenticated(SignatureProblem.UNKNOWN_SIGNER,
+                                   f"key id {key_id.decode('ascii', errors='replace')[:40]!r} is not trusted")
+        principal, public = found
+        try:
+            public.verify(base64.b64decode(signature, validate=True), signed_message(topic, key, value))
+        except (InvalidSignature, binascii.Error, ValueError):
+            return Unauthenticated(SignatureProblem.BAD_SIGNATURE,
+                                   f"the signature does not verify for {principal} on this topic")
+        return principal
+
+
+def _development_keys(registry: InstitutionRegistry | None) -> list[tuple[Principal, Ed25519PublicKey]]:
+    names = [f"service:{s}" for s in SERVICES] + [DEVELOPMENT_OPERATOR, DEVELOPMENT_FINANCE]
+    if registry is not None:
+        names += [f"institution:{i.id}" for i in registry.all()]
+    return [(Principal.parse(n), development_key(n).public_key()) for n in names]
+
+
+def _file_keys(path: Path) -> list[tuple[Principal, Ed25519PublicKey]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        keys = []
+        for role, holders in data.items():
+            for name, hexes in (holders or {}).items():
+                keys += [(Principal(Role(role), str(name)), parse_public_key(str(h))) for h in hexes]
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+        raise ConfigurationError(f"{path}: not a valid trusted keys file: {error}") from None
+    return keys
+
+
+def _registry_keys(registry: InstitutionRegistry) -> list[tuple[Principal, Ed25519PublicKey]]:
+    keys = []
+    for institution in registry.all():
+        try:
+            keys += [(Principal(Role.INSTITUTION, institution.id), parse_public_key(h)) for h in institution.keys]
+        except ValueError as error:
+            raise ConfigurationError(f"institution {institution.id}: {error}") from None
+    return keys
+
+
+def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None) -> TrustedKeys:
+    """The keys this process trusts: files, registry, and in development the dev keys."""
+    production = settings.stafet_env == "production"
+    keys: list[tuple[Principal, Ed25519PublicKey]] = []
+    if settings.trusted_keys_file is not None:
+        keys += _file_keys(settings.trusted_keys_file)
+    elif production:
+        raise ConfigurationError("no trusted keys: set TRUSTED_KEYS_FILE (stafet keys new)")
+    if registry is not None:
+        keys += _registry_keys(registry)
+    if production:
+        for principal, key in keys:
+            if is_development_key(key, str(principal)):
+                raise ConfigurationError(f"{principal}: a development key is not trusted in production")
+    else:
+        keys += _development_keys(registry)
+    return TrustedKeys(keys)
+
+
+def record_signer(settings: Settings, principal: str, key_file: Path | None = None) -> RecordSigner:
+    """This process's own signer: `key_file`, else SIGNING_KEY_FILE, else (development
+    only) the principal's well-known development key."""
+    path = key_file or settings.signing_key_file
+    if path is not None:
+        try:
+            key = load_private_key(path)
+        except OSError as error:
+            raise ConfigurationError(f"cannot read the signing key {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        if settings.stafet_env == "production" and is_development_key(key.public_key(), principal):
+            raise ConfigurationError(f"{path}: a development key may not sign in production")
+        return RecordSigner(principal, key)
+    if settings.stafet_env == "production":
+        raise ConfigurationError(f"no signing key for {principal}: set SIGNING_KEY_FILE (stafet keys new)")
+    return RecordSigner.development(principal)
+
+
+def development_writer(topic: str, value: bytes) -> str:
+    """The principal whose development key signs `value` on `topic` as its real writer
+    would (an institution, ingest, an operator, the verifier, the ledger's forwarder,
+    finance): for the benchmark, the chaos load and tests, never for production."""
+    import json
+
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    if ".institution-events." in topic:
+        return f"institution:{data.get('reported_by', '')}"
+    if ".transitions." in topic:
+        return DEVELOPMENT_OPERATOR if data.get("kind") == "clock_tick" else "service:ingest"
+    if ".payments." in topic:
+        return "service:ledger" if data.get("kind") == "settlement" else "service:verifier"
+    if ".settlements." in topic:
+        return DEVELOPMENT_FINANCE
+    if ".contracts." in topic:
+        return DEVELOPMENT_OPERATOR
+    raise ValueError(f"no writer known for {topic}")

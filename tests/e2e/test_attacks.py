@@ -1,0 +1,334 @@
+"""Attacks from anyone who can write to the broker, on the real servers, each refused.
+
+Every forged record here is written with Kafka's own producer, as an attacker on the
+network would write it: unsigned, signed with a key nobody trusts, or signed with a real
+key of the wrong kind (an institution's, finance's). None of them changes any money, and
+each is dead-lettered with a reason code (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from services.ledger.audit import rebuild_entry
+from services.ledger.checkpoints import read_anchors
+from services.ledger.postings import chain_hash, pending_account
+from shared.cli.main import app
+from shared.contracts.loader import load_contract
+from shared.cpr_text import CPR_SPELLED
+from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.processes import ServiceProcess, start_services, stop_services
+from shared.settings import REPO_ROOT, Settings
+from shared.topics import (
+    CONTRACTS,
+    DEAD_LETTERS,
+    INSTITUTION_EVENTS,
+    LEDGER_CHECKPOINTS,
+    PAYMENTS,
+    SETTLEMENTS,
+    TRANSITIONS,
+    all_topics,
+    in_namespace,
+)
+from shared.trust import trusted_keys
+from tests.engine_replay import admitted, expected_balances, read_lines, sealed
+from tests.kafka_helpers import produce, read_all
+from tests.ledger_helpers import ledger_state
+from tests.servers import Servers
+
+pytestmark = pytest.mark.e2e
+SAMPLE = REPO_ROOT / "examples" / "events" / "sample.jsonl"
+CONTRACT = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+TIMEOUT_S = 120.0
+INVENTED = "k1:" + "e" * 64
+STRANGER = "finance:mallory"  # a well-formed key that no receiver trusts
+runner = CliRunner()
+
+
+async def dead_letters(servers: Servers, namespace: str, count: int) -> list[dict[str, object]]:
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        found = [json.loads(v) for _, v in await read_all(servers.bootstrap_servers,
+                                                          in_namespace(DEAD_LETTERS, namespace).name)]
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+async def balances_become(database_url: str, expected: dict[str, int]) -> dict[str, object]:
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        state = await ledger_state(database_url)
+        if state["balances"] == expected or asyncio.get_running_loop().time() > deadline:
+            return state
+        await asyncio.sleep(0.5)
+
+
+async def settled_entries(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval(
+            "SELECT count(*) FROM ledger_entries WHERE kind IN ('settled', 'failed')"))
+    finally:
+        await connection.close()
+
+
+async def test_forged_transitions_contracts_instructions_and_settlements_change_no_money(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    genuine = admitted(read_lines(SAMPLE))
+    expected = expected_balances([CONTRACT], genuine)
+    assert expected, "the sample must produce payments, or this test proves nothing"
+    transitions = in_namespace(TRANSITIONS, namespace).name
+    services = start_services(service_env, tmp_path, ("verifier", "ledger"))
+    try:
+        # A forged contract version: ten times the price, signed by no operator.
+        forged_contract = CONTRACT.model_copy(update={"version": CONTRACT.version + 1})
+        raw_contract = forged_contract.model_dump_json().encode().replace(b'"amount_minor":', b'"amount_minor":10')
+        key = f"{CONTRACT.contract_id}@{forged_contract.version}".encode()
+        for signer in (None, "institution:alsskolen", STRANGER):
+            await produce(servers.bootstrap_servers, in_namespace(CONTRACTS, namespace).name, [raw_contract],
+                          keys=[key], signed_as=signer)
+        # The genuine stream, signed by ingest as ingest does.
+        await produce(servers.bootstrap_servers, transitions, [t.model_dump_json().encode() for t in genuine],
+                      keys=[t.subject.encode() for t in genuine])
+        # The same facts for a subject nobody reported, written straight onto the topic.
+        invented = [t.model_copy(update={"subject": INVENTED, "event_id": f"forged-{n}"})
+                    for n, t in enumerate(genuine) if t.subject == genuine[0].subject]
+        for signer in (None, "institution:alsskolen"):
+            await produce(servers.bootstrap_servers, transitions, [t.model_dump_json().encode() for t in invented],
+                          keys=[INVENTED.encode()] * len(invented), signed_as=signer)
+        # DKK 64,000,000 owed to a made-up payee, straight onto the journal.
+        forged_payment = PaymentInstruction(
+            payment_id="f" * 32, kind=PaymentKind.PAYMENT, contract_id=CONTRACT.contract_id, contract_version=1,
+            outcome_id="forged", subject=INVENTED, payer="sonderborg-kommune", payee="made-up-payee",
+            amount_minor=64_000_000_00, currency="DKK", occurred_on=genuine[0].occurred_on)
+        for signer in (None, "finance:dev", "institution:alsskolen"):
+            await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                          [forged_payment.model_dump_json().encode()], keys=[b"made-up-payee"], signed_as=signer)
+        state = await balances_become(database_url, expected)
+        assert state["balances"] == expected
+        journal = [JOURNAL_RECORD.validate_json(v) for _, v in
+                   await read_all(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name)]
+        victim = next(r for r in journal if isinstance(r, PaymentInstruction) and r.payee != "made-up-payee")
+        # Forged answers from "finance": paid, failed; and one written straight onto the journal.
+        forged_paid = Settlement(settlement_id="forged-paid", payment_id=victim.payment_id,
+                                 status=SettlementStatus.PAID, settled_on=victim.occurred_on, bank_reference="X")
+        forged_failed = Settlement(settlement_id="forged-failed", payment_id=victim.payment_id,
+                                   status=SettlementStatus.FAILED, settled_on=victim.occurred_on, reason="void")
+        settlements = in_namespace(SETTLEMENTS, namespace).name
+        await produce(servers.bootstrap_servers, settlements, [forged_paid.model_dump_json().encode()],
+                      keys=[victim.payment_id.encode()], signed_as=None)
+        await produce(servers.bootstrap_servers, settlements, [forged_failed.model_dump_json().encode()],
+                      keys=[victim.payment_id.encode()], signed_as=STRANGER)
+        await produce(servers.bootstrap_servers, settlements, [forged_paid.model_dump_json().encode()],
+                      keys=[victim.payment_id.encode()], signed_as="institution:alsskolen")
+        await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                      [forged_failed.model_dump_json().encode()], keys=[victim.payment_id.encode()],
+                      signed_as="finance:dev")
+        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 3 + 4)
+        assert all(s.running() for s in services.values())
+        final = await ledger_state(database_url)
+        assert await settled_entries(database_url) == 0
+    finally:
+        stop_services(services)
+    assert final["balances"] == expected
+    assert not any("made-up-payee" in account for account in final["balances"])  # type: ignore[attr-defined]
+    assert pending_account(victim.payee, victim.payee_role) in final["balances"]  # type: ignore[operator]
+    assert all(r.contract_version == CONTRACT.version for r in journal if isinstance(r, PaymentInstruction)
+               and r.payee != "made-up-payee")
+    assert not [r for r in journal if isinstance(r, PaymentInstruction) and r.subject == INVENTED
+                and r.payee != "made-up-payee"]
+    reasons = Counter(str(d["reason"]) for d in dead)
+    assert reasons == {"unauthenticated_contract": 3, "unauthenticated_transition": 2 * len(invented),
+                       "unauthenticated_instruction": 3, "unauthenticated_settlement": 4}, reasons
+
+
+# ---- ingest: who speaks, and no CPR number past it --------------------------------------
+
+CPR_DIGITS = "1707024000"
+
+
+def _event(event_id: str, reported_by: str = "alsskolen", **changes: object) -> dict[str, object]:
+    event: dict[str, object] = {"event_id": event_id, "occurred_on": "2010-08-01", "reported_by": reported_by,
+                                "subject": {"cpr": "150904-4321"},
+                                "body": {"type": "enrolled", "institution": "alsskolen"}}
+    event.update(changes)
+    return event
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+CPR_CASES = {  # event id -> (event, field the dead letter names)
+    "cpr-stage": (_event("cpr-stage", body={"type": "enrolled", "institution": "alsskolen",
+                                            "stage": "170702-4000"}), "body.stage"),
+    "cpr-programme": (_event("cpr-programme", "exam-authority", body={
+        "type": "education_completed", "programme": "stx 1707024000", "level": "youth"}), "body.programme"),
+    "cpr-grades": (_event("cpr-grades", "exam-authority", body={"type": "exam_result", "grades": {
+        "17.07.02-4000": 7}}), "body.grades.[cpr removed]"),
+    "cpr-reason": (_event("cpr-reason", body={"type": "retraction", "retracts_event_id": "x-1",
+                                              "reason": "wrong child, 170702 4000"}), "body.reason"),
+    "cpr-space": (_event("cpr-space", body={"type": "enrolled", "institution": "alsskolen",
+                                            "stage": "170702 4000"}), "body.stage"),
+}
+ESCAPED_ID = "cpr-escaped"
+DOTTED_ID = "ev-17.07.02-4000"
+
+
+def spelled_cprs(text: str) -> set[str]:
+    """The digits of every CPR-like run in `text`, JSON escapes decoded first."""
+    decoded = re.sub(r"\\u00([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    return {"".join(m.groups()) for m in CPR_SPELLED.finditer(decoded)}
+
+
+async def test_ingest_believes_only_what_the_signature_proves_and_lets_no_cpr_past_in_any_spelling(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    ingest = ServiceProcess("ingest", service_env, tmp_path / "ingest.log")
+    ingest.start()
+    try:
+        control = sealed([json.dumps(_event("control")).encode()])
+        await produce(servers.bootstrap_servers, topic, control)
+        # Speaking as the exam authority with a school's key; unsigned; a pseudonym from a school.
+        await produce(servers.bootstrap_servers, topic, sealed([json.dumps(_event(
+            "mismatch", "exam-authority", body={"type": "exam_result", "grades": {"danish": 12}})).encode()]),
+                      signed_as="institution:alsskolen")
+        await produce(servers.bootstrap_servers, topic, sealed([json.dumps(_event("unsigned")).encode()]),
+                      signed_as=None)
+        await produce(servers.bootstrap_servers, topic, [json.dumps(_event(
+            "pseudonym", subject={"pseudonym": INVENTED, "birth_date": "2004-09-15"})).encode()])
+        cpr_events = sealed([json.dumps(event).encode() for event, _ in CPR_CASES.values()])
+        cpr_events += sealed([json.dumps(_event(DOTTED_ID)).encode()])
+        escaped = sealed([json.dumps(_event(ESCAPED_ID)).encode()])[0].replace(
+            b'"institution":"alsskolen"}', b'"institution":"alsskolen","stage":"' + _escaped(CPR_DIGITS).encode() + b'"}')
+        assert CPR_DIGITS.encode() not in escaped
+        await produce(servers.bootstrap_servers, topic, [*cpr_events, escaped])
+        dead = await dead_letters(servers, namespace, 3 + len(CPR_CASES) + 2)
+        forwarded = [json.loads(v) for _, v in await read_all(servers.bootstrap_servers,
+                                                              in_namespace(TRANSITIONS, namespace).name)]
+        assert ingest.running()
+    finally:
+        ingest.stop()
+    assert [t["event_id"] for t in forwarded] == ["control"]
+    by_reason = {(d["reason"], d["field"]) for d in dead}
+    assert {("signer_mismatch", "reported_by"), ("missing_signature", "reported_by"),
+            ("pseudonym_not_allowed", "subject.pseudonym"), ("cpr_in_identifier", "event_id"),
+            ("cpr_in_field", "body.stage")} <= by_reason
+    assert {("cpr_in_field", field) for _, field in CPR_CASES.values()} <= by_reason
+    assert len(dead) == 3 + len(CPR_CASES) + 2
+    # No topic (the input topic aside, where the attacker put them), no table, no log holds one.
+    leaks = []
+    for spec in all_topics(namespace):
+        if spec.name == topic:
+            continue
+        for key, value in await read_all(servers.bootstrap_servers, spec.name):
+            if CPR_DIGITS in spelled_cprs(((key or b"") + value).decode("utf-8", "replace")):
+                leaks.append(spec.name)
+    connection = await asyncpg.connect(database_url)
+    try:
+        for table in [r["tablename"] for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]:
+            for row in await connection.fetch(f'SELECT row_to_json(t)::text AS j FROM "{table}" t'):
+                if CPR_DIGITS in spelled_cprs(row["j"]):
+                    leaks.append(table)
+    finally:
+        await connection.close()
+    log = (tmp_path / "ingest.log").read_text(encoding="utf-8", errors="replace")
+    if CPR_DIGITS in spelled_cprs(log):
+        leaks.append("ingest.log")
+    assert "cpr-stage" in log  # the log was written, and names the refused events
+    assert not leaks, leaks
+
+
+# ---- the ledger against its own database superuser ----------------------------------------
+
+async def _rewrite_and_rechain(database_url: str, sequence: int) -> None:
+    """What a superuser can do: switch the guards off, change an entry's amount and its
+    lines, and recompute every hash after it, so that the chain is consistent again."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("ALTER TABLE ledger_entries DISABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE ledger_lines DISABLE TRIGGER USER")
+        await connection.execute("UPDATE ledger_entries SET amount_minor = amount_minor * 100 WHERE sequence = $1",
+                                 sequence)
+        previous = await connection.fetchval("SELECT entry_hash FROM ledger_entries WHERE sequence = $1",
+                                             sequence - 1)
+        for row in await connection.fetch(
+                "SELECT * FROM ledger_entries WHERE sequence >= $1 ORDER BY sequence", sequence):
+            entry = rebuild_entry(row)
+            content = entry.content_hash()
+            current = chain_hash(previous, content)
+            await connection.execute("UPDATE ledger_entries SET content_hash = $1, previous_hash = $2, "
+                                     "entry_hash = $3 WHERE sequence = $4", content, previous, current,
+                                     row["sequence"])
+            await connection.execute("DELETE FROM ledger_lines WHERE sequence = $1", row["sequence"])
+            for number, line in enumerate(entry.lines, start=1):
+                await connection.execute(
+                    "INSERT INTO ledger_lines (sequence, line, account, debit_minor, credit_minor, currency)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)", row["sequence"], number, line.account,
+                    line.debit_minor, line.credit_minor, line.currency)
+            previous = current
+        await connection.execute("UPDATE ledger_chain_head SET entry_hash = $1", previous)
+        await connection.execute("ALTER TABLE ledger_entries ENABLE TRIGGER USER")
+        await connection.execute("ALTER TABLE ledger_lines ENABLE TRIGGER USER")
+    finally:
+        await connection.close()
+
+
+async def _ledger_with_checkpoints(servers: Servers, namespace: str, service_env: dict[str, str],
+                                   tmp_path: Path) -> int:
+    """A ledger service that projected twelve instructions in several batches and
+    checkpointed them all; returns the number of entries."""
+    instructions = [PaymentInstruction(
+        payment_id=f"{n:032x}", kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
+        subject="k1:" + "1" * 64, payer="kommune", payee=f"school-{n % 3}", amount_minor=1000 + n,
+        currency="DKK", occurred_on=dt.date(2024, 1, 1 + n % 28)) for n in range(1, 13)]
+    checkpoints_topic = in_namespace(LEDGER_CHECKPOINTS, namespace).name
+    ledger = ServiceProcess("ledger", {**service_env, "BATCH_MAX_RECORDS": "5"}, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        for first in range(0, len(instructions), 4):  # several batches, several checkpoints
+            await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                          [i.model_dump_json().encode() for i in instructions[first:first + 4]])
+        trust = trusted_keys(Settings())
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while (await read_anchors(servers.bootstrap_servers, checkpoints_topic, trust)).through < len(instructions):
+            assert asyncio.get_running_loop().time() < deadline, "the ledger wrote no checkpoints"
+            await asyncio.sleep(0.5)
+    finally:
+        ledger.stop()
+    return len(instructions)
+
+
+def test_a_superuser_who_rewrites_an_entry_and_recomputes_the_chain_is_caught(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    entries = asyncio.run(_ledger_with_checkpoints(servers, namespace, service_env, tmp_path))
+    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    verify = ["ledger", "verify", "--checkpoints-topic", in_namespace(LEDGER_CHECKPOINTS, namespace).name]
+    clean = runner.invoke(app, verify, env=env)
+    assert clean.exit_code == 0, clean.output
+    assert f"{entries} entries" in clean.stdout
+    assert f"{entries} anchored by signed checkpoints" in clean.stdout
+
+    asyncio.run(_rewrite_and_rechain(database_url, 5))
+
+    # The chain alone is fooled: it was recomputed.
+    alone = runner.invoke(app, ["ledger", "verify", "--no-checkpoints"], env=env)
+    assert alone.exit_code == 0, alone.output
+    caught = runner.invoke(app, verify, env=env)
+    assert caught.exit_code == 1
+    assert "entry 5" in caught.stderr
+    assert "signed checkpoint" in caught.stderr
