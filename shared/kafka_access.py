@@ -109,8 +109,10 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
         case Kind.VERIFIER:
             # Contracts are read without a group (assigned partitions, from the start);
             # its own outputs are read back by `stafet verifier rebuild --check`.
+            # Dead letters: transitions and contract versions no trusted key signed.
             return (topic("transitions", read), topic("contracts", read), topic("outcomes", write),
-                    topic("outcomes", read), topic("payments", write), topic("payments", read), group("verifier"))
+                    topic("outcomes", read), topic("payments", write), topic("payments", read),
+                    topic("dead-letters", write), group("verifier"))
         case Kind.LEDGER:
             # The ledger forwards settlements onto the journal so they take their place in
             # the chain's order: it writes the payments topic as well as reading it.
