@@ -36,6 +36,7 @@ from services.verifier.decisions import decide_all
 from services.verifier.rebuild import read_topic, rebuild_verifier
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
+from shared.contracts.payments import reissued_id
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, TRANSITIONS_RECORD, PaymentInstruction, PaymentKind, Settlement, Transition
 from shared.institutions import InstitutionRegistry
@@ -179,7 +180,9 @@ def check_engine(check: Check, load: Load, want: Expected, seen: Observed) -> No
     live_net, engine_net = net_by_payee(published), net_by_payee(want.instructions)
     differ = {k for k in set(live_net) | set(engine_net) if live_net.get(k) != engine_net.get(k)}
     single = {c.contract_id for c in load.contracts} - reversioned(load)
-    live = {(p, i.payee, i.amount_minor) for p, i in outstanding(published).items() if i.contract_id in single}
+    first_ids = first_generation_ids(published)
+    live = {(first_ids.get(p, p), i.payee, i.amount_minor) for p, i in outstanding(published).items()
+            if i.contract_id in single}
     engine = {(p, i.payee, i.amount_minor) for p, i in outstanding(want.instructions).items() if i.contract_id in single}
     check.figures.update(payments_outstanding=len(outstanding(published)), payees_owed=len(live_net),
                          owed_minor=sum(live_net.values()))
@@ -191,6 +194,26 @@ def check_engine(check: Check, load: Load, want: Expected, seen: Observed) -> No
               + (f"; NET DIFFERS for {_sample(f'{c}/{s[:12]}/{p}' for c, s, p in differ)}" if differ else "")
               + (f"; only live {_sample(p for p, *_ in live - engine)}" if live - engine else "")
               + (f"; only engine {_sample(p for p, *_ in engine - live)}" if engine - live else ""))
+
+
+def first_generation_ids(published: Sequence[PaymentInstruction]) -> dict[str, str]:
+    """Re-issued payment id -> the first id of its line, for payments the live verifier
+    paid, clawed back (a late fact or a clock tick withdrew the outcome) and paid again:
+    the engine run once over the final facts pays the same payee the same amount under the
+    first id. Only re-issues whose earlier generations were all clawed back count."""
+    issued = {i.payment_id for i in published}
+    clawed = {i.reverses_payment_id for i in published if i.kind == PaymentKind.CLAWBACK}
+    first: dict[str, str] = {}
+    for instruction in published:
+        if instruction.kind != PaymentKind.PAYMENT or instruction.payment_id not in clawed:
+            continue
+        generation = 1
+        while (candidate := reissued_id(instruction.payment_id, generation)) in issued:
+            if reissued_id(instruction.payment_id, generation - 1) not in clawed:
+                break
+            first[candidate] = instruction.payment_id
+            generation += 1
+    return first
 
 
 def check_duplicates(check: Check, seen: Observed, ledger_instruction_ids: Counter[str]) -> None:

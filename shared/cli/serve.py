@@ -2,7 +2,9 @@
 
 The process becomes `python -m faststream run services.NAME.app:app` (exec, not a child),
 so the service receives SIGTERM from the container runtime itself and shuts down
-gracefully within FastStream's graceful timeout.
+gracefully within FastStream's graceful timeout. The HTTP front door is an ASGI app:
+it becomes `python -m uvicorn services.frontdoor.app:app` on FRONT_DOOR_HOST (default
+0.0.0.0) and FRONT_DOOR_PORT (default 8080), behind a TLS-terminating proxy.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ class Service(StrEnum):
     ingest = "ingest"
     verifier = "verifier"
     ledger = "ledger"
+    frontdoor = "frontdoor"
 
 
 @app.command("serve")
 def serve(name: Annotated[Service, typer.Argument(help="The service to run")]) -> None:
-    """Run a service (ingest, verifier or ledger); settings from the environment."""
+    """Run a service (ingest, verifier, ledger or frontdoor); settings from the environment."""
     module = f"services.{name.value}.app:app"
+    if name == Service.frontdoor:
+        host, port = os.environ.get("FRONT_DOOR_HOST", "0.0.0.0"), os.environ.get("FRONT_DOOR_PORT", "8080")  # noqa: S104
+        os.execv(sys.executable, [sys.executable, "-m", "uvicorn", module, "--host", host,  # noqa: S606
+                                  "--port", port, "--no-access-log"])
     os.execv(sys.executable, [sys.executable, "-m", "faststream", "run", module])  # noqa: S606 - a fixed module

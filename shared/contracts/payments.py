@@ -133,6 +133,12 @@ def payment_id(decision: OutcomeDecision, payee: str, role: str, amount_minor: i
     return _digest(outcome_key(decision), payee, role, str(amount_minor), str(generation))
 
 
+def reissued_id(first_payment_id: str, generation: int) -> str:
+    """The id of a payment instructed again after its earlier twins were clawed back
+    (generation 0 is the first id itself)."""
+    return first_payment_id if generation == 0 else _digest(first_payment_id, str(generation))
+
+
 def clawback_id(original_payment_id: str) -> str:
     return _digest("clawback", original_payment_id)
 
@@ -152,7 +158,7 @@ def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInst
             generation += 1
             if generation > GENERATIONS_MAX:
                 raise RuntimeError(f"payment {instruction.payment_id} re-instructed too often")
-            candidate = _digest(instruction.payment_id, str(generation))
+            candidate = reissued_id(instruction.payment_id, generation)
         if candidate in active:
             keep.add(candidate)
         else:
