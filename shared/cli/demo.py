@@ -184,12 +184,14 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
 def print_summary(result: DemoResult) -> None:
     data = result.data
     typer.echo("\nPer contract:")
+    # Money columns carry their currency code, so each is wide enough for a labelled
+    # amount in the billions and set off by a space of its own.
     typer.echo(f"  {'contract':<46}{'verified':>9}{'rejected':>9}{'capped':>7}{'pending':>8}"
-               f"{'paid (net)':>17}{'clawed back':>18}{'budget left':>21}")
+               f" {'paid (net)':>21} {'clawed back':>19} {'budget left':>19}")
     for s in summarise(data):
         typer.echo(f"  {s.title[:45]:<46}{s.verified:>9}{s.rejected:>9}{s.capped:>7}{s.pending:>8}"
-                   f"{money(s.paid_minor, s.currency):>17}{money(s.clawed_back_minor, s.currency):>18}"
-                   f"{money(s.budget_left_minor, s.currency):>21}")
+                   f" {money(s.paid_minor, s.currency):>21} {money(s.clawed_back_minor, s.currency):>19}"
+                   f" {money(s.budget_left_minor, s.currency):>19}")
     typer.echo("\nTop institutions (net of clawbacks):")
     for payee, currency, amount in net_by_institution(data)[:10]:
         typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, currency):>18}")
