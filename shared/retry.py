@@ -34,6 +34,10 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, KafkaError,
     asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError,
     asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+    # A service's role or its password may be provisioned after the server answers (the
+    # local stack creates roles once PostgreSQL is up; a deployment's migration job or
+    # secret rotation may lag): wait for it like an absent server, logging the refusal.
+    asyncpg.InvalidAuthorizationSpecificationError,
 )
 
 Result = TypeVar("Result")
