@@ -144,16 +144,17 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
     return applied_now
 
 
-async def recreate_database(admin_url: str, name: str) -> str:
+async def recreate_database(admin_url: str, name: str, *, template: str | None = None) -> str:
     """Drop (if there) and create database `name` on the server of `admin_url`; its URL.
 
-    For runs that must start clean: the demo, the benchmark and the profile. `admin_url`
+    For runs that must start clean: the demo, the benchmark and the profile; with
+    `template`, a copy of that database (the fault schedule's rebuild check). `admin_url`
     is the owner role's (it may create databases, and owns those it creates).
     """
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await connection.close()
     return admin_url.rpartition("/")[0] + f"/{name}"

@@ -37,6 +37,7 @@ from services.verifier.rebuild import read_topic, rebuild_verifier
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.payments import reissued_id
+from shared.db import recreate_database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import JOURNAL_RECORD, TRANSITIONS_RECORD, PaymentInstruction, PaymentKind, Settlement, Transition
 from shared.institutions import InstitutionRegistry
@@ -295,7 +296,7 @@ def check_balances(check: Check, seen: Observed, ledger_balances: dict[str, int]
 async def check_rebuild(check: Check, live_url: str, admin_url: str, bootstrap: str,
                         topics: Topics, directory: dict[str, InstitutionInfo]) -> None:
     """Rebuild the verifier into a copy of the live database, then compare the two."""
-    rebuilt_url = await _copy_database(admin_url, live_url, "chaos_rebuild")
+    rebuilt_url = await recreate_database(admin_url, "chaos_rebuild", template=live_url.rpartition("/")[2])
     await rebuild_verifier(rebuilt_url, bootstrap, topics.transitions, directory)
     (live_net, live_outcomes), (again_net, again_outcomes) = (await _verifier_state(live_url),
                                                               await _verifier_state(rebuilt_url))
@@ -315,17 +316,6 @@ async def check_rebuild(check: Check, live_url: str, admin_url: str, bootstrap: 
               + (f"; OUTCOMES DIFFER {_sample(outcomes_differ)}, the first live "
                  f"{live_outcomes.get(min(outcomes_differ))} rebuilt {again_outcomes.get(min(outcomes_differ))}"
                  if outcomes_differ else ""))
-
-
-async def _copy_database(admin_url: str, live_url: str, name: str) -> str:
-    live_name = live_url.rpartition("/")[2]
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{live_name}"')
-    finally:
-        await connection.close()
-    return admin_url.rpartition("/")[0] + f"/{name}"
 
 
 async def _verifier_state(database_url: str) -> tuple[dict[tuple[str, str, str], int], dict[str, tuple[str, str, int]]]:

@@ -9,10 +9,8 @@ On a stack of its own (free ports): the test stops and starts the servers.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,22 +25,6 @@ from tests.ledger_helpers import entry_count
 pytestmark = pytest.mark.e2e
 NAMESPACE = "resilience"  # the namespace publish_payments writes to
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def own_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with tempfile.TemporaryDirectory(prefix="stafet-health-") as directory:
-        stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),
-                           postgres_port=free_port(), database="health")
-        stack.directory.mkdir(parents=True, exist_ok=True)
-        # Passwords first, so a ledger started before its servers finds its credentials;
-        # this test's own clients use this stack's, not the session's.
-        stack.prepare_credentials()
-        monkeypatch.setenv("STAFET_CREDENTIALS_DIR", str(stack.credentials_dir))
-        try:
-            yield stack
-        finally:
-            stack.down()
 
 
 def get(port: int, path: str) -> tuple[int, str]:

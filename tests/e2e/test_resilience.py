@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from shared.db import migrate, recreate_database
 from shared.kafka import ensure_topics
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
-from shared.stack import LocalStack, free_port
+from shared.stack import LocalStack
 from shared.topics import PAYMENTS, all_topics, in_namespace
 from tests.e2e.test_ledger_crash import instruction
 from tests.kafka_helpers import produce
@@ -29,22 +27,6 @@ from tests.ledger_helpers import chain_report, entry_count, ledger_state
 pytestmark = pytest.mark.e2e
 NAMESPACE = "resilience"
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def own_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with tempfile.TemporaryDirectory(prefix="stafet-resilience-") as directory:
-        stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),
-                           postgres_port=free_port(), database="resilience")
-        stack.directory.mkdir(parents=True, exist_ok=True)
-        # Passwords first, so a ledger started before its servers finds its credentials;
-        # this test's own clients use this stack's, not the session's.
-        stack.prepare_credentials()
-        monkeypatch.setenv("STAFET_CREDENTIALS_DIR", str(stack.credentials_dir))
-        try:
-            yield stack
-        finally:
-            stack.down()
 
 
 def ledger_env(stack: LocalStack) -> dict[str, str]:
