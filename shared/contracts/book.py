@@ -20,6 +20,11 @@ class ContractConflict(ValueError):
     """The same contract id and version was published with different content."""
 
 
+class ReturnRuleChanged(ContractConflict):
+    """A version that changes the contract's return rule: the investment agreement is the
+    investor's and the payer's, not a contract version's to change (docs/investment.md)."""
+
+
 @dataclass
 class ContractBook:
     _versions: dict[tuple[str, int], Contract] = field(default_factory=dict)
@@ -41,6 +46,11 @@ class ContractBook:
                     f"{contract.contract_id} v{contract.version} was already published with "
                     "different content; publish a new version instead")
             return False
+        for (contract_id, _), other in self._versions.items():
+            if contract_id == contract.contract_id and other.investment != contract.investment:
+                raise ReturnRuleChanged(
+                    f"{contract.contract_id} v{contract.version} changes the return rule of v{other.version}; "
+                    "every version of a contract carries the same return rule")
         self._versions[key] = contract
         return True
 

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events import Currency, EducationLevel, EventType, Identifier
+from shared.investment.returns import ReturnRule
 
 MONTH_DAY = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
 AGE_RANGE = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}(-[0-9]{1,3})?$")]
@@ -275,6 +276,10 @@ class Contract(Frozen):
     eligibility: Eligibility = Eligibility()
     outcomes: Annotated[tuple[Outcome, ...], Field(min_length=1, max_length=64)]
     caps: Caps = Caps()
+    # A social impact bond's return rule (docs/investment.md): who financed the work, with
+    # how much, and at most what return. Fixed for the contract: every version carries
+    # the same rule (shared/contracts/book.py refuses one that changes it).
+    investment: ReturnRule | None = None
 
     @model_validator(mode="after")
     def _outcomes_consistent(self) -> Contract:
@@ -308,6 +313,26 @@ class Contract(Frozen):
         if rules.birth_year_from is not None and rules.birth_year_to is not None \
                 and rules.birth_year_to < rules.birth_year_from:
             raise ValueError("@eligibility.birth_year_to: is before birth_year_from")
+        return self
+
+    @model_validator(mode="after")
+    def _investor_paid_within_the_rule(self) -> Contract:
+        # The payer must never pay the investor beyond principal plus the allowed return:
+        # the contract's total cap is that bound, on one budget across versions, and every
+        # outcome pays the investor directly (so the cap is the investor's).
+        rule = self.investment
+        if rule is None:
+            return self
+        if self.caps.total_minor is None or self.caps.total_minor > rule.cap_minor:
+            raise ValueError(f"@caps.total_minor: a contract with a return rule caps its payments at most at "
+                             f"principal plus the allowed return ({rule.cap_minor})")
+        if self.caps.budget != "shared":
+            raise ValueError("@caps.budget: a contract with a return rule has one budget across versions (shared)")
+        for index, outcome in enumerate(self.outcomes):
+            payee = outcome.distribution.payee if isinstance(outcome.distribution, DirectDistribution) else None
+            if payee is None or payee.role != "institution" or payee.institution != rule.investor:
+                raise ValueError(f"@outcomes.{index}.distribution: under a return rule every outcome pays "
+                                 f"the investor {rule.investor!r} directly")
         return self
 
     def outcome(self, outcome_id: str) -> Outcome:
