@@ -60,6 +60,9 @@ LEDGER_VERIFY_OK = Gauge(
 LEDGER_VERIFY_TIME = Gauge(
     "stafet_ledger_verify_last_run_timestamp_seconds", "When the chain was last verified (Unix time)",
     registry=REGISTRY)
+FRONT_DOOR_LINES = Counter(
+    "stafet_frontdoor_lines_total", "Lines the front door answered, by status and reason code",
+    ["status", "reason"], registry=REGISTRY)
 READY = Gauge("stafet_ready", "1 if the readiness check passes, per check", ["check"], registry=REGISTRY)
 
 DEAD_LETTER_SUFFIX = ".dead-letters.v1"

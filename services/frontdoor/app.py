@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version as package_version
@@ -30,17 +32,20 @@ from typing import Annotated, Literal
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, check_line
+from shared import metrics
 from shared.cli.publish import Sealer, publisher_public_key
-from shared.db import Database
+from shared.db import Database, expected_migrations
 from shared.institutions import InstitutionRegistry
 from shared.kafka import make_producer
 from shared.logging import configure_logging
+from shared.retry import wait_for_kafka
 from shared.settings import Settings
 from shared.topics import INSTITUTION_EVENTS
 from shared.trust import FRONT_DOOR, record_signer
@@ -101,23 +106,73 @@ class FrontDoor:
                                       principal="frontdoor", settings=config)
         self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
 
+        self.started = False
+
     async def start(self) -> None:
-        await self.database.open()
+        """Wait out a broker or database that is not there yet (shared/retry.py), as the
+        other services do: meanwhile /livez answers, /readyz says what is missing and
+        POST answers 503."""
+        await wait_for_kafka(self.settings.kafka_bootstrap_servers, principal="frontdoor")
         await self.producer.start()
+        await self.database.open()
+        self.started = True
+        log.info("frontdoor_started")
 
     async def stop(self) -> None:
+        self.started = False
         await self.producer.stop()
         await self.database.close()
+
+    async def checks(self) -> dict[str, bool]:
+        """Readiness, as shared/health.py's: started, the broker and the database answer,
+        the schema is at the version this code expects."""
+        found = {"started": self.started, "broker": False, "database": False, "migrations": False}
+        if self.started:
+            try:
+                async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+                    await self.producer.client.fetch_all_metadata()
+                found["broker"] = True
+            except Exception:  # noqa: BLE001, S110 - any failure to answer means "not reachable"
+                pass
+            try:
+                async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+                    async with self.database.pool.acquire() as connection:
+                        found["database"] = True
+                        applied = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+                        found["migrations"] = expected_migrations() <= applied
+            except (RuntimeError, TimeoutError, OSError, asyncpg.PostgresError):
+                pass
+        for check, ok in found.items():
+            metrics.READY.labels(check).set(1 if ok else 0)
+        return found
+
+
+READY_CHECK_TIMEOUT_S = 2.0
+
+
+def _exit_if_start_failed(task: asyncio.Task[None]) -> None:
+    """Past shared/retry.py's longest wait the front door gives up like the other services:
+    it stops (uvicorn shuts down on SIGTERM) and its supervisor restarts it."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error("frontdoor_start_failed", error=f"{type(task.exception()).__name__}: {task.exception()}")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     door = FrontDoor(settings)
-    await door.start()
     app.state.door = door
+    # Started in the background so that the probes are answered while it waits.
+    starting = asyncio.create_task(door.start())
+    starting.add_done_callback(_exit_if_start_failed)
     try:
         yield
     finally:
+        door.started = False
+        if not starting.done():
+            starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
         await door.stop()
 
 
@@ -153,8 +208,22 @@ app.openapi = openapi_document  # type: ignore[method-assign]
 
 
 @app.get("/healthz", summary="Liveness", responses={200: {"content": {"application/json": {"example": {"ok": True}}}}})
+@app.get("/livez", summary="Liveness (the probe's name in the Helm chart)", include_in_schema=False)
 async def healthz() -> dict[str, bool]:
     return {"ok": True}
+
+
+@app.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> PlainTextResponse:
+    """200 when the front door can forward now, else 503 naming the failing checks."""
+    found = await request.app.state.door.checks()
+    body = "".join(f"{name} {'ok' if ok else 'FAIL'}\n" for name, ok in found.items())
+    return PlainTextResponse(body, status_code=200 if all(found.values()) else 503)
+
+
+@app.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 _REQUEST_BODY = {
@@ -182,6 +251,9 @@ async def post_events(request: Request,
                           description="Bearer <the institution's token>")] = None,
                       ) -> BatchResult | JSONResponse:
     door: FrontDoor = request.app.state.door
+    if not door.started:
+        return JSONResponse({"detail": "starting: Kafka or PostgreSQL not reachable yet; send the batch again"},
+                            status_code=503)
     caller = door.authenticator.institution_of(authorization)
     if caller is None:
         return JSONResponse({"detail": "a valid bearer token is needed"}, status_code=401,
@@ -214,6 +286,8 @@ async def post_events(request: Request,
         return JSONResponse({"detail": "the event log is unavailable; send the batch again (idempotent)"},
                             status_code=503)
     counts = {status: sum(1 for r in results if r.status == status) for status in ("accepted", "duplicate", "refused")}
+    for result in results:
+        metrics.FRONT_DOOR_LINES.labels(result.status, result.reason or "").inc()
     log.info("batch_answered", institution=caller, lines=len(results), **counts)
     return BatchResult(accepted=counts["accepted"], duplicates=counts["duplicate"], refused=counts["refused"],
                        results=results)
@@ -270,6 +344,7 @@ async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> No
         pending.append(await door.producer.send(INSTITUTION_EVENTS.name, value, key=key,
                                                 headers=door.signer.headers(INSTITUTION_EVENTS.name, key, value)))
     await asyncio.gather(*pending)
+    metrics.RECORDS_PRODUCED.labels("frontdoor", INSTITUTION_EVENTS.name).inc(len(pending))
     async with door.database.pool.acquire() as connection:
         await connection.executemany(
             "INSERT INTO frontdoor_events (event_id, institution, fingerprint) VALUES ($1, $2, $3)"

@@ -10,8 +10,13 @@ Secrets: podman 4.3 (Debian 12) looks a Secret volume up in its own secret store
 the secret's data is the Kubernetes Secret manifest itself, and writes each `data` value
 into the volume as it stands, without base64-decoding it (and `stringData` not at all).
 So each rendered Secret is stored with `podman secret create NAME manifest.yaml` with its
-values decoded first, and the named volume podman makes for it is removed afterwards
-(podman reuses a volume of that name, stale content and all).
+values decoded first.
+
+Volumes: podman keeps a named volume for every ConfigMap and Secret it mounts, and a
+later `kube play` of an object with the same name reuses that volume, stale content and
+all. So the test plays each run under a release name of its own, and removes the secrets
+and volumes of its objects before playing them and after `podman kube down`
+(`remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -63,9 +68,17 @@ def create_secrets(folder: Path, secrets: list[dict[str, Any]]) -> list[str]:
     return names
 
 
-def remove_secrets(names: list[str]) -> None:
-    for name in names:
-        podman("secret", "rm", name, check=False)
+def remove_leftovers(folder: Path, objects: list[dict[str, Any]] | None = None) -> None:
+    """Remove the podman secrets and the volumes podman made for the ConfigMaps and
+    Secrets among `objects` (default: those of every manifest written in `folder`)."""
+    if objects is None:
+        objects = [o for path in sorted(folder.glob("*.yaml")) for o in yaml.safe_load_all(path.read_text()) if o]
+    for obj in objects:
+        if obj.get("kind") not in ("ConfigMap", "Secret"):
+            continue
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Secret":
+            podman("secret", "rm", name, check=False)
         podman("volume", "rm", "--force", name, check=False)
 
 

@@ -15,7 +15,10 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
+from shared.kafka_access import Kind, Operation, Resource, grants_for
+from shared.topics import ALL_TOPICS
 from tests.deploy.tools import CHART, CRD_SCHEMAS, KUBERNETES_VERSION, PRODUCTION_VALUES, helm, render
 
 CORE_GROUPS = ("v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1")
@@ -74,12 +77,29 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
 
-def test_the_default_values_render_objects_that_the_kubernetes_schemas_accept() -> None:
-    objects = render()
+def keys_only(tmp: Path) -> Path:
+    """What an operator must give besides the defaults: the public keys (from the
+    production-like values, whose private halves nobody holds)."""
+    production = yaml.safe_load(PRODUCTION_VALUES.read_text())
+    path = tmp / "keys.yaml"
+    path.write_text(yaml.safe_dump({k: production[k] for k in ("trustedKeys", "sealingPublicKey")}))
+    return path
+
+
+def test_the_default_values_need_the_public_keys_and_then_render_objects_the_schemas_accept(
+        tmp_path: Path) -> None:
+    result = helm("template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION)
+    assert result.returncode != 0, "production is the default: without trusted keys the pods could never start"
+    assert "trustedKeys.service." in result.stderr, result.stderr
+    objects = render("-f", str(keys_only(tmp_path)))
     kinds = validate(objects)
     assert sorted(set(kinds)) == ["ConfigMap", "Deployment", "Job", "NetworkPolicy", "PodDisruptionBudget",
                                   "Service", "ServiceAccount"]
-    assert len(by_kind(objects, "Deployment")) == 3
+    deployments = {d["metadata"]["name"] for d in by_kind(objects, "Deployment")}
+    assert deployments == {"stafet-ingest", "stafet-verifier", "stafet-ledger", "stafet-frontdoor"}
+    environment = {v["name"]: v.get("value") for d in by_kind(objects, "Deployment")
+                   for v in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert environment["STAFET_ENV"] == "production"
 
 
 def test_production_values_render_every_integration_and_each_object_passes_its_schema() -> None:
@@ -98,29 +118,45 @@ def test_production_values_render_every_integration_and_each_object_passes_its_s
     assert scaled == {"stafet-ingest", "stafet-verifier"}, "the ledger is never autoscaled"
 
 
-def test_kafka_users_get_only_the_topics_and_groups_their_work_needs() -> None:
-    users = {u["metadata"]["name"]: u["spec"]["authorization"]["acls"] for u in
-             by_kind(render("-f", str(PRODUCTION_VALUES)), "KafkaUser")}
+def test_the_charts_topics_are_the_codes_topics() -> None:
+    """shared/topics.py decides every topic; the chart's KafkaTopics must follow it."""
+    objects = render("-f", str(PRODUCTION_VALUES))
+    topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objects, "KafkaTopic")}
+    assert set(topics) == {spec.name for spec in ALL_TOPICS}
+    for spec in ALL_TOPICS:
+        found = topics[spec.name]
+        assert found["partitions"] == spec.partitions, spec.name
+        assert (found["config"]["cleanup.policy"] == "compact") == spec.compacted, spec.name
+        if spec.keep_forever:
+            assert (found["config"]["retention.ms"], found["config"]["retention.bytes"]) == (-1, -1), spec.name
+        else:
+            assert found["config"]["retention.ms"] != -1 or spec.name.endswith(".settlements.v1"), spec.name
 
-    def grants(user: str) -> set[tuple[str, str, str]]:
-        return {(acl["resource"]["type"], acl["resource"]["name"], op)
-                for acl in users[user] for op in acl["operations"]}
 
-    assert ("topic", "stafet.institution-events.v1", "Write") in grants("stafet-institutions")
-    assert ("topic", "stafet.payments.v1", "Read") in grants("stafet-finance")
-    assert ("topic", "stafet.settlements.v1", "Write") in grants("stafet-finance")
-    assert ("topic", "stafet.payments.v1", "Write") not in grants("stafet-finance")
-    assert ("topic", "stafet.contracts.v1", "Write") in grants("stafet-operators")
-    assert ("topic", "stafet.institution-events.v1", "Read") not in grants("stafet-verifier"), \
-        "only ingest may read the topic that carries sealed CPR numbers"
-    assert ("group", "stafet-ingest", "Read") in grants("stafet-ingest")
-    assert not any(op in ("All", "Alter", "Delete", "ClusterAction") for user in users for (_, _, op) in grants(user))
+def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access() -> None:
+    """Each KafkaUser's ACLs are grants_for(its kind): no more, no less (docs/security.md)."""
+    users = by_kind(render("-f", str(PRODUCTION_VALUES)), "KafkaUser")
+    kinds = {u["metadata"]["name"]: u["metadata"]["labels"]["app.kubernetes.io/component"] for u in users}
+    assert kinds == {"stafet-ingest": "ingest", "stafet-verifier": "verifier", "stafet-ledger": "ledger",
+                     "stafet-frontdoor": "frontdoor", "stafet-finance": "finance",
+                     "stafet-operators": "operator", "stafet-institutions": "institution"}
+    resource_names = {Resource.TOPIC: "topic", Resource.GROUP: "group"}
+    operation_names = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
+    for user in users:
+        acls = user["spec"]["authorization"]["acls"]
+        assert all(acl["resource"]["patternType"] == "prefix" for acl in acls)
+        found = sorted((acl["resource"]["type"], acl["resource"]["name"], op) for acl in acls for op in acl["operations"])
+        kind = Kind(kinds[user["metadata"]["name"]])
+        expected = sorted((resource_names[g.resource], g.prefix, operation_names[g.operation])
+                          for g in grants_for(kind, "stafet"))
+        assert found == expected, f"{user['metadata']['name']}: the chart's ACLs differ from grants_for({kind})"
+    assert {k.value for k in Kind} == set(kinds.values()), "a principal kind without a KafkaUser"
 
 
 def test_every_pod_runs_as_non_root_on_a_read_only_root_with_secrets_only_as_files() -> None:
     objects = render("-f", str(PRODUCTION_VALUES))
     pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "Job")]
-    assert len(pods) == 4
+    assert len(pods) == 5
     for pod in pods:
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
@@ -131,27 +167,50 @@ def test_every_pod_runs_as_non_root_on_a_read_only_root_with_secrets_only_as_fil
             assert context["capabilities"]["drop"] == ["ALL"]
             assert all("valueFrom" not in variable for variable in container.get("env", [])), \
                 "secrets come as files, never as environment variables"
+            assert not any("PASSWORD=" in str(variable.get("value")) or ":" in urlsplit_password(variable)
+                           for variable in container.get("env", []))
             assert container["resources"]["limits"]
             assert container["resources"]["requests"]
         secret_volumes = [v for v in pod["volumes"] if "secret" in v]
         assert secret_volumes
         assert all(v["secret"]["defaultMode"] == 0o400 for v in secret_volumes)
-    deployments = {d["metadata"]["name"]: d for d in by_kind(objects, "Deployment")}
-    ingest = deployments["stafet-ingest"]["spec"]["template"]["spec"]
-    assert {"keys", "credentials"} <= {v["name"] for v in ingest["volumes"]}
-    for name in ("stafet-verifier", "stafet-ledger"):
-        volumes = {v["name"] for v in deployments[name]["spec"]["template"]["spec"]["volumes"]}
-        assert "keys" not in volumes, f"{name} must not see ingest's keys"
-    for deployment in deployments.values():
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
+    deployments = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in by_kind(objects, "Deployment")}
+    secrets = {name: {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+               for name, pod in deployments.items()}
+    # Each service its own Kafka password, database password and keys: none sees another's.
+    for volume in ("kafka", "database", "keys"):
+        names = [found[volume] for found in secrets.values()]
+        assert len(set(names)) == len(names), f"two services share their {volume} Secret: {names}"
+    for name, pod in deployments.items():
+        container = pod["containers"][0]
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        assert env["STAFET_ENV"] == "production"
+        for setting in ("KAFKA_PASSWORD_FILE", "DATABASE_PASSWORD_FILE", "SIGNING_KEY_FILE"):
+            mounted = [m["mountPath"] for m in container["volumeMounts"] if env[setting].startswith(m["mountPath"] + "/")]
+            assert mounted, f"{name}: {setting}={env[setting]} is on no mounted volume"
+        assert env["TRUSTED_KEYS_FILE"] == "/etc/stafet/trusted-keys.yaml"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    (config,) = by_kind(objects, "ConfigMap")
+    trusted = yaml.safe_load(config["data"]["trusted-keys.yaml"])
+    assert set(trusted["service"]) == {"ingest", "verifier", "ledger", "frontdoor"}
 
 
-def test_the_migration_job_runs_before_install_and_upgrade() -> None:
-    (job,) = by_kind(render(), "Job")
+def urlsplit_password(variable: dict[str, Any]) -> str:
+    """The password part of a URL-valued variable ('' when there is none)."""
+    from urllib.parse import urlsplit
+
+    value = str(variable.get("value", ""))
+    return (urlsplit(value).password or "") if "://" in value else ""
+
+
+def test_the_migration_job_runs_before_install_and_upgrade(tmp_path: Path) -> None:
+    (job,) = by_kind(render("-f", str(keys_only(tmp_path))), "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "migrate"]
+    env = {v["name"]: v["value"] for v in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DATABASE_URL"].startswith("postgresql://stafet_owner@"), "migrations run as the owner role"
+    assert "KAFKA_USERNAME" not in env, "migrating needs no broker"
 
 
 def test_the_alerts_each_have_a_runbook_section_in_the_operations_guide() -> None:
@@ -168,15 +227,19 @@ def test_the_alerts_each_have_a_runbook_section_in_the_operations_guide() -> Non
     ("services.ledger.replicas=2", "/services/ledger/replicas"),
     ("environment=prod", "/environment"),
     ("services.ingest.maxReplicas=7", "exceeds the 6 partitions"),
+    ("services.frontdoor.kafkaUsr=x", "additional properties 'kafkaUsr' not allowed"),
+    ("trustedKeys.service.ingest[0]=not-a-key", "/trustedKeys/service/ingest/0"),
+    ("sealingPublicKey=", "sealingPublicKey: the front door seals CPR numbers"),
 ])
-def test_a_mistake_in_values_fails_the_install(setting: str, complaint: str) -> None:
-    result = helm("template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", setting)
+def test_a_mistake_in_values_fails_the_install(setting: str, complaint: str, tmp_path: Path) -> None:
+    result = helm("template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION,
+                  "-f", str(keys_only(tmp_path)), "--set", setting)
     assert result.returncode != 0
     assert complaint in result.stderr, result.stderr
 
 
 def test_helm_lint_passes_with_default_and_production_values() -> None:
-    for extra in ([], ["-f", str(PRODUCTION_VALUES)]):
+    for extra in (["-f", str(PRODUCTION_VALUES)], ["-f", str(PRODUCTION_VALUES), "--set", "strimzi.enabled=false"]):
         result = helm("lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION, *extra)
         assert result.returncode == 0, result.stdout + result.stderr
 

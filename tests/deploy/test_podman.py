@@ -1,19 +1,28 @@
-"""The chart's own manifests, played with podman on this machine's Kafka and PostgreSQL.
+"""The chart's own manifests, played with podman on this machine's Kafka and PostgreSQL, in
+the production configuration an operator installs.
 
-The image is built with podman (deploy/image/build.sh), the chart is rendered with
-values for one host (hostNetwork, a port per service, Secrets made from keys generated
-here), the migration Job runs to completion, and the three Deployments are played with
-`podman kube play`. Then: every pod's /readyz answers 200; `stafet publish` sends the
-sample events and a synthetic cohort (CPR numbers sealed with the generated key); the
-verifier's pod is stopped with SIGTERM while the stream is in flight and started again;
-the ledger ends up holding exactly what the pure engine computes (nothing lost, nothing
-twice, the chain intact), /metrics reports the ledger's entries and money, the records
-consumed and a dead letter by its reason code, and the records carry trace context.
+The image is built with podman (deploy/image/build.sh). The test makes what an operator
+makes before installing: each service's Ed25519 signing key and ingest's sealing and
+pseudonym keys (`stafet keys new`), an institution signing key per institution (their
+public halves in the registry), the front door's token hashes, and one Kafka principal and
+one database role per service. These go into the chart as values (the public keys and
+registry, rendered into the ConfigMap) and as Secrets (`secrets.create`: passwords, private
+keys and tokens as files), and the chart is rendered with `environment: production`,
+under a release name of its own (so nothing of an earlier run, such as the volume podman
+keeps for a ConfigMap, is reused). The migration Job runs to completion, the four
+Deployments are played with `podman kube play`. Then: every pod's /readyz answers 200;
+the sample events go through the front door's HTTP API with the institutions' tokens and a
+synthetic cohort straight to Kafka, signed with each institution's key; the verifier's pod
+is stopped with SIGTERM while the stream is in flight and started again; the ledger ends
+up holding exactly what the pure engine computes (nothing lost, nothing twice, the chain
+intact), /metrics reports the ledger's entries and money, the records consumed, a dead
+letter by its reason code and the front door's lines, and the records carry trace context.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -23,13 +32,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import pytest
+import yaml
 
+from services.frontdoor.auth import new_token, token_hash
+from shared.cli.publish import publish_records
 from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
+from shared.sealing import load_public_key
 from shared.settings import REPO_ROOT
+from shared.signing import RecordSigner, public_bytes
 from shared.stack import free_port
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
@@ -43,7 +59,7 @@ from tests.deploy.pods import (
     job_as_pod,
     pod_name,
     podman,
-    remove_secrets,
+    remove_leftovers,
     wait_ready,
     write_manifest,
 )
@@ -57,6 +73,7 @@ from tests.servers import Servers
 pytestmark = pytest.mark.e2e
 
 IMAGE = "localhost/stafet:test"
+SERVICES = ("ingest", "verifier", "ledger", "frontdoor")
 CONTRACT_NAMES = ("next-stage-bonus.yaml", "mobility-bonus.yaml", "employment-pbr.yaml")
 CONTRACTS = [load_contract(REPO_ROOT / "examples" / "contracts" / name) for name in CONTRACT_NAMES]
 SAMPLE = REPO_ROOT / "examples" / "events" / "sample.jsonl"
@@ -98,71 +115,104 @@ def empty_database(servers: Servers) -> str:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Path:
+    """Every private key an installation holds, made as an operator makes them."""
     folder = tmp_path / "keys"
-    subprocess.run([STAFET, "keys", "new", "--out", str(folder)], check=True, capture_output=True, cwd=REPO_ROOT)
+    commands = [["keys", "new", "--out", str(folder)]]
+    commands += [["keys", "new", "--out", str(folder), "--signer", f"service:{name}"] for name in SERVICES]
+    for command in commands:
+        subprocess.run([STAFET, *command], check=True, capture_output=True, cwd=REPO_ROOT, timeout=120)
     return folder
 
 
-def chart_values(servers: Servers, namespace: str, database_url: str, keys: Path,
-                 registry_file: Path, ports: dict[str, int]) -> dict[str, Any]:
-    # Each pod is its own principal on the broker and its own role in PostgreSQL, with
-    # the secrets a deployment mounts as files (STAFET_SECRETS_DIR).
-    database = database_url.rsplit("/", 1)[1]
-    credentials: dict[str, dict[str, str]] = {
-        owner: {"database_url": servers.role_url(owner, database), "kafka_username": owner,
-                "kafka_password": (servers.credentials_dir / "kafka" / owner).read_text().strip()}
-        for owner in ("ingest", "verifier", "ledger")}
-    credentials["migrate"] = {"database_url": servers.role_url("owner", database)}
-    service = {"enabled": True, "replicas": 1, "batchMaxRecords": 50, "dbPoolMaxSize": 4,
-               "env": {"BATCH_TIMEOUT_MS": "100", "TICK_INTERVAL_S": "0.5", "METRICS_REFRESH_S": "1",
-                       "LEDGER_VERIFY_INTERVAL_S": "5"}}
+def institution_signers() -> dict[str, RecordSigner]:
+    """Each institution's own key (its system signs what it sends)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return {i.id: RecordSigner(f"institution:{i.id}", Ed25519PrivateKey.generate()) for i in REGISTRY.all()}
+
+
+def public_hex(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def chart_values(servers: Servers, release: str, namespace: str, database_url: str, keys: Path,
+                 registry: InstitutionRegistry, tokens: dict[str, str], ports: dict[str, int]) -> dict[str, Any]:
+    """The values an operator would give, pointed at this machine's servers: each pod is
+    its own Kafka principal and its own database role, every secret a file."""
+    database = urlsplit(database_url)
+    secrets: dict[str, dict[str, str]] = {}
+    services: dict[str, Any] = {}
+    for name in SERVICES:
+        own_keys = {"signing.key": (keys / f"service-{name}.key").read_text()}
+        if name == "ingest":
+            own_keys |= {"pseudonym.key": (keys / "pseudonym.key").read_text(),
+                         "sealing.key": (keys / "ingest-sealing.key").read_text()}
+        if name == "frontdoor":
+            own_keys["tokens.yaml"] = yaml.safe_dump({"tokens": {i: [token_hash(t)] for i, t in tokens.items()}})
+        secrets |= {f"{release}-{name}-kafka": {"password": (servers.credentials_dir / "kafka" / name).read_text()},
+                    f"{release}-{name}-db": {"password": (servers.credentials_dir / "postgres" / name).read_text()},
+                    f"{release}-{name}-keys": own_keys}
+        services[name] = {
+            "enabled": True, "replicas": 1, "maxReplicas": 1, "httpPort": ports[name], "dbPoolMaxSize": 4,
+            "kafkaUser": name, "kafkaSecret": f"{release}-{name}-kafka",
+            "databaseUser": f"stafet_{name}", "databaseSecret": f"{release}-{name}-db",
+            "keysSecret": f"{release}-{name}-keys",
+            "env": {"BATCH_TIMEOUT_MS": "100", "TICK_INTERVAL_S": "0.5", "METRICS_REFRESH_S": "1",
+                    "LEDGER_VERIFY_INTERVAL_S": "5"}}
+        if name != "frontdoor":
+            services[name]["batchMaxRecords"] = 50
+    secrets[f"{release}-owner-db"] = {"password": (servers.credentials_dir / "postgres" / "owner").read_text()}
+    registry_file = keys.parent / "institutions.yaml"
+    write_registry(registry_file, registry.all())
     return {
         "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": IMAGE.rsplit(":", 1)[1], "pullPolicy": "Never"},
-        # Development mode: in production every service now needs its Ed25519 signing key
-        # (SIGNING_KEY_FILE) and the trusted public keys (TRUSTED_KEYS_FILE), and ingest the
-        # institutions' keys in the registry (docs/security.md); the chart does not mount
-        # those yet. Go back to production once it does.
-        "environment": "development",
+        "environment": "production",
         "topicNamespace": namespace,
         "hostNetwork": True,
-        "kafka": {"bootstrapServers": servers.bootstrap_servers},
-        "secrets": {"create": True, "ingestKeys": f"{namespace}-ingest-keys",
-                    "credentials": {owner: f"{namespace}-{owner}" for owner in ("ingest", "verifier", "ledger", "migrate")},
-                    "data": {
-            "credentials": credentials,
-            "ingestKeys": {name: (keys / name).read_text().strip() for name in ("pseudonym.key", "ingest-sealing.key")},
-        }},
+        "kafka": {"bootstrapServers": servers.bootstrap_servers, "securityProtocol": "SASL_PLAINTEXT"},
+        "database": {"host": database.hostname, "port": database.port, "name": database.path.lstrip("/")},
+        "migration": {"databaseUser": "stafet_owner", "databaseSecret": f"{release}-owner-db"},
+        "secrets": {"create": True, "data": secrets},
         "institutions": registry_file.read_text(),
         "contracts": {name: (REPO_ROOT / "examples" / "contracts" / name).read_text() for name in CONTRACT_NAMES},
-        "services": {name: {**service, "maxReplicas": 1, "httpPort": port} for name, port in ports.items()},
+        "trustedKeys": {"service": {name: [public_hex(keys / f"service-{name}.pub")] for name in SERVICES}},
+        "sealingPublicKey": public_hex(keys / "ingest-sealing.pub"),
+        "services": services,
     }
 
 
 @pytest.fixture
-def played(tmp_path: Path) -> Iterator[list[Path]]:
-    """Manifests played during the test; every one is taken down at the end, pass or fail,
-    and the podman secrets made for them removed."""
+def release(tmp_path: Path) -> Iterator[tuple[str, list[Path]]]:
+    """A release name of this run's own, and the manifests played under it: every one is
+    taken down at the end, pass or fail, with the podman secrets and volumes made for them."""
+    name = f"stafet-{uuid.uuid4().hex[:8]}"
     manifests: list[Path] = []
-    yield manifests
+    yield name, manifests
     for manifest in reversed(manifests):
         podman("kube", "down", str(manifest), check=False, timeout_s=120)
-    remove_secrets([path.stem.removeprefix("secret-") for path in tmp_path.glob("secret-*.yaml")])
+    remove_leftovers(tmp_path)
 
 
-def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_loses_nothing(
+def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_stream_loses_nothing(
         servers: Servers, namespace: str, empty_database: str, keys: Path, image: str,
-        played: list[Path], tmp_path: Path) -> None:
+        release: tuple[str, list[Path]], tmp_path: Path) -> None:
     started = time.monotonic()
-    registry_file = tmp_path / "institutions.yaml"
-    write_registry(registry_file, REGISTRY.all())
-    ports = {name: free_port() for name in ("ingest", "verifier", "ledger")}
-    objects = render(values=chart_values(servers, namespace, empty_database, keys, registry_file, ports), tmp=tmp_path)
+    release_name, played = release
+    signers = institution_signers()
+    registry = InstitutionRegistry([i.model_copy(update={"keys": (public_bytes(signers[i.id].key.public_key()).hex(),)})
+                                    for i in REGISTRY.all()])
+    sample = read_lines(SAMPLE)
+    tokens = {reporter: new_token() for reporter in {json.loads(line)["reported_by"] for line in sample}}
+    ports = {name: free_port() for name in SERVICES}
+    values = chart_values(servers, release_name, namespace, empty_database, keys, registry, tokens, ports)
+    objects = render(values=values, tmp=tmp_path, release=release_name)
 
-    # The migration Job (a pre-install hook) first, with its Secret: run to completion.
+    # The Secrets and the migration Job (pre-install hooks) first: the Job runs to completion.
     (job,) = [o for o in objects if o["kind"] == "Job"]
-    create_secrets(tmp_path, [o for o in objects if o["kind"] == "Secret"])
     migrate = write_manifest(tmp_path / "migrate.yaml", [job_as_pod(job)])
     played.append(migrate)
+    remove_leftovers(tmp_path, objects)  # nothing of an earlier run under these names
+    create_secrets(tmp_path, [o for o in objects if o["kind"] == "Secret"])
     podman("kube", "play", "--network", "host", str(migrate))
     migrate_container = container_name(job["metadata"]["name"], "migrate")
     exit_code = podman("wait", migrate_container, timeout_s=300).stdout.strip()
@@ -171,14 +221,16 @@ def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_los
     assert "applied" in logs
 
     # Then the release's objects podman can run.
-    release = write_manifest(tmp_path / "release.yaml",
-                             [for_host_network(o) if o["kind"] == "Deployment" else o
-                              for o in objects if o["kind"] in PLAYABLE and not is_hook(o)])
-    played.append(release)
-    podman("kube", "play", "--network", "host", str(release))
+    release_manifest = write_manifest(tmp_path / "release.yaml",
+                                      [for_host_network(o) if o["kind"] == "Deployment" else o
+                                       for o in objects if o["kind"] in PLAYABLE and not is_hook(o)])
+    played.append(release_manifest)
+    podman("kube", "play", "--network", "host", str(release_manifest))
     deployments = {o["metadata"]["name"].rsplit("-", 1)[-1]: o for o in objects if o["kind"] == "Deployment"}
-    assert set(deployments) == set(ports)
+    assert set(deployments) == set(SERVICES)
     for name, port in ports.items():
+        env = {v["name"]: v.get("value") for v in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["STAFET_ENV"] == "production"
         wait_ready(port, name, READY_TIMEOUT_S, alive=lambda n=name: assert_running(deployments[n], n))
     ready_after = time.monotonic() - started
 
@@ -186,18 +238,16 @@ def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_los
     events_topic = in_namespace(INSTITUTION_EVENTS, namespace).name
     asyncio.run(produce(servers.bootstrap_servers, events_topic, [b'{"event_id": "broken", ']))
 
-    # Publish the sample, then a cohort; stop the verifier with SIGTERM mid-stream.
-    cohort_file = tmp_path / "cohort.jsonl"
-    cohort_file.write_bytes(b"\n".join(to_json_line(e) for e in EVENTS) + b"\n")
-    raw = read_lines(SAMPLE) + read_lines(cohort_file)
-    expected = expected_balances(CONTRACTS, admitted(raw, REGISTRY), directory=directory_of(REGISTRY))
+    # The sample through the front door (each institution with its token, in the file's
+    # order), a cohort straight to Kafka signed by each institution's own key; then stop
+    # the verifier with SIGTERM mid-stream.
+    cohort = [to_json_line(e) for e in EVENTS]
+    expected = expected_balances(CONTRACTS, admitted(sample + cohort, REGISTRY), directory=directory_of(REGISTRY))
     assert expected, "the events must produce payments, or this test proves nothing"
-    publish_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers,
-                   "STAFET_TOPIC_NAMESPACE": namespace, "SEALING_PUBLIC_KEY_FILE": str(keys / "ingest-sealing.pub")}
-    for path in (SAMPLE, cohort_file):
-        result = subprocess.run([STAFET, "publish", str(path)], env=publish_env, capture_output=True, text=True,
-                                check=False, timeout=300)
-        assert result.returncode == 0, result.stderr
+    answers = post_through_front_door(ports["frontdoor"], sample, tokens)
+    assert sum(a["accepted"] + a["duplicates"] + a["refused"] for a in answers) == len(sample), answers
+    asyncio.run(publish_records(servers.bootstrap_servers, events_topic, list(enumerate(cohort, start=1)),
+                                recipient=load_public_key(keys / "ingest-sealing.pub"), signing=SignedByEach(signers)))
     verifier_pod = pod_name(deployments["verifier"])
     entries_at_stop = asyncio.run(wait_for_entries(empty_database, at_least=1))
     state = asyncio.run(ledger_state(empty_database))
@@ -225,10 +275,17 @@ def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_los
     assert 'stafet_ledger_verify_ok 1.0' in metrics
     ingest_metrics = http_get(f"http://127.0.0.1:{ports['ingest']}/metrics")[1]
     consumed = sample_value(ingest_metrics, "stafet_records_consumed_total", service="ingest", topic=events_topic)
-    assert consumed >= len(raw) + 1
+    assert consumed >= len(sample) + len(cohort) + 1
     assert sample_value(ingest_metrics, "stafet_dead_letters_total", service="ingest", reason="malformed_json") == 1
     assert "faststream_received_processed_messages_duration_seconds_bucket" in ingest_metrics
     assert "stafet_batch_records_bucket" in ingest_metrics
+    door_metrics = http_get(f"http://127.0.0.1:{ports['frontdoor']}/metrics")[1]
+    assert sample_value(door_metrics, "stafet_frontdoor_lines_total", status="accepted", reason="") == \
+        sum(a["accepted"] for a in answers)
+    names = sorted({line.split("{")[0].split(" ")[0] for port in ports.values()
+                    for line in http_get(f"http://127.0.0.1:{port}/metrics")[1].splitlines()
+                    if line and not line.startswith("#")})
+    print("metric names on /metrics:", " ".join(names))
 
     # Trace context travels in the records' headers from ingest to the ledger's journal.
     for topic in (TRANSITIONS, PAYMENTS):
@@ -240,6 +297,30 @@ def test_the_charts_pods_run_the_pipeline_on_podman_and_a_sigterm_mid_stream_los
     assert all(len(line.get("trace_id", "")) == 32 for line in projected)
     print(f"ready {ready_after:.0f}s after start; SIGTERM at {entries_at_stop} ledger entries; "
           f"whole test {time.monotonic() - started:.0f}s")
+
+
+class SignedByEach:
+    """Each event signed by the institution it names, as each institution's system does."""
+
+    def __init__(self, signers: dict[str, RecordSigner]) -> None:
+        self._signers = signers
+
+    def headers(self, topic: str, reported_by: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        return self._signers[reported_by].headers(topic, key, value)
+
+
+def post_through_front_door(port: int, lines: list[bytes], tokens: dict[str, str]) -> list[dict[str, Any]]:
+    """POST the lines as JSON Lines batches, one per run of the same institution (so they
+    arrive in the file's order), each with that institution's token; the answers."""
+    answers = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for reporter, run in itertools.groupby(lines, key=lambda line: json.loads(line)["reported_by"]):
+            response = client.post("/v1/events", content=b"\n".join(run) + b"\n",
+                                   headers={"Authorization": f"Bearer {tokens[reporter]}",
+                                            "Content-Type": "application/x-ndjson"})
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+    return answers
 
 
 def assert_running(deployment: dict[str, Any], name: str) -> None:

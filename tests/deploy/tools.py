@@ -27,9 +27,10 @@ def helm_binary() -> Path:
     return found
 
 
-def render(*args: str, values: dict[str, Any] | None = None, tmp: Path | None = None) -> list[dict[str, Any]]:
+def render(*args: str, values: dict[str, Any] | None = None, tmp: Path | None = None,
+           release: str = "stafet") -> list[dict[str, Any]]:
     """`helm template` with the given arguments (and a values file made from `values`)."""
-    command = [str(helm_binary()), "template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION, *args]
+    command = [str(helm_binary()), "template", release, str(CHART), "--kube-version", KUBERNETES_VERSION, *args]
     if values is not None:
         assert tmp is not None
         path = tmp / "values.yaml"

@@ -38,7 +38,7 @@ async def wait_until_serving(base: str, door: ServiceProcess, log: Path) -> None
         while True:
             assert door.running(), log.read_text()[-3000:]
             try:
-                if (await client.get(f"{base}/healthz")).status_code == 200:
+                if (await client.get(f"{base}/readyz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -53,8 +53,45 @@ seccompProfile:
   value: {{ .Values.environment | quote }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
-- name: STAFET_SECRETS_DIR
-  value: /var/run/secrets/stafet/credentials
+{{- end -}}
+
+{{/* where a component's Secrets are mounted, and the settings that name the files */}}
+{{- define "stafet.secretsDir" -}}/var/run/secrets/stafet{{- end -}}
+
+{{/* the database URL of a role: no password in it (DATABASE_PASSWORD_FILE has it) */}}
+{{- define "stafet.databaseUrl" -}}
+{{- $db := .root.Values.database -}}
+{{- $host := $db.host | default (printf "%s-db-rw" (include "stafet.fullname" .root)) -}}
+postgresql://{{ .user }}@{{ $host }}:{{ $db.port }}/{{ $db.name }}{{ if $db.sslmode }}?sslmode={{ $db.sslmode }}{{ end }}
+{{- end -}}
+
+{{/* credentials as files: (dict "root" $ "databaseUser" U "kafkaUser" K-or-empty) */}}
+{{- define "stafet.credentialsEnv" -}}
+- name: DATABASE_URL
+  value: {{ include "stafet.databaseUrl" (dict "root" .root "user" .databaseUser) | quote }}
+- name: DATABASE_PASSWORD_FILE
+  value: {{ include "stafet.secretsDir" . }}/database/password
+{{- if .kafkaUser }}
+- name: KAFKA_USERNAME
+  value: {{ .kafkaUser | quote }}
+- name: KAFKA_PASSWORD_FILE
+  value: {{ include "stafet.secretsDir" . }}/kafka/password
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ .root.Values.kafka.securityProtocol | quote }}
+{{- if .root.Values.kafka.caSecret }}
+- name: KAFKA_CA_FILE
+  value: {{ include "stafet.secretsDir" . }}/kafka-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* a Secret as a read-only volume of files: (dict "name" N "secret" S) */}}
+{{- define "stafet.secretVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0400
+    optional: false
 {{- end -}}
 
 {{- define "stafet.contractFiles" -}}
@@ -69,31 +106,3 @@ seccompProfile:
 {{- toYaml (uniq $ports) -}}
 {{- end -}}
 
-{{- define "stafet.acl" -}}
-- resource: {type: {{ .type }}, name: {{ .name | quote }}, patternType: {{ .pattern | default "literal" }}}
-  operations: {{ toJson .operations }}
-{{- end }}
-{{- define "stafet.kafkaUser" -}}
-apiVersion: kafka.strimzi.io/v1
-kind: KafkaUser
-metadata:
-  name: {{ .name }}
-  labels:
-    {{- include "stafet.labels" .root | nindent 4 }}
-    strimzi.io/cluster: {{ .root.Values.kafka.clusterName }}
-spec:
-  authentication:
-    type: scram-sha-512
-  authorization:
-    type: simple
-    acls:
-      {{- range .reads }}
-      {{- include "stafet.acl" (dict "type" "topic" "name" (include "stafet.topic" (dict "root" $.root "topic" .)) "operations" (list "Read" "Describe")) | nindent 6 }}
-      {{- end }}
-      {{- range .writes }}
-      {{- include "stafet.acl" (dict "type" "topic" "name" (include "stafet.topic" (dict "root" $.root "topic" .)) "operations" (list "Write" "Describe")) | nindent 6 }}
-      {{- end }}
-      {{- if .group }}
-      {{- include "stafet.acl" (dict "type" "group" "name" .group "pattern" (.groupPattern | default "literal") "operations" (list "Read" "Describe")) | nindent 6 }}
-      {{- end }}
-{{- end }}
