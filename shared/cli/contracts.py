@@ -27,8 +27,9 @@ def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YA
             typer.echo(str(error), err=True)
             bad = True
             continue
+        measured = f", {len(contract.indicator_outcomes)} indicator outcome(s)" if contract.indicator_outcomes else ""
         typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
-                   f"{len(contract.outcomes)} outcome(s)")
+                   f"{len(contract.outcomes)} outcome(s){measured}")
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -58,6 +59,14 @@ def contract_show(path: Path) -> None:
         else:
             typer.echo(f"    price {price.rate} of {price.of_field}")
         typer.echo(f"    distribution {outcome.distribution.kind}")
+    for measured in contract.indicator_outcomes:
+        against = f"against {measured.comparison.name} (difference in differences)" if measured.comparison \
+            else "against its baseline"
+        typer.echo(f"  indicator outcome {measured.id}: {measured.indicator.id} in {measured.area.name}, "
+                   f"{measured.baseline.year} to {measured.year}, {against}")
+        typer.echo(f"    {format_money(measured.price_per_point_minor, contract.currency)} per percentage point "
+                   f"from {measured.floor_points} points, at most {format_money(measured.cap_minor, contract.currency)}"
+                   f"; decided on {measured.review_on}; distribution {measured.distribution.kind}")
     caps = contract.caps
     for name, value in (("per subject", caps.per_subject_minor), ("in total", caps.total_minor)):
         if value is not None:

@@ -21,11 +21,11 @@ from shared.contracts.model import (
     FixedPrice,
     Outcome,
     Payee,
-    Predicate,
     SolidarityDistribution,
     SplitDistribution,
     exact,
 )
+from shared.contracts.predicate import Predicate
 from shared.contracts.solidarity import SolidarityError, allocate, largest_remainder
 from shared.contracts.timeline import Fact, SubjectTimeline
 from shared.events import OutcomeStatus as OutcomeStatus  # the engine decides it; re-exported
@@ -56,6 +56,11 @@ class RejectionReason(StrEnum):
     DATE_OUT_OF_RANGE = "date_out_of_range"
     # A registration starts before the subject's birth: the chain cannot be weighted.
     REGISTRATION_BEFORE_BIRTH = "registration_before_birth"
+    # Indicator outcomes (shared/contracts/indicator_outcomes.py): a measured population
+    # under the small-cell minimum is not paid on; an improvement under the floor (or a
+    # worsening) pays nothing.
+    POPULATION_BELOW_MINIMUM = "population_below_minimum"
+    IMPROVEMENT_BELOW_FLOOR = "improvement_below_floor"
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,27 @@ def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
+# pydantic adds the chosen member's tag to an error's location inside a discriminated
+# union ("price.fixed.amount_minor"); YAML has no such level. A tag is dropped only right
+# after the union's field, so a real field named like a tag (an outcome's `area`) stays.
+UNION_TAGS = {
+    "price": {"fixed", "rate"},
+    "distribution": {"direct", "split", "solidarity", "area"},
+    "numerator": {"has_fact", "status_on_day", "everyone"},
+    "denominator": {"has_fact", "status_on_day", "everyone"},
+}
+
+
+def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    kept: list[str | int] = []
+    for index, part in enumerate(loc):
+        before = loc[index - 1] if index else None
+        if isinstance(part, str) and isinstance(before, str) and part in UNION_TAGS.get(before, ()):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
 def parse_contract(text: str, source: str = "<contract>") -> Contract:
     node, data = _compose(text, source)
     if not isinstance(data, dict) or node is None:
@@ -167,8 +188,7 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in
-                        {"fixed", "rate", "direct", "split", "solidarity"}))
+            loc = _without_union_tags(tuple(item["loc"]))
             message = item["msg"].removeprefix("Value error, ")
             # Cross-field checks name their field themselves ("@effective_from: ..."):
             # report them at that field's line, not at the top of the document.

@@ -12,9 +12,11 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
+from shared.contracts.predicate import Frozen, Predicate
 from shared.events import Currency, EducationLevel, EventType, Identifier
+from shared.indicators.model import DEFAULT_MINIMUM_CELL, Indicator, Scope
 from shared.investment.returns import ReturnRule
 
 MONTH_DAY = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
@@ -23,20 +25,8 @@ AGE_MAX = 130  # years: ages above this are outside a human life, refused at che
 AMOUNT_MINOR_MAX = 10**15  # a quadrillion øre: far above any public budget
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def exact(value: Decimal) -> Fraction:
     return Fraction(value)
-
-
-class Predicate(Frozen):
-    """A condition on a field of the trigger event's body (dotted path, e.g. grades.danish)."""
-
-    field: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$")]
-    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"]
-    value: str | int | Decimal | bool | tuple[str, ...]
 
 
 class Trigger(Frozen):
@@ -201,6 +191,93 @@ class Outcome(Frozen):
     distribution: Distribution
 
 
+class IndicatorBaseline(Frozen):
+    """What an indicator outcome's improvement is measured against.
+
+    `percent`: a published value for the area (e.g. "82.5", the agreement's baseline);
+    without it, the area's own value in `year`, measured from the same events as the
+    follow-up year (and, with a comparison population, that population's too).
+    """
+
+    year: Annotated[int, Field(ge=1900, le=2200)]
+    percent: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+
+
+class AreaDistribution(Frozen):
+    """Equal shares for the institutions of the indicator outcome's area (largest
+    remainder, ties by institution id)."""
+
+    kind: Literal["area"] = "area"
+
+
+IndicatorDistribution = Annotated[
+    DirectDistribution | SplitDistribution | AreaDistribution,
+    Field(discriminator="kind"),
+]
+
+
+class IndicatorOutcome(Frozen):
+    """Pays for an indicator's improvement in an area, per percentage point
+    (docs/contracts.md, "Indicator outcomes"; decided by
+    shared/contracts/indicator_outcomes.py).
+
+    The improvement is the area's value in `year` against its baseline, or (with a
+    `comparison` population) the area's change from the baseline year minus the
+    comparison's change: difference in differences. Signed so that a change in the
+    indicator's `better` direction is positive. Decided once the event-time clock
+    reaches `review_on`, and re-decided when late facts change the measured value.
+    """
+
+    id: Identifier
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    indicator: Indicator
+    # The treated population: the catchment of these institutions (shared/indicators).
+    area: Scope
+    # Difference in differences against this population (no institutions: everyone
+    # outside the area). A subject in the area's catchment is never in the comparison.
+    comparison: Scope | None = None
+    baseline: IndicatorBaseline
+    year: Annotated[int, Field(ge=1900, le=2200)]
+    review_on: dt.date
+    price_per_point_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)]
+    # The smallest improvement (percentage points) that pays; from it on, every point
+    # counts from zero. A worsening never pays and never charges.
+    floor_points: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
+    cap_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)]
+    # A population (any measured cell's denominator) smaller than this is not paid on.
+    minimum_cell: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_MINIMUM_CELL
+    distribution: IndicatorDistribution
+
+    @model_validator(mode="after")
+    def _measurable(self) -> IndicatorOutcome:
+        if self.baseline.year >= self.year:
+            raise ValueError(f"@baseline.year: {self.baseline.year} is not before the measured year {self.year}")
+        if self.comparison is not None and self.baseline.percent is not None:
+            raise ValueError("@baseline.percent: a comparison population is measured from the events in the "
+                             "baseline year; a published percentage cannot be compared with it")
+        period_end = self.indicator.period.reference_day(self.year)
+        if self.review_on <= period_end:
+            raise ValueError(f"@review_on: {self.review_on} is not after the measured period, which ends "
+                             f"{period_end}")
+        rule = self.distribution
+        payees = (rule.payee,) if isinstance(rule, DirectDistribution) else \
+            tuple(s.payee for s in rule.shares) if isinstance(rule, SplitDistribution) else ()
+        if any(p.role != "institution" for p in payees):
+            raise ValueError("@distribution: an indicator outcome pays named institutions (role: institution) "
+                             "or the area's institutions (kind: area); other roles need a subject's history")
+        if isinstance(rule, AreaDistribution) and not self.area.institutions:
+            raise ValueError("@distribution: kind area needs an area with institutions")
+        return self
+
+    def payee_institutions(self) -> tuple[str, ...]:
+        rule = self.distribution
+        if isinstance(rule, AreaDistribution):
+            return tuple(sorted(set(self.area.institutions)))
+        if isinstance(rule, DirectDistribution):
+            return (rule.payee.institution or "",)
+        return tuple(sorted({s.payee.institution or "" for s in rule.shares}))
+
+
 class PeriodCap(Frozen):
     period: Literal["calendar_year"] = "calendar_year"
     amount_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)]
@@ -274,7 +351,9 @@ class Contract(Frozen):
     # None means the payer keeps it.
     fallback_account: Identifier | None = None
     eligibility: Eligibility = Eligibility()
-    outcomes: Annotated[tuple[Outcome, ...], Field(min_length=1, max_length=64)]
+    outcomes: Annotated[tuple[Outcome, ...], Field(max_length=64)] = ()
+    # Outcomes over a population rather than a subject (docs/contracts.md).
+    indicator_outcomes: Annotated[tuple[IndicatorOutcome, ...], Field(max_length=16)] = ()
     caps: Caps = Caps()
     # A social impact bond's return rule (docs/investment.md): who financed the work, with
     # how much, and at most what return. Fixed for the contract: every version carries
@@ -283,8 +362,10 @@ class Contract(Frozen):
 
     @model_validator(mode="after")
     def _outcomes_consistent(self) -> Contract:
+        if not self.outcomes and not self.indicator_outcomes:
+            raise ValueError("@outcomes: a contract needs at least one outcome or indicator outcome")
         ids = [o.id for o in self.outcomes]
-        if len(set(ids)) != len(ids):
+        if len({*ids, *(o.id for o in self.indicator_outcomes)}) != len(ids) + len(self.indicator_outcomes):
             raise ValueError("outcome ids must be unique within a contract")
         for outcome in self.outcomes:
             for prerequisite in outcome.prerequisites:
@@ -309,6 +390,10 @@ class Contract(Frozen):
             if outcome.deadline is not None and not period.contains(outcome.deadline):
                 raise ValueError(f"@outcomes.{index}.deadline: {outcome.deadline} is outside "
                                  f"the period {period.start} .. {period.end}")
+        for index, measured in enumerate(self.indicator_outcomes):
+            if not period.contains(measured.review_on):
+                raise ValueError(f"@indicator_outcomes.{index}.review_on: {measured.review_on} is outside "
+                                 f"the period {period.start} .. {period.end}")
         rules = self.eligibility
         if rules.birth_year_from is not None and rules.birth_year_to is not None \
                 and rules.birth_year_to < rules.birth_year_from:
@@ -323,6 +408,10 @@ class Contract(Frozen):
         rule = self.investment
         if rule is None:
             return self
+        if self.indicator_outcomes:
+            # The investor's bound is the contract's total cap, which indicator outcomes
+            # (each limited by its own cap_minor) do not draw on.
+            raise ValueError("@indicator_outcomes: a contract with a return rule cannot have indicator outcomes")
         if self.caps.total_minor is None or self.caps.total_minor > rule.cap_minor:
             raise ValueError(f"@caps.total_minor: a contract with a return rule caps its payments at most at "
                              f"principal plus the allowed return ({rule.cap_minor})")

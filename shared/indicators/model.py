@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.contracts.model import Predicate
+from shared.contracts.predicate import Predicate
 from shared.events import EventType, Identifier
 
 # Statistics Denmark's and the ministries' rule for published tables: a cell over fewer
