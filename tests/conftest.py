@@ -42,6 +42,11 @@ def servers() -> Iterator[Servers]:
 
 @pytest.fixture
 def namespace(servers: Servers) -> str:
+    return new_namespace(servers)
+
+
+def new_namespace(servers: Servers) -> str:
+    """A topic namespace of its own, with every topic and its ACLs."""
     name = f"t{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
@@ -53,7 +58,11 @@ def namespace(servers: Servers) -> str:
 
 
 @pytest.fixture
-def database_url(servers: Servers) -> Iterator[str]:
+def database_url(servers: Servers) -> str:
+    return new_database(servers)
+
+
+def new_database(servers: Servers) -> str:
     """A fresh, migrated database; its URL as the owner role (which created it)."""
     name = f"t{uuid.uuid4().hex[:12]}"
 

@@ -138,9 +138,10 @@ async def stop() -> None:
     await database.close()
 
 
-async def run_batch(transitions: list[Transition], ticks: list[dt.date]) -> BatchResult:
+async def run_batch(transitions: list[Transition], ticks: list[dt.date],
+                    partitions: dict[int, dt.date] | None = None) -> BatchResult:
     async with processing:
-        result = await process_batch(database.pool, book, transitions, directory, ticks)
+        result = await process_batch(database.pool, book, transitions, directory, ticks, partitions or {})
         faults.reached("verifier.before_relay")
         published = await relay_outbox(database.pool, publish)
     log.info("batch_verified", received=len(transitions), new_events=result.new_events,
@@ -169,7 +170,7 @@ async def ticker() -> None:
 
 async def tick() -> None:
     async with database.pool.acquire() as connection:
-        today = await connection.fetchval("SELECT today FROM verifier_clock")
+        today = await store.clock_today(connection)
         due = await store.timers_due(connection, today)
     for _ in range(SWEEP_ROUNDS_MAX):
         if due == 0:
@@ -210,6 +211,8 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
     bind_batch_context(raw_records_of(message))
     transitions: list[Transition] = []
     ticks: list[dt.date] = []
+    # The latest date seen per partition: this replica moves only its partitions' clocks.
+    partitions: dict[int, dt.date] = {}
     for record in raw_records_of(message):
         parsed = admit_transition(record, trust)
         if isinstance(parsed, Refused):
@@ -217,11 +220,13 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
             # changes no stream and no money.
             await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset)
             continue
+        seen = parsed.today if isinstance(parsed, ClockTick) else parsed.occurred_on
+        partitions[record.partition] = max(seen, partitions.get(record.partition, seen))
         if isinstance(parsed, ClockTick):
             ticks.append(parsed.today)
         else:
             transitions.append(parsed)
-    result = await run_batch(transitions, ticks)
+    result = await run_batch(transitions, ticks, partitions)
     for _ in range(SWEEP_ROUNDS_MAX):
         if result.timers_still_due == 0:
             break

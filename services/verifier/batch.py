@@ -91,16 +91,46 @@ def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
     return plan
 
 
+DEADLOCK_RETRIES_MAX = 5
+
+
+def clock_marks(transitions: Sequence[Transition], clock_ticks: Sequence[dt.date],
+                partitions: Mapping[int, dt.date] | None) -> dict[int, dt.date]:
+    """The latest date seen per consumed partition; without partitions (an in-process
+    replay), everything counts as the unpartitioned clock."""
+    if partitions is not None:
+        return dict(partitions)
+    seen = max([t.occurred_on for t in transitions] + list(clock_ticks), default=None)
+    return {} if seen is None else {store.UNPARTITIONED: seen}
+
+
 async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         transitions: Sequence[Transition],
                         directory: Mapping[str, InstitutionInfo],
-                        clock_ticks: Sequence[dt.date] = ()) -> BatchResult:
-    in_force = book.in_force()
-    seen = max([t.occurred_on for t in transitions] + list(clock_ticks), default=None)
+                        clock_ticks: Sequence[dt.date] = (),
+                        partitions: Mapping[int, dt.date] | None = None) -> BatchResult:
+    """`partitions`: the latest date (occurred_on or clock tick) seen per transitions
+    partition in this batch, which moves those partitions' clocks."""
+    marks = clock_marks(transitions, clock_ticks, partitions)
+    for attempt in range(DEADLOCK_RETRIES_MAX + 1):
+        try:
+            return await _process(pool, book.in_force(), transitions, directory, marks)
+        except asyncpg.DeadlockDetectedError:
+            # Two replicas locked the same subjects in two steps (one for new events,
+            # one for due timers): PostgreSQL rolled this one back, nothing was written.
+            if attempt == DEADLOCK_RETRIES_MAX:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions: Sequence[Transition],
+                   directory: Mapping[str, InstitutionInfo], marks: Mapping[int, dt.date]) -> BatchResult:
     async with pool.acquire() as connection, connection.transaction():
         changed_subjects, new_events = await store.append_events(connection, transitions)
-        today = await store.advance_clock(connection, seen)
+        today = await store.advance_clock(connection, marks)
         due = await store.take_due_timers(connection, today, SWEEP_SUBJECTS_MAX)
+        # The subjects with new events are locked already (append_events).
+        await store.lock_subjects(connection, due - changed_subjects)
         subjects = sorted(changed_subjects | due)
         streams = await store.load_streams(connection, subjects)
         issued = await store.issued_payments(connection, subjects)

@@ -97,7 +97,7 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     try:
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute(f"TRUNCATE {', '.join(_DERIVED_TABLES)}")
-            await connection.execute("UPDATE verifier_clock SET today = DATE '1900-01-01'")
+            await connection.execute("DELETE FROM verifier_clocks")
             book = ContractBook.of(await store.load_contracts(connection))
         records = await read_records(bootstrap, transitions_topic)
         new_events = instructions = 0

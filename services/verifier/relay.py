@@ -3,6 +3,13 @@
 At-least-once by construction (a crash between publish and delete republishes), which is
 safe because every record carries a deterministic id that consumers deduplicate on:
 payment ids in the ledger, outcome keys for outcome consumers.
+
+Exclusive across replicas: a round reads, publishes and deletes inside one transaction
+that holds the relay's advisory lock, so two replicas never publish the same rows (each
+waits for the other's round, then finds only what is still there). A crash or a broker
+error rolls the round back: the rows stay and the next round (any replica's) sends them.
+Rows go out in outbox order, and a subject's rows are always in the order its batches
+committed (its batches hold the subject's lock until they commit).
 """
 
 from __future__ import annotations
@@ -24,15 +31,18 @@ Publish = Callable[[bytes, str, bytes], Awaitable[Any]]
 async def relay_outbox(pool: asyncpg.Pool, publish: Publish) -> int:
     """Publish every unpublished outbox record in order; return how many were published."""
     total = 0
-    while True:
-        async with pool.acquire() as connection:
-            pending = await store.unpublished(connection, RELAY_BATCH_MAX)
-        if not pending:
-            return total
-        acknowledgements = [await publish(payload.encode(), topic, key.encode())
-                            for _, topic, key, payload in pending]
-        await asyncio.gather(*acknowledgements)
-        faults.reached("verifier.relay.after_publish")
-        async with pool.acquire() as connection:
-            await store.mark_published(connection, [sequence for sequence, *_ in pending])
-        total += len(pending)
+    async with pool.acquire() as connection:
+        while True:
+            async with connection.transaction():
+                await store.lock_relay(connection)
+                pending = await store.unpublished(connection, RELAY_BATCH_MAX)
+                if not pending:
+                    return total
+                # Send the whole round, then wait for every acknowledgement at once: the
+                # producer batches the records instead of one round trip each.
+                acknowledgements = [await publish(payload.encode(), topic, key.encode())
+                                    for _, topic, key, payload in pending]
+                await asyncio.gather(*acknowledgements)
+                faults.reached("verifier.relay.after_publish")
+                await store.mark_published(connection, [sequence for sequence, *_ in pending])
+            total += len(pending)

@@ -5,7 +5,7 @@ caller's transaction: one batch, one transaction."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 
@@ -141,13 +141,41 @@ async def replace_budget_requests(connection: asyncpg.Connection, subjects: Sequ
                     r.total_cap_minor, r.period_cap_minor) for r in requests], 7))
 
 
-async def advance_clock(connection: asyncpg.Connection, seen: dt.date | None) -> dt.date:
-    """Move event time forward to `seen` (never back); return the clock's date."""
-    row = await connection.fetchrow(
-        "UPDATE verifier_clock SET today = greatest(today, coalesce($1, today))"
-        " RETURNING today", seen)
-    assert row is not None
-    return row["today"]  # type: ignore[no-any-return]
+EPOCH = dt.date(1900, 1, 1)  # the clock before anything was seen
+UNPARTITIONED = -1  # the clock row of replays that consume no partition
+
+
+async def advance_clock(connection: asyncpg.Connection, seen: Mapping[int, dt.date]) -> dt.date:
+    """Move each consumed partition's clock forward to what it saw there (never back);
+    return event time: the latest date any partition has seen.
+
+    Each partition's row is written only by the replica consuming that partition, so
+    replicas do not wait on one another here; the others' clocks are read, not locked
+    (a clock another replica has not committed yet counts from its next batch on)."""
+    partitions = sorted(seen)
+    today = await connection.fetchval(
+        "WITH moved AS (INSERT INTO verifier_clocks (partition, today)"
+        " SELECT * FROM unnest($1::int[], $2::date[])"
+        " ON CONFLICT (partition) DO UPDATE SET today = greatest(verifier_clocks.today, EXCLUDED.today)"
+        " RETURNING today)"
+        " SELECT greatest((SELECT max(today) FROM verifier_clocks), (SELECT max(today) FROM moved))",
+        partitions, [seen[p] for p in partitions])
+    return today or EPOCH  # type: ignore[no-any-return]
+
+
+async def clock_today(connection: asyncpg.Connection) -> dt.date:
+    """Event time as the last committed batches left it."""
+    return await connection.fetchval(  # type: ignore[no-any-return]
+        "SELECT coalesce(max(today), $1) FROM verifier_clocks", EPOCH)
+
+
+async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str]) -> None:
+    """Lock these subjects for the rest of the transaction, in one order (subject): two
+    replicas never evaluate the same subject at once (one may hold it for a new event,
+    the other for a due timer), and the later one reads what the earlier committed."""
+    await connection.execute(
+        "SELECT 1 FROM verifier_subjects WHERE subject = ANY($1::text[]) ORDER BY subject FOR UPDATE",
+        sorted(set(subjects)))
 
 
 async def take_due_timers(connection: asyncpg.Connection, today: dt.date, limit: int) -> set[str]:
@@ -170,7 +198,8 @@ async def work_left(connection: asyncpg.Connection) -> int:
     has done everything the transitions it has consumed call for."""
     return int(await connection.fetchval(
         "SELECT (SELECT count(*) FROM verifier_outbox)"
-        " + (SELECT count(*) FROM verifier_timers t, verifier_clock c WHERE t.due_on <= c.today)"))
+        " + (SELECT count(*) FROM verifier_timers"
+        "    WHERE due_on <= (SELECT coalesce(max(today), $1) FROM verifier_clocks))", EPOCH))
 
 
 async def work_left_at(database_url: str) -> int:
@@ -222,6 +251,16 @@ async def enqueue(connection: asyncpg.Connection, records: Sequence[tuple[str, s
         " SELECT topic, key, payload"
         " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r(topic, key, payload, n)"
         " ORDER BY n", [r[0] for r in records], [r[1] for r in records], [r[2] for r in records])
+
+
+RELAY_LOCK = "stafet-verifier-relay"
+
+
+async def lock_relay(connection: asyncpg.Connection) -> None:
+    """Make this transaction the only relay (of every replica) until it ends: two relays
+    would read the same unpublished rows and publish them twice. Waits for the other
+    relay's round, which publishes this replica's rows too if they were committed."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", RELAY_LOCK)
 
 
 async def unpublished(connection: asyncpg.Connection, limit: int

@@ -82,11 +82,33 @@ async def test_outbox_rows_stay_until_the_broker_acknowledged_them_and_go_out_ag
     assert await outbox_rows(pool) == []
 
 
+async def test_two_relays_at_once_publish_every_row_once_in_order(pool: asyncpg.Pool) -> None:
+    # Two replicas' relays over the same outbox: each round holds the relay's lock.
+    await enqueue(pool, RECORDS)
+    first, second = Broker(), Broker()
+    counts = await asyncio.gather(relay.relay_outbox(pool, first.publish), relay.relay_outbox(pool, second.publish))
+    assert sorted(counts) == [0, len(RECORDS)]
+    # One relay's round published everything, in order; the other found nothing left.
+    assert sorted([first.sent, second.sent], key=len) == [[], RECORDS]
+    assert await outbox_rows(pool) == []
+
+
+async def test_each_partition_moves_its_own_clock_and_event_time_is_the_latest_of_them(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        assert await store.advance_clock(connection, {0: dt.date(2024, 3, 1), 1: dt.date(2024, 1, 1)}) \
+            == dt.date(2024, 3, 1)
+        # Partition 1's replica sees an older date than partition 0 did: time stays.
+        assert await store.advance_clock(connection, {1: dt.date(2024, 2, 1)}) == dt.date(2024, 3, 1)
+        assert await store.clock_today(connection) == dt.date(2024, 3, 1)
+        rows = {r["partition"]: r["today"] for r in await connection.fetch("SELECT * FROM verifier_clocks")}
+    assert rows == {store.UNPARTITIONED: store.EPOCH, 0: dt.date(2024, 3, 1), 1: dt.date(2024, 2, 1)}
+
+
 async def test_work_left_counts_the_outbox_and_due_timers(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
         assert await store.work_left(connection) == 0
         await store.enqueue(connection, RECORDS[:2])
-        today = await store.advance_clock(connection, dt.date(2024, 1, 10))
+        today = await store.advance_clock(connection, {0: dt.date(2024, 1, 10)})
         await store.set_timers(connection, [("s1", dt.date(2024, 1, 10)), ("s2", dt.date(2024, 1, 11))])
         assert today == dt.date(2024, 1, 10)
         assert await store.work_left(connection) == 3
@@ -151,9 +173,9 @@ async def test_a_subjects_budget_requests_are_replaced_as_a_whole(pool: asyncpg.
 async def test_event_time_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
         pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
-        start = await store.advance_clock(connection, None)
-        assert await store.advance_clock(connection, dt.date(2024, 3, 1)) == max(start, dt.date(2024, 3, 1))
-        assert await store.advance_clock(connection, dt.date(2024, 1, 1)) == max(start, dt.date(2024, 3, 1))
+        assert await store.advance_clock(connection, {}) == store.EPOCH
+        assert await store.advance_clock(connection, {0: dt.date(2024, 3, 1)}) == dt.date(2024, 3, 1)
+        assert await store.advance_clock(connection, {0: dt.date(2024, 1, 1)}) == dt.date(2024, 3, 1)
         await store.set_timers(connection, [("b", dt.date(2024, 1, 2)), ("a", dt.date(2024, 1, 3)),
                                             ("c", dt.date(2024, 1, 1)), ("d", dt.date(2024, 5, 1))])
         assert await store.timers_due(connection, dt.date(2024, 3, 1)) == 3
