@@ -13,14 +13,23 @@ Stages, each on its own topic namespace and database:
   end2end    all three running; from the first event published to the last ledger entry
   latency    a fixed publishing rate through all three; publish -> ledger commit percentiles
   rebuild    ledger rebuild (payments/s) and verifier rebuild (events/s), in-process
+  population the verifier alone on a population a tenth the size: its CPU time per event
+             against the full population's (cost flat as the population grows?)
+  replicas   end to end again with two ingest and two verifier replicas: CPU per event
+             against one replica, balances compared, duplicates on the output topics
   frontdoor  institution systems POSTing JSON Lines batches to the HTTP front door
              (bench/frontdoor.py): events accepted per second, on the broker and remembered
+
+Besides rates, every stage reports CPU seconds (user + system, from /proc) per 100,000
+records for each service process, which is steadier than a rate on a shared machine; the
+result carries the git commit, the core count, the versions and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -36,6 +45,15 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from bench.frontdoor import front_door_load
+from bench.measure import (
+    LoadSampler,
+    cpu_model,
+    git_commit,
+    library_versions,
+    own_cpu_s,
+    per_100k,
+    process_cpu_s,
+)
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from services.verifier.store import work_left_at
@@ -43,15 +61,17 @@ from shared.cli.publish import Sealer
 from shared.contracts.evaluation import InstitutionInfo
 from shared.credentials import kafka_options, without_user
 from shared.db import migrate, recreate_database
+from shared.institutions import InstitutionRegistry
 from shared.kafka import LagProbe, ensure_topics, make_producer
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess
+from shared.reporting.simulate import transitions_of
 from shared.sealing import development_private_key
 from shared.settings import REPO_ROOT
 from shared.signing import RecordSigner
 from shared.stack import KAFKA_VERSION, LocalStack, free_port
 from shared.synthetic import generate, to_json_line, write_registry
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.topics import INSTITUTION_EVENTS, OUTCOMES, PAYMENTS, TRANSITIONS, all_topics, in_namespace
 from shared.trust import development_writer
 
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -96,8 +116,9 @@ class Bench:
         await ensure_topics(self.stack.bootstrap_servers, all_topics(namespace))
         await grant_namespace(self.stack.bootstrap_servers, namespace)
 
-    def start(self, service: str, namespace: str, database_url: str) -> ServiceProcess:
-        process = ServiceProcess(service, self.env(namespace, database_url), self.work / namespace / f"{service}.log")
+    def start(self, service: str, namespace: str, database_url: str, replica: int = 0) -> ServiceProcess:
+        log = self.work / namespace / (f"{service}-{replica}.log" if replica else f"{service}.log")
+        process = ServiceProcess(service, self.env(namespace, database_url), log)
         process.start()
         self.started.append(process)
         return process
@@ -105,6 +126,19 @@ class Bench:
     def stop(self, process: ServiceProcess) -> None:
         self.rss[process.name] = max(self.rss.get(process.name, 0), peak_rss_kib(process))
         process.stop()
+
+
+def cpu_of(processes: list[ServiceProcess]) -> dict[str, float]:
+    """CPU seconds so far per service, summed over its replicas."""
+    cpu: dict[str, float] = {}
+    for process in processes:
+        if process.process is not None:
+            cpu[process.name] = cpu.get(process.name, 0.0) + process_cpu_s(process.process.pid)
+    return cpu
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
 def peak_rss_kib(process: ServiceProcess) -> int:
@@ -172,15 +206,29 @@ async def _still_going(watch: list[ServiceProcess], what: str, deadline: float) 
     await asyncio.sleep(POLL_S)
 
 
+@dataclass(frozen=True)
+class Drained:
+    seconds: float
+    records: int
+    cpu_s: dict[str, float]  # per service, from the first progress to the end
+
+    def figures(self, unit: str) -> dict[str, Any]:
+        return {unit: self.records, "seconds": self.seconds, f"{unit}_per_s": self.records / self.seconds,
+                "cpu_s": self.cpu_s,
+                "cpu_s_per_100k": {name: per_100k(cpu, self.records) for name, cpu in self.cpu_s.items()}}
+
+
 async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[ServiceProcess],
-                      done: Callable[[], Awaitable[bool]] | None = None) -> tuple[float, int]:
-    """Seconds and records from the first observed progress to the end of the backlog.
+                      done: Callable[[], Awaitable[bool]] | None = None) -> Drained:
+    """Seconds, records and the services' CPU seconds from the first observed progress to
+    the end of the backlog.
 
     Starting the clock at the first progress leaves the process's start-up (imports,
     joining the consumer group) out of a throughput figure that is about processing.
     """
     initial = None
     first_progress: tuple[float, int] | None = None
+    cpu_at_first: dict[str, float] = {}
     deadline = time.monotonic() + STAGE_TIMEOUT_S
     while True:
         try:
@@ -192,12 +240,13 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
             initial = remaining if initial is None else initial
             if first_progress is None and remaining < initial:
                 first_progress = (now, remaining)
+                cpu_at_first = cpu_of(watch)
             if remaining == 0 and first_progress is not None and (done is None or await done()):
                 if now == first_progress[0]:
                     # The whole backlog went between two polls: there is nothing to time.
                     raise ValueError(f"{what}: the backlog drained within one {POLL_S}s poll; "
                                      "benchmark more subjects (--subjects)")
-                return now - first_progress[0], first_progress[1]
+                return Drained(now - first_progress[0], first_progress[1], cpu_between(cpu_at_first, cpu_of(watch)))
         await _still_going(watch, what, deadline)
 
 
@@ -243,7 +292,7 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def raw_limit(bench: Bench) -> dict[str, float]:
+async def raw_limit(bench: Bench) -> dict[str, Any]:
     """A minimal consume-then-produce passthrough of the same events, same broker: with
     ingest's credentials and ACLs, from institution-events to transitions."""
     bootstrap = bench.stack.bootstrap_servers
@@ -257,7 +306,7 @@ async def raw_limit(bench: Bench) -> dict[str, float]:
     await consumer.start()
     await producer.start()
     moved = 0
-    started = time.time()
+    started, cpu_started = time.time(), own_cpu_s()
     try:
         while moved < len(bench.events):
             batches = await consumer.getmany(timeout_ms=500, max_records=bench.batch)
@@ -268,8 +317,9 @@ async def raw_limit(bench: Bench) -> dict[str, float]:
     finally:
         await consumer.stop()
         await producer.stop()
-    seconds = time.time() - started
-    return {"events": moved, "seconds": seconds, "events_per_s": moved / seconds}
+    seconds, cpu = time.time() - started, own_cpu_s() - cpu_started
+    return {"events": moved, "seconds": seconds, "events_per_s": moved / seconds,
+            "cpu_s": {"passthrough": cpu}, "cpu_s_per_100k": {"passthrough": per_100k(cpu, moved)}}
 
 
 async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
@@ -283,14 +333,17 @@ async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
         await _each_alone(bench, probe, namespace, database_url, results)
 
     say("  rebuilds ...")
+    # In-process: the CPU figure is the benchmark process's own (PostgreSQL's is not in it).
+    cpu = own_cpu_s()
     ledger_report = await rebuild_ledger(database_url, bootstrap, in_namespace(PAYMENTS, namespace).name)
-    results["ledger_rebuild"] = {"payments": ledger_report.records, "seconds": ledger_report.seconds,
-                                 "payments_per_s": ledger_report.records / ledger_report.seconds}
+    results["ledger_rebuild"] = Drained(ledger_report.seconds, ledger_report.records,
+                                        {"rebuild": own_cpu_s() - cpu}).figures("payments")
     directory = {i["id"]: InstitutionInfo(i["kind"], i.get("municipality", "")) for i in _registry_rows(bench)}
+    cpu = own_cpu_s()
     verifier_report = await rebuild_verifier(database_url, bootstrap, in_namespace(TRANSITIONS, namespace).name,
                                              directory)
-    results["verifier_rebuild"] = {"events": verifier_report.records, "seconds": verifier_report.seconds,
-                                   "events_per_s": verifier_report.records / verifier_report.seconds}
+    results["verifier_rebuild"] = Drained(verifier_report.seconds, verifier_report.records,
+                                          {"rebuild": own_cpu_s() - cpu}).figures("events")
     return results
 
 
@@ -300,25 +353,45 @@ async def _each_alone(bench: Bench, probe: LagProbe, namespace: str, database_ur
     say("  ingest alone ...")
     await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
     ingest = bench.start("ingest", namespace, database_url)
-    seconds, events = await timed_drain(
+    drained = await timed_drain(
         group_lag(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name), "ingest", [ingest])
     bench.stop(ingest)
-    results["ingest"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+    results["ingest"] = drained.figures("events")
 
     say("  verifier alone ...")
-    verifier = bench.start("verifier", namespace, database_url)
-    seconds, events = await timed_drain(
-        group_lag(probe, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name), "verifier",
-        [verifier], done=lambda: verifier_idle(database_url))
-    bench.stop(verifier)
-    results["verifier"] = {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+    results["verifier"] = await verifier_alone(bench, probe, namespace, database_url)
 
     say("  ledger alone ...")
     ledger = bench.start("ledger", namespace, database_url)
-    seconds, payments = await timed_drain(
+    drained = await timed_drain(
         group_lag(probe, f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name), "ledger", [ledger])
     bench.stop(ledger)
-    results["ledger"] = {"payments": payments, "seconds": seconds, "payments_per_s": payments / seconds}
+    results["ledger"] = drained.figures("payments")
+
+
+async def verifier_alone(bench: Bench, probe: LagProbe, namespace: str, database_url: str) -> dict[str, Any]:
+    verifier = bench.start("verifier", namespace, database_url)
+    drained = await timed_drain(
+        group_lag(probe, f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name), "verifier",
+        [verifier], done=lambda: verifier_idle(database_url))
+    bench.stop(verifier)
+    return drained.figures("events")
+
+
+async def small_population(bench: Bench, subjects: int, seed: int, municipalities: int) -> dict[str, Any]:
+    """The verifier alone on a population of `subjects`: its transitions admitted in-process
+    by ingest's pure code and published signed as ingest would, so only the verifier runs."""
+    namespace = f"pop{int(time.time())}"
+    await bench.namespace(namespace)
+    database_url = await bench.database("bench_population")
+    registry, generated = generate(subjects, seed=seed, municipalities=municipalities)
+    transitions, _ = transitions_of((to_json_line(e) for e in generated), InstitutionRegistry(registry))
+    records = [(t.subject.encode(), t.model_dump_json().encode()) for t in transitions]
+    await fill(bench.stack.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name, records,
+               principal="ingest")
+    async with LagProbe(bench.stack.bootstrap_servers) as probe:
+        figures = await verifier_alone(bench, probe, namespace, database_url)
+    return {"subjects": subjects, **figures}
 
 
 def _registry_rows(bench: Bench) -> list[dict[str, str]]:
@@ -326,28 +399,68 @@ def _registry_rows(bench: Bench) -> list[dict[str, str]]:
     return list(yaml.safe_load(bench.registry_file.read_text())["institutions"])
 
 
-async def end_to_end(bench: Bench) -> dict[str, float]:
+async def end_to_end(bench: Bench, replicas: int = 1) -> dict[str, Any]:
+    """All three services over the whole input; with `replicas` > 1, that many ingest and
+    verifier replicas (the ledger's journal is one partition: one projector)."""
     bootstrap = bench.stack.bootstrap_servers
-    namespace = f"e2e{int(time.time())}"
+    namespace = f"e2e{replicas}r{int(time.time())}"
     await bench.namespace(namespace)
-    database_url = await bench.database("bench_e2e")
-    services = [bench.start(name, namespace, database_url) for name in ("ingest", "verifier", "ledger")]
-    await asyncio.sleep(5.0)  # let all three join their groups before the clock starts
+    database_url = await bench.database(f"bench_e2e_{replicas}")
+    services = [bench.start(name, namespace, database_url, replica if replicas > 1 else 0)
+                for name in ("ingest", "verifier") for replica in range(1, replicas + 1)]
+    services.append(bench.start("ledger", namespace, database_url))
+    await asyncio.sleep(5.0 + 3.0 * (replicas - 1))  # let all join their groups before the clock starts
+    cpu_before = cpu_of(services)
     first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
 
     async with LagProbe(bootstrap) as probe:
         await wait_for(lambda: all_caught_up(probe, namespace, database_url), "end to end", services)
+    cpu = cpu_between(cpu_before, cpu_of(services))
     connection = await asyncpg.connect(database_url)
     try:
         last_commit = await connection.fetchval("SELECT extract(epoch FROM max(recorded_at)) FROM ledger_entries")
         entries = await connection.fetchval("SELECT count(*) FROM ledger_entries")
+        balances = {r["account"]: int(r["net"]) for r in await connection.fetch(
+            "SELECT account, sum(debit_minor) - sum(credit_minor) AS net FROM ledger_lines GROUP BY account")}
     finally:
         await connection.close()
     for process in services:
         bench.stop(process)
     seconds = float(last_commit) - first
-    return {"events": len(bench.events), "ledger_entries": int(entries), "seconds": seconds,
-            "events_per_s": len(bench.events) / seconds}
+    events = len(bench.events)
+    return {"replicas": replicas, "events": events, "ledger_entries": int(entries), "seconds": seconds,
+            "events_per_s": events / seconds, "cpu_s": cpu,
+            "cpu_s_per_100k": {name: per_100k(used, events) for name, used in cpu.items()},
+            "duplicates": {topic.name.split(".")[1]: await duplicate_keys(bootstrap, in_namespace(topic, namespace).name)
+                           for topic in (PAYMENTS, OUTCOMES)},
+            "balances": balances}
+
+
+async def duplicate_keys(bootstrap: str, topic: str) -> int:
+    """Records on `topic` whose value repeats an earlier record's byte for byte: a
+    payment or outcome published twice (a redelivery the consumers must absorb)."""
+    from aiokafka import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest", **kafka_options("operator"))
+    await consumer.start()
+    seen: set[bytes] = set()
+    repeats = 0
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for record in records:
+                    digest = hashlib.sha256(record.value or b"").digest()
+                    repeats += digest in seen
+                    seen.add(digest)
+    finally:
+        await consumer.stop()
+    return repeats
 
 
 async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, float]:
@@ -387,32 +500,103 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, flo
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": delays[-1] * 1000}
 
 
-def table(results: dict[str, Any]) -> str:
-    raw = results["raw_limit"]["events_per_s"]
-    rows = [("raw limit (passthrough)", raw, "events/s")]
-    stages = results["stages"]
-    rows += [("ingest alone", stages["ingest"]["events_per_s"], "events/s"),
-             ("verifier alone", stages["verifier"]["events_per_s"], "events/s"),
-             ("ledger alone", stages["ledger"]["payments_per_s"], "payments/s"),
-             ("end to end", results["end_to_end"]["events_per_s"], "events/s"),
-             ("ledger rebuild", stages["ledger_rebuild"]["payments_per_s"], "payments/s"),
-             ("verifier rebuild", stages["verifier_rebuild"]["events_per_s"], "events/s")]
-    if "frontdoor" in results:
-        rows.append(("front door (HTTP batches)", results["frontdoor"]["events_per_s"], "events/s"))
-    lines = [f"{'figure':<26}{'rate':>14}  {'unit':<11}{'ratio to raw':>13}"]
-    lines += [f"{name:<26}{value:>14,.0f}  {unit:<11}{value / raw:>13.2f}" for name, value, unit in rows]
+FIGURES = (("raw limit (passthrough)", ("raw_limit",), "events"),
+           ("ingest alone", ("stages", "ingest"), "events"),
+           ("verifier alone", ("stages", "verifier"), "events"),
+           ("ledger alone", ("stages", "ledger"), "payments"),
+           ("end to end", ("end_to_end",), "events"),
+           ("ledger rebuild", ("stages", "ledger_rebuild"), "payments"),
+           ("verifier rebuild", ("stages", "verifier_rebuild"), "events"),
+           ("front door (HTTP batches)", ("frontdoor",), "events"))
+
+
+def ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each throughput figure against the raw limit of the same run, twice: by rate, and by
+    CPU per record (the raw passthrough's CPU per event over the stage's processes' CPU per
+    record: the rate ratio the stage would have on a core of its own, steadier when the
+    machine is shared)."""
+    raw, raw_cpu = results["raw_limit"]["events_per_s"], cpu_per_record(results["raw_limit"])
+    found: dict[str, dict[str, Any]] = {}
+    for name, path, unit in FIGURES:
+        figures: Any = results
+        for part in path:
+            figures = figures.get(part) if isinstance(figures, dict) else None
+        if not figures:
+            continue
+        used = cpu_per_record(figures)
+        found[name] = {"rate": figures[f"{unit}_per_s"], "unit": f"{unit}/s",
+                       "ratio_by_rate": figures[f"{unit}_per_s"] / raw,
+                       "ratio_by_cpu": raw_cpu / used if used else None,
+                       "cpu_s_per_100k": figures.get("cpu_s_per_100k", {})}
+    return found
+
+
+def table(record: dict[str, Any]) -> str:
+    results = record["results"]
+    lines = [f"{'figure':<27}{'rate':>10}  {'unit':<11}{'ratio to raw':>13}{'by CPU':>8}   "
+             "CPU s per 100k records (user+sys)"]
+    for name, figure in record["ratios"].items():
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in figure["cpu_s_per_100k"].items())
+        by_cpu = f"{figure['ratio_by_cpu']:>8.2f}" if figure["ratio_by_cpu"] else f"{'':>8}"
+        lines.append(f"{name:<27}{figure['rate']:>10,.0f}  {figure['unit']:<11}{figure['ratio_by_rate']:>13.2f}"
+                     f"{by_cpu}   {cpu}")
     lat = results.get("latency", {})
     if isinstance(lat, dict) and lat.get("samples"):
-        lines.append(f"latency at {lat['rate_per_s']:.0f} events/s for {lat['duration_s']:.0f}s "
-                     f"({lat['samples']} payments): p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, "
-                     f"p99 {lat['p99_ms']:.0f} ms")
+        lines.append(f"latency at {lat['rate_per_s']:,.0f} events/s for {lat['duration_s']:.0f}s "
+                     f"({lat['samples']:,} payments, publish to ledger commit): p50 {lat['p50_ms']:,.0f} ms, "
+                     f"p95 {lat['p95_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms")
+    population = results.get("population")
+    if population:
+        lines.append(f"verifier CPU per event, {population['large_subjects']:,} vs {population['small_subjects']:,} "
+                     f"subjects: {population['large_us_per_event']:,.0f} us vs {population['small_us_per_event']:,.0f} us"
+                     f" = ratio {population['ratio']:.2f}")
+    replicated = results.get("replicas")
+    if replicated:
+        one, two = results["end_to_end"], replicated
+        cost = ", ".join(f"{name} {two['cpu_s_per_100k'][name]:.1f} vs {one['cpu_s_per_100k'][name]:.1f}"
+                         f" ({two['cpu_s_per_100k'][name] / one['cpu_s_per_100k'][name]:.2f}x)"
+                         for name in ("ingest", "verifier", "ledger") if one["cpu_s_per_100k"].get(name))
+        lines.append(f"two ingest + two verifier replicas, end to end: {two['events_per_s']:,.0f} events/s "
+                     f"(one replica {one['events_per_s']:,.0f}); CPU s per 100k events {cost}")
+        lines.append(f"  balances identical to one replica: {'yes' if two['balances'] == one['balances'] else 'NO'}; "
+                     f"repeated records on payments/outcomes: {two['duplicates']['payments']}/"
+                     f"{two['duplicates']['outcomes']} (one replica: {one['duplicates']['payments']}/"
+                     f"{one['duplicates']['outcomes']})")
     rss = results["peak_rss_mib"]
     lines.append("peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
+    machine, load = record["machine"], record["load_average_1m"]
+    lines.append(f"commit {record['commit'][:12]}; {machine['cores']} cores ({machine['cpu']}); Python "
+                 f"{machine['python']}, Kafka {machine['kafka']}, PostgreSQL {machine['postgresql']}; load average "
+                 f"(1 min) during the run: mean {load.get('mean', 0):.1f}, max {load.get('max', 0):.1f}; "
+                 f"{record['events']:,} events, {record['wall_seconds'] / 60:.1f} min")
     return "\n".join(lines)
+
+
+def cpu_per_record(figures: dict[str, Any]) -> float:
+    """CPU seconds per record of every process of a stage together (0.0 when not measured)."""
+    records = figures.get("events") or figures.get("payments") or 0
+    return sum(figures.get("cpu_s", {}).values()) / records if records else 0.0
+
+
+def population_figures(large: dict[str, Any], large_subjects: int, small: dict[str, Any]) -> dict[str, Any]:
+    large_us = sum(large["cpu_s"].values()) / large["events"] * 1e6
+    small_us = sum(small["cpu_s"].values()) / small["events"] * 1e6
+    return {"large_subjects": large_subjects, "small_subjects": small["subjects"], "large_us_per_event": large_us,
+            "small_us_per_event": small_us, "ratio": large_us / small_us, "small": small}
+
+
+async def postgres_version(stack: LocalStack) -> str:
+    connection = await asyncpg.connect(stack.role_url("owner", "postgres"))
+    try:
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
 
 
 async def main(arguments: argparse.Namespace) -> None:
     started = time.time()
+    load = LoadSampler()
+    load.start()
     with tempfile.TemporaryDirectory(prefix="stafet-bench-") as directory:
         work = Path(directory)
         stack = LocalStack(work / "stack", kafka_port=free_port(), controller_port=free_port(),
@@ -423,6 +607,7 @@ async def main(arguments: argparse.Namespace) -> None:
         # The benchmark's own clients (publishing, lag, rebuilds) find the stack's credentials.
         os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
         try:
+            postgresql = await postgres_version(stack)
             say(f"generating {arguments.subjects:,} subjects (seed {arguments.seed}) ...")
             registry, generated = generate(arguments.subjects, seed=arguments.seed,
                                            municipalities=arguments.municipalities)
@@ -444,48 +629,67 @@ async def main(arguments: argparse.Namespace) -> None:
             bench.results["raw_limit"] = await raw_limit(bench)
             say("each stage alone ...")
             bench.results["stages"] = await stages_alone(bench)
+            if arguments.population_divisor > 1:
+                small = max(100, arguments.subjects // arguments.population_divisor)
+                say(f"the verifier alone on {small:,} subjects ...")
+                bench.results["population"] = population_figures(
+                    bench.results["stages"]["verifier"], arguments.subjects,
+                    await small_population(bench, small, arguments.seed, arguments.municipalities))
             say("end to end ...")
             bench.results["end_to_end"] = await end_to_end(bench)
+            if arguments.replicas > 1:
+                say(f"end to end with {arguments.replicas} ingest and {arguments.replicas} verifier replicas ...")
+                bench.results["replicas"] = await end_to_end(bench, arguments.replicas)
             say(f"latency at {arguments.rate}/s for {arguments.duration}s ...")
             bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
-            say(f"front door: {len(clear_lines):,} events over HTTP ...")
-            namespace = f"frontdoor{int(time.time())}"
-            await bench.namespace(namespace)
-            bench.results["frontdoor"] = await front_door_load(
-                bench.env(namespace, await bench.database("bench_frontdoor")), work / namespace / "frontdoor.log",
-                clear_lines)
+            if clear_lines:
+                say(f"front door: {len(clear_lines):,} events over HTTP ...")
+                namespace = f"frontdoor{int(time.time())}"
+                await bench.namespace(namespace)
+                bench.results["frontdoor"] = await front_door_load(
+                    bench.env(namespace, await bench.database("bench_frontdoor")), work / namespace / "frontdoor.log",
+                    clear_lines)
             bench.results["peak_rss_mib"] = {k: v / 1024 for k, v in bench.rss.items()}
         finally:
             # A stage that failed left its services running: stop them before their servers.
             for process in launched:
                 process.stop()
             stack.down()
+    versions = library_versions()
     record: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
-                    "kafka": KAFKA_VERSION},
+        "commit": git_commit(),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "python": versions.pop("python"),
+                    "platform": platform.platform(), "kafka": KAFKA_VERSION, "postgresql": postgresql,
+                    "libraries": versions},
+        "load_average_1m": await load.stop(),
         "parameters": vars(arguments), "events": len(events), "results": bench.results,
+        "ratios": ratios(bench.results),
         "wall_seconds": time.time() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{record['timestamp'].replace(':', '')}.json"
     out.write_text(json.dumps(record, indent=2))
-    say("\n" + table(bench.results))
+    say("\n" + table(record))
     say(f"\nwritten to {out}")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subjects", type=int, default=int(os.environ.get("BENCH_SUBJECTS", "115000")),
-                        help="synthetic subjects (about 9 events each; default 115,000 for >1M events)")
+    parser.add_argument("--subjects", type=int, default=int(os.environ.get("BENCH_SUBJECTS", "30000")),
+                        help="synthetic subjects (about 9 events each; default 30,000: about 270,000 events)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--municipalities", type=int, default=10)
     parser.add_argument("--batch", type=int, default=2000, help="consumer batch size for every stage")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s for the latency run")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the latency run")
-    parser.add_argument("--frontdoor-events", type=int, default=200_000,
-                        help="events POSTed to the HTTP front door (clear CPR numbers, sealed there)")
+    parser.add_argument("--frontdoor-events", type=int, default=20_000,
+                        help="events POSTed to the HTTP front door (clear CPR numbers, sealed there; 0: skip)")
+    parser.add_argument("--population-divisor", type=int, default=10,
+                        help="the verifier also runs alone on subjects / this (1: skip)")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="ingest and verifier replicas of the second end-to-end run (1: skip)")
     return parser.parse_args(argv)
 
 

@@ -61,3 +61,26 @@ def strings_with_cpr(data: object, skip: frozenset[str] = frozenset(), path: str
     elif isinstance(data, list):
         for index, value in enumerate(data):
             yield from strings_with_cpr(value, skip, f"{path}.{index}" if path else str(index))
+
+
+def may_hold_cpr(raw: bytes) -> bool:
+    """Whether a string (key or value) of the JSON document `raw` may hold a CPR number.
+    False is certain, so `strings_with_cpr` can be skipped; True means: walk and look.
+
+    Without a backslash, a JSON string's decoded text is its raw text verbatim, between
+    quotes, which are neither digits nor separators: every match inside a string is a
+    match in the raw text. One search over the whole record is much cheaper than one per
+    string. Escapes (`\\u0031`, `\\/`) and text that is not UTF-8 take the slow path."""
+    if b"\\" in raw:
+        return True
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return CPR_SPELLED.search(text) is not None
+
+
+def strings_with_cpr_in(raw: bytes, data: object, skip: frozenset[str] = frozenset()) -> list[str]:
+    """`strings_with_cpr(data, skip)` of the document `data` parsed from `raw`, skipping
+    the walk when `raw` cannot hold one (`may_hold_cpr`)."""
+    return list(strings_with_cpr(data, skip)) if may_hold_cpr(raw) else []

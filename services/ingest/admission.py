@@ -15,7 +15,7 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
-from shared.cpr_text import contains_cpr, strings_with_cpr
+from shared.cpr_text import contains_cpr, strings_with_cpr_in
 from shared.dead_letters import DeadLetter
 from shared.events import InstitutionEvent, Transition
 from shared.institutions import InstitutionRegistry, may_report
@@ -99,8 +99,9 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
     event_id = event_id if isinstance(event_id, str) and not contains_cpr(event_id) else None
     # Every string outside the subject reference travels on to topics, tables and logs:
     # one that holds a CPR number would leak it past the edge, so the event is refused
-    # (and the dead letter's copy is redacted).
-    leaks = list(strings_with_cpr(data, SUBJECT_FIELDS))
+    # (and the dead letter's copy is redacted). One search over the raw record first: only
+    # a record with a CPR-like run anywhere is walked string by string.
+    leaks = strings_with_cpr_in(raw, data, SUBJECT_FIELDS)
     if leaks:
         reason = Reason.CPR_IN_IDENTIFIER if leaks[0] == "event_id" else Reason.CPR_IN_FIELD
         return _dead(reason, leaks[0], f"{leaks[0]} holds a CPR number; CPR numbers belong only in "

@@ -13,10 +13,10 @@ import structlog
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.admission import Reason, SubjectResolver, admit
-from services.ingest.dedup import remember, sort_out
+from services.ingest.dedup import Forwardable, remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
 from shared import faults
-from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
+from shared.broker import RecordSender, batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import InstitutionEvent, Transition
@@ -63,14 +63,20 @@ app = make_app(broker, settings, principal="ingest", title="Stafet ingest", desc
     "Validates institution events, replaces CPR numbers by pseudonyms, checks that the "
     "reporting institution may report the fact, and forwards trusted transitions keyed by "
     "subject pseudonym. Rejected input goes to the dead-letter topic with a reason code."))
+# Documents the topic (AsyncAPI); the records themselves go out through `sender` below.
 transitions_out = broker.publisher(TRANSITIONS.name, schema=Transition, title="transitions",
                                    description="Trusted, pseudonymised facts keyed by subject pseudonym.")
 dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
                                     description="Rejected input with a reason code; CPR numbers removed.")
 
 
+# Transitions go out through the raw producer, a batch at a time (shared/broker.py).
+sender = RecordSender(settings, client_id="stafet-ingest-transitions", principal="ingest")
+
+
 observe(app, database)
 app.on_startup(database.open)
+sender.attach(app)
 app.on_shutdown(database.close)
 
 
@@ -83,7 +89,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     # validated by `admit`, so a bad record becomes a dead letter, never an exception.
     bind_batch_context(raw_records_of(message))
     sends = []
-    admitted: list[Transition] = []
+    admitted: list[Forwardable] = []
     origin: dict[str, tuple[bytes, str, int, int]] = {}
     current, keys = registry.current()
     for record in raw_records_of(message):
@@ -92,7 +98,8 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:
-            admitted.append(outcome)
+            # Serialised once: the same bytes are hashed for dedup, signed and sent.
+            admitted.append(Forwardable.of(outcome))
             origin.setdefault(outcome.event_id, (raw, record.topic, record.partition, record.offset))
     async with database.pool.acquire() as connection:
         verdict = await sort_out(connection, admitted)
@@ -102,10 +109,11 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             Reason.CONFLICTING_DUPLICATE, "event_id",
             f"event id {conflict.event_id} was already received with different content", raw,
             conflict.event_id), topic, partition, offset))
-    for transition in verdict.fresh:
-        value, key = transition.model_dump_json().encode(), transition.subject.encode()
-        sends.append(await transitions_out.publish(
-            value, key=key, headers=signer.header_dict(TRANSITIONS.name, key, value), no_confirm=True))
+    trace_context = sender.trace_headers()
+    for item in verdict.fresh:
+        key = item.transition.subject.encode()
+        sends.append(await sender.send(TRANSITIONS.name, item.value, key=key,
+                                       headers=[*signer.headers(TRANSITIONS.name, key, item.value), *trace_context]))
     # Wait for every record of the batch to be acknowledged by the broker, then remember
     # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
     # nothing is lost on a crash, and a duplicate is dropped even across restarts.

@@ -20,46 +20,64 @@ import asyncpg
 from shared.events import Transition
 
 
+@dataclass(frozen=True)
+class Forwardable:
+    """An admitted transition with its JSON as it will be published, serialised once:
+    the content hash is the hash of exactly the bytes forwarded."""
+
+    transition: Transition
+    value: bytes
+    digest: str
+
+    @classmethod
+    def of(cls, transition: Transition) -> Forwardable:
+        value = transition.model_dump_json().encode()
+        return cls(transition, value, hashlib.sha256(value).hexdigest())
+
+    @property
+    def event_id(self) -> str:
+        return self.transition.event_id
+
+
 def content_hash(transition: Transition) -> str:
-    return hashlib.sha256(transition.model_dump_json().encode()).hexdigest()
+    return Forwardable.of(transition).digest
 
 
 @dataclass(frozen=True)
 class Sorted:
-    fresh: tuple[Transition, ...]
+    fresh: tuple[Forwardable, ...]
     duplicates: int
-    conflicting: tuple[Transition, ...]
+    conflicting: tuple[Forwardable, ...]
 
 
-def classify(seen: Mapping[str, str], transitions: Sequence[Transition]) -> Sorted:
+def classify(seen: Mapping[str, str], admitted: Sequence[Forwardable]) -> Sorted:
     """Pure: sort a batch against the content hashes already seen per event id (a
     repeat inside the batch counts as seen too)."""
     known_hashes = dict(seen)
-    fresh: list[Transition] = []
-    conflicting: list[Transition] = []
+    fresh: list[Forwardable] = []
+    conflicting: list[Forwardable] = []
     duplicates = 0
-    for transition in transitions:
-        digest = content_hash(transition)
-        known = known_hashes.get(transition.event_id)
+    for item in admitted:
+        known = known_hashes.get(item.event_id)
         if known is None:
-            known_hashes[transition.event_id] = digest
-            fresh.append(transition)
-        elif known == digest:
+            known_hashes[item.event_id] = item.digest
+            fresh.append(item)
+        elif known == item.digest:
             duplicates += 1
         else:
-            conflicting.append(transition)
+            conflicting.append(item)
     return Sorted(tuple(fresh), duplicates, tuple(conflicting))
 
 
-async def sort_out(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Sorted:
+async def sort_out(connection: asyncpg.Connection, admitted: Sequence[Forwardable]) -> Sorted:
     seen = {r["event_id"]: r["content_hash"] for r in await connection.fetch(
         "SELECT event_id, content_hash FROM ingest_seen_events WHERE event_id = ANY($1::text[])",
-        [t.event_id for t in transitions])}
-    return classify(seen, transitions)
+        [t.event_id for t in admitted])}
+    return classify(seen, admitted)
 
 
-async def remember(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> None:
+async def remember(connection: asyncpg.Connection, forwarded: Sequence[Forwardable]) -> None:
     await connection.execute(
         "INSERT INTO ingest_seen_events (event_id, content_hash)"
         " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (event_id) DO NOTHING",
-        [t.event_id for t in transitions], [content_hash(t) for t in transitions])
+        [t.event_id for t in forwarded], [t.digest for t in forwarded])

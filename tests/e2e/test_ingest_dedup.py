@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from services.ingest.dedup import remember, sort_out
+from services.ingest.dedup import Forwardable, remember, sort_out
 from tests.unit.builders import enrolled, left
 
 pytestmark = pytest.mark.e2e
@@ -14,15 +14,16 @@ pytestmark = pytest.mark.e2e
 
 async def test_remembered_events_are_duplicates_after_a_restart_and_changed_ones_conflicts(
         pool: asyncpg.Pool) -> None:
-    first, second = enrolled("e-1", "2010-08-01", "alsskolen"), left("e-2", "2017-06-30", "alsskolen")
+    first = Forwardable.of(enrolled("e-1", "2010-08-01", "alsskolen"))
+    second = Forwardable.of(left("e-2", "2017-06-30", "alsskolen"))
     async with pool.acquire() as connection:
         verdict = await sort_out(connection, [first, second])
         assert verdict.fresh == (first, second)
         await remember(connection, verdict.fresh)
         await remember(connection, verdict.fresh)  # remembering twice (a replayed batch) is harmless
     async with pool.acquire() as connection:
-        altered = enrolled("e-1", "2010-08-02", "alsskolen")
-        third = enrolled("e-3", "2017-08-15", "nordborg-skole")
+        altered = Forwardable.of(enrolled("e-1", "2010-08-02", "alsskolen"))
+        third = Forwardable.of(enrolled("e-3", "2017-08-15", "nordborg-skole"))
         verdict = await sort_out(connection, [first, altered, third])
     assert verdict.fresh == (third,)
     assert verdict.duplicates == 1

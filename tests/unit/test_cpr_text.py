@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shared.cpr_text import contains_cpr, scrub, strings_with_cpr
+from shared.cpr_text import contains_cpr, may_hold_cpr, scrub, strings_with_cpr, strings_with_cpr_in
 from shared.dead_letters import ORIGINAL_CHARS_MAX, DeadLetter
 
 SPELLINGS = ("170702-4000", "1707024000", "170702 4000", "17.07.02-4000", "17.07.02.4000",
@@ -55,3 +57,33 @@ def test_a_dead_letter_keeps_no_cpr_in_any_spelling_even_at_the_cut() -> None:
 def test_a_record_id_keeps_a_hex_run_of_digits_that_cannot_be_a_cpr_number() -> None:
     letter = DeadLetter.of("already_settled", "payment_id", "m", b"{}", "bank2-e6283649870ad082373")
     assert letter.record_id == "bank2-e6283649870ad082373"
+
+
+# Text made mostly of digits and separators, so that CPR-like runs are common.
+_CPRISH = st.text(alphabet="0123456789-. /_\u00a0ab\\\"æ", max_size=24)
+_JSON = st.recursive(st.none() | st.integers() | _CPRISH,
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_CPRISH, inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=_JSON, ascii_only=st.booleans())
+def test_the_fast_check_never_misses_a_string_the_walk_would_refuse(document: object, ascii_only: bool) -> None:
+    # Whatever the spelling (escaped or not), `may_hold_cpr` says False only when the
+    # walk over every string finds nothing.
+    raw = json.dumps(document, ensure_ascii=ascii_only).encode()
+    data = json.loads(raw)
+    assert strings_with_cpr_in(raw, data) == list(strings_with_cpr(data))
+    if not may_hold_cpr(raw):
+        assert list(strings_with_cpr(data)) == []
+
+
+@pytest.mark.parametrize("raw", [b'{"stage":"170702-4000"}', b'{"170702 4000":1}',
+                                 b'{"stage":"17\\u00307024000"}', b'{"stage":"170702\\/4000"}',
+                                 '{"stage":"1707024000"}'.encode("utf-16")])
+def test_the_fast_check_sends_every_spelling_and_escape_to_the_walk(raw: bytes) -> None:
+    assert may_hold_cpr(raw)
+
+
+def test_the_fast_check_lets_an_ordinary_record_through() -> None:
+    assert not may_hold_cpr(b'{"event_id":"e-1","occurred_on":"2010-08-01","body":{"stage":"0. klasse"}}')

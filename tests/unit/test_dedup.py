@@ -3,13 +3,15 @@ reused with different content dead-lettered as a conflicting duplicate."""
 
 from __future__ import annotations
 
-from services.ingest.dedup import classify, content_hash
+import hashlib
+
+from services.ingest.dedup import Forwardable, classify, content_hash
 from tests.unit.builders import enrolled, left
 
-FIRST = enrolled("e-1", "2010-08-01", "alsskolen")
-SECOND = left("e-2", "2017-06-30", "alsskolen")
+FIRST = Forwardable.of(enrolled("e-1", "2010-08-01", "alsskolen"))
+SECOND = Forwardable.of(left("e-2", "2017-06-30", "alsskolen"))
 # The same event id as FIRST, with a different date: an institution's mistake.
-FIRST_ALTERED = enrolled("e-1", "2010-08-02", "alsskolen")
+FIRST_ALTERED = Forwardable.of(enrolled("e-1", "2010-08-02", "alsskolen"))
 
 
 def test_events_never_seen_are_forwarded_in_order() -> None:
@@ -19,7 +21,7 @@ def test_events_never_seen_are_forwarded_in_order() -> None:
 
 
 def test_an_event_seen_before_with_the_same_content_is_dropped_and_counted() -> None:
-    verdict = classify({"e-1": content_hash(FIRST)}, [FIRST, SECOND])
+    verdict = classify({"e-1": FIRST.digest}, [FIRST, SECOND])
     assert verdict.fresh == (SECOND,)
     assert verdict.duplicates == 1
     assert verdict.conflicting == ()
@@ -32,7 +34,7 @@ def test_a_repeat_inside_one_batch_is_forwarded_once() -> None:
 
 
 def test_an_event_id_seen_before_with_other_content_is_a_conflicting_duplicate() -> None:
-    verdict = classify({"e-1": content_hash(FIRST)}, [FIRST_ALTERED, SECOND])
+    verdict = classify({"e-1": FIRST.digest}, [FIRST_ALTERED, SECOND])
     assert verdict.conflicting == (FIRST_ALTERED,)
     assert verdict.fresh == (SECOND,)
     assert verdict.duplicates == 0
@@ -45,17 +47,23 @@ def test_an_event_id_reused_with_other_content_inside_one_batch_is_a_conflicting
 
 
 def test_the_content_hash_covers_every_field_of_a_transition() -> None:
+    first, second = FIRST.transition, SECOND.transition
     variants = [
-        FIRST.model_copy(update={"occurred_on": SECOND.occurred_on}),
-        FIRST.model_copy(update={"reported_by": "nordborg-skole"}),
-        FIRST.model_copy(update={"reporter_kind": "daycare"}),
-        FIRST.model_copy(update={"subject": "k1:" + "0" * 64}),
-        FIRST.model_copy(update={"birth_date": SECOND.occurred_on}),
-        FIRST.model_copy(update={"body": SECOND.body}),
+        first.model_copy(update={"occurred_on": second.occurred_on}),
+        first.model_copy(update={"reported_by": "nordborg-skole"}),
+        first.model_copy(update={"reporter_kind": "daycare"}),
+        first.model_copy(update={"subject": "k1:" + "0" * 64}),
+        first.model_copy(update={"birth_date": second.occurred_on}),
+        first.model_copy(update={"body": second.body}),
     ]
     hashes = {content_hash(v) for v in variants}
     assert len(hashes) == len(variants)
-    assert content_hash(FIRST) not in hashes
+    assert FIRST.digest not in hashes
+
+
+def test_the_content_hash_is_the_hash_of_the_bytes_forwarded() -> None:
+    assert FIRST.digest == hashlib.sha256(FIRST.transition.model_dump_json().encode()).hexdigest()
+    assert FIRST.value == FIRST.transition.model_dump_json().encode()
 
 
 def test_seen_hashes_passed_in_are_not_changed() -> None:
