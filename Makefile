@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile mutation planted-bugs chaos helm podman image
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile profile-ledger mutation planted-bugs chaos helm podman image
 
 # Helm, built from source through the Go module proxy (no binary downloads here), once.
 HELM_VERSION := v3.21.4
@@ -21,9 +21,10 @@ help:
 	@echo "make up / make down / make status - the local Kafka + PostgreSQL stack"
 	@echo "make lint   - ruff and mypy"
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
-	@echo "make bench  - the benchmark; figures printed and written to bench/results/"
+	@echo "make bench  - the benchmark (BENCH_ARGS=...); figures printed and written to bench/results/"
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
 	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
+	@echo "make profile-ledger - the ledger's journal path in-process: payments/s, CPU per 100k, profile"
 	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
 	@echo "make image  - build the service image with podman (IMAGE=..., BASE_IMAGE=...)"
 	@echo "make helm   - install the pinned Helm into ~/.cache/stafet (for the chart's tests)"
@@ -95,6 +96,9 @@ chaos: $(STAMP)
 
 profile: $(STAMP)
 	$(BIN)/python -m bench.profile_verifier $(PROFILE_ARGS)
+
+profile-ledger: $(STAMP)
+	$(BIN)/python -m bench.profile_ledger $(PROFILE_ARGS)
 
 # Each planted bug (docs/testing.md) applied alone to a copy of the repo; its tests must fail.
 planted-bugs: $(STAMP)

@@ -7,6 +7,8 @@ first: a rebuild and a live projector writing at once would interleave.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ledger.authenticity import Refused, admit_journal
+from services.ledger.journal import JournalPlan
 from services.ledger.store import apply_journal
 from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
@@ -23,6 +26,7 @@ from shared.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 5000
 FETCH_TIMEOUT_MS = 1000
+YIELD_EVERY = 250  # records checked between two turns of the batch being written
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
                                 max_partition_fetch_bytes=8 * 1024 * 1024, **kafka_options("ledger"))
     await consumer.start()
     records = entries = rejected = 0
+    applying: asyncio.Task[JournalPlan] | None = None
     try:
         async with pool.acquire() as connection:
             await drop_projection(connection)
@@ -62,26 +67,39 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         end = (await consumer.end_offsets([partition]))[partition]
+        # Two batches in flight: PostgreSQL writes one while this process fetches and
+        # checks the signatures of the next. Batches still commit one after the other,
+        # in journal order (each is awaited before the next one starts).
         while await consumer.position(partition) < end:
             fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS,
                                              max_records=REBUILD_BATCH_MAX)
             batch: list[PaymentInstruction | Settlement] = []
-            for record in fetched.get(partition, []):
+            for n, record in enumerate(fetched.get(partition, [])):
                 if record.offset >= end:
                     break
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the batch being written take its next round trip
                 parsed = admit_journal(record, trust)
                 if isinstance(parsed, Refused):
                     continue  # the live projector refused it too (and dead-lettered it)
                 batch.append(parsed)
-            plan = await apply_journal(pool, batch)
+            if applying is not None:
+                plan = await applying
+                entries, rejected = entries + len(plan.entries), rejected + len(plan.rejected)
+            applying = asyncio.create_task(apply_journal(pool, batch))
             records += len(batch)
-            entries += len(plan.entries)
-            rejected += len(plan.rejected)
             if progress is not None:
                 progress(len(batch))  # type: ignore[operator]
+        if applying is not None:
+            plan = await applying
+            entries, rejected = entries + len(plan.entries), rejected + len(plan.rejected)
         async with pool.acquire() as connection:
             head = await connection.fetchval("SELECT entry_hash FROM ledger_chain_head")
     finally:
+        if applying is not None and not applying.done():
+            applying.cancel()  # failed while a batch was being written: its transaction rolls back
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await applying
         await consumer.stop()
         await pool.close()
     return RebuildReport(records, entries, rejected, str(head), time.monotonic() - started)
