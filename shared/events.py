@@ -49,6 +49,10 @@ class EventType(StrEnum):
     RETRACTION = "retraction"
     AMENDMENT = "amendment"
     PARENTAL_EDUCATION = "parental_education"
+    BENEFIT_STARTED = "benefit_started"
+    BENEFIT_ENDED = "benefit_ended"
+    REFERRAL = "referral"
+    COMPANY_GROWTH = "company_growth"
 
 
 # ---- bodies, one per fact ---------------------------------------------------------
@@ -84,6 +88,9 @@ class EmploymentStarted(Frozen):
     type: Literal[EventType.EMPLOYMENT_STARTED] = EventType.EMPLOYMENT_STARTED
     employer: Identifier
     hours_per_week: Annotated[int, Field(ge=1, le=80)] = 37
+    # A job with a public wage subsidy (løntilskud, flexjob): not an ordinary job. A
+    # double-sided PbR pays only for ordinary, unsubsidised jobs.
+    wage_subsidy: bool = False
 
 
 class EmploymentEnded(Frozen):
@@ -112,6 +119,75 @@ class ParentalEducation(Frozen):
     highest_level: EducationLevel
 
 
+# Public income support a citizen receives (from the benefit register, DREAM-like):
+# the target groups of an employment programme are named by it.
+BenefitType = Literal["cash_benefit", "integration_benefit", "unemployment_benefit",
+                      "sickness_benefit", "other"]
+
+
+class BenefitStarted(Frozen):
+    """The citizen receives `benefit` from this day (the benefit register reports it)."""
+
+    type: Literal[EventType.BENEFIT_STARTED] = EventType.BENEFIT_STARTED
+    benefit: BenefitType
+    municipality: Identifier
+
+
+class BenefitEnded(Frozen):
+    """The last day the citizen received `benefit` (inclusive)."""
+
+    type: Literal[EventType.BENEFIT_ENDED] = EventType.BENEFIT_ENDED
+    benefit: BenefitType
+
+
+class Referral(Frozen):
+    """The municipality (its jobcentre) refers the citizen to a programme's places in
+    one of its clusters. Whether a place was free is decided from all referrals
+    (shared/programmes/double_sided.py), not by the referral itself."""
+
+    type: Literal[EventType.REFERRAL] = EventType.REFERRAL
+    programme: Identifier
+    municipality: Identifier
+    cluster: Identifier
+
+
+class CompanyGrowth(Frozen):
+    """A company's jobs and turnover at the start and the end of a period, from the
+    business register (CVR/Statistics Denmark-like). The subject is the company, named
+    by `cvr:` and the SHA-256 of its CVR number (shared/programmes/double_sided.py:
+    company_subject), with its founding date as birth date. The two changes are the
+    register's own arithmetic, checked here: a fact that contradicts itself is refused."""
+
+    type: Literal[EventType.COMPANY_GROWTH] = EventType.COMPANY_GROWTH
+    company: Identifier
+    period_start: dt.date
+    period_end: dt.date
+    employees_start: Annotated[int, Field(ge=0, le=10_000_000)]
+    employees_end: Annotated[int, Field(ge=0, le=10_000_000)]
+    employees_change: int
+    turnover_start_minor: Annotated[int, Field(ge=0, le=10**15)]
+    turnover_end_minor: Annotated[int, Field(ge=0, le=10**15)]
+    # Whole percent, rounded towards minus infinity; None when the start was 0.
+    turnover_change_percent: int | None = None
+    currency: Currency
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompanyGrowth:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must come after period_start")
+        if self.employees_change != self.employees_end - self.employees_start:
+            raise ValueError("employees_change must be employees_end - employees_start")
+        if self.turnover_change_percent != turnover_change_percent(self.turnover_start_minor,
+                                                                   self.turnover_end_minor):
+            raise ValueError("turnover_change_percent must be the whole percent change, rounded down "
+                             "(none when turnover_start_minor is 0)")
+        return self
+
+
+def turnover_change_percent(start_minor: int, end_minor: int) -> int | None:
+    return None if start_minor == 0 else (100 * (end_minor - start_minor)) // start_minor
+
+
 class Transfer(Frozen):
     type: Literal[EventType.TRANSFER] = EventType.TRANSFER
     from_institution: Identifier
@@ -134,12 +210,14 @@ class Amendment(Frozen):
 
 FactBody = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
-    | EmploymentEnded | Absence | Transfer | ParentalEducation,
+    | EmploymentEnded | Absence | Transfer | ParentalEducation
+    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth,
     Field(discriminator="type"),
 ]
 Body = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
-    | EmploymentEnded | Absence | Transfer | ParentalEducation | Retraction | Amendment,
+    | EmploymentEnded | Absence | Transfer | ParentalEducation
+    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth | Retraction | Amendment,
     Field(discriminator="type"),
 ]
 Amendment.model_rebuild()

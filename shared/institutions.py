@@ -35,6 +35,14 @@ TRUSTED_REPORTERS: dict[EventType, frozenset[str]] = {
     # The starting point comes from Statistics Denmark's education register, never from
     # an institution that a larger mobility bonus would pay.
     EventType.PARENTAL_EDUCATION: frozenset({"education_register"}),
+    # Benefit periods come from the benefit register, never from the programme that a
+    # citizen's leaving benefit pays; a referral from the municipality that refers
+    # (its jobcentre), which pays and is never paid by the outcome; a company's growth
+    # from the business register, never from the company paid for it.
+    EventType.BENEFIT_STARTED: frozenset({"benefit_register"}),
+    EventType.BENEFIT_ENDED: frozenset({"benefit_register"}),
+    EventType.REFERRAL: frozenset({"municipality"}),
+    EventType.COMPANY_GROWTH: frozenset({"business_register"}),
     # Corrections are checked against the corrected event's reporter by the verifier;
     # here any registered institution may send one.
     EventType.RETRACTION: frozenset(),

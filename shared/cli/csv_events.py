@@ -14,6 +14,12 @@ One row per event. Common columns: `event_id, type, occurred_on, reported_by, cp
 | transfer            | from_institution, to_institution, compensation_minor, currency   |
 | retraction          | retracts_event_id, reason                                        |
 | parental_education  | highest_level (primary, youth, vocational, higher)               |
+| benefit_started     | benefit (cash_benefit, integration_benefit, ...), municipality   |
+| benefit_ended       | benefit                                                          |
+| referral            | programme, municipality, cluster                                 |
+| company_growth      | company, period_start, period_end, employees_start, employees_end, |
+|                     | employees_change, turnover_start_minor, turnover_end_minor,      |
+|                     | turnover_change_percent (blank when the start was 0), currency   |
 
 Amendments carry a whole replacement body: send them as JSON Lines. Examples:
 `examples/events/sample.csv`.
@@ -39,8 +45,16 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "transfer": ("from_institution", "to_institution", "compensation_minor", "currency"),
     "retraction": ("retracts_event_id", "reason"),
     "parental_education": ("highest_level",),
+    "benefit_started": ("benefit", "municipality"),
+    "benefit_ended": ("benefit",),
+    "referral": ("programme", "municipality", "cluster"),
+    "company_growth": ("company", "period_start", "period_end", "employees_start", "employees_end",
+                       "employees_change", "turnover_start_minor", "turnover_end_minor",
+                       "turnover_change_percent", "currency"),
 }
-NUMBERS = {"danish", "maths", "hours_per_week", "days_absent", "days_total", "compensation_minor"}
+NUMBERS = {"danish", "maths", "hours_per_week", "days_absent", "days_total", "compensation_minor",
+           "employees_start", "employees_end", "employees_change", "turnover_start_minor",
+           "turnover_end_minor", "turnover_change_percent"}
 
 
 class CsvRowError(ValueError):

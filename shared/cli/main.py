@@ -29,6 +29,7 @@ from shared.cli import frontdoor as frontdoor_commands
 from shared.cli import indicators as indicator_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
+from shared.cli import programme as programme_commands
 from shared.cli import serve as serve_commands
 from shared.cli import settle as settle_commands
 from shared.cli import verifier as verifier_commands
@@ -60,6 +61,7 @@ app.add_typer(frontdoor_commands.app, name="frontdoor")
 app.add_typer(indicator_commands.app, name="indicators")
 app.add_typer(experiment_commands.app, name="experiment")
 app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(programme_commands.app, name="programme")
 app.add_typer(verifier_commands.app, name="verifier")
 
 @app.command("clock")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,10 @@ from shared.cli.errors import fail
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
+
+if TYPE_CHECKING:
+    from shared.reporting.data import ReportData
+    from shared.reporting.skandia import ExclusionModel
 
 # Top-level commands: main.py adds them to the `stafet` app itself (not as a group).
 app = typer.Typer()
@@ -69,10 +73,17 @@ def simulate(
     assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
         REPO_ROOT / "examples" / "business-case.yaml",
     report: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/simulation.html"),
+    exclusion_model: Annotated[Path, typer.Option(help="The price of exclusion: groups, costs, split, horizons")] =
+        REPO_ROOT / "examples" / "price-of-exclusion.yaml",
+    effect: Annotated[list[str] | None, typer.Option(
+        help="A measured effect replacing an outcome's assumed deadweight: OUTCOME=POINTS:LOW:HIGH "
+             "(percentage points, as `stafet experiment evaluate` prints them); repeatable")] = None,
 ) -> None:
     """What-if: replay the same events through the pure engine under each contract
     variant (no Kafka, no money moves) and compare cost, outcomes, payments per kind of
-    institution, estimated savings and net; write the HTML report."""
+    institution, estimated savings and net; then the business case as the Skandia model
+    makes it (4 and 10 years, NPV, payback, who invests and who harvests); write the
+    HTML report."""
     from shared.cli.publish import validate_lines
     from shared.currency import format_amounts
     from shared.institutions import InstitutionRegistry, RegistryError
@@ -80,13 +91,16 @@ def simulate(
     from shared.reporting.html import render, variant_totals
     from shared.reporting.simulate import simulate as replay
     from shared.reporting.simulate import transitions_of
+    from shared.reporting.skandia import ExclusionModelError, load_exclusion_model
 
     try:
         variants = [load_contract(path) for path in contract]
         registry = InstitutionRegistry.from_file(institutions)
         as_of = on.date() if on else None
         case = load_assumptions(assumptions)
-    except (ContractFileError, RegistryError) as error:
+        exclusion = load_exclusion_model(exclusion_model)
+        effects = parse_effects(effect or [])
+    except (ContractFileError, RegistryError, ExclusionModelError) as error:
         fail(str(error))
     except ValueError as error:
         fail(f"bad option: {error}")
@@ -123,9 +137,64 @@ def simulate(
         by_kind = net_by_kind(result)
         typer.echo(f"{result.title:<{width}}{verified:>9}{format_amounts(cost):>22}{saved:>22}{net:>22}"
                    + "".join(f"{format_amounts(by_kind.get(k, {})):>22}" for k in kinds))
+    print_exclusion_cases(results, exclusion, effects, width)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")
+
+
+def parse_effects(texts: list[str]) -> dict[str, tuple[float, float, float]]:
+    """`OUTCOME=POINTS:LOW:HIGH` -> {outcome: (points, low, high)}; ValueError names the bad one."""
+    effects = {}
+    for text in texts:
+        outcome, _, numbers = text.partition("=")
+        parts = numbers.split(":")
+        try:
+            points, low, high = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"--effect {text!r}: expected OUTCOME=POINTS:LOW:HIGH, "
+                             "e.g. exam-passed=9.8:6.1:13.5") from None
+        if not outcome or not low <= points <= high:
+            raise ValueError(f"--effect {text!r}: needs an outcome and LOW <= POINTS <= HIGH")
+        effects[outcome] = (points, low, high)
+    return effects
+
+
+def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
+                          effects: dict[str, tuple[float, float, float]], width: int) -> None:
+    """The business case per variant and horizon: cost, savings, NPV, payback, and the
+    net of municipality, region and state. An effect is turned into a deadweight
+    against the variant's own outcome rate (verified among the triggers judged)."""
+    from shared.currency import format_money
+    from shared.indicators.experiment import Estimate
+    from shared.reporting.skandia import LEVELS, Deadweight, case_for, measured_deadweight, outcome_rate
+    from shared.reporting.skandia_html import deadweight_text, payback_text
+
+    typer.echo(f"\n{model.title}: {float(model.discount_rate):.1%} a year, the {model.payer_level} pays; "
+               "net per level = its savings less what it pays")
+    typer.echo(f"{'variant':<{width}}{'years':>6}{'cost':>20}{'savings':>20}{'NPV':>20}  {'payback':<26}"
+               + "".join(f"{level:>20}" for level in LEVELS))
+    for result in results:
+        measured: dict[str, Deadweight] = {}
+        for outcome_id, (points, low, high) in effects.items():
+            rate = outcome_rate(((o.outcome_id, o.status, o.reason) for o in result.outcomes), outcome_id)
+            if rate:
+                measured[outcome_id] = measured_deadweight(
+                    Estimate(outcome_id, points, low, high, 0.0, 0, 0, 0), rate)
+        case = case_for(result, model, measured)
+        if case is None:
+            typer.echo(f"{result.title:<{width}}  not comparable: pays in another currency than {model.currency}")
+            continue
+        for horizon in case.horizons:
+            net = horizon.net_by_level(case.payer_level)
+            verdict = "" if horizon.pays_off else " (does not pay off)"
+            typer.echo(f"{result.title:<{width}}{horizon.horizon_years:>6}"
+                       f"{format_money(horizon.cost_minor, case.currency):>20}"
+                       f"{format_money(horizon.savings_minor, case.currency):>20}"
+                       f"{format_money(horizon.npv_minor, case.currency):>20}  "
+                       f"{payback_text(case, horizon.payback_year):<26}"
+                       + "".join(f"{format_money(net[level], case.currency):>20}" for level in LEVELS) + verdict)
+        typer.echo(f"{'':<{width}}deadweight: {deadweight_text(case)}")
 
 
 @app.command("report")

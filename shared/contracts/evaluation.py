@@ -27,6 +27,7 @@ from shared.contracts.model import (
 )
 from shared.contracts.predicate import Predicate
 from shared.contracts.solidarity import SolidarityError, allocate, largest_remainder
+from shared.contracts.target_group import referral_eligible
 from shared.contracts.timeline import Fact, SubjectTimeline
 from shared.events import OutcomeStatus as OutcomeStatus  # the engine decides it; re-exported
 
@@ -132,6 +133,8 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
     if rules.birth_year_to is not None and year > rules.birth_year_to:
         return False
     if not starting_point_eligible(rules, timeline):
+        return False
+    if rules.referral is not None and not referral_eligible(rules.referral, timeline):
         return False
     if rules.enrolled_on is None:
         return True

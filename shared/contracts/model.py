@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from shared.contracts.predicate import Frozen, Predicate
-from shared.events import Currency, EducationLevel, EventType, Identifier
+from shared.events import BenefitType, Currency, EducationLevel, EventType, Identifier
 from shared.indicators.model import DEFAULT_MINIMUM_CELL, Indicator, Scope
 from shared.investment.returns import ReturnRule
 
@@ -325,6 +325,17 @@ class EnrolledOn(Frozen):
     municipality: Identifier | None = None
 
 
+class ReferralRule(Frozen):
+    """The target group of an employment programme: citizens the municipality referred
+    to `programme` (a `referral` fact) while they received one of `benefits` (the
+    benefit register's facts) on the day of the referral (shared/contracts/target_group.py).
+    Whether the referral found a free place is the programme's intake, decided over all
+    referrals (shared/programmes/double_sided.py)."""
+
+    programme: Identifier
+    benefits: Annotated[tuple[BenefitType, ...], Field(min_length=1)]
+
+
 class Eligibility(Frozen):
     birth_year_from: Annotated[int, Field(ge=1900, le=2200)] | None = None
     birth_year_to: Annotated[int, Field(ge=1900, le=2200)] | None = None
@@ -333,6 +344,7 @@ class Eligibility(Frozen):
     # highest completed education is one of these. Empty: no condition; set and no
     # fact known: not eligible (shared/contracts/mobility.py).
     parents_education_in: tuple[EducationLevel, ...] = ()
+    referral: ReferralRule | None = None
 
 
 class Contract(Frozen):
