@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 
 from shared.institutions import InstitutionRegistry
-from shared.programmes.double_sided import Programme, company_subject
+from shared.programmes.double_sided import JOB_TRAINING, Programme, company_subject
 
 D = dt.date
 ONE_DAY = dt.timedelta(days=1)
@@ -77,8 +77,8 @@ def _track(emit: Emit, who: dict[str, str], referred: dt.date, programme: Progra
     end = _add_months(middle, programme.track.job_training_months) - ONE_DAY
     emit(first, actor, who, {"type": "enrolled", "institution": actor, "stage": "labour_market_training"})
     emit(middle - ONE_DAY, actor, who, {"type": "left", "institution": actor, "stage": "labour_market_training"})
-    emit(middle, actor, who, {"type": "enrolled", "institution": actor, "stage": "job_training"})
-    emit(end, actor, who, {"type": "left", "institution": actor, "stage": "job_training"})
+    emit(middle, actor, who, {"type": "enrolled", "institution": actor, "stage": JOB_TRAINING})
+    emit(end, actor, who, {"type": "left", "institution": actor, "stage": JOB_TRAINING})
 
 
 def _job(emit: Emit, who: dict[str, str], benefit: str, hired: dt.date, chance: random.Random,

@@ -115,12 +115,12 @@ def _print_verdict(plan: Programme, contracts: list[Contract], transitions: list
     def money(amount: int) -> str:
         return format_money(amount, plan.currency)
 
-    typer.echo(f"{'municipality/cluster':<24}{'places':>7}{'admitted':>9}{'in job':>7}{'grown':>6}"
+    typer.echo(f"{'municipality/cluster':<24}{'places':>7}{'admitted':>9}{'trained':>8}{'in job':>7}{'grown':>6}"
                f"{'paid':>18}{'saved':>18}{'net':>18}  verdict")
     for c in clusters:
         verdict_text = ("paid off" if c.paid_off else "not paid off") + \
             ("; the savings can finance it from then on" if c.self_financing else "; the savings cannot finance it")
-        typer.echo(f"{c.municipality + '/' + c.cluster:<24}{c.places:>7}{c.admitted:>9}"
+        typer.echo(f"{c.municipality + '/' + c.cluster:<24}{c.places:>7}{c.admitted:>9}{c.completed_track:>8}"
                    f"{c.citizens_in_ordinary_job:>7}{c.companies_grown:>6}{money(c.payments_minor):>18}"
                    f"{money(c.savings_minor):>18}{money(c.net_minor):>18}  {verdict_text}")
         if c.paid_outside_places_minor:

@@ -206,6 +206,8 @@ class ClusterVerdict:
     places: int
     admitted: int
     refused: Mapping[str, int]            # reason code -> referrals
+    # Admitted citizens who finished the track (left its job-training stage).
+    completed_track: int
     citizens_in_ordinary_job: int          # admitted citizens with a verified citizen outcome
     companies_grown: int                   # the cluster's companies with a verified growth outcome
     citizen_payments_minor: int
@@ -235,6 +237,13 @@ class ClusterVerdict:
         """Would the next 12 months' savings of the citizens now off benefit pay for
         another round that costs what this one did?"""
         return self.next_year_savings_minor >= self.payments_minor
+
+
+JOB_TRAINING = "job_training"  # the track's second stage, as the employment actor reports it
+
+
+def _completed_track(timeline: SubjectTimeline) -> bool:
+    return any(f.type == EventType.LEFT and f.body.get("stage") == JOB_TRAINING for f in timeline.facts)
 
 
 def _verified_owed(decisions: Iterable[OutcomeDecision], contract_id: str) -> dict[str, int]:
@@ -294,6 +303,7 @@ def verdict(programme: Programme, contracts: Iterable[Contract], timelines: Mapp
         results.append(ClusterVerdict(
             municipality=cluster.municipality, cluster=cluster.id, places=cluster.places,
             admitted=len(admitted), refused=dict(sorted(refused.items())),
+            completed_track=sum(1 for s in admitted_subjects if _completed_track(timelines[s])),
             citizens_in_ordinary_job=sum(1 for s in admitted_subjects if citizen_owed.get(s, 0) > 0),
             companies_grown=sum(1 for c in cluster.companies if company_owed.get(c, 0) > 0),
             citizen_payments_minor=sum(citizen_owed.get(s, 0) for s in admitted_subjects),

@@ -77,6 +77,9 @@ class OutcomeEffect(Frozen):
     effect_years: Annotated[int, Field(ge=1, le=HORIZON_YEARS_MAX)]
     deadweight: Share
     source: str
+    # The indicator a social experiment measures this outcome by (e.g. exam-danish-maths
+    # for exam-passed): its estimate, when there is one, replaces `deadweight`.
+    indicator: Identifier | None = None
 
 
 class ExclusionModel(Frozen):
@@ -271,6 +274,21 @@ def exclusion_case(model: ExclusionModel, outcomes: Mapping[tuple[str, int], int
                 count * Fraction(effect.persons) * (1 - point[outcome_id])
     return ExclusionCase(model.title, model.currency, first_year, rate, model.payer_level,
                          deadweights, persons, tuple(horizons))
+
+
+def measured_deadweights(model: ExclusionModel, estimates: Iterable[Estimate],
+                         data: ReportData) -> dict[str, Deadweight]:
+    """Each outcome whose `indicator` an experiment estimated, its deadweight measured
+    against the outcome's rate in `data` (outcomes never judged are left assumed)."""
+    by_indicator = {e.indicator_id: e for e in estimates}
+    rows = [(o.outcome_id, o.status, o.reason) for o in data.outcomes]
+    measured = {}
+    for outcome_id, effect in model.outcomes.items():
+        estimate = by_indicator.get(effect.indicator or "")
+        rate = outcome_rate(rows, outcome_id) if estimate is not None else None
+        if estimate is not None and rate:
+            measured[outcome_id] = measured_deadweight(estimate, rate)
+    return measured
 
 
 def outcome_rate(rows: Iterable[tuple[str, str, str | None]], outcome_id: str) -> Fraction | None:

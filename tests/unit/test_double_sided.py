@@ -68,6 +68,12 @@ class Cohort:
                  {"type": "referral", "programme": "double-sided-pbr", "municipality": "sonderborg",
                   "cluster": cluster})
 
+    def trained(self, who: str, stage: str, start: str, end: str) -> None:
+        self.add(who, start, "jobvejen", "employment_actor", {"type": "enrolled", "institution": "jobvejen",
+                                                              "stage": stage})
+        self.add(who, end, "jobvejen", "employment_actor", {"type": "left", "institution": "jobvejen",
+                                                            "stage": stage})
+
     def hired(self, who: str, on: str, benefit: str, *, subsidy: bool = False) -> None:
         day = dt.date.fromisoformat(on)
         self.add(who, (day - dt.timedelta(days=1)).isoformat(), "benefit-register", "benefit_register",
@@ -115,6 +121,9 @@ def hand_built() -> Cohort:
     cohort.referred(e, "2024-02-05", "cluster-2")
     cohort.referred(f, "2024-02-01", "cluster-9")
     cohort.referred(a, "2024-03-01", "cluster-2")
+    cohort.trained(a, "labour_market_training", "2024-02-02", "2024-08-01")
+    cohort.trained(a, "job_training", "2024-08-02", "2025-02-01")
+    cohort.trained(b, "labour_market_training", "2024-02-03", "2024-05-01")  # dropped out
     cohort.hired(a, "2025-03-01", "cash_benefit")
     cohort.hired(c, "2025-03-01", "cash_benefit")
     cohort.hired(e, "2025-01-01", "cash_benefit", subsidy=True)
@@ -144,6 +153,7 @@ def test_the_verdict_per_cluster_sets_payments_against_the_months_off_benefit() 
     # Alsværket's 2 new jobs (50,000); A off benefit March-December 2025: 10 months of
     # DKK 10,000. C was paid too, outside the places: shown, not counted.
     assert (one.admitted, one.refused) == (2, {"over_capacity": 1})
+    assert one.completed_track == 1  # A finished both halves; B left the first
     assert (one.citizens_in_ordinary_job, one.companies_grown) == (1, 1)
     assert (one.citizen_payments_minor, one.company_payments_minor) == (5_000_000, 5_000_000)
     assert one.paid_outside_places_minor == 5_000_000

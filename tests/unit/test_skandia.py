@@ -160,3 +160,37 @@ def test_stafet_simulate_shows_the_case_over_both_horizons_with_the_split(tmp_pa
         assert refused.output.startswith("error: ")
         assert message in refused.output
         assert len(refused.output.strip().splitlines()) == 1
+
+
+def test_an_experiment_estimate_measures_the_deadweight_of_the_outcome_its_indicator_names() -> None:
+    import datetime as dt
+
+    from shared.reporting.data import OutcomeRow, ReportData
+    from shared.reporting.skandia import measured_deadweights
+
+    model = ExclusionModel.model_validate({**MODEL, "outcomes": {"job": {**MODEL["outcomes"]["job"],
+                                                                          "indicator": "job-rate"}}})
+    day = dt.date(2021, 1, 1)
+    rows = (*(OutcomeRow("c", "job", "verified", None, day, 1) for _ in range(2)),
+            *(OutcomeRow("c", "job", "rejected", "condition_not_met", day, 0) for _ in range(2)))
+    data = ReportData("variant", (), rows, ())
+    estimate = Estimate("job-rate", 10.0, 5.0, 15.0, 0.01, 6, 6, 2000)
+    measured = measured_deadweights(model, [estimate, Estimate("other", 1.0, 0.0, 2.0, 0.5, 6, 6, 2000)], data)
+    # Half of the triggers met the condition; 10 of those 50 points are the programme's.
+    assert measured["job"].value == Fraction(4, 5)
+    assert measured_deadweights(model, [], data) == {}
+
+
+def test_the_report_section_shows_both_horizons_the_split_and_marks_illustrative_figures() -> None:
+    from shared.reporting.skandia_html import section
+
+    model = ExclusionModel.model_validate(MODEL)
+    page = section([("variant A", case(700_000)), ("variant B", None)], model)
+    assert "4 years" in page
+    assert "10 years" in page
+    assert "(does not pay off)" in page  # over 4 years
+    assert "year 6 (2025)" in page
+    assert "net: municipality" in page
+    assert "net: state" in page
+    assert "Adult on benefit (illustrative)" in page
+    assert "not comparable" in page
