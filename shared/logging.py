@@ -43,6 +43,8 @@ def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    # FastStream's application logger ("app starting", "shut down gracefully") has a
-    # colourised handler of its own and does not propagate: give it ours instead.
-    logging.getLogger("faststream").handlers[:] = [handler]
+    # FastStream's application logger ("app starting", "shut down gracefully") and
+    # uvicorn's (the front door: "Started server process", errors) have handlers of their
+    # own and do not propagate: give them ours instead, so every line of a pod is JSON.
+    for name in ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = [handler]

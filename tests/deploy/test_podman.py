@@ -295,6 +295,17 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     projected = [json.loads(line) for line in ledger_logs.splitlines() if '"batch_projected"' in line]
     assert projected
     assert all(len(line.get("trace_id", "")) == 32 for line in projected)
+    # Every line every pod wrote is JSON, the standard library's (FastStream, aiokafka,
+    # uvicorn) included, which carry their logger's name.
+    loggers = set()
+    for name, deployment in deployments.items():
+        logs = podman("logs", container_name(pod_name(deployment), name), check=False)
+        for line in (logs.stdout + logs.stderr).splitlines():
+            try:
+                loggers.add(json.loads(line).get("logger"))
+            except ValueError:
+                raise AssertionError(f"{name} wrote a line that is not JSON: {line[:300]}") from None
+    assert {"faststream", "uvicorn.error"} <= loggers, loggers
     print(f"ready {ready_after:.0f}s after start; SIGTERM at {entries_at_stop} ledger entries; "
           f"whole test {time.monotonic() - started:.0f}s")
 
