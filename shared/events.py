@@ -274,7 +274,10 @@ class PaymentInstruction(Frozen):
     """One payee's money for one outcome, or the reversal of an earlier instruction.
 
     `payment_id` is derived from contract, version, outcome, subject and payee, so a
-    replay or redelivery can never create a second payment.
+    replay or redelivery can never create a second payment. For an indicator outcome
+    (docs/contracts.md) `subject` is the population's id (`pop:` and 64 hex digits, no
+    person), and a re-decision that raises the amount is a top-up payment of the
+    difference.
     """
 
     payment_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -312,7 +315,10 @@ class OutcomeRecorded(Frozen):
     """An outcome decision, published whenever it changes (outcomes topic, schema v1).
 
     `type` follows the domain's names: OutcomeVerified, OutcomeRejected (with a reason
-    code), OutcomeCapped, OutcomePending (waiting for its sustainment period).
+    code), OutcomeCapped, OutcomePending (waiting for its sustainment period). An
+    indicator outcome (docs/contracts.md) is recorded with the population's id as its
+    `subject` (`pop:...`, no person) and `indicator:<indicator id>` as its trigger;
+    its reasons include `population_below_minimum` and `improvement_below_floor`.
     """
 
     type: Literal["OutcomeVerified", "OutcomeRejected", "OutcomeCapped", "OutcomePending"]

@@ -10,7 +10,7 @@ the end-to-end tests use (fixed and rate prices; direct payees `institution` and
 kind; age limits; eligibility by birth year; contract period; max per subject; the
 per-subject cap; a contract-wide cap only while it does not bind) and refuses the rest
 (sustainment, prerequisites, split shares, per-period caps, eligibility by enrolment)
-with NotImplementedError instead of guessing.
+with NotImplementedError instead of guessing. Indicator outcomes: see their section.
 
 Where DOMAIN.md is silent, the reading chosen is written next to the code.
 """
@@ -215,7 +215,7 @@ def load_contract_yaml(path: Path) -> dict[str, Any]:
     caps = contract.get("caps") or {}
     if caps.get("per_period") or (contract.get("eligibility") or {}).get("enrolled_on"):
         raise NotImplementedError(f"{path.name}: the oracle does not model per-period caps or enrolment eligibility")
-    for outcome in contract["outcomes"]:
+    for outcome in contract.get("outcomes") or ():
         if any(outcome.get(key) for key in UNSUPPORTED_OUTCOME_KEYS) or outcome["distribution"]["kind"] == "split":
             raise NotImplementedError(f"{path.name}: outcome {outcome['id']} uses what the oracle does not model")
     return contract
@@ -296,7 +296,7 @@ def verified_triggers(contract: Mapping[str, Any], subject: Subject, today: dt.d
         return []
     period_start, period_end = date_of(contract["period"]["start"]), date_of(contract["period"]["end"])
     verified = []
-    for outcome in contract["outcomes"]:
+    for outcome in contract.get("outcomes") or ():
         trigger, counted = outcome["trigger"], 0
         for fact in subject.facts:
             if fact.type != trigger["event"] or fact.occurred_on > today:
@@ -356,7 +356,93 @@ def payments(contracts: Sequence[Mapping[str, Any]], subjects: Sequence[Subject]
         if total_cap is not None and sum(p.amount_minor for p in for_contract) > total_cap:
             raise NotImplementedError("a binding contract-wide cap depends on processing order")
         paid.extend(for_contract)
+        for measured in contract.get("indicator_outcomes") or ():
+            if date_of(measured["review_on"]) <= today:
+                paid.extend(indicator_payments(contract, measured, subjects))
     return paid
+
+
+# -- indicator outcomes ----------------------------------------------------------------------
+# From docs/contracts.md ("Indicator outcomes") and docs/indicators.md. Modelled: calendar-
+# year indicators whose numerator and denominator are `has_fact` counts of facts dated in
+# the year, populations by catchment, a published or measured baseline, a comparison
+# population, the floor, the cap, the small-cell minimum, self-reported evidence, and
+# `area` or `direct` payees. Anything else raises NotImplementedError.
+
+def indicator_share(indicator: Mapping[str, Any], members: Sequence[Subject], year: int,
+                    payees: set[str]) -> tuple[int, int, bool]:
+    """(numerator, denominator, a payee reported a counted fact) for subjects in a year."""
+    def counted(count: Mapping[str, Any], subject: Subject) -> list[Fact]:
+        if count["kind"] != "has_fact" or count.get("up_to_reference_day"):
+            raise NotImplementedError("the oracle counts has_fact within the period only")
+        return [f for f in subject.facts if f.type == count["event"] and f.occurred_on.year == year
+                and all(condition_holds(c, f.body) for c in count.get("where", ()))]
+
+    numerator = denominator = 0
+    self_reported = False
+    for subject in members:
+        in_denominator = counted(indicator["denominator"], subject)
+        if not in_denominator:
+            continue
+        in_numerator = counted(indicator["numerator"], subject)
+        denominator += 1
+        numerator += bool(in_numerator)
+        self_reported |= any(f.reported_by in payees for f in in_denominator + in_numerator)
+    return numerator, denominator, self_reported
+
+
+def in_catchment(subject: Subject, institutions: Sequence[str], year: int) -> bool:
+    """Registered at one of them at any time up to 31 December of the year."""
+    return any(s.institution in institutions and s.start <= dt.date(year, 12, 31) for s in stays(subject.facts))
+
+
+def indicator_payments(contract: Mapping[str, Any], measured: Mapping[str, Any],
+                       subjects: Sequence[Subject]) -> list[Payment]:
+    indicator = measured["indicator"]
+    if indicator["period"]["kind"] != "calendar_year" or indicator.get("population"):
+        raise NotImplementedError("the oracle models calendar-year indicators over catchments only")
+    area = list(measured["area"]["institutions"])
+    distribution = measured["distribution"]
+    if distribution["kind"] == "area":
+        payees = sorted(set(area))
+    elif distribution["kind"] == "direct":
+        payees = [distribution["payee"]["institution"]]
+    else:
+        raise NotImplementedError("the oracle pays indicator outcomes to the area or one payee")
+    year, base_year = int(measured["year"]), int(measured["baseline"]["year"])
+    comparison = measured.get("comparison")
+
+    def share(population: str, when: int) -> tuple[int, int, bool]:
+        if population == "area":
+            members = [s for s in subjects if in_catchment(s, area, when)]
+        else:
+            others = list((comparison or {}).get("institutions") or ())
+            members = [s for s in subjects if not in_catchment(s, area, when)
+                       and (not others or in_catchment(s, others, when))]
+        return indicator_share(indicator, members, when, set(payees))
+
+    cells = [share("area", year)]
+    if "percent" not in measured["baseline"]:
+        cells.append(share("area", base_year))
+    if comparison is not None:
+        cells += [share("comparison", year), share("comparison", base_year)]
+    if any(d < measured.get("minimum_cell", 5) for _, d, _ in cells) or any(r for _, _, r in cells):
+        return []  # a population too small to pay on, or evidence from a payee
+
+    def percent(cell: tuple[int, int, bool]) -> Fraction:
+        return Fraction(100 * cell[0], cell[1])
+
+    change = percent(cells[0]) - (Fraction(Decimal(str(measured["baseline"]["percent"])))
+                                  if "percent" in measured["baseline"] else percent(cells[1]))
+    if comparison is not None:
+        change -= percent(cells[-2]) - percent(cells[-1])
+    points = change if indicator["better"] == "higher" else -change
+    if points <= 0 or points < Fraction(Decimal(str(measured.get("floor_points", "0")))):
+        return []
+    amount = min(int(points * int(measured["price_per_point_minor"]) // 1), int(measured["cap_minor"]))
+    whole = largest_remainder(amount, {p: Fraction(amount, len(payees)) for p in payees}, payees)
+    return [Payment(contract["contract_id"], contract["payer"], payee, "institution", whole[payee],
+                    "population", measured["id"], "") for payee in payees if whole[payee] > 0]
 
 
 def balances(paid: Iterable[Payment]) -> dict[str, int]:

@@ -22,6 +22,7 @@ import asyncpg
 
 from services.verifier import store
 from services.verifier.decisions import InForce, Stored, evaluate, outcome_record, settle
+from services.verifier.indicators import settle_indicators
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo, budget_scope
 from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key
@@ -142,9 +143,10 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions:
         await store.replace_budget_requests(connection, subjects, plan.requests)
         await store.set_timers(connection, plan.timers)
         await store.enqueue(connection, plan.outbox)
+        measured = await settle_indicators(connection, in_force, subjects, streams, today)
         still_due = await store.timers_due(connection, today)
-    return BatchResult(new_events, len(subjects), len(plan.instructions), len(plan.decision_rows),
-                       today, still_due)
+    return BatchResult(new_events, len(subjects), len(plan.instructions) + measured.instructions,
+                       len(plan.decision_rows) + measured.outcomes_changed, today, still_due)
 
 
 __all__ = ["BatchPlan", "BatchResult", "outcome_key", "plan_batch", "process_batch"]

@@ -25,6 +25,7 @@ from services.verifier.authenticity import Refused, admit_transition
 from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
+from shared.contracts.indicator_outcomes import POPULATION_PREFIX
 from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
 from shared.events import (
@@ -43,7 +44,8 @@ VERIFIER = Principal(Role.SERVICE, "verifier")
 FETCH_TIMEOUT_MS = 1000
 DRAIN_ROUNDS_MAX = 100_000
 _DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
-                   "verifier_cap_state", "verifier_budget_requests", "verifier_timers", "verifier_outbox")
+                   "verifier_cap_state", "verifier_budget_requests", "verifier_timers", "verifier_outbox",
+                   "verifier_indicator_members", "verifier_indicator_decisions")
 
 
 @dataclass(frozen=True)
@@ -136,9 +138,21 @@ def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys
 
 
 def outstanding(instructions: list[PaymentInstruction]) -> set[str]:
-    """Payment ids instructed and not clawed back."""
+    """Payment ids instructed and not clawed back; for an indicator outcome (its subject a
+    population) the net per payee instead, as `net:<outcome>|<payee>=<amount>`.
+
+    An indicator outcome re-decided after its review moves by top-ups, and a replay in
+    other batches may reach the same final amount in fewer steps: other ids, the same
+    net. Ids are compared wherever they are a pure function of the facts, nets where
+    they are not."""
     reversed_ids = {i.reverses_payment_id for i in instructions if i.kind == PaymentKind.CLAWBACK}
-    return {i.payment_id for i in instructions if i.kind == PaymentKind.PAYMENT} - reversed_ids
+    measured = {i.payment_id: i for i in instructions if i.subject.startswith(POPULATION_PREFIX)}
+    nets: dict[str, int] = {}
+    for i in measured.values():
+        key = f"net:{i.contract_id}|{i.outcome_id}|{i.payee}|{i.payee_role}"
+        nets[key] = nets.get(key, 0) + (i.amount_minor if i.kind == PaymentKind.PAYMENT else -i.amount_minor)
+    return ({i.payment_id for i in instructions if i.kind == PaymentKind.PAYMENT and i.payment_id not in measured}
+            - reversed_ids) | {f"{key}={amount}" for key, amount in nets.items() if amount}
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from shared.events import EventType, PaymentInstruction, PaymentKind
 from shared.indicators.compute import counts, in_population, scoped
 from shared.indicators.model import Count, HasFact, Indicator, Population, StatusOnDay
 
+POPULATION_PREFIX = "pop:"
 AREA = "area"
 COMPARISON = "comparison"
 # Facts a status on a day (in education, in a job) rests on: whoever reported them is
@@ -60,11 +61,16 @@ STATUS_EVIDENCE = (EventType.ENROLLED, EventType.LEFT, EventType.TRANSFER,
 def population_id(contract_id: str, outcome_id: str) -> str:
     """The outcome's stand-in for a subject: a population, never a person. Shaped like
     a pseudonym (`pop:` and 64 hex digits) so that it travels in the same records."""
-    return "pop:" + hashlib.sha256(f"{contract_id}|{outcome_id}".encode()).hexdigest()
+    return POPULATION_PREFIX + hashlib.sha256(f"{contract_id}|{outcome_id}".encode()).hexdigest()
 
 
 def trigger_id(outcome: IndicatorOutcome) -> str:
     return f"indicator:{outcome.indicator.id}"
+
+
+def indicator_outcome_key(contract_id: str, outcome: IndicatorOutcome) -> str:
+    """The outcome key (`payments.outcome_key`) its decisions carry, known before any."""
+    return "|".join((contract_id, outcome.id, population_id(contract_id, outcome.id), trigger_id(outcome)))
 
 
 def cell_name(population: str, year: int) -> str:
@@ -167,6 +173,13 @@ def improvement_points(outcome: IndicatorOutcome, cells: Mapping[str, Cell]) -> 
         change -= cells[cell_name(COMPARISON, outcome.year)].percent \
             - cells[cell_name(COMPARISON, outcome.baseline.year)].percent
     return change if outcome.indicator.better == "higher" else -change
+
+
+def measured_points(outcome: IndicatorOutcome, cells: Mapping[str, Cell]) -> Fraction | None:
+    """The improvement, or None while a cell it needs has nobody in it (for the record)."""
+    if any(cells.get(name, Cell()).denominator == 0 for name in cells_needed(outcome)):
+        return None
+    return improvement_points(outcome, cells)
 
 
 def amount_for(outcome: IndicatorOutcome, points: Fraction) -> tuple[int, int]:

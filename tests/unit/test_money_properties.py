@@ -6,6 +6,8 @@
   last (DOMAIN.md, step 5).
 - Clawbacks net every reversed payment to zero, and reconciling twice issues nothing.
 - The ledger's balances are the fold of its journal, however the journal is batched.
+- Indicator outcomes: the decision equals the oracle's to the øre, within its cap; any
+  sequence of re-decisions nets each payee to the last one, with no id issued twice.
 
 Hypothesis settings are stated per test (max_examples); deadline=None because the machine
 is shared and slow, derandomize=False: a new sample of cases every run. The whole file
@@ -21,15 +23,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from fractions import Fraction
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.ledger.journal import KnownPayment, plan_journal
-from shared.contracts.model import SolidarityDistribution
+from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus
+from shared.contracts.indicator_outcomes import decide_indicator, indicator_instructions, memberships, tally_cells
+from shared.contracts.loader import parse_contract
+from shared.contracts.model import Contract, SolidarityDistribution
 from shared.contracts.payments import reconcile
 from shared.contracts.solidarity import NOT_ACCRUED, UNALLOCATED, Registration, allocate, largest_remainder
+from shared.contracts.timeline import SubjectTimeline, fold
 from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from tests import oracle
+from tests.unit.builders import transition
 from tests.unit.test_solidarity import BIRTHS, POTS, TRIGGERS, registrations, rules
 
 # -- rounding ------------------------------------------------------------------------------
@@ -229,3 +237,102 @@ def test_balances_are_the_fold_of_the_journal_however_it_is_batched(
     batched_ids, batched_balances = project(records, [min(c, len(records)) for c in cuts])
     assert batched_ids == whole_ids
     assert batched_balances == whole_balances == fold_expected(records)
+
+
+# -- indicator outcomes ----------------------------------------------------------------------
+# Pupils in the area's school or another school sit the 9th-grade exam in the baseline or
+# the measured year and pass or not; the contract varies (published or measured baseline,
+# a comparison population or not, better higher or lower, price, floor, cap, small-cell
+# minimum, one payee or the area's two). The engine's decision must equal the independent
+# oracle's to the øre, add up over its payees, stay under the cap, and any sequence of
+# re-decisions must leave each payee's net equal to the last one, with no id issued twice.
+
+AREA_INSTITUTIONS = ["area-daycare", "area-school"]
+SCHOOLS = ["area-school", "other-school-1", "other-school-2"]
+# The area's school drawn as often as the two others together, so that most cases are
+# big enough to be decided rather than refused as too small.
+PUPIL = st.tuples(st.sampled_from([SCHOOLS[0], *SCHOOLS]), st.sampled_from([2019, 2022]), st.booleans())
+PUPILS = st.lists(PUPIL, min_size=4, max_size=50)
+
+
+@st.composite
+def indicator_contracts(draw: st.DrawFn) -> dict[str, object]:
+    measured: dict[str, object] = {
+        "id": "change", "year": 2022, "review_on": "2023-03-31",
+        "indicator": {"id": "exam", "title": "exam", "better": draw(st.sampled_from(["higher", "lower"])),
+                      "period": {"kind": "calendar_year"},
+                      "denominator": {"kind": "has_fact", "event": "exam_result"},
+                      "numerator": {"kind": "has_fact", "event": "exam_result",
+                                    "where": [{"field": "grades.maths", "op": "gte", "value": 2}]}},
+        "area": {"name": "area", "institutions": AREA_INSTITUTIONS},
+        "price_per_point_minor": draw(st.integers(1, 10**7)),
+        "floor_points": draw(st.sampled_from(["0", "0", "0.5", "1", "12.25"])),
+        "cap_minor": draw(st.one_of(st.integers(1, 10**8), st.just(10**12))),
+        "minimum_cell": draw(st.integers(1, 3)),
+        "distribution": draw(st.sampled_from([{"kind": "area"}, {"kind": "direct", "payee": {
+            "role": "institution", "institution": "municipal-fund"}}])),
+    }
+    if draw(st.booleans()):
+        measured["baseline"] = {"year": 2019, "percent": str(draw(st.decimals(0, 100, places=2)))}
+    else:
+        measured["baseline"] = {"year": 2019}
+        if draw(st.booleans()):
+            measured["comparison"] = {"name": "rest"}
+    return {"contract_id": "area-change", "version": 1, "payer": "kommune", "currency": "DKK",
+            "period": {"start": "2019-01-01", "end": "2024-12-31"}, "indicator_outcomes": [measured]}
+
+
+def populations(pupils: Sequence[tuple[str, int, bool]]) -> tuple[list[SubjectTimeline], list[oracle.Subject]]:
+    """The same pupils as the engine's timelines and as the oracle's subjects."""
+    timelines, subjects = [], []
+    for n, (school, year, passed) in enumerate(pupils):
+        birth = dt.date(year - 16, 1 + n % 12, 1 + n % 28)
+        rows = [(f"p{n}-in", dt.date(year - 10, 8, 10), school, "primary_school",
+                 {"type": "enrolled", "institution": school}),
+                (f"p{n}-exam", dt.date(year, 6, 20), "exam-authority", "exam_authority",
+                 {"type": "exam_result", "exam": "fp9", "grades": {"danish": 7.0, "maths": 4.0 if passed else 0.0}})]
+        subject = "k1:" + hashlib.sha256(f"pupil-{n}".encode()).hexdigest()
+        timelines.append(fold(subject, birth, [transition(i, d.isoformat(), by, kind, body, subject=subject, birth=birth)
+                                               for i, d, by, kind, body in rows]))
+        subjects.append(oracle.Subject(subject, birth, tuple(oracle.Fact(i, d, by, kind, body)
+                                                             for i, d, by, kind, body in rows)))
+    return timelines, subjects
+
+
+def engine_decision(contract: Contract, timelines: Sequence[SubjectTimeline]) -> OutcomeDecision:
+    outcome = contract.indicator_outcomes[0]
+    return decide_indicator(contract, outcome, tally_cells(p for t in timelines for p in memberships(outcome, t)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(indicator_contracts(), PUPILS)
+def test_an_indicator_outcome_pays_what_the_oracle_pays_to_the_ore_within_its_cap(
+        document: dict[str, object], pupils: list[tuple[str, int, bool]]) -> None:
+    contract = parse_contract(yaml.safe_dump(document, sort_keys=False))
+    timelines, subjects = populations(pupils)
+    decision = engine_decision(contract, timelines)
+    measured = document["indicator_outcomes"][0]  # type: ignore[index]
+    expected = {p.payee: p.amount_minor for p in oracle.indicator_payments(document, measured, subjects)}
+    assert {p.payee: p.amount_minor for p in decision.payees} == expected
+    assert decision.owed_minor == sum(expected.values()) <= contract.indicator_outcomes[0].cap_minor
+    assert (decision.status == OutcomeStatus.VERIFIED) == bool(expected)
+    if decision.status != OutcomeStatus.VERIFIED:
+        assert decision.reason is not None  # never unpaid without a named reason
+
+
+@settings(max_examples=100, deadline=None)
+@given(indicator_contracts(), st.lists(PUPILS, min_size=1, max_size=5))
+def test_re_deciding_an_indicator_outcome_nets_each_payee_to_the_last_decision_and_issues_no_id_twice(
+        document: dict[str, object], rounds: list[list[tuple[str, int, bool]]]) -> None:
+    contract = parse_contract(yaml.safe_dump(document, sort_keys=False))
+    issued: list[PaymentInstruction] = []
+    for pupils in rounds:
+        decision = engine_decision(contract, populations(pupils)[0])
+        new = indicator_instructions(contract, decision, issued)
+        issued += new
+        assert net(issued) == {p.payee: p.amount_minor for p in decision.payees}
+        assert indicator_instructions(contract, decision, issued) == []  # a replay issues nothing
+        for clawback in (i for i in new if i.kind == PaymentKind.CLAWBACK):
+            original = next(i for i in issued if i.payment_id == clawback.reverses_payment_id)
+            assert (clawback.payee, clawback.amount_minor) == (original.payee, original.amount_minor)
+    assert len({i.payment_id for i in issued}) == len(issued), "an id was issued twice"
