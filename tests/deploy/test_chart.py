@@ -230,6 +230,8 @@ def test_the_alerts_each_have_a_runbook_section_in_the_operations_guide() -> Non
     ("services.frontdoor.kafkaUsr=x", "additional properties 'kafkaUsr' not allowed"),
     ("trustedKeys.service.ingest[0]=not-a-key", "/trustedKeys/service/ingest/0"),
     ("sealingPublicKey=", "sealingPublicKey: the front door seals CPR numbers"),
+    ("keda.enabled=true", "keda.triggerAuthentication: the brokers require SASL"),
+    ("strimzi.enabled=true,services.ledger.kafkaSecret=mine", "must be \"stafet-ledger\", the Secret Strimzi"),
 ])
 def test_a_mistake_in_values_fails_the_install(setting: str, complaint: str, tmp_path: Path) -> None:
     result = helm("template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION,
