@@ -19,6 +19,7 @@ from shared.settings import REPO_ROOT
 from shared.synthetic import write_registry
 from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
 from tests import oracle
+from tests.crash import run_until_fault
 from tests.e2e.test_verifier import REGISTRY, publish_transitions, published_instructions
 from tests.engine_replay import admitted, directory_of, event_line
 from tests.kafka_helpers import produce, read_all, wait_settled
@@ -124,6 +125,52 @@ async def test_an_indicator_contract_is_decided_at_its_review_date_and_re_decide
     result = await compare(database_url, servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
                            in_namespace(OUTCOMES, namespace).name)
     assert result.same, result
+
+
+async def test_the_verifier_killed_while_deciding_and_re_deciding_pays_each_amount_exactly_once(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    """Killed after publishing the decision and before deleting it from the outbox (the
+    restart publishes it again: the same ids), then after committing a re-decision and
+    before publishing it (the restart publishes it from the outbox)."""
+    registry = tmp_path / "institutions.yaml"
+    write_registry(registry, REGISTRY.all())
+    env = {**service_env, "CONTRACT_FILES": str(CONTRACT), "INSTITUTIONS_FILE": str(registry)}
+    verifier = ServiceProcess("verifier", env, tmp_path / "verifier.log")
+    ledger = ServiceProcess("ledger", env, tmp_path / "ledger.log")
+    lines, late_pass = cohort(), pupil(900, AREA_SCHOOL, 2022, True)
+    transitions = in_namespace(TRANSITIONS, namespace).name
+
+    async def run_clean() -> dict[str, int]:
+        verifier.start()
+        try:
+            await wait_settled(servers.bootstrap_servers, namespace, database_url, [verifier, ledger],
+                               SETTLE_TIMEOUT_S, stages=("verifier", "ledger"))
+        finally:
+            verifier.stop()
+        return (await ledger_state(database_url))["balances"]  # type: ignore[return-value]
+
+    ledger.start()
+    try:
+        await publish_transitions(servers, namespace, admitted(lines, REGISTRY))
+        assert await run_clean() == {}
+        await produce(servers.bootstrap_servers, transitions, [ClockTick(today=REVIEWED).model_dump_json().encode()])
+        await run_until_fault(verifier, "verifier.relay.after_publish:1", SETTLE_TIMEOUT_S)
+        decided = await run_clean()
+        await publish_transitions(servers, namespace, admitted(late_pass, REGISTRY))
+        await run_until_fault(verifier, "verifier.before_relay:1", SETTLE_TIMEOUT_S)
+        raised = await run_clean()
+    finally:
+        ledger.stop()
+    assert decided == expected(lines)
+    assert raised == expected(lines + late_pass)
+    assert 0 < _owed(decided) < _owed(raised)
+    state = await ledger_state(database_url)
+    entries = state["entry_ids"]
+    assert isinstance(entries, list)
+    assert len(entries) == len(set(entries)), "an entry was written twice"
+    journal = await published_instructions(servers, namespace)
+    assert len(journal) > len({i.payment_id for i in journal}), "the decision was republished after the crash"
 
 
 def _owed(balances: dict[str, int]) -> int:
