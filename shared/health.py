@@ -62,19 +62,8 @@ class Health:
                  "migrations": False, "partitions_assigned": False}
         found["broker"] = await self.broker_answers()
         found["partitions_assigned"] = self.started and partitions_assigned(self.broker)
-        try:
-            if self.database is None:
-                raise RuntimeError("no database attached")
-            async with asyncio.timeout(CHECK_TIMEOUT_S):
-                async with self.database.pool.acquire() as connection:
-                    found["database"] = True
-                    applied = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
-                    found["migrations"] = expected_migrations() <= applied
-        except (RuntimeError, TimeoutError, OSError, asyncpg.PostgresError):
-            pass  # not open yet, not answering, or no schema_migrations table yet: not ready
-        for check, ok in found.items():
-            metrics.READY.labels(check).set(1 if ok else 0)
-        return found
+        found["database"], found["migrations"] = await database_checks(self.database)
+        return recorded(found)
 
     async def broker_answers(self) -> bool:
         """The running broker connection answers a ping; before the service has connected
@@ -163,11 +152,40 @@ class Health:
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":
             found = await self.checks()
-            body = "".join(f"{name} {'ok' if ok else 'FAIL'}\n" for name, ok in found.items()).encode()
+            body = readiness_text(found).encode()
             return ("200 OK" if all(found.values()) else "503 Service Unavailable"), "text/plain", body
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
         return "404 Not Found", "text/plain", b"not found\n"
+
+
+async def database_checks(database: Database | None) -> tuple[bool, bool]:
+    """(the database answers, every migration this code expects is applied); the front
+    door's readiness asks the same."""
+    answers = False
+    try:
+        if database is None:
+            raise RuntimeError("no database attached")
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            async with database.pool.acquire() as connection:
+                answers = True
+                applied = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+                return True, expected_migrations() <= applied
+    except (RuntimeError, TimeoutError, OSError, asyncpg.PostgresError):
+        pass  # not open yet, not answering, or no schema_migrations table yet: not ready
+    return answers, False
+
+
+def recorded(found: dict[str, bool]) -> dict[str, bool]:
+    """The checks, also set on `stafet_ready{check}`."""
+    for check, ok in found.items():
+        metrics.READY.labels(check).set(1 if ok else 0)
+    return found
+
+
+def readiness_text(found: dict[str, bool]) -> str:
+    """/readyz's body: one line per check, `name ok` or `name FAIL`."""
+    return "".join(f"{name} {'ok' if ok else 'FAIL'}\n" for name, ok in found.items())
 
 
 def partitions_assigned(broker: KafkaBroker) -> bool:

@@ -41,7 +41,8 @@ from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, check_line
 from shared import metrics
 from shared.cli.publish import Sealer, publisher_public_key
-from shared.db import Database, expected_migrations
+from shared.db import Database
+from shared.health import database_checks, readiness_text, recorded
 from shared.institutions import InstitutionRegistry
 from shared.kafka import make_producer
 from shared.logging import configure_logging
@@ -134,17 +135,8 @@ class FrontDoor:
                 found["broker"] = True
             except Exception:  # noqa: BLE001, S110 - any failure to answer means "not reachable"
                 pass
-            try:
-                async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
-                    async with self.database.pool.acquire() as connection:
-                        found["database"] = True
-                        applied = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
-                        found["migrations"] = expected_migrations() <= applied
-            except (RuntimeError, TimeoutError, OSError, asyncpg.PostgresError):
-                pass
-        for check, ok in found.items():
-            metrics.READY.labels(check).set(1 if ok else 0)
-        return found
+            found["database"], found["migrations"] = await database_checks(self.database)
+        return recorded(found)
 
 
 READY_CHECK_TIMEOUT_S = 2.0
@@ -217,8 +209,7 @@ async def healthz() -> dict[str, bool]:
 async def readyz(request: Request) -> PlainTextResponse:
     """200 when the front door can forward now, else 503 naming the failing checks."""
     found = await request.app.state.door.checks()
-    body = "".join(f"{name} {'ok' if ok else 'FAIL'}\n" for name, ok in found.items())
-    return PlainTextResponse(body, status_code=200 if all(found.values()) else 503)
+    return PlainTextResponse(readiness_text(found), status_code=200 if all(found.values()) else 503)
 
 
 @app.get("/metrics", include_in_schema=False)

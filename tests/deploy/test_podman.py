@@ -233,6 +233,11 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
         assert env["STAFET_ENV"] == "production"
         wait_ready(port, name, READY_TIMEOUT_S, alive=lambda n=name: assert_running(deployments[n], n))
     ready_after = time.monotonic() - started
+    # As the securityContext says: the image's non-root user, a read-only root filesystem.
+    for name, deployment in deployments.items():
+        inspected = json.loads(podman("inspect", container_name(pod_name(deployment), name)).stdout)[0]
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True, name
+        assert inspected["Config"]["User"].split(":")[0] == "10001", name
 
     # A malformed record becomes a dead letter with its reason code, on /metrics too.
     events_topic = in_namespace(INSTITUTION_EVENTS, namespace).name
