@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.indicators.model import DEFAULT_MINIMUM_CELL
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,6 +71,11 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=2.0, gt=0, le=3600)
 
     log_level: str = "INFO"
+
+    # Published statistics (reports, indicator tables, indicator exports): a figure about
+    # fewer subjects than this is suppressed and marked, never shown (docs/privacy.md,
+    # "Small cells"). One setting for every such output; financial records are exact.
+    minimum_cell: int = Field(default=DEFAULT_MINIMUM_CELL, ge=1, le=1000)
 
     # Operations (shared/health.py): the HTTP port for liveness, readiness and /metrics
     # (0: no HTTP server, the default for local runs of several services on one host; the

@@ -24,20 +24,27 @@ from rich.progress import Progress
 
 from services.verifier.store import work_left_at
 from shared.cli.dev import default_stack
+from shared.cli.experiment import SONDERBORG, demo_experiment, print_experiment
+from shared.cli.indicators import minimum_cell_setting
 from shared.cli.publish import publish_records
 from shared.cli.signed import send_signed
 from shared.contracts.loader import load_contract
 from shared.credentials import credentials_dir, without_user
 from shared.db import migrate, recreate_database
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.indicators.live import live_timelines
+from shared.indicators.loader import load_indicators
+from shared.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.institutions import InstitutionRegistry
 from shared.kafka import LagProbe, ensure_topics, wait_for_broker
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
-from shared.reporting.data import ReportData, net_by_institution, summarise
-from shared.reporting.html import money, render
+from shared.reporting.data import ReportData, summarise
+from shared.reporting.evidence import Evidence, trend_years, trends
+from shared.reporting.html import contract_cells, render, shown_institutions
 from shared.reporting.live import from_database
+from shared.reporting.page import money
 from shared.settings import REPO_ROOT, Settings
 from shared.signing import RecordSigner
 from shared.synthetic import generate, to_json_line, write_registry
@@ -58,6 +65,7 @@ class DemoResult:
     settled: int
     failed: int
     report: Path
+    evidence: Evidence | None = None
 
 
 async def _scalar(database_url: str, query: str) -> int:
@@ -138,7 +146,7 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
 
 async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work: Path, *,
                         subjects: int, seed: int, paid_share: float = 0.8, failed_share: float = 0.02,
-                        show: bool = True) -> DemoResult:
+                        show: bool = True, minimum_cell: int = DEFAULT_MINIMUM_CELL) -> DemoResult:
     def say(message: str) -> None:
         if show:
             typer.echo(message)
@@ -175,13 +183,27 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
         stop_services(services)
     registry = InstitutionRegistry.from_file(registry_file)
     data = await from_database(database_url, registry, "A synthetic municipality, 2000-2026")
+    evidence = await did_it_work(database_url, minimum_cell)
     report = work / "report.html"
-    report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what"),
+    report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what",
+                             minimum_cell=minimum_cell, evidence=evidence),
                       encoding="utf-8")
-    return DemoResult(data, len(events), settled, failed, report)
+    return DemoResult(data, len(events), settled, failed, report, evidence)
 
 
-def print_summary(result: DemoResult) -> None:
+async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
+    """The Sønderborg indicators per year over the demo's children, from the verifier's
+    event store, and the example experiment with its estimate."""
+    definitions = load_indicators(SONDERBORG)
+    timelines = await live_timelines(database_url)
+    measurements = trends(definitions, timelines, trend_years(definitions, timelines), minimum_cell)
+    # Pure and CPU-bound: off the event loop.
+    experiment = await asyncio.to_thread(demo_experiment)
+    return Evidence(definitions, measurements, (experiment,))
+
+
+def print_summary(result: DemoResult, minimum_cell: int) -> None:
+    """Statistics about the children, so small cells are suppressed as in the report."""
     data = result.data
     typer.echo("\nPer contract:")
     # Money columns carry their currency code, so each is wide enough for a labelled
@@ -189,12 +211,22 @@ def print_summary(result: DemoResult) -> None:
     typer.echo(f"  {'contract':<46}{'verified':>9}{'rejected':>9}{'capped':>7}{'pending':>8}"
                f" {'paid (net)':>21} {'clawed back':>19} {'budget left':>19}")
     for s in summarise(data):
-        typer.echo(f"  {s.title[:45]:<46}{s.verified:>9}{s.rejected:>9}{s.capped:>7}{s.pending:>8}"
-                   f" {money(s.paid_minor, s.currency):>21} {money(s.clawed_back_minor, s.currency):>19}"
-                   f" {money(s.budget_left_minor, s.currency):>19}")
+        cells = contract_cells(s, minimum_cell)
+        if s.subjects < minimum_cell:
+            typer.echo(f"  {s.title[:45]:<46}{cells['verified']}")
+            continue
+        typer.echo(f"  {s.title[:45]:<46}{cells['verified']:>9}{cells['rejected']:>9}{cells['capped']:>7}"
+                   f"{cells['pending']:>8} {cells['paid (net)']:>21} {cells['clawed back']:>19}"
+                   f" {cells['budget left']:>19}")
     typer.echo("\nTop institutions (net of clawbacks):")
-    for payee, currency, amount in net_by_institution(data)[:10]:
+    allowed, hidden = shown_institutions(data, minimum_cell)
+    for payee, currency, amount in allowed[:10]:
         typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, currency):>18}")
+    if hidden:
+        typer.echo(f"  ({hidden} institution total(s) about fewer than {minimum_cell} children not shown)")
+    if result.evidence is not None:
+        for experiment in result.evidence.experiments:
+            print_experiment(experiment)
     typer.echo(f"\nreport: {result.report}")
 
 
@@ -202,6 +234,7 @@ def run_demo(subjects: int, seed: int) -> None:
     stack = default_stack()
     started_stack = not all(stack.status().values())
     clock = time.monotonic()
+    least = minimum_cell_setting()
     typer.echo("1/4 starting Kafka and PostgreSQL (local processes) ...")
     stack.up()
     namespace = f"demo{int(time.time())}"
@@ -209,15 +242,12 @@ def run_demo(subjects: int, seed: int) -> None:
         database_url = asyncio.run(recreate_database(stack.role_url("owner"), DEMO_DATABASE))
         typer.echo("2/4 running ingest, verifier and ledger over the municipality's events ...")
         result = asyncio.run(demo_pipeline(stack.bootstrap_servers, database_url, namespace,
-                                           stack.directory / "demo", subjects=subjects, seed=seed))
+                                           stack.directory / "demo", subjects=subjects, seed=seed,
+                                           minimum_cell=least))
         typer.echo("3/4 summary")
-        print_summary(result)
+        print_summary(result, least)
     finally:
         typer.echo("4/4 stopping" + (" the stack" if started_stack else " (the stack was already running)"))
         if started_stack:
             stack.down()
-    # Did it work? Pure computation, so it runs after the servers are down.
-    from shared.cli.experiment import print_demo_experiment
-
-    print_demo_experiment()
     typer.echo(f"demo finished in {time.monotonic() - clock:.0f}s")

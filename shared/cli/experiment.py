@@ -25,6 +25,7 @@ from shared.indicators.experiment import (
     check_assignment,
 )
 from shared.indicators.loader import IndicatorFileError, load_experiment, load_indicators
+from shared.reporting.evidence import ExperimentResult
 from shared.settings import REPO_ROOT
 
 app = typer.Typer(help="Social experiments: assignment and evaluation.", no_args_is_help=True)
@@ -133,14 +134,29 @@ def trial(
     _print(estimates, left_out)
 
 
-def print_demo_experiment() -> None:
-    """`make demo`'s answer to "did it work": the example experiment on a synthetic
-    municipality whose treated schools were given a known effect."""
+def demo_experiment() -> ExperimentResult:
+    """`make demo`'s experiment: the example on a synthetic trial population whose
+    treated schools were given a known effect (pure; a few seconds)."""
     from shared.indicators.trial import synthetic_trial
-
     definition = _experiment(EXAM_SUPPORT)
-    typer.echo(f"\nDid it work? {definition.title}: {len(definition.units)} schools, "
-               f"{definition.assignment.method} assignment (seed {definition.assignment.seed}); the generator "
-               f"gave the treated schools {DEMO_EFFECT_POINTS:+.0f} percentage points from {definition.follow_up_year}")
     estimates, left_out = synthetic_trial(definition, load_indicators(SONDERBORG), DEMO_EFFECT_POINTS, DEMO_SEED)
-    _print(estimates, left_out)
+    source = (f"a synthetic trial population of {len(definition.units) // 4} municipalities (seed {DEMO_SEED}) "
+              f"whose treated schools were given {DEMO_EFFECT_POINTS:+.0f} percentage points on the exam from "
+              f"{definition.follow_up_year}")
+    return ExperimentResult(definition, tuple(estimates), tuple(left_out), source)
+
+
+def print_experiment(result: ExperimentResult) -> None:
+    """The answer to "did it work", as the demo prints it: the estimate with its
+    interval, and the deadweight it measures."""
+    definition = result.experiment
+    typer.echo(f"\nDid it work? {definition.title}: {len(definition.units)} schools, "
+               f"{definition.assignment.method} assignment (seed {definition.assignment.seed}); subjects from "
+               f"{result.source}")
+    _print(list(result.estimates), list(result.left_out))
+    for e in result.estimates:
+        deadweight = e.deadweight()
+        if deadweight is not None:
+            typer.echo(f"  measured deadweight: {deadweight.share:.0%} of the treated schools' passes "
+                       f"({e.treated_follow_up_percent:.1f} %) would have happened anyway "
+                       f"(95 % interval {deadweight.low:.0%} to {deadweight.high:.0%})")

@@ -12,15 +12,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from shared.cli.errors import fail
 from shared.indicators.loader import IndicatorFileError, load_indicators
-from shared.indicators.model import DEFAULT_MINIMUM_CELL
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
 
 app = typer.Typer(help="Indicators against their baselines.", no_args_is_help=True)
 SONDERBORG = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
 MAX_SUBJECTS = 200_000
+MINIMUM_CELL_HELP = "Suppress cells over fewer subjects (default: the MINIMUM_CELL setting, 5)"
+
+
+def minimum_cell_setting() -> int:
+    """The one setting every published statistic uses (MINIMUM_CELL, default 5)."""
+    try:
+        return Settings().minimum_cell
+    except ValidationError as error:
+        fail(f"MINIMUM_CELL: {error.errors()[0]['msg']}")
+
+
+def smallest_cell(option: int | None) -> int:
+    """The option if given, else the setting."""
+    if option is None:
+        return minimum_cell_setting()
+    if option < 1:
+        fail("--minimum-cell must be at least 1")
+    return option
 
 
 @app.command("baselines")
@@ -28,7 +46,7 @@ def baselines(
     indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
     subjects: Annotated[int | None, typer.Option(help="Synthetic subjects (default: the tuned size)")] = None,
     seed: Annotated[int | None, typer.Option(help="Generator seed (default: the tuned seed)")] = None,
-    minimum_cell: Annotated[int, typer.Option(help="Suppress cells over fewer subjects")] = DEFAULT_MINIMUM_CELL,
+    minimum_cell: Annotated[int | None, typer.Option(help=MINIMUM_CELL_HELP)] = None,
 ) -> None:
     """The synthetic municipality's indicators for the baseline years, against the baselines."""
     from shared.indicators import baselines as tuned
@@ -37,8 +55,7 @@ def baselines(
         definitions = load_indicators(indicators)
     except IndicatorFileError as error:
         fail(str(error))
-    if minimum_cell < 1:
-        fail("--minimum-cell must be at least 1")
+    least = smallest_cell(minimum_cell)
     count = tuned.SUBJECTS if subjects is None else subjects
     if not 1 <= count <= MAX_SUBJECTS:
         fail(f"--subjects must be between 1 and {MAX_SUBJECTS}")
@@ -48,7 +65,7 @@ def baselines(
                f"{tuned.TOLERANCE_STANDARD_ERRORS} standard errors at the measured denominator")
     typer.echo(f"{'indicator':<28} {'scope':<13} {'period':<11} {'measured':<34} {'baseline':>9} "
                f"{'tolerance':>10}  match")
-    for row in tuned.compare(definitions, timelines, minimum_cell):
+    for row in tuned.compare(definitions, timelines, least):
         baseline = f"{row.baseline} %" if row.baseline is not None else "-"
         band = f"±{row.tolerance_points}" if row.tolerance_points is not None else "-"
         verdict = {True: "yes", False: "NO", None: "-"}[row.within]
@@ -61,7 +78,7 @@ def measure_live(
     year: Annotated[int, typer.Option(help="The year measured (a school year counts from its autumn)",
                                       min=1900, max=2200)],
     indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
-    minimum_cell: Annotated[int, typer.Option(help="Suppress cells over fewer subjects", min=1)] = DEFAULT_MINIMUM_CELL,
+    minimum_cell: Annotated[int | None, typer.Option(help=MINIMUM_CELL_HELP)] = None,
 ) -> None:
     """Every indicator and scope for YEAR, counted from the live verifier's event store
     (DATABASE_URL), small cells suppressed."""
@@ -70,18 +87,18 @@ def measure_live(
     from shared.credentials import database_url
     from shared.indicators.compute import measure
     from shared.indicators.live import live_timelines
-    from shared.settings import Settings
 
+    least = smallest_cell(minimum_cell)
     try:
         definitions = load_indicators(indicators)
     except IndicatorFileError as error:
         fail(str(error))
     # Read-only, as operators' commands are (docs/security.md).
     timelines = asyncio.run(live_timelines(database_url("operator", Settings())))
-    typer.echo(f"{len(timelines)} subjects in the verifier's event store; cells under {minimum_cell} suppressed")
+    typer.echo(f"{len(timelines)} subjects in the verifier's event store; cells under {least} suppressed")
     for indicator in definitions.indicators:
         for scope in definitions.scopes:
             row = measure(indicator, timelines, year, scope=scope.name, institutions=scope.institutions,
-                          minimum_cell=minimum_cell)
+                          minimum_cell=least)
             baseline = next((f"{b.percent} % ({b.year})" for b in indicator.baselines if b.scope == scope.name), "-")
             typer.echo(f"{indicator.id:<28} {scope.name:<13} {row.period:<11} {row.shown():<34} baseline {baseline}")

@@ -209,12 +209,16 @@ def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/async
 
 @app.command("export")
 def export(
-    table: Annotated[ExportTable | None, typer.Argument(help="outcomes, payments or balances")] = None,
+    table: Annotated[ExportTable | None, typer.Argument(help="outcomes, payments, balances or indicators")] = None,
     output_format: Annotated[ExportFormat, typer.Option("--format", help="csv, jsonl or parquet")] = ExportFormat.CSV,
     out: Annotated[Path | None, typer.Option(help="The file to write")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Overwrite OUT without asking")] = False,
     columns: Annotated[bool, typer.Option("--columns", help="Print every table's columns (Markdown) and exit")]
         = False,
+    year: Annotated[list[int] | None, typer.Option(help="indicators: a year measured (repeat for several)",
+                                                   min=1900, max=2200)] = None,
+    indicators: Annotated[Path, typer.Option(help="indicators: the definitions (YAML)")] =
+        REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml",
 ) -> None:
     """Export a table for analysts from the live databases (docs/exports.md lists the columns)."""
     from rich.progress import Progress
@@ -227,16 +231,42 @@ def export(
         typer.echo(columns_markdown())
         return
     if table is None or out is None:
-        fail("give a TABLE (outcomes, payments, balances) and --out FILE")
-    if output_format is ExportFormat.PARQUET and importlib.util.find_spec("pyarrow") is None:
+        fail("give a TABLE (outcomes, payments, balances, indicators) and --out FILE")
+    if table is ExportTable.INDICATORS:
+        if output_format is ExportFormat.PARQUET:
+            fail("the indicators export is written as csv or jsonl")
+        if not year:
+            fail("the indicators export needs at least one --year")
+    elif output_format is ExportFormat.PARQUET and importlib.util.find_spec("pyarrow") is None:
         fail("parquet needs pyarrow: install the extra stafet[export] (the service image leaves it out)")
     if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
         fail(f"{out} exists; nothing written (use --yes to overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as bar:
         bar.add_task(f"exporting {table.value}", total=None)
-        count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out))
+        if table is ExportTable.INDICATORS:
+            count = _export_indicators(indicators, sorted(set(year or ())), output_format, out)
+        else:
+            count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out))
     typer.echo(f"wrote {count} {table.value} row(s) to {out} ({output_format.value})")
+
+
+def _export_indicators(definitions_file: Path, years: list[int], output_format: ExportFormat, out: Path) -> int:
+    """Indicators from the live verifier's event store, small cells suppressed."""
+    from shared.cli.indicators import minimum_cell_setting
+    from shared.credentials import database_url
+    from shared.indicators.live import live_timelines
+    from shared.indicators.loader import IndicatorFileError, load_indicators
+    from shared.reporting.exports import indicator_rows, write_indicator_rows
+    from shared.settings import Settings
+
+    least = minimum_cell_setting()
+    try:
+        definitions = load_indicators(definitions_file)
+    except IndicatorFileError as error:
+        fail(str(error))
+    timelines = asyncio.run(live_timelines(database_url("operator", Settings())))
+    return write_indicator_rows(indicator_rows(definitions, timelines, years, least), output_format, out)
 
 
 @db_app.command("migrate")

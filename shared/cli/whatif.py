@@ -84,11 +84,12 @@ def simulate(
     institution, estimated savings and net; then the business case as the Skandia model
     makes it (4 and 10 years, NPV, payback, who invests and who harvests); write the
     HTML report."""
+    from shared.cli.indicators import minimum_cell_setting
     from shared.cli.publish import validate_lines
-    from shared.currency import format_amounts
     from shared.institutions import InstitutionRegistry, RegistryError
     from shared.reporting.business_case import load_assumptions
-    from shared.reporting.html import render, variant_totals
+    from shared.reporting.html import comparison_rows, render
+    from shared.reporting.page import ReportContext
     from shared.reporting.simulate import simulate as replay
     from shared.reporting.simulate import transitions_of
     from shared.reporting.skandia import ExclusionModelError, load_exclusion_model
@@ -121,25 +122,18 @@ def simulate(
         for variant in variants:
             results.append(replay(variant.title or variant.contract_id, [variant], transitions, registry, as_of))
             bar.advance(task)
-    from shared.reporting.business_case import business_cases
-    from shared.reporting.data import net_by_kind
-
-    kinds = sorted({k for r in results for k in net_by_kind(r)})
-    width = max(len("variant"), *(len(r.title) for r in results)) + 1  # titles are never cut
+    least = minimum_cell_setting()
+    headers, rows = comparison_rows(results, ReportContext(case, least))
     # Every amount carries its currency; different currencies are never added, and
     # savings (estimated in the assumptions' currency) are netted only against costs
-    # in that currency.
-    typer.echo(f"{'variant':<{width}}{'verified':>9}{'cost':>22}{'savings':>22}{'net':>22}"
-               + "".join(f"{k[:20]:>22}" for k in kinds))
-    for result in results:
-        cost, saved, net = variant_totals(business_cases(result, case))
-        verified = sum(1 for o in result.outcomes if o.status == "verified")
-        by_kind = net_by_kind(result)
-        typer.echo(f"{result.title:<{width}}{verified:>9}{format_amounts(cost):>22}{saved:>22}{net:>22}"
-                   + "".join(f"{format_amounts(by_kind.get(k, {})):>22}" for k in kinds))
-    print_exclusion_cases(results, exclusion, effects, width)
+    # in that currency. Figures about fewer than MINIMUM_CELL subjects are suppressed.
+    widths = [max(len(str(row[n])) for row in [headers, *rows]) + 2 for n in range(len(headers))]
+    for row in [headers, *rows]:
+        typer.echo(f"{row[0]:<{widths[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True)))
+    print_exclusion_cases(results, exclusion, effects, widths[0])
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(render(results, case, title="Stafet what-if: contract variants compared"), encoding="utf-8")
+    report.write_text(render(results, case, title="Stafet what-if: contract variants compared", minimum_cell=least),
+                      encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")
 
 
@@ -206,6 +200,7 @@ def live_report(
     """Render the HTML report from the live ledger and the verifier's decisions."""
     from rich.progress import Progress
 
+    from shared.cli.indicators import minimum_cell_setting
     from shared.credentials import database_url
     from shared.institutions import InstitutionRegistry
     from shared.reporting.business_case import load_assumptions
@@ -214,6 +209,7 @@ def live_report(
     from shared.settings import Settings
 
     settings = Settings()
+    least = minimum_cell_setting()
     with Progress(transient=True) as bar:
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
         data = asyncio.run(from_database(database_url("operator", settings),
@@ -221,7 +217,7 @@ def live_report(
                                          "Outcome contracts: the live ledger"))
     with Progress(transient=True) as bar:
         bar.add_task("rendering the report", total=None)
-        page = render([data], load_assumptions(assumptions), title="Stafet report")
+        page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     typer.echo(f"report: {out.resolve()}")

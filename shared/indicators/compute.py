@@ -39,6 +39,9 @@ class Suppression(StrEnum):
     TOO_FEW_SUBJECTS = "too_few_subjects"  # the denominator is below the minimum
     TOO_FEW_IN_NUMERATOR = "too_few_in_numerator"  # 0 < numerator < minimum
     TOO_FEW_OUTSIDE_NUMERATOR = "too_few_outside_numerator"  # 0 < denominator - numerator < minimum
+    # A cell large enough on its own, hidden so that a suppressed one cannot be derived
+    # from a shown total by subtraction (shared/reporting/disclosure.py).
+    COMPLEMENTARY = "complementary"
 
 
 @dataclass(frozen=True)

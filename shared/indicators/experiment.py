@@ -142,6 +142,9 @@ class UnitChange:
     treated: bool
     stratum: str
     change_points: float  # follow-up share minus baseline share, percentage points
+    # The unit's share in the follow-up year, percent: how many of the treated units'
+    # successes there were at all, against which the effect is the part caused.
+    follow_up_percent: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,36 @@ class Estimate:
     treated_units: int
     comparison_units: int
     permutations: int
+    # The treated units' mean share in the follow-up year (None if not known).
+    treated_follow_up_percent: float | None = None
 
     @property
     def significant(self) -> bool:
         return self.p_value < 1 - CONFIDENCE
+
+    def deadweight(self) -> Deadweight | None:
+        """The share of the treated units' successes that would have happened anyway,
+        measured: (follow-up share - effect) / follow-up share, with the interval the
+        effect's interval gives (a larger effect, a smaller deadweight), clamped to 0-1.
+        None when the follow-up share is unknown or zero."""
+        level = self.treated_follow_up_percent
+        if level is None or level <= 0:
+            return None
+
+        def share(effect: float) -> float:
+            return min(1.0, max(0.0, (level - effect) / level))
+
+        return Deadweight(share(self.effect_points), share(self.high_points), share(self.low_points))
+
+
+@dataclass(frozen=True)
+class Deadweight:
+    """Outcomes that would have happened anyway, as a share of those that happened: the
+    point estimate and the 95 % interval's ends."""
+
+    share: float
+    low: float
+    high: float
 
 
 def _difference(changes: Sequence[float], treated: Sequence[bool]) -> float:
@@ -243,8 +272,10 @@ def estimate(indicator_id: str, units: Sequence[UnitChange], *, stratified: bool
     spread = max(1.0, max(abs(u.change_points) for u in units))
     low = _bound(reference, effect, -spread / 4)
     high = _bound(reference, effect, spread / 4)
+    levels = [u.follow_up_percent for u in units if u.treated]
+    level = None if None in levels else sum(x for x in levels if x is not None) / len(levels)
     return Estimate(indicator_id, effect, low, high, reference.p_value(0.0), treated,
-                    len(units) - treated, permutations)
+                    len(units) - treated, permutations, level)
 
 
 def unit_changes(experiment: Experiment, assigned: Sequence[UnitAssigned],
@@ -261,7 +292,8 @@ def unit_changes(experiment: Experiment, assigned: Sequence[UnitAssigned],
             left_out.append(unit.id)
             continue
         change = 100 * (after[0] / after[1] - before[0] / before[1])
-        changes.append(UnitChange(unit.id, arms[unit.id] == "treated", unit.stratum, change))
+        changes.append(UnitChange(unit.id, arms[unit.id] == "treated", unit.stratum, change,
+                                  100 * after[0] / after[1]))
     return changes, left_out
 
 

@@ -134,6 +134,10 @@ class Indicator(Frozen):
     numerator: Count
     baselines: tuple[Baseline, ...] = ()
     data_source: Annotated[str, StringConstraints(max_length=500)] = ""
+    # Contract outcomes that pay for the success this indicator's numerator counts: an
+    # experiment's estimate on the indicator measures their deadweight (the report's
+    # business case, docs/indicators.md#deadweight).
+    outcomes: tuple[Identifier, ...] = ()
 
     @model_validator(mode="after")
     def _numerator_is_not_everyone(self) -> Indicator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.contracts.model import Contract
 
@@ -17,6 +18,9 @@ class OutcomeRow:
     reason: str | None
     occurred_on: dt.date
     owed_minor: int
+    # The subject's pseudonym: never shown, only counted, so that every figure knows how
+    # many subjects it is about (small cells are suppressed: shared/reporting/disclosure.py).
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class MoneyRow:
     kind: str  # payment | clawback
     amount_minor: int
     occurred_on: dt.date
+    subject: str
     settled: bool = False
 
 
@@ -73,6 +78,14 @@ class ContractSummary:
     clawed_back_minor: int
     settled_minor: int
     cap_total_minor: int | None
+    # How many distinct subjects each figure is about (for small-cell suppression): the
+    # row's (every outcome decided under the contract), per status, and the money's.
+    subjects: int = 0
+    subjects_by_status: dict[str, int] = field(default_factory=dict)
+    subjects_by_reason: dict[str, int] = field(default_factory=dict)
+    money_subjects: int = 0
+    settled_subjects: int = 0
+    clawed_back_subjects: int = 0
 
     @property
     def budget_left_minor(self) -> int | None:
@@ -82,10 +95,20 @@ class ContractSummary:
 def summarise(data: ReportData) -> list[ContractSummary]:
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    who: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in data.outcomes:
         statuses[row.contract_id][row.status] += 1
+        who[(row.contract_id, "")].add(row.subject)
+        who[(row.contract_id, f"status:{row.status}")].add(row.subject)
         if row.status == "rejected" and row.reason:
             reasons[row.contract_id][row.reason] += 1
+            who[(row.contract_id, f"reason:{row.reason}")].add(row.subject)
+    for m in data.money:
+        who[(m.contract_id, "money")].add(m.subject)
+        if m.kind == "payment" and m.settled:
+            who[(m.contract_id, "settled")].add(m.subject)
+        if m.kind == "clawback":
+            who[(m.contract_id, "clawback")].add(m.subject)
     summaries = []
     for contract in data.contracts:
         rows = [m for m in data.money if m.contract_id == contract.contract_id]
@@ -97,8 +120,19 @@ def summarise(data: ReportData) -> list[ContractSummary]:
             contract.contract_id, contract.title or contract.contract_id, contract.currency,
             s["verified"], s["rejected"], s["capped"], s["pending_sustainment"],
             dict(reasons[contract.contract_id].most_common()), paid, clawed, settled,
-            contract.caps.total_minor))
+            contract.caps.total_minor, **_subject_counts(contract.contract_id, who)))
     return summaries
+
+
+def _subject_counts(contract_id: str, who: dict[tuple[str, str], set[str]]) -> dict[str, Any]:
+    def count(part: str) -> int:
+        return len(who.get((contract_id, part), ()))
+
+    parts = [part for (c, part) in who if c == contract_id]
+    return {"subjects": count(""), "money_subjects": count("money"), "settled_subjects": count("settled"),
+            "clawed_back_subjects": count("clawback"),
+            "subjects_by_status": {p.removeprefix("status:"): count(p) for p in parts if p.startswith("status:")},
+            "subjects_by_reason": {p.removeprefix("reason:"): count(p) for p in parts if p.startswith("reason:")}}
 
 
 def net_by_institution(data: ReportData) -> list[tuple[str, str, int]]:
@@ -108,6 +142,30 @@ def net_by_institution(data: ReportData) -> list[tuple[str, str, int]]:
     for m in data.money:
         totals[(m.payee, data.currency_of(m.contract_id))] += m.amount_minor if m.kind == "payment" else -m.amount_minor
     return sorted(((p, c, a) for (p, c), a in totals.items() if a), key=lambda x: (-x[2], x[0], x[1]))
+
+
+def subjects_by_payee(data: ReportData) -> dict[tuple[str, str], int]:
+    """How many distinct subjects each (payee, currency) total of `net_by_institution` is about."""
+    who: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in data.money:
+        who[(m.payee, data.currency_of(m.contract_id))].add(m.subject)
+    return {k: len(v) for k, v in who.items()}
+
+
+def subjects_by_flow(data: ReportData) -> dict[tuple[str, str, str], int]:
+    """How many distinct subjects each (kind, outcome, currency) flow is about."""
+    who: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for m in data.money:
+        who[(data.kind_of(m.payee), m.outcome_id, data.currency_of(m.contract_id))].add(m.subject)
+    return {k: len(v) for k, v in who.items()}
+
+
+def subjects_by_kind(data: ReportData) -> dict[tuple[str, str], int]:
+    """How many distinct subjects each (kind, currency) total of `net_by_kind` is about."""
+    who: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in data.money:
+        who[(data.kind_of(m.payee), data.currency_of(m.contract_id))].add(m.subject)
+    return {k: len(v) for k, v in who.items()}
 
 
 def net_by_kind_and_outcome(data: ReportData) -> dict[tuple[str, str, str], int]:
@@ -128,10 +186,13 @@ def net_by_kind(data: ReportData) -> dict[str, dict[str, int]]:
     return {kind: dict(sorted(amounts.items())) for kind, amounts in sorted(totals.items())}
 
 
-def outcomes_by_year(data: ReportData) -> dict[str, dict[int, int]]:
-    """Verified outcomes per outcome id and calendar year."""
+def outcomes_by_year(data: ReportData) -> dict[str, dict[int, tuple[int, int]]]:
+    """Verified outcomes per outcome id and calendar year: (outcomes, distinct subjects)."""
     counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    who: dict[tuple[str, int], set[str]] = defaultdict(set)
     for row in data.outcomes:
         if row.status == "verified":
-            counts[f"{row.contract_id}/{row.outcome_id}"][row.occurred_on.year] += 1
-    return {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}
+            name = f"{row.contract_id}/{row.outcome_id}"
+            counts[name][row.occurred_on.year] += 1
+            who[(name, row.occurred_on.year)].add(row.subject)
+    return {k: {year: (n, len(who[(k, year)])) for year, n in sorted(v.items())} for k, v in sorted(counts.items())}

@@ -15,11 +15,16 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
 import asyncpg
+
+from shared.contracts.timeline import SubjectTimeline
+from shared.indicators.compute import measure
+from shared.indicators.model import IndicatorSet
 
 CHUNK_ROWS = 10_000  # rows per fetch and per Parquet row group
 
@@ -34,12 +39,15 @@ class ExportTable(StrEnum):
     OUTCOMES = "outcomes"
     PAYMENTS = "payments"
     BALANCES = "balances"
+    # Statistics for publication, counted from the verifier's event store, small cells
+    # suppressed; not a database table, so not in TABLES (docs/privacy.md, "Small cells").
+    INDICATORS = "indicators"
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # text, integer, date, timestamp, boolean
+    type: str  # text, integer, decimal, date, timestamp, boolean
     description: str
 
 
@@ -118,6 +126,57 @@ TABLES: dict[ExportTable, TableSpec] = {
 }
 
 
+INDICATORS_DESCRIPTION = (
+    "Every indicator of the definitions file per scope and year, counted from the verifier's event store "
+    "(docs/indicators.md). A statistic for publication: a row about fewer subjects than MINIMUM_CELL "
+    "(default 5), or whose numerator or its complement is, has no numbers, only `suppressed`.")
+INDICATOR_COLUMNS = (
+    Column("indicator_id", "text", "The indicator (examples/indicators/)"),
+    Column("scope", "text", "The population measured: municipality, or an area's catchment"),
+    Column("year", "integer", "The year measured (a school year by its autumn)"),
+    Column("period", "text", "The period as the source writes it: 2019/2020, 2019, or the reference day"),
+    Column("numerator", "integer", "Subjects counted; empty when suppressed"),
+    Column("denominator", "integer", "Subjects in the population; empty when suppressed"),
+    Column("percent", "decimal", "numerator / denominator in percent, two places; empty when suppressed"),
+    Column("suppressed", "text", "The reason a row shows no numbers (too_few_subjects, ...); empty when shown"),
+    Column("baseline_percent", "decimal", "The scope's published baseline; empty if none"),
+    Column("baseline_year", "integer", "The baseline's year; empty if none"),
+)
+
+
+def indicator_rows(definitions: IndicatorSet, timelines: Sequence[SubjectTimeline], years: Sequence[int],
+                   minimum_cell: int) -> list[dict[str, object]]:
+    """The indicators export's rows, small cells suppressed (pure)."""
+    rows: list[dict[str, object]] = []
+    for indicator in definitions.indicators:
+        for scope in definitions.scopes:
+            baseline = next((b for b in indicator.baselines if b.scope == scope.name), None)
+            for year in years:
+                m = measure(indicator, timelines, year, scope=scope.name, institutions=scope.institutions,
+                            minimum_cell=minimum_cell)
+                rows.append({"indicator_id": m.indicator_id, "scope": m.scope, "year": m.year, "period": m.period,
+                             "numerator": m.numerator, "denominator": m.denominator, "percent": m.percent,
+                             "suppressed": m.suppressed.value if m.suppressed else "",
+                             "baseline_percent": baseline.percent if baseline else None,
+                             "baseline_year": baseline.year if baseline else None})
+    return rows
+
+
+def write_indicator_rows(rows: Sequence[dict[str, object]], output_format: ExportFormat, out: Path) -> int:
+    if output_format == ExportFormat.PARQUET:
+        raise ValueError("the indicators export is written as csv or jsonl")
+    names = [c.name for c in INDICATOR_COLUMNS]
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = _row_writer(handle, output_format, names)
+        for row in rows:
+            values = [row[n] for n in names]
+            if output_format == ExportFormat.CSV:
+                writer(["" if v is None else str(v) for v in values])
+            else:  # JSON: numbers as numbers, a decimal percentage exactly as printed
+                writer([float(v) if isinstance(v, Decimal) else v for v in values])
+    return len(rows)
+
+
 async def _chunks(database_url: str, spec: TableSpec) -> AsyncIterator[list[asyncpg.Record]]:
     connection = await asyncpg.connect(database_url)
     try:
@@ -190,9 +249,17 @@ def columns_markdown() -> str:
              "`stafet export TABLE --format csv|jsonl|parquet --out FILE` writes one of the tables below from the",
              "live databases. Money is integer minor units with its currency; subjects are pseudonyms;",
              "dates are ISO 8601, timestamps UTC. Parquet files carry the same descriptions as field",
-             "metadata. This file is generated from `shared/reporting/exports.py` (`stafet export --columns`).\n"]
-    for table, spec in TABLES.items():
-        parts.append(f"## {table.value}\n\n{spec.description}\n\n| column | type | meaning |\n|---|---|---|")
-        parts.extend(f"| `{c.name}` | {c.type} | {c.description} |" for c in spec.columns)
+             "metadata. This file is generated from `shared/reporting/exports.py` (`stafet export --columns`).\n",
+             "`outcomes`, `payments` and `balances` are records, one row per outcome, payment or account, exact",
+             "to the øre, for finance and authorised analysts (read as the operator role); they are not",
+             "statistics and are not for publication. `indicators` is a statistic for publication: small",
+             "cells are suppressed. Anything published from the records goes through the same rule",
+             "([privacy](privacy.md#small-cells)).\n"]
+    declared = [(table.value, spec.description, spec.columns) for table, spec in TABLES.items()]
+    declared.append((ExportTable.INDICATORS.value, INDICATORS_DESCRIPTION + " Written as csv or jsonl; "
+                     "`--year` (repeatable) and `--indicators FILE` choose what.", INDICATOR_COLUMNS))
+    for name, description, columns in declared:
+        parts.append(f"## {name}\n\n{description}\n\n| column | type | meaning |\n|---|---|---|")
+        parts.extend(f"| `{c.name}` | {c.type} | {c.description} |" for c in columns)
         parts.append("")
     return "\n".join(parts)

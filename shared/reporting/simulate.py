@@ -51,9 +51,10 @@ def simulate(title: str, contracts: Sequence[Contract], transitions: Sequence[Tr
     money: list[MoneyRow] = []
     for effects in decide_all(in_force, streams, today, directory).values():
         outcomes.extend(OutcomeRow(d.contract_id, d.outcome_id, d.status.value,
-                                   d.reason.value if d.reason else None, d.occurred_on, d.owed_minor)
+                                   d.reason.value if d.reason else None, d.occurred_on, d.owed_minor, d.subject)
                         for d in effects.changed)
-        money.extend(MoneyRow(i.contract_id, i.outcome_id, i.payee, i.kind.value, i.amount_minor, i.occurred_on)
+        money.extend(MoneyRow(i.contract_id, i.outcome_id, i.payee, i.kind.value, i.amount_minor, i.occurred_on,
+                              i.subject)
                      for i in effects.instructions if i.kind == PaymentKind.PAYMENT)
     institutions = {i.id: Institution(i.id, i.name, i.kind) for i in registry.all()}
     return ReportData(title, tuple(contracts), tuple(outcomes), tuple(money), institutions,

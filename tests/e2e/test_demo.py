@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.cli.demo import CONTRACT_FILES, demo_pipeline
+from shared.cli.experiment import DEMO_EFFECT_POINTS
 from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
 from shared.reporting.data import summarise
@@ -44,3 +45,17 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     assert all(s.verified > 0 for s in summaries.values())
     assert summaries["sib-youth-education"].paid_minor <= 240_000_000  # principal plus at most 20 %
     assert result.report.stat().st_size > 1_000_000  # the charting library is embedded
+    # Did it work: the indicators counted from the live store, and the experiment's
+    # estimate, whose measured deadweight the business case uses.
+    assert result.evidence is not None
+    assert {m.indicator_id for m in result.evidence.measurements} == {
+        "unlawful-absence", "exam-danish-maths", "education-beyond-primary", "neither-job-nor-education"}
+    (trial,) = result.evidence.experiments
+    (exam,) = trial.estimates
+    assert exam.low_points <= DEMO_EFFECT_POINTS <= exam.high_points
+    (measured,) = result.evidence.measured_deadweights()
+    assert measured.outcome_id == "exam-passed"
+    page = result.report.read_text()
+    assert "Did it work? Indicators against their baselines" in page
+    assert f"[{exam.low_points:+.2f}, {exam.high_points:+.2f}]" in page
+    assert f"{measured.deadweight.share:.0%} measured" in page

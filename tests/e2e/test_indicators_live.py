@@ -4,7 +4,9 @@ numbers as the same facts counted in memory, read page by page."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -46,7 +48,8 @@ async def test_the_live_store_gives_the_same_measurement_as_the_facts_in_memory(
     assert (from_store.numerator, from_store.denominator) == (6, 8)
 
 
-def test_the_measure_command_reads_the_store_and_suppresses_small_cells(database_url: str) -> None:
+def test_the_measure_command_and_the_export_read_the_store_and_suppress_small_cells(
+        database_url: str, tmp_path: Path) -> None:
     async def append() -> None:
         connection = await asyncpg.connect(database_url)
         try:
@@ -64,3 +67,20 @@ def test_the_measure_command_reads_the_store_and_suppresses_small_cells(database
     assert "suppressed (too_few_outside_numerator)" in municipality
     assert "no subjects" in area  # none of them went to the area's school
     assert "6/8" not in result.output
+    # The export for publication: the same rows, suppressed and marked the same way.
+    out = tmp_path / "indicators.csv"
+    exported = CliRunner().invoke(app, ["export", "indicators", "--year", "2019", "--out", str(out)],
+                                  env={"DATABASE_URL": database_url})
+    assert exported.exit_code == 0, exported.output
+    rows = {(r["indicator_id"], r["scope"]): r for r in csv.DictReader(out.open())}
+    assert len(rows) == 8
+    municipality_row = rows[("exam-danish-maths", "municipality")]
+    assert municipality_row["suppressed"] == "too_few_outside_numerator"
+    assert (municipality_row["numerator"], municipality_row["denominator"]) == ("", "")
+    # The setting moves the line for every output: at 2, the 2 who did not pass are shown.
+    shown = CliRunner().invoke(app, ["export", "indicators", "--year", "2019", "--out", str(out), "--yes"],
+                               env={"DATABASE_URL": database_url, "MINIMUM_CELL": "2"})
+    assert shown.exit_code == 0, shown.output
+    rows = {(r["indicator_id"], r["scope"]): r for r in csv.DictReader(out.open())}
+    assert (rows[("exam-danish-maths", "municipality")]["numerator"],
+            rows[("exam-danish-maths", "municipality")]["denominator"]) == ("6", "8")

@@ -17,7 +17,7 @@ from shared.contracts.loader import load_contract
 from shared.contracts.timeline import fold
 from shared.currency import format_minor, format_money
 from shared.events import Transfer
-from shared.reporting.html import money
+from shared.reporting.page import money
 from shared.settings import REPO_ROOT
 from shared.synthetic import generate, to_json_line, write_registry
 from tests.unit.builders import BIRTH, SUBJECT, enrolled, left, transition

@@ -87,11 +87,16 @@ def test_simulate_reports_the_subject_allocate_refuses_instead_of_crashing(tmp_p
                              "body": {"type": "education_completed", "programme": "stx", "level": "youth"}}))
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
-    result = runner.invoke(app, ["simulate", "--events", str(events), "--contract",
-                                 str(CONTRACTS / "mobility-bonus.yaml"), "--report", str(tmp_path / "r.html")])
+    arguments = ["simulate", "--events", str(events), "--contract", str(CONTRACTS / "mobility-bonus.yaml"),
+                 "--report", str(tmp_path / "r.html")]
+    # One child: a small cell, so only with the minimum at 1 does the report name the reason.
+    result = runner.invoke(app, arguments, env={"MINIMUM_CELL": "1"})
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert "allocation_impossible" in (tmp_path / "r.html").read_text()
+    protected = runner.invoke(app, arguments)
+    assert protected.exit_code == 0, protected.output
+    assert "allocation_impossible" not in (tmp_path / "r.html").read_text()
 
 
 # ---- the verifier's batch core against generated histories -----------------------------
