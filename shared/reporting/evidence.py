@@ -6,7 +6,7 @@ what the institutions did. An experiment's estimate on an indicator (treated uni
 change minus comparison units' change) is the part caused; the rest of the treated
 units' successes would have happened anyway. That share is the deadweight the business
 case subtracts, measured instead of assumed, for the contract outcomes the indicator
-names (`Indicator.outcomes`).
+names (`IndicatorSet.outcomes_by_indicator`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Evidence:
                 deadweight = estimate.deadweight()
                 if indicator is None or deadweight is None:
                     continue
-                for outcome in indicator.outcomes:
+                for outcome in self.definitions.outcomes_by_indicator.get(indicator.id, ()):
                     found.setdefault(outcome, MeasuredDeadweight(outcome, indicator.id, result.experiment.id,
                                                                  deadweight))
         return list(found.values())
