@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -32,7 +32,6 @@ from shared.contracts.loader import load_contract
 from shared.credentials import credentials_dir, without_user
 from shared.db import migrate, recreate_database
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
-from shared.indicators.live import live_timelines
 from shared.indicators.loader import load_indicators
 from shared.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.institutions import InstitutionRegistry
@@ -41,10 +40,11 @@ from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
 from shared.reporting.data import ReportData, summarise
-from shared.reporting.evidence import Evidence, trend_years, trends
+from shared.reporting.evidence import Evidence, measured_deadweights
 from shared.reporting.html import contract_cells, render, shown_institutions
-from shared.reporting.live import from_database
+from shared.reporting.live import from_database, live_evidence
 from shared.reporting.page import money
+from shared.reporting.skandia import load_exclusion_model
 from shared.settings import REPO_ROOT, Settings
 from shared.signing import RecordSigner
 from shared.synthetic import generate, to_json_line, write_registry
@@ -56,6 +56,7 @@ CATCH_UP_TIMEOUT_S = 600.0
 CONTRACT_FILES = tuple(REPO_ROOT / "examples" / "contracts" / name
                        for name in ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml"))
 ASSUMPTIONS = REPO_ROOT / "examples" / "business-case.yaml"
+EXCLUSION_MODEL = REPO_ROOT / "examples" / "price-of-exclusion.yaml"
 
 
 @dataclass(frozen=True)
@@ -186,20 +187,19 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     evidence = await did_it_work(database_url, minimum_cell)
     report = work / "report.html"
     report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what",
-                             minimum_cell=minimum_cell, evidence=evidence),
+                             minimum_cell=minimum_cell, evidence=evidence,
+                             exclusion=load_exclusion_model(EXCLUSION_MODEL)),
                       encoding="utf-8")
     return DemoResult(data, len(events), settled, failed, report, evidence)
 
 
 async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
     """The Sønderborg indicators per year over the demo's children, from the verifier's
-    event store, and the example experiment with its estimate."""
-    definitions = load_indicators(SONDERBORG)
-    timelines = await live_timelines(database_url)
-    measurements = trends(definitions, timelines, trend_years(definitions, timelines), minimum_cell)
+    event store, and the example experiment on its synthetic trial."""
+    evidence = await live_evidence(database_url, load_indicators(SONDERBORG), minimum_cell)
     # Pure and CPU-bound: off the event loop.
     experiment = await asyncio.to_thread(demo_experiment)
-    return Evidence(definitions, measurements, (experiment,))
+    return replace(evidence, experiments=(experiment,))
 
 
 def print_summary(result: DemoResult, minimum_cell: int) -> None:
@@ -227,7 +227,18 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
     if result.evidence is not None:
         for experiment in result.evidence.experiments:
             print_experiment(experiment)
+        print_measured_deadweights(data, result.evidence)
     typer.echo(f"\nreport: {result.report}")
+
+
+def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:
+    """Which assumed deadweights the estimate replaced in the business case, and with what."""
+    model = load_exclusion_model(EXCLUSION_MODEL)
+    for outcome_id, weight in sorted(measured_deadweights(data, evidence.effects_by_outcome()).items()):
+        assumed = model.outcomes[outcome_id].deadweight if outcome_id in model.outcomes else None
+        typer.echo(f"  deadweight of {outcome_id}, measured: {float(weight.value):.0%} of the outcomes would have "
+                   f"happened anyway (95 % interval {float(weight.low or 0):.0%} to {float(weight.high or 0):.0%})"
+                   + (f"; {float(assumed):.0%} assumed before" if assumed is not None else ""))
 
 
 def run_demo(subjects: int, seed: int) -> None:

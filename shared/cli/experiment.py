@@ -36,7 +36,7 @@ DEMO_SEED = 1
 MAX_ASSIGNMENT_BYTES = 10_000_000
 
 
-def _experiment(path: Path) -> Experiment:
+def read_experiment(path: Path) -> Experiment:
     try:
         return load_experiment(path)
     except IndicatorFileError as error:
@@ -49,7 +49,7 @@ def assign_units(
     out: Annotated[Path | None, typer.Option(help="Write the assignment records here (default stdout)")] = None,
 ) -> None:
     """Assign the units to treated and comparison, as the definition's method and seed say."""
-    lines = [record.model_dump_json() for record in assign(_experiment(experiment))]
+    lines = [record.model_dump_json() for record in assign(read_experiment(experiment))]
     if out is None:
         typer.echo("\n".join(lines))
         return
@@ -57,7 +57,7 @@ def assign_units(
     typer.echo(f"{len(lines)} assignment records in {out}")
 
 
-def _assignment(path: Path) -> list[UnitAssigned]:
+def read_assignment(path: Path) -> list[UnitAssigned]:
     try:
         if path.stat().st_size > MAX_ASSIGNMENT_BYTES:
             fail(f"{path}: larger than {MAX_ASSIGNMENT_BYTES} bytes")
@@ -99,8 +99,8 @@ def evaluate_experiment(
     from shared.indicators.trial import evaluate
     from shared.institutions import InstitutionRegistry
 
-    definition = _experiment(experiment)
-    records = _assignment(assignment)
+    definition = read_experiment(experiment)
+    records = read_assignment(assignment)
     try:
         check_assignment(definition, records)
         definitions = load_indicators(indicators)
@@ -124,7 +124,7 @@ def trial(
     """Run the experiment on a synthetic municipality whose treated schools get a known effect."""
     from shared.indicators.trial import synthetic_trial
 
-    definition = _experiment(experiment)
+    definition = read_experiment(experiment)
     try:
         estimates, left_out = synthetic_trial(definition, load_indicators(indicators), effect, seed)
     except (EvaluationError, IndicatorFileError, ValueError) as error:
@@ -138,7 +138,7 @@ def demo_experiment() -> ExperimentResult:
     """`make demo`'s experiment: the example on a synthetic trial population whose
     treated schools were given a known effect (pure; a few seconds)."""
     from shared.indicators.trial import synthetic_trial
-    definition = _experiment(EXAM_SUPPORT)
+    definition = read_experiment(EXAM_SUPPORT)
     estimates, left_out = synthetic_trial(definition, load_indicators(SONDERBORG), DEMO_EFFECT_POINTS, DEMO_SEED)
     source = (f"a synthetic trial population of {len(definition.units) // 4} municipalities (seed {DEMO_SEED}) "
               f"whose treated schools were given {DEMO_EFFECT_POINTS:+.0f} percentage points on the exam from "
@@ -147,16 +147,9 @@ def demo_experiment() -> ExperimentResult:
 
 
 def print_experiment(result: ExperimentResult) -> None:
-    """The answer to "did it work", as the demo prints it: the estimate with its
-    interval, and the deadweight it measures."""
+    """The answer to "did it work", as the demo prints it: the estimate with its interval."""
     definition = result.experiment
     typer.echo(f"\nDid it work? {definition.title}: {len(definition.units)} schools, "
                f"{definition.assignment.method} assignment (seed {definition.assignment.seed}); subjects from "
                f"{result.source}")
     _print(list(result.estimates), list(result.left_out))
-    for e in result.estimates:
-        deadweight = e.deadweight()
-        if deadweight is not None:
-            typer.echo(f"  measured deadweight: {deadweight.share:.0%} of the treated schools' passes "
-                       f"({e.treated_follow_up_percent:.1f} %) would have happened anyway "
-                       f"(95 % interval {deadweight.low:.0%} to {deadweight.high:.0%})")

@@ -15,6 +15,7 @@ from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 
 if TYPE_CHECKING:
+    from shared.indicators.experiment import Estimate
     from shared.reporting.data import ReportData
     from shared.reporting.skandia import ExclusionModel
 
@@ -130,10 +131,10 @@ def simulate(
     widths = [max(len(str(row[n])) for row in [headers, *rows]) + 2 for n in range(len(headers))]
     for row in [headers, *rows]:
         typer.echo(f"{row[0]:<{widths[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True)))
-    print_exclusion_cases(results, exclusion, effects, widths[0])
+    print_exclusion_cases(results, exclusion, effects, widths[0], least)
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(render(results, case, title="Stafet what-if: contract variants compared", minimum_cell=least),
-                      encoding="utf-8")
+    report.write_text(render(results, case, title="Stafet what-if: contract variants compared", minimum_cell=least,
+                             exclusion=exclusion, effects=as_estimates(effects)), encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")
 
 
@@ -154,14 +155,23 @@ def parse_effects(texts: list[str]) -> dict[str, tuple[float, float, float]]:
     return effects
 
 
+def as_estimates(effects: dict[str, tuple[float, float, float]]) -> dict[str, Estimate]:
+    """`--effect` values as the estimates an experiment would have given."""
+    from shared.indicators.experiment import Estimate
+
+    return {outcome_id: Estimate(outcome_id, points, low, high, 0.0, 0, 0, 0)
+            for outcome_id, (points, low, high) in effects.items()}
+
+
 def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
-                          effects: dict[str, tuple[float, float, float]], width: int) -> None:
+                          effects: dict[str, tuple[float, float, float]], width: int, least: int) -> None:
     """The business case per variant and horizon: cost, savings, NPV, payback, and the
     net of municipality, region and state. An effect is turned into a deadweight
     against the variant's own outcome rate (verified among the triggers judged)."""
     from shared.currency import format_money
-    from shared.indicators.experiment import Estimate
-    from shared.reporting.skandia import LEVELS, Deadweight, case_for, measured_deadweight, outcome_rate
+    from shared.reporting.disclosure import cell, mark
+    from shared.reporting.evidence import measured_deadweights
+    from shared.reporting.skandia import LEVELS, case_for
     from shared.reporting.skandia_html import deadweight_text, payback_text
 
     typer.echo(f"\n{model.title}: {float(model.discount_rate):.1%} a year, the {model.payer_level} pays; "
@@ -169,13 +179,11 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
     typer.echo(f"{'variant':<{width}}{'years':>6}{'cost':>20}{'savings':>20}{'NPV':>20}  {'payback':<26}"
                + "".join(f"{level:>20}" for level in LEVELS))
     for result in results:
-        measured: dict[str, Deadweight] = {}
-        for outcome_id, (points, low, high) in effects.items():
-            rate = outcome_rate(((o.outcome_id, o.status, o.reason) for o in result.outcomes), outcome_id)
-            if rate:
-                measured[outcome_id] = measured_deadweight(
-                    Estimate(outcome_id, points, low, high, 0.0, 0, 0, 0), rate)
-        case = case_for(result, model, measured)
+        everyone = len({o.subject for o in result.outcomes} | {m.subject for m in result.money})
+        if (reason := cell(everyone, least)) is not None:
+            typer.echo(f"{result.title:<{width}}  {mark(reason)}: about {everyone} subject(s)")
+            continue
+        case = case_for(result, model, measured_deadweights(result, as_estimates(effects)))
         if case is None:
             typer.echo(f"{result.title:<{width}}  not comparable: pays in another currency than {model.currency}")
             continue
@@ -196,28 +204,53 @@ def live_report(
     out: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/stafet.html"),
     assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
         REPO_ROOT / "examples" / "business-case.yaml",
+    exclusion_model: Annotated[Path, typer.Option(help="The price of exclusion: groups, costs, split, horizons")] =
+        REPO_ROOT / "examples" / "price-of-exclusion.yaml",
+    indicators: Annotated[Path | None, typer.Option(
+        help="Add the indicators per year against their baselines, counted from the event store")] = None,
+    experiment: Annotated[Path | None, typer.Option(help="Add this experiment's estimate (needs --assignment)")]
+        = None,
+    assignment: Annotated[Path | None, typer.Option(help="The experiment's assignment records")] = None,
 ) -> None:
-    """Render the HTML report from the live ledger and the verifier's decisions."""
+    """Render the HTML report from the live ledger and the verifier's decisions; with
+    --indicators (and --experiment), whether it worked."""
     from rich.progress import Progress
 
+    from shared.cli.experiment import SONDERBORG, read_assignment, read_experiment
     from shared.cli.indicators import minimum_cell_setting
     from shared.credentials import database_url
+    from shared.indicators.experiment import EvaluationError
+    from shared.indicators.loader import IndicatorFileError, load_indicators
     from shared.institutions import InstitutionRegistry
     from shared.reporting.business_case import load_assumptions
     from shared.reporting.html import render
-    from shared.reporting.live import from_database
+    from shared.reporting.live import from_database, live_evidence
+    from shared.reporting.skandia import ExclusionModelError, load_exclusion_model
     from shared.settings import Settings
 
     settings = Settings()
     least = minimum_cell_setting()
+    if (experiment is None) != (assignment is None):
+        fail("--experiment and --assignment go together")
+    try:
+        exclusion = load_exclusion_model(exclusion_model)
+        definitions = load_indicators(indicators or SONDERBORG) if indicators or experiment else None
+    except (ExclusionModelError, IndicatorFileError) as error:
+        fail(str(error))
+    planned = [(read_experiment(experiment), read_assignment(assignment))] if experiment and assignment else []
+    url = database_url("operator", settings)
     with Progress(transient=True) as bar:
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
-        data = asyncio.run(from_database(database_url("operator", settings),
-                                         InstitutionRegistry.from_file(settings.institutions_file),
+        data = asyncio.run(from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
                                          "Outcome contracts: the live ledger"))
+        try:
+            evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None
+        except EvaluationError as error:
+            fail(str(error).splitlines()[0])
     with Progress(transient=True) as bar:
         bar.add_task("rendering the report", total=None)
-        page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least)
+        page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least,
+                      evidence=evidence, exclusion=exclusion)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     typer.echo(f"report: {out.resolve()}")

@@ -164,30 +164,6 @@ class Estimate:
     def significant(self) -> bool:
         return self.p_value < 1 - CONFIDENCE
 
-    def deadweight(self) -> Deadweight | None:
-        """The share of the treated units' successes that would have happened anyway,
-        measured: (follow-up share - effect) / follow-up share, with the interval the
-        effect's interval gives (a larger effect, a smaller deadweight), clamped to 0-1.
-        None when the follow-up share is unknown or zero."""
-        level = self.treated_follow_up_percent
-        if level is None or level <= 0:
-            return None
-
-        def share(effect: float) -> float:
-            return min(1.0, max(0.0, (level - effect) / level))
-
-        return Deadweight(share(self.effect_points), share(self.high_points), share(self.low_points))
-
-
-@dataclass(frozen=True)
-class Deadweight:
-    """Outcomes that would have happened anyway, as a share of those that happened: the
-    point estimate and the 95 % interval's ends."""
-
-    share: float
-    low: float
-    high: float
-
 
 def _difference(changes: Sequence[float], treated: Sequence[bool]) -> float:
     ins = [c for c, t in zip(changes, treated, strict=True) if t]

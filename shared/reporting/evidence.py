@@ -1,29 +1,28 @@
-"""Did it work: the indicators year by year against their baselines, the experiments'
-estimates, and the deadweight those estimates measure (pure).
+"""Did it work: the indicators year by year against their baselines, and the
+experiments' estimates (pure).
 
 A contract pays for every outcome that happens; only part of them happened because of
 what the institutions did. An experiment's estimate on an indicator (treated units'
-change minus comparison units' change) is the part caused; the rest of the treated
-units' successes would have happened anyway. That share is the deadweight the business
-case subtracts, measured instead of assumed, for the contract outcomes the indicator
-names (`IndicatorSet.outcomes_by_indicator`).
+change minus comparison units' change) is the part caused, so it measures the
+deadweight of the contract outcomes that count the same success
+(`IndicatorSet.outcomes_by_indicator`): the business case (`shared/reporting/skandia.py:
+measured_deadweight`) takes it instead of an assumed constant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from shared.contracts.timeline import SubjectTimeline
 from shared.indicators.compute import Measurement, measure
-from shared.indicators.experiment import Deadweight, Estimate, Experiment
+from shared.indicators.experiment import Estimate, Experiment
 from shared.indicators.model import IndicatorSet
-from shared.reporting.business_case import Assumptions
+from shared.reporting.data import ReportData
+from shared.reporting.skandia import Deadweight, measured_deadweight, outcome_rate
 
 YEARS_BEFORE_BASELINE = 5  # the trend starts this many years before the earliest baseline
 MAX_TREND_YEARS = 30
-DEADWEIGHT_PLACES = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -37,34 +36,21 @@ class ExperimentResult:
 
 
 @dataclass(frozen=True)
-class MeasuredDeadweight:
-    outcome_id: str
-    indicator_id: str
-    experiment_id: str
-    deadweight: Deadweight
-
-
-@dataclass(frozen=True)
 class Evidence:
     definitions: IndicatorSet
     # Every indicator for every scope and year, small cells already suppressed.
     measurements: tuple[Measurement, ...]
     experiments: tuple[ExperimentResult, ...] = ()
 
-    def measured_deadweights(self) -> list[MeasuredDeadweight]:
-        """One per contract outcome an experiment's indicator names; the first
-        experiment that measures an outcome wins (experiments are listed in order)."""
-        found: dict[str, MeasuredDeadweight] = {}
+    def effects_by_outcome(self) -> dict[str, Estimate]:
+        """The estimate that measures each contract outcome's effect: one per outcome its
+        indicator names; the first experiment that measures an outcome wins."""
+        found: dict[str, Estimate] = {}
         for result in self.experiments:
             for estimate in result.estimates:
-                indicator = self.definitions.by_id(estimate.indicator_id)
-                deadweight = estimate.deadweight()
-                if indicator is None or deadweight is None:
-                    continue
-                for outcome in self.definitions.outcomes_by_indicator.get(indicator.id, ()):
-                    found.setdefault(outcome, MeasuredDeadweight(outcome, indicator.id, result.experiment.id,
-                                                                 deadweight))
-        return list(found.values())
+                for outcome in self.definitions.outcomes_by_indicator.get(estimate.indicator_id, ()):
+                    found.setdefault(outcome, estimate)
+        return found
 
 
 def trend_years(definitions: IndicatorSet, timelines: Sequence[SubjectTimeline]) -> list[int]:
@@ -92,14 +78,14 @@ def trends(definitions: IndicatorSet, timelines: Sequence[SubjectTimeline], year
     return tuple(rows)
 
 
-def with_measured_deadweight(assumptions: Assumptions, measured: Sequence[MeasuredDeadweight],
-                             end: str = "share") -> Assumptions:
-    """The business-case assumptions with each measured outcome's deadweight in place of
-    the assumed constant: the point estimate (`end="share"`) or an interval's end
-    (`"low"`, `"high"`)."""
-    outcomes = dict(assumptions.outcomes)
-    for m in measured:
-        if m.outcome_id in outcomes:
-            value = Decimal(str(getattr(m.deadweight, end))).quantize(DEADWEIGHT_PLACES)
-            outcomes[m.outcome_id] = outcomes[m.outcome_id].model_copy(update={"deadweight": value})
-    return assumptions.model_copy(update={"outcomes": outcomes})
+def measured_deadweights(data: ReportData, effects: Mapping[str, Estimate]) -> dict[str, Deadweight]:
+    """Each measured effect as the deadweight of its outcome, against the outcome's own
+    rate in `data` (verified among the triggers judged; `skandia.outcome_rate`); an
+    outcome the data never judged keeps its assumed deadweight."""
+    rows = [(o.outcome_id, o.status, o.reason) for o in data.outcomes]
+    measured = {}
+    for outcome_id, estimate in effects.items():
+        rate = outcome_rate(rows, outcome_id)
+        if rate:
+            measured[outcome_id] = measured_deadweight(estimate, rate)
+    return measured

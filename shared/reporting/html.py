@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from shared.currency import format_amounts, major_units
+from shared.indicators.experiment import Estimate
 from shared.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.reporting.business_case import Assumptions, BusinessCase, business_cases
 from shared.reporting.data import (
@@ -30,9 +30,11 @@ from shared.reporting.data import (
     summarise,
 )
 from shared.reporting.disclosure import cell, group, mark, shown
-from shared.reporting.evidence import Evidence, MeasuredDeadweight
+from shared.reporting.evidence import Evidence, measured_deadweights
 from shared.reporting.html_evidence import experiments_section, indicators_section
-from shared.reporting.page import NOT_COMPARABLE, STYLE, ReportContext, figure, money, table
+from shared.reporting.page import NOT_COMPARABLE, STYLE, ReportContext, figure, money, note, table
+from shared.reporting.skandia import ExclusionModel, case_for
+from shared.reporting.skandia_html import section as exclusion_html
 
 TOP_INSTITUTIONS = 25
 
@@ -167,32 +169,19 @@ def _budget(data: ReportData, context: ReportContext) -> str:
 
 
 def _business_case(data: ReportData, context: ReportContext) -> str:
-    assumptions = context.business_assumptions()
-    measured = {m.outcome_id: m for m in context.measured_deadweights()}
-    # The effect's interval carried through: the largest effect gives the smallest
-    # deadweight ("low") and so the largest savings.
-    ends = {end: {c.contract_id: c for c in business_cases(data, context.business_assumptions(end))}
-            for end in ("low", "high")} if measured else {}
+    assumptions = context.assumptions
     subjects = {s.contract_id: s.subjects for s in summarise(data)}
-    headers = ["contract", "payments", "estimated savings", "net"]
-    if measured:
-        headers.append("net over the effect's 95 % interval")
-    rows: list[list[str]] = []
+    rows: list[list[object]] = []
     shown_cases = []
     for c in business_cases(data, assumptions):
         # The savings are a price times the verified count: about as few subjects as the row.
         if (reason := cell(subjects.get(c.contract_id, 0), context.minimum_cell)) is not None:
-            rows.append([c.contract_id, *[mark(reason)] * (len(headers) - 1)])
+            rows.append([c.contract_id, *[mark(reason)] * 3])
             continue
         shown_cases.append(c)
-        row = [c.contract_id, money(c.paid_minor, c.currency),
-               money(c.savings_minor, c.currency) if c.savings_minor is not None else NOT_COMPARABLE,
-               money(c.net_minor, c.currency) if c.net_minor is not None else NOT_COMPARABLE]
-        if measured:
-            worst, best = ends["high"][c.contract_id].net_minor, ends["low"][c.contract_id].net_minor
-            row.append(f"{money(worst, c.currency)} to {money(best, c.currency)}"
-                       if worst is not None and best is not None else NOT_COMPARABLE)
-        rows.append(row)
+        rows.append([c.contract_id, money(c.paid_minor, c.currency),
+                     money(c.savings_minor, c.currency) if c.savings_minor is not None else NOT_COMPARABLE,
+                     money(c.net_minor, c.currency) if c.net_minor is not None else NOT_COMPARABLE])
     comparable = [c for c in shown_cases if c.savings_minor is not None]
     fig = go.Figure()
     fig.add_trace(go.Bar(name=f"payments ({assumptions.currency})", x=[c.contract_id for c in comparable],
@@ -202,23 +191,30 @@ def _business_case(data: ReportData, context: ReportContext) -> str:
                          y=[major_units(c.savings_minor or 0, c.currency) for c in comparable]))
     fig.update_layout(title="Payments against estimated public savings", barmode="group")
     listed = [[outcome, f"{money(a.yearly_saving_minor, assumptions.currency)} a year", a.years,
-               _deadweight(measured.get(outcome), context.assumptions.outcomes[outcome].deadweight), a.source]
+               f"{a.deadweight:.0%}", a.source]
               for outcome, a in assumptions.outcomes.items()]
-    return ("<h2>Business case</h2>" + table(headers, rows)
+    return ("<h2>Business case per outcome (assumed deadweight)</h2>"
+            + table(["contract", "payments", "estimated savings", "net"], rows)
             + figure(fig)
             + f"<p class='note'>Horizon {assumptions.horizon_years} years, discounted at "
-              f"{assumptions.discount_rate:.1%} a year; savings net of deadweight (outcomes that would have "
-              "happened anyway): measured by an experiment where one measured it, assumed otherwise.</p>"
+              f"{assumptions.discount_rate:.1%} a year; savings net of an assumed deadweight. The price of "
+              "exclusion below uses the deadweight an experiment measured, where one did.</p>"
             + "<h3>Assumptions and sources</h3>"
             + table(["outcome", "yearly saving", "years", "deadweight", "source"], listed))
 
 
-def _deadweight(measured: MeasuredDeadweight | None, assumed: Decimal) -> str:
-    if measured is None:
-        return f"{assumed:.0%} (assumed)"
-    d = measured.deadweight
-    return (f"{d.share:.0%} measured ({d.low:.0%} to {d.high:.0%}) by {measured.experiment_id} on "
-            f"{measured.indicator_id}; {assumed:.0%} assumed before")
+def _exclusion_section(data: ReportData, context: ReportContext) -> str:
+    """The business case as the Skandia model makes it (shared/reporting/skandia.py),
+    with every deadweight an experiment measured in place of the assumed one."""
+    model = context.exclusion
+    if model is None:
+        return ""
+    everyone = len({o.subject for o in data.outcomes} | {m.subject for m in data.money})
+    if (reason := cell(everyone, context.minimum_cell)) is not None:
+        return f"<h2>{html.escape(model.title)}</h2>" + note(f"{mark(reason)}: the case is about {everyone} "
+                                                               f"subject(s), fewer than {context.minimum_cell}.")
+    measured = measured_deadweights(data, context.effects_by_outcome())
+    return exclusion_html([(data.title, case_for(data, model, measured))], model)
 
 
 def comparison_rows(variants: Sequence[ReportData], context: ReportContext
@@ -259,7 +255,7 @@ Section = Callable[[ReportData, ReportContext], str]
 # The sections of each variant's part of the report, in order. A new section is a
 # function of (data, context) added here; each applies the small-cell rule to what it shows.
 SECTIONS: tuple[Section, ...] = (_summary_section, indicators_section, experiments_section, _money_section,
-                                 _over_time, _budget, _business_case)
+                                 _over_time, _budget, _business_case, _exclusion_section)
 
 
 def variant_totals(cases: Sequence[BusinessCase]) -> tuple[dict[str, int], str, str]:
@@ -277,8 +273,9 @@ def variant_totals(cases: Sequence[BusinessCase]) -> tuple[dict[str, int], str, 
 
 
 def render(variants: Sequence[ReportData], assumptions: Assumptions, *, title: str,
-           minimum_cell: int = DEFAULT_MINIMUM_CELL, evidence: Evidence | None = None) -> str:
-    context = ReportContext(assumptions, minimum_cell, evidence)
+           minimum_cell: int = DEFAULT_MINIMUM_CELL, evidence: Evidence | None = None,
+           exclusion: ExclusionModel | None = None, effects: Mapping[str, Estimate] | None = None) -> str:
+    context = ReportContext(assumptions, minimum_cell, evidence, exclusion, effects or {})
     sections = []
     if len(variants) > 1:
         sections.append(_comparison(variants, context))

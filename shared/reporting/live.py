@@ -1,12 +1,21 @@
-"""The report's facts from the running system: the verifier's decisions and the ledger."""
+"""The report's facts from the running system: the verifier's decisions and the ledger,
+and (when asked) the indicators and experiments counted from the verifier's event store."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
 
 import asyncpg
 
 from shared.contracts.model import Contract
+from shared.indicators.experiment import Experiment, UnitAssigned, check_assignment
+from shared.indicators.live import live_timelines
+from shared.indicators.model import IndicatorSet
+from shared.indicators.trial import evaluate
 from shared.institutions import InstitutionRegistry
 from shared.reporting.data import Institution, MoneyRow, OutcomeRow, ReportData
+from shared.reporting.evidence import Evidence, ExperimentResult, trend_years, trends
 
 
 async def from_database(database_url: str, registry: InstitutionRegistry, title: str) -> ReportData:
@@ -32,3 +41,21 @@ async def from_database(database_url: str, registry: InstitutionRegistry, title:
     institutions = {i.id: Institution(i.id, i.name, i.kind) for i in registry.all()}
     return ReportData(title, tuple(contracts), tuple(outcomes), tuple(money), institutions,
                       source="the live ledger and the verifier's decisions")
+
+
+async def live_evidence(database_url: str, definitions: IndicatorSet, minimum_cell: int,
+                        experiments: Sequence[tuple[Experiment, Sequence[UnitAssigned]]] = (),
+                        permutation_seed: int = 1) -> Evidence:
+    """The indicators per year from the verifier's event store, small cells suppressed,
+    and each experiment evaluated over the same subjects (its assignment checked first)."""
+    timelines = await live_timelines(database_url)
+    measurements = trends(definitions, timelines, trend_years(definitions, timelines), minimum_cell)
+    results = []
+    for experiment, assigned in experiments:
+        check_assignment(experiment, assigned)
+        # Pure and CPU-bound: off the event loop.
+        estimates, left_out = await asyncio.to_thread(evaluate, experiment, definitions, assigned, timelines,
+                                                      permutation_seed)
+        results.append(ExperimentResult(experiment, tuple(estimates), tuple(left_out),
+                                        "the verifier's event store"))
+    return Evidence(definitions, measurements, tuple(results))

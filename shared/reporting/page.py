@@ -4,15 +4,17 @@ the page's style, tables, charts, amounts, and the context every section is give
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
 
 from shared.currency import format_money
+from shared.indicators.experiment import Estimate
 from shared.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.reporting.business_case import Assumptions
-from shared.reporting.evidence import Evidence, MeasuredDeadweight, with_measured_deadweight
+from shared.reporting.evidence import Evidence
+from shared.reporting.skandia import ExclusionModel
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #1d2630; }
@@ -58,11 +60,13 @@ class ReportContext:
     assumptions: Assumptions
     minimum_cell: int = DEFAULT_MINIMUM_CELL
     evidence: Evidence | None = None
+    # The price of exclusion (the Skandia model's business case); None: no such section.
+    exclusion: ExclusionModel | None = None
+    # Measured effects per contract outcome given directly (`stafet simulate --effect`),
+    # besides those the evidence's experiments measured.
+    effects: Mapping[str, Estimate] = field(default_factory=dict)
 
-    def measured_deadweights(self) -> list[MeasuredDeadweight]:
-        return self.evidence.measured_deadweights() if self.evidence else []
-
-    def business_assumptions(self, end: str = "share") -> Assumptions:
-        """The assumptions with every deadweight an experiment measured in place of the
-        assumed constant (the point estimate, or an end of its interval)."""
-        return with_measured_deadweight(self.assumptions, self.measured_deadweights(), end)
+    def effects_by_outcome(self) -> dict[str, Estimate]:
+        """Each contract outcome's measured effect: given directly, else an experiment's."""
+        measured = self.evidence.effects_by_outcome() if self.evidence else {}
+        return {**measured, **self.effects}
