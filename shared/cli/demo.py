@@ -5,8 +5,11 @@ Starts the local stack if it is not running; gives the run its own topic namespa
 a fresh database (so a second run starts clean); generates a synthetic municipality;
 applies the mobility-bonus, double-sided PbR and SIB contracts through the contracts
 topic; streams the events through ingest, verifier and ledger; lets a simulated finance
-office settle most payments; prints a summary per contract and the top institutions;
-writes the HTML report; stops what it started.
+office settle most payments; prints a summary per contract and the top institutions
+(small cells suppressed); answers "did it work" (the Sønderborg indicators counted from
+the verifier's store, the example experiment on a synthetic trial with a known effect:
+its estimate with its interval and the deadweight it measures); writes the HTML report;
+stops what it started.
 """
 
 from __future__ import annotations
