@@ -43,11 +43,11 @@ from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
 from shared.reporting.data import ReportData, summarise
-from shared.reporting.evidence import Evidence, measured_deadweights
+from shared.reporting.evidence import Evidence
 from shared.reporting.html import contract_cells, render, shown_institutions
 from shared.reporting.live import from_database, live_evidence
 from shared.reporting.page import money
-from shared.reporting.skandia import load_exclusion_model
+from shared.reporting.skandia import load_exclusion_model, measured_deadweights
 from shared.settings import REPO_ROOT, Settings
 from shared.signing import RecordSigner
 from shared.synthetic import generate, to_json_line, write_registry
@@ -237,7 +237,7 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
 def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:
     """Which assumed deadweights the estimate replaced in the business case, and with what."""
     model = load_exclusion_model(EXCLUSION_MODEL)
-    for outcome_id, weight in sorted(measured_deadweights(data, evidence.effects_by_outcome()).items()):
+    for outcome_id, weight in sorted(measured_deadweights(model, evidence.estimates(), data).items()):
         assumed = model.outcomes[outcome_id].deadweight if outcome_id in model.outcomes else None
         typer.echo(f"  deadweight of {outcome_id}, measured: {float(weight.value):.0%} of the outcomes would have "
                    f"happened anyway (95 % interval {float(weight.low or 0):.0%} to {float(weight.high or 0):.0%})"

@@ -170,7 +170,7 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
     against the variant's own outcome rate (verified among the triggers judged)."""
     from shared.currency import format_money
     from shared.reporting.disclosure import cell, mark
-    from shared.reporting.evidence import measured_deadweights
+    from shared.reporting.evidence import measured_by_outcome
     from shared.reporting.skandia import LEVELS, case_for
     from shared.reporting.skandia_html import deadweight_text, payback_text
 
@@ -183,7 +183,7 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
         if (reason := cell(everyone, least)) is not None:
             typer.echo(f"{result.title:<{width}}  {mark(reason)}: about {everyone} subject(s)")
             continue
-        case = case_for(result, model, measured_deadweights(result, as_estimates(effects)))
+        case = case_for(result, model, measured_by_outcome(result, as_estimates(effects)))
         if case is None:
             typer.echo(f"{result.title:<{width}}  not comparable: pays in another currency than {model.currency}")
             continue

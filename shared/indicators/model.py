@@ -153,11 +153,6 @@ class Scope(Frozen):
 class IndicatorSet(Frozen):
     indicators: tuple[Indicator, ...] = Field(min_length=1, max_length=200)
     scopes: tuple[Scope, ...] = (Scope(name="all"),)
-    # Per indicator, the contract outcomes that pay for the success its numerator counts:
-    # an experiment's estimate on the indicator measures their deadweight (the report's
-    # business case, docs/indicators.md#deadweight). Kept here, not on the indicator,
-    # because contracts embed indicators and have no use for it.
-    outcomes_by_indicator: dict[Identifier, tuple[Identifier, ...]] = Field(default_factory=dict, max_length=200)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> IndicatorSet:
@@ -168,9 +163,6 @@ class IndicatorSet(Frozen):
         names = [s.name for s in self.scopes]
         if len(set(names)) != len(names):
             raise ValueError("scope names must be unique")
-        unknown = sorted(set(self.outcomes_by_indicator) - set(ids))
-        if unknown:
-            raise ValueError(f"outcomes_by_indicator names indicators that are not defined: {', '.join(unknown)}")
         return self
 
     def by_id(self, indicator_id: str) -> Indicator | None:

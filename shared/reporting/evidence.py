@@ -4,9 +4,9 @@ experiments' estimates (pure).
 A contract pays for every outcome that happens; only part of them happened because of
 what the institutions did. An experiment's estimate on an indicator (treated units'
 change minus comparison units' change) is the part caused, so it measures the
-deadweight of the contract outcomes that count the same success
-(`IndicatorSet.outcomes_by_indicator`): the business case (`shared/reporting/skandia.py:
-measured_deadweight`) takes it instead of an assumed constant.
+deadweight of the contract outcomes measured by that indicator (an exclusion model's
+`outcomes.<id>.indicator`): the business case (`shared/reporting/skandia.py:
+measured_deadweights`) takes it instead of an assumed constant.
 """
 
 from __future__ import annotations
@@ -42,15 +42,13 @@ class Evidence:
     measurements: tuple[Measurement, ...]
     experiments: tuple[ExperimentResult, ...] = ()
 
-    def effects_by_outcome(self) -> dict[str, Estimate]:
-        """The estimate that measures each contract outcome's effect: one per outcome its
-        indicator names; the first experiment that measures an outcome wins."""
-        found: dict[str, Estimate] = {}
+    def estimates(self) -> list[Estimate]:
+        """Every experiment's estimates, in order (the first per indicator counts)."""
+        seen: dict[str, Estimate] = {}
         for result in self.experiments:
             for estimate in result.estimates:
-                for outcome in self.definitions.outcomes_by_indicator.get(estimate.indicator_id, ()):
-                    found.setdefault(outcome, estimate)
-        return found
+                seen.setdefault(estimate.indicator_id, estimate)
+        return list(seen.values())
 
 
 def trend_years(definitions: IndicatorSet, timelines: Sequence[SubjectTimeline]) -> list[int]:
@@ -78,10 +76,11 @@ def trends(definitions: IndicatorSet, timelines: Sequence[SubjectTimeline], year
     return tuple(rows)
 
 
-def measured_deadweights(data: ReportData, effects: Mapping[str, Estimate]) -> dict[str, Deadweight]:
-    """Each measured effect as the deadweight of its outcome, against the outcome's own
-    rate in `data` (verified among the triggers judged; `skandia.outcome_rate`); an
-    outcome the data never judged keeps its assumed deadweight."""
+def measured_by_outcome(data: ReportData, effects: Mapping[str, Estimate]) -> dict[str, Deadweight]:
+    """Effects given per contract outcome (`stafet simulate --effect`) as measured
+    deadweights against each outcome's own rate in `data`; an outcome the data never
+    judged keeps its assumed deadweight. (Effects an experiment estimated per indicator:
+    `skandia.measured_deadweights`.)"""
     rows = [(o.outcome_id, o.status, o.reason) for o in data.outcomes]
     measured = {}
     for outcome_id, estimate in effects.items():

@@ -30,10 +30,10 @@ from shared.reporting.data import (
     summarise,
 )
 from shared.reporting.disclosure import cell, group, mark, shown
-from shared.reporting.evidence import Evidence, measured_deadweights
+from shared.reporting.evidence import Evidence, measured_by_outcome
 from shared.reporting.html_evidence import experiments_section, indicators_section
 from shared.reporting.page import NOT_COMPARABLE, STYLE, ReportContext, figure, money, note, table
-from shared.reporting.skandia import ExclusionModel, case_for
+from shared.reporting.skandia import ExclusionModel, case_for, measured_deadweights
 from shared.reporting.skandia_html import section as exclusion_html
 
 TOP_INSTITUTIONS = 25
@@ -213,7 +213,8 @@ def _exclusion_section(data: ReportData, context: ReportContext) -> str:
     if (reason := cell(everyone, context.minimum_cell)) is not None:
         return f"<h2>{html.escape(model.title)}</h2>" + note(f"{mark(reason)}: the case is about {everyone} "
                                                                f"subject(s), fewer than {context.minimum_cell}.")
-    measured = measured_deadweights(data, context.effects_by_outcome())
+    measured = measured_deadweights(model, context.evidence.estimates() if context.evidence else (), data)
+    measured.update(measured_by_outcome(data, context.effects))
     return exclusion_html([(data.title, case_for(data, model, measured))], model)
 
 

@@ -63,10 +63,5 @@ class ReportContext:
     # The price of exclusion (the Skandia model's business case); None: no such section.
     exclusion: ExclusionModel | None = None
     # Measured effects per contract outcome given directly (`stafet simulate --effect`),
-    # besides those the evidence's experiments measured.
+    # besides those the evidence's experiments measured per indicator.
     effects: Mapping[str, Estimate] = field(default_factory=dict)
-
-    def effects_by_outcome(self) -> dict[str, Estimate]:
-        """Each contract outcome's measured effect: given directly, else an experiment's."""
-        measured = self.evidence.effects_by_outcome() if self.evidence else {}
-        return {**measured, **self.effects}

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.demo import CONTRACT_FILES, demo_pipeline
+from shared.cli.demo import CONTRACT_FILES, EXCLUSION_MODEL, demo_pipeline
 from shared.cli.experiment import DEMO_EFFECT_POINTS
 from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
 from shared.reporting.data import summarise
-from shared.reporting.evidence import measured_deadweights
+from shared.reporting.skandia import load_exclusion_model, measured_deadweights
 from shared.synthetic import generate, to_json_line
 from tests.engine_replay import admitted, directory_of, expected_balances
 from tests.ledger_helpers import ledger_state
@@ -54,7 +54,7 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     (trial,) = result.evidence.experiments
     (exam,) = trial.estimates
     assert exam.low_points <= DEMO_EFFECT_POINTS <= exam.high_points
-    measured = measured_deadweights(result.data, result.evidence.effects_by_outcome())
+    measured = measured_deadweights(load_exclusion_model(EXCLUSION_MODEL), result.evidence.estimates(), result.data)
     assert list(measured) == ["exam-passed"]
     page = result.report.read_text()
     assert "Did it work? Indicators against their baselines" in page

@@ -10,9 +10,9 @@ from shared.indicators.experiment import Estimate
 from shared.indicators.loader import load_experiment, load_indicators
 from shared.reporting.business_case import load_assumptions
 from shared.reporting.data import OutcomeRow, ReportData
-from shared.reporting.evidence import Evidence, ExperimentResult, measured_deadweights, trend_years, trends
+from shared.reporting.evidence import Evidence, ExperimentResult, measured_by_outcome, trend_years, trends
 from shared.reporting.html import render
-from shared.reporting.skandia import load_exclusion_model
+from shared.reporting.skandia import load_exclusion_model, measured_deadweights
 from shared.settings import REPO_ROOT
 from tests.unit.test_indicators import Person, timelines
 from tests.unit.test_small_cells import MOBILITY
@@ -42,15 +42,16 @@ def exam_results(passed: int, failed: int = 0) -> ReportData:
     return ReportData("test", (MOBILITY,), outcomes, (), source="a test")
 
 
-def test_an_estimate_measures_the_deadweight_of_the_outcomes_its_indicator_names() -> None:
-    effects = evidence(10.0, 5.0, 15.0).effects_by_outcome()
-    assert list(effects) == ["exam-passed"]
+def test_an_estimate_measures_the_deadweight_of_the_outcomes_its_indicator_measures() -> None:
+    estimates = evidence(10.0, 5.0, 15.0).estimates()
     # 16 of 20 exams passed (80 %); the programme caused 10 points: 1 - 0.10 / 0.80.
-    (weight,) = measured_deadweights(exam_results(16, 4), effects).values()
+    (weight,) = measured_deadweights(EXCLUSION, estimates, exam_results(16, 4)).values()
     assert weight.measured
     assert (weight.value, weight.low, weight.high) == (Fraction(7, 8), Fraction(13, 16), Fraction(15, 16))
+    # The same effect given per outcome (stafet simulate --effect) measures the same.
+    assert measured_by_outcome(exam_results(16, 4), {"exam-passed": estimates[0]}) == {"exam-passed": weight}
     # An outcome the data never judged keeps its assumed deadweight.
-    assert measured_deadweights(exam_results(0), effects) == {}
+    assert measured_deadweights(EXCLUSION, estimates, exam_results(0)) == {}
 
 
 def test_the_report_s_business_case_uses_the_measured_deadweight() -> None:
