@@ -171,8 +171,8 @@ def test_an_experiment_estimate_measures_the_deadweight_of_the_outcome_its_indic
     model = ExclusionModel.model_validate({**MODEL, "outcomes": {"job": {**MODEL["outcomes"]["job"],
                                                                           "indicator": "job-rate"}}})
     day = dt.date(2021, 1, 1)
-    rows = (*(OutcomeRow("c", "job", "verified", None, day, 1) for _ in range(2)),
-            *(OutcomeRow("c", "job", "rejected", "condition_not_met", day, 0) for _ in range(2)))
+    rows = (*(OutcomeRow("c", "job", "verified", None, day, 1, f"k1:{n}") for n in range(2)),
+            *(OutcomeRow("c", "job", "rejected", "condition_not_met", day, 0, f"k1:{n + 2}") for n in range(2)))
     data = ReportData("variant", (), rows, ())
     estimate = Estimate("job-rate", 10.0, 5.0, 15.0, 0.01, 6, 6, 2000)
     measured = measured_deadweights(model, [estimate, Estimate("other", 1.0, 0.0, 2.0, 0.5, 6, 6, 2000)], data)
