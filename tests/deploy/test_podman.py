@@ -11,12 +11,17 @@ keys and tokens as files), and the chart is rendered with `environment: producti
 under a release name of its own (so nothing of an earlier run, such as the volume podman
 keeps for a ConfigMap, is reused). The migration Job runs to completion, the four
 Deployments are played with `podman kube play`. Then: every pod's /readyz answers 200;
-the sample events go through the front door's HTTP API with the institutions' tokens and a
-synthetic cohort straight to Kafka, signed with each institution's key; the verifier's pod
+the sample events go through the front door's HTTP API with the institutions' tokens, one
+event through `stafet publish` run as an institution's system runs it in production (its
+own Kafka user, its key from `stafet keys new --signer institution:...`), and a synthetic
+cohort straight to Kafka, signed with each institution's key (the code `stafet publish`
+runs: the command signs a file with one institution's key, and the cohort speaks for
+eighteen, each of whose events must stay in order); the verifier's pod
 is stopped with SIGTERM while the stream is in flight and started again; the ledger ends
 up holding exactly what the pure engine computes (nothing lost, nothing twice, the chain
 intact), /metrics reports the ledger's entries and money, the records consumed, a dead
-letter by its reason code and the front door's lines, and the records carry trace context.
+letter by its reason code (and no other dead letter anywhere: every signature checked out)
+and the front door's lines, every log line is JSON, and the records carry trace context.
 """
 
 from __future__ import annotations
@@ -84,6 +89,12 @@ READY_TIMEOUT_S = 240.0
 SETTLE_TIMEOUT_S = 300.0
 STOP_GRACE_S = 60
 STAFET = str(Path(sys.executable).parent / "stafet")
+# One event that an institution's own system publishes with `stafet publish`, signed with
+# the key `stafet keys new --signer institution:...` made for it: a new child's enrolment.
+CLI_INSTITUTION = "bornehuset-solsikken"
+CLI_EVENT = json.dumps({"event_id": "cli-1", "occurred_on": "2021-08-01", "reported_by": CLI_INSTITUTION,
+                        "subject": {"cpr": "010119-4007"},
+                        "body": {"type": "enrolled", "institution": CLI_INSTITUTION, "stage": "daycare"}}).encode()
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +130,7 @@ def keys(tmp_path: Path) -> Path:
     folder = tmp_path / "keys"
     commands = [["keys", "new", "--out", str(folder)]]
     commands += [["keys", "new", "--out", str(folder), "--signer", f"service:{name}"] for name in SERVICES]
+    commands.append(["keys", "new", "--out", str(folder), "--signer", f"institution:{CLI_INSTITUTION}"])
     for command in commands:
         subprocess.run([STAFET, *command], check=True, capture_output=True, cwd=REPO_ROOT, timeout=120)
     return folder
@@ -199,8 +211,9 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     started = time.monotonic()
     release_name, played = release
     signers = institution_signers()
-    registry = InstitutionRegistry([i.model_copy(update={"keys": (public_bytes(signers[i.id].key.public_key()).hex(),)})
-                                    for i in REGISTRY.all()])
+    public = {i: public_bytes(signer.key.public_key()).hex() for i, signer in signers.items()}
+    public[CLI_INSTITUTION] = public_hex(keys / f"institution-{CLI_INSTITUTION}.pub")
+    registry = InstitutionRegistry([i.model_copy(update={"keys": (public[i.id],)}) for i in REGISTRY.all()])
     sample = read_lines(SAMPLE)
     tokens = {reporter: new_token() for reporter in {json.loads(line)["reported_by"] for line in sample}}
     ports = {name: free_port() for name in SERVICES}
@@ -244,13 +257,25 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     asyncio.run(produce(servers.bootstrap_servers, events_topic, [b'{"event_id": "broken", ']))
 
     # The sample through the front door (each institution with its token, in the file's
-    # order), a cohort straight to Kafka signed by each institution's own key; then stop
-    # the verifier with SIGTERM mid-stream.
+    # order), one event with `stafet publish` as its institution's system runs it in
+    # production, a cohort straight to Kafka signed by each institution's own key; then
+    # stop the verifier with SIGTERM mid-stream.
     cohort = [to_json_line(e) for e in EVENTS]
-    expected = expected_balances(CONTRACTS, admitted(sample + cohort, REGISTRY), directory=directory_of(REGISTRY))
+    assert len(admitted([CLI_EVENT], REGISTRY)) == 1
+    expected = expected_balances(CONTRACTS, admitted([*sample, CLI_EVENT, *cohort], REGISTRY),
+                                 directory=directory_of(REGISTRY))
     assert expected, "the events must produce payments, or this test proves nothing"
     answers = post_through_front_door(ports["frontdoor"], sample, tokens)
     assert sum(a["accepted"] + a["duplicates"] + a["refused"] for a in answers) == len(sample), answers
+    (tmp_path / "cli.jsonl").write_bytes(CLI_EVENT + b"\n")
+    institution_env = {**os.environ, "STAFET_ENV": "production", "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers,
+                       "STAFET_TOPIC_NAMESPACE": namespace, "KAFKA_USERNAME": "institution",
+                       "KAFKA_PASSWORD_FILE": str(servers.credentials_dir / "kafka" / "institution"),
+                       "SEALING_PUBLIC_KEY_FILE": str(keys / "ingest-sealing.pub")}
+    published = subprocess.run([STAFET, "publish", str(tmp_path / "cli.jsonl"), "--signing-key",
+                                str(keys / f"institution-{CLI_INSTITUTION}.key")], env=institution_env,
+                               capture_output=True, text=True, check=False, timeout=300)
+    assert published.returncode == 0, published.stderr
     asyncio.run(publish_records(servers.bootstrap_servers, events_topic, list(enumerate(cohort, start=1)),
                                 recipient=load_public_key(keys / "ingest-sealing.pub"), signing=SignedByEach(signers)))
     verifier_pod = pod_name(deployments["verifier"])
@@ -280,8 +305,12 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     assert 'stafet_ledger_verify_ok 1.0' in metrics
     ingest_metrics = http_get(f"http://127.0.0.1:{ports['ingest']}/metrics")[1]
     consumed = sample_value(ingest_metrics, "stafet_records_consumed_total", service="ingest", topic=events_topic)
-    assert consumed >= len(sample) + len(cohort) + 1
+    assert consumed >= len(sample) + 1 + len(cohort) + 1
     assert sample_value(ingest_metrics, "stafet_dead_letters_total", service="ingest", reason="malformed_json") == 1
+    # Nothing else was refused anywhere: every signature, key and credential was in place.
+    dead = [line for port in ports.values() for line in http_get(f"http://127.0.0.1:{port}/metrics")[1].splitlines()
+            if line.startswith("stafet_dead_letters_total{") and not line.endswith(" 0.0")]
+    assert dead == ['stafet_dead_letters_total{reason="malformed_json",service="ingest"} 1.0'], dead
     assert "faststream_received_processed_messages_duration_seconds_bucket" in ingest_metrics
     assert "stafet_batch_records_bucket" in ingest_metrics
     door_metrics = http_get(f"http://127.0.0.1:{ports['frontdoor']}/metrics")[1]
