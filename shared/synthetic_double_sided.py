@@ -15,6 +15,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 
+from shared.contracts.model import Contract
 from shared.institutions import InstitutionRegistry
 from shared.programmes.double_sided import JOB_TRAINING, Programme, company_subject
 
@@ -30,12 +31,15 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return D(day.year + month // 12, month % 12 + 1, 1)
 
 
-def cohort_events(programme: Programme, registry: InstitutionRegistry, *, seed: int = 1,
+def cohort_events(programme: Programme, citizen_contract: Contract, registry: InstitutionRegistry, *, seed: int = 1,
                   start: dt.date = COHORT_START, extra_referrals: int = 1,
                   job_rate: float = 0.6, actor: str = "jobvejen") -> list[dict[str, object]]:
     """Events (CPR numbers in clear, as institutions' own files hold them) for every
     cluster's places plus `extra_referrals` over capacity, one ineligible referral, and
     one growth fact per accelerator company."""
+    rule = citizen_contract.eligibility.referral
+    if rule is None:
+        raise ValueError(f"contract {citizen_contract.contract_id} names no referral rule (no target group)")
     chance = random.Random(seed)
     events: list[dict[str, object]] = []
 
@@ -47,13 +51,14 @@ def cohort_events(programme: Programme, registry: InstitutionRegistry, *, seed: 
     for cluster in programme.clusters:
         payer = next(i.id for i in registry.all() if i.kind == "municipality"
                      and i.municipality == cluster.municipality)
-        for place in range(cluster.places + extra_referrals + 1):
+        places = rule.places_of(cluster.municipality, cluster.id) or 0
+        for place in range(places + extra_referrals + 1):
             number += 1
             birth = D(1975 + chance.randrange(25), 1 + chance.randrange(12), 1 + chance.randrange(28))
             who = {"cpr": f"{birth:%d%m%y}-{(0 if birth.year < 2000 else 4)}{number % 1000:03d}"}
             # The last referral of each cluster is of a citizen on unemployment benefit:
             # outside the target group, recorded as such by the intake.
-            benefit = ("unemployment_benefit" if place == cluster.places + extra_referrals
+            benefit = ("unemployment_benefit" if place == places + extra_referrals
                        else chance.choice(["cash_benefit", "cash_benefit", "integration_benefit"]))
             on_benefit = start - dt.timedelta(days=chance.randint(200, 900))
             emit(on_benefit, "benefit-register", who,

@@ -25,7 +25,7 @@ from services.verifier.decisions import InForce, Stored, evaluate, outcome_recor
 from services.verifier.indicators import settle_indicators
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo, budget_scope
-from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key
+from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budgets
 from shared.events import PaymentInstruction, Transition
 from shared.topics import OUTCOMES, PAYMENTS
 
@@ -54,7 +54,8 @@ SWEEP_SUBJECTS_MAX = 2000  # due timers re-evaluated per batch, to bound a batch
 
 
 def budgets_of(in_force: Sequence[InForce]) -> set[str]:
-    return {budget_scope(c) for c, _ in in_force if c.caps.contract_wide}
+    return ({budget_scope(c) for c, _ in in_force if c.caps.contract_wide}
+            | {b for c, _ in in_force for b in place_budgets(c)})
 
 
 def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],

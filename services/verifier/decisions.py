@@ -30,6 +30,7 @@ from shared.contracts.payments import (
     desired_instructions,
     grant_budget,
     outcome_key,
+    place_requests,
     reconcile,
 )
 from shared.contracts.timeline import fold
@@ -77,6 +78,8 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
         for contract, _ in versions:
             requests.extend(budget_requests(
                 contract, (d for d in decided if d.contract_version == contract.version)))
+        # Places are the agreement's, not a version's: the latest version's count.
+        requests.extend(place_requests(max((c for c, _ in versions), key=lambda c: c.version), timeline))
     return tuple(decisions), requests
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Programmes: a double-sided PbR's intake and verdict.", no_args_is_help=True)
 EXAMPLE = REPO_ROOT / "examples" / "programmes" / "double-sided-pbr.yaml"
 REGISTRY = REPO_ROOT / "examples" / "institutions.yaml"
+CITIZENS = REPO_ROOT / "examples" / "contracts" / "double-sided-pbr-citizens.yaml"
 DATE_FORMATS = ["%Y-%m-%d"]
 
 
@@ -30,6 +31,8 @@ DATE_FORMATS = ["%Y-%m-%d"]
 def generate_cohort(
     out: Annotated[Path, typer.Option(help="Events file to write (JSON Lines, CPR numbers in clear)")],
     programme: Annotated[Path, typer.Option(help="Programme YAML")] = EXAMPLE,
+    contract: Annotated[Path, typer.Option(help="The citizens' contract (its target group and places)")] =
+        CITIZENS,
     institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] = REGISTRY,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same events")] = 1,
     extra_referrals: Annotated[int, typer.Option(help="Referrals beyond each cluster's places",
@@ -37,14 +40,15 @@ def generate_cohort(
 ) -> None:
     """A synthetic cohort for the programme: referrals (some over capacity, some not on
     an eligible benefit), training, jobs, benefit periods and the companies' growth."""
+    from shared.contracts.loader import ContractFileError, load_contract
     from shared.institutions import InstitutionRegistry, RegistryError
     from shared.programmes.double_sided import ProgrammeError, load_programme
     from shared.synthetic_double_sided import cohort_events
 
     try:
-        events = cohort_events(load_programme(programme), InstitutionRegistry.from_file(institutions),
-                               seed=seed, extra_referrals=extra_referrals)
-    except (ProgrammeError, RegistryError, ValueError) as error:
+        events = cohort_events(load_programme(programme), load_contract(contract),
+                               InstitutionRegistry.from_file(institutions), seed=seed, extra_referrals=extra_referrals)
+    except (ProgrammeError, ContractFileError, RegistryError, ValueError) as error:
         fail(str(error).splitlines()[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events), encoding="utf-8")

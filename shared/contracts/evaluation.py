@@ -57,6 +57,8 @@ class RejectionReason(StrEnum):
     DATE_OUT_OF_RANGE = "date_out_of_range"
     # A registration starts before the subject's birth: the chain cannot be weighted.
     REGISTRATION_BEFORE_BIRTH = "registration_before_birth"
+    # The citizen's referral found its cluster's places taken (docs/contracts.md).
+    OVER_CAPACITY = "over_capacity"
     # Indicator outcomes (shared/contracts/indicator_outcomes.py): a measured population
     # under the small-cell minimum is not paid on; an improvement under the floor (or a
     # worsening) pays nothing.

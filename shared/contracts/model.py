@@ -325,6 +325,12 @@ class EnrolledOn(Frozen):
     municipality: Identifier | None = None
 
 
+class Places(Frozen):
+    municipality: Identifier
+    cluster: Identifier
+    places: Annotated[int, Field(ge=1, le=100_000)]
+
+
 class ReferralRule(Frozen):
     """The target group of an employment programme: citizens the municipality referred
     to `programme` (a `referral` fact) while they received one of `benefits` (the
@@ -334,6 +340,21 @@ class ReferralRule(Frozen):
 
     programme: Identifier
     benefits: Annotated[tuple[BenefitType, ...], Field(min_length=1)]
+    # The places per municipality and cluster. With places, only a referral to a listed
+    # cluster makes a citizen eligible, a citizen's first such referral claims a place,
+    # and the claims are granted in the order of the referrals (day, then claim key):
+    # the outcomes of a citizen who found no place are rejected `over_capacity`.
+    places: Annotated[tuple[Places, ...], Field(max_length=1000)] = ()
+
+    @model_validator(mode="after")
+    def _clusters_once(self) -> ReferralRule:
+        keys = [(p.municipality, p.cluster) for p in self.places]
+        if len(set(keys)) != len(keys):
+            raise ValueError("@places: each municipality's cluster is listed once")
+        return self
+
+    def places_of(self, municipality: str, cluster: str) -> int | None:
+        return next((p.places for p in self.places if (p.municipality, p.cluster) == (municipality, cluster)), None)
 
 
 class Eligibility(Frozen):
@@ -407,6 +428,11 @@ class Contract(Frozen):
                 raise ValueError(f"@indicator_outcomes.{index}.review_on: {measured.review_on} is outside "
                                  f"the period {period.start} .. {period.end}")
         rules = self.eligibility
+        if rules.referral is not None and rules.referral.places and self.caps.contract_wide:
+            # A citizen over capacity must not rank in the money budget first: places and
+            # a contract-wide budget in one contract would need an order between them.
+            raise ValueError("@eligibility.referral.places: places cannot be combined with a total "
+                             "or per-period cap")
         if rules.birth_year_from is not None and rules.birth_year_to is not None \
                 and rules.birth_year_to < rules.birth_year_from:
             raise ValueError("@eligibility.birth_year_to: is before birth_year_from")

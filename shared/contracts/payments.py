@@ -11,10 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, budget_scope, scale_to_room
+from shared.contracts.evaluation import (
+    OutcomeDecision,
+    OutcomeStatus,
+    RejectionReason,
+    budget_scope,
+    scale_to_room,
+)
 from shared.contracts.model import Contract
+from shared.contracts.target_group import eligible_referrals
+from shared.contracts.timeline import SubjectTimeline
 from shared.events import PaymentInstruction, PaymentKind
 
 GENERATIONS_MAX = 1000  # a payment re-instructed after this many clawbacks is a bug
@@ -94,12 +102,53 @@ def grant_budget(requests: Iterable[BudgetRequest]) -> dict[str, int]:
     return granted
 
 
+def place_key(contract_id: str, subject: str) -> str:
+    return f"place|{contract_id}|{subject}"
+
+
+def place_budget(contract_id: str, municipality: str, cluster: str) -> str:
+    return f"places|{contract_id}|{municipality}|{cluster}"
+
+
+def place_budgets(contract: Contract) -> set[str]:
+    rule = contract.eligibility.referral
+    if rule is None:
+        return set()
+    return {place_budget(contract.contract_id, p.municipality, p.cluster) for p in rule.places}
+
+
+def place_requests(contract: Contract, timeline: SubjectTimeline) -> list[BudgetRequest]:
+    """A citizen's claim on a place: its first eligible referral's cluster, one place,
+    ranked by the referral's day (then the claim key). Granted over every citizen's
+    claim by `grant_budget`, like a budget whose unit is a place."""
+    rule = contract.eligibility.referral
+    if rule is None or not rule.places:
+        return []
+    first = next(iter(eligible_referrals(rule, timeline)), None)
+    if first is None:
+        return []
+    municipality, cluster = str(first.body.get("municipality")), str(first.body.get("cluster"))
+    return [BudgetRequest(
+        budget=place_budget(contract.contract_id, municipality, cluster),
+        outcome_key=place_key(contract.contract_id, timeline.subject), subject=timeline.subject,
+        occurred_on=first.occurred_on, requested_minor=1,
+        total_cap_minor=rule.places_of(municipality, cluster), period_cap_minor=None)]
+
+
 def apply_grants(decisions: Iterable[OutcomeDecision], grants: Mapping[str, int]
                  ) -> tuple[OutcomeDecision, ...]:
-    """Verified decisions scaled to what the budget granted them (capped at 0)."""
-    return tuple(scale_to_room(d, grants[outcome_key(d)])
-                 if d.status == OutcomeStatus.VERIFIED and outcome_key(d) in grants else d
-                 for d in decisions)
+    """Verified decisions scaled to what the budget granted them (capped at 0); those
+    of a citizen whose place claim was not granted are rejected `over_capacity`."""
+    granted = []
+    for d in decisions:
+        if d.status in (OutcomeStatus.VERIFIED, OutcomeStatus.PENDING_SUSTAINMENT) \
+                and grants.get(place_key(d.contract_id, d.subject)) == 0:
+            d = replace(d, status=OutcomeStatus.REJECTED, reason=RejectionReason.OVER_CAPACITY, payees=(),
+                        detail="the referral found its cluster's places taken")
+        elif d.status == OutcomeStatus.VERIFIED and outcome_key(d) in grants:
+            d = scale_to_room(d, grants[outcome_key(d)])
+        granted.append(d)
+    return tuple(granted)
 
 
 def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision]

@@ -55,11 +55,18 @@ def referrals(timeline: SubjectTimeline, programme: str) -> tuple[Fact, ...]:
                  if f.type == EventType.REFERRAL and f.body.get("programme") == programme)
 
 
-def referral_eligible(rule: ReferralRule, timeline: SubjectTimeline) -> bool:
-    """Referred to the programme on a day the citizen received an eligible benefit."""
+def eligible_referrals(rule: ReferralRule, timeline: SubjectTimeline) -> tuple[Fact, ...]:
+    """The referrals to the programme made on a day the citizen received an eligible
+    benefit (and, when the rule has places, to a cluster that has places), in date order."""
     periods = benefit_periods(timeline)
-    return any(benefit_on(periods, f.occurred_on) in rule.benefits
-               for f in referrals(timeline, rule.programme))
+    return tuple(f for f in referrals(timeline, rule.programme)
+                 if benefit_on(periods, f.occurred_on) in rule.benefits
+                 and (not rule.places or rule.places_of(str(f.body.get("municipality")),
+                                                        str(f.body.get("cluster"))) is not None))
+
+
+def referral_eligible(rule: ReferralRule, timeline: SubjectTimeline) -> bool:
+    return bool(eligible_referrals(rule, timeline))
 
 
 def months_off_benefit(periods: tuple[BenefitPeriod, ...], after: dt.date, until: dt.date) -> int:

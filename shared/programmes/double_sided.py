@@ -9,11 +9,13 @@ or turnover, a fact from the business register). Each track is an ordinary contr
 (`citizen_contract`, `company_contract`) that the verifier decides and the ledger pays;
 this module adds what spans subjects:
 
-- **Intake.** Each municipality has a number of places per cluster. Referrals are taken
-  in the order they happened (day, then event id); a referral that finds its cluster
-  full is recorded as `over_capacity`, never silently dropped, and so are referrals to
-  a cluster the programme does not have, of a citizen not on an eligible benefit, or of
-  a citizen already admitted.
+- **Intake.** Each municipality has a number of places per cluster (in the citizens'
+  contract, where the verifier enforces them: `shared/contracts/payments.py`,
+  `place_requests`). A citizen's first eligible referral claims a place; claims are
+  granted in the order of the referrals (day, then claim key); a referral that finds its
+  cluster full is recorded as `over_capacity` (and the citizen's outcomes are rejected
+  with that reason), never silently dropped, and so are referrals to a cluster without
+  places, of a citizen not on an eligible benefit, or of a citizen already referred.
 - **Verdict.** Per municipality and cluster: what the two contracts paid for the
   admitted citizens and the cluster's companies, against the benefit the municipality
   did not pay, measured from the citizens' own facts (whole months off benefit since
@@ -40,12 +42,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus
 from shared.contracts.model import AMOUNT_MINOR_MAX, Contract
-from shared.contracts.target_group import benefit_on, benefit_periods, months_off_benefit, referrals
+from shared.contracts.payments import grant_budget, place_key, place_requests
+from shared.contracts.target_group import (
+    benefit_on,
+    benefit_periods,
+    eligible_referrals,
+    months_off_benefit,
+    referrals,
+)
 from shared.contracts.timeline import SubjectTimeline
 from shared.events import BenefitType, Currency, EventType, Identifier
 
 CLUSTERS_MAX = 200
-PLACES_MAX = 10_000
 FOLLOW_ON_MONTHS = 12  # "from then on": the savings of the next 12 months against another round
 
 
@@ -54,9 +62,11 @@ class Frozen(BaseModel):
 
 
 class Cluster(Frozen):
+    """A municipality's cluster; its places are the citizens' contract's
+    (`eligibility.referral.places`), where the verifier enforces them."""
+
     id: Identifier
     municipality: Identifier
-    places: Annotated[int, Field(ge=1, le=PLACES_MAX)]
     # The social-economy companies in this cluster's accelerator (institution ids).
     companies: tuple[Identifier, ...] = ()
 
@@ -132,6 +142,12 @@ def check_contracts(programme: Programme, contracts: Iterable[Contract]) -> tupl
     if rule is None or rule.programme != programme.programme_id:
         raise ProgrammeError(f"contract {citizen.contract_id}: eligibility.referral must name programme "
                              f"{programme.programme_id}")
+    clusters = {(c.municipality, c.id) for c in programme.clusters}
+    places = {(p.municipality, p.cluster) for p in rule.places}
+    if clusters != places:
+        raise ProgrammeError(f"contract {citizen.contract_id}: eligibility.referral.places must list the "
+                             f"programme's clusters, each once (differ: "
+                             f"{', '.join(sorted('/'.join(k) for k in clusters ^ places))})")
     for contract in (citizen, latest[programme.company_contract]):
         if contract.currency != programme.currency:
             raise ProgrammeError(f"contract {contract.contract_id} pays in {contract.currency}, "
@@ -149,7 +165,8 @@ class IntakeReason(StrEnum):
     OVER_CAPACITY = "over_capacity"
     UNKNOWN_CLUSTER = "unknown_cluster"
     NOT_ON_ELIGIBLE_BENEFIT = "not_on_eligible_benefit"
-    ALREADY_ADMITTED = "already_admitted"
+    # A citizen's first eligible referral claims their place; a later one claims nothing.
+    ALREADY_REFERRED = "already_referred"
 
 
 @dataclass(frozen=True)
@@ -166,37 +183,33 @@ class IntakeDecision:
 
 def intake(programme: Programme, citizen_contract: Contract,
            timelines: Iterable[SubjectTimeline]) -> tuple[IntakeDecision, ...]:
-    """Every referral to the programme, admitted or refused with its reason, in the
-    order the referrals happened (a pure function of the facts, not of arrival order)."""
+    """Every referral to the programme, admitted or refused with its reason. Admission
+    is the verifier's own rule (`place_requests` granted by `grant_budget`, in the order
+    of the referrals), so the intake shown here is the one the contract pays by."""
     rule = citizen_contract.eligibility.referral
     assert rule is not None  # check_contracts refuses a citizen contract without one
-    pending = []
+    timelines = tuple(timelines)
+    claims = [r for t in timelines for r in place_requests(citizen_contract, t)]
+    grants = grant_budget(claims)
+    decisions = []
     for timeline in timelines:
         periods = benefit_periods(timeline)
+        first = next(iter(eligible_referrals(rule, timeline)), None)
         for fact in referrals(timeline, programme.programme_id):
-            pending.append((fact.occurred_on, fact.event_id, timeline.subject,
-                            str(fact.body.get("municipality")), str(fact.body.get("cluster")),
-                            benefit_on(periods, fact.occurred_on)))
-    taken: dict[tuple[str, str], int] = {}
-    admitted: set[str] = set()
-    decisions = []
-    for day, event_id, subject, municipality, cluster_id, benefit in sorted(pending):
-        cluster = programme.cluster(municipality, cluster_id)
-        reason = None
-        if subject in admitted:
-            reason = IntakeReason.ALREADY_ADMITTED
-        elif cluster is None:
-            reason = IntakeReason.UNKNOWN_CLUSTER
-        elif benefit not in rule.benefits:
-            reason = IntakeReason.NOT_ON_ELIGIBLE_BENEFIT
-        elif taken.get((municipality, cluster_id), 0) >= cluster.places:
-            reason = IntakeReason.OVER_CAPACITY
-        if reason is None:
-            taken[(municipality, cluster_id)] = taken.get((municipality, cluster_id), 0) + 1
-            admitted.add(subject)
-        decisions.append(IntakeDecision(subject, event_id, day, municipality, cluster_id, benefit,
-                                        reason is None, reason))
-    return tuple(decisions)
+            municipality, cluster = str(fact.body.get("municipality")), str(fact.body.get("cluster"))
+            benefit = benefit_on(periods, fact.occurred_on)
+            reason = None
+            if rule.places_of(municipality, cluster) is None:
+                reason = IntakeReason.UNKNOWN_CLUSTER
+            elif benefit not in rule.benefits:
+                reason = IntakeReason.NOT_ON_ELIGIBLE_BENEFIT
+            elif first is None or first.event_id != fact.event_id:
+                reason = IntakeReason.ALREADY_REFERRED
+            elif grants.get(place_key(citizen_contract.contract_id, timeline.subject)) != 1:
+                reason = IntakeReason.OVER_CAPACITY
+            decisions.append(IntakeDecision(timeline.subject, fact.event_id, fact.occurred_on, municipality,
+                                            cluster, benefit, reason is None, reason))
+    return tuple(sorted(decisions, key=lambda d: (d.referred_on, d.referral_event_id)))
 
 
 @dataclass(frozen=True)
@@ -301,7 +314,8 @@ def verdict(programme: Programme, contracts: Iterable[Contract], timelines: Mapp
                 now_off += 1
                 next_year += FOLLOW_ON_MONTHS * monthly
         results.append(ClusterVerdict(
-            municipality=cluster.municipality, cluster=cluster.id, places=cluster.places,
+            municipality=cluster.municipality, cluster=cluster.id,
+            places=citizen.eligibility.referral.places_of(cluster.municipality, cluster.id) or 0,  # type: ignore[union-attr]
             admitted=len(admitted), refused=dict(sorted(refused.items())),
             completed_track=sum(1 for s in admitted_subjects if _completed_track(timelines[s])),
             citizens_in_ordinary_job=sum(1 for s in admitted_subjects if citizen_owed.get(s, 0) > 0),

@@ -30,10 +30,11 @@ async def test_a_double_sided_cohort_reaches_the_ledger_as_the_engine_decides_it
         servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
         tmp_path: Path) -> None:
     programme = load_programme(REPO_ROOT / "examples" / "programmes" / "double-sided-pbr.yaml")
-    raw = [json.dumps(e).encode() for e in cohort_events(programme, REGISTRY, seed=2)]
+    contracts = [load_contract(path) for path in CONTRACTS]
+    raw = [json.dumps(e).encode() for e in cohort_events(programme, contracts[0], REGISTRY, seed=2)]
     transitions = admitted(raw)
     assert len(transitions) == len(raw), "every fact of the cohort must pass admission"
-    expected = expected_balances([load_contract(path) for path in CONTRACTS], transitions)
+    expected = expected_balances(contracts, transitions)
     # Both sides must be paid, or this test proves nothing about the company side.
     assert expected.get("receivable:jobvejen:pending", 0) > 0
     assert any(expected.get(f"receivable:{c}:pending", 0) > 0 for c in ("alsvaerket", "nordals-genbrug"))

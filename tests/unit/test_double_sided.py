@@ -17,10 +17,10 @@ from services.verifier.decisions import decide_all
 from shared.cli.main import app
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.loader import load_contract
+from shared.contracts.loader import ContractFileError, load_contract, parse_contract
 from shared.contracts.target_group import benefit_periods, months_off_benefit
 from shared.contracts.timeline import fold
-from shared.events import CompanyGrowth, Transition
+from shared.events import CompanyGrowth, EventType, Transition
 from shared.institutions import may_report
 from shared.programmes.double_sided import (
     ClusterVerdict,
@@ -33,13 +33,17 @@ from shared.programmes.double_sided import (
 from shared.settings import REPO_ROOT
 from tests.unit.builders import transition
 
-CONTRACTS = [load_contract(REPO_ROOT / "examples" / "contracts" / f"double-sided-pbr-{side}.yaml")
-             for side in ("citizens", "companies")]
+EXAMPLES = REPO_ROOT / "examples" / "contracts"
+# The example contracts, with 2 places in cluster 1 and 1 in cluster 2 instead of 9 + 9.
+CONTRACTS = [parse_contract((EXAMPLES / "double-sided-pbr-citizens.yaml").read_text(encoding="utf-8")
+                            .replace("cluster: cluster-1, places: 9", "cluster: cluster-1, places: 2")
+                            .replace("cluster: cluster-2, places: 9", "cluster: cluster-2, places: 1")),
+             load_contract(EXAMPLES / "double-sided-pbr-companies.yaml")]
 PROGRAMME = Programme.model_validate({
     "programme_id": "double-sided-pbr", "currency": "DKK",
     "citizen_contract": "double-sided-pbr-citizens", "company_contract": "double-sided-pbr-companies",
-    "clusters": [{"id": "cluster-1", "municipality": "sonderborg", "places": 2, "companies": ["alsvaerket"]},
-                 {"id": "cluster-2", "municipality": "sonderborg", "places": 1, "companies": ["nordals-genbrug"]}],
+    "clusters": [{"id": "cluster-1", "municipality": "sonderborg", "companies": ["alsvaerket"]},
+                 {"id": "cluster-2", "municipality": "sonderborg", "companies": ["nordals-genbrug"]}],
     "monthly_benefit_minor": {"cash_benefit": 1_000_000, "integration_benefit": 500_000}})
 runner = CliRunner()
 DIRECTORY = {"jobvejen": InstitutionInfo("employment_actor", "sonderborg"),
@@ -142,7 +146,7 @@ def test_the_intake_admits_referrals_in_order_and_records_each_refusal_with_its_
         (citizen("D"), "2024-02-01"): (False, IntakeReason.NOT_ON_ELIGIBLE_BENEFIT),
         (citizen("E"), "2024-02-05"): (True, None),
         (citizen("F"), "2024-02-01"): (False, IntakeReason.UNKNOWN_CLUSTER),
-        (citizen("A"), "2024-03-01"): (False, IntakeReason.ALREADY_ADMITTED),
+        (citizen("A"), "2024-03-01"): (False, IntakeReason.ALREADY_REFERRED),
     }
 
 
@@ -151,12 +155,12 @@ def test_the_verdict_per_cluster_sets_payments_against_the_months_off_benefit() 
     one, two = clusters["cluster-1"], clusters["cluster-2"]
     # Cluster 1: A's ordinary job (15,000 + 35,000 once sustained 26 weeks) and
     # Alsværket's 2 new jobs (50,000); A off benefit March-December 2025: 10 months of
-    # DKK 10,000. C was paid too, outside the places: shown, not counted.
+    # DKK 10,000. C found no place: its job is rejected over_capacity, nothing paid.
     assert (one.admitted, one.refused) == (2, {"over_capacity": 1})
     assert one.completed_track == 1  # A finished both halves; B left the first
     assert (one.citizens_in_ordinary_job, one.companies_grown) == (1, 1)
     assert (one.citizen_payments_minor, one.company_payments_minor) == (5_000_000, 5_000_000)
-    assert one.paid_outside_places_minor == 5_000_000
+    assert one.paid_outside_places_minor == 0
     assert (one.months_off_benefit, one.savings_minor) == (10, 10_000_000)
     assert one.paid_off
     assert one.net_minor == 0
@@ -164,7 +168,7 @@ def test_the_verdict_per_cluster_sets_payments_against_the_months_off_benefit() 
     assert one.self_financing
     # Cluster 2: E's job is subsidised (not paid; still off benefit all of 2025: 12
     # months), Nordals Genbrug grew 20 % in turnover (25,000).
-    assert (two.admitted, two.refused) == (1, {"already_admitted": 1, "not_on_eligible_benefit": 1})
+    assert (two.admitted, two.refused) == (1, {"already_referred": 1, "not_on_eligible_benefit": 1})
     assert (two.citizens_in_ordinary_job, two.citizen_payments_minor) == (0, 0)
     assert (two.companies_grown, two.company_payments_minor) == (1, 2_500_000)
     assert (two.months_off_benefit, two.savings_minor, two.net_minor) == (12, 12_000_000, 9_500_000)
@@ -181,7 +185,7 @@ def test_earlier_the_same_cohort_has_not_paid_off_but_its_savings_can_finance_it
     assert one.self_financing  # 12 x 10,000 a year from A alone
 
 
-def test_the_target_group_is_named_by_benefit_and_referral() -> None:
+def test_the_target_group_is_named_by_benefit_and_referral_and_a_citizen_without_a_place_is_not_paid() -> None:
     cohort = hand_built()
     cohort.hired(citizen("D"), "2025-03-01", "unemployment_benefit")  # referred, but not on cash benefit
     never_referred = citizen("H")
@@ -195,8 +199,10 @@ def test_the_target_group_is_named_by_benefit_and_referral() -> None:
         decisions = effects[outsider].decisions
         assert decisions
         assert {d.reason.value if d.reason else None for d in decisions} == {"not_eligible"}
-    c_paid = sum(d.owed_minor for d in effects[citizen("C")].decisions)
-    assert c_paid == 5_000_000  # the contract alone does not know the places: the verdict shows it
+    over = effects[citizen("C")].decisions
+    assert {(d.status.value, d.reason.value if d.reason else None) for d in over} == {("rejected", "over_capacity")}
+    assert sum(d.owed_minor for d in over) == 0
+    assert not effects[citizen("C")].instructions
 
 
 def test_months_off_benefit_count_only_whole_calendar_months_with_no_benefit_day() -> None:
@@ -227,12 +233,12 @@ def test_a_company_growth_fact_that_contradicts_itself_is_refused() -> None:
 
 
 def test_only_registers_report_benefits_and_growth_and_only_a_municipality_refers() -> None:
-    assert may_report("benefit_register", "benefit_started")
-    assert not may_report("employment_actor", "benefit_ended")
-    assert may_report("municipality", "referral")
-    assert not may_report("employment_actor", "referral")
-    assert may_report("business_register", "company_growth")
-    assert not may_report("social_enterprise", "company_growth")
+    assert may_report("benefit_register", EventType.BENEFIT_STARTED)
+    assert not may_report("employment_actor", EventType.BENEFIT_ENDED)
+    assert may_report("municipality", EventType.REFERRAL)
+    assert not may_report("employment_actor", EventType.REFERRAL)
+    assert may_report("business_register", EventType.COMPANY_GROWTH)
+    assert not may_report("social_enterprise", EventType.COMPANY_GROWTH)
 
 
 def test_a_programme_whose_citizen_contract_does_not_name_it_is_refused() -> None:
@@ -279,3 +285,37 @@ def test_stafet_programme_refuses_bad_input_with_one_error_line(tmp_path: Path) 
         assert result.output.startswith("error: "), result.output
         assert message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_place_goes_by_the_day_of_the_referral_not_by_arrival_and_a_displaced_citizen_is_clawed_back() -> None:
+    from shared.contracts.book import ContractBook as Book
+    from tests.verifier_model import InMemoryVerifier
+
+    cohort = hand_built()
+    events = sorted(cohort.events, key=lambda e: e.occurred_on)
+    b = citizen("B")
+    late = [e for e in events if e.subject == b]  # B's referral (2024-02-02) arrives last
+    end = [dt.date(2025, 12, 31)]  # event time passes the 26 weeks of sustainment
+    verifier = InMemoryVerifier(Book.of(CONTRACTS), DIRECTORY)
+    verifier.batch([e for e in events if e.subject != b], ticks=end)
+    verifier.drain()
+    # Without B, C had cluster 1's second place: its job was paid.
+    assert verifier.net_by_payee()[("double-sided-pbr-citizens", citizen("C"), "jobvejen")] == 5_000_000
+    verifier.batch(late, ticks=end)
+    verifier.drain()
+    # B was referred before C: B takes the place, C's payments are clawed back.
+    assert ("double-sided-pbr-citizens", citizen("C"), "jobvejen") not in verifier.net_by_payee()
+    at_once = InMemoryVerifier(Book.of(CONTRACTS), DIRECTORY)
+    at_once.batch(events, ticks=end)
+    at_once.drain()
+    assert verifier.net_by_payee() == at_once.net_by_payee()
+    reasons = {v[1] for k, v in verifier.statuses().items() if k.split("|")[2] == citizen("C")}
+    assert reasons == {"over_capacity"}
+
+
+def test_places_must_name_each_cluster_once_and_do_not_mix_with_a_contract_wide_budget() -> None:
+    text = (EXAMPLES / "double-sided-pbr-citizens.yaml").read_text(encoding="utf-8")
+    with pytest.raises(ContractFileError, match="places cannot be combined with a total or per-period cap"):
+        parse_contract(text.replace("  per_subject_minor: 5000000", "  per_subject_minor: 5000000\n  total_minor: 9000000"))
+    with pytest.raises(ContractFileError, match="each municipality's cluster is listed once"):
+        parse_contract(text.replace("cluster: cluster-2, places: 9", "cluster: cluster-1, places: 9"))
