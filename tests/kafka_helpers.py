@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.verifier.store import work_left_at
@@ -69,6 +69,11 @@ async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[tuple[bytes | None, bytes]]:
     """Every record on the topic right now (key, value), reading up to the end offsets."""
+    return [(r.key, r.value or b"") for r in await read_records(bootstrap, topic, timeout_s)]
+
+
+async def read_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on the topic right now, headers and all, reading up to the end offsets."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **kafka_options("admin"))
     await consumer.start()
@@ -78,14 +83,14 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        records: list[tuple[bytes | None, bytes]] = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = asyncio.get_running_loop().time() + timeout_s
         while [p for p in partitions if await consumer.position(p) < ends[p]]:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
             batch = await consumer.getmany(timeout_ms=500)
             for items in batch.values():
-                records.extend((r.key, r.value or b"") for r in items)
+                records.extend(items)
         return records
     finally:
         await consumer.stop()

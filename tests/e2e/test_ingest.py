@@ -18,10 +18,11 @@ from services.ingest.admission import Reason
 from shared.cli.main import app
 from shared.cli.publish import publish_records, validate_lines
 from shared.processes import ServiceProcess, start_services, stop_services
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
 from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
+from shared.trust import Principal, Role, trusted_keys
 from tests.engine_replay import read_lines, sealed
-from tests.kafka_helpers import produce, read_all, wait_settled
+from tests.kafka_helpers import produce, read_all, read_records, wait_settled
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +125,27 @@ async def test_generated_bad_input_is_dead_lettered_and_every_good_event_forward
         {r: n for r, n in expected_reasons.items() if r not in unreadable}
     for reason in unreadable:
         assert reasons[reason] >= expected_reasons[reason]
+
+
+async def test_forwarded_transitions_are_signed_by_ingest_and_carry_the_batch_trace_context(
+        servers: Servers, namespace: str, ingest: ServiceProcess) -> None:
+    # Sent through the raw producer (shared/broker.py: RecordSender), not FastStream's
+    # publish: each record must still be signed by service:ingest for its topic and
+    # carry the trace context of the batch that forwarded it.
+    ids = [f"traced-{n}" for n in range(3)]
+    await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
+                  sealed([json.dumps(good_event(i)).encode() for i in ids]))
+    await wait_settled(servers.bootstrap_servers, namespace, "", [ingest], 90, stages=("ingest",))
+    topic = in_namespace(TRANSITIONS, namespace).name
+    mine = [r for r in await read_records(servers.bootstrap_servers, topic)
+            if json.loads(r.value or b"")["event_id"] in ids]
+    assert sorted(json.loads(r.value or b"")["event_id"] for r in mine) == ids
+    trust = trusted_keys(Settings())
+    for record in mine:
+        headers = dict(record.headers)
+        assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", headers["traceparent"])
+        assert trust.authenticate(topic, record.key, record.value or b"", record.headers) == \
+            Principal(Role.SERVICE, "ingest")
 
 
 # ---- privacy: no raw CPR on any topic, in any table or in any log --------------------------
