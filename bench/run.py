@@ -678,14 +678,16 @@ async def main(arguments: argparse.Namespace) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subjects", type=int, default=int(os.environ.get("BENCH_SUBJECTS", "30000")),
-                        help="synthetic subjects (about 9 events each; default 30,000: about 270,000 events)")
+    # Small enough to finish in about half an hour on the shared 2-core machine (load ~15),
+    # a few minutes on a quiet one; BENCH_ARGS="--subjects 115000" for a million events.
+    parser.add_argument("--subjects", type=int, default=int(os.environ.get("BENCH_SUBJECTS", "10000")),
+                        help="synthetic subjects (about 9 events each; default 10,000: about 91,000 events)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--municipalities", type=int, default=10)
     parser.add_argument("--batch", type=int, default=2000, help="consumer batch size for every stage")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s for the latency run")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the latency run")
-    parser.add_argument("--frontdoor-events", type=int, default=20_000,
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of the latency run")
+    parser.add_argument("--frontdoor-events", type=int, default=10_000,
                         help="events POSTed to the HTTP front door (clear CPR numbers, sealed there; 0: skip)")
     parser.add_argument("--population-divisor", type=int, default=10,
                         help="the verifier also runs alone on subjects / this (1: skip)")
