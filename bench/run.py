@@ -573,6 +573,13 @@ def table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def keep_partial(started: float, results: dict[str, Any]) -> None:
+    """What is measured so far, written after each stage: a run stopped early keeps it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime(started))
+    (RESULTS / f"{stamp}.partial.json").write_text(json.dumps({"commit": git_commit(), "results": results}, indent=2))
+
+
 def cpu_per_record(figures: dict[str, Any]) -> float:
     """CPU seconds per record of every process of a stage together (0.0 when not measured)."""
     records = figures.get("events") or figures.get("payments") or 0
@@ -628,8 +635,10 @@ async def main(arguments: argparse.Namespace) -> None:
             bench = Bench(stack, work, registry_file, events, arguments.batch, started=launched)
             say("raw limit ...")
             bench.results["raw_limit"] = await raw_limit(bench)
+            keep_partial(started, bench.results)
             say("each stage alone ...")
             bench.results["stages"] = await stages_alone(bench)
+            keep_partial(started, bench.results)
             if arguments.population_divisor > 1:
                 small = max(100, arguments.subjects // arguments.population_divisor)
                 say(f"the verifier alone on {small:,} subjects ...")
@@ -638,11 +647,14 @@ async def main(arguments: argparse.Namespace) -> None:
                     await small_population(bench, small, arguments.seed, arguments.municipalities))
             say("end to end ...")
             bench.results["end_to_end"] = await end_to_end(bench)
+            keep_partial(started, bench.results)
             if arguments.replicas > 1:
                 say(f"end to end with {arguments.replicas} ingest and {arguments.replicas} verifier replicas ...")
                 bench.results["replicas"] = await end_to_end(bench, arguments.replicas)
+                keep_partial(started, bench.results)
             say(f"latency at {arguments.rate}/s for {arguments.duration}s ...")
             bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
+            keep_partial(started, bench.results)
             if clear_lines:
                 say(f"front door: {len(clear_lines):,} events over HTTP ...")
                 namespace = f"frontdoor{int(time.time())}"
@@ -671,6 +683,7 @@ async def main(arguments: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{record['timestamp'].replace(':', '')}.json"
     out.write_text(json.dumps(record, indent=2))
+    (RESULTS / f"{record['timestamp'].replace(':', '')}.partial.json").unlink(missing_ok=True)
     say("\n" + table(record))
     say(f"\nwritten to {out}")
 
