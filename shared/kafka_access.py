@@ -55,6 +55,7 @@ class Kind(Enum):
     FRONTDOOR = "frontdoor"      # the HTTP front door: institutions' events, authenticated by token
     INSTITUTION = "institution"  # an institution's (or a municipal gateway's) system
     FINANCE = "finance"          # a finance system that settles payment instructions
+    INVESTOR = "investor"        # an investor's or a fund's system: commitments and disbursements
     OPERATOR = "operator"        # people running Stafet: contracts, the clock, monitoring
 
 
@@ -118,13 +119,18 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
             # the chain's order: it writes the payments topic as well as reading it.
             # It signs checkpoints of its chain onto a topic of their own, and reads the
             # last one back at start to know where to go on from.
+            # Investment records are forwarded onto the journal like settlements.
             return (topic("payments", read), topic("payments", write), topic("settlements", read),
-                    topic("dead-letters", write), topic("ledger-checkpoints", write),
+                    topic("investments", read), topic("dead-letters", write), topic("ledger-checkpoints", write),
                     topic("ledger-checkpoints", read), group("ledger"))
         case Kind.INSTITUTION | Kind.FRONTDOOR:
             return (topic("institution-events", write),)
         case Kind.FINANCE:
-            return (topic("payments", read), topic("settlements", write), group("finance"))
+            # Investments: a fund's budget, savings paid into a fund, an investment's close.
+            return (topic("payments", read), topic("settlements", write), topic("investments", write),
+                    group("finance"))
+        case Kind.INVESTOR:
+            return (topic("investments", write),)
         case Kind.OPERATOR:
             # Contracts; clock ticks go onto transitions (`stafet clock`); reading what
             # was rejected or decided; describing every topic and group, for lag.

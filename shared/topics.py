@@ -60,6 +60,12 @@ SETTLEMENTS = TopicSpec(
     f"{NAMESPACE}.settlements.v1", 3,
     purpose="paid/failed answers from finance systems keyed by payment id",
 )
+# Investors', funds' and finance offices' investment records (docs/investment.md), keyed
+# by investor or fund; the ledger checks each signature and forwards it onto the journal.
+INVESTMENTS = TopicSpec(
+    f"{NAMESPACE}.investments.v1", 3,
+    purpose="commitments, disbursements, funds, savings and closes, keyed by investor or fund",
+)
 
 # One partition: the ledger's signed checkpoints, in chain order (services/ledger/checkpoints.py).
 LEDGER_CHECKPOINTS = TopicSpec(
@@ -69,7 +75,7 @@ LEDGER_CHECKPOINTS = TopicSpec(
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     INSTITUTION_EVENTS, TRANSITIONS, DEAD_LETTERS, CONTRACTS, OUTCOMES, PAYMENTS, SETTLEMENTS,
-    LEDGER_CHECKPOINTS,
+    LEDGER_CHECKPOINTS, INVESTMENTS,
 )
 
 

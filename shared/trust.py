@@ -10,13 +10,14 @@ contract versions and clock ticks from operators; the ledger: instructions from
 
 Where keys come from:
 - institution keys: the institution registry (`keys:` of each institution);
-- operator, finance and service keys: `TRUSTED_KEYS_FILE`, YAML of
-  `{operator|finance|service: {name: [public key hex, ...]}}`.
+- operator, finance, investor and service keys: `TRUSTED_KEYS_FILE`, YAML of
+  `{operator|finance|investor|service: {name: [public key hex, ...]}}`.
 Several keys per principal make rotation a matter of adding the new key, switching the
 signer, and removing the old key once nothing signed with it is still to be read.
 
 In development mode (the default) the well-known development key of every service, of
-`operator:dev`, `finance:dev` and of every registered institution is trusted as well, so
+`operator:dev`, `finance:dev`, of every registered institution (and, as `investor:<id>`,
+of every registered investor and fund) is trusted as well, so
 `make demo` needs no secrets. In production a missing `TRUSTED_KEYS_FILE` or signing key
 stops the process, and a development key found in any trusted file is refused.
 """
@@ -66,6 +67,7 @@ class Role(StrEnum):
     OPERATOR = "operator"
     FINANCE = "finance"
     SERVICE = "service"
+    INVESTOR = "investor"  # an investor's or a social investment fund's system (docs/investment.md)
 
 
 class SignatureProblem(StrEnum):
@@ -131,10 +133,15 @@ class TrustedKeys:
         return principal
 
 
+INVESTOR_KINDS = ("investor", "fund")
+
+
 def _development_keys(registry: InstitutionRegistry | None) -> list[tuple[Principal, Ed25519PublicKey]]:
     names = [f"service:{s}" for s in SERVICES] + [DEVELOPMENT_OPERATOR, DEVELOPMENT_FINANCE]
     if registry is not None:
         names += [f"institution:{i.id}" for i in registry.all()]
+        # An investor or fund in the registry signs its commitments as `investor:<id>`.
+        names += [f"investor:{i.id}" for i in registry.all() if i.kind in INVESTOR_KINDS]
     return [(Principal.parse(n), development_key(n).public_key()) for n in names]
 
 
@@ -214,7 +221,11 @@ def development_writer(topic: str, value: bytes) -> str:
     if ".transitions." in topic:
         return DEVELOPMENT_OPERATOR if data.get("kind") == "clock_tick" else "service:ingest"
     if ".payments." in topic:
-        return "service:ledger" if data.get("kind") == "settlement" else "service:verifier"
+        return "service:verifier" if data.get("kind") in ("payment", "clawback") else "service:ledger"
+    if ".investments." in topic:
+        if data.get("kind") in ("investment_committed", "investment_disbursed"):
+            return f"investor:{data.get('investor', '')}"
+        return DEVELOPMENT_FINANCE
     if ".settlements." in topic:
         return DEVELOPMENT_FINANCE
     if ".contracts." in topic:

@@ -31,7 +31,8 @@ STAGES = ("ingest", "verifier", "ledger-settlements", "ledger")
 SETTLE_POLL_S = 0.25
 
 WRITER = {"institution-events": "institution", "transitions": "ingest", "contracts": "operator",
-          "payments": "verifier", "settlements": "finance", "outcomes": "verifier", "dead-letters": "ingest"}
+          "payments": "verifier", "settlements": "finance", "outcomes": "verifier", "dead-letters": "ingest",
+          "investments": "investor"}
 
 
 def connects_as(topic: str) -> str:

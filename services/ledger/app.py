@@ -1,9 +1,12 @@
 """The ledger: payment instructions and settlements in; double-entry rows in PostgreSQL.
 
-Two handlers:
+Three handlers:
 - settlements from finance systems are checked for shape and forwarded onto the ledger
   journal (the single-partition payments topic), so that they take their place in one
   total order with the instructions they settle;
+- investment records (commitments, disbursements, funds, savings, closes) are checked
+  for their signer and shape and forwarded onto the journal the same way
+  (docs/investment.md);
 - the projector applies the journal in order, one transaction per batch, and
   dead-letters settlements for unknown or already-settled instructions.
 
@@ -18,7 +21,7 @@ from typing import Any
 import structlog
 from faststream.kafka.annotations import KafkaMessage
 
-from services.ledger.authenticity import Refused, admit_journal, admit_settlement
+from services.ledger.authenticity import JournalRecord, Refused, admit_investment, admit_journal, admit_settlement
 from services.ledger.checkpoints import (
     CHECKPOINT_ENTRIES_MAX,
     CHECKPOINT_KEY,
@@ -35,9 +38,11 @@ from shared.db import Database
 from shared.dead_letters import DeadLetter, DeadLetterRecord
 from shared.events import PaymentInstruction, Settlement
 from shared.health import observe
+from shared.institutions import InstitutionRegistry, RegistryError
+from shared.investment.records import InvestmentCommitted, InvestmentRecord, record_key
 from shared.logging import configure_logging
 from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
+from shared.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
 from shared.trust import record_signer, trusted_keys
 
 settings = Settings()
@@ -49,13 +54,28 @@ app = make_app(broker, settings, principal="ledger", title="Stafet ledger", desc
     "PostgreSQL, and forwards finance systems' settlements onto the journal."))
 journal_out = broker.publisher(PAYMENTS.name, schema=Settlement, title="journal (settlements forwarded)",
                                description="Settlements forwarded onto the ledger journal, keyed by payment id.")
+investments_journal_out = broker.publisher(
+    PAYMENTS.name, schema=InvestmentCommitted, title="journal (investment records forwarded)",
+    description="Investment records forwarded onto the ledger journal, keyed by investor or fund "
+                "(all five kinds: docs/investment.md).")
 dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, title="dead-letters",
                                     description="Malformed, unknown-payment or already-settled settlements.")
 database = Database(settings, role="ledger", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_s),))
+
+
+def _registry() -> InstitutionRegistry | None:
+    # Only for development: the registered investors' and funds' well-known keys
+    # (shared/trust.py). In production investors' keys come from TRUSTED_KEYS_FILE.
+    try:
+        return InstitutionRegistry.from_file(settings.institutions_file)
+    except (RegistryError, OSError):
+        return None
+
+
 # Whom the ledger believes (services/ledger/authenticity.py), and its own key, which signs
-# the settlements it forwards onto the journal.
-trust = trusted_keys(settings)
+# the settlements and investment records it forwards onto the journal.
+trust = trusted_keys(settings, _registry())
 signer = record_signer(settings, "service:ledger")
 checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",
                                    description="Signed entry hashes: the chain anchored outside the database.")
@@ -86,6 +106,25 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
     await asyncio.gather(*sends)
 
 
+@batch_subscriber(broker, settings, INVESTMENTS.name, group_id=group_id("ledger-investments"),
+                  title="investments", description="Investors', funds' and finance offices' investment records.")
+async def on_investments(records: list[InvestmentCommitted], message: KafkaMessage) -> None:
+    # `records` documents the wire format (one of five kinds); the bytes are read and
+    # validated from `message`.
+    bind_batch_context(raw_records_of(message))
+    sends = []
+    for record in raw_records_of(message):
+        raw = record.value or b""
+        investment = admit_investment(record, trust)
+        if isinstance(investment, Refused):
+            sends.append(await refuse(investment, raw, record.topic, record.partition, record.offset))
+            continue
+        value, key = investment.model_dump_json().encode(), record_key(investment).encode()
+        sends.append(await investments_journal_out.publish(
+            value, key=key, headers=signer.header_dict(PAYMENTS.name, key, value), no_confirm=True))
+    await asyncio.gather(*sends)
+
+
 async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> asyncio.Future[Any]:
     dead = DeadLetter.of(refused.reason, refused.field, refused.message, raw)
     log.warning("dead_letter", reason=dead.reason, field=dead.field, topic=topic, partition=partition,
@@ -99,8 +138,9 @@ async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offse
 async def on_journal(records: list[PaymentInstruction | Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
     bind_batch_context(raw_records_of(message))
-    journal: list[PaymentInstruction | Settlement] = []
+    journal: list[JournalRecord] = []
     offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
+    investment_offsets: dict[int, int] = {}  # id(record) -> journal offset
     sends = []
     for record in raw_records_of(message):
         parsed = admit_journal(record, trust)
@@ -113,6 +153,8 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
         journal.append(parsed)
         if isinstance(parsed, Settlement):
             offsets[parsed.settlement_id] = record.offset
+        elif not isinstance(parsed, PaymentInstruction):
+            investment_offsets[id(parsed)] = record.offset
     plan = await apply_journal(database.pool, journal)
     for rejected in plan.rejected:
         dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,
@@ -125,11 +167,23 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0,
                          offset=offsets.get(rejected.settlement.settlement_id, -1)),
             key=rejected.settlement.settlement_id.encode(), no_confirm=True))
+    for refused in plan.refused_investments:
+        sends.append(await refuse_investment(refused.record, refused.reason.value, refused.message,
+                                             investment_offsets.get(id(refused.record), -1)))
     await asyncio.gather(*sends)
     faults.reached("ledger.after_commit")
     await checkpoint()
-    log.info("batch_projected", received=len(journal), written=len(plan.entries),
+    log.info("batch_projected", received=len(journal), written=plan.written,
              duplicates=plan.duplicates, rejected=len(plan.rejected), checkpointed_through=checkpointed[0])
+
+
+async def refuse_investment(record: InvestmentRecord, reason: str, message: str, offset: int) -> asyncio.Future[Any]:
+    """An investment record the ledger's book refuses (docs/investment.md: reason codes)."""
+    dead = DeadLetter.of(reason, record.kind, message, record.model_dump_json().encode())
+    log.warning("investment_refused", reason=reason, kind=record.kind, key=record_key(record), error=message)
+    return await dead_letters_out.publish(
+        dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0, offset=offset),
+        key=record_key(record).encode(), no_confirm=True)
 
 
 @app.after_startup

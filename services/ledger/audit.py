@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.ledger.investment_store import entry_of_row
+from services.ledger.investments import InvestmentEntry
 from services.ledger.postings import GENESIS_HASH, Entry, chain_hash, entry_for, settlement_entry
 from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 
@@ -43,8 +45,10 @@ def instruction_from_row(row: asyncpg.Record) -> PaymentInstruction:
     )
 
 
-def rebuild_entry(row: asyncpg.Record) -> Entry:
+def rebuild_entry(row: asyncpg.Record) -> Entry | InvestmentEntry:
     """The entry as the projector would build it from the row's own facts."""
+    if row.get("investment") is not None:
+        return entry_of_row(row)
     instruction = instruction_from_row(row)
     if row["kind"] in ("payment", "clawback"):
         return entry_for(instruction)

@@ -7,6 +7,11 @@
   service's forwarder, after checking finance's signature) did. A record written
   straight onto the journal by anyone else is refused (`unauthenticated_instruction` /
   `unauthenticated_settlement`) and changes no money, live and on rebuild alike.
+- On the investments topic (docs/investment.md), a commitment or disbursement counts only
+  when `investor:<id>` signed it for the investor it names; a fund's budget, savings paid
+  into a fund and a close only when a finance system did. Else `unauthenticated_investment`,
+  before it reaches the journal; there, an investment record counts only when this
+  service's forwarder (`service:ledger`) signed it (`unauthenticated_investment` too).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.events import JOURNAL_RECORD, PaymentInstruction, Settlement
+from shared.events import PaymentInstruction, Settlement
+from shared.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
 from shared.trust import Principal, Role, TrustedKeys, Unauthenticated
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
 LEDGER = Principal(Role.SERVICE, "ledger")
 UNAUTHENTICATED_SETTLEMENT = "unauthenticated_settlement"
 UNAUTHENTICATED_INSTRUCTION = "unauthenticated_instruction"
+UNAUTHENTICATED_INVESTMENT = "unauthenticated_investment"
 SCHEMA_VIOLATION = "schema_violation"
 
 
@@ -53,14 +60,39 @@ def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Se
         return _schema(error)
 
 
-def admit_journal(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> PaymentInstruction | Settlement | Refused:
-    """A record of the journal, believed only from the service that may write it."""
+def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> InvestmentRecord | Refused:
+    """An investor's, a fund's or a finance office's record, from the investments topic."""
+    signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+    if isinstance(signer, Unauthenticated):
+        return Refused(UNAUTHENTICATED_INVESTMENT, "", f"{signer.problem.value}: {signer.message}")
     try:
-        parsed = JOURNAL_RECORD.validate_json(record.value or b"")
+        parsed = INVESTMENT_RECORD.validate_json(record.value or b"")
     except ValidationError as error:
         return _schema(error)
-    expected, reason = ((VERIFIER, UNAUTHENTICATED_INSTRUCTION) if isinstance(parsed, PaymentInstruction)
-                        else (LEDGER, UNAUTHENTICATED_SETTLEMENT))
+    if parsed.kind in SIGNED_BY_INVESTOR:
+        expected = Principal(Role.INVESTOR, parsed.investor)  # type: ignore[union-attr]
+        if signer != expected:
+            return Refused(UNAUTHENTICATED_INVESTMENT, "investor", f"signed by {signer}, not by {expected}")
+    elif signer.role != Role.FINANCE:
+        return Refused(UNAUTHENTICATED_INVESTMENT, "", f"signed by {signer}, not by a finance system")
+    return parsed
+
+
+JournalRecord = PaymentInstruction | Settlement | InvestmentRecord
+
+
+def admit_journal(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> JournalRecord | Refused:
+    """A record of the journal, believed only from the service that may write it."""
+    try:
+        parsed = LEDGER_JOURNAL_RECORD.validate_json(record.value or b"")
+    except ValidationError as error:
+        return _schema(error)
+    if isinstance(parsed, PaymentInstruction):
+        expected, reason = VERIFIER, UNAUTHENTICATED_INSTRUCTION
+    elif isinstance(parsed, Settlement):
+        expected, reason = LEDGER, UNAUTHENTICATED_SETTLEMENT
+    else:
+        expected, reason = LEDGER, UNAUTHENTICATED_INVESTMENT
     signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
     if isinstance(signer, Unauthenticated):
         return Refused(reason, "", f"{signer.problem.value}: {signer.message}")

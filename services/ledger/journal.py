@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from services.ledger.investments import InvestmentEntry, RefusedInvestment
 from services.ledger.postings import Entry, entry_for, settlement_entry
 from shared.events import PaymentInstruction, Settlement
 
@@ -39,6 +40,19 @@ class JournalPlan:
     entries: tuple[Entry, ...]
     rejected: tuple[RejectedSettlement, ...]
     duplicates: int
+    # Investment records (services/ledger/investments.py), decided in their own runs.
+    investments: tuple[InvestmentEntry, ...] = ()
+    refused_investments: tuple[RefusedInvestment, ...] = ()
+
+    @property
+    def written(self) -> int:
+        return len(self.entries) + len(self.investments)
+
+    @classmethod
+    def merged(cls, plans: Sequence[JournalPlan]) -> JournalPlan:
+        return cls(tuple(e for p in plans for e in p.entries), tuple(r for p in plans for r in p.rejected),
+                   sum(p.duplicates for p in plans), tuple(e for p in plans for e in p.investments),
+                   tuple(r for p in plans for r in p.refused_investments))
 
 
 def plan_journal(records: Sequence[PaymentInstruction | Settlement],

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.ledger.authenticity import Refused, admit_journal
+from services.ledger.authenticity import JournalRecord, Refused, admit_journal
 from services.ledger.journal import JournalPlan
 from services.ledger.store import apply_journal
 from shared.credentials import kafka_options
 from shared.db import create_pool, migrate
-from shared.events import PaymentInstruction, Settlement
 from shared.settings import Settings
 from shared.trust import TrustedKeys, trusted_keys
 
@@ -73,7 +72,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
         while await consumer.position(partition) < end:
             fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS,
                                              max_records=REBUILD_BATCH_MAX)
-            batch: list[PaymentInstruction | Settlement] = []
+            batch: list[JournalRecord] = []
             for n, record in enumerate(fetched.get(partition, [])):
                 if record.offset >= end:
                     break
@@ -85,14 +84,14 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
                 batch.append(parsed)
             if applying is not None:
                 plan = await applying
-                entries, rejected = entries + len(plan.entries), rejected + len(plan.rejected)
+                entries, rejected = entries + plan.written, rejected + len(plan.rejected)
             applying = asyncio.create_task(apply_journal(pool, batch))
             records += len(batch)
             if progress is not None:
                 progress(len(batch))  # type: ignore[operator]
         if applying is not None:
             plan = await applying
-            entries, rejected = entries + len(plan.entries), rejected + len(plan.rejected)
+            entries, rejected = entries + plan.written, rejected + len(plan.rejected)
         async with pool.acquire() as connection:
             head = await connection.fetchval("SELECT entry_hash FROM ledger_chain_head")
     finally:

@@ -13,9 +13,14 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.ledger.audit import instruction_from_row
+from services.ledger.investment_store import append_investments, load_book
+from services.ledger.investments import plan_investments
 from services.ledger.journal import JournalPlan, KnownPayment, plan_journal
 from services.ledger.postings import Entry, chain_hash
 from shared.events import PaymentInstruction, Settlement
+from shared.investment.records import InvestmentRecord
+
+JournalItem = PaymentInstruction | Settlement | InvestmentRecord
 
 # One statement per table per batch (unnest over column arrays), not one per row.
 _INSERT_ENTRIES = """
@@ -49,8 +54,7 @@ async def known_payments(connection: asyncpg.Connection, payment_ids: Sequence[s
     return known
 
 
-async def apply_journal(pool: asyncpg.Pool, records: Sequence[PaymentInstruction | Settlement]
-                        ) -> JournalPlan:
+async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem]) -> JournalPlan:
     """Append what the records call for; return the plan (entries written, rejections)."""
     if not records:
         return JournalPlan((), (), 0)
@@ -58,16 +62,39 @@ async def apply_journal(pool: asyncpg.Pool, records: Sequence[PaymentInstruction
         head = await connection.fetchrow(
             "SELECT sequence, entry_hash FROM ledger_chain_head FOR UPDATE")
         assert head is not None
-        known = await known_payments(connection, sorted({r.payment_id for r in records}))
-        plan = plan_journal(records, known)
-        await _append(connection, plan.entries, int(head["sequence"]), str(head["entry_hash"]))
-    return plan
+        sequence, previous = int(head["sequence"]), str(head["entry_hash"])
+        plans: list[JournalPlan] = []
+        # Runs of payments and settlements, and runs of investment records, in journal
+        # order: each run is decided on what the transaction holds so far, so an investment
+        # closed after its last repayment in the same batch sees that repayment.
+        for investments, run in _runs(records):
+            if investments:
+                decided = plan_investments(run, await load_book(connection))  # type: ignore[arg-type]
+                sequence, previous = await append_investments(connection, decided.entries, sequence, previous)
+                plans.append(JournalPlan((), (), decided.duplicates, decided.entries, decided.refused))
+                continue
+            payments: Sequence[PaymentInstruction | Settlement] = run  # type: ignore[assignment]
+            known = await known_payments(connection, sorted({r.payment_id for r in payments}))
+            plan = plan_journal(payments, known)
+            sequence, previous = await _append(connection, plan.entries, sequence, previous)
+            plans.append(plan)
+    return JournalPlan.merged(plans)
+
+
+def _runs(records: Sequence[JournalItem]) -> list[tuple[bool, list[JournalItem]]]:
+    runs: list[tuple[bool, list[JournalItem]]] = []
+    for record in records:
+        investment = not isinstance(record, PaymentInstruction | Settlement)
+        if not runs or runs[-1][0] != investment:
+            runs.append((investment, []))
+        runs[-1][1].append(record)
+    return runs
 
 
 async def _append(connection: asyncpg.Connection, entries: Sequence[Entry], sequence: int,
-                  previous: str) -> None:
+                  previous: str) -> tuple[int, str]:
     if not entries:
-        return
+        return sequence, previous
     entry_rows: list[tuple[object, ...]] = []
     line_rows: list[tuple[object, ...]] = []
     for entry in entries:
@@ -88,3 +115,4 @@ async def _append(connection: asyncpg.Connection, entries: Sequence[Entry], sequ
     await connection.execute(_INSERT_LINES, *(list(column) for column in zip(*line_rows, strict=True)))
     await connection.execute(
         "UPDATE ledger_chain_head SET sequence = $1, entry_hash = $2", sequence, previous)
+    return sequence, previous

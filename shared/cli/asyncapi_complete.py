@@ -71,17 +71,20 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
     "contracts.v1": ("`contract_id@version`: compaction keeps the latest record per version.",
                      {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}@[0-9]+$"}),
     "outcomes.v1": ("The subject's pseudonym.", {"type": "string", "pattern": "^[a-z0-9]{1,8}:[0-9a-f]{64}$"}),
-    "payments.v1": ("The payee's id (instructions and clawbacks) or the payment id (forwarded settlements); "
-                    "one partition, so the order is the ledger's.", {"type": "string", "maxLength": 128}),
+    "payments.v1": ("The payee's id (instructions and clawbacks), the payment id (forwarded settlements) or the "
+                    "investor or fund (forwarded investment records); one partition, so the order is the ledger's.",
+                    {"type": "string", "maxLength": 128}),
     "settlements.v1": ("The payment id: one payment's answers keep their order.",
                        {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
     "ledger-checkpoints.v1": ("`ledger`: one partition, in chain order.", {"type": "string", "const": "ledger"}),
+    "investments.v1": ("The investor or fund: one investor's records keep their order (docs/investment.md).",
+                       {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"}),
 }
 
 # Topics whose records are signed (shared/signing.py, docs/security.md): the receiver
 # believes a record only from the principal that may write that topic.
 SIGNED_TOPICS = frozenset({"institution-events.v1", "transitions.v1", "contracts.v1", "outcomes.v1", "payments.v1",
-                           "settlements.v1", "ledger-checkpoints.v1"})
+                           "settlements.v1", "ledger-checkpoints.v1", "investments.v1"})
 SIGNATURE_HEADERS: dict[str, Any] = {
     "type": "object",
     "required": ["stafet-key-id", "stafet-signature"],
@@ -102,6 +105,7 @@ def _examples() -> dict[str, BaseModel]:
     """One example record per payload schema, built from the models (so they validate)."""
     from services.ledger.checkpoints import Checkpoint
     from shared.contracts.loader import load_contract
+    from shared.investment.records import InvestmentCommitted
     from shared.settings import REPO_ROOT
 
     return {
@@ -128,6 +132,10 @@ def _examples() -> dict[str, BaseModel]:
         "Settlement": Settlement(
             settlement_id="bank-" + PAYMENT_ID, payment_id=PAYMENT_ID, status=SettlementStatus.PAID,
             settled_on=dt.date(2024, 9, 2), bank_reference="BANKREF-000001"),
+        "InvestmentCommitted": InvestmentCommitted(
+            commitment_id="nii-sib", investor="nordic-impact-investor", provider="jobvejen",
+            contract_id="sib-youth-education", amount_minor=200_000_000, currency="DKK",
+            committed_on=dt.date(2021, 1, 1)),
         "DeadLetterRecord": DeadLetterRecord(
             reason="untrusted_source", field="reported_by", message="a primary_school may not report exam_result",
             record_id="alsskolen-2024-0002", original='{"event_id": "alsskolen-2024-0002", ...}', service="ingest",

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from rich.progress import Progress
 
 from services.verifier.store import work_left_at
+from shared.cli import demo_investment
 from shared.cli.dev import default_stack
 from shared.cli.experiment import SONDERBORG, demo_experiment, print_experiment
 from shared.cli.indicators import minimum_cell_setting
@@ -34,10 +35,12 @@ from shared.cli.signed import send_signed
 from shared.contracts.loader import load_contract
 from shared.credentials import credentials_dir, without_user
 from shared.db import migrate, recreate_database
-from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.indicators.loader import load_indicators
 from shared.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.institutions import InstitutionRegistry
+from shared.investment.position import Positions
+from shared.investment.records import LEDGER_JOURNAL_RECORD
 from shared.kafka import LagProbe, ensure_topics, wait_for_broker
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
@@ -45,6 +48,7 @@ from shared.reporting.business_case import load_assumptions
 from shared.reporting.data import ReportData, summarise
 from shared.reporting.evidence import Evidence
 from shared.reporting.html import contract_cells, render, shown_institutions
+from shared.reporting.investors import investors_section
 from shared.reporting.live import from_database, live_evidence
 from shared.reporting.page import money
 from shared.reporting.skandia import load_exclusion_model, measured_deadweights
@@ -70,6 +74,7 @@ class DemoResult:
     failed: int
     report: Path
     evidence: Evidence | None = None
+    investors: Positions | None = None
 
 
 async def _scalar(database_url: str, query: str) -> int:
@@ -127,7 +132,7 @@ async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_sh
     chance = random.Random(seed)
     answers: list[Settlement] = []
     for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name, principal="finance"):
-        record = JOURNAL_RECORD.validate_json(value)
+        record = LEDGER_JOURNAL_RECORD.validate_json(value)
         if not isinstance(record, PaymentInstruction) or record.kind != PaymentKind.PAYMENT:
             continue
         roll = chance.random()
@@ -172,6 +177,8 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
            "INSTITUTIONS_FILE": str(registry_file), "TICK_INTERVAL_S": "0.5"}
     await apply_contracts(bootstrap, namespace)
     say("  contracts applied: " + ", ".join(load_contract(p).title for p in CONTRACT_FILES))
+    await demo_investment.finance_the_sib(bootstrap, namespace)
+    say("  the SIB's investor committed DKK 2,000,000 and paid it out in two tranches")
     services = start_services(env, work / "logs")
     try:
         with Progress(transient=True, disable=not show) as bar:
@@ -183,6 +190,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
                                        seed=seed)
         say(f"  finance settled {settled:,} instructions as paid and {failed:,} as failed")
         await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
+        investors = await demo_investment.recorded_positions(database_url)
     finally:
         stop_services(services)
     registry = InstitutionRegistry.from_file(registry_file)
@@ -191,9 +199,10 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     report = work / "report.html"
     report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what",
                              minimum_cell=minimum_cell, evidence=evidence,
-                             exclusion=load_exclusion_model(EXCLUSION_MODEL)),
+                             exclusion=load_exclusion_model(EXCLUSION_MODEL),
+                             appendix=[investors_section(investors)]),
                       encoding="utf-8")
-    return DemoResult(data, len(events), settled, failed, report, evidence)
+    return DemoResult(data, len(events), settled, failed, report, evidence, investors)
 
 
 async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
@@ -231,6 +240,8 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
         for experiment in result.evidence.experiments:
             print_experiment(experiment)
         print_measured_deadweights(data, result.evidence)
+    if result.investors is not None:
+        demo_investment.print_investor(result.investors)
     typer.echo(f"\nreport: {result.report}")
 
 

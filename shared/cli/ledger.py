@@ -199,3 +199,11 @@ def rebuild(
     typer.echo(f"rebuilt: {report.records} journal records, {report.entries} entries "
                f"({report.rejected} settlements rejected) in {report.seconds:.1f}s ({rate:,.0f}/s)")
     typer.echo(f"chain head {report.head_hash}")
+
+
+# Investors and funds (docs/investment.md): their own module, registered here.
+from shared.cli import investors as _investors  # noqa: E402
+
+app.command("investors")(_investors.investors)
+app.command("funds")(_investors.funds)
+app.command("investor")(_investors.investor)

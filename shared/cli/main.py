@@ -27,6 +27,7 @@ from shared.cli import experiment as experiment_commands
 from shared.cli import finance as finance_commands
 from shared.cli import frontdoor as frontdoor_commands
 from shared.cli import indicators as indicator_commands
+from shared.cli import invest as invest_commands
 from shared.cli import keys as keys_commands
 from shared.cli import ledger as ledger_commands
 from shared.cli import programme as programme_commands
@@ -60,6 +61,7 @@ app.add_typer(finance_commands.app, name="finance")
 app.add_typer(frontdoor_commands.app, name="frontdoor")
 app.add_typer(indicator_commands.app, name="indicators")
 app.add_typer(experiment_commands.app, name="experiment")
+app.add_typer(invest_commands.app, name="invest")
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(programme_commands.app, name="programme")
 app.add_typer(verifier_commands.app, name="verifier")

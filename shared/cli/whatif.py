@@ -216,6 +216,7 @@ def live_report(
     --indicators (and --experiment), whether it worked."""
     from rich.progress import Progress
 
+    from services.ledger.investor_queries import investor_positions
     from shared.cli.experiment import SONDERBORG, read_assignment, read_experiment
     from shared.cli.indicators import minimum_cell_setting
     from shared.credentials import database_url
@@ -224,6 +225,7 @@ def live_report(
     from shared.institutions import InstitutionRegistry
     from shared.reporting.business_case import load_assumptions
     from shared.reporting.html import render
+    from shared.reporting.investors import investors_section
     from shared.reporting.live import from_database, live_evidence
     from shared.reporting.skandia import ExclusionModelError, load_exclusion_model
     from shared.settings import Settings
@@ -243,6 +245,7 @@ def live_report(
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
         data = asyncio.run(from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
                                          "Outcome contracts: the live ledger"))
+        positions = asyncio.run(investor_positions(url))
         try:
             evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None
         except EvaluationError as error:
@@ -250,7 +253,8 @@ def live_report(
     with Progress(transient=True) as bar:
         bar.add_task("rendering the report", total=None)
         page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least,
-                      evidence=evidence, exclusion=exclusion)
+                      evidence=evidence, exclusion=exclusion,
+                      appendix=[investors_section(positions)])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     typer.echo(f"report: {out.resolve()}")

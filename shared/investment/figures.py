@@ -35,6 +35,7 @@ DAYS_PER_YEAR = 365
 class CashFlow:
     day: dt.date
     amount_minor: int  # negative: paid out by the investor; positive: received
+    what: str = ""  # for a statement's reader: disbursement, outcome payment, savings, guarantee, owed back
 
 
 def paid_out_minor(flows: Sequence[CashFlow]) -> int:

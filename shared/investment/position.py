@@ -143,11 +143,12 @@ def fold(records: Sequence[InvestmentRecord], verdicts: Mapping[PositionKey, Ver
                 commitment = commitments[record.commitment_id]
                 position = _position(by_key, commitment.investor, commitment.contract_id, record.currency)
                 position.disbursed_minor += record.amount_minor
-                position.flows.append(CashFlow(record.disbursed_on, -record.amount_minor))
+                position.flows.append(CashFlow(record.disbursed_on, -record.amount_minor,
+                                               f"disbursement {record.disbursement_id}"))
             case SavingsReturned():
                 position = _position(by_key, record.fund, record.contract_id, record.currency)
                 position.repaid_minor += record.amount_minor
-                position.flows.append(CashFlow(record.returned_on, record.amount_minor))
+                position.flows.append(CashFlow(record.returned_on, record.amount_minor, f"savings {record.return_id}"))
             case InvestmentClosed():
                 position = _position(by_key, record.investor, record.contract_id, "")
                 position.closed_on = record.closed_on
@@ -156,17 +157,18 @@ def fold(records: Sequence[InvestmentRecord], verdicts: Mapping[PositionKey, Ver
         if repaid is None:
             continue  # paid to an institution that financed nothing under this contract
         repaid.repaid_minor += repayment.amount_minor
-        repaid.flows.append(CashFlow(repayment.day, repayment.amount_minor))
+        repaid.flows.append(CashFlow(repayment.day, repayment.amount_minor,
+                                   "outcome payment" if repayment.amount_minor > 0 else "clawback"))
     for key, verdict in verdicts.items():
         position = by_key[key]
         position.verdict = verdict
         if position.closed_on is not None:
             if verdict.guarantee_minor:
-                position.flows.append(CashFlow(position.closed_on, verdict.guarantee_minor))
+                position.flows.append(CashFlow(position.closed_on, verdict.guarantee_minor, "guarantee called"))
             if verdict.owed_back_minor:
-                position.flows.append(CashFlow(position.closed_on, -verdict.owed_back_minor))
+                position.flows.append(CashFlow(position.closed_on, -verdict.owed_back_minor, "owed back"))
     for position in by_key.values():
-        position.flows.sort(key=lambda f: (f.day, f.amount_minor))
+        position.flows.sort(key=lambda f: (f.day, f.amount_minor, f.what))
     investors = tuple(sorted(by_key.values(), key=lambda p: (p.investor, p.contract_id)))
     fund_positions = tuple(
         FundPosition(f.fund, f.payer, f.currency, f.budget_minor, f.established_on,

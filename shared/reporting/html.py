@@ -275,7 +275,9 @@ def variant_totals(cases: Sequence[BusinessCase]) -> tuple[dict[str, int], str, 
 
 def render(variants: Sequence[ReportData], assumptions: Assumptions, *, title: str,
            minimum_cell: int = DEFAULT_MINIMUM_CELL, evidence: Evidence | None = None,
-           exclusion: ExclusionModel | None = None, effects: Mapping[str, Estimate] | None = None) -> str:
+           exclusion: ExclusionModel | None = None, effects: Mapping[str, Estimate] | None = None,
+           appendix: Sequence[str] = ()) -> str:
+    """`appendix`: finished sections of other modules (e.g. shared/reporting/investors.py), in order."""
     context = ReportContext(assumptions, minimum_cell, evidence, exclusion, effects or {})
     sections = []
     if len(variants) > 1:
@@ -284,6 +286,7 @@ def render(variants: Sequence[ReportData], assumptions: Assumptions, *, title: s
         heading = f"<h1>{html.escape(data.title)}</h1>" if len(variants) > 1 else ""
         sections.append(heading + f"<p class='note'>From {html.escape(data.source)}.</p>"
                         + "".join(section(data, context) for section in SECTIONS))
+    sections.extend(appendix)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"

@@ -41,10 +41,11 @@ pytestmark = pytest.mark.e2e
 runner = CliRunner()
 
 TOPICS = ("institution-events", "transitions", "dead-letters", "contracts", "outcomes", "payments", "settlements",
-          "ledger-checkpoints")
+          "ledger-checkpoints", "investments")
 MAY_WRITE = {
     "institution": {"institution-events"},
-    "finance": {"settlements"},
+    "finance": {"settlements", "investments"},  # investments: a fund's budget, savings, a close
+    "investor": {"investments"},
     "operator": {"contracts", "transitions"},  # transitions: `stafet clock`'s ticks
     "ingest": {"transitions", "dead-letters"},
     "verifier": {"outcomes", "payments", "dead-letters"},  # dead letters: unsigned transitions, contracts
@@ -58,8 +59,9 @@ MAY_READ = {
     "operator": {"dead-letters", "outcomes", "ledger-checkpoints"},  # checkpoints: `stafet ledger verify`
     "ingest": {"institution-events"},
     "verifier": {"transitions", "contracts", "outcomes", "payments"},
-    "ledger": {"payments", "settlements", "ledger-checkpoints"},
+    "ledger": {"payments", "settlements", "ledger-checkpoints", "investments"},
     "frontdoor": set(),
+    "investor": set(),
 }
 CONNECT_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 30.0

@@ -16,8 +16,9 @@ from services.ledger.postings import budget_account, pending_account
 from services.verifier.rebuild import compare, outstanding, rebuild_verifier
 from services.verifier.store import work_left_at
 from shared.contracts.loader import load_contract
-from shared.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Transition
+from shared.events import ClockTick, PaymentInstruction, PaymentKind, Transition
 from shared.institutions import InstitutionRegistry
+from shared.investment.records import LEDGER_JOURNAL_RECORD
 from shared.kafka import consumer_lag
 from shared.processes import ServiceProcess
 from shared.settings import REPO_ROOT
@@ -99,7 +100,7 @@ async def verify_all(servers: Servers, namespace: str, database_url: str, env: d
 
 async def published_instructions(servers: Servers, namespace: str) -> list[PaymentInstruction]:
     records = await read_all(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name)
-    parsed = [JOURNAL_RECORD.validate_json(v) for _, v in records]
+    parsed = [LEDGER_JOURNAL_RECORD.validate_json(v) for _, v in records]
     return [r for r in parsed if isinstance(r, PaymentInstruction)]
 
 
