@@ -34,7 +34,10 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     balances: dict[str, int] = state["balances"]  # type: ignore[assignment]
     # Settlement moves money from pending to paid; what each payee is owed in all stays.
     owed: dict[str, int] = {}
+    investment = {k: v for k, v in balances.items() if k.split(":")[0] in ("investor", "provider")}
     for account, amount in balances.items():
+        if account in investment:
+            continue  # the SIB investor's commitment and tranches: checked below
         kind, owner, _ = account.split(":")
         key = account if kind == "budget" else f"{kind}:{owner}:pending"
         owed[key] = owed.get(key, 0) + amount
@@ -45,6 +48,13 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     assert set(summaries) == {load_contract(p).contract_id for p in CONTRACT_FILES}
     assert all(s.verified > 0 for s in summaries.values())
     assert summaries["sib-youth-education"].paid_minor <= 240_000_000  # principal plus at most 20 %
+    # The investor's position: its two tranches, and the SIB's outcome payments settled to it.
+    assert result.investors is not None
+    sib = result.investors.of("nordic-impact-investor", "sib-youth-education")
+    assert sib is not None
+    assert (sib.committed_minor, sib.disbursed_minor) == (200_000_000, 200_000_000)
+    assert sib.repaid_minor == balances.get("receivable:nordic-impact-investor:paid", 0)
+    assert investment["investor:nordic-impact-investor:sib-youth-education:capital"] == -200_000_000
     assert result.report.stat().st_size > 1_000_000  # the charting library is embedded
     # Did it work: the indicators counted from the live store, and the experiment's
     # estimate, whose measured deadweight the business case uses.
