@@ -11,6 +11,7 @@ from decimal import Decimal
 from services.ledger.investments import (
     Context,
     InvestmentBook,
+    InvestmentEntry,
     InvestmentRefusal,
     investment_entry,
     plan_investments,
@@ -46,7 +47,7 @@ def closing(investor: str = INVESTOR, contract: str = SIB, guarantee: int = 0) -
                             guarantee_minor=guarantee)
 
 
-def balances(book_entries: list) -> dict[str, int]:  # type: ignore[type-arg]
+def balances(book_entries: list[InvestmentEntry]) -> dict[str, int]:
     result: dict[str, int] = {}
     for entry in book_entries:
         for line in entry.lines:
@@ -129,3 +130,74 @@ def test_an_entry_rebuilds_from_its_stored_record_and_context_alone() -> None:
         rebuilt = investment_entry(record, Context.from_json(stored["context"]), entry.currency, entry.contract_id)
         assert rebuilt == entry
         assert rebuilt.content_hash() == entry.content_hash()
+
+
+# ---- whom the ledger believes (services/ledger/authenticity.py) ---------------------------
+
+def test_the_ledger_believes_commitments_from_their_investor_and_the_rest_from_finance() -> None:
+    from services.ledger.authenticity import Refused, admit_investment, admit_journal
+    from shared.signing import RecordSigner
+    from tests.unit.test_signing import TRUST, consumed
+
+    topic, journal = "ns.investments.v1", "ns.payments.v1"
+    investor, finance = RecordSigner.development(f"investor:{INVESTOR}"), RecordSigner.development("finance:dev")
+    fund_key, ledger = RecordSigner.development("investor:sonderborg-social-investment-fund"), \
+        RecordSigner.development("service:ledger")
+    def reason(admitted: object) -> str:
+        assert isinstance(admitted, Refused)
+        return admitted.reason
+
+    tranche = disburse("d1", "c1", 600).model_dump_json().encode()
+    assert isinstance(admit_investment(consumed(topic, b"k", tranche, investor), TRUST), InvestmentDisbursed)
+    for forger in (None, finance, fund_key, ledger):  # unsigned, finance, another investor, a service
+        assert reason(admit_investment(consumed(topic, b"k", tranche, forger), TRUST)) == "unauthenticated_investment"
+    closed = closing().model_dump_json().encode()
+    assert isinstance(admit_investment(consumed(topic, b"k", closed, finance), TRUST), InvestmentClosed)
+    assert reason(admit_investment(consumed(topic, b"k", closed, investor), TRUST)) == "unauthenticated_investment"
+    malformed = b'{"kind": "investment_disbursed", "amount_minor": -5}'
+    assert reason(admit_investment(consumed(topic, b"k", malformed, investor), TRUST)) == "schema_violation"
+    # On the journal only the ledger's forwarder is believed: the investor's own signature
+    # is for the investments topic.
+    assert isinstance(admit_journal(consumed(journal, b"k", tranche, ledger), TRUST), InvestmentDisbursed)
+    assert reason(admit_journal(consumed(journal, b"k", tranche, investor), TRUST)) == "unauthenticated_investment"
+
+
+def test_the_report_section_shows_the_investor_and_the_fund() -> None:
+    from shared.investment.position import fold
+    from shared.reporting.investors import investors_section
+
+    book = InvestmentBook()
+    fund = FundEstablished(fund=FUND, payer="kommune", budget_minor=1000, currency="DKK", established_on=DAY)
+    plan_investments([fund, commit("c1", 1000), disburse("d1", "c1", 1000), commit("p1", 500, FUND, PILOT),
+                      disburse("p1-1", "p1", 500, FUND)], book)
+    book.repayments.append(Repayment(INVESTOR, SIB, dt.date(2024, 1, 1), 1100))
+    plan_investments([closing()], book)
+    page = investors_section(fold(book.records, book.verdicts, book.repayments))
+    assert "<h2>Investors</h2>" in page
+    # 1,100 øre back on 1,000: a return of 1.00 DKK, a multiple of 1.10.
+    assert "return 1.00 DKK" in page
+    assert "1.10x" in page
+    assert "Social investment funds" in page
+    assert investors_section(fold([], {}, [])) == ""
+
+
+def test_the_example_fund_recycles_what_its_pilots_saved() -> None:
+    from shared.investment.position import fold
+    from shared.settings import REPO_ROOT
+
+    def read(name: str) -> list[InvestmentRecord]:
+        path = REPO_ROOT / "examples" / "investments" / name
+        return [INVESTMENT_RECORD.validate_json(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    established, pilots, savings, recycled = (read(f"fund-{n}.jsonl") for n in
+                                              ("1-established", "2-pilots", "3-savings", "4-recycled-pilot"))
+    early = InvestmentBook()
+    too_soon = plan_investments([*established, *pilots, *recycled], early)
+    assert [r.reason for r in too_soon.refused] == [InvestmentRefusal.OVER_BUDGET, InvestmentRefusal.UNKNOWN_COMMITMENT]
+    book = InvestmentBook()
+    plan = plan_investments([*established, *pilots, *savings, *recycled], book)
+    assert plan.refused == ()
+    fund = fold(book.records, book.verdicts, book.repayments).funds[0]
+    assert (fund.budget_minor, fund.disbursed_minor, fund.received_minor) == (
+        30_000_000_00, 34_000_000_00, 9_000_000_00)
+    assert (fund.available_minor, fund.recycled_minor, len(fund.pilots)) == (5_000_000_00, 4_000_000_00, 7)
