@@ -15,17 +15,18 @@ moved (they are scheduled, so the store converges on the same state for any batc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from services.verifier import store
+from services.verifier.budgets import BudgetWalk, CapBounds, StoredClaim, cap_bounds, changes, first_changed
 from services.verifier.decisions import InForce, Stored, evaluate, outcome_record, settle
 from services.verifier.indicators import settle_indicators
 from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo, budget_scope
-from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budgets
+from shared.contracts.evaluation import InstitutionInfo, OutcomeDecision, budget_scope
+from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
 from shared.events import PaymentInstruction, Transition
 from shared.topics import OUTCOMES, PAYMENTS
 
@@ -48,14 +49,53 @@ class BatchPlan:
     timers: list[tuple[str, dt.date]] = field(default_factory=list)
     # The evaluated subjects' claims on budgets (they replace the stored ones).
     requests: list[BudgetRequest] = field(default_factory=list)
+    # Each instruction as JSON, once: the same text goes to the store and the outbox.
+    instruction_payloads: list[str] = field(default_factory=list)
 
 
 SWEEP_SUBJECTS_MAX = 2000  # due timers re-evaluated per batch, to bound a batch's work
 
 
-def budgets_of(in_force: Sequence[InForce]) -> set[str]:
-    return ({budget_scope(c) for c, _ in in_force if c.caps.contract_wide}
-            | {b for c, _ in in_force for b in place_budgets(c)})
+Evaluated = dict[str, tuple[OutcomeDecision, ...]]
+
+
+def evaluate_subjects(in_force: Sequence[InForce], subjects: Sequence[str],
+                      streams: Mapping[str, Sequence[Transition]], today: dt.date,
+                      directory: Mapping[str, InstitutionInfo]) -> tuple[Evaluated, list[BudgetRequest]]:
+    """Every subject's decisions (before contract-wide caps) and its claims on budgets."""
+    evaluated: Evaluated = {}
+    claims: list[BudgetRequest] = []
+    for subject in subjects:
+        evaluated[subject], requests = evaluate(in_force, subject, streams[subject], today, directory)
+        claims.extend(requests)
+    return evaluated, claims
+
+
+def settle_subjects(in_force: Sequence[InForce], evaluated: Evaluated, requests: list[BudgetRequest],
+                    grants: Mapping[str, int], moved: Iterable[str], today: dt.date,
+                    issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored) -> BatchPlan:
+    """The plan, given what the budgets granted the evaluated subjects' claims and which
+    other subjects' grants moved."""
+    currency = {c.contract_id: c.currency for c, _ in in_force}
+    plan = BatchPlan(requests=requests)
+    # A claim that moved ranks others' grants: those subjects are re-settled now-ish
+    # (a timer due today), so that their payments follow the budget's new decision.
+    plan.timers.extend((subject, today) for subject in sorted(set(moved)))
+    for subject, decisions in evaluated.items():
+        effects = settle(in_force, subject, decisions, grants, today, issued, stored)
+        plan.instructions.extend(effects.instructions)
+        plan.timers.extend((subject, due) for due in effects.timers)
+        for decision in effects.changed:
+            record = outcome_record(decision, currency[decision.contract_id])
+            payload = record.model_dump_json()
+            plan.outbox.append((OUTCOMES.name, subject, payload))
+            plan.decision_rows.append((record.outcome_key, subject, decision.contract_id,
+                                       decision.status.value, record.reason, decision.owed_minor, payload))
+    for instruction in plan.instructions:
+        payload = instruction.model_dump_json()
+        plan.instruction_payloads.append(payload)
+        plan.outbox.append((PAYMENTS.name, instruction.payee, payload))
+    return plan
 
 
 def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
@@ -63,34 +103,120 @@ def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
                directory: Mapping[str, InstitutionInfo],
                issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
                claims: Sequence[BudgetRequest]) -> BatchPlan:
-    """What re-evaluating `subjects` writes, given every stored claim on the budgets."""
-    currency = {c.contract_id: c.currency for c, _ in in_force}
-    plan = BatchPlan()
-    evaluated = {}
-    for subject in subjects:
-        decisions, requests = evaluate(in_force, subject, streams[subject], today, directory)
-        evaluated[subject] = decisions
-        plan.requests.extend(requests)
+    """What re-evaluating `subjects` writes, given every stored claim on the budgets: the
+    definition (`grant_budget` over every claim, before and after). `process_batch` gets
+    the same grants from the first changed claim on (`services/verifier/budgets.py`)."""
+    evaluated, requests = evaluate_subjects(in_force, subjects, streams, today, directory)
     evaluating = set(subjects)
     before = grant_budget(claims)
-    after = grant_budget([c for c in claims if c.subject not in evaluating] + plan.requests)
-    # A claim that moved ranks others' grants: those subjects are re-settled now-ish
-    # (a timer due today), so that their payments follow the budget's new decision.
+    after = grant_budget([c for c in claims if c.subject not in evaluating] + requests)
     moved = {c.subject for c in claims if c.subject not in evaluating
              and before.get(c.outcome_key) != after.get(c.outcome_key)}
-    plan.timers.extend((subject, today) for subject in sorted(moved))
-    for subject in subjects:
-        effects = settle(in_force, subject, evaluated[subject], after, today, issued, stored)
-        plan.instructions.extend(effects.instructions)
-        plan.timers.extend((subject, due) for due in effects.timers)
-        for decision in effects.changed:
-            record = outcome_record(decision, currency[decision.contract_id])
-            plan.outbox.append((OUTCOMES.name, subject, record.model_dump_json()))
-            plan.decision_rows.append((record.outcome_key, subject, decision.contract_id,
-                                       decision.status.value, record.reason,
-                                       decision.owed_minor, record.model_dump_json()))
-    plan.outbox.extend((PAYMENTS.name, i.payee, i.model_dump_json()) for i in plan.instructions)
-    return plan
+    return settle_subjects(in_force, evaluated, requests, after, moved, today, issued, stored)
+
+
+@dataclass
+class Regranted:
+    """One budget after a batch: the grants of the evaluated subjects' (new) claims, the
+    grants to store for other subjects' claims, whose subjects moved, and how the
+    budget's day sums change."""
+
+    grants: dict[str, int] = field(default_factory=dict)
+    others: dict[str, int] = field(default_factory=dict)
+    moved: set[str] = field(default_factory=set)
+    days: dict[dt.date, tuple[int, int, int]] = field(default_factory=dict)
+    recount: bool = False
+
+    def add_day(self, day: dt.date, requested: int, granted: int, claims: int) -> None:
+        r, g, c = self.days.get(day, (0, 0, 0))
+        self.days[day] = (r + requested, g + granted, c + claims)
+
+
+WALK_CHUNK = 256  # stored claims read per round trip while the walks disagree
+
+
+async def regrant(connection: asyncpg.Connection, budget: str, bounds: CapBounds,
+                  old: Sequence[StoredClaim], new: Sequence[BudgetRequest]) -> Regranted:
+    """The budget's grants after the evaluated subjects' claims went from `old` to `new`
+    (the budget is locked)."""
+    evaluating = {c.request.subject for c in old} | {r.subject for r in new}
+    result = Regranted()
+    if await store.ungranted(connection, budget):
+        # Claims stored before grants were (sql/009): grant over every claim once.
+        claims = [c.request for c in await store.budget_claims(connection, [budget])]
+        before = grant_budget(claims)
+        others = [c for c in claims if c.subject not in evaluating]
+        after = grant_budget(others + list(new))
+        result.grants = {r.outcome_key: after[r.outcome_key] for r in new}
+        result.others = {c.outcome_key: after[c.outcome_key] for c in others}
+        result.moved = {c.subject for c in others if before.get(c.outcome_key) != after[c.outcome_key]}
+        result.recount = True
+        return result
+    removed, added, kept = changes(old, new)
+    start = first_changed(removed, added)
+    result.grants = dict(kept)
+    if start is None:
+        return result  # the same claims as stored: the same grants, nobody moved
+    granted_on_day, requested_on_day = await store.before_on_day(connection, budget, start)
+    days = await store.budget_days(connection, budget)
+    walk = BudgetWalk(removed, added, start, days, bounds,
+                      granted_before=days.granted_before(start[0], year_only=False) + granted_on_day,
+                      granted_before_this_year=days.granted_before(start[0], year_only=True) + granted_on_day,
+                      requested_before_on_day=requested_on_day)
+    rank, inclusive = start, True
+    while not walk.done:
+        chunk = await store.claims_from(connection, budget, rank, inclusive, WALK_CHUNK)
+        walk.feed(chunk, more=len(chunk) == WALK_CHUNK)
+        if chunk:
+            rank, inclusive = chunk[-1].request.rank, False
+    for request in added:
+        result.grants[request.outcome_key] = walk.grants[request.outcome_key]
+    for claim in removed.values():
+        result.add_day(claim.request.occurred_on, -claim.request.requested_minor, -claim.granted_minor, -1)
+    for request in added:
+        result.add_day(request.occurred_on, request.requested_minor, result.grants[request.outcome_key], 1)
+    for key, (claim, granted) in walk.moved.items():
+        result.add_day(claim.request.occurred_on, 0, granted - claim.granted_minor, 0)
+        if key in kept:
+            result.grants[key] = granted  # an evaluated subject's claim, stored anew below
+        else:
+            result.others[key] = granted
+            result.moved.add(claim.request.subject)
+    return result
+
+
+async def regrant_all(connection: asyncpg.Connection, in_force: Sequence[InForce], subjects: Sequence[str],
+                      requests: Sequence[BudgetRequest]) -> list[tuple[str, Regranted]]:
+    """Every budget the evaluated subjects' claims touch (before or after), locked and
+    re-granted; budgets they do not touch are neither locked nor read."""
+    touched = {c.request.budget for c in await store.claims_of_subjects(connection, subjects)}
+    touched |= {r.budget for r in requests}
+    if not touched:
+        return []
+    await store.lock_budgets(connection, touched)
+    # Read again under the locks: another replica may have moved these claims' grants.
+    old: dict[str, list[StoredClaim]] = {}
+    for claim in await store.claims_of_subjects(connection, subjects):
+        old.setdefault(claim.request.budget, []).append(claim)
+    caps = budget_caps(in_force)
+    return [(budget, await regrant(connection, budget, cap_bounds(caps.get(budget, [])), old.get(budget, []),
+                                   [r for r in requests if r.budget == budget]))
+            for budget in sorted(touched)]
+
+
+def budget_caps(in_force: Sequence[InForce]) -> dict[str, list[tuple[int | None, int | None]]]:
+    """Per budget, the (total, yearly) caps its claims can carry: each version's caps for
+    a contract budget, each cluster's places for a place budget."""
+    caps: dict[str, list[tuple[int | None, int | None]]] = {}
+    for contract, _ in in_force:
+        if contract.caps.contract_wide:
+            caps.setdefault(budget_scope(contract), []).append(
+                (contract.caps.total_minor, contract.caps.per_period.amount_minor if contract.caps.per_period else None))
+        rule = contract.eligibility.referral
+        for places in rule.places if rule is not None else ():
+            caps.setdefault(place_budget(contract.contract_id, places.municipality, places.cluster), []).append(
+                (places.places, None))
+    return caps
 
 
 DEADLOCK_RETRIES_MAX = 5
@@ -137,11 +263,22 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions:
         streams = await store.load_streams(connection, subjects)
         issued = await store.issued_payments(connection, subjects)
         stored = await store.stored_decisions(connection, subjects)
-        claims = await store.load_budget_requests(connection, budgets_of(in_force))
-        plan = plan_batch(in_force, subjects, streams, today, directory, issued, stored, claims)
-        await store.record_payments(connection, plan.instructions)
+        # Evaluate first, then lock only the budgets these subjects claim on, for as
+        # short a time as the re-granting and the writes take.
+        evaluated, requests = evaluate_subjects(in_force, subjects, streams, today, directory)
+        budgets = await regrant_all(connection, in_force, subjects, requests)
+        grants = {k: g for _, b in budgets for k, g in b.grants.items()}
+        moved = {s for _, b in budgets for s in b.moved}
+        plan = settle_subjects(in_force, evaluated, requests, grants, moved, today, issued, stored)
+        await store.record_payments(connection, plan.instructions, plan.instruction_payloads)
         await store.save_decisions(connection, plan.decision_rows)
-        await store.replace_budget_requests(connection, subjects, plan.requests)
+        await store.replace_budget_requests(connection, subjects, plan.requests, grants)
+        for budget, regranted in budgets:
+            await store.set_grants(connection, budget, regranted.others)
+            if regranted.recount:
+                await store.recount_days(connection, budget)
+            else:
+                await store.add_to_days(connection, budget, regranted.days)
         await store.set_timers(connection, plan.timers)
         await store.enqueue(connection, plan.outbox)
         measured = await settle_indicators(connection, in_force, subjects, streams, today)

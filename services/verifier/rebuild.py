@@ -44,8 +44,8 @@ VERIFIER = Principal(Role.SERVICE, "verifier")
 FETCH_TIMEOUT_MS = 1000
 DRAIN_ROUNDS_MAX = 100_000
 _DERIVED_TABLES = ("verifier_events", "verifier_subjects", "verifier_payments", "verifier_outcomes",
-                   "verifier_cap_state", "verifier_budget_requests", "verifier_timers", "verifier_outbox",
-                   "verifier_indicator_members", "verifier_indicator_decisions")
+                   "verifier_cap_state", "verifier_budget_requests", "verifier_budget_days", "verifier_timers",
+                   "verifier_outbox", "verifier_indicator_members", "verifier_indicator_decisions")
 
 
 @dataclass(frozen=True)

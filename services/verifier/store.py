@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 
+from services.verifier.budgets import Days, StoredClaim
 from shared.contracts.model import Contract
 from shared.contracts.payments import BudgetRequest
 from shared.events import PaymentInstruction, Transition
@@ -74,13 +75,15 @@ async def issued_payments(connection: asyncpg.Connection, subjects: Iterable[str
     return issued
 
 
-async def record_payments(connection: asyncpg.Connection,
-                          instructions: Sequence[PaymentInstruction]) -> None:
+async def record_payments(connection: asyncpg.Connection, instructions: Sequence[PaymentInstruction],
+                          payloads: Sequence[str] | None = None) -> None:
+    """`payloads`: the instructions as JSON, if the caller has them already."""
     await connection.execute(
         "INSERT INTO verifier_payments (payment_id, subject, contract_id, instruction)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
         [i.payment_id for i in instructions], [i.subject for i in instructions],
-        [i.contract_id for i in instructions], [i.model_dump_json() for i in instructions])
+        [i.contract_id for i in instructions],
+        list(payloads) if payloads is not None else [i.model_dump_json() for i in instructions])
 
 
 async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[str]
@@ -112,33 +115,117 @@ def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object
     return columns
 
 
-async def load_budget_requests(connection: asyncpg.Connection, budgets: Iterable[str]
-                               ) -> list[BudgetRequest]:
-    """Every claim on these budgets, each budget locked for the rest of the transaction
-    (verifier instances on other partitions wait, so a budget is decided over one
-    consistent set of claims)."""
-    names = sorted(set(budgets))
-    for name in names:
+_CLAIM_COLUMNS = ("budget, outcome_key, subject, occurred_on, requested_minor, total_cap_minor,"
+                  " period_cap_minor, granted_minor")
+
+
+def _claim(r: asyncpg.Record) -> StoredClaim:
+    request = BudgetRequest(r["budget"], r["outcome_key"], r["subject"], r["occurred_on"],
+                            int(r["requested_minor"]), r["total_cap_minor"], r["period_cap_minor"])
+    return StoredClaim(request, -1 if r["granted_minor"] is None else int(r["granted_minor"]))
+
+
+async def lock_budgets(connection: asyncpg.Connection, budgets: Iterable[str]) -> None:
+    """Lock these budgets for the rest of the transaction (in name order): verifier
+    instances on other partitions wait, so a budget's grants move one batch at a time."""
+    for name in sorted(set(budgets)):
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('stafet-budget:' || $1))", name)
-    return [BudgetRequest(r["budget"], r["outcome_key"], r["subject"], r["occurred_on"],
-                          int(r["requested_minor"]), r["total_cap_minor"], r["period_cap_minor"])
-            for r in await connection.fetch(
-                "SELECT budget, outcome_key, subject, occurred_on, requested_minor, total_cap_minor,"
-                " period_cap_minor FROM verifier_budget_requests WHERE budget = ANY($1::text[])", names)]
+
+
+async def budget_claims(connection: asyncpg.Connection, budgets: Iterable[str]) -> list[StoredClaim]:
+    """Every claim on these budgets (granted -1 where none is stored yet), locked."""
+    names = sorted(set(budgets))
+    await lock_budgets(connection, names)
+    return [_claim(r) for r in await connection.fetch(
+        f"SELECT {_CLAIM_COLUMNS} FROM verifier_budget_requests WHERE budget = ANY($1::text[])", names)]
+
+
+async def claims_of_subjects(connection: asyncpg.Connection, subjects: Sequence[str]) -> list[StoredClaim]:
+    return [_claim(r) for r in await connection.fetch(
+        f"SELECT {_CLAIM_COLUMNS} FROM verifier_budget_requests WHERE subject = ANY($1::text[])", list(subjects))]
+
+
+async def ungranted(connection: asyncpg.Connection, budget: str) -> bool:
+    """Claims stored before grants were (see sql/009): the budget needs one full grant."""
+    return bool(await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM verifier_budget_requests WHERE budget = $1 AND granted_minor IS NULL)",
+        budget))
+
+
+async def budget_days(connection: asyncpg.Connection, budget: str) -> Days:
+    return Days.of((r["day"], int(r["requested_minor"]), int(r["granted_minor"])) for r in await connection.fetch(
+        "SELECT day, requested_minor, granted_minor FROM verifier_budget_days WHERE budget = $1", budget))
+
+
+async def before_on_day(connection: asyncpg.Connection, budget: str, rank: tuple[dt.date, str]
+                        ) -> tuple[int, int]:
+    """Granted and requested by the claims on `rank`'s day that rank before it."""
+    row = await connection.fetchrow(
+        "SELECT coalesce(sum(granted_minor), 0) AS granted, coalesce(sum(requested_minor), 0) AS requested"
+        " FROM verifier_budget_requests WHERE budget = $1 AND occurred_on = $2 AND outcome_key < $3",
+        budget, *rank)
+    assert row is not None
+    return int(row["granted"]), int(row["requested"])
+
+
+async def claims_from(connection: asyncpg.Connection, budget: str, rank: tuple[dt.date, str],
+                      inclusive: bool, limit: int) -> list[StoredClaim]:
+    """The next `limit` claims of the budget in rank order, from `rank` on."""
+    compare = ">=" if inclusive else ">"
+    return [_claim(r) for r in await connection.fetch(
+        f"SELECT {_CLAIM_COLUMNS} FROM verifier_budget_requests"
+        f" WHERE budget = $1 AND (occurred_on, outcome_key) {compare} ($2, $3)"
+        " ORDER BY occurred_on, outcome_key LIMIT $4", budget, *rank, limit)]
 
 
 async def replace_budget_requests(connection: asyncpg.Connection, subjects: Sequence[str],
-                                  requests: Sequence[BudgetRequest]) -> None:
-    """These subjects' claims are now exactly `requests`."""
+                                  requests: Sequence[BudgetRequest],
+                                  grants: Mapping[str, int] | None = None) -> None:
+    """These subjects' claims are now exactly `requests`, with their `grants`."""
+    grants = grants or {}
     await connection.execute(
         "DELETE FROM verifier_budget_requests WHERE subject = ANY($1::text[])", list(subjects))
     await connection.execute(
         "INSERT INTO verifier_budget_requests (budget, outcome_key, subject, occurred_on,"
-        " requested_minor, total_cap_minor, period_cap_minor)"
+        " requested_minor, total_cap_minor, period_cap_minor, granted_minor)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[],"
-        " $6::bigint[], $7::bigint[])",
+        " $6::bigint[], $7::bigint[], $8::bigint[])",
         *_columns([(r.budget, r.outcome_key, r.subject, r.occurred_on, r.requested_minor,
-                    r.total_cap_minor, r.period_cap_minor) for r in requests], 7))
+                    r.total_cap_minor, r.period_cap_minor, grants.get(r.outcome_key)) for r in requests], 8))
+
+
+async def set_grants(connection: asyncpg.Connection, budget: str, grants: Mapping[str, int]) -> None:
+    """Claims of other subjects whose grant moved (or every claim of a budget granted in full)."""
+    keys = sorted(grants)
+    await connection.execute(
+        "UPDATE verifier_budget_requests r SET granted_minor = g.granted"
+        " FROM unnest($2::text[], $3::bigint[]) AS g(outcome_key, granted)"
+        " WHERE r.budget = $1 AND r.outcome_key = g.outcome_key", budget, keys, [grants[k] for k in keys])
+
+
+async def add_to_days(connection: asyncpg.Connection, budget: str,
+                      deltas: Mapping[dt.date, tuple[int, int, int]]) -> None:
+    """Add (requested, granted, claims) to the budget's day sums; drop days left empty."""
+    days = sorted(d for d, delta in deltas.items() if any(delta))
+    if not days:
+        return
+    await connection.execute(
+        "INSERT INTO verifier_budget_days AS d (budget, day, requested_minor, granted_minor, claims)"
+        " SELECT $1, * FROM unnest($2::date[], $3::bigint[], $4::bigint[], $5::int[])"
+        " ON CONFLICT (budget, day) DO UPDATE SET requested_minor = d.requested_minor + EXCLUDED.requested_minor,"
+        " granted_minor = d.granted_minor + EXCLUDED.granted_minor, claims = d.claims + EXCLUDED.claims",
+        budget, days, *_columns([deltas[d] for d in days], 3))
+    await connection.execute(
+        "DELETE FROM verifier_budget_days WHERE budget = $1 AND day = ANY($2::date[]) AND claims = 0", budget, days)
+
+
+async def recount_days(connection: asyncpg.Connection, budget: str) -> None:
+    """The budget's day sums from its claims (after a full grant)."""
+    await connection.execute("DELETE FROM verifier_budget_days WHERE budget = $1", budget)
+    await connection.execute(
+        "INSERT INTO verifier_budget_days (budget, day, requested_minor, granted_minor, claims)"
+        " SELECT budget, occurred_on, sum(requested_minor), sum(granted_minor), count(*)"
+        " FROM verifier_budget_requests WHERE budget = $1 GROUP BY budget, occurred_on", budget)
 
 
 EPOCH = dt.date(1900, 1, 1)  # the clock before anything was seen

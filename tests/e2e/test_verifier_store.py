@@ -11,7 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.verifier import relay, store
+from services.verifier import batch, relay, store
+from services.verifier.budgets import cap_bounds
 from shared.contracts.loader import load_contract
 from shared.contracts.payments import BudgetRequest
 from shared.events import PaymentInstruction, PaymentKind
@@ -163,11 +164,29 @@ async def test_a_subjects_budget_requests_are_replaced_as_a_whole(pool: asyncpg.
         return BudgetRequest("c", key, subject, dt.date(2024, 1, 1), amount, 1000, None)
 
     async with pool.acquire() as connection, connection.transaction():
-        assert await store.load_budget_requests(connection, ["c"]) == []
+        assert await store.budget_claims(connection, ["c"]) == []
         await store.replace_budget_requests(connection, ["s", "t"], [request("k1", "s", 500), request("k2", "t", 300)])
         await store.replace_budget_requests(connection, ["s"], [request("k3", "s", 200)])
-        loaded = await store.load_budget_requests(connection, ["c"])
+        loaded = [c.request for c in await store.budget_claims(connection, ["c"])]
     assert sorted(loaded, key=lambda r: r.outcome_key) == [request("k2", "t", 300), request("k3", "s", 200)]
+
+
+async def test_claims_stored_before_grants_were_are_granted_over_every_claim_once(pool: asyncpg.Pool) -> None:
+    def request(key: str, subject: str, amount: int, day: int) -> BudgetRequest:
+        return BudgetRequest("c", key, subject, dt.date(2024, 1, day), amount, 1000, None)
+
+    async with pool.acquire() as connection, connection.transaction():
+        # As sql/009 leaves an upgraded installation's claims: no grant stored.
+        await store.replace_budget_requests(connection, ["s", "t"], [request("k1", "s", 600, 2), request("k2", "t", 600, 3)])
+        assert await store.ungranted(connection, "c")
+        regranted = await batch.regrant(connection, "c", cap_bounds([(1000, None)]), [], [request("k0", "u", 300, 1)])
+        assert (regranted.grants, regranted.others, regranted.moved) == ({"k0": 300}, {"k1": 600, "k2": 100}, {"t"})
+        await store.replace_budget_requests(connection, ["u"], [request("k0", "u", 300, 1)], regranted.grants)
+        await store.set_grants(connection, "c", regranted.others)
+        await store.recount_days(connection, "c")
+        assert not await store.ungranted(connection, "c")
+        days = await store.budget_days(connection, "c")
+    assert (days.requested, days.granted) == ([300, 600, 600], [300, 600, 100])
 
 
 async def test_event_time_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
