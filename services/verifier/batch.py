@@ -132,7 +132,9 @@ class Regranted:
         self.days[day] = (r + requested, g + granted, c + claims)
 
 
-WALK_CHUNK = 256  # stored claims read per round trip while the walks disagree
+# Stored claims read per round trip while the walks disagree: a few first (the walks
+# usually agree right after the last changed claim), then more each round.
+WALK_CHUNK_FIRST, WALK_CHUNK_MAX = 8, 1024
 
 
 async def regrant(connection: asyncpg.Connection, budget: str, bounds: CapBounds,
@@ -163,12 +165,13 @@ async def regrant(connection: asyncpg.Connection, budget: str, bounds: CapBounds
                       granted_before=days.granted_before(start[0], year_only=False) + granted_on_day,
                       granted_before_this_year=days.granted_before(start[0], year_only=True) + granted_on_day,
                       requested_before_on_day=requested_on_day)
-    rank, inclusive = start, True
+    rank, inclusive, size = start, True, WALK_CHUNK_FIRST
     while not walk.done:
-        chunk = await store.claims_from(connection, budget, rank, inclusive, WALK_CHUNK)
-        walk.feed(chunk, more=len(chunk) == WALK_CHUNK)
+        chunk = await store.claims_from(connection, budget, rank, inclusive, size)
+        walk.feed(chunk, more=len(chunk) == size)
         if chunk:
             rank, inclusive = chunk[-1].request.rank, False
+        size = min(size * 4, WALK_CHUNK_MAX)
     for request in added:
         result.grants[request.outcome_key] = walk.grants[request.outcome_key]
     for claim in removed.values():
