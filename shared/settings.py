@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.indicators.model import DEFAULT_MINIMUM_CELL
+from shared.indicators.model import DEFAULT_MINIMUM_CELL, MINIMUM_CELL_MAX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # Published statistics (reports, indicator tables, indicator exports): a figure about
     # fewer subjects than this is suppressed and marked, never shown (docs/privacy.md,
     # "Small cells"). One setting for every such output; financial records are exact.
-    minimum_cell: int = Field(default=DEFAULT_MINIMUM_CELL, ge=1, le=1000)
+    minimum_cell: int = Field(default=DEFAULT_MINIMUM_CELL, ge=1, le=MINIMUM_CELL_MAX)
 
     # Operations (shared/health.py): the HTTP port for liveness, readiness and /metrics
     # (0: no HTTP server, the default for local runs of several services on one host; the

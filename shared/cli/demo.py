@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from shared.db import migrate, recreate_database
 from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.indicators.loader import load_indicators
 from shared.indicators.model import DEFAULT_MINIMUM_CELL
-from shared.institutions import InstitutionRegistry
+from shared.institutions import Institution, InstitutionRegistry
 from shared.investment.position import Positions
 from shared.investment.records import LEDGER_JOURNAL_RECORD
 from shared.kafka import LagProbe, ensure_topics, wait_for_broker
@@ -54,14 +55,26 @@ from shared.reporting.page import money
 from shared.reporting.skandia import load_exclusion_model, measured_deadweights
 from shared.settings import REPO_ROOT, Settings
 from shared.signing import RecordSigner
-from shared.synthetic import generate, to_json_line, write_registry
+from shared.synthetic import Effect, generate, to_json_line, write_registry
 from shared.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, all_topics, in_namespace
 from shared.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR
 
 DEMO_DATABASE = "stafet_demo"
 CATCH_UP_TIMEOUT_S = 600.0
 CONTRACT_FILES = tuple(REPO_ROOT / "examples" / "contracts" / name
-                       for name in ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml"))
+                       for name in ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml",
+                                    "housing-area-indicator.yaml"))
+# The housing area's school (the area is the catchment of daycare 0 and school 0 of
+# kommune-000, examples/indicators/sonderborg.yaml) improves: from the 2020 exams its
+# pupils pass with this much added to the probability, so the housing-area indicator
+# contract (2019 -> 2022 against the rest of the municipality) has a change to pay for.
+AREA_SCHOOL = "kommune-000-primary-school-0"
+AREA_IMPROVEMENT = Effect(from_year=2020, exam_pass_change=0.10, schools=frozenset({AREA_SCHOOL}))
+
+
+def demo_population(subjects: int, seed: int) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
+    """The demo's synthetic municipality (the e2e test replays the same)."""
+    return generate(subjects, seed=seed, born_from=2000, born_to=2006, effect=AREA_IMPROVEMENT)
 ASSUMPTIONS = REPO_ROOT / "examples" / "business-case.yaml"
 EXCLUSION_MODEL = REPO_ROOT / "examples" / "price-of-exclusion.yaml"
 
@@ -164,13 +177,14 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     await ensure_topics(bootstrap, all_topics(namespace))
     await grant_namespace(bootstrap, namespace)
     await migrate(database_url)
-    institutions, generated = generate(subjects, seed=seed, born_from=2000, born_to=2006)
+    institutions, generated = demo_population(subjects, seed)
     registry_file = work / "institutions.yaml"
     work.mkdir(parents=True, exist_ok=True)
     write_registry(registry_file, institutions)
     events = [(n, to_json_line(e)) for n, e in enumerate(generated, start=1)]
     say(f"  a synthetic municipality: {len(institutions)} institutions, {subjects:,} children born 2000-2006, "
-        f"{len(events):,} events up to 2026-06-30")
+        f"{len(events):,} events up to 2026-06-30; the housing area's school passes "
+        f"{AREA_IMPROVEMENT.exam_pass_change:+.0%} more 9th-grade exams from {AREA_IMPROVEMENT.from_year}")
     # No user in the services' DATABASE_URL: each connects as its own runtime role.
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
            "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),

@@ -169,6 +169,7 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
     net of municipality, region and state. An effect is turned into a deadweight
     against the variant's own outcome rate (verified among the triggers judged)."""
     from shared.currency import format_money
+    from shared.reporting.data import everyone
     from shared.reporting.disclosure import cell, mark
     from shared.reporting.evidence import measured_by_outcome
     from shared.reporting.skandia import LEVELS, case_for
@@ -179,9 +180,8 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
     typer.echo(f"{'variant':<{width}}{'years':>6}{'cost':>20}{'savings':>20}{'NPV':>20}  {'payback':<26}"
                + "".join(f"{level:>20}" for level in LEVELS))
     for result in results:
-        everyone = len({o.subject for o in result.outcomes} | {m.subject for m in result.money})
-        if (reason := cell(everyone, least)) is not None:
-            typer.echo(f"{result.title:<{width}}  {mark(reason)}: about {everyone} subject(s)")
+        if (reason := cell(everyone(result), least)) is not None:
+            typer.echo(f"{result.title:<{width}}  {mark(reason)}: about {everyone(result)} subject(s)")
             continue
         case = case_for(result, model, measured_by_outcome(result, as_estimates(effects)))
         if case is None:

@@ -29,6 +29,7 @@ from shared.events import EventType, Identifier
 # Statistics Denmark's and the ministries' rule for published tables: a cell over fewer
 # subjects than this is not shown (primary discretion). Configurable per call.
 DEFAULT_MINIMUM_CELL = 5
+MINIMUM_CELL_MAX = 1_000
 MONTH_DAY = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.contracts.indicator_outcomes import POPULATION_PREFIX
 from shared.contracts.model import Contract
+from shared.indicators.model import MINIMUM_CELL_MAX
+
+# A figure that includes an indicator outcome is about a population: the decision was
+# made over cells that the contract's own `minimum_cell` protects (a decision over a small
+# cell is rejected), and its `subject` is a stand-in (`pop:`), never a person. It counts
+# as this many subjects: the largest minimum the MINIMUM_CELL setting allows.
+POPULATION_HEADCOUNT = MINIMUM_CELL_MAX
+
+
+def headcount(subjects: Collection[str]) -> int:
+    """How many subjects a figure about `subjects` (pseudonyms, or a population's
+    stand-in) is about, for small-cell suppression."""
+    people = sum(1 for s in subjects if not s.startswith(POPULATION_PREFIX))
+    return people + (POPULATION_HEADCOUNT if len(subjects) > people else 0)
+
+
+def everyone(data: ReportData) -> int:
+    """How many subjects the whole of `data` is about."""
+    return headcount({o.subject for o in data.outcomes} | {m.subject for m in data.money})
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,7 @@ def summarise(data: ReportData) -> list[ContractSummary]:
 
 def _subject_counts(contract_id: str, who: dict[tuple[str, str], set[str]]) -> dict[str, Any]:
     def count(part: str) -> int:
-        return len(who.get((contract_id, part), ()))
+        return headcount(who.get((contract_id, part), set()))
 
     parts = [part for (c, part) in who if c == contract_id]
     return {"subjects": count(""), "money_subjects": count("money"), "settled_subjects": count("settled"),
@@ -149,7 +170,7 @@ def subjects_by_payee(data: ReportData) -> dict[tuple[str, str], int]:
     who: dict[tuple[str, str], set[str]] = defaultdict(set)
     for m in data.money:
         who[(m.payee, data.currency_of(m.contract_id))].add(m.subject)
-    return {k: len(v) for k, v in who.items()}
+    return {k: headcount(v) for k, v in who.items()}
 
 
 def subjects_by_flow(data: ReportData) -> dict[tuple[str, str, str], int]:
@@ -157,7 +178,7 @@ def subjects_by_flow(data: ReportData) -> dict[tuple[str, str, str], int]:
     who: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for m in data.money:
         who[(data.kind_of(m.payee), m.outcome_id, data.currency_of(m.contract_id))].add(m.subject)
-    return {k: len(v) for k, v in who.items()}
+    return {k: headcount(v) for k, v in who.items()}
 
 
 def subjects_by_kind(data: ReportData) -> dict[tuple[str, str], int]:
@@ -165,7 +186,7 @@ def subjects_by_kind(data: ReportData) -> dict[tuple[str, str], int]:
     who: dict[tuple[str, str], set[str]] = defaultdict(set)
     for m in data.money:
         who[(data.kind_of(m.payee), data.currency_of(m.contract_id))].add(m.subject)
-    return {k: len(v) for k, v in who.items()}
+    return {k: headcount(v) for k, v in who.items()}
 
 
 def net_by_kind_and_outcome(data: ReportData) -> dict[tuple[str, str, str], int]:
@@ -195,4 +216,4 @@ def outcomes_by_year(data: ReportData) -> dict[str, dict[int, tuple[int, int]]]:
             name = f"{row.contract_id}/{row.outcome_id}"
             counts[name][row.occurred_on.year] += 1
             who[(name, row.occurred_on.year)].add(row.subject)
-    return {k: {year: (n, len(who[(k, year)])) for year, n in sorted(v.items())} for k, v in sorted(counts.items())}
+    return {k: {year: (n, headcount(who[(k, year)])) for year, n in sorted(v.items())} for k, v in sorted(counts.items())}

@@ -20,6 +20,8 @@ from shared.reporting.business_case import Assumptions, BusinessCase, business_c
 from shared.reporting.data import (
     ContractSummary,
     ReportData,
+    everyone,
+    headcount,
     net_by_institution,
     net_by_kind,
     net_by_kind_and_outcome,
@@ -209,9 +211,9 @@ def _exclusion_section(data: ReportData, context: ReportContext) -> str:
     model = context.exclusion
     if model is None:
         return ""
-    everyone = len({o.subject for o in data.outcomes} | {m.subject for m in data.money})
-    if (reason := cell(everyone, context.minimum_cell)) is not None:
-        return f"<h2>{html.escape(model.title)}</h2>" + note(f"{mark(reason)}: the case is about {everyone} "
+    about = everyone(data)
+    if (reason := cell(about, context.minimum_cell)) is not None:
+        return f"<h2>{html.escape(model.title)}</h2>" + note(f"{mark(reason)}: the case is about {about} "
                                                                f"subject(s), fewer than {context.minimum_cell}.")
     measured = measured_deadweights(model, context.evidence.estimates() if context.evidence else (), data)
     measured.update(measured_by_outcome(data, context.effects))
@@ -228,8 +230,7 @@ def comparison_rows(variants: Sequence[ReportData], context: ReportContext
                *[f"paid to {k.replace('_', ' ')}" for k in kinds]]
     rows: list[list[str]] = []
     for variant in variants:
-        everyone = len({o.subject for o in variant.outcomes} | {m.subject for m in variant.money})
-        if (reason := cell(everyone, least)) is not None:
+        if (reason := cell(everyone(variant), least)) is not None:
             rows.append([variant.title, *[mark(reason)] * (len(headers) - 1)])
             continue
         cost, savings, net = variant_totals(business_cases(variant, context.assumptions))
@@ -238,7 +239,7 @@ def comparison_rows(variants: Sequence[ReportData], context: ReportContext
         kind_subjects = subjects_by_kind(variant)
         paid_to = [_paid_to(by_kind.get(k, {}), {c: kind_subjects.get((k, c), 0) for c in by_kind.get(k, {})},
                             least) for k in kinds]
-        rows.append([variant.title, shown(str(len(verified)), len({o.subject for o in verified}), least),
+        rows.append([variant.title, shown(str(len(verified)), headcount({o.subject for o in verified}), least),
                      format_amounts(cost), savings, net, *paid_to])
     return headers, rows
 

@@ -149,3 +149,18 @@ def test_the_indicator_export_is_refused_as_parquet_or_without_a_year(tmp_path: 
         assert result.exit_code == 2
         assert result.stderr.startswith("error: ")
         assert message in result.stderr
+
+
+def test_an_indicator_outcome_is_about_a_population_not_a_handful_of_people() -> None:
+    from shared.contracts.indicator_outcomes import population_id
+    from shared.reporting.data import headcount
+
+    population = population_id("housing-area-exam-indicator", "exam-improvement")
+    assert headcount({population}) >= 1_000  # its cells were protected by the contract's own minimum
+    assert headcount({"k1:a", "k1:b"}) == 2
+    on = dt.date(2023, 3, 31)
+    data = ReportData("test", (MOBILITY,), (OutcomeRow("mobility-bonus", "youth-education-completed", "verified",
+                                                       None, on, 250_000, population),),
+                      (MoneyRow("mobility-bonus", "youth-education-completed", SCHOOL, "payment", 250_000, on,
+                                population),), {}, source="a test")
+    assert "2,500.00 DKK" in render([data], ASSUMPTIONS, title="t")
