@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -128,9 +128,16 @@ async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
                 await asyncio.sleep(0.5)
 
 
-async def apply_contracts(bootstrap: str, namespace: str) -> None:
+def per_subject_and_by_population() -> tuple[list[Path], list[Path]]:
+    """The contracts that pay per subject's outcome, and those that pay for a
+    population's change (indicator outcomes)."""
+    by_population = [p for p in CONTRACT_FILES if load_contract(p).indicator_outcomes]
+    return [p for p in CONTRACT_FILES if p not in by_population], by_population
+
+
+async def apply_contracts(bootstrap: str, namespace: str, files: Sequence[Path]) -> None:
     """As `stafet contract apply` does, signed by the development operator key."""
-    contracts = [load_contract(path) for path in CONTRACT_FILES]
+    contracts = [load_contract(path) for path in files]
     await send_signed(bootstrap, "stafet-demo", in_namespace(CONTRACTS, namespace).name,
                       [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts],
                       RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator")
@@ -183,14 +190,16 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     write_registry(registry_file, institutions)
     events = [(n, to_json_line(e)) for n, e in enumerate(generated, start=1)]
     say(f"  a synthetic municipality: {len(institutions)} institutions, {subjects:,} children born 2000-2006, "
-        f"{len(events):,} events up to 2026-06-30; the housing area's school passes "
-        f"{AREA_IMPROVEMENT.exam_pass_change:+.0%} more 9th-grade exams from {AREA_IMPROVEMENT.from_year}")
+        f"{len(events):,} events up to 2026-06-30; the housing area's school gets "
+        f"{100 * AREA_IMPROVEMENT.exam_pass_change:+.0f} percentage points on the 9th-grade exam from "
+        f"{AREA_IMPROVEMENT.from_year}")
     # No user in the services' DATABASE_URL: each connects as its own runtime role.
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
            "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),
            "INSTITUTIONS_FILE": str(registry_file), "TICK_INTERVAL_S": "0.5"}
-    await apply_contracts(bootstrap, namespace)
-    say("  contracts applied: " + ", ".join(load_contract(p).title for p in CONTRACT_FILES))
+    per_subject, by_population = per_subject_and_by_population()
+    await apply_contracts(bootstrap, namespace, per_subject)
+    say("  contracts applied: " + ", ".join(load_contract(p).title for p in per_subject))
     await demo_investment.finance_the_sib(bootstrap, namespace)
     say("  the SIB's investor committed DKK 2,000,000 and paid it out in two tranches")
     services = start_services(env, work / "logs")
@@ -200,6 +209,15 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
             await publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, events,
                                   lambda n: bar.advance(task, n))
         await wait_caught_up(bootstrap, namespace, database_url, services, "ingest, verifier, ledger", show)
+        # The housing-area contract is applied once the years of facts are in: the demo
+        # publishes each child's whole history at once, so event time passes the review
+        # date long before the last exam result arrives, and a contract in force from the
+        # start would be decided on the first pupils and re-decided (clawed back and paid
+        # again) with every batch. Applied now, its sweep reaches every child first and it
+        # is decided once.
+        await apply_contracts(bootstrap, namespace, by_population)
+        say("  applied after the facts: " + ", ".join(load_contract(p).title for p in by_population))
+        await wait_caught_up(bootstrap, namespace, database_url, services, "deciding the area's change", show)
         settled, failed = await settle(bootstrap, namespace, paid_share=paid_share, failed_share=failed_share,
                                        seed=seed)
         say(f"  finance settled {settled:,} instructions as paid and {failed:,} as failed")

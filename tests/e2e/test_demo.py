@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.demo import CONTRACT_FILES, EXCLUSION_MODEL, demo_pipeline, demo_population
+from shared.cli.demo import (
+    CONTRACT_FILES,
+    EXCLUSION_MODEL,
+    demo_pipeline,
+    demo_population,
+    per_subject_and_by_population,
+)
 from shared.cli.experiment import DEMO_EFFECT_POINTS
 from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
@@ -29,12 +35,11 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     institutions, events = demo_population(SUBJECTS, SEED)
     registry = InstitutionRegistry(institutions)
     lines = [to_json_line(e) for e in events]
-    per_subject = [p for p in CONTRACT_FILES if not load_contract(p).indicator_outcomes]
+    per_subject, by_population = per_subject_and_by_population()
     expected = expected_balances([load_contract(p) for p in per_subject], admitted(lines, registry),
                                  directory=directory_of(registry))
     # The housing-area contract pays for the area's change, decided over the population:
     # the independent oracle computes it from the contract file and the same events.
-    by_population = [p for p in CONTRACT_FILES if p not in per_subject]
     assert [load_contract(p).contract_id for p in by_population] == ["housing-area-exam-indicator"]
     for account, amount in oracle.expected_balances(by_population, lines,
                                                     {i.id: i.kind for i in institutions}).items():
@@ -62,6 +67,7 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     # may be under the floor).
     housing = summaries["housing-area-exam-indicator"]
     assert housing.verified + housing.rejected == 1, housing
+    assert housing.clawed_back_minor == 0  # applied after the facts: decided once, never re-decided
     assert summaries["sib-youth-education"].paid_minor <= 240_000_000  # principal plus at most 20 %
     # The investor's position: its two tranches, and the SIB's outcome payments settled to it.
     assert result.investors is not None

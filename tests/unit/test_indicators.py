@@ -194,3 +194,36 @@ def test_the_tuned_synthetic_municipality_matches_the_baselines_within_the_state
     # At this size the area's handful of absent pupils is a small cell: suppressed, not compared.
     assert len(shown) >= 7
     assert all(r.within for r in shown), [(r.indicator.id, r.scope, r.measured.shown(), r.baseline) for r in shown]
+
+
+def counted(indicator_id: str, n: int, inside: bool) -> Person:
+    """One subject in the indicator's denominator, in its numerator when `inside`."""
+    if indicator_id == "unlawful-absence":
+        return Person(n, "2005-03-01").absence(2019, 12 if inside else 2)
+    if indicator_id == "exam-danish-maths":
+        return Person(n, "2003-05-05").exam("2019-06-20", 7.0, 7.0 if inside else 0.0)
+    if indicator_id == "education-beyond-primary":
+        person = Person(n, "1995-01-01")
+        return person.completed("2014-06-23") if inside else person.school("2001-08-01", "2011-06-26")
+    assert indicator_id == "neither-job-nor-education"
+    person = Person(n, "2000-01-01").college("2016-08-10", "2017-03-01")  # dropped out
+    return person if inside else person.job("2020-09-01")
+
+
+YEARS = {"unlawful-absence": 2019, "exam-danish-maths": 2019, "education-beyond-primary": 2020,
+         "neither-job-nor-education": 2021}
+
+
+@pytest.mark.parametrize("indicator_id", list(YEARS))
+def test_every_indicator_is_suppressed_over_four_subjects_and_shown_over_five(indicator_id: str) -> None:
+    ind, year = indicator(indicator_id), YEARS[indicator_id]
+    four = timelines(*(counted(indicator_id, n, inside=n < 2) for n in range(4)))
+    assert tally(ind, four, year) == (2, 4)  # counted, and then not shown
+    row = measure(ind, four, year)
+    assert (row.suppressed, row.numerator, row.denominator, row.percent) == (
+        Suppression.TOO_FEW_SUBJECTS, None, None, None)
+    ten = timelines(*(counted(indicator_id, n, inside=n < 5) for n in range(10)))
+    assert measure(ind, ten, year).shown() == "50.00 % (5/10)"
+    # Five in the numerator and four outside it: the four are a small cell.
+    nine = timelines(*(counted(indicator_id, n, inside=n < 5) for n in range(9)))
+    assert measure(ind, nine, year).suppressed == Suppression.TOO_FEW_OUTSIDE_NUMERATOR
