@@ -77,6 +77,8 @@ def months_off_benefit(periods: tuple[BenefitPeriod, ...], after: dt.date, until
     year, month = after.year, after.month
     for _ in range(MONTHS_MAX):
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if year > dt.MAXYEAR - 1:  # the calendar ends; no whole month after it
+            break
         first = dt.date(year, month, 1)
         last = (dt.date(year + 1, 1, 1) if month == 12 else dt.date(year, month + 1, 1)) - dt.timedelta(days=1)
         if last > until:

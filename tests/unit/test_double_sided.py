@@ -319,3 +319,7 @@ def test_places_must_name_each_cluster_once_and_do_not_mix_with_a_contract_wide_
         parse_contract(text.replace("  per_subject_minor: 5000000", "  per_subject_minor: 5000000\n  total_minor: 9000000"))
     with pytest.raises(ContractFileError, match="each municipality's cluster is listed once"):
         parse_contract(text.replace("cluster: cluster-2, places: 9", "cluster: cluster-1, places: 9"))
+
+
+def test_months_off_benefit_stop_where_the_calendar_does() -> None:
+    assert months_off_benefit((), dt.date(9998, 10, 15), dt.date(9999, 12, 31)) == 2  # Nov and Dec 9998
