@@ -225,8 +225,9 @@ class ClusterVerdict:
     companies_grown: int                   # the cluster's companies with a verified growth outcome
     citizen_payments_minor: int
     company_payments_minor: int
-    # What the citizen contract paid for referrals that were not admitted: shown, so that
-    # a contract paying outside the places is seen, never netted away.
+    # What the citizen contract paid for referrals that were not admitted: 0 when the
+    # places are enforced (the verifier rejects them over_capacity); shown, never netted
+    # away, should decisions from before the places were applied be given.
     paid_outside_places_minor: int
     months_off_benefit: int
     savings_minor: int
@@ -286,7 +287,8 @@ def verdict(programme: Programme, contracts: Iterable[Contract], timelines: Mapp
             decisions: Iterable[OutcomeDecision], on: dt.date) -> tuple[tuple[IntakeDecision, ...],
                                                                          tuple[ClusterVerdict, ...]]:
     """The intake and the verdict per municipality and cluster, as of `on`, from the
-    subjects' facts and the two contracts' decisions over them."""
+    subjects' facts and the two contracts' decisions over them, as settled (after
+    budgets and places: `decide_all`'s decisions, not `evaluate`'s)."""
     citizen, company = check_contracts(programme, contracts)
     decisions = tuple(decisions)
     decided = intake(programme, citizen, (timelines[s] for s in sorted(timelines)))
