@@ -114,7 +114,8 @@ TABLES: dict[ExportTable, TableSpec] = {
     ExportTable.BALANCES: TableSpec(
         "Every ledger account's balance (credits minus debits), as `stafet ledger balances` shows it.",
         (Column("account", "text", "The account: kind:owner[:contract or state]"),
-         Column("account_kind", "text", "budget, receivable or fallback"),
+         Column("account_kind", "text", "budget, receivable or fallback; for investments investor, provider, "
+                                        "fund or guarantee (docs/investment.md)"),
          Column("owner", "text", "The institution id that owns the account"),
          Column("detail", "text", "The rest of the account name: a contract (budget) or pending/paid"),
          Column("currency", "text", "ISO 4217 code"),
