@@ -33,6 +33,7 @@ from shared.cli.experiment import SONDERBORG, demo_experiment, print_experiment
 from shared.cli.indicators import minimum_cell_setting
 from shared.cli.publish import publish_records
 from shared.cli.signed import send_signed
+from shared.cli.whatif import print_exclusion_case, print_exclusion_header
 from shared.contracts.loader import load_contract
 from shared.credentials import credentials_dir, without_user
 from shared.db import migrate, recreate_database
@@ -46,13 +47,14 @@ from shared.kafka import LagProbe, ensure_topics, wait_for_broker
 from shared.kafka_access import grant_namespace
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.reporting.business_case import load_assumptions
-from shared.reporting.data import ReportData, summarise
+from shared.reporting.data import ReportData, everyone, summarise
+from shared.reporting.disclosure import cell, mark
 from shared.reporting.evidence import Evidence
 from shared.reporting.html import contract_cells, render, shown_institutions
 from shared.reporting.investors import investors_section
 from shared.reporting.live import from_database, live_evidence
 from shared.reporting.page import money
-from shared.reporting.skandia import load_exclusion_model, measured_deadweights
+from shared.reporting.skandia import case_for, load_exclusion_model, measured_deadweights
 from shared.settings import REPO_ROOT, Settings
 from shared.signing import RecordSigner
 from shared.synthetic import Effect, generate, to_json_line, write_registry
@@ -146,14 +148,19 @@ async def apply_contracts(bootstrap: str, namespace: str, files: Sequence[Path])
 async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_share: float,
                  seed: int) -> tuple[int, int]:
     """A simulated finance office answers the payment instructions on the journal:
-    most are paid (with a bank reference), a few fail, the rest stay pending."""
+    most are paid (with a bank reference), a few fail, the rest stay pending. Like a
+    payout run it pays only what is still owed: a payment already clawed back (the
+    demo sends each child's history at once, so capped contracts re-rank) is not paid."""
     from services.verifier.rebuild import read_topic
 
     chance = random.Random(seed)
     answers: list[Settlement] = []
-    for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name, principal="finance"):
-        record = LEDGER_JOURNAL_RECORD.validate_json(value)
-        if not isinstance(record, PaymentInstruction) or record.kind != PaymentKind.PAYMENT:
+    instructions = [record for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name,
+                                                         principal="finance")
+                    if isinstance(record := LEDGER_JOURNAL_RECORD.validate_json(value), PaymentInstruction)]
+    reversed_ids = {i.reverses_payment_id for i in instructions if i.kind == PaymentKind.CLAWBACK}
+    for record in instructions:
+        if record.kind != PaymentKind.PAYMENT or record.payment_id in reversed_ids:
             continue
         roll = chance.random()
         settled_on = record.occurred_on
@@ -272,6 +279,7 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
         for experiment in result.evidence.experiments:
             print_experiment(experiment)
         print_measured_deadweights(data, result.evidence)
+        print_live_case(data, result.evidence, minimum_cell)
     if result.investors is not None:
         demo_investment.print_investor(result.investors)
     typer.echo(f"\nreport: {result.report}")
@@ -285,6 +293,18 @@ def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:
         typer.echo(f"  deadweight of {outcome_id}, measured: {float(weight.value):.0%} of the outcomes would have "
                    f"happened anyway (95 % interval {float(weight.low or 0):.0%} to {float(weight.high or 0):.0%})"
                    + (f"; {float(assumed):.0%} assumed before" if assumed is not None else ""))
+
+
+def print_live_case(data: ReportData, evidence: Evidence, minimum_cell: int) -> None:
+    """Who invests and who harvests: the live ledger's business case over both horizons,
+    with the deadweight the experiment measured (the report shows the same section)."""
+    model = load_exclusion_model(EXCLUSION_MODEL)
+    if (reason := cell(everyone(data), minimum_cell)) is not None:
+        typer.echo(f"\n{model.title}: {mark(reason)}")
+        return
+    measured = measured_deadweights(model, evidence.estimates(), data)
+    print_exclusion_header(model, 24, first="")
+    print_exclusion_case("this municipality", case_for(data, model, measured), model, 24)
 
 
 def run_demo(subjects: int, seed: int) -> None:

@@ -17,7 +17,7 @@ from shared.topics import INSTITUTION_EVENTS
 if TYPE_CHECKING:
     from shared.indicators.experiment import Estimate
     from shared.reporting.data import ReportData
-    from shared.reporting.skandia import ExclusionModel
+    from shared.reporting.skandia import ExclusionCase, ExclusionModel
 
 # Top-level commands: main.py adds them to the `stafet` app itself (not as a group).
 app = typer.Typer()
@@ -163,40 +163,56 @@ def as_estimates(effects: dict[str, tuple[float, float, float]]) -> dict[str, Es
             for outcome_id, (points, low, high) in effects.items()}
 
 
+def print_exclusion_header(model: ExclusionModel, width: int, first: str = "variant") -> None:
+    """The business case table's title and column heads: horizon, cost, savings, NPV,
+    payback, and the net of each level."""
+    from shared.reporting.skandia import LEVELS
+
+    typer.echo(f"\n{model.title}: {float(model.discount_rate):.1%} a year, the {model.payer_level} pays; "
+               "net per level = its savings less what it pays")
+    typer.echo(f"{first:<{width}}{'years':>6}{'cost':>20}{'savings':>20}{'NPV':>20}  {'payback':<26}"
+               + "".join(f"{level:>20}" for level in LEVELS))
+
+
 def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
                           effects: dict[str, tuple[float, float, float]], width: int, least: int) -> None:
     """The business case per variant and horizon: cost, savings, NPV, payback, and the
     net of municipality, region and state. An effect is turned into a deadweight
     against the variant's own outcome rate (verified among the triggers judged)."""
-    from shared.currency import format_money
     from shared.reporting.data import everyone
     from shared.reporting.disclosure import cell, mark
     from shared.reporting.evidence import measured_by_outcome
-    from shared.reporting.skandia import LEVELS, case_for
-    from shared.reporting.skandia_html import deadweight_text, payback_text
+    from shared.reporting.skandia import case_for
 
-    typer.echo(f"\n{model.title}: {float(model.discount_rate):.1%} a year, the {model.payer_level} pays; "
-               "net per level = its savings less what it pays")
-    typer.echo(f"{'variant':<{width}}{'years':>6}{'cost':>20}{'savings':>20}{'NPV':>20}  {'payback':<26}"
-               + "".join(f"{level:>20}" for level in LEVELS))
+    print_exclusion_header(model, width)
     for result in results:
         if (reason := cell(everyone(result), least)) is not None:
             typer.echo(f"{result.title:<{width}}  {mark(reason)}: about {everyone(result)} subject(s)")
             continue
         case = case_for(result, model, measured_by_outcome(result, as_estimates(effects)))
-        if case is None:
-            typer.echo(f"{result.title:<{width}}  not comparable: pays in another currency than {model.currency}")
-            continue
-        for horizon in case.horizons:
-            net = horizon.net_by_level(case.payer_level)
-            verdict = "" if horizon.pays_off else " (does not pay off)"
-            typer.echo(f"{result.title:<{width}}{horizon.horizon_years:>6}"
-                       f"{format_money(horizon.cost_minor, case.currency):>20}"
-                       f"{format_money(horizon.savings_minor, case.currency):>20}"
-                       f"{format_money(horizon.npv_minor, case.currency):>20}  "
-                       f"{payback_text(case, horizon.payback_year):<26}"
-                       + "".join(f"{format_money(net[level], case.currency):>20}" for level in LEVELS) + verdict)
-        typer.echo(f"{'':<{width}}deadweight: {deadweight_text(case)}")
+        print_exclusion_case(result.title, case, model, width)
+
+
+def print_exclusion_case(title: str, case: ExclusionCase | None, model: ExclusionModel, width: int) -> None:
+    """One variant's rows under `print_exclusion_header`: a row per horizon. Shared with
+    `make demo`, which prints the live ledger's case."""
+    from shared.currency import format_money
+    from shared.reporting.skandia import LEVELS
+    from shared.reporting.skandia_html import deadweight_text, payback_text
+
+    if case is None:
+        typer.echo(f"{title:<{width}}  not comparable: pays in another currency than {model.currency}")
+        return
+    for horizon in case.horizons:
+        net = horizon.net_by_level(case.payer_level)
+        verdict = "" if horizon.pays_off else " (does not pay off)"
+        typer.echo(f"{title:<{width}}{horizon.horizon_years:>6}"
+                   f"{format_money(horizon.cost_minor, case.currency):>20}"
+                   f"{format_money(horizon.savings_minor, case.currency):>20}"
+                   f"{format_money(horizon.npv_minor, case.currency):>20}  "
+                   f"{payback_text(case, horizon.payback_year):<26}"
+                   + "".join(f"{format_money(net[level], case.currency):>20}" for level in LEVELS) + verdict)
+    typer.echo(f"{'':<{width}}deadweight: {deadweight_text(case)}")
 
 
 @app.command("report")

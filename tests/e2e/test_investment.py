@@ -137,7 +137,8 @@ async def test_an_sib_that_falls_short_ends_in_the_investors_loss_as_the_pure_ca
         for signer in ("finance:dev", f"investor:{FUND}"):
             await produce(servers.bootstrap_servers, investments, [forged.model_dump_json().encode()],
                           keys=[INVESTOR.encode()], signed_as=signer, principal="investor")
-        await until(lambda: _count(database_url, investment_rows, 6), "six investment entries", [verifier, ledger])
+        # The fund, two commitments, three accepted disbursements and the savings: seven.
+        await until(lambda: _count(database_url, investment_rows, 7), "seven investment entries", [verifier, ledger])
 
         # Twelve completions (2023), the clock past them: the verifier pays the investor.
         completions = [completion(n) for n in range(COMPLETIONS)]
@@ -164,7 +165,10 @@ async def test_an_sib_that_falls_short_ends_in_the_investors_loss_as_the_pure_ca
         code, out, err = await stafet(cli, "invest", "close", "--contract", str(SIB), "--on", "2031-01-01",
                                       "--topic", investments)
         assert code == 0, err
-        await until(lambda: _count(database_url, investment_rows, 7), "the close", [verifier, ledger])
+        # Wait for the close itself: a count of investment rows alone could be met by the
+        # savings entry before the close is applied.
+        await until(lambda: _count(database_url, "SELECT count(*) FROM ledger_entries WHERE kind = 'investment_closed'",
+                                   1), "the close", [verifier, ledger])
 
         # The pure calculation from what the test itself sent and the verifier paid.
         municipality_paid = sum(p.amount_minor for p in paid)
