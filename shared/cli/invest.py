@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from shared.cli.errors import fail
+from shared.cli.jsonl import read_records
 from shared.cli.signed import send_signed, signer_or_fail
 from shared.contracts.loader import ContractFileError, load_contract
 from shared.investment.records import (
@@ -31,7 +31,6 @@ from shared.investment.records import (
     InvestmentRecord,
     record_key,
 )
-from shared.pseudonym import scrub
 from shared.settings import Settings
 from shared.signing import RecordSigner
 from shared.topics import INVESTMENTS
@@ -44,24 +43,7 @@ RECORDS_MAX = 100_000  # a file of investment records is small; more is a mistak
 
 
 def _read(file: Path) -> list[InvestmentRecord]:
-    if not file.is_file():
-        fail(f"{file}: no such file")
-    records: list[InvestmentRecord] = []
-    problems = 0
-    for number, line in enumerate(file.read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        if number > RECORDS_MAX:
-            fail(f"{file}: more than {RECORDS_MAX} lines")
-        try:
-            records.append(INVESTMENT_RECORD.validate_json(line))
-        except ValidationError as error:
-            first = error.errors()[0]
-            typer.echo(scrub(f"{file}:{number}: {'.'.join(map(str, first['loc']))}: {first['msg']}"), err=True)
-            problems += 1
-    if problems:
-        fail(f"{problems} invalid line(s); nothing published")
-    return records
+    return read_records(file, INVESTMENT_RECORD.validate_json, limit=RECORDS_MAX)
 
 
 def _signer(settings: Settings, record: InvestmentRecord, key_file: Path | None) -> RecordSigner:

@@ -66,11 +66,10 @@ def programme_verdict(
 ) -> None:
     """The intake (admitted, over capacity and other refusals, each with its reason code)
     and the verdict per municipality and cluster: payments against the benefit saved."""
-    from shared.cli.publish import validate_lines
+    from shared.cli.whatif import admitted_transitions
     from shared.contracts.loader import ContractFileError, load_contract
     from shared.institutions import InstitutionRegistry, RegistryError
     from shared.programmes.double_sided import ProgrammeError, check_contracts, load_programme
-    from shared.reporting.simulate import transitions_of
 
     try:
         plan = load_programme(programme)
@@ -79,14 +78,7 @@ def programme_verdict(
         registry = InstitutionRegistry.from_file(institutions)
     except (ProgrammeError, ContractFileError, RegistryError) as error:
         fail(str(error).splitlines()[0])
-    if not events.is_file():
-        fail(f"{events}: no such file")
-    good, problems = validate_lines(events)
-    for problem in problems:
-        typer.echo(f"{events}:{problem.line}: {problem.message} (skipped)", err=True)
-    transitions, rejected = transitions_of((raw for _, raw in good), registry)
-    if not transitions:
-        fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
+    transitions, _ = admitted_transitions(events, registry)
     _print_verdict(plan, contracts, transitions, registry, on.date() if on else None)
 
 

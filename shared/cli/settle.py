@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from shared.cli.errors import fail
+from shared.cli.jsonl import read_records
 from shared.cli.signed import send_signed, signer_or_fail
 from shared.events import Settlement
-from shared.pseudonym import scrub
 from shared.settings import Settings
 from shared.topics import SETTLEMENTS
+
+# A bank's statement of answers is large but bounded; a bigger file is a mistake.
+SETTLEMENTS_MAX = 1_000_000
 
 
 def settle(
@@ -29,21 +31,7 @@ def settle(
         help="The finance system's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
     """Validate, sign and publish finance's answers (paid / failed) to payment instructions."""
-    if not file.is_file():
-        fail(f"{file}: no such file")
-    settlements: list[Settlement] = []
-    problems = 0
-    for number, line in enumerate(file.read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            settlements.append(Settlement.model_validate_json(line))
-        except ValidationError as error:
-            first = error.errors()[0]
-            typer.echo(scrub(f"{file}:{number}: {'.'.join(map(str, first['loc']))}: {first['msg']}"), err=True)
-            problems += 1
-    if problems:
-        fail(f"{problems} invalid line(s); nothing published")
+    settlements = read_records(file, Settlement.model_validate_json, limit=SETTLEMENTS_MAX)
     settings = Settings()
     signer = signer_or_fail(settings, "finance", signing_key)
     records = [(s.payment_id.encode(), s.model_dump_json().encode()) for s in settlements]

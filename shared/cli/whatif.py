@@ -15,7 +15,9 @@ from shared.settings import REPO_ROOT
 from shared.topics import INSTITUTION_EVENTS
 
 if TYPE_CHECKING:
+    from shared.events import Transition
     from shared.indicators.experiment import Estimate
+    from shared.institutions import InstitutionRegistry
     from shared.reporting.data import ReportData
     from shared.reporting.skandia import ExclusionCase, ExclusionModel
 
@@ -86,13 +88,11 @@ def simulate(
     makes it (4 and 10 years, NPV, payback, who invests and who harvests); write the
     HTML report."""
     from shared.cli.indicators import minimum_cell_setting
-    from shared.cli.publish import validate_lines
     from shared.institutions import InstitutionRegistry, RegistryError
     from shared.reporting.business_case import load_assumptions
     from shared.reporting.html import comparison_rows, render
     from shared.reporting.page import ReportContext
     from shared.reporting.simulate import simulate as replay
-    from shared.reporting.simulate import transitions_of
     from shared.reporting.skandia import ExclusionModelError, load_exclusion_model
 
     try:
@@ -106,15 +106,8 @@ def simulate(
         fail(str(error))
     except ValueError as error:
         fail(f"bad option: {error}")
-    if not events.is_file():
-        fail(f"{events}: no such file")
-    good, problems = validate_lines(events)
-    for problem in problems:
-        typer.echo(f"{events}:{problem.line}: {problem.message} (skipped)", err=True)
-    transitions, rejected = transitions_of((raw for _, raw in good), registry)
-    if not transitions:
-        fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
-    typer.echo(f"{len(transitions):,} events admitted, {rejected + len(problems):,} rejected")
+    transitions, rejected = admitted_transitions(events, registry)
+    typer.echo(f"{len(transitions):,} events admitted, {rejected:,} rejected")
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
@@ -161,6 +154,25 @@ def as_estimates(effects: dict[str, tuple[float, float, float]]) -> dict[str, Es
 
     return {outcome_id: Estimate(outcome_id, points, low, high, 0.0, 0, 0, 0)
             for outcome_id, (points, low, high) in effects.items()}
+
+
+def admitted_transitions(events: Path, registry: InstitutionRegistry) -> tuple[list[Transition], int]:
+    """The events of a file as ingest would admit them, for a replay off the live system
+    (`stafet simulate`, `stafet programme verdict`): invalid lines are named and skipped,
+    and a file from which nothing is admitted is an error. Returns the transitions and
+    how many lines were rejected (invalid or refused at admission)."""
+    from shared.cli.publish import validate_lines
+    from shared.reporting.simulate import transitions_of
+
+    if not events.is_file():
+        fail(f"{events}: no such file")
+    good, problems = validate_lines(events)
+    for problem in problems:
+        typer.echo(f"{events}:{problem.line}: {problem.message} (skipped)", err=True)
+    transitions, rejected = transitions_of((raw for _, raw in good), registry)
+    if not transitions:
+        fail(f"{events}: no event passed admission ({rejected} rejected); is the registry right?")
+    return transitions, rejected + len(problems)
 
 
 def print_exclusion_header(model: ExclusionModel, width: int, first: str = "variant") -> None:
