@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from shared.indicators.experiment import Experiment
 from shared.indicators.model import IndicatorSet
+from shared.yaml_model import parse_yaml_model
 
 MAX_FILE_BYTES = 1_000_000
 Model = TypeVar("Model", bound=BaseModel)
@@ -28,18 +28,7 @@ def parse_experiment(text: str, origin: str) -> Experiment:
 
 
 def _validated(text: str, origin: str, expected: str, model: type[Model]) -> Model:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise IndicatorFileError(f"{origin}: not YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise IndicatorFileError(f"{origin}: expected a mapping with {expected}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise IndicatorFileError(f"{origin}: {where}: {first['msg']}") from None
+    return parse_yaml_model(text, origin, model, expected, IndicatorFileError)
 
 
 def load_indicators(path: Path) -> IndicatorSet:

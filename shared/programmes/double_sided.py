@@ -37,8 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus
 from shared.contracts.model import AMOUNT_MINOR_MAX, Contract
@@ -52,6 +51,7 @@ from shared.contracts.target_group import (
 )
 from shared.contracts.timeline import SubjectTimeline
 from shared.events import BenefitType, Currency, EventType, Identifier
+from shared.yaml_model import load_yaml_model
 
 CLUSTERS_MAX = 200
 FOLLOW_ON_MONTHS = 12  # "from then on": the savings of the next 12 months against another round
@@ -109,22 +109,8 @@ PROGRAMME_FILE_BYTES_MAX = 1_000_000
 
 
 def load_programme(path: Path) -> Programme:
-    try:
-        if path.stat().st_size > PROGRAMME_FILE_BYTES_MAX:
-            raise ProgrammeError(f"{path}: larger than {PROGRAMME_FILE_BYTES_MAX} bytes")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProgrammeError(f"{path}: cannot read: {error}") from None
-    except yaml.YAMLError as error:
-        raise ProgrammeError(f"{path}: not YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ProgrammeError(f"{path}: expected a mapping with programme_id, contracts and clusters")
-    try:
-        return Programme.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ProgrammeError(f"{path}: {where}: {first['msg']}") from None
+    return load_yaml_model(path, Programme, "programme_id, contracts and clusters", ProgrammeError,
+                           bytes_max=PROGRAMME_FILE_BYTES_MAX)
 
 
 def check_contracts(programme: Programme, contracts: Iterable[Contract]) -> tuple[Contract, Contract]:

@@ -33,14 +33,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.model import AMOUNT_MINOR_MAX
 from shared.contracts.solidarity import largest_remainder
 from shared.events import Currency, Identifier
 from shared.indicators.experiment import Estimate
 from shared.reporting.data import ReportData
+from shared.yaml_model import load_yaml_model
 
 Level = Literal["municipality", "region", "state"]
 LEVELS: tuple[Level, ...] = ("municipality", "region", "state")
@@ -107,20 +107,7 @@ class ExclusionModelError(ValueError):
 
 
 def load_exclusion_model(path: Path) -> ExclusionModel:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ExclusionModelError(f"{path}: cannot read: {error}") from None
-    except yaml.YAMLError as error:
-        raise ExclusionModelError(f"{path}: not YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ExclusionModelError(f"{path}: expected a mapping with discount_rate, groups and outcomes")
-    try:
-        return ExclusionModel.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ExclusionModelError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+    return load_yaml_model(path, ExclusionModel, "discount_rate, groups and outcomes", ExclusionModelError)
 
 
 @dataclass(frozen=True)
