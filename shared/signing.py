@@ -11,14 +11,45 @@ changes or settles money carries an Ed25519 signature in two Kafka headers:
 
 The signed message covers the topic, the record key and the value, each
 length-prefixed, after a domain label: a record signed for one topic cannot be replayed
-onto another, nor under another key. Headers other than these two are not covered and
-not trusted. Receivers look the key id up in their trusted keys (`shared/trust.py`).
+onto another, nor under another key. Headers other than these (and the batch proof
+below) are not covered and not trusted. Receivers look the key id up in their trusted
+keys (`shared/trust.py`).
+
+Batch signatures. One Ed25519 operation costs more CPU than everything else a service
+does with a record (about 30 us to sign, 90 us to verify, against about 25 us for the
+raw Kafka passthrough of a record), so a producer that sends many records at once signs
+them once: `RecordSigner.batch_headers` builds a Merkle tree over the records and signs
+its root, and every record carries the signature and its own audit path, so every
+record stays verifiable on its own (no buffering or ordering between records on the
+receiving side; any consumer batch boundary, a rebuild or a replay works unchanged):
+
+- leaf = SHA-256(0x00 || signed_message(topic, key, value)), the same domain-labelled,
+  length-framed message as a single signature (so the topic and key stay bound);
+- node = SHA-256(0x01 || left || right); the last node of a level with an odd number of
+  nodes is carried up unchanged; at most `BATCH_TREE_MAX` (256) leaves per tree, so a
+  path holds at most 8 hashes (a bigger batch is split into trees of near-equal size);
+- `stafet-signature` is then Ed25519 over
+  frame("stafet-signed-batch-v1") || frame(root) || size (4 bytes, big-endian), a label
+  of its own, so a batch signature is never a record signature nor the reverse;
+- `stafet-batch-proof` is base64 of index (4 bytes, big-endian) || size (4 bytes) || the
+  sibling hashes from the leaf up (32 bytes each, exactly as many as the tree's shape
+  gives that index: none where the node is carried up).
+
+A record without `stafet-batch-proof` carries a single-record signature (as one-off
+records do: `stafet settle`, contract versions, clock ticks, checkpoints, a tree of one).
+A receiver recomputes the root from the record and its path (a few SHA-256) and checks
+the signature over (root, size) once per tree (`shared/trust.py` keeps the verified
+ones). A malformed proof, an index or size that does not fit, a wrong path or a
+signature that does not verify for the root all leave a root nobody signed: the record
+is refused as a bad signature.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +58,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 KEY_ID_HEADER = "stafet-key-id"
 SIGNATURE_HEADER = "stafet-signature"
+BATCH_PROOF_HEADER = "stafet-batch-proof"
 _DOMAIN = b"stafet-signed-record-v1"
+_BATCH_DOMAIN = b"stafet-signed-batch-v1"
+_LEAF, _NODE = b"\x00", b"\x01"  # so that no leaf hash can pass for an inner node's
+BATCH_TREE_MAX = 256  # leaves per signed tree: a proof holds at most 8 hashes
+_HASH_SIZE = 32
 _NO_KEY = 0xFFFFFFFF  # a record without a key is not the same as one with an empty key
 _DEVELOPMENT_LABEL = b"stafet-development-signing-key-not-for-production:"
 
@@ -42,6 +78,79 @@ def _framed(part: bytes | None) -> bytes:
 
 def signed_message(topic: str, key: bytes | None, value: bytes) -> bytes:
     return _framed(_DOMAIN) + _framed(topic.encode()) + _framed(key) + _framed(value)
+
+
+def batch_message(root: bytes, size: int) -> bytes:
+    """What a batch signature signs: the tree's root and its number of leaves."""
+    return _framed(_BATCH_DOMAIN) + _framed(root) + size.to_bytes(4, "big")
+
+
+def leaf_hash(topic: str, key: bytes | None, value: bytes) -> bytes:
+    return hashlib.sha256(_LEAF + signed_message(topic, key, value)).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(_NODE + left + right).digest()
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree over `leaves`, the leaves first and the root last."""
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        above = [_node(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+        if len(below) % 2:
+            above.append(below[-1])  # the odd last node is carried up unchanged
+        levels.append(above)
+    return levels
+
+
+def _path(levels: list[list[bytes]], index: int) -> list[bytes]:
+    path = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        index //= 2
+    return path
+
+
+def encode_proof(index: int, size: int, path: Sequence[bytes]) -> bytes:
+    return base64.b64encode(index.to_bytes(4, "big") + size.to_bytes(4, "big") + b"".join(path))
+
+
+def proven_root(topic: str, key: bytes | None, value: bytes, proof: bytes) -> tuple[bytes, int] | None:
+    """The root (and tree size) that a record and its `stafet-batch-proof` lead to, or
+    None when the proof is malformed or its index, size and path do not fit together.
+    Whether anyone signed that root is for the caller to check."""
+    try:
+        raw = base64.b64decode(proof, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 8 or (len(raw) - 8) % _HASH_SIZE:
+        return None
+    index, size = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:8], "big")
+    if not 0 <= index < size <= BATCH_TREE_MAX:
+        return None
+    node, at, width, offset = leaf_hash(topic, key, value), index, size, 8
+    while width > 1:
+        if at % 2 or at + 1 < width:
+            sibling = raw[offset:offset + _HASH_SIZE]
+            if len(sibling) < _HASH_SIZE:
+                return None  # the path is shorter than the tree's shape asks
+            node = _node(sibling, node) if at % 2 else _node(node, sibling)
+            offset += _HASH_SIZE
+        at, width = at // 2, (width + 1) // 2
+    if offset != len(raw):
+        return None  # hashes left over: not the path of this index in this tree
+    return node, size
+
+
+def _trees(count: int) -> list[range]:
+    """Split `count` records into trees of at most BATCH_TREE_MAX, of near-equal size."""
+    trees = -(-count // BATCH_TREE_MAX)
+    bounds = [count * n // trees for n in range(trees + 1)] if trees else [0]
+    return [range(low, high) for low, high in itertools.pairwise(bounds)]
 
 
 def public_bytes(key: Ed25519PublicKey) -> bytes:
@@ -105,6 +214,28 @@ class RecordSigner:
     def header_dict(self, topic: str, key: bytes | None, value: bytes) -> dict[str, str]:
         """For FastStream's `publish(..., headers=...)`."""
         return {name: content.decode() for name, content in self.headers(topic, key, value)}
+
+    def batch_headers(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> list[list[tuple[str, bytes]]]:
+        """Headers for each of `records` (topic, key, value), in the same order: one
+        signature per tree of up to BATCH_TREE_MAX records, each record with its own
+        proof, so each verifies on its own. A tree of one record gets a single-record
+        signature (the same cost, and the format one-off records have)."""
+        key_id = self.key_id.encode()
+        signed: list[list[tuple[str, bytes]]] = []
+        for tree in _trees(len(records)):
+            if len(tree) == 1:
+                signed.append(self.headers(*records[tree[0]]))
+                continue
+            levels = _levels([leaf_hash(*records[n]) for n in tree])
+            signature = base64.b64encode(self.key.sign(batch_message(levels[-1][0], len(tree))))
+            for index in range(len(tree)):
+                signed.append([(KEY_ID_HEADER, key_id), (SIGNATURE_HEADER, signature),
+                               (BATCH_PROOF_HEADER, encode_proof(index, len(tree), _path(levels, index)))])
+        return signed
+
+    def batch_header_dicts(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> list[dict[str, str]]:
+        """`batch_headers` for FastStream's `publish(..., headers=...)`."""
+        return [{name: content.decode() for name, content in headers} for headers in self.batch_headers(records)]
 
 
 def header(headers: Headers | None, name: str) -> bytes | None:

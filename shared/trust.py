@@ -38,16 +38,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from shared.institutions import InstitutionRegistry
 from shared.settings import Settings
 from shared.signing import (
+    BATCH_PROOF_HEADER,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
     Headers,
     RecordSigner,
+    batch_message,
     development_key,
     header,
     is_development_key,
     key_id_of,
     load_private_key,
     parse_public_key,
+    proven_root,
     signed_message,
 )
 
@@ -56,6 +59,10 @@ SERVICES = ("ingest", "verifier", "ledger", "frontdoor")
 FRONT_DOOR = "service:frontdoor"
 DEVELOPMENT_OPERATOR = "operator:dev"
 DEVELOPMENT_FINANCE = "finance:dev"
+# Batch signatures already verified (shared/signing.py), so that the other records of a
+# batch cost a few SHA-256 instead of an Ed25519 verification each. A batch's records
+# arrive close together; a few thousand trees cover every batch in flight.
+VERIFIED_ROOTS_MAX = 4096
 
 
 class ConfigurationError(RuntimeError):
@@ -104,6 +111,10 @@ class TrustedKeys:
         self._by_id: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
         for principal, key in keys:
             self._by_id[key_id_of(key)] = (principal, key)
+        # (key id, signature, root, size) -> who signed: filled only after that signature
+        # verified for that root, and keyed on all of it, so a record whose path leads to
+        # any other root (or that names another key or signature) misses and is checked.
+        self._verified_roots: dict[tuple[str, bytes, bytes, int], Principal] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -120,17 +131,41 @@ class TrustedKeys:
         key_id, signature = header(headers, KEY_ID_HEADER), header(headers, SIGNATURE_HEADER)
         if key_id is None or signature is None:
             return Unauthenticated(SignatureProblem.MISSING_SIGNATURE, "the record carries no signature")
-        found = self._by_id.get(key_id.decode("ascii", errors="replace"))
+        name = key_id.decode("ascii", errors="replace")
+        found = self._by_id.get(name)
         if found is None:
-            return Unauthenticated(SignatureProblem.UNKNOWN_SIGNER,
-                                   f"key id {key_id.decode('ascii', errors='replace')[:40]!r} is not trusted")
+            return Unauthenticated(SignatureProblem.UNKNOWN_SIGNER, f"key id {name[:40]!r} is not trusted")
         principal, public = found
+        bad = Unauthenticated(SignatureProblem.BAD_SIGNATURE,
+                              f"the signature does not verify for {principal} on this topic")
         try:
-            public.verify(base64.b64decode(signature, validate=True), signed_message(topic, key, value))
-        except (InvalidSignature, binascii.Error, ValueError):
-            return Unauthenticated(SignatureProblem.BAD_SIGNATURE,
-                                   f"the signature does not verify for {principal} on this topic")
+            raw_signature = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            return bad
+        proof = header(headers, BATCH_PROOF_HEADER)
+        if proof is None:
+            return principal if _verifies(public, raw_signature, signed_message(topic, key, value)) else bad
+        proven = proven_root(topic, key, value, proof)
+        if proven is None:
+            return bad
+        root, size = proven
+        verified = (name, raw_signature, root, size)
+        if verified in self._verified_roots:
+            return self._verified_roots[verified]
+        if not _verifies(public, raw_signature, batch_message(root, size)):
+            return bad
+        if len(self._verified_roots) >= VERIFIED_ROOTS_MAX:
+            del self._verified_roots[next(iter(self._verified_roots))]  # the oldest
+        self._verified_roots[verified] = principal
         return principal
+
+
+def _verifies(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        public.verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 INVESTOR_KINDS = ("investor", "fund")

@@ -88,13 +88,26 @@ SIGNED_TOPICS = frozenset({"institution-events.v1", "transitions.v1", "contracts
 SIGNATURE_HEADERS: dict[str, Any] = {
     "type": "object",
     "required": ["stafet-key-id", "stafet-signature"],
+    "description": "A record is signed alone (no stafet-batch-proof) or as one of a batch signed once "
+                   "(shared/signing.py): either way it verifies on its own.",
     "properties": {
         "stafet-key-id": {"type": "string", "pattern": "^ed25519:[0-9a-f]{16}$",
                           "description": "Which Ed25519 key signed: the first 16 hex digits of SHA-256 of the raw "
                                          "public key, looked up in the registry the receiver trusts."},
         "stafet-signature": {"type": "string", "contentEncoding": "base64",
-                             "description": "Ed25519 over frame('stafet-signed-record-v1') || frame(topic) || "
-                                            "frame(key) || frame(value), frame = 4-byte big-endian length + bytes."},
+                             "description": "Without stafet-batch-proof: Ed25519 over "
+                                            "M = frame('stafet-signed-record-v1') || frame(topic) || frame(key) || "
+                                            "frame(value), frame = 4-byte big-endian length + bytes (no key: "
+                                            "ffffffff). With it: Ed25519 over frame('stafet-signed-batch-v1') || "
+                                            "frame(root) || size (4 bytes, big-endian), root of the Merkle tree over "
+                                            "the batch's records, leaf = SHA-256(0x00 || M), node = "
+                                            "SHA-256(0x01 || left || right), an odd last node carried up unchanged, "
+                                            "at most 256 leaves."},
+        "stafet-batch-proof": {"type": "string", "contentEncoding": "base64",
+                               "description": "Only on a record signed as one of a batch: index (4 bytes, "
+                                              "big-endian) || size (4 bytes) || the sibling hashes from the leaf "
+                                              "up (32 bytes each, none where the node is carried up). A wrong or "
+                                              "malformed proof is a bad signature."},
     },
 }
 
