@@ -36,13 +36,13 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from bench.frontdoor import front_door_load
 from bench.measure import (
@@ -91,6 +91,7 @@ class Bench:
     registry_file: Path
     events: list[tuple[bytes, bytes]]  # (key, value)
     batch: int
+    log_level: str = "WARNING"
     results: dict[str, Any] = field(default_factory=dict)
     rss: dict[str, int] = field(default_factory=dict)
     started: list[ServiceProcess] = field(default_factory=list)
@@ -102,7 +103,7 @@ class Bench:
             "STAFET_CREDENTIALS_DIR": str(self.stack.credentials_dir),
             "STAFET_TOPIC_NAMESPACE": namespace, "INSTITUTIONS_FILE": str(self.registry_file),
             "CONTRACT_FILES": ",".join(str(REPO_ROOT / "examples" / "contracts" / c) for c in CONTRACTS),
-            "BATCH_MAX_RECORDS": str(self.batch), "BATCH_TIMEOUT_MS": "50", "LOG_LEVEL": "WARNING",
+            "BATCH_MAX_RECORDS": str(self.batch), "BATCH_TIMEOUT_MS": "50", "LOG_LEVEL": self.log_level,
             "TICK_INTERVAL_S": "0.5",
         }
 
@@ -436,17 +437,14 @@ async def end_to_end(bench: Bench, replicas: int = 1) -> dict[str, Any]:
             "balances": balances}
 
 
-async def duplicate_keys(bootstrap: str, topic: str) -> int:
-    """Records on `topic` whose value repeats an earlier record's byte for byte: a
-    payment or outcome published twice (a redelivery the consumers must absorb)."""
+async def each_record(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[Any, Any]]:
+    """Every record on `topic`, from the beginning to the end it has now."""
     from aiokafka import TopicPartition
 
     # As the super user, as the chaos checker reads: no runtime principal reads every topic.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", **kafka_options("admin"))
     await consumer.start()
-    seen: set[bytes] = set()
-    repeats = 0
     try:
         await consumer._client.force_metadata_update()
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -456,15 +454,35 @@ async def duplicate_keys(bootstrap: str, topic: str) -> int:
         while [p for p in partitions if await consumer.position(p) < ends[p]]:
             for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
                 for record in records:
-                    digest = hashlib.sha256(record.value or b"").digest()
-                    repeats += digest in seen
-                    seen.add(digest)
+                    yield record
     finally:
         await consumer.stop()
+
+
+async def duplicate_keys(bootstrap: str, topic: str) -> int:
+    """Records on `topic` whose value repeats an earlier record's byte for byte: a
+    payment or outcome published twice (a redelivery the consumers must absorb)."""
+    seen: set[bytes] = set()
+    repeats = 0
+    async for record in each_record(bootstrap, topic):
+        digest = hashlib.sha256(record.value or b"").digest()
+        repeats += digest in seen
+        seen.add(digest)
     return repeats
 
 
-async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, float]:
+async def produced_at(bootstrap: str, topic: str, field: str) -> dict[str, float]:
+    """When each record on `topic` was produced (its timestamp, seconds), by the value's
+    `field` (the first record per value; records without it are skipped)."""
+    first: dict[str, float] = {}
+    async for record in each_record(bootstrap, topic):
+        found = json.loads(record.value or b"{}").get(field)
+        if found is not None and found not in first:
+            first[found] = record.timestamp / 1000
+    return first
+
+
+async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any]:
     bootstrap = bench.stack.bootstrap_servers
     namespace = f"lat{int(time.time())}"
     await bench.namespace(namespace)
@@ -481,24 +499,60 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, flo
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT trigger_event_id, extract(epoch FROM min(recorded_at)) AS committed FROM ledger_entries"
-            " WHERE kind = 'payment' AND trigger_event_id IS NOT NULL GROUP BY trigger_event_id")
+            "SELECT trigger_event_id, contract_id, outcome_id, subject, extract(epoch FROM recorded_at) AS committed"
+            " FROM ledger_entries WHERE kind = 'payment' AND trigger_event_id IS NOT NULL")
     finally:
         await connection.close()
     for process in services:
         bench.stop(process)
-    # Only payments whose trigger was published in this run and not held back by a
-    # sustainment period (those wait for event time, not for the pipeline).
-    delays = sorted(float(r["committed"]) - sent_at[r["trigger_event_id"]] for r in rows
-                    if r["trigger_event_id"] in sent_at and float(r["committed"]) - sent_at[r["trigger_event_id"]] < 60)
-    if not delays:
+    # A payment can wait for event time, not for the pipeline: a sustainment period or a
+    # capped contract's review window ends only when later events move the clock, seconds
+    # later at this publishing rate. The outcomes topic says which outcomes ever waited
+    # (pending); the target is about the others, due when their trigger arrived.
+    waited = await outcomes_that_waited(bootstrap, in_namespace(OUTCOMES, namespace).name)
+    due_on_arrival: dict[str, float] = {}
+    waiting: dict[str, float] = {}
+    for row in rows:
+        trigger, at = row["trigger_event_id"], float(row["committed"])
+        if trigger not in sent_at:
+            continue
+        into = waiting if (row["contract_id"], row["outcome_id"], row["subject"]) in waited else due_on_arrival
+        into[trigger] = min(at, into.get(trigger, at))
+    if not due_on_arrival:
         return {"samples": 0}
+    # Where the time goes: when ingest produced the trigger's transition, and when the
+    # verifier produced the first payment it triggered (record timestamps, set by each
+    # producer when it sent).
+    forwarded = await produced_at(bootstrap, in_namespace(TRANSITIONS, namespace).name, "event_id")
+    instructed = await produced_at(bootstrap, in_namespace(PAYMENTS, namespace).name, "trigger_event_id")
+    traced = [e for e in due_on_arrival if e in forwarded and e in instructed]
+    hops = {"ingest": [forwarded[e] - sent_at[e] for e in traced],
+            "verifier": [instructed[e] - forwarded[e] for e in traced],
+            "ledger": [due_on_arrival[e] - instructed[e] for e in traced]}
+    return {"rate_per_s": rate, "duration_s": duration_s, "samples": len(due_on_arrival),
+            **percentiles_ms([at - sent_at[e] for e, at in due_on_arrival.items()]),
+            "hops": {name: percentiles_ms(delays) for name, delays in hops.items() if delays},
+            "waited_for_event_time": {"samples": len(waiting), **percentiles_ms(
+                [at - sent_at[e] for e, at in waiting.items()])} if waiting else {"samples": 0}}
+
+
+async def outcomes_that_waited(bootstrap: str, topic: str) -> set[tuple[str, str, str]]:
+    """(contract, outcome, subject) of every outcome recorded as pending at some time."""
+    waited: set[tuple[str, str, str]] = set()
+    async for record in each_record(bootstrap, topic):
+        outcome = json.loads(record.value or b"{}")
+        if str(outcome.get("status", "")).startswith("pending"):
+            waited.add((outcome["contract_id"], outcome["outcome_id"], outcome["subject"]))
+    return waited
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    delays = sorted(seconds)
 
     def pct(q: float) -> float:
         return delays[min(len(delays) - 1, int(q * len(delays)))] * 1000
 
-    return {"rate_per_s": rate, "duration_s": duration_s, "samples": len(delays),
-            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": delays[-1] * 1000}
+    return {"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": delays[-1] * 1000}
 
 
 FIGURES = (("raw limit (passthrough)", ("raw_limit",), "events"),
@@ -544,8 +598,16 @@ def table(record: dict[str, Any]) -> str:
     lat = results.get("latency", {})
     if isinstance(lat, dict) and lat.get("samples"):
         lines.append(f"latency at {lat['rate_per_s']:,.0f} events/s for {lat['duration_s']:.0f}s "
-                     f"({lat['samples']:,} payments, publish to ledger commit): p50 {lat['p50_ms']:,.0f} ms, "
+                     f"({lat['samples']:,} payments due when their trigger arrived, publish to ledger commit): "
+                     f"p50 {lat['p50_ms']:,.0f} ms, "
                      f"p95 {lat['p95_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms")
+        if lat.get("hops"):
+            lines.append("  by hop (p50 / p99): " + ", ".join(
+                f"{name} {hop['p50_ms']:,.0f} / {hop['p99_ms']:,.0f} ms" for name, hop in lat["hops"].items()))
+        waited = lat.get("waited_for_event_time", {})
+        if waited.get("samples"):
+            lines.append(f"  payments that waited for event time (sustainment, review window; {waited['samples']:,}): "
+                         f"p50 {waited['p50_ms']:,.0f} ms, p99 {waited['p99_ms']:,.0f} ms")
     population = results.get("population")
     if population:
         lines.append(f"verifier CPU per event, {population['large_subjects']:,} vs {population['small_subjects']:,} "
@@ -632,30 +694,35 @@ async def main(arguments: argparse.Namespace) -> None:
             registry_file = work / "institutions.yaml"
             write_registry(registry_file, registry)
             say(f"  {len(events):,} events")
-            bench = Bench(stack, work, registry_file, events, arguments.batch, started=launched)
+            bench = Bench(stack, work, registry_file, events, arguments.batch, arguments.log_level, started=launched)
             say("raw limit ...")
             bench.results["raw_limit"] = await raw_limit(bench)
             keep_partial(started, bench.results)
-            say("each stage alone ...")
-            bench.results["stages"] = await stages_alone(bench)
-            keep_partial(started, bench.results)
-            if arguments.population_divisor > 1:
+            if "stages" in arguments.only:
+                say("each stage alone ...")
+                bench.results["stages"] = await stages_alone(bench)
+                keep_partial(started, bench.results)
+            if "population" in arguments.only and arguments.population_divisor > 1:
                 small = max(100, arguments.subjects // arguments.population_divisor)
                 say(f"the verifier alone on {small:,} subjects ...")
+                large = bench.results.get("stages", {}).get("verifier") or await small_population(
+                    bench, arguments.subjects, arguments.seed, arguments.municipalities)
                 bench.results["population"] = population_figures(
-                    bench.results["stages"]["verifier"], arguments.subjects,
+                    large, arguments.subjects,
                     await small_population(bench, small, arguments.seed, arguments.municipalities))
-            say("end to end ...")
-            bench.results["end_to_end"] = await end_to_end(bench)
-            keep_partial(started, bench.results)
-            if arguments.replicas > 1:
+            if "end_to_end" in arguments.only:
+                say("end to end ...")
+                bench.results["end_to_end"] = await end_to_end(bench)
+                keep_partial(started, bench.results)
+            if "replicas" in arguments.only and arguments.replicas > 1:
                 say(f"end to end with {arguments.replicas} ingest and {arguments.replicas} verifier replicas ...")
                 bench.results["replicas"] = await end_to_end(bench, arguments.replicas)
                 keep_partial(started, bench.results)
-            say(f"latency at {arguments.rate}/s for {arguments.duration}s ...")
-            bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
-            keep_partial(started, bench.results)
-            if clear_lines:
+            if "latency" in arguments.only:
+                say(f"latency at {arguments.rate}/s for {arguments.duration}s ...")
+                bench.results["latency"] = await latency(bench, arguments.rate, arguments.duration)
+                keep_partial(started, bench.results)
+            if clear_lines and "frontdoor" in arguments.only:
                 say(f"front door: {len(clear_lines):,} events over HTTP ...")
                 namespace = f"frontdoor{int(time.time())}"
                 await bench.namespace(namespace)
@@ -668,6 +735,9 @@ async def main(arguments: argparse.Namespace) -> None:
             for process in launched:
                 process.stop()
             stack.down()
+            if arguments.keep_logs:
+                kept = keep_logs(work, arguments.keep_logs)
+                say(f"{kept} service logs kept in {arguments.keep_logs}")
     versions = library_versions()
     record: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -688,6 +758,32 @@ async def main(arguments: argparse.Namespace) -> None:
     say(f"\nwritten to {out}")
 
 
+PARTS = ("stages", "population", "end_to_end", "replicas", "latency", "frontdoor")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"unknown part {', '.join(unknown) or '(none)'}; choose from {', '.join(PARTS)}")
+    # The replicas are compared with one replica's end-to-end run.
+    return (*parts, "end_to_end") if "replicas" in parts and "end_to_end" not in parts else parts
+
+
+def keep_logs(work: Path, into: Path) -> int:
+    """Copy every service log of the run (one folder per stage's namespace) out of the
+    temporary directory before it goes."""
+    kept = 0
+    for log in work.glob("*/*.log"):
+        if log.parent.name == "stack":
+            continue
+        target = into / log.parent.name / log.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(log.read_bytes())
+        kept += 1
+    return kept
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -706,6 +802,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="the verifier also runs alone on subjects / this (1: skip)")
     parser.add_argument("--replicas", type=int, default=2,
                         help="ingest and verifier replicas of the second end-to-end run (1: skip)")
+    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="the services' log level (INFO logs every batch: sizes, outputs, timers)")
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="copy the services' logs here at the end (one folder per stage)")
+    parser.add_argument("--only", type=_parts, default=PARTS,
+                        help=f"comma-separated parts to run, of: {', '.join(PARTS)} (default: all; the raw "
+                             "limit always runs, every ratio needs it)")
     return parser.parse_args(argv)
 
 
