@@ -31,6 +31,41 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds of `pid`, of its children that ended (which it waited for: fields 16
+    and 17) and of its live children. PostgreSQL's work is done in backends that come
+    and go with connections, all children of the postmaster."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            child = _stat_fields(int(entry.name))
+            if child is not None and child[1] == str(pid):
+                total += sum(int(f) for f in child[11:15])
+    return total / _TICKS_PER_S
+
+
+@dataclass
+class Servers:
+    """The Kafka broker's and PostgreSQL's CPU, which every stage also costs: on a shared
+    machine they take cores the services would use."""
+
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def cpu_s(self) -> dict[str, float]:
+        return {name: process_tree_cpu_s(pid) for name, pid in self.pids.items()}
+
+
 def own_cpu_s() -> float:
     """This process's user + system CPU seconds (the in-process stages: raw, rebuilds)."""
     times = os.times()

@@ -47,6 +47,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from bench.frontdoor import front_door_load
 from bench.measure import (
     LoadSampler,
+    Servers,
     cpu_model,
     git_commit,
     library_versions,
@@ -127,6 +128,10 @@ class Bench:
     def stop(self, process: ServiceProcess) -> None:
         self.rss[process.name] = max(self.rss.get(process.name, 0), peak_rss_kib(process))
         process.stop()
+
+
+# The broker's and PostgreSQL's pids, once the stack is up (`main`).
+servers = Servers()
 
 
 def cpu_of(processes: list[ServiceProcess]) -> dict[str, float]:
@@ -212,11 +217,18 @@ class Drained:
     seconds: float
     records: int
     cpu_s: dict[str, float]  # per service, from the first progress to the end
+    servers_cpu_s: dict[str, float] = field(default_factory=dict)  # Kafka's and PostgreSQL's, the same span
 
     def figures(self, unit: str) -> dict[str, Any]:
         return {unit: self.records, "seconds": self.seconds, f"{unit}_per_s": self.records / self.seconds,
                 "cpu_s": self.cpu_s,
-                "cpu_s_per_100k": {name: per_100k(cpu, self.records) for name, cpu in self.cpu_s.items()}}
+                "cpu_s_per_100k": {name: per_100k(cpu, self.records) for name, cpu in self.cpu_s.items()},
+                **servers_figures(self.servers_cpu_s, self.records)}
+
+
+def servers_figures(cpu: dict[str, float], records: int) -> dict[str, Any]:
+    return {"servers_cpu_s": cpu,
+            "servers_cpu_s_per_100k": {name: per_100k(used, records) for name, used in cpu.items()}}
 
 
 async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[ServiceProcess],
@@ -230,6 +242,7 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
     initial = None
     first_progress: tuple[float, int] | None = None
     cpu_at_first: dict[str, float] = {}
+    servers_at_first: dict[str, float] = {}
     deadline = time.monotonic() + STAGE_TIMEOUT_S
     while True:
         try:
@@ -241,13 +254,14 @@ async def timed_drain(lag: Callable[[], Awaitable[int]], what: str, watch: list[
             initial = remaining if initial is None else initial
             if first_progress is None and remaining < initial:
                 first_progress = (now, remaining)
-                cpu_at_first = cpu_of(watch)
+                cpu_at_first, servers_at_first = cpu_of(watch), servers.cpu_s()
             if remaining == 0 and first_progress is not None and (done is None or await done()):
                 if now == first_progress[0]:
                     # The whole backlog went between two polls: there is nothing to time.
                     raise ValueError(f"{what}: the backlog drained within one {POLL_S}s poll; "
                                      "benchmark more subjects (--subjects)")
-                return Drained(now - first_progress[0], first_progress[1], cpu_between(cpu_at_first, cpu_of(watch)))
+                return Drained(now - first_progress[0], first_progress[1], cpu_between(cpu_at_first, cpu_of(watch)),
+                               cpu_between(servers_at_first, servers.cpu_s()))
         await _still_going(watch, what, deadline)
 
 
@@ -307,7 +321,7 @@ async def raw_limit(bench: Bench) -> dict[str, Any]:
     await consumer.start()
     await producer.start()
     moved = 0
-    started, cpu_started = time.time(), own_cpu_s()
+    started, cpu_started, servers_started = time.time(), own_cpu_s(), servers.cpu_s()
     try:
         while moved < len(bench.events):
             batches = await consumer.getmany(timeout_ms=500, max_records=bench.batch)
@@ -320,7 +334,8 @@ async def raw_limit(bench: Bench) -> dict[str, Any]:
         await producer.stop()
     seconds, cpu = time.time() - started, own_cpu_s() - cpu_started
     return {"events": moved, "seconds": seconds, "events_per_s": moved / seconds,
-            "cpu_s": {"passthrough": cpu}, "cpu_s_per_100k": {"passthrough": per_100k(cpu, moved)}}
+            "cpu_s": {"passthrough": cpu}, "cpu_s_per_100k": {"passthrough": per_100k(cpu, moved)},
+            **servers_figures(cpu_between(servers_started, servers.cpu_s()), moved)}
 
 
 async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
@@ -335,16 +350,18 @@ async def stages_alone(bench: Bench) -> dict[str, dict[str, float]]:
 
     say("  rebuilds ...")
     # In-process: the CPU figure is the benchmark process's own (PostgreSQL's is not in it).
-    cpu = own_cpu_s()
+    cpu, at = own_cpu_s(), servers.cpu_s()
     ledger_report = await rebuild_ledger(database_url, bootstrap, in_namespace(PAYMENTS, namespace).name)
     results["ledger_rebuild"] = Drained(ledger_report.seconds, ledger_report.records,
-                                        {"rebuild": own_cpu_s() - cpu}).figures("payments")
+                                        {"rebuild": own_cpu_s() - cpu},
+                                        cpu_between(at, servers.cpu_s())).figures("payments")
     directory = {i["id"]: InstitutionInfo(i["kind"], i.get("municipality", "")) for i in _registry_rows(bench)}
-    cpu = own_cpu_s()
+    cpu, at = own_cpu_s(), servers.cpu_s()
     verifier_report = await rebuild_verifier(database_url, bootstrap, in_namespace(TRANSITIONS, namespace).name,
                                              directory)
     results["verifier_rebuild"] = Drained(verifier_report.seconds, verifier_report.records,
-                                          {"rebuild": own_cpu_s() - cpu}).figures("events")
+                                          {"rebuild": own_cpu_s() - cpu},
+                                          cpu_between(at, servers.cpu_s())).figures("events")
     return results
 
 
@@ -411,12 +428,12 @@ async def end_to_end(bench: Bench, replicas: int = 1) -> dict[str, Any]:
                 for name in ("ingest", "verifier") for replica in range(1, replicas + 1)]
     services.append(bench.start("ledger", namespace, database_url))
     await asyncio.sleep(5.0 + 3.0 * (replicas - 1))  # let all join their groups before the clock starts
-    cpu_before = cpu_of(services)
+    cpu_before, servers_before = cpu_of(services), servers.cpu_s()
     first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
 
     async with LagProbe(bootstrap) as probe:
         await wait_for(lambda: all_caught_up(probe, namespace, database_url), "end to end", services)
-    cpu = cpu_between(cpu_before, cpu_of(services))
+    cpu, servers_cpu = cpu_between(cpu_before, cpu_of(services)), cpu_between(servers_before, servers.cpu_s())
     connection = await asyncpg.connect(database_url)
     try:
         last_commit = await connection.fetchval("SELECT extract(epoch FROM max(recorded_at)) FROM ledger_entries")
@@ -432,6 +449,7 @@ async def end_to_end(bench: Bench, replicas: int = 1) -> dict[str, Any]:
     return {"replicas": replicas, "events": events, "ledger_entries": int(entries), "seconds": seconds,
             "events_per_s": events / seconds, "cpu_s": cpu,
             "cpu_s_per_100k": {name: per_100k(used, events) for name, used in cpu.items()},
+            **servers_figures(servers_cpu, events),
             "duplicates": {topic.name.split(".")[1]: await duplicate_keys(bootstrap, in_namespace(topic, namespace).name)
                            for topic in (PAYMENTS, OUTCOMES)},
             "balances": balances}
@@ -582,16 +600,19 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         found[name] = {"rate": figures[f"{unit}_per_s"], "unit": f"{unit}/s",
                        "ratio_by_rate": figures[f"{unit}_per_s"] / raw,
                        "ratio_by_cpu": raw_cpu / used if used else None,
-                       "cpu_s_per_100k": figures.get("cpu_s_per_100k", {})}
+                       "cpu_s_per_100k": figures.get("cpu_s_per_100k", {}),
+                       "servers_cpu_s_per_100k": figures.get("servers_cpu_s_per_100k", {})}
     return found
 
 
 def table(record: dict[str, Any]) -> str:
     results = record["results"]
     lines = [f"{'figure':<27}{'rate':>10}  {'unit':<11}{'ratio to raw':>13}{'by CPU':>8}   "
-             "CPU s per 100k records (user+sys)"]
+             "CPU s per 100k records (user+sys): services | servers"]
     for name, figure in record["ratios"].items():
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in figure["cpu_s_per_100k"].items())
+        if figure.get("servers_cpu_s_per_100k"):
+            cpu += " | " + ", ".join(f"{k} {v:.1f}" for k, v in figure["servers_cpu_s_per_100k"].items())
         by_cpu = f"{figure['ratio_by_cpu']:>8.2f}" if figure["ratio_by_cpu"] else f"{'':>8}"
         lines.append(f"{name:<27}{figure['rate']:>10,.0f}  {figure['unit']:<11}{figure['ratio_by_rate']:>13.2f}"
                      f"{by_cpu}   {cpu}")
@@ -674,6 +695,8 @@ async def main(arguments: argparse.Namespace) -> None:
         say(f"starting Kafka {KAFKA_VERSION} and PostgreSQL in {work} ...")
         launched: list[ServiceProcess] = []
         await asyncio.to_thread(stack.up)
+        servers.pids.update({name: pid for name, pid in (("kafka", stack.kafka_pid()),
+                                                         ("postgresql", stack.postgres_pid())) if pid})
         # The benchmark's own clients (publishing, lag, rebuilds) find the stack's credentials.
         os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
         try:
