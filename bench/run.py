@@ -769,7 +769,7 @@ async def main(arguments: argparse.Namespace) -> None:
                     "platform": platform.platform(), "kafka": KAFKA_VERSION, "postgresql": postgresql,
                     "libraries": versions},
         "load_average_1m": await load.stop(),
-        "parameters": vars(arguments), "events": len(events), "results": bench.results,
+        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()}, "events": len(events), "results": bench.results,
         "ratios": ratios(bench.results),
         "wall_seconds": time.time() - started,
     }

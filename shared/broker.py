@@ -26,7 +26,7 @@ from opentelemetry import propagate, trace
 from shared import metrics, tracing
 from shared.credentials import faststream_security
 from shared.health import serve_health
-from shared.kafka import make_producer
+from shared.kafka import PRODUCER_BATCH_BYTES, make_producer
 from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
 
@@ -60,6 +60,7 @@ def make_broker(settings: Settings, *, client_id: str, principal: str) -> KafkaB
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_batch_size=PRODUCER_BATCH_BYTES,
         graceful_timeout=15.0,
         logger=None,
         middlewares=(tracing.telemetry_middleware(provider), *metrics.middlewares(service)),
