@@ -762,6 +762,7 @@ async def main(arguments: argparse.Namespace) -> None:
                 kept = keep_logs(work, arguments.keep_logs)
                 say(f"{kept} service logs kept in {arguments.keep_logs}")
     versions = library_versions()
+    parameters = {k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()}
     record: dict[str, Any] = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "commit": git_commit(),
@@ -769,7 +770,7 @@ async def main(arguments: argparse.Namespace) -> None:
                     "platform": platform.platform(), "kafka": KAFKA_VERSION, "postgresql": postgresql,
                     "libraries": versions},
         "load_average_1m": await load.stop(),
-        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()}, "events": len(events), "results": bench.results,
+        "parameters": parameters, "events": len(events), "results": bench.results,
         "ratios": ratios(bench.results),
         "wall_seconds": time.time() - started,
     }
