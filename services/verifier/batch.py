@@ -159,14 +159,13 @@ async def regrant(connection: asyncpg.Connection, budget: str, bounds: CapBounds
     result.grants = dict(kept)
     if start is None:
         return result  # the same claims as stored: the same grants, nobody moved
-    granted_on_day, requested_on_day = await store.before_on_day(connection, budget, start)
     days = await store.budget_days(connection, budget)
-    walk = BudgetWalk(removed, added, start, days, bounds,
-                      granted_before=days.granted_before(start[0], year_only=False) + granted_on_day,
-                      granted_before_this_year=days.granted_before(start[0], year_only=True) + granted_on_day,
-                      requested_before_on_day=requested_on_day)
+    walk = BudgetWalk(removed, added, start, days, bounds)
     rank, inclusive, size = start, True, WALK_CHUNK_FIRST
     while not walk.done:
+        if walk.resume_at is not None:  # from the first changed claim, or past unchanged ones
+            rank, inclusive, size = walk.resume_at, True, WALK_CHUNK_FIRST
+            walk.resume(*await store.before_on_day(connection, budget, rank))
         chunk = await store.claims_from(connection, budget, rank, inclusive, size)
         walk.feed(chunk, more=len(chunk) == size)
         if chunk:

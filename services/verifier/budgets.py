@@ -25,7 +25,7 @@ claim, before and after, for random budgets and changes.
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -113,8 +113,13 @@ class Days:
 
     def requested_after(self, day: dt.date) -> dict[int, int]:
         """Per year, what days after `day` request."""
+        return self.requested_between(day, None)
+
+    def requested_between(self, after: dt.date, before: dt.date | None) -> dict[int, int]:
+        """Per year, what the days after `after` and before `before` (if any) request."""
         per_year: dict[int, int] = {}
-        for at in range(bisect_left(self.days, day + dt.timedelta(days=1)), len(self.days)):
+        end = len(self.days) if before is None else bisect_left(self.days, before)
+        for at in range(bisect_left(self.days, after + dt.timedelta(days=1)), end):
             year = self.days[at].year
             per_year[year] = per_year.get(year, 0) + self.requested[at]
         return per_year
@@ -140,41 +145,81 @@ class _State:
 
 @dataclass
 class BudgetWalk:
-    """The two walks from `start` (the first changed rank) of one budget; feed it the
-    stored claims from `start` on, in rank order, in chunks, until `done`."""
+    """The two walks from `start` (the first changed rank) of one budget. The driver
+    reads from the store what the walk asks for, until `done`:
+
+    - while `resume_at` is set: the sums of the claims on its day ranked before it
+      (`resume`), then the stored claims from it on;
+    - then the stored claims in rank order, in chunks (`feed`).
+
+    The walk starts by asking for `start`; it skips stored claims (asks for a later
+    rank) where it can tell that each is granted what is stored, and asks for nothing
+    when the day sums show the cap used up before it."""
 
     removed: Mapping[str, StoredClaim]
     added: Sequence[BudgetRequest]
     start: Rank
     days: Days
     bounds: CapBounds
-    # Granted before `start`: in total, in start's year, and on start's day (requested).
-    granted_before: int
-    granted_before_this_year: int
-    requested_before_on_day: int
     # Out: every claim walked, with its new grant; and the stored claims whose grant moved.
     grants: dict[str, int] = field(default_factory=dict)
     moved: dict[str, tuple[StoredClaim, int]] = field(default_factory=dict)  # as stored, new grant
     done: bool = False
+    # Out: the rank the next stored claims are read from, once its day's sums before it
+    # are given to `resume`; the unchanged claims before it are not read.
+    resume_at: Rank | None = None
     _new: _State = field(init=False)
     _old: _State = field(init=False)
     _next_added: int = field(default=0, init=False)
     _last_changed: Rank = field(init=False)
     _consumed: dict[dt.date, int] = field(default_factory=dict, init=False)
     _checked_day: dt.date | None = field(default=None, init=False)
+    _removed_ranks: list[Rank] = field(init=False)
+    _total_delta: int = field(default=0, init=False)
+    _year_delta: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        year = {self.start[0].year: self.granted_before_this_year}
-        self._new = _State(self.granted_before, dict(year))
-        self._old = _State(self.granted_before, dict(year))
-        self._last_changed = max([c.request.rank for c in self.removed.values()]
-                                 + [r.rank for r in self.added])
-        self._consumed[self.start[0]] = self.requested_before_on_day
+        self._removed_ranks = sorted(c.request.rank for c in self.removed.values())
+        self._last_changed = max(self._removed_ranks + [r.rank for r in self.added])
+        self._new, self._old = _State(0, {}), _State(0, {})
+        self._resume_at(self.start)
+
+    def _resume_at(self, rank: Rank) -> None:
+        """Both walks stand as the stored grants do up to `rank`, the new one off by
+        `_total_delta` and `_year_delta` (in rank's year): ask for the sums of the claims
+        on rank's day before it, unless the cap was used up before that day."""
+        day = rank[0]
+        total = self.days.granted_before(day, year_only=False)
+        self._old = _State(total, {day.year: self.days.granted_before(day, year_only=True)})
+        self._new = _State(total + self._total_delta, {day.year: self._old.year[day.year] + self._year_delta})
+        self._consumed = {}
+        self._checked_day = None
+        if self._exhausted():
+            self._add_until(None)  # granted 0 in both walks from here on, as stored
+            self.done = True
+        else:
+            self.resume_at = rank
+
+    def resume(self, granted_on_day: int, requested_on_day: int) -> None:
+        """What the stored claims on `resume_at`'s day ranked before it granted and requested."""
+        assert self.resume_at is not None
+        day = self.resume_at[0]
+        for state in (self._new, self._old):
+            state.use(day, granted_on_day)
+        self._consumed[day] = requested_on_day
+        self.resume_at = None
 
     def feed(self, stored: Sequence[StoredClaim], more: bool) -> None:
         """The next stored claims in rank order; `more`: whether any follow these."""
+        assert self.resume_at is None
         for claim in stored:
             if self._stop_before(claim.request.rank):
+                return
+            if self._exhausted():
+                # Both walks used the largest total cap: every later claim, stored or
+                # added, is granted 0 in both (as stored).
+                self._add_until(None)
+                self.done = True
                 return
             self._add_until(claim.request.rank)
             request = claim.request
@@ -190,6 +235,8 @@ class BudgetWalk:
         if not more:
             self._add_until(None)
             self.done = True
+        elif stored:
+            self._skip_after(stored[-1].request.rank)
 
     def _add_until(self, rank: Rank | None) -> None:
         while self._next_added < len(self.added) and (rank is None or self.added[self._next_added].rank < rank):
@@ -199,17 +246,51 @@ class BudgetWalk:
             self.grants[request.outcome_key] = granted
             self._next_added += 1
 
+    def _exhausted(self) -> bool:
+        return self.bounds.total_max is not None and min(self._new.total, self._old.total) >= self.bounds.total_max
+
+    def _skip_after(self, rank: Rank) -> None:
+        """After the stored claim at `rank`: skip the unchanged claims up to the next
+        changed one, on a later day, if each of them is granted what is stored (both
+        walks stand alike, or neither can reach a cap before that day)."""
+        pending = [r.rank for r in self.added[self._next_added:self._next_added + 1]]
+        pending += self._removed_ranks[bisect_right(self._removed_ranks, rank):][:1]
+        if not pending:
+            return  # past the last change: `_stop_before` decides
+        day, target = rank[0], min(pending)
+        if target[0] <= day:
+            return
+        # What the skipped claims request: the rest of this day, the days in between,
+        # and at most all of target's day (those ranked before target are skipped too).
+        between = self.days.requested_between(day, target[0])
+        between[day.year] = between.get(day.year, 0) + self.days.requested_on(day) - self._consumed.get(day, 0)
+        between[target[0].year] = between.get(target[0].year, 0) + self.days.requested_on(target[0])
+        if not (self._same_room(day.year) or all(self._fits(state, between) for state in (self._new, self._old))):
+            return
+        # The skipped claims add the same to both walks: the old one stands where the
+        # stored sums say, the new one as far from it as now.
+        self._total_delta = self._new.total - self._old.total
+        self._year_delta = self._new.year.get(target[0].year, 0) - self._old.year.get(target[0].year, 0)
+        self._resume_at(target)
+
+    def _fits(self, state: _State, requested: Mapping[int, int]) -> bool:
+        """Whether `state` can grant every claim of `requested` (per year) in full."""
+        if self.bounds.total_min is not None and state.total + sum(requested.values()) > self.bounds.total_min:
+            return False
+        return self.bounds.period_min is None or all(
+            state.year.get(year, 0) + amount <= self.bounds.period_min for year, amount in requested.items())
+
+    def _same_room(self, year: int) -> bool:
+        return self._new.year.get(year, 0) == self._old.year.get(year, 0) and (
+            self.bounds.total_min is None or self._new.total == self._old.total)
+
     def _stop_before(self, rank: Rank) -> bool:
         if self.done:
             return True
         if rank <= self._last_changed:
             return False
         self._add_until(None)  # every added claim ranks before this one
-        year = rank[0].year
-        same_room = self._new.year.get(year, 0) == self._old.year.get(year, 0) and (
-            self.bounds.total_min is None or self._new.total == self._old.total)
-        exhausted = self.bounds.total_max is not None and min(self._new.total, self._old.total) >= self.bounds.total_max
-        if same_room or exhausted or self._cannot_bind(rank[0]):
+        if self._same_room(rank[0].year) or self._exhausted() or self._cannot_bind(rank[0]):
             self.done = True
         return self.done
 
@@ -221,14 +302,7 @@ class BudgetWalk:
         self._checked_day = day
         rest = self.days.requested_after(day)
         rest[day.year] = rest.get(day.year, 0) + self.days.requested_on(day) - self._consumed.get(day, 0)
-        left = sum(rest.values())
-        for state in (self._new, self._old):
-            if self.bounds.total_min is not None and state.total + left > self.bounds.total_min:
-                return False
-            if self.bounds.period_min is not None and any(
-                    state.year.get(year, 0) + amount > self.bounds.period_min for year, amount in rest.items()):
-                return False
-        return True
+        return all(self._fits(state, rest) for state in (self._new, self._old))
 
 
 def full_grants(claims: Iterable[StoredClaim]) -> dict[str, int]:

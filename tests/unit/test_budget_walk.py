@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from services.verifier.budgets import BudgetWalk, Days, StoredClaim, cap_bounds, changes, first_changed
 from shared.contracts.payments import BudgetRequest, grant_budget
 
-DAYS = [dt.date(2021, 6, 23), dt.date(2021, 6, 24), dt.date(2022, 1, 1), dt.date(2022, 6, 23), dt.date(2023, 6, 23)]
+DAYS = [dt.date(2021, 6, 23), dt.date(2021, 6, 24), dt.date(2022, 1, 1), dt.date(2022, 3, 1), dt.date(2022, 6, 23),
+        dt.date(2022, 6, 24), dt.date(2023, 6, 23)]
 VERSIONS = st.lists(st.tuples(st.sampled_from([None, 150, 400, 1000]), st.sampled_from([None, 120, 300])),
                     min_size=1, max_size=2).filter(lambda vs: all(t is not None or p is not None for t, p in vs))
 
@@ -45,10 +46,12 @@ def budgets(draw: st.DrawFn) -> tuple[list[tuple[int | None, int | None]], list[
 
 
 def regrant(versions: list[tuple[int | None, int | None]], before: list[BudgetRequest],
-            after: list[BudgetRequest], evaluated: set[str], chunk: int
-            ) -> tuple[dict[str, int], dict[str, int]]:
+            after: list[BudgetRequest], evaluated: set[str], chunk: int,
+            read: list[StoredClaim] | None = None) -> tuple[dict[str, int], dict[str, int]]:
     """What services/verifier/batch.py's `regrant` does, over lists instead of tables:
-    the evaluated subjects' grants, and the other claims whose grant moved."""
+    the evaluated subjects' grants, and the other claims whose grant moved (`read`
+    collects the stored claims the walk was fed)."""
+    read = [] if read is None else read
     granted = grant_budget(before)
     stored = sorted((StoredClaim(c, granted[c.outcome_key]) for c in before), key=lambda c: c.request.rank)
     removed, added, kept = changes([c for c in stored if c.request.subject in evaluated],
@@ -60,18 +63,19 @@ def regrant(versions: list[tuple[int | None, int | None]], before: list[BudgetRe
     for c in stored:
         r, g = sums.get(c.request.occurred_on, (0, 0))
         sums[c.request.occurred_on] = (r + c.request.requested_minor, g + c.granted_minor)
-    same_day_before = [c for c in stored if c.request.occurred_on == start[0] and c.request.outcome_key < start[1]]
     days = Days.of((d, r, g) for d, (r, g) in sums.items())
-    on_day = sum(c.granted_minor for c in same_day_before)
-    walk = BudgetWalk(removed, added, start, days, cap_bounds(versions),
-                      granted_before=days.granted_before(start[0], year_only=False) + on_day,
-                      granted_before_this_year=days.granted_before(start[0], year_only=True) + on_day,
-                      requested_before_on_day=sum(c.request.requested_minor for c in same_day_before))
+    walk = BudgetWalk(removed, added, start, days, cap_bounds(versions))
     ranks = [c.request.rank for c in stored]
-    at = bisect_left(ranks, start)
+    at = 0
     while not walk.done:
+        if walk.resume_at is not None:
+            resume_at = walk.resume_at
+            on_day = [c for c in stored if c.request.occurred_on == resume_at[0] and c.request.rank < resume_at]
+            walk.resume(sum(c.granted_minor for c in on_day), sum(c.request.requested_minor for c in on_day))
+            at = bisect_left(ranks, resume_at)
         piece = stored[at:at + chunk]
         walk.feed(piece, more=at + chunk < len(stored))
+        read.extend(piece)
         at += chunk
     grants = dict(kept)
     grants.update({r.outcome_key: walk.grants[r.outcome_key] for r in added})
@@ -114,3 +118,32 @@ def test_a_claim_ranked_inside_the_granted_ones_moves_only_the_claim_at_the_edge
     grants, moved = regrant([(2400, None)], before, [*before, early], {"a"}, chunk=256)
     assert grants == {early.outcome_key: 60}
     assert moved == {before[39].outcome_key: 0}
+
+
+def test_changes_far_apart_under_a_cap_that_does_not_bind_read_only_the_claims_around_them() -> None:
+    # Two claims of one batch, a year apart, with 2,000 unchanged claims between them
+    # under a cap nothing reaches: the walk skips from the first day to the second
+    # instead of reading the population in between.
+    days = [dt.date(2021, 1, 1) + dt.timedelta(days=n) for n in range(400)]
+    before = [BudgetRequest("b", f"b|o|s{n:05d}|t", f"s{n:05d}", days[n % 400], 60, 10**9, None) for n in range(2000)]
+    first = BudgetRequest("b", "b|o|a|t", "a", days[0], 60, 10**9, None)
+    last = BudgetRequest("b", "b|o|a|u", "a", days[-1], 60, 10**9, None)
+    read: list[StoredClaim] = []
+    grants, moved = regrant([(10**9, None)], before, [*before, first, last], {"a"}, chunk=8, read=read)
+    assert (grants, moved) == ({first.outcome_key: 60, last.outcome_key: 60}, {})
+    assert len(read) <= 16
+
+
+def test_a_cap_used_up_before_the_last_change_reads_no_further_claims() -> None:
+    # The cap is used up on the first day; a batch changes a claim on that day and one a
+    # year later: past the edge every claim is granted 0 in both walks, so the walk stops.
+    days = [dt.date(2021, 1, 1) + dt.timedelta(days=n) for n in range(400)]
+    before = [BudgetRequest("b", f"b|o|s{n:05d}|t", f"s{n:05d}", days[n % 400], 60, 2400, None) for n in range(2000)]
+    early = BudgetRequest("b", "b|o|a|t", "a", days[0], 60, 2400, None)
+    late = BudgetRequest("b", "b|o|a|u", "a", days[-1], 60, 2400, None)
+    read: list[StoredClaim] = []
+    grants, moved = regrant([(2400, None)], before, [*before, early, late], {"a"}, chunk=8, read=read)
+    old, new = grant_budget(before), grant_budget([*before, early, late])
+    assert grants == {early.outcome_key: new[early.outcome_key], late.outcome_key: 0}
+    assert moved == {k: g for k, g in new.items() if k in old and old[k] != g}
+    assert len(read) <= 64
