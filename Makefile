@@ -23,7 +23,7 @@ help:
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark (BENCH_ARGS=...); figures printed and written to bench/results/"
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
-	@echo "make profile - the verifier's batch core in-process: events/s and a pyinstrument profile"
+	@echo "make profile - the verifier's batch core in-process: CPU per 100k events per tenth, rows per batch, profiles"
 	@echo "make profile-ledger - the ledger's journal path in-process: payments/s, CPU per 100k, profile"
 	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
 	@echo "make image  - build the service image with podman (IMAGE=..., BASE_IMAGE=...)"
