@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 from pyinstrument import Profiler
 
-from bench.measure import own_cpu_s, per_100k, process_cpu_s
+from bench.measure import own_cpu_s, per_100k, process_cpu_s, process_tree_cpu_s
 from services.verifier.batch import process_batch
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
@@ -55,7 +55,6 @@ CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "next-stage-bonus.yam
 BATCH = 500
 TENTHS = 10
 DATABASE = "stafet_profile"
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _ROWS_AFFECTED = re.compile(r"(\d+)$")
 
 
@@ -103,26 +102,6 @@ class CountingConnection(asyncpg.Connection):  # type: ignore[misc]
         args = list(args)
         await super().executemany(command, args, **kwargs)
         self._count(len(args))
-
-
-def server_cpu_s(postmaster: int) -> float:
-    """CPU seconds of the PostgreSQL server: the postmaster, its exited children (which
-    it waited for) and its live ones (backends, writers, autovacuum)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        pid, parent = int(entry.name), int(fields[1])
-        if pid == postmaster:
-            total += sum(int(f) for f in fields[11:15]) / _TICKS_PER_S
-        elif parent == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
-    return total
 
 
 @dataclass
@@ -186,7 +165,7 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
         profiler = Profiler(async_mode="enabled") if profile and n in (0, TENTHS - 1) else None
         reads = await table_reads(connection)
         connection.calls, connection.rows = Counter(), Counter()
-        cpu, backend_s, server_s = own_cpu_s(), process_cpu_s(backend), server_cpu_s(postmaster)
+        cpu, backend_s, server_s = own_cpu_s(), process_cpu_s(backend), process_tree_cpu_s(postmaster)
         if profiler:
             profiler.start()
         for batch in batches[bounds[n]:bounds[n + 1]]:
@@ -200,7 +179,7 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
             profiles.append(profiler)
         tenth.cpu_s = own_cpu_s() - cpu
         tenth.backend_s = process_cpu_s(backend) - backend_s
-        tenth.server_s = server_cpu_s(postmaster) - server_s
+        tenth.server_s = process_tree_cpu_s(postmaster) - server_s
         tenth.calls, tenth.rows = connection.calls, connection.rows
         tenth.table_rows = (await table_reads(connection)) - reads
         tenths.append(tenth)
