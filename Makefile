@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile profile-ledger mutation planted-bugs chaos helm podman image
+.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile profile-ledger profile-ingest mutation planted-bugs chaos helm podman image
 
 # Helm, built from source through the Go module proxy (no binary downloads here), once.
 HELM_VERSION := v3.21.4
@@ -25,6 +25,7 @@ help:
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
 	@echo "make profile - the verifier's batch core in-process: CPU per 100k events per tenth, rows per batch, profiles"
 	@echo "make profile-ledger - the ledger's journal path in-process: payments/s, CPU per 100k, profile"
+	@echo "make profile-ingest - ingest's admission path in-process: CPU per 100k events, per step"
 	@echo "make mutation - planted bugs, then mutmut over the pure money code (slow; not part of make test)"
 	@echo "make image  - build the service image with podman (IMAGE=..., BASE_IMAGE=...)"
 	@echo "make helm   - install the pinned Helm into ~/.cache/stafet (for the chart's tests)"
@@ -99,6 +100,9 @@ profile: $(STAMP)
 
 profile-ledger: $(STAMP)
 	$(BIN)/python -m bench.profile_ledger $(PROFILE_ARGS)
+
+profile-ingest: $(STAMP)
+	$(BIN)/python -m bench.profile_ingest $(PROFILE_ARGS)
 
 # Each planted bug (docs/testing.md) applied alone to a copy of the repo; its tests must fail.
 planted-bugs: $(STAMP)

@@ -1,6 +1,8 @@
 """`make profile-ledger`: the ledger's journal path in-process, timed and profiled.
 
-No Kafka: synthetic payment instructions, signed as the verifier signs them, go through
+No Kafka: synthetic payment instructions, signed as the verifier's outbox relay signs
+them (a signature per tree of records, each with its proof; `--single-signatures` signs
+each record alone, as before batch signatures), go through
 what the projector does per record (`admit_journal`: the signature and the schema) and
 per batch (`apply_journal`: plan, chain hashes, inserts, commit) against a real
 PostgreSQL that this script starts on a free port in a temporary folder. Prints
@@ -26,6 +28,7 @@ from pyinstrument import Profiler
 from bench.measure import own_cpu_s, per_100k
 from services.ledger.authenticity import Refused, admit_journal
 from services.ledger.store import apply_journal
+from services.verifier.relay import RELAY_BATCH_MAX
 from shared.db import create_pool, migrate, recreate_database
 from shared.events import PaymentInstruction, PaymentKind
 from shared.settings import Settings
@@ -36,8 +39,9 @@ from shared.trust import trusted_keys
 TOPIC = "bench.payments.v1"
 
 
-def journal(count: int) -> list[ConsumerRecord[Any, Any]]:
-    """`count` payment instructions as journal records, signed as the verifier signs them."""
+def journal(count: int, single: bool = False) -> list[ConsumerRecord[Any, Any]]:
+    """`count` payment instructions as journal records, signed as the verifier signs them:
+    a relay round at a time (services/verifier/relay.py), or each alone with `single`."""
     signer = RecordSigner.development("service:verifier")
     records = []
     for n in range(count):
@@ -48,14 +52,16 @@ def journal(count: int) -> list[ConsumerRecord[Any, Any]]:
             payer="soenderborg-kommune", payee=f"institution-{n % 40}", amount_minor=1_000 + n % 7_919,
             currency="DKK", occurred_on=dt.date(2020, 1, 1) + dt.timedelta(days=n % 1_500),
             trigger_event_id=f"ev-{n}")
-        value, key = instruction.model_dump_json().encode(), payment_id.encode()
-        records.append(ConsumerRecord(TOPIC, 0, n, 0, 0, key, value, None, len(key), len(value),
-                                      signer.headers(TOPIC, key, value)))
-    return records
+        records.append((TOPIC, payment_id.encode(), instruction.model_dump_json().encode()))
+    headers = ([signer.headers(*record) for record in records] if single else
+               [h for first in range(0, count, RELAY_BATCH_MAX)
+                for h in signer.batch_headers(records[first:first + RELAY_BATCH_MAX])])
+    return [ConsumerRecord(TOPIC, 0, n, 0, 0, key, value, None, len(key), len(value), signed)
+            for n, ((_, key, value), signed) in enumerate(zip(records, headers, strict=True))]
 
 
-async def main(payments: int, batch: int, profile: bool) -> None:
-    records = journal(payments)
+async def main(payments: int, batch: int, profile: bool, single: bool) -> None:
+    records = journal(payments, single)
     with tempfile.TemporaryDirectory(prefix="stafet-profile-ledger-") as directory:
         stack = LocalStack(Path(directory), postgres_port=free_port(), database="postgres")
         await asyncio.to_thread(stack.prepare_credentials)
@@ -80,7 +86,8 @@ async def main(payments: int, batch: int, profile: bool) -> None:
             await pool.close()
         finally:
             stack.down()
-    print(f"{payments:,} payments ({entries:,} entries) in {seconds:.2f}s: {payments / seconds:,.0f} payments/s; "
+    print(f"{payments:,} payments ({entries:,} entries, {'single' if single else 'batch'} signatures) in "
+          f"{seconds:.2f}s: {payments / seconds:,.0f} payments/s; "
           f"CPU {per_100k(cpu, payments):.1f} s per 100k payments (this process, user+sys)"
           f"{' (profiled: slower than unprofiled)' if profile else ''}")
     if profiler:
@@ -92,5 +99,7 @@ if __name__ == "__main__":
     parser.add_argument("--payments", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile (slower)")
+    parser.add_argument("--single-signatures", action="store_true",
+                        help="sign each payment alone (as before batch signatures) instead of per relay round")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.payments, arguments.batch, arguments.profile))
+    asyncio.run(main(arguments.payments, arguments.batch, arguments.profile, arguments.single_signatures))

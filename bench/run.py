@@ -58,7 +58,7 @@ from bench.measure import (
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from services.verifier.store import work_left_at
-from shared.cli.publish import Sealer
+from shared.cli.publish import Sealer, signed_by_each
 from shared.contracts.evaluation import InstitutionInfo
 from shared.credentials import kafka_options, without_user
 from shared.db import migrate, recreate_database
@@ -79,6 +79,7 @@ RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
 POLL_S = 0.5  # how often a stage's progress is checked (over kept-open connections)
 STAGE_TIMEOUT_S = 3600.0
+FILL_WINDOW = 5000  # records signed together and in flight before waiting for the broker's acks
 
 
 def say(message: str) -> None:
@@ -166,23 +167,33 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
     institution system); return the wall time of the first send."""
     producer = make_producer(bootstrap, client_id="bench", principal=principal)
     signers: dict[str, RecordSigner] = {}
+
+    def signer_of(writer: str) -> RecordSigner:
+        return signers.get(writer) or signers.setdefault(writer, RecordSigner.development(writer))
+
     await producer.start()
     first = time.time()
+    # A pre-fill is signed as its writers' systems sign a file they send (a signature per
+    # tree of records: shared/signing.py); a paced run one record at a time, as a system
+    # that sends each event when it happens.
+    window = 1 if pace_per_s is not None else FILL_WINDOW
     try:
         pending = []
-        for n, (key, value) in enumerate(records):
+        for start in range(0, len(records), window):
+            chunk = records[start:start + window]
             if pace_per_s is not None:
-                due = first + n / pace_per_s
+                due = first + start / pace_per_s
                 if due > time.time():
                     await asyncio.sleep(due - time.time())
                 if sent_at is not None:
-                    sent_at[json.loads(value)["event_id"]] = time.time()
+                    sent_at[json.loads(chunk[0][1])["event_id"]] = time.time()
             # Signed as the topic's writer signs in development (an institution's events by
             # its key, a contract by an operator's, ...): the services believe nothing else.
-            principal = development_writer(topic, value)
-            signer = signers.get(principal) or signers.setdefault(principal, RecordSigner.development(principal))
-            pending.append(await producer.send(topic, value, key=key, headers=signer.headers(topic, key, value)))
-            if len(pending) >= 5000:
+            signed = signed_by_each(topic, [(development_writer(topic, value), key, value) for key, value in chunk],
+                                    signer_of)
+            for (key, value), headers in zip(chunk, signed, strict=True):
+                pending.append(await producer.send(topic, value, key=key, headers=headers))
+            if len(pending) >= FILL_WINDOW:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)

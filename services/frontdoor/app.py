@@ -329,11 +329,11 @@ async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> No
     deduplication absorbs; nothing is remembered that was not forwarded."""
     if not admitted:
         return
-    pending = []
-    for event in admitted:
-        key, value = door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode())
-        pending.append(await door.producer.send(INSTITUTION_EVENTS.name, value, key=key,
-                                                headers=door.signer.headers(INSTITUTION_EVENTS.name, key, value)))
+    outgoing = [(INSTITUTION_EVENTS.name, *door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode()))
+                for event in admitted]
+    # One signature per tree of events, each with its proof (shared/signing.py).
+    pending = [await door.producer.send(topic, value, key=key, headers=headers)
+               for (topic, key, value), headers in zip(outgoing, door.signer.batch_headers(outgoing), strict=True)]
     await asyncio.gather(*pending)
     metrics.RECORDS_PRODUCED.labels("frontdoor", INSTITUTION_EVENTS.name).inc(len(pending))
     async with door.database.pool.acquire() as connection:

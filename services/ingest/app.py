@@ -110,10 +110,11 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             f"event id {conflict.event_id} was already received with different content", raw,
             conflict.event_id), topic, partition, offset))
     trace_context = sender.trace_headers()
-    for item in verdict.fresh:
-        key = item.transition.subject.encode()
-        sends.append(await sender.send(TRANSITIONS.name, item.value, key=key,
-                                       headers=[*signer.headers(TRANSITIONS.name, key, item.value), *trace_context]))
+    # Signed as batches: one Ed25519 signature per tree of transitions, each with its own
+    # proof, so each still verifies on its own (shared/signing.py).
+    outgoing = [(TRANSITIONS.name, item.transition.subject.encode(), item.value) for item in verdict.fresh]
+    for (topic, key, value), headers in zip(outgoing, signer.batch_headers(outgoing), strict=True):
+        sends.append(await sender.send(topic, value, key=key, headers=[*headers, *trace_context]))
     # Wait for every record of the batch to be acknowledged by the broker, then remember
     # the forwarded ids, then (on return) the subscriber commits the consumed offsets:
     # nothing is lost on a crash, and a duplicate is dropped even across restarts.

@@ -74,7 +74,8 @@ def _registry() -> InstitutionRegistry | None:
 
 
 # Whom the ledger believes (services/ledger/authenticity.py), and its own key, which signs
-# the settlements and investment records it forwards onto the journal.
+# the settlements and investment records it forwards onto the journal (a batch's forwarded
+# records under one signature, each with its proof: shared/signing.py).
 trust = trusted_keys(settings, _registry())
 signer = record_signer(settings, "service:ledger")
 checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",
@@ -94,15 +95,16 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
     # `records` documents the wire format; the bytes are read and validated from `message`.
     bind_batch_context(raw_records_of(message))
     sends = []
+    forward: list[tuple[str, bytes, bytes]] = []
     for record in raw_records_of(message):
         raw = record.value or b""
         settlement = admit_settlement(record, trust)
         if isinstance(settlement, Refused):
             sends.append(await refuse(settlement, raw, record.topic, record.partition, record.offset))
             continue
-        value, key = settlement.model_dump_json().encode(), settlement.payment_id.encode()
-        sends.append(await journal_out.publish(value, key=key, headers=signer.header_dict(PAYMENTS.name, key, value),
-                                               no_confirm=True))
+        forward.append((PAYMENTS.name, settlement.payment_id.encode(), settlement.model_dump_json().encode()))
+    for (_, key, value), headers in zip(forward, signer.batch_header_dicts(forward), strict=True):
+        sends.append(await journal_out.publish(value, key=key, headers=headers, no_confirm=True))
     await asyncio.gather(*sends)
 
 
@@ -113,15 +115,16 @@ async def on_investments(records: list[InvestmentCommitted], message: KafkaMessa
     # validated from `message`.
     bind_batch_context(raw_records_of(message))
     sends = []
+    forward: list[tuple[str, bytes, bytes]] = []
     for record in raw_records_of(message):
         raw = record.value or b""
         investment = admit_investment(record, trust)
         if isinstance(investment, Refused):
             sends.append(await refuse(investment, raw, record.topic, record.partition, record.offset))
             continue
-        value, key = investment.model_dump_json().encode(), record_key(investment).encode()
-        sends.append(await investments_journal_out.publish(
-            value, key=key, headers=signer.header_dict(PAYMENTS.name, key, value), no_confirm=True))
+        forward.append((PAYMENTS.name, record_key(investment).encode(), investment.model_dump_json().encode()))
+    for (_, key, value), headers in zip(forward, signer.batch_header_dicts(forward), strict=True):
+        sends.append(await investments_journal_out.publish(value, key=key, headers=headers, no_confirm=True))
     await asyncio.gather(*sends)
 
 

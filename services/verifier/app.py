@@ -9,17 +9,28 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import structlog
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
 
 from services.verifier import store
 from services.verifier.authenticity import Refused, admit_contract, admit_transition
 from services.verifier.batch import BatchResult, process_batch
-from services.verifier.relay import relay_outbox
+from services.verifier.relay import Outgoing, relay_outbox
 from shared import faults
-from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records, raw_records_of
+from shared.broker import (
+    RecordSender,
+    batch_subscriber,
+    bind_batch_context,
+    make_app,
+    make_broker,
+    raw_records,
+    raw_records_of,
+)
 from shared.contracts.book import ContractBook, ContractConflict
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
@@ -46,6 +57,7 @@ app = make_app(broker, settings, principal="verifier", title="Stafet verifier", 
     "Keeps each subject's stream of transitions, evaluates it against every contract "
     "version in force, and publishes outcome decisions and payment instructions "
     "(payments and clawbacks) with deterministic ids through a transactional outbox."))
+# Document the topics (AsyncAPI); the records themselves go out through `sender` below.
 publishers = {
     OUTCOMES.name: broker.publisher(
         OUTCOMES.name, schema=OutcomeRecorded, title="outcomes",
@@ -66,14 +78,25 @@ trust = trusted_keys(settings)
 signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
+# The outbox relay sends each round through the raw producer (shared/broker.py), signed
+# as batches: one Ed25519 signature per tree of records instead of one per record.
+sender = RecordSender(settings, client_id="stafet-verifier-relay", principal="verifier").attach(app)
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.
 processing = asyncio.Lock()
 
 
-async def publish(payload: bytes, topic: str, key: bytes) -> object:
-    return await publishers[topic].publish(payload, key=key, headers=signer.header_dict(topic, key, payload),
-                                           no_confirm=True)
+async def publish(records: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+    """Send one relay round: each record signed (a signature per tree of records, each
+    with its proof), all with the current trace context; the futures resolve on the
+    broker's acknowledgements, which the relay awaits before it deletes the rows."""
+    # A span per round: the batch's consume span is its parent when a batch triggered the
+    # round; a round the ticker runs starts a trace of its own, so every record has one.
+    with trace.get_tracer("stafet.verifier").start_as_current_span("outbox relay", kind=trace.SpanKind.PRODUCER):
+        trace_context = sender.trace_headers()
+    signed = signer.batch_headers(records)
+    return [await sender.send(topic, value, key=key, headers=[*headers, *trace_context])
+            for (topic, key, value), headers in zip(records, signed, strict=True)]
 
 
 async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> None:

@@ -10,12 +10,16 @@ waits for the other's round, then finds only what is still there). A crash or a 
 error rolls the round back: the rows stay and the next round (any replica's) sends them.
 Rows go out in outbox order, and a subject's rows are always in the order its batches
 committed (its batches hold the subject's lock until they commit).
+
+A round is handed to `publish` whole, so that it can sign the round's records as batches
+(one Ed25519 signature per tree of records, shared/signing.py) and send them through the
+raw producer (services/verifier/app.py) instead of one framework call per record.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -25,7 +29,10 @@ from shared import faults
 
 RELAY_BATCH_MAX = 2000
 
-Publish = Callable[[bytes, str, bytes], Awaitable[Any]]
+# (topic, key, value) of each record, in order -> one acknowledgement per record, each
+# resolving when the broker acknowledged that record.
+Outgoing = tuple[str, bytes, bytes]
+Publish = Callable[[Sequence[Outgoing]], Awaitable[Sequence[Awaitable[Any]]]]
 
 
 async def relay_outbox(pool: asyncpg.Pool, publish: Publish) -> int:
@@ -40,8 +47,8 @@ async def relay_outbox(pool: asyncpg.Pool, publish: Publish) -> int:
                     return total
                 # Send the whole round, then wait for every acknowledgement at once: the
                 # producer batches the records instead of one round trip each.
-                acknowledgements = [await publish(payload.encode(), topic, key.encode())
-                                    for _, topic, key, payload in pending]
+                acknowledgements = await publish([(topic, key.encode(), payload.encode())
+                                                  for _, topic, key, payload in pending])
                 await asyncio.gather(*acknowledgements)
                 faults.reached("verifier.relay.after_publish")
                 await store.mark_published(connection, [sequence for sequence, *_ in pending])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +143,25 @@ class InstitutionSigning:
             found = self._development[reported_by] = RecordSigner.development(f"institution:{reported_by}")
         return found
 
-    def headers(self, topic: str, reported_by: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
-        return self.signer(reported_by).headers(topic, key, value)
+    def batch_headers(self, topic: str, records: Sequence[tuple[str, bytes, bytes]]) -> list[list[tuple[str, bytes]]]:
+        """Headers for each (reported_by, key, value), in order (see `signed_by_each`)."""
+        return signed_by_each(topic, records, self.signer)
+
+
+def signed_by_each(topic: str, records: Sequence[tuple[str, bytes, bytes]],
+                   signer_of: Callable[[str], RecordSigner]) -> list[list[tuple[str, bytes]]]:
+    """Headers for each (reported_by, key, value), in order: each signer's records signed
+    as batches (one signature per tree, each record with its proof: shared/signing.py)."""
+    groups: dict[str, tuple[RecordSigner, list[int]]] = {}
+    for n, (reported_by, _, _) in enumerate(records):
+        signer = signer_of(reported_by)
+        groups.setdefault(signer.key_id, (signer, []))[1].append(n)
+    headers: list[list[tuple[str, bytes]]] = [[] for _ in records]
+    for signer, indexes in groups.values():
+        signed = signer.batch_headers([(topic, records[n][1], records[n][2]) for n in indexes])
+        for n, found in zip(indexes, signed, strict=True):
+            headers[n] = found
+    return headers
 
 
 def seal_line(raw: bytes, recipient: X25519PublicKey) -> bytes:
@@ -164,19 +181,14 @@ async def publish_records(bootstrap: str, topic: str, records: list[tuple[int, b
     producer = make_producer(bootstrap, client_id="stafet-publish", principal="institution")
     try:
         await producer.start()
-        pending = []
-        for _, raw in records:
-            key, value, reported_by = sealer.sealed(raw)
-            pending.append(await producer.send(topic, value, key=key,
-                                               headers=signing.headers(topic, reported_by, key, value)))
-            if len(pending) >= PUBLISH_WINDOW:
-                await asyncio.gather(*pending)
-                if progress is not None:
-                    progress(len(pending))  # type: ignore[operator]
-                pending.clear()
-        await asyncio.gather(*pending)
-        if progress is not None:
-            progress(len(pending))  # type: ignore[operator]
+        for first in range(0, len(records), PUBLISH_WINDOW):
+            window = [sealer.sealed(raw) for _, raw in records[first:first + PUBLISH_WINDOW]]
+            signed = signing.batch_headers(topic, [(reported_by, key, value) for key, value, reported_by in window])
+            pending = [await producer.send(topic, value, key=key, headers=headers)
+                       for (key, value, _), headers in zip(window, signed, strict=True)]
+            await asyncio.gather(*pending)
+            if progress is not None:
+                progress(len(pending))  # type: ignore[operator]
     finally:
         await producer.stop()
     return len(records)

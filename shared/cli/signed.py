@@ -35,13 +35,12 @@ async def send_signed(bootstrap: str, client_id: str, topic: str,
     producer = make_producer(bootstrap, client_id=client_id, principal=principal)
     try:
         await producer.start()
-        pending = []
-        for key, value in records:
-            pending.append(await producer.send(topic, value, key=key,
-                                               headers=signer.headers(topic, key, value)))
-            if len(pending) >= SEND_WINDOW:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        for first in range(0, len(records), SEND_WINDOW):
+            window = [(topic, key, value) for key, value in records[first:first + SEND_WINDOW]]
+            # One signature per tree of records, each with its proof; a lone record (a
+            # contract version, a clock tick, one settlement) keeps a single signature.
+            await asyncio.gather(*[await producer.send(topic, value, key=key, headers=headers)
+                                   for (_, key, value), headers in zip(window, signer.batch_headers(window),
+                                                                       strict=True)])
     finally:
         await producer.stop()

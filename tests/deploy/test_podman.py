@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +45,7 @@ import pytest
 import yaml
 
 from services.frontdoor.auth import new_token, token_hash
-from shared.cli.publish import publish_records
+from shared.cli.publish import publish_records, signed_by_each
 from shared.contracts.loader import load_contract
 from shared.institutions import InstitutionRegistry
 from shared.sealing import load_public_key
@@ -350,8 +350,8 @@ class SignedByEach:
     def __init__(self, signers: dict[str, RecordSigner]) -> None:
         self._signers = signers
 
-    def headers(self, topic: str, reported_by: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
-        return self._signers[reported_by].headers(topic, key, value)
+    def batch_headers(self, topic: str, records: Sequence[tuple[str, bytes, bytes]]) -> list[list[tuple[str, bytes]]]:
+        return signed_by_each(topic, records, self._signers.__getitem__)
 
 
 def post_through_front_door(port: int, lines: list[bytes], tokens: dict[str, str]) -> list[dict[str, Any]]:

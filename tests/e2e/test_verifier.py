@@ -21,14 +21,16 @@ from shared.institutions import InstitutionRegistry
 from shared.investment.records import LEDGER_JOURNAL_RECORD
 from shared.kafka import consumer_lag
 from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
+from shared.signing import BATCH_PROOF_HEADER
 from shared.synthetic import generate, to_json_line, write_registry
 from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
+from shared.trust import Principal, Role, trusted_keys
 from tests import oracle
 from tests.crash import kill_at_progress
 from tests.engine_replay import REGISTRY as REGISTRY_EXAMPLES
 from tests.engine_replay import admitted, directory_of, event_line, expected_balances
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, read_all, read_records
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -131,6 +133,15 @@ async def test_a_cohort_under_the_mobility_bonus_is_paid_exactly_what_the_pure_e
                                            today=max(t.occurred_on for t in transitions))
     mobility = net_balances([i for i in published if i.contract_id == "mobility-bonus"])
     assert mobility == independent
+    # The relay signs each round's records as batches (shared/signing.py): every record
+    # on both output topics still verifies on its own as the verifier's, and a round of
+    # several records shares one signature.
+    trust = trusted_keys(Settings())
+    signed = [(topic, record) for topic in (in_namespace(PAYMENTS, namespace).name, in_namespace(OUTCOMES, namespace).name)
+              for record in await read_records(servers.bootstrap_servers, topic)]
+    assert all(trust.authenticate(topic, r.key, r.value or b"", r.headers) == Principal(Role.SERVICE, "verifier")
+               for topic, r in signed)
+    assert any(BATCH_PROOF_HEADER in dict(r.headers) for _, r in signed)
 
 
 async def stored_events(database_url: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -44,14 +45,17 @@ class Broker:
         self.sent: list[tuple[str, str, str]] = []
         self.fail = fail
 
-    async def publish(self, payload: bytes, topic: str, key: bytes) -> asyncio.Future[Any]:
-        self.sent.append((topic, key.decode(), payload.decode()))
-        acknowledgement: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.fail:
-            acknowledgement.set_exception(ConnectionError("broker gone before acknowledging"))
-        else:
-            acknowledgement.set_result(None)
-        return acknowledgement
+    async def publish(self, records: Sequence[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+        acknowledgements = []
+        for topic, key, payload in records:
+            self.sent.append((topic, key.decode(), payload.decode()))
+            acknowledgement: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            if self.fail:
+                acknowledgement.set_exception(ConnectionError("broker gone before acknowledging"))
+            else:
+                acknowledgement.set_result(None)
+            acknowledgements.append(acknowledgement)
+        return acknowledgements
 
 
 async def test_the_relay_publishes_the_outbox_in_order_then_empties_it(pool: asyncpg.Pool) -> None:

@@ -68,7 +68,7 @@ BUGS = (
         'data = self.instruction.model_dump(mode="json", exclude={"occurred_on"})',
         ("tests/unit/test_ledger_core.py",)),
     Bug("outbox deleted before the broker acknowledged", "services/verifier/relay.py",
-        "        await asyncio.gather(*acknowledgements)\n",
+        "                await asyncio.gather(*acknowledgements)\n",
         "",
         ("tests/e2e/test_verifier_store.py",)),
     Bug("payment id without the payee", "shared/contracts/payments.py",
@@ -78,8 +78,8 @@ BUGS = (
 )
 # For the relay bug the gather is moved after the delete, not just removed: the
 # acknowledgements are still awaited, only too late.
-_RELAY_DELETE = "        async with pool.acquire() as connection:\n            await store.mark_published("
-_RELAY_LATE_GATHER = "        await asyncio.gather(*acknowledgements)\n        total += len(pending)"
+_RELAY_DELETE = "                await store.mark_published("
+_RELAY_LATE_GATHER = "            await asyncio.gather(*acknowledgements)\n            total += len(pending)"
 
 
 def plant(copy: Path, bug: Bug) -> None:
@@ -89,7 +89,7 @@ def plant(copy: Path, bug: Bug) -> None:
         raise SystemExit(f"planted bug {bug.name!r}: its code is no longer in {bug.path}; update the script")
     text = text.replace(bug.old, bug.new, 1)
     if bug.path == "services/verifier/relay.py":
-        text = text.replace("        total += len(pending)", _RELAY_LATE_GATHER, 1)
+        text = text.replace("            total += len(pending)", _RELAY_LATE_GATHER, 1)
         assert _RELAY_DELETE in text
     target.write_text(text)
 
