@@ -40,6 +40,7 @@ from pyinstrument import Profiler
 
 from bench.measure import own_cpu_s, per_100k, process_cpu_s, process_tree_cpu_s
 from services.verifier.batch import process_batch
+from services.verifier.streams import StreamCache
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.loader import load_contract
@@ -158,6 +159,7 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
     backend = await asyncpg.Connection.fetchval(connection, "SELECT pg_backend_pid()")
     batches = [transitions[first:first + BATCH] for first in range(0, len(transitions), BATCH)]
     bounds = [len(batches) * n // TENTHS for n in range(TENTHS + 1)]
+    streams = StreamCache()  # as the service keeps one
     tenths: list[Tenth] = []
     profiles: list[Profiler] = []
     for n in range(TENTHS):
@@ -169,7 +171,7 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
         if profiler:
             profiler.start()
         for batch in batches[bounds[n]:bounds[n + 1]]:
-            result = await process_batch(pool, book, batch, directory)  # type: ignore[arg-type]
+            result = await process_batch(pool, book, batch, directory, streams=streams)  # type: ignore[arg-type]
             tenth.events += len(batch)
             tenth.batches += 1
             tenth.subjects += result.subjects_evaluated

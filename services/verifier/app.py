@@ -21,6 +21,7 @@ from services.verifier import store
 from services.verifier.authenticity import Refused, admit_contract, admit_transition
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import Outgoing, relay_outbox
+from services.verifier.streams import StreamCache
 from shared import faults
 from shared.broker import (
     RecordSender,
@@ -84,6 +85,9 @@ sender = RecordSender(settings, client_id="stafet-verifier-relay", principal="ve
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.
 processing = asyncio.Lock()
+# Subjects' streams as this replica last read or wrote them, each used only at the
+# version it has under the subject's lock (services/verifier/streams.py).
+streams = StreamCache()
 
 
 async def publish(records: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
@@ -164,7 +168,8 @@ async def stop() -> None:
 async def run_batch(transitions: list[Transition], ticks: list[dt.date],
                     partitions: dict[int, dt.date] | None = None) -> BatchResult:
     async with processing:
-        result = await process_batch(database.pool, book, transitions, directory, ticks, partitions or {})
+        result = await process_batch(database.pool, book, transitions, directory, ticks, partitions or {},
+                                     streams=streams)
         faults.reached("verifier.before_relay")
         published = await relay_outbox(database.pool, publish)
     log.info("batch_verified", received=len(transitions), new_events=result.new_events,

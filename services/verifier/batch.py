@@ -24,6 +24,7 @@ from services.verifier import store
 from services.verifier.budgets import BudgetWalk, CapBounds, StoredClaim, cap_bounds, changes, first_changed
 from services.verifier.decisions import InForce, Stored, evaluate, outcome_record, settle
 from services.verifier.indicators import settle_indicators
+from services.verifier.streams import StreamCache, read_streams
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo, OutcomeDecision, budget_scope
 from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
@@ -238,13 +239,15 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         transitions: Sequence[Transition],
                         directory: Mapping[str, InstitutionInfo],
                         clock_ticks: Sequence[dt.date] = (),
-                        partitions: Mapping[int, dt.date] | None = None) -> BatchResult:
+                        partitions: Mapping[int, dt.date] | None = None,
+                        streams: StreamCache | None = None) -> BatchResult:
     """`partitions`: the latest date (occurred_on or clock tick) seen per transitions
-    partition in this batch, which moves those partitions' clocks."""
+    partition in this batch, which moves those partitions' clocks. `streams`: the
+    process's cache of subjects' streams for this store (none: each batch reads them)."""
     marks = clock_marks(transitions, clock_ticks, partitions)
     for attempt in range(DEADLOCK_RETRIES_MAX + 1):
         try:
-            return await _process(pool, book.in_force(), transitions, directory, marks)
+            return await _process(pool, book.in_force(), transitions, directory, marks, streams)
         except asyncpg.DeadlockDetectedError:
             # Two replicas locked the same subjects in two steps (one for new events,
             # one for due timers): PostgreSQL rolled this one back, nothing was written.
@@ -254,15 +257,16 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
 
 
 async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions: Sequence[Transition],
-                   directory: Mapping[str, InstitutionInfo], marks: Mapping[int, dt.date]) -> BatchResult:
+                   directory: Mapping[str, InstitutionInfo], marks: Mapping[int, dt.date],
+                   cache: StreamCache | None) -> BatchResult:
     async with pool.acquire() as connection, connection.transaction():
-        changed_subjects, new_events = await store.append_events(connection, transitions)
+        appended = await store.append(connection, transitions)
         today = await store.advance_clock(connection, marks)
         due = await store.take_due_timers(connection, today, SWEEP_SUBJECTS_MAX)
-        # The subjects with new events are locked already (append_events).
-        await store.lock_subjects(connection, due - changed_subjects)
-        subjects = sorted(changed_subjects | due)
-        streams = await store.load_streams(connection, subjects)
+        # The subjects with new events are locked already (append).
+        versions = {**await store.lock_subjects(connection, due - set(appended.after)), **appended.after}
+        subjects = sorted(versions)
+        streams = await read_streams(connection, {s: versions[s] for s in subjects}, appended, cache)
         issued = await store.issued_payments(connection, subjects)
         stored = await store.stored_decisions(connection, subjects)
         # Evaluate first, then lock only the budgets these subjects claim on, for as
@@ -285,7 +289,7 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions:
         await store.enqueue(connection, plan.outbox)
         measured = await settle_indicators(connection, in_force, subjects, streams, today)
         still_due = await store.timers_due(connection, today)
-    return BatchResult(new_events, len(subjects), len(plan.instructions) + measured.instructions,
+    return BatchResult(appended.count, len(subjects), len(plan.instructions) + measured.instructions,
                        len(plan.decision_rows) + measured.outcomes_changed, today, still_due)
 
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from services.verifier import store
 from services.verifier.authenticity import Refused, admit_transition
 from services.verifier.batch import process_batch
+from services.verifier.streams import StreamCache
 from shared.contracts.book import ContractBook
 from shared.contracts.evaluation import InstitutionInfo
 from shared.contracts.indicator_outcomes import POPULATION_PREFIX
@@ -103,15 +104,16 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
             book = ContractBook.of(await store.load_contracts(connection))
         records = await read_records(bootstrap, transitions_topic)
         new_events = instructions = 0
+        streams = StreamCache()  # after the TRUNCATE: it knows only what this replay writes
         for first in range(0, len(records), REBUILD_BATCH_MAX):
             transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
-            result = await process_batch(pool, book, transitions, directory, ticks)
+            result = await process_batch(pool, book, transitions, directory, ticks, streams=streams)
             new_events += result.new_events
             instructions += result.instructions
             if progress is not None:
                 progress(len(transitions) + len(ticks))  # type: ignore[operator]
         for _ in range(DRAIN_ROUNDS_MAX):
-            result = await process_batch(pool, book, [], directory, [])
+            result = await process_batch(pool, book, [], directory, [], streams=streams)
             instructions += result.instructions
             if result.timers_still_due == 0:
                 break

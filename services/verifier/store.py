@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -15,10 +16,28 @@ from shared.contracts.payments import BudgetRequest
 from shared.events import PaymentInstruction, Transition
 
 
+@dataclass(frozen=True)
+class Appended:
+    """What `append` stored, per subject that got new events: its stream's version
+    before and after (read under the subject's lock) and its new events in stream order."""
+
+    before: Mapping[str, int] = field(default_factory=dict)
+    after: Mapping[str, int] = field(default_factory=dict)
+    fresh: Mapping[str, tuple[Transition, ...]] = field(default_factory=dict)
+    count: int = 0
+
+
 async def append_events(connection: asyncpg.Connection, transitions: Sequence[Transition]
                         ) -> tuple[set[str], int]:
     """Append the transitions not yet stored; return the subjects that got new events
     and how many events were new."""
+    appended = await append(connection, transitions)
+    return set(appended.after), appended.count
+
+
+async def append(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Appended:
+    """Append the transitions not yet stored, each subject's in the order given; the
+    subjects that got new events are locked for the rest of the transaction."""
     unique: dict[str, Transition] = {}
     for transition in transitions:
         unique.setdefault(transition.event_id, transition)
@@ -26,19 +45,20 @@ async def append_events(connection: asyncpg.Connection, transitions: Sequence[Tr
         "SELECT event_id FROM verifier_events WHERE event_id = ANY($1::text[])", list(unique))}
     fresh = [t for t in unique.values() if t.event_id not in known]
     if not fresh:
-        return set(), 0
+        return Appended()
     subjects = sorted({t.subject for t in fresh})
     births = {t.subject: t.birth_date for t in fresh}
     await connection.execute(
         "INSERT INTO verifier_subjects (subject, birth_date, version)"
         " SELECT subject, birth_date, 0 FROM unnest($1::text[], $2::date[]) AS n(subject, birth_date)"
         " ON CONFLICT (subject) DO NOTHING", subjects, [births[s] for s in subjects])
-    versions = {r["subject"]: int(r["version"]) for r in await connection.fetch(
-        "SELECT subject, version FROM verifier_subjects WHERE subject = ANY($1::text[])"
-        " ORDER BY subject FOR UPDATE", subjects)}
+    before = await lock_subjects(connection, subjects)
+    versions = dict(before)
     columns: tuple[list[object], ...] = ([], [], [], [], [])
+    per_subject: dict[str, list[Transition]] = {}
     for transition in fresh:
         versions[transition.subject] += 1
+        per_subject.setdefault(transition.subject, []).append(transition)
         for column, value in zip(columns, (transition.subject, versions[transition.subject], transition.event_id,
                                            transition.occurred_on, transition.model_dump_json()), strict=True):
             column.append(value)
@@ -54,7 +74,7 @@ async def append_events(connection: asyncpg.Connection, transitions: Sequence[Tr
         " FROM unnest($1::text[], $2::int[]) AS v(subject, version)"
         " WHERE s.subject = v.subject AND s.subject = ANY($1::text[])",
         list(versions), list(versions.values()))
-    return set(subjects), len(fresh)
+    return Appended(before, versions, {k: tuple(v) for k, v in per_subject.items()}, len(fresh))
 
 
 async def load_streams(connection: asyncpg.Connection, subjects: Iterable[str]
@@ -260,13 +280,14 @@ async def clock_today(connection: asyncpg.Connection) -> dt.date:
         "SELECT coalesce(max(today), $1) FROM verifier_clocks", EPOCH)
 
 
-async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str]) -> None:
+async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str]) -> dict[str, int]:
     """Lock these subjects for the rest of the transaction, in one order (subject): two
     replicas never evaluate the same subject at once (one may hold it for a new event,
-    the other for a due timer), and the later one reads what the earlier committed."""
-    await connection.execute(
-        "SELECT 1 FROM verifier_subjects WHERE subject = ANY($1::text[]) ORDER BY subject FOR UPDATE",
-        sorted(set(subjects)))
+    the other for a due timer), and the later one reads what the earlier committed.
+    Returns their streams' versions, which no one else can move while the locks hold."""
+    return {r["subject"]: int(r["version"]) for r in await connection.fetch(
+        "SELECT subject, version FROM verifier_subjects WHERE subject = ANY($1::text[])"
+        " ORDER BY subject FOR UPDATE", sorted(set(subjects)))}
 
 
 async def take_due_timers(connection: asyncpg.Connection, today: dt.date, limit: int) -> set[str]:

@@ -1,0 +1,95 @@
+"""The verifier's stream cache against real PostgreSQL (services/verifier/streams.py): two
+writers over one store, each with a cache of its own, store exactly what one writer
+without a cache stores, and a cached stream is never used once someone else appended."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from services.verifier import store
+from services.verifier.batch import process_batch
+from services.verifier.streams import StreamCache
+from shared.contracts.book import ContractBook
+from shared.contracts.evaluation import InstitutionInfo
+from shared.contracts.loader import load_contract
+from shared.events import Transition
+from shared.institutions import InstitutionRegistry
+from shared.reporting.simulate import transitions_of
+from shared.settings import REPO_ROOT
+from shared.synthetic import generate, to_json_line
+from tests.conftest import new_database
+from tests.servers import Servers
+from tests.unit.builders import SUBJECT, enrolled, left
+
+pytestmark = pytest.mark.e2e
+CONTRACTS = ("mobility-bonus.yaml", "next-stage-bonus.yaml", "sib-youth-education.yaml")
+BATCH = 37  # so that subjects' events straddle batches
+
+
+def population() -> tuple[list[Transition], dict[str, InstitutionInfo], ContractBook]:
+    institutions, events = generate(60, seed=5, municipalities=2)
+    transitions, _ = transitions_of((to_json_line(e) for e in events), InstitutionRegistry(institutions))
+    directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in institutions}
+    return transitions, directory, ContractBook.of(
+        load_contract(REPO_ROOT / "examples" / "contracts" / name) for name in CONTRACTS)
+
+
+async def stored(pool: asyncpg.Pool) -> dict[str, list[tuple[object, ...]]]:
+    async with pool.acquire() as connection:
+        return {
+            "outcomes": [tuple(r) for r in await connection.fetch(
+                "SELECT outcome_key, status, reason, owed_minor, decision FROM verifier_outcomes ORDER BY 1")],
+            "payments": [tuple(r) for r in await connection.fetch(
+                "SELECT payment_id, instruction FROM verifier_payments ORDER BY 1")],
+            "claims": [tuple(r) for r in await connection.fetch(
+                "SELECT budget, outcome_key, granted_minor FROM verifier_budget_requests ORDER BY 1, 2")],
+            "outbox": [tuple(r) for r in await connection.fetch(
+                "SELECT topic, key, payload FROM verifier_outbox ORDER BY sequence")],
+        }
+
+
+@pytest.fixture
+def other_database(servers: Servers) -> str:
+    return new_database(servers)
+
+
+async def test_two_writers_with_caches_of_their_own_store_what_one_writer_without_a_cache_does(
+        other_database: str, pool: asyncpg.Pool) -> None:
+    transitions, directory, book = population()
+    batches = [transitions[n:n + BATCH] for n in range(0, len(transitions), BATCH)]
+    # Two replicas take turns on one store, two batches each: a subject's events that
+    # straddle two batches of one replica extend its cached stream, those that straddle
+    # the two replicas' turns are appended to a stream the other one cached.
+    caches = (StreamCache(), StreamCache())
+    for n, events in enumerate(batches):
+        await process_batch(pool, book, events, directory, streams=caches[n // 2 % 2])
+    assert all(cache.hits > 0 for cache in caches)
+    alone = await asyncpg.create_pool(other_database, min_size=1, max_size=2)
+    assert alone is not None
+    try:
+        for events in batches:
+            await process_batch(alone, book, events, directory)
+        expected = await stored(alone)
+    finally:
+        await alone.close()
+    assert expected["payments"]
+    assert expected["claims"]
+    assert await stored(pool) == expected
+
+
+async def test_a_cached_stream_is_not_used_after_another_writer_appended_to_it(pool: asyncpg.Pool) -> None:
+    first, second, third = (enrolled("e-1", "2010-08-01", "alsskolen"), left("e-2", "2017-06-30", "alsskolen"),
+                            enrolled("e-3", "2017-08-01", "byskolen"))
+    book = ContractBook.of([load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")])
+    mine, theirs = StreamCache(), StreamCache()
+    await process_batch(pool, book, [first], {}, streams=mine)
+    assert mine.get(SUBJECT, 1) == (first,)
+    await process_batch(pool, book, [second], {}, streams=theirs)  # the stream is at version 2 now
+    await process_batch(pool, book, [third], {}, streams=mine)
+    async with pool.acquire() as connection:
+        in_store = tuple((await store.load_streams(connection, [SUBJECT]))[SUBJECT])
+    # `mine` read the stream from the store (its version-1 entry was stale): it holds
+    # the other writer's event, in the stored order.
+    assert in_store == (first, second, third)
+    assert mine.get(SUBJECT, 3) == in_store
