@@ -11,7 +11,6 @@ steps.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -87,12 +86,6 @@ def merge_registrations(registrations: Iterable[Registration], open_until: dt.da
     return per_institution
 
 
-def _covering(intervals: dict[str, list[tuple[dt.date, dt.date]]], start: dt.date,
-              end: dt.date) -> list[str]:
-    return [inst for inst, spans in intervals.items()
-            if any(s <= start and end <= e for s, e in spans)]
-
-
 # Day-shares are counted in whole units of 1/SHARE_UNITS of a day, so that a day split
 # between up to 12 registrations stays an integer (2520 = lcm(1..10); 27720 = lcm(1..12)).
 SHARE_UNITS = 27720
@@ -116,30 +109,51 @@ def exact_shares(rule: SolidarityDistribution, birth_date: dt.date,
     if birth_date.year + max(weights) + 1 > dt.MAXYEAR:
         # A birth date in 9990 with years of age weighted into 10013: not a calendar day.
         raise SolidarityError(f"the weighted years of a subject born {birth_date} run past year {dt.MAXYEAR}")
-    last_day_needed = max(year_span(rule.year_basis, birth_date, age)[1] for age in weights)
+    years = [(weight, *year_span(rule.year_basis, birth_date, age)) for age, weight in sorted(weights.items())]
+    last_day_needed = max(last for _, _, last in years)
     intervals = {inst: spans for inst, spans in
                  merge_registrations(registrations, max(last_day_needed, trigger_date)).items()
                  if inst not in excluded}
-    boundaries = {trigger_date + ONE_DAY}
-    for spans in intervals.values():
+    # Who holds a day changes only where a stay starts or ends: +1 on its first day, -1
+    # on the day after its last (an institution's stays are disjoint and not adjacent).
+    changes: dict[dt.date, list[tuple[str, int]]] = {}
+    for inst, spans in intervals.items():
         for start, end in spans:
-            boundaries.update((start, end + ONE_DAY))
-    years = [(weight, *year_span(rule.year_basis, birth_date, age)) for age, weight in sorted(weights.items())]
+            changes.setdefault(start, []).append((inst, 1))
+            changes.setdefault(end + ONE_DAY, []).append((inst, -1))
+    change_days = sorted(changes)
     common = math.lcm(*(w.denominator * ((last - first).days + 1) for w, first, last in years))
     numerators: dict[str, int] = {UNALLOCATED: 0, NOT_ACCRUED: 0}
+    after_trigger = trigger_date + ONE_DAY
+    holding: set[str] = set()
+    passed = 0  # change days applied to `holding`
+    # One sweep through the weighted years (in order, never overlapping), segment by
+    # segment: a segment ends where the year ends, a stay starts or ends, or accrual stops.
     for weight, first, last in years:
         units: dict[str, int] = {}
-        points = sorted({first, last + ONE_DAY} | {b for b in boundaries if first < b <= last})
-        for segment_start, next_start in itertools.pairwise(points):
-            days = (next_start - segment_start).days
-            if segment_start > trigger_date:
-                holders = [NOT_ACCRUED]
+        cursor, year_end = first, last + ONE_DAY
+        while cursor < year_end:
+            while passed < len(change_days) and change_days[passed] <= cursor:
+                for inst, step in changes[change_days[passed]]:
+                    if step > 0:
+                        holding.add(inst)
+                    else:
+                        holding.discard(inst)
+                passed += 1
+            stop = year_end
+            if passed < len(change_days):
+                stop = min(stop, change_days[passed])
+            if cursor < after_trigger:
+                stop = min(stop, after_trigger)
+                holders = sorted(holding) or [UNALLOCATED]
             else:
-                holders = _covering(intervals, segment_start, next_start - ONE_DAY) or [UNALLOCATED]
+                holders = [NOT_ACCRUED]
             if len(holders) > SHARE_HOLDERS_MAX_EXACT:
                 raise SolidarityError(f"more than {SHARE_HOLDERS_MAX_EXACT} institutions share a day")
+            days = (stop - cursor).days
             for holder in holders:
                 units[holder] = units.get(holder, 0) + days * (SHARE_UNITS // len(holders))
+            cursor = stop
         per_unit = weight.numerator * (common // (weight.denominator * ((last - first).days + 1)))
         for holder, count in units.items():
             numerators[holder] = numerators.get(holder, 0) + count * per_unit

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from shared.cli.main import app
 from shared.contracts.model import SolidarityDistribution, YearBasis
-from shared.contracts.solidarity import Registration, allocate
+from shared.contracts.solidarity import Registration, SolidarityError, allocate
 from shared.settings import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -66,6 +66,22 @@ def test_days_shared_by_two_registrations_are_split_equally() -> None:
             Registration("b", dt.date(2010, 1, 1), dt.date(2010, 12, 31))]
     result = allocate(rule, birth, both, 1000, dt.date(2011, 1, 1))
     assert dict(result.allocations) == {"a": 500, "b": 500}
+
+
+def test_up_to_twelve_registrations_share_a_day_exactly_and_thirteen_are_refused() -> None:
+    rule = SolidarityDistribution(weights={"10": Decimal(1)})
+    birth = dt.date(2000, 1, 1)
+
+    def sharing(count: int) -> list[Registration]:
+        # All of them on 1 July only, beside one stay over the rest of the year.
+        return [Registration("a", dt.date(2010, 1, 1), dt.date(2010, 12, 31))] + [
+            Registration(f"z{n:02d}", dt.date(2010, 7, 1), dt.date(2010, 7, 1)) for n in range(count - 1)]
+
+    twelve = allocate(rule, birth, sharing(12), 365 * 12 * 100, dt.date(2011, 1, 1))
+    # "a" holds 364 days alone and a twelfth of 1 July; each other one a twelfth of it.
+    assert dict(twelve.allocations) == {"a": 364 * 1200 + 100, **{f"z{n:02d}": 100 for n in range(11)}}
+    with pytest.raises(SolidarityError, match="more than 12 institutions share a day"):
+        allocate(rule, birth, sharing(13), 1000, dt.date(2011, 1, 1))
 
 
 def test_days_after_the_trigger_are_not_accrued_and_uncovered_days_are_unallocated() -> None:
