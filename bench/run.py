@@ -105,7 +105,7 @@ class Bench:
             "STAFET_CREDENTIALS_DIR": str(self.stack.credentials_dir),
             "STAFET_TOPIC_NAMESPACE": namespace, "INSTITUTIONS_FILE": str(self.registry_file),
             "CONTRACT_FILES": ",".join(str(REPO_ROOT / "examples" / "contracts" / c) for c in CONTRACTS),
-            "BATCH_MAX_RECORDS": str(self.batch), "BATCH_TIMEOUT_MS": "50", "LOG_LEVEL": self.log_level,
+            "BATCH_MAX_RECORDS": str(self.batch), "LOG_LEVEL": self.log_level,
             "TICK_INTERVAL_S": "0.5",
         }
 
