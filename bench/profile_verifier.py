@@ -195,6 +195,8 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
         print(f"tenth {n + 1}: {tenth.events:,} events, {per_100k(tenth.cpu_s, tenth.events):.1f} CPU-s/100k "
               f"(PostgreSQL backend {per_100k(tenth.backend_s, tenth.events):.1f}, "
               f"server {per_100k(tenth.server_s, tenth.events):.1f})", flush=True)
+    size = await asyncpg.Connection.fetchval(connection, "SELECT pg_database_size(current_database())")
+    print(f"the store at the end: {size / 2**20:,.0f} MiB (the outbox included: nothing relays it here)")
     await connection.close()
     return tenths, profiles
 

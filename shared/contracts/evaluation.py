@@ -182,13 +182,14 @@ def evaluate_versions(versions: Versions, timeline: SubjectTimeline, on: dt.date
     eligible = {contract.version: is_eligible(contract, timeline, directory)
                 for contract, _ in versions}
     decisions: list[OutcomeDecision] = []
+    outcomes = {contract.version: {o.id: o for o in contract.outcomes} for contract, _ in versions}
     for outcome_id in _prerequisites_first(versions):
         counted = 0
         for fact in timeline.facts:
             if fact.occurred_on > on:
                 continue
             contract = _deciding_version(versions, fact.occurred_on)
-            outcome = _outcome_or_none(contract, outcome_id) if contract else None
+            outcome = outcomes[contract.version].get(outcome_id) if contract else None
             if contract is None or outcome is None or fact.type != outcome.trigger.event:
                 continue
             decision = _decide(contract, outcome, timeline, fact, on, eligible[contract.version],
@@ -204,10 +205,6 @@ def _deciding_version(versions: Versions, day: dt.date) -> Contract | None:
         if first <= day <= last:
             return contract
     return None
-
-
-def _outcome_or_none(contract: Contract, outcome_id: str) -> Outcome | None:
-    return next((o for o in contract.outcomes if o.id == outcome_id), None)
 
 
 def _prerequisites_first(versions: Versions) -> list[str]:

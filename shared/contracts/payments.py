@@ -210,6 +210,8 @@ def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInst
             candidate = reissued_id(instruction.payment_id, generation)
         if candidate in active:
             keep.add(candidate)
+        elif candidate == instruction.payment_id:
+            new_payments.append(instruction)  # frozen: no copy needed for the same id
         else:
             new_payments.append(instruction.model_copy(update={"payment_id": candidate}))
     clawbacks = [
