@@ -26,7 +26,7 @@ from opentelemetry import propagate, trace
 from shared import metrics, tracing
 from shared.credentials import faststream_security
 from shared.health import serve_health
-from shared.kafka import PRODUCER_BATCH_BYTES, make_producer
+from shared.kafka import PRODUCER_BATCH_BYTES, KeyPartitioner, make_producer
 from shared.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.settings import Settings
 
@@ -61,6 +61,7 @@ def make_broker(settings: Settings, *, client_id: str, principal: str) -> KafkaB
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=PRODUCER_BATCH_BYTES,
+        partitioner=KeyPartitioner(),
         graceful_timeout=15.0,
         logger=None,
         middlewares=(tracing.telemetry_middleware(provider), *metrics.middlewares(service)),
@@ -186,6 +187,7 @@ class RecordSender:
         self._settings, self._client_id, self._principal = settings, client_id, principal
         self._service = client_id.removeprefix("stafet-")
         self._producer: Any = None
+        self._produced: dict[str, Any] = {}
 
     def attach(self, app: FastStream) -> RecordSender:
         app.on_startup(self.start)
@@ -214,5 +216,8 @@ class RecordSender:
         if self._producer is None:
             raise RuntimeError("the record sender is not started")
         future = await self._producer.send(topic, value, key=key, headers=headers)
-        metrics.RECORDS_PRODUCED.labels(self._service, topic).inc()
+        counter = self._produced.get(topic)
+        if counter is None:  # the labelled child once per topic, not a lookup per record
+            counter = self._produced[topic] = metrics.RECORDS_PRODUCED.labels(self._service, topic)
+        counter.inc()
         return cast("asyncio.Future[Any]", future)
