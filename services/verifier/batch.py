@@ -289,6 +289,8 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions:
         await store.enqueue(connection, plan.outbox)
         measured = await settle_indicators(connection, in_force, subjects, streams, today)
         still_due = await store.timers_due(connection, today)
+    if cache is not None:  # committed: these are the subjects' streams at these versions
+        cache.remember(versions, streams)
     return BatchResult(appended.count, len(subjects), len(plan.instructions) + measured.instructions,
                        len(plan.decision_rows) + measured.outcomes_changed, today, still_due)
 

@@ -59,6 +59,16 @@ class StreamCache:
         while self.events > self.events_max:
             self._forget(next(iter(self._streams)))
 
+    def remember(self, versions: Mapping[str, int], streams: Mapping[str, Sequence[Transition]]) -> None:
+        """Keep the streams a batch used, once its transaction has committed: a batch
+        rolled back may have held events that never became those versions."""
+        for subject, version in versions.items():
+            stream = streams.get(subject)
+            # A version is its stream's length; a store where it is not (edited by
+            # hand) is read every time rather than trusted.
+            if stream is not None and len(stream) == version:
+                self.put(subject, version, tuple(stream))
+
     def _forget(self, subject: str) -> None:
         entry = self._streams.pop(subject, None)
         if entry is not None:
@@ -68,8 +78,9 @@ class StreamCache:
 async def read_streams(connection: asyncpg.Connection, versions: Mapping[str, int], appended: store.Appended,
                        cache: StreamCache | None) -> dict[str, Sequence[Transition]]:
     """The streams of these subjects at `versions` (read under their locks): cached, or
-    the cached (or empty) stream before this batch plus what it appended, or stored."""
-    cache = cache if cache is not None else StreamCache(events_max=0)
+    the cached (or empty) stream before this batch plus what it appended, or stored. The
+    caller gives them to `StreamCache.remember` once its transaction has committed."""
+    cache = cache if cache is not None else StreamCache(events_max=0)  # none: only new subjects go unread
     streams: dict[str, Sequence[Transition]] = {}
     unread: list[str] = []
     for subject, version in versions.items():
@@ -85,10 +96,6 @@ async def read_streams(connection: asyncpg.Connection, versions: Mapping[str, in
             streams[subject] = stream
     for subject, read in (await store.load_streams(connection, unread)).items():
         streams[subject] = tuple(read)
-    for subject, version in versions.items():
-        found = streams.get(subject)
-        if found is not None:
-            cache.put(subject, version, tuple(found))  # raises if the version does not match
     return streams
 
 

@@ -93,3 +93,25 @@ async def test_a_cached_stream_is_not_used_after_another_writer_appended_to_it(p
     # the other writer's event, in the stored order.
     assert in_store == (first, second, third)
     assert mine.get(SUBJECT, 3) == in_store
+
+
+async def test_a_batch_that_rolled_back_leaves_its_streams_out_of_the_cache(
+        pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second, third = (enrolled("e-1", "2010-08-01", "alsskolen"), left("e-2", "2017-06-30", "alsskolen"),
+                            enrolled("e-3", "2017-08-01", "byskolen"))
+    book = ContractBook.of([load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")])
+    cache = StreamCache()
+    await process_batch(pool, book, [first], {}, streams=cache)
+
+    async def broken(*_: object) -> None:
+        raise ConnectionError("lost the database before the commit")
+
+    monkeypatch.setattr(store, "enqueue", broken)
+    with pytest.raises(ConnectionError):
+        await process_batch(pool, book, [second], {}, streams=cache)
+    monkeypatch.undo()
+    # Version 2 was never committed: had the cache kept (first, second) as version 2,
+    # the next event to become version 2 would be evaluated beside `second`.
+    assert cache.get(SUBJECT, 2) is None
+    await process_batch(pool, book, [third], {}, streams=cache)
+    assert cache.get(SUBJECT, 2) == (first, third)

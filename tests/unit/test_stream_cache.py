@@ -62,3 +62,9 @@ def test_a_transition_read_back_from_its_stored_json_equals_the_one_the_batch_ho
     assert {t.body.type for t in transitions} >= {"enrolled", "left", "exam_result", "education_completed"}
     for transition in transitions:
         assert Transition.model_validate_json(transition.model_dump_json()) == transition
+
+
+def test_a_batch_remembers_only_streams_whose_length_is_their_version() -> None:
+    cache = StreamCache()
+    cache.remember({"s": 2, "t": 3, "u": 1}, {"s": (FIRST, SECOND), "t": (FIRST,)})
+    assert (cache.get("s", 2), cache.get("t", 3), cache.get("u", 1)) == ((FIRST, SECOND), None, None)
