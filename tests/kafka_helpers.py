@@ -50,10 +50,12 @@ def signer_of(topic: str, value: bytes) -> str:
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
                   keys: Sequence[bytes | None] | None = None, signed_as: str | None = AS_ITS_WRITER, *,
-                  principal: str | None = None) -> None:
+                  principal: str | None = None,
+                  copied_headers: Sequence[list[tuple[str, bytes]]] | None = None) -> None:
     """Produce records signed as their topic's writer would sign them (the default), as
-    `signed_as` (a principal whose development key signs), or unsigned (None); connected
-    to the broker as `principal` (by default the topic's writer)."""
+    `signed_as` (a principal whose development key signs), or unsigned (None), or with
+    `copied_headers` (another record's signature headers, as a forger would copy them);
+    connected to the broker as `principal` (by default the topic's writer)."""
     producer = make_producer(bootstrap, client_id="test-producer", principal=principal or connects_as(topic))
     await producer.start()
     try:
@@ -62,6 +64,8 @@ async def produce(bootstrap: str, topic: str, values: Sequence[bytes],
             key = keys[i] if keys else None
             signer = signer_of(topic, value) if signed_as == AS_ITS_WRITER else signed_as
             headers = RecordSigner.development(signer).headers(topic, key, value) if signer else None
+            if copied_headers is not None:
+                headers = copied_headers[i]
             sends.append(await producer.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*sends)
     finally:

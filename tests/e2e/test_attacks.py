@@ -28,6 +28,7 @@ from shared.cpr_text import CPR_SPELLED
 from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.processes import ServiceProcess, start_services, stop_services
 from shared.settings import REPO_ROOT, Settings
+from shared.signing import BATCH_PROOF_HEADER
 from shared.topics import (
     CONTRACTS,
     DEAD_LETTERS,
@@ -39,9 +40,9 @@ from shared.topics import (
     all_topics,
     in_namespace,
 )
-from shared.trust import trusted_keys
+from shared.trust import Principal, Role, trusted_keys
 from tests.engine_replay import admitted, expected_balances, read_lines, sealed
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, read_all, read_records
 from tests.ledger_helpers import ledger_state
 from tests.servers import Servers
 
@@ -52,6 +53,8 @@ TIMEOUT_S = 120.0
 INVENTED = "k1:" + "e" * 64
 STRANGER = "finance:mallory"  # a well-formed key that no receiver trusts
 runner = CliRunner()
+TRUST = trusted_keys(Settings())
+VERIFIER = Principal(Role.SERVICE, "verifier")
 
 
 async def dead_letters(servers: Servers, namespace: str, count: int) -> list[dict[str, object]]:
@@ -119,6 +122,16 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
         assert state["balances"] == expected
         journal = [JOURNAL_RECORD.validate_json(v) for _, v in
                    await read_all(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name)]
+        # The same forged instruction under a genuine instruction's signature headers, its
+        # batch proof included (the relay signs a round as trees of records, and the ledger
+        # has verified that root): the forged record's own leaf leads to another root.
+        payments = in_namespace(PAYMENTS, namespace).name
+        genuine_records = [r for r in await read_records(servers.bootstrap_servers, payments)
+                           if TRUST.authenticate(payments, r.key, r.value or b"", r.headers) == VERIFIER]
+        borrowed = next((r for r in genuine_records if BATCH_PROOF_HEADER in dict(r.headers)), genuine_records[0])
+        await produce(servers.bootstrap_servers, payments,
+                      [forged_payment.model_copy(update={"payment_id": "e" * 32}).model_dump_json().encode()],
+                      keys=[b"made-up-payee"], copied_headers=[list(borrowed.headers)])
         victim = next(r for r in journal if isinstance(r, PaymentInstruction) and r.payee != "made-up-payee")
         # Forged answers from "finance": paid, failed; and one written straight onto the journal.
         forged_paid = Settlement(settlement_id="forged-paid", payment_id=victim.payment_id,
@@ -135,7 +148,7 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
         await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
                       [forged_failed.model_dump_json().encode()], keys=[victim.payment_id.encode()],
                       signed_as="finance:dev")
-        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 3 + 4)
+        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 4 + 4)
         assert all(s.running() for s in services.values())
         final = await ledger_state(database_url)
         assert await settled_entries(database_url) == 0
@@ -150,7 +163,7 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
                 and r.payee != "made-up-payee"]
     reasons = Counter(str(d["reason"]) for d in dead)
     assert reasons == {"unauthenticated_contract": 3, "unauthenticated_transition": 2 * len(invented),
-                       "unauthenticated_instruction": 3, "unauthenticated_settlement": 4}, reasons
+                       "unauthenticated_instruction": 4, "unauthenticated_settlement": 4}, reasons
 
 
 # ---- ingest: who speaks, and no CPR number past it --------------------------------------
