@@ -77,7 +77,10 @@ def _framed(part: bytes | None) -> bytes:
 
 
 def signed_message(topic: str, key: bytes | None, value: bytes) -> bytes:
-    return _framed(_DOMAIN) + _framed(topic.encode()) + _framed(key) + _framed(value)
+    return _DOMAIN_FRAMED + _framed(topic.encode()) + _framed(key) + _framed(value)
+
+
+_DOMAIN_FRAMED = _framed(_DOMAIN)
 
 
 def batch_message(root: bytes, size: int) -> bytes:
@@ -119,30 +122,40 @@ def encode_proof(index: int, size: int, path: Sequence[bytes]) -> bytes:
     return base64.b64encode(index.to_bytes(4, "big") + size.to_bytes(4, "big") + b"".join(path))
 
 
+def decoded(text: bytes) -> bytes | None:
+    """Strict base64 (no stray characters, correct padding), or None."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def proven_root(topic: str, key: bytes | None, value: bytes, proof: bytes) -> tuple[bytes, int] | None:
     """The root (and tree size) that a record and its `stafet-batch-proof` lead to, or
     None when the proof is malformed or its index, size and path do not fit together.
     Whether anyone signed that root is for the caller to check."""
-    try:
-        raw = base64.b64decode(proof, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < 8 or (len(raw) - 8) % _HASH_SIZE:
+    raw = decoded(proof)
+    if raw is None or len(raw) < 8:
         return None
     index, size = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:8], "big")
     if not 0 <= index < size <= BATCH_TREE_MAX:
         return None
-    node, at, width, offset = leaf_hash(topic, key, value), index, size, 8
+    # The tree's shape fixes which levels have a sibling for this index: exactly that
+    # many hashes, no more and no fewer.
+    siblings, at, width = [], index, size
     while width > 1:
-        if at % 2 or at + 1 < width:
-            sibling = raw[offset:offset + _HASH_SIZE]
-            if len(sibling) < _HASH_SIZE:
-                return None  # the path is shorter than the tree's shape asks
-            node = _node(sibling, node) if at % 2 else _node(node, sibling)
-            offset += _HASH_SIZE
+        siblings.append(at % 2 == 1 or at + 1 < width)
         at, width = at // 2, (width + 1) // 2
-    if offset != len(raw):
-        return None  # hashes left over: not the path of this index in this tree
+    if len(raw) != 8 + _HASH_SIZE * sum(siblings):
+        return None
+    sha256 = hashlib.sha256
+    node, at, offset = sha256(_LEAF + signed_message(topic, key, value)).digest(), index, 8
+    for has_sibling in siblings:
+        if has_sibling:
+            sibling = raw[offset:offset + _HASH_SIZE]
+            node = sha256(_NODE + sibling + node if at % 2 else _NODE + node + sibling).digest()
+            offset += _HASH_SIZE
+        at //= 2
     return node, size
 
 

@@ -24,8 +24,6 @@ stops the process, and a development key found in any trusted file is refused.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +42,7 @@ from shared.signing import (
     Headers,
     RecordSigner,
     batch_message,
+    decoded,
     development_key,
     header,
     is_development_key,
@@ -136,28 +135,30 @@ class TrustedKeys:
         if found is None:
             return Unauthenticated(SignatureProblem.UNKNOWN_SIGNER, f"key id {name[:40]!r} is not trusted")
         principal, public = found
-        bad = Unauthenticated(SignatureProblem.BAD_SIGNATURE,
-                              f"the signature does not verify for {principal} on this topic")
-        try:
-            raw_signature = base64.b64decode(signature, validate=True)
-        except (binascii.Error, ValueError):
-            return bad
+        raw_signature = decoded(signature)
+        if raw_signature is None:
+            return _bad(principal)
         proof = header(headers, BATCH_PROOF_HEADER)
         if proof is None:
-            return principal if _verifies(public, raw_signature, signed_message(topic, key, value)) else bad
+            return principal if _verifies(public, raw_signature, signed_message(topic, key, value)) else _bad(principal)
         proven = proven_root(topic, key, value, proof)
         if proven is None:
-            return bad
+            return _bad(principal)
         root, size = proven
         verified = (name, raw_signature, root, size)
-        if verified in self._verified_roots:
-            return self._verified_roots[verified]
+        known = self._verified_roots.get(verified)
+        if known is not None:
+            return known
         if not _verifies(public, raw_signature, batch_message(root, size)):
-            return bad
+            return _bad(principal)
         if len(self._verified_roots) >= VERIFIED_ROOTS_MAX:
             del self._verified_roots[next(iter(self._verified_roots))]  # the oldest
         self._verified_roots[verified] = principal
         return principal
+
+
+def _bad(principal: Principal) -> Unauthenticated:
+    return Unauthenticated(SignatureProblem.BAD_SIGNATURE, f"the signature does not verify for {principal} on this topic")
 
 
 def _verifies(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
