@@ -35,8 +35,9 @@ receiving side; any consumer batch boundary, a rebuild or a replay works unchang
   sibling hashes from the leaf up (32 bytes each, exactly as many as the tree's shape
   gives that index: none where the node is carried up).
 
-A record without `stafet-batch-proof` carries a single-record signature (as one-off
-records do: `stafet settle`, contract versions, clock ticks, checkpoints, a tree of one).
+A record without `stafet-batch-proof` carries a single-record signature (as a record
+sent alone does: a clock tick, a checkpoint, `stafet settle` of one line, one contract
+version, a tree of one; several sent at once are a batch).
 A receiver recomputes the root from the record and its path (a few SHA-256) and checks
 the signature over (root, size) once per tree (`shared/trust.py` keeps the verified
 ones). A malformed proof, an index or size that does not fit, a wrong path or a
