@@ -412,7 +412,7 @@ async def small_population(bench: Bench, subjects: int, seed: int, municipalitie
     by ingest's pure code and published signed as ingest would, so only the verifier runs."""
     namespace = f"pop{subjects}s{seed}x{int(time.time())}"
     await bench.namespace(namespace)
-    database_url = await bench.database("bench_population")
+    database_url = await bench.database(f"bench_population_{subjects}_{seed}")
     registry, generated = generate(subjects, seed=seed, municipalities=municipalities)
     transitions, _ = transitions_of((to_json_line(e) for e in generated), InstitutionRegistry(registry))
     records = [(t.subject.encode(), t.model_dump_json().encode()) for t in transitions]
