@@ -16,10 +16,13 @@ Run alone: `faststream run services.ledger.app:app` (or `stafet serve ledger`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
 
 from services.ledger.authenticity import JournalRecord, Refused, admit_investment, admit_journal, admit_settlement
 from services.ledger.checkpoints import (
@@ -43,7 +46,7 @@ from shared.investment.records import InvestmentCommitted, InvestmentRecord, rec
 from shared.logging import configure_logging
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
-from shared.trust import record_signer, trusted_keys
+from shared.trust import TrustedKeys, record_signer, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -93,19 +96,7 @@ app.on_shutdown(database.close)
                   title="settlements", description="Finance systems' answers, keyed by payment id.")
 async def on_settlements(records: list[Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
-    bind_batch_context(raw_records_of(message))
-    sends = []
-    forward: list[tuple[str, bytes, bytes]] = []
-    for record in raw_records_of(message):
-        raw = record.value or b""
-        settlement = admit_settlement(record, trust)
-        if isinstance(settlement, Refused):
-            sends.append(await refuse(settlement, raw, record.topic, record.partition, record.offset))
-            continue
-        forward.append((PAYMENTS.name, settlement.payment_id.encode(), settlement.model_dump_json().encode()))
-    for (_, key, value), headers in zip(forward, signer.batch_header_dicts(forward), strict=True):
-        sends.append(await journal_out.publish(value, key=key, headers=headers, no_confirm=True))
-    await asyncio.gather(*sends)
+    await forward_onto_journal(message, admit_settlement, lambda settlement: settlement.payment_id, journal_out)
 
 
 @batch_subscriber(broker, settings, INVESTMENTS.name, group_id=group_id("ledger-investments"),
@@ -113,18 +104,25 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
 async def on_investments(records: list[InvestmentCommitted], message: KafkaMessage) -> None:
     # `records` documents the wire format (one of five kinds); the bytes are read and
     # validated from `message`.
+    await forward_onto_journal(message, admit_investment, record_key, investments_journal_out)
+
+
+async def forward_onto_journal(message: KafkaMessage,
+                               admit: Callable[[ConsumerRecord[Any, Any], TrustedKeys], BaseModel | Refused],
+                               key_of: Callable[[Any], str], journal: Any) -> None:
+    """Admit each record (its signer and its shape), dead-letter what is refused, and
+    forward the rest onto the journal under the ledger's key, signed as one batch."""
     bind_batch_context(raw_records_of(message))
     sends = []
     forward: list[tuple[str, bytes, bytes]] = []
     for record in raw_records_of(message):
-        raw = record.value or b""
-        investment = admit_investment(record, trust)
-        if isinstance(investment, Refused):
-            sends.append(await refuse(investment, raw, record.topic, record.partition, record.offset))
+        admitted = admit(record, trust)
+        if isinstance(admitted, Refused):
+            sends.append(await refuse(admitted, record.value or b"", record.topic, record.partition, record.offset))
             continue
-        forward.append((PAYMENTS.name, record_key(investment).encode(), investment.model_dump_json().encode()))
+        forward.append((PAYMENTS.name, key_of(admitted).encode(), admitted.model_dump_json().encode()))
     for (_, key, value), headers in zip(forward, signer.batch_header_dicts(forward), strict=True):
-        sends.append(await investments_journal_out.publish(value, key=key, headers=headers, no_confirm=True))
+        sends.append(await journal.publish(value, key=key, headers=headers, no_confirm=True))
     await asyncio.gather(*sends)
 
 
