@@ -19,7 +19,7 @@ help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
 	@echo "make test   - set up everything and run all tests (unit, integration, e2e)"
 	@echo "make up / make down / make status - the local Kafka + PostgreSQL stack"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy and the rings (import-linter, docs/architecture.md)"
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark (BENCH_ARGS=...); figures printed and written to bench/results/"
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
@@ -80,7 +80,8 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services bench
+	$(BIN)/mypy shared services cli bench
+	$(BIN)/lint-imports
 
 docs: $(STAMP)
 	$(BIN)/stafet docs

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from services.frontdoor.auth import development_token
-from shared.processes import ServiceProcess
-from shared.stack import free_port
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import free_port
 
 START_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 300.0

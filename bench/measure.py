@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 

@@ -1,6 +1,6 @@
 """`make profile-ingest`: ingest's admission path in-process, timed by CPU.
 
-No Kafka and no PostgreSQL: synthetic institution events (shared/synthetic.py), sealed
+No Kafka and no PostgreSQL: synthetic institution events (cli/synthetic/population.py), sealed
 and signed as `stafet publish` signs them (a signature per tree of records; with
 `--single-signatures` each record alone, as before batch signatures), go through what
 ingest's handler does per record (the signature check, `admit`, the transition's JSON)
@@ -19,17 +19,17 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from bench.measure import per_100k
-from services.ingest.admission import SubjectResolver, admit
+from cli.publish import PUBLISH_WINDOW
+from cli.synthetic.population import generate, to_json_line
 from services.ingest.dedup import Forwardable
 from services.ingest.keys import pseudonym_key, sealing_key
-from shared.cli.publish import PUBLISH_WINDOW, Sealer
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.sealing import development_private_key
-from shared.settings import Settings
-from shared.signing import RecordSigner
-from shared.synthetic import generate, to_json_line
-from shared.trust import trusted_keys
+from shared.domain.admission import SubjectResolver, admit
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.sealing import Sealer, development_private_key
+from shared.domain.signing import RecordSigner
+from shared.platform.settings import Settings
+from shared.platform.trust import trusted_keys
 
 EVENTS_TOPIC, TRANSITIONS_TOPIC = "bench.institution-events.v1", "bench.transitions.v1"
 Headers = list[tuple[str, bytes]]
@@ -43,7 +43,7 @@ def signed(signer: RecordSigner, records: list[tuple[str, bytes, bytes]], single
 
 def published(subjects: int, seed: int, single: bool) -> tuple[InstitutionRegistry, list[ConsumerRecord[Any, Any]]]:
     """The events as ingest consumes them: sealed, keyed and signed by each institution,
-    a publishing window at a time (shared/cli/publish.py)."""
+    a publishing window at a time (cli/publish.py)."""
     institutions, generated = generate(subjects, seed=seed)
     sealer = Sealer(development_private_key().public_key())
     signers: dict[str, RecordSigner] = {}

@@ -29,12 +29,12 @@ from bench.measure import own_cpu_s, per_100k
 from services.ledger.authenticity import Refused, admit_journal
 from services.ledger.store import apply_journal
 from services.verifier.relay import RELAY_BATCH_MAX
-from shared.db import create_pool, migrate, recreate_database
-from shared.events import PaymentInstruction, PaymentKind
-from shared.settings import Settings
-from shared.signing import RecordSigner
-from shared.stack import LocalStack, free_port
-from shared.trust import trusted_keys
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.domain.signing import RecordSigner
+from shared.platform.db import create_pool, migrate, recreate_database
+from shared.platform.settings import Settings
+from shared.platform.stack import LocalStack, free_port
+from shared.platform.trust import trusted_keys
 
 TOPIC = "bench.payments.v1"
 

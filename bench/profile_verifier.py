@@ -40,18 +40,18 @@ import asyncpg
 from pyinstrument import Profiler
 
 from bench.measure import own_cpu_s, per_100k, process_cpu_s, process_tree_cpu_s
+from cli.reporting.simulate import transitions_of
+from cli.synthetic.population import generate, to_json_line
 from services.verifier.batch import process_batch
 from services.verifier.streams import StreamCache
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.loader import load_contract
-from shared.db import migrate, recreate_database
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.reporting.simulate import transitions_of
-from shared.settings import REPO_ROOT
-from shared.stack import LocalStack, free_port
-from shared.synthetic import generate, to_json_line
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.loader import load_contract
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.db import migrate, recreate_database
+from shared.platform.settings import REPO_ROOT
+from shared.platform.stack import LocalStack, free_port
 
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "next-stage-bonus.yaml", "sib-youth-education.yaml")
 BATCH = 500

@@ -55,25 +55,25 @@ from bench.measure import (
     per_100k,
     process_cpu_s,
 )
+from cli.publish import signed_by_each
+from cli.reporting.simulate import transitions_of
+from cli.synthetic.population import generate, to_json_line, write_registry
 from services.ledger.rebuild import rebuild_ledger
 from services.verifier.rebuild import rebuild_verifier
 from services.verifier.store import work_left_at
-from shared.cli.publish import Sealer, signed_by_each
-from shared.contracts.evaluation import InstitutionInfo
-from shared.credentials import kafka_options, without_user
-from shared.db import migrate, recreate_database
-from shared.institutions import InstitutionRegistry
-from shared.kafka import LagProbe, ensure_topics, make_producer
-from shared.kafka_access import grant_namespace
-from shared.processes import ServiceProcess
-from shared.reporting.simulate import transitions_of
-from shared.sealing import development_private_key
-from shared.settings import REPO_ROOT
-from shared.signing import RecordSigner
-from shared.stack import KAFKA_VERSION, LocalStack, free_port
-from shared.synthetic import generate, to_json_line, write_registry
-from shared.topics import INSTITUTION_EVENTS, OUTCOMES, PAYMENTS, TRANSITIONS, all_topics, in_namespace
-from shared.trust import development_writer
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.sealing import Sealer, development_private_key
+from shared.domain.signing import RecordSigner
+from shared.platform.credentials import kafka_options, without_user
+from shared.platform.db import migrate, recreate_database
+from shared.platform.kafka import LagProbe, ensure_topics, make_producer
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.stack import KAFKA_VERSION, LocalStack, free_port
+from shared.platform.topics import INSTITUTION_EVENTS, OUTCOMES, PAYMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.platform.trust import development_writer
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CONTRACTS = ("mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml", "next-stage-bonus.yaml")
@@ -174,7 +174,7 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
     await producer.start()
     first = time.time()
     # A pre-fill is signed as its writers' systems sign a file they send (a signature per
-    # tree of records: shared/signing.py); a paced run one record at a time, as a system
+    # tree of records: shared/domain/signing.py); a paced run one record at a time, as a system
     # that sends each event when it happens.
     window = 1 if pace_per_s is not None else FILL_WINDOW
     try:

@@ -12,7 +12,7 @@ import datetime as dt
 
 from lxml import etree
 
-from shared.finance.iso20022 import CAMT_054, PAIN_001, validate
+from shared.domain.finance.iso20022 import CAMT_054, PAIN_001, validate
 
 NS = {"p": PAIN_001}
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.credentials import without_user
-from shared.db import migrate
-from shared.kafka import ensure_topics, wait_for_broker
-from shared.kafka_access import grant_namespace
-from shared.settings import REPO_ROOT
-from shared.topics import all_topics
+from shared.platform.credentials import without_user
+from shared.platform.db import migrate
+from shared.platform.kafka import ensure_topics, wait_for_broker
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import all_topics
 from tests.servers import Servers, real_servers
 
 

@@ -1,5 +1,5 @@
 """Killing a service for real: at chosen points of its progress through a stream (polled),
-or at a named point of its code (aimed, through shared/faults.py)."""
+or at a named point of its code (aimed, through shared/platform/faults.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-from shared import faults
-from shared.processes import ServiceProcess
+from shared.platform import faults
+from shared.platform.processes import ServiceProcess
 
 POLL_S = 0.02
 

@@ -15,18 +15,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from services.ingest.admission import SubjectResolver, admit, as_reported
-from services.ledger.postings import budget_account, pending_account
-from services.verifier.decisions import decide_all
-from shared.cli.publish import Sealer
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.model import Contract
-from shared.events import PaymentKind, Transition
-from shared.institutions import InstitutionRegistry
-from shared.pseudonym import DEVELOPMENT_KEY
-from shared.sealing import development_private_key
-from shared.settings import REPO_ROOT
+from shared.domain.admission import SubjectResolver, admit, as_reported
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.model import Contract
+from shared.domain.decisions import decide_all
+from shared.domain.events import PaymentKind, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.ledger.postings import budget_account, pending_account
+from shared.domain.pseudonym import DEVELOPMENT_KEY
+from shared.domain.sealing import Sealer, development_private_key
+from shared.platform.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 DIRECTORY = {i.id: InstitutionInfo(i.kind, i.municipality) for i in REGISTRY.all()}

@@ -17,12 +17,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.verifier.store import work_left_at
-from shared.credentials import kafka_options
-from shared.kafka import LagProbe, make_producer
-from shared.processes import ServiceProcess
-from shared.signing import RecordSigner
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
-from shared.trust import development_writer
+from shared.domain.signing import RecordSigner
+from shared.platform.credentials import kafka_options
+from shared.platform.kafka import LagProbe, make_producer
+from shared.platform.processes import ServiceProcess
+from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+from shared.platform.trust import development_writer
 
 # Each stage: its consumer group (after the namespace) and its input topic.
 STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
@@ -44,7 +44,7 @@ AS_ITS_WRITER = "as its writer"
 
 
 def signer_of(topic: str, value: bytes) -> str:
-    """Whose development key signs `value` on `topic` by default (`shared/trust.py`)."""
+    """Whose development key signs `value` on `topic` by default (`shared/platform/trust.py`)."""
     return development_writer(topic, value)
 
 

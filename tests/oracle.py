@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from shared.events import InstitutionEvent
+from shared.domain.events import InstitutionEvent
 
 ONE_DAY = dt.timedelta(days=1)
 UNALLOCATED = "unallocated"

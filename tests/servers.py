@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.credentials import without_user
+from shared.platform.credentials import without_user
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def real_servers() -> Iterator[Servers]:
     if bootstrap and database_url and credentials:
         yield Servers(bootstrap, without_user(database_url), Path(credentials), "environment")
         return
-    from shared.stack import LocalStack, free_port
+    from shared.platform.stack import LocalStack, free_port
 
     with tempfile.TemporaryDirectory(prefix="stafet-test-stack-") as directory:
         stack = LocalStack(Path(directory), kafka_port=free_port(), controller_port=free_port(),

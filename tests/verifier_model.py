@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.verifier.batch import plan_batch
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.payments import BudgetRequest
-from shared.events import PaymentInstruction, PaymentKind, Transition
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.payments import BudgetRequest
+from shared.domain.events import PaymentInstruction, PaymentKind, Transition
 
 CLOCK_START = dt.date(1900, 1, 1)
 
@@ -41,7 +41,7 @@ class InMemoryVerifier:
     published: list[PaymentInstruction] = field(default_factory=list)
 
     def add_contract(self, contract: object) -> None:
-        from shared.contracts.model import Contract
+        from shared.domain.contracts.model import Contract
         assert isinstance(contract, Contract)
         if self.book.add(contract):
             self.timers.update((subject, CLOCK_START) for subject in self.streams)

@@ -15,6 +15,6 @@ The pieces, each in its own module:
 
 Nothing here is a unit of the product: it starts its own Kafka and PostgreSQL on free
 ports, runs the real services as processes, and reuses the benchmark's load generator
-(`bench/run.py`), the process helpers (`shared/processes.py`, `shared/stack.py`) and the
+(`bench/run.py`), the process helpers (`shared/platform/processes.py`, `shared/platform/stack.py`) and the
 services' own pure cores as oracles.
 """

@@ -28,20 +28,20 @@ from pathlib import Path
 import asyncpg
 
 from bench.chaos.load import Load
-from services.ingest.admission import SubjectResolver, admit, as_reported
 from services.ingest.dedup import content_hash
 from services.ingest.keys import pseudonym_key, sealing_key
-from services.ledger.journal import plan_journal
-from services.verifier.decisions import decide_all
 from services.verifier.rebuild import read_topic, rebuild_verifier
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.payments import reissued_id
-from shared.db import recreate_database
-from shared.dead_letters import DeadLetter, DeadLetterRecord
-from shared.events import JOURNAL_RECORD, TRANSITIONS_RECORD, PaymentInstruction, PaymentKind, Settlement, Transition
-from shared.institutions import InstitutionRegistry
-from shared.settings import Settings
+from shared.domain.admission import SubjectResolver, admit, as_reported
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.payments import reissued_id
+from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
+from shared.domain.decisions import decide_all
+from shared.domain.events import JOURNAL_RECORD, TRANSITIONS_RECORD, PaymentInstruction, PaymentKind, Settlement, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.ledger.journal import plan_journal
+from shared.platform.db import recreate_database
+from shared.platform.settings import Settings
 
 SAMPLE_MAX = 3  # ids quoted on a failing line
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.chaos.schedule import Fault
-from shared.processes import ServiceProcess
-from shared.stack import LocalStack, StackError
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import LocalStack, StackError
 
 SUPERVISE_EVERY_S = 1.0
 STARTED_LINE = "FastStream app started successfully"

@@ -1,6 +1,6 @@
 """The chaos run's load: what institutions, operators and finance send, at a fixed rate.
 
-- Institution events: the benchmark's synthetic population (`shared/synthetic.py`,
+- Institution events: the benchmark's synthetic population (`cli/synthetic/population.py`,
   sealed as `stafet publish` sends them), with more duplicates, late facts and
   retractions than the default rates, plus conflicting duplicates (same event id,
   other content) and malformed records, which must become dead letters.
@@ -32,15 +32,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bench.run import fill
-from shared.cli.publish import Sealer
-from shared.contracts.loader import load_contract
-from shared.contracts.model import Contract
-from shared.credentials import kafka_options
-from shared.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
-from shared.institutions import Institution
-from shared.sealing import development_private_key
-from shared.settings import REPO_ROOT
-from shared.synthetic import Rates, generate, to_json_line
+from cli.synthetic.population import Rates, generate, to_json_line
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.institutions import Institution
+from shared.domain.sealing import Sealer, development_private_key
+from shared.platform.credentials import kafka_options
+from shared.platform.settings import REPO_ROOT
 
 CONTRACT_FILES = ("next-stage-bonus.yaml", "mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml")
 EVENTS_PER_SUBJECT = 9  # about, with these rates (for sizing the population)
@@ -268,6 +267,6 @@ class FinanceOffice:
 
 
 def write_registry_for(load: Load, path: Path) -> Path:
-    from shared.synthetic import write_registry
+    from cli.synthetic.population import write_registry
     write_registry(path, load.registry)
     return path

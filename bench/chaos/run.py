@@ -30,13 +30,13 @@ from bench.chaos.checker import Check, Topics, check_all
 from bench.chaos.load import FinanceOffice, Publisher, build, write_registry_for
 from bench.chaos.schedule import SERVICE_TARGETS, Fault, counts, draw
 from bench.run import all_caught_up
-from shared.credentials import without_user
-from shared.db import migrate, recreate_database
-from shared.kafka import LagProbe, ensure_topics, wait_for_broker
-from shared.kafka_access import grant_namespace
-from shared.processes import ServiceProcess
-from shared.stack import KAFKA_VERSION, LocalStack, free_port
-from shared.topics import (
+from shared.platform.credentials import without_user
+from shared.platform.db import migrate, recreate_database
+from shared.platform.kafka import LagProbe, ensure_topics, wait_for_broker
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import KAFKA_VERSION, LocalStack, free_port
+from shared.platform.topics import (
     CONTRACTS,
     DEAD_LETTERS,
     INSTITUTION_EVENTS,

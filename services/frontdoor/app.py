@@ -39,17 +39,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, check_line
-from shared import metrics
-from shared.cli.publish import Sealer, publisher_public_key
-from shared.db import Database
-from shared.health import database_checks, readiness_text, recorded
-from shared.institutions import InstitutionRegistry
-from shared.kafka import make_producer
-from shared.logging import configure_logging
-from shared.retry import wait_for_kafka
-from shared.settings import Settings
-from shared.topics import INSTITUTION_EVENTS
-from shared.trust import FRONT_DOOR, record_signer
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.sealing import Sealer
+from shared.platform import metrics
+from shared.platform.db import Database
+from shared.platform.health import database_checks, readiness_text, recorded
+from shared.platform.kafka import make_producer
+from shared.platform.logging import configure_logging
+from shared.platform.retry import wait_for_kafka
+from shared.platform.sealing_key import publisher_public_key
+from shared.platform.settings import Settings
+from shared.platform.topics import INSTITUTION_EVENTS
+from shared.platform.trust import FRONT_DOOR, record_signer
 
 JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
@@ -110,7 +111,7 @@ class FrontDoor:
         self.started = False
 
     async def start(self) -> None:
-        """Wait out a broker or database that is not there yet (shared/retry.py), as the
+        """Wait out a broker or database that is not there yet (shared/platform/retry.py), as the
         other services do: meanwhile /livez answers, /readyz says what is missing and
         POST answers 503."""
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, principal="frontdoor")
@@ -125,7 +126,7 @@ class FrontDoor:
         await self.database.close()
 
     async def checks(self) -> dict[str, bool]:
-        """Readiness, as shared/health.py's: started, the broker and the database answer,
+        """Readiness, as shared/platform/health.py's: started, the broker and the database answer,
         the schema is at the version this code expects."""
         found = {"started": self.started, "broker": False, "database": False, "migrations": False}
         if self.started:
@@ -143,7 +144,7 @@ READY_CHECK_TIMEOUT_S = 2.0
 
 
 def _exit_if_start_failed(task: asyncio.Task[None]) -> None:
-    """Past shared/retry.py's longest wait the front door gives up like the other services:
+    """Past shared/platform/retry.py's longest wait the front door gives up like the other services:
     it stops (uvicorn shuts down on SIGTERM) and its supervisor restarts it."""
     if task.cancelled() or task.exception() is None:
         return
@@ -181,7 +182,7 @@ def openapi_document() -> dict[str, object]:
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
-        from shared.events import InstitutionEvent
+        from shared.domain.events import InstitutionEvent
 
         document = get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -331,7 +332,7 @@ async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> No
         return
     outgoing = [(INSTITUTION_EVENTS.name, *door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode()))
                 for event in admitted]
-    # One signature per tree of events, each with its proof (shared/signing.py).
+    # One signature per tree of events, each with its proof (shared/domain/signing.py).
     pending = [await door.producer.send(topic, value, key=key, headers=headers)
                for (topic, key, value), headers in zip(outgoing, door.signer.batch_headers(outgoing), strict=True)]
     await asyncio.gather(*pending)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.institutions import InstitutionRegistry
+from shared.domain.institutions import InstitutionRegistry
 
 _DEVELOPMENT_LABEL = "stafet-development-frontdoor-token-not-for-production:"
 

@@ -21,12 +21,12 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from services.ingest.admission import RECORD_BYTES_MAX, SUBJECT_FIELDS, Reason
-from shared.cpr_text import contains_cpr, strings_with_cpr
-from shared.events import InstitutionEvent
-from shared.institutions import InstitutionRegistry, may_report
-from shared.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
-from shared.upcasting import UnknownSchemaVersion, upcast
+from shared.domain.admission import RECORD_BYTES_MAX, SUBJECT_FIELDS, Reason
+from shared.domain.cpr_text import contains_cpr, strings_with_cpr
+from shared.domain.events import InstitutionEvent
+from shared.domain.institutions import InstitutionRegistry, may_report
+from shared.domain.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
+from shared.domain.upcasting import UnknownSchemaVersion, upcast
 
 
 class FrontDoorReason(StrEnum):

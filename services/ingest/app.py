@@ -12,20 +12,20 @@ from typing import Any
 import structlog
 from faststream.kafka.annotations import KafkaMessage
 
-from services.ingest.admission import Reason, SubjectResolver, admit
 from services.ingest.dedup import Forwardable, remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
-from shared import faults
-from shared.broker import RecordSender, batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
-from shared.db import Database
-from shared.dead_letters import DeadLetter, DeadLetterRecord
-from shared.events import InstitutionEvent, Transition
-from shared.health import observe
-from shared.institutions import InstitutionRegistry
-from shared.logging import configure_logging
-from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
-from shared.trust import TrustedKeys, record_signer, trusted_keys
+from shared.domain.admission import Reason, SubjectResolver, admit
+from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
+from shared.domain.events import InstitutionEvent, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform import faults
+from shared.platform.broker import RecordSender, batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
+from shared.platform.db import Database
+from shared.platform.health import observe
+from shared.platform.logging import configure_logging
+from shared.platform.settings import Settings
+from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
+from shared.platform.trust import TrustedKeys, record_signer, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -70,7 +70,7 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Rejected input with a reason code; CPR numbers removed.")
 
 
-# Transitions go out through the raw producer, a batch at a time (shared/broker.py).
+# Transitions go out through the raw producer, a batch at a time (shared/platform/broker.py).
 sender = RecordSender(settings, client_id="stafet-ingest-transitions", principal="ingest")
 
 
@@ -111,7 +111,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             conflict.event_id), topic, partition, offset))
     trace_context = sender.trace_headers()
     # Signed as batches: one Ed25519 signature per tree of transitions, each with its own
-    # proof, so each still verifies on its own (shared/signing.py).
+    # proof, so each still verifies on its own (shared/domain/signing.py).
     outgoing = [(TRANSITIONS.name, item.transition.subject.encode(), item.value) for item in verdict.fresh]
     for (topic, key, value), headers in zip(outgoing, signer.batch_headers(outgoing), strict=True):
         sends.append(await sender.send(topic, value, key=key, headers=[*headers, *trace_context]))

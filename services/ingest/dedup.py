@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.events import Transition
+from shared.domain.events import Transition
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from shared.pseudonym import DEVELOPMENT_KEY
-from shared.sealing import development_private_key, load_private_key
-from shared.settings import Settings
-from shared.trust import ConfigurationError
+from shared.domain.pseudonym import DEVELOPMENT_KEY
+from shared.domain.sealing import development_private_key, load_private_key
+from shared.platform.settings import Settings
+from shared.platform.trust import ConfigurationError
 
 __all__ = ["ConfigurationError", "pseudonym_key", "sealing_key"]
 

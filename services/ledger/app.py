@@ -35,18 +35,18 @@ from services.ledger.checkpoints import (
 from services.ledger.checkpoints import checkpointed_through as read_checkpointed_through
 from services.ledger.metrics import LedgerGauges
 from services.ledger.store import apply_journal
-from shared import faults
-from shared.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
-from shared.db import Database
-from shared.dead_letters import DeadLetter, DeadLetterRecord
-from shared.events import PaymentInstruction, Settlement
-from shared.health import observe
-from shared.institutions import InstitutionRegistry, RegistryError
-from shared.investment.records import InvestmentCommitted, InvestmentRecord, record_key
-from shared.logging import configure_logging
-from shared.settings import Settings
-from shared.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
-from shared.trust import TrustedKeys, record_signer, trusted_keys
+from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
+from shared.domain.events import PaymentInstruction, Settlement
+from shared.domain.institutions import InstitutionRegistry, RegistryError
+from shared.domain.investment.records import InvestmentCommitted, InvestmentRecord, record_key
+from shared.platform import faults
+from shared.platform.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
+from shared.platform.db import Database
+from shared.platform.health import observe
+from shared.platform.logging import configure_logging
+from shared.platform.settings import Settings
+from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
+from shared.platform.trust import TrustedKeys, record_signer, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -69,7 +69,7 @@ observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_
 
 def _registry() -> InstitutionRegistry | None:
     # Only for development: the registered investors' and funds' well-known keys
-    # (shared/trust.py). In production investors' keys come from TRUSTED_KEYS_FILE.
+    # (shared/platform/trust.py). In production investors' keys come from TRUSTED_KEYS_FILE.
     try:
         return InstitutionRegistry.from_file(settings.institutions_file)
     except (RegistryError, OSError):
@@ -78,7 +78,7 @@ def _registry() -> InstitutionRegistry | None:
 
 # Whom the ledger believes (services/ledger/authenticity.py), and its own key, which signs
 # the settlements and investment records it forwards onto the journal (a batch's forwarded
-# records under one signature, each with its proof: shared/signing.py).
+# records under one signature, each with its proof: shared/domain/signing.py).
 trust = trusted_keys(settings, _registry())
 signer = record_signer(settings, "service:ledger")
 checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.ledger.investment_store import entry_of_row
-from services.ledger.investments import InvestmentEntry
-from services.ledger.postings import GENESIS_HASH, Entry, chain_hash, entry_for, settlement_entry
-from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.ledger.investments import InvestmentEntry
+from shared.domain.ledger.postings import GENESIS_HASH, Entry, chain_hash, entry_for, settlement_entry
 
 VERIFY_PAGE_ROWS = 5000
 

@@ -22,9 +22,10 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.events import PaymentInstruction, Settlement
-from shared.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
-from shared.trust import Principal, Role, TrustedKeys, Unauthenticated
+from shared.domain.events import PaymentInstruction, Settlement
+from shared.domain.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
+from shared.domain.principals import Principal, Role, Unauthenticated
+from shared.platform.trust import TrustedKeys
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
 LEDGER = Principal(Role.SERVICE, "ledger")

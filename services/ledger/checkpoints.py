@@ -24,9 +24,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import Field, StringConstraints, ValidationError
 
-from shared.credentials import kafka_options
-from shared.events import Frozen
-from shared.trust import Principal, Role, TrustedKeys
+from shared.domain.events import Frozen
+from shared.domain.principals import Principal, Role
+from shared.platform.credentials import kafka_options
+from shared.platform.trust import TrustedKeys
 
 CHECKPOINT_ENTRIES_MAX = 1000  # about 70 KB a record, well under the broker's 1 MB limit
 FETCH_TIMEOUT_MS = 1000

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from services.ledger.investments import Context, InvestmentBook, InvestmentEntry, investment_entry, parties_of
-from services.ledger.postings import chain_hash
-from shared.investment.position import Repayment
-from shared.investment.records import INVESTMENT_RECORD, InvestmentCommitted, InvestmentRecord, record_day
+from shared.domain.investment.position import Repayment
+from shared.domain.investment.records import INVESTMENT_RECORD, InvestmentCommitted, InvestmentRecord, record_day
+from shared.domain.ledger.investments import Context, InvestmentBook, InvestmentEntry, investment_entry, parties_of
+from shared.domain.ledger.postings import chain_hash
 
 _INVESTMENT_ROWS = "SELECT entry_id, kind, contract_id, currency, investment FROM ledger_entries" \
                    " WHERE investment IS NOT NULL ORDER BY sequence"

@@ -2,7 +2,7 @@
 
 The same book the projector decides with (`investment_store.load_book`: the investment
 entries in chain order, the verdicts recorded at close, the outcome payments settled to
-investors), folded by the pure `shared.investment.position.fold`.
+investors), folded by the pure `shared.domain.investment.position.fold`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.ledger.investment_store import load_book
-from shared.investment.position import Positions, fold
+from shared.domain.investment.position import Positions, fold
 
 
 async def investor_positions(database_url: str) -> Positions:

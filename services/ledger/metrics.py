@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from services.ledger.audit import verify_chain
-from shared import metrics
+from shared.platform import metrics
 
 log = structlog.get_logger("ledger")
 

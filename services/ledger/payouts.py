@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.finance.payouts import Payable, PayoutFormat, PayoutLine, PayoutPlan, plan_payout
-from shared.institutions import InstitutionRegistry, PaymentMethod
+from shared.domain.finance.payouts import Payable, PayoutFormat, PayoutLine, PayoutPlan, plan_payout
+from shared.domain.institutions import InstitutionRegistry, PaymentMethod
 
 _EXPORT_LOCK_KEY = 0x57AFE8  # one payout export at a time per database
 

@@ -16,12 +16,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ledger.authenticity import JournalRecord, Refused, admit_journal
-from services.ledger.journal import JournalPlan
 from services.ledger.store import apply_journal
-from shared.credentials import kafka_options
-from shared.db import create_pool, migrate
-from shared.settings import Settings
-from shared.trust import TrustedKeys, trusted_keys
+from shared.domain.ledger.journal import JournalPlan
+from shared.platform.credentials import kafka_options
+from shared.platform.db import create_pool, migrate
+from shared.platform.settings import Settings
+from shared.platform.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 5000
 FETCH_TIMEOUT_MS = 1000

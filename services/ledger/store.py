@@ -14,11 +14,11 @@ import asyncpg
 
 from services.ledger.audit import instruction_from_row
 from services.ledger.investment_store import append_investments, load_book
-from services.ledger.investments import plan_investments
-from services.ledger.journal import JournalPlan, KnownPayment, plan_journal
-from services.ledger.postings import Entry, chain_hash
-from shared.events import PaymentInstruction, Settlement
-from shared.investment.records import InvestmentRecord
+from shared.domain.events import PaymentInstruction, Settlement
+from shared.domain.investment.records import InvestmentRecord
+from shared.domain.ledger.investments import plan_investments
+from shared.domain.ledger.journal import JournalPlan, KnownPayment, plan_journal
+from shared.domain.ledger.postings import Entry, chain_hash
 
 JournalItem = PaymentInstruction | Settlement | InvestmentRecord
 

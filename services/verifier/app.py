@@ -22,8 +22,15 @@ from services.verifier.authenticity import Refused, admit_contract, admit_transi
 from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import Outgoing, relay_outbox
 from services.verifier.streams import StreamCache
-from shared import faults
-from shared.broker import (
+from shared.domain.contracts.book import ContractBook, ContractConflict
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
+from shared.domain.events import ClockTick, OutcomeRecorded, PaymentInstruction, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform import faults
+from shared.platform.broker import (
     RecordSender,
     batch_subscriber,
     bind_batch_context,
@@ -32,21 +39,14 @@ from shared.broker import (
     raw_records,
     raw_records_of,
 )
-from shared.contracts.book import ContractBook, ContractConflict
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.loader import load_contract
-from shared.contracts.model import Contract
-from shared.db import Database
-from shared.dead_letters import DeadLetter, DeadLetterRecord
-from shared.events import ClockTick, OutcomeRecorded, PaymentInstruction, Transition
-from shared.health import observe
-from shared.institutions import InstitutionRegistry
-from shared.logging import configure_logging
-from shared.metrics import refresh_outbox_depth
-from shared.retry import UNREACHABLE, backoff_s, until_reachable
-from shared.settings import Settings
-from shared.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
-from shared.trust import record_signer, trusted_keys
+from shared.platform.db import Database
+from shared.platform.health import observe
+from shared.platform.logging import configure_logging
+from shared.platform.metrics import refresh_outbox_depth
+from shared.platform.retry import UNREACHABLE, backoff_s, until_reachable
+from shared.platform.settings import Settings
+from shared.platform.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
+from shared.platform.trust import record_signer, trusted_keys
 
 SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
 
@@ -79,7 +79,7 @@ trust = trusted_keys(settings)
 signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
-# The outbox relay sends each round through the raw producer (shared/broker.py), signed
+# The outbox relay sends each round through the raw producer (shared/platform/broker.py), signed
 # as batches: one Ed25519 signature per tree of records instead of one per record.
 sender = RecordSender(settings, client_id="stafet-verifier-relay", principal="verifier").attach(app)
 tasks: list[asyncio.Task[None]] = []

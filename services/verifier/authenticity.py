@@ -16,9 +16,10 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.contracts.model import Contract
-from shared.events import TRANSITIONS_RECORD, ClockTick, Transition
-from shared.trust import Principal, Role, TrustedKeys, Unauthenticated
+from shared.domain.contracts.model import Contract
+from shared.domain.events import TRANSITIONS_RECORD, ClockTick, Transition
+from shared.domain.principals import Principal, Role, Unauthenticated
+from shared.platform.trust import TrustedKeys
 
 INGEST = Principal(Role.SERVICE, "ingest")
 UNAUTHENTICATED_TRANSITION = "unauthenticated_transition"

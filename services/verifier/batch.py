@@ -22,14 +22,14 @@ import asyncpg
 
 from services.verifier import store
 from services.verifier.budgets import BudgetWalk, CapBounds, StoredClaim, cap_bounds, changes, first_changed
-from services.verifier.decisions import InForce, Stored, evaluate, outcome_record, settle
 from services.verifier.indicators import settle_indicators
 from services.verifier.streams import StreamCache, read_streams
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo, OutcomeDecision, budget_scope
-from shared.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
-from shared.events import PaymentInstruction, Transition
-from shared.topics import OUTCOMES, PAYMENTS
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo, OutcomeDecision, budget_scope
+from shared.domain.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
+from shared.domain.decisions import InForce, Stored, evaluate, outcome_record, settle
+from shared.domain.events import PaymentInstruction, Transition
+from shared.platform.topics import OUTCOMES, PAYMENTS
 
 
 @dataclass(frozen=True)

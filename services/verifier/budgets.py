@@ -1,7 +1,7 @@
 """Budget grants kept up to date from the first changed claim on, not recomputed over
 every claim (issue 16: the cost of a batch must not grow with the population).
 
-Pure. `grant_budget` (shared/contracts/payments.py) defines the grants: claims in rank
+Pure. `grant_budget` (shared/domain/contracts/payments.py) defines the grants: claims in rank
 order (day, then outcome key), each given what its total and calendar-year caps leave.
 The store keeps every claim with the grant it was last given, and per budget and day the
 sums of what was requested and granted. When a batch changes some claims, grants before
@@ -29,7 +29,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.contracts.payments import BudgetRequest, grant_budget
+from shared.domain.contracts.payments import BudgetRequest, grant_budget
 
 Rank = tuple[dt.date, str]
 

@@ -5,7 +5,7 @@ measured value (docs/contracts.md, "Indicator outcomes").
 Counting a population from scratch at every batch would read the whole event store.
 Instead each batch keeps the part its own subjects play in every measured cell
 (`verifier_indicator_members`, a pure function of a subject's stream:
-`shared/contracts/indicator_outcomes.py:memberships`), and a decision sums those parts
+`shared/domain/contracts/indicator_outcomes.py:memberships`), and a decision sums those parts
 in SQL. A batch decides an indicator outcome when
 
 - the clock has reached its review date and no decision was recorded for the version
@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.verifier import store
-from services.verifier.decisions import InForce, outcome_record, versions_by_contract
-from shared.contracts.indicator_outcomes import (
+from shared.domain.contracts.indicator_outcomes import (
     Cell,
     Membership,
     decide_indicator,
@@ -43,10 +42,11 @@ from shared.contracts.indicator_outcomes import (
     memberships,
     population_id,
 )
-from shared.contracts.model import Contract, IndicatorOutcome
-from shared.contracts.timeline import fold
-from shared.events import Transition
-from shared.topics import OUTCOMES, PAYMENTS
+from shared.domain.contracts.model import Contract, IndicatorOutcome
+from shared.domain.contracts.timeline import fold
+from shared.domain.decisions import InForce, outcome_record, versions_by_contract
+from shared.domain.events import Transition
+from shared.platform.topics import OUTCOMES, PAYMENTS
 
 
 @dataclass(frozen=True)

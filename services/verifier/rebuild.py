@@ -24,12 +24,10 @@ from services.verifier import store
 from services.verifier.authenticity import Refused, admit_transition
 from services.verifier.batch import process_batch
 from services.verifier.streams import StreamCache
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.indicator_outcomes import POPULATION_PREFIX
-from shared.credentials import kafka_options
-from shared.db import create_pool, migrate
-from shared.events import (
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.indicator_outcomes import POPULATION_PREFIX
+from shared.domain.events import (
     JOURNAL_RECORD,
     ClockTick,
     OutcomeRecorded,
@@ -37,8 +35,11 @@ from shared.events import (
     PaymentKind,
     Transition,
 )
-from shared.settings import Settings
-from shared.trust import Principal, Role, TrustedKeys, trusted_keys
+from shared.domain.principals import Principal, Role
+from shared.platform.credentials import kafka_options
+from shared.platform.db import create_pool, migrate
+from shared.platform.settings import Settings
+from shared.platform.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 2000
 VERIFIER = Principal(Role.SERVICE, "verifier")

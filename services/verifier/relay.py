@@ -12,7 +12,7 @@ Rows go out in outbox order, and a subject's rows are always in the order its ba
 committed (its batches hold the subject's lock until they commit).
 
 A round is handed to `publish` whole, so that it can sign the round's records as batches
-(one Ed25519 signature per tree of records, shared/signing.py) and send them through the
+(one Ed25519 signature per tree of records, shared/domain/signing.py) and send them through the
 raw producer (services/verifier/app.py) instead of one framework call per record.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from services.verifier import store
-from shared import faults
+from shared.platform import faults
 
 RELAY_BATCH_MAX = 2000
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from services.verifier.budgets import Days, StoredClaim
-from shared.contracts.model import Contract
-from shared.contracts.payments import BudgetRequest
-from shared.events import PaymentInstruction, Transition
+from shared.domain.contracts.model import Contract
+from shared.domain.contracts.payments import BudgetRequest
+from shared.domain.events import PaymentInstruction, Transition
 
 
 @dataclass(frozen=True)

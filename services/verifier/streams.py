@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from services.verifier import store
-from shared.events import Transition
+from shared.domain.events import Transition
 
 Stream = tuple[Transition, ...]
 

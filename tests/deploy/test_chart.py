@@ -17,8 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shared.kafka_access import Kind, Operation, Resource, grants_for
-from shared.topics import ALL_TOPICS
+from shared.platform.kafka_access import Kind, Operation, Resource, grants_for
+from shared.platform.topics import ALL_TOPICS
 from tests.deploy.tools import CHART, CRD_SCHEMAS, KUBERNETES_VERSION, PRODUCTION_VALUES, helm, render
 
 CORE_GROUPS = ("v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1")
@@ -119,7 +119,7 @@ def test_production_values_render_every_integration_and_each_object_passes_its_s
 
 
 def test_the_charts_topics_are_the_codes_topics() -> None:
-    """shared/topics.py decides every topic; the chart's KafkaTopics must follow it."""
+    """shared/platform/topics.py decides every topic; the chart's KafkaTopics must follow it."""
     objects = render("-f", str(PRODUCTION_VALUES))
     topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objects, "KafkaTopic")}
     assert set(topics) == {spec.name for spec in ALL_TOPICS}

@@ -44,16 +44,16 @@ import httpx
 import pytest
 import yaml
 
+from cli.publish import publish_records, signed_by_each
+from cli.synthetic.population import generate, to_json_line, write_registry
 from services.frontdoor.auth import new_token, token_hash
-from shared.cli.publish import publish_records, signed_by_each
-from shared.contracts.loader import load_contract
-from shared.institutions import InstitutionRegistry
-from shared.sealing import load_public_key
-from shared.settings import REPO_ROOT
-from shared.signing import RecordSigner, public_bytes
-from shared.stack import free_port
-from shared.synthetic import generate, to_json_line, write_registry
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
+from shared.domain.contracts.loader import load_contract
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.sealing import load_public_key
+from shared.domain.signing import RecordSigner, public_bytes
+from shared.platform.settings import REPO_ROOT
+from shared.platform.stack import free_port
+from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
 from tests.deploy.pods import (
     PLAYABLE,
     container_name,
@@ -446,7 +446,7 @@ def wait_for_metrics(port: int, by_contract: dict[tuple[str, str], tuple[int, in
 async def first_headers(bootstrap: str, topic: str) -> dict[str, bytes]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from shared.credentials import kafka_options
+    from shared.platform.credentials import kafka_options
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                                 **kafka_options("admin"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 
 HELM_VERSION = "v3.21.4"  # keep in step with the Makefile's HELM_VERSION
 CHART = REPO_ROOT / "deploy" / "helm" / "stafet"

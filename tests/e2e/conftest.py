@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.stack import LocalStack, free_port
+from shared.platform.stack import LocalStack, free_port
 
 
 @pytest.fixture

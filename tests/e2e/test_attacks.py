@@ -19,17 +19,18 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from services.ledger.audit import rebuild_entry
 from services.ledger.checkpoints import read_anchors
-from services.ledger.postings import chain_hash, pending_account
-from shared.cli.main import app
-from shared.contracts.loader import load_contract
-from shared.cpr_text import CPR_SPELLED
-from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
-from shared.processes import ServiceProcess, start_services, stop_services
-from shared.settings import REPO_ROOT, Settings
-from shared.signing import BATCH_PROOF_HEADER
-from shared.topics import (
+from shared.domain.contracts.loader import load_contract
+from shared.domain.cpr_text import CPR_SPELLED
+from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.ledger.postings import chain_hash, pending_account
+from shared.domain.principals import Principal, Role
+from shared.domain.signing import BATCH_PROOF_HEADER
+from shared.platform.processes import ServiceProcess, start_services, stop_services
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.topics import (
     CONTRACTS,
     DEAD_LETTERS,
     INSTITUTION_EVENTS,
@@ -40,7 +41,7 @@ from shared.topics import (
     all_topics,
     in_namespace,
 )
-from shared.trust import Principal, Role, trusted_keys
+from shared.platform.trust import trusted_keys
 from tests.engine_replay import admitted, expected_balances, read_lines, sealed
 from tests.kafka_helpers import produce, read_all, read_records
 from tests.ledger_helpers import ledger_state

@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.demo import (
+from cli.demo import (
     CONTRACT_FILES,
     EXCLUSION_MODEL,
     demo_pipeline,
     demo_population,
     per_subject_and_by_population,
 )
-from shared.cli.experiment import DEMO_EFFECT_POINTS
-from shared.contracts.loader import load_contract
-from shared.institutions import InstitutionRegistry
-from shared.reporting.data import summarise
-from shared.reporting.skandia import load_exclusion_model, measured_deadweights
-from shared.synthetic import to_json_line
+from cli.experiment import DEMO_EFFECT_POINTS
+from cli.reporting.data import summarise
+from cli.reporting.skandia import load_exclusion_model, measured_deadweights
+from cli.synthetic.population import to_json_line
+from shared.domain.contracts.loader import load_contract
+from shared.domain.institutions import InstitutionRegistry
 from tests import oracle
 from tests.engine_replay import admitted, directory_of, expected_balances
 from tests.ledger_helpers import ledger_state

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.contracts.loader import load_contract
-from shared.processes import start_services, stop_services
-from shared.programmes.double_sided import load_programme
-from shared.settings import REPO_ROOT
-from shared.synthetic_double_sided import cohort_events
-from shared.topics import INSTITUTION_EVENTS, in_namespace
+from cli.synthetic.double_sided import cohort_events
+from shared.domain.contracts.loader import load_contract
+from shared.domain.programmes.double_sided import load_programme
+from shared.platform.processes import start_services, stop_services
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import INSTITUTION_EVENTS, in_namespace
 from tests.e2e.test_pipeline import settled_state
 from tests.engine_replay import REGISTRY, admitted, expected_balances, sealed
 from tests.kafka_helpers import produce

@@ -1,5 +1,5 @@
 """Crash points aimed, not polled: each service SIGKILLs itself at a named point of its
-code (shared/faults.py, STAFET_FAULT_POINT), in the windows where exactly-once is at
+code (shared/platform/faults.py, STAFET_FAULT_POINT), in the windows where exactly-once is at
 stake, then runs again without the fault. What comes out is compared as exact sets,
 once every consumer group has committed the end of its input (no waiting on sleeps).
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Transition
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
+from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Transition
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
 from tests import oracle
 from tests.crash import run_until_fault
 from tests.engine_replay import admitted, read_lines, sealed

@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.events import PaymentInstruction, PaymentKind
-from shared.finance.iso20022 import PAIN_001, validate
-from shared.processes import ServiceProcess
-from shared.topics import PAYMENTS, SETTLEMENTS, in_namespace
+from cli.main import app
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.domain.finance.iso20022 import PAIN_001, validate
+from shared.platform.processes import ServiceProcess
+from shared.platform.topics import PAYMENTS, SETTLEMENTS, in_namespace
 from tests.bank import camt054, transfers_of
 from tests.kafka_helpers import produce
 from tests.ledger_helpers import entry_count, ledger_state

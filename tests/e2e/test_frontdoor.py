@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from services.frontdoor.auth import development_token
-from shared.processes import ServiceProcess
-from shared.stack import free_port
-from shared.topics import INSTITUTION_EVENTS, TRANSITIONS, in_namespace
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import free_port
+from shared.platform.topics import INSTITUTION_EVENTS, TRANSITIONS, in_namespace
 from tests.kafka_helpers import read_all
 from tests.servers import Servers
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from services.frontdoor.auth import development_token
-from shared.db import migrate
-from shared.processes import ServiceProcess
-from shared.stack import LocalStack, free_port
-from shared.topics import PAYMENTS, in_namespace
+from shared.platform.db import migrate
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import LocalStack, free_port
+from shared.platform.topics import PAYMENTS, in_namespace
 from tests.e2e.test_resilience import prepare_namespace, publish_payments, wait_for_entries
 from tests.ledger_helpers import entry_count
 

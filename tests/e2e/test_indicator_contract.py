@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from cli.synthetic.population import write_registry
 from services.verifier.rebuild import compare, rebuild_verifier
-from shared.events import ClockTick, PaymentKind
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.synthetic import write_registry
-from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
+from shared.domain.events import ClockTick, PaymentKind
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
 from tests import oracle
 from tests.crash import run_until_fault
 from tests.e2e.test_verifier import REGISTRY, publish_transitions, published_instructions

@@ -12,14 +12,14 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
+from cli.reporting.live_indicators import live_timelines
 from services.verifier import store
-from shared.cli.main import app
-from shared.events import Transition
-from shared.indicators.compute import measure
-from shared.indicators.feed import timelines_from_transitions
-from shared.indicators.live import live_timelines
-from shared.indicators.loader import load_indicators
-from shared.settings import REPO_ROOT
+from shared.domain.events import Transition
+from shared.domain.indicators.compute import measure
+from shared.domain.indicators.feed import timelines_from_transitions
+from shared.domain.indicators.loader import load_indicators
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import transition
 
 pytestmark = pytest.mark.e2e

@@ -14,13 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from services.ingest.admission import Reason
-from shared.cli.main import app
-from shared.cli.publish import publish_records, validate_lines
-from shared.processes import ServiceProcess, start_services, stop_services
-from shared.settings import REPO_ROOT, Settings
-from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
-from shared.trust import Principal, Role, trusted_keys
+from cli.main import app
+from cli.publish import publish_records, validate_lines
+from shared.domain.admission import Reason
+from shared.domain.principals import Principal, Role
+from shared.platform.processes import ServiceProcess, start_services, stop_services
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
+from shared.platform.trust import trusted_keys
 from tests.engine_replay import read_lines, sealed
 from tests.kafka_helpers import produce, read_all, read_records, wait_settled
 from tests.servers import Servers
@@ -129,7 +130,7 @@ async def test_generated_bad_input_is_dead_lettered_and_every_good_event_forward
 
 async def test_forwarded_transitions_are_signed_by_ingest_and_carry_the_batch_trace_context(
         servers: Servers, namespace: str, ingest: ServiceProcess) -> None:
-    # Sent through the raw producer (shared/broker.py: RecordSender), not FastStream's
+    # Sent through the raw producer (shared/platform/broker.py: RecordSender), not FastStream's
     # publish: each record must still be signed by service:ingest for its topic and
     # carry the trace context of the batch that forwarded it.
     ids = [f"traced-{n}" for n in range(3)]

@@ -1,7 +1,7 @@
 """A social impact bond end to end: an investor's commitment and tranches, outcomes the
 live verifier pays to the investor, finance's settlements, a fund's budget and savings,
 and the close, through the live verifier and ledger; the ledger's investor statement
-equals the pure calculation (shared/investment/) to the øre, forged and bad records are
+equals the pure calculation (shared/domain/investment/) to the øre, forged and bad records are
 dead-lettered by name, redeliveries change nothing, and a rebuild reproduces the chain.
 """
 
@@ -23,19 +23,19 @@ import asyncpg
 import pytest
 
 from services.ledger.rebuild import rebuild_ledger
-from shared.events import ClockTick, Transition
-from shared.investment.figures import CashFlow, irr, money_multiple
-from shared.investment.records import (
+from shared.domain.events import ClockTick, Transition
+from shared.domain.investment.figures import CashFlow, irr, money_multiple
+from shared.domain.investment.records import (
     FundEstablished,
     InvestmentCommitted,
     InvestmentDisbursed,
     InvestmentRecord,
     SavingsReturned,
 )
-from shared.investment.returns import close
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.topics import DEAD_LETTERS, INVESTMENTS, PAYMENTS, TRANSITIONS, in_namespace
+from shared.domain.investment.returns import close
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, PAYMENTS, TRANSITIONS, in_namespace
 from tests.e2e.test_finance import stafet
 from tests.e2e.test_verifier import published_instructions
 from tests.kafka_helpers import produce, read_all

@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from services.ledger.rebuild import rebuild_ledger
-from shared.cli.main import app
-from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
-from shared.processes import ServiceProcess
-from shared.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, in_namespace
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.platform.processes import ServiceProcess
+from shared.platform.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, in_namespace
 from tests.kafka_helpers import produce, read_all, wait_settled
 from tests.ledger_helpers import chain_report, entry_count, ledger_state
 from tests.servers import Servers

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import PaymentInstruction, PaymentKind
-from shared.processes import ServiceProcess
-from shared.topics import PAYMENTS, in_namespace
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.platform.processes import ServiceProcess
+from shared.platform.topics import PAYMENTS, in_namespace
 from tests.crash import kill_at_progress
 from tests.kafka_helpers import produce, wait_settled
 from tests.ledger_helpers import chain_report, entry_count, ledger_state

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.processes import ServiceProcess, start_services, stop_services
-from shared.settings import REPO_ROOT
-from shared.topics import DEAD_LETTERS, INSTITUTION_EVENTS, in_namespace
+from shared.platform.processes import ServiceProcess, start_services, stop_services
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, in_namespace
 from tests import oracle
 from tests.engine_replay import event_line, read_lines, sealed
 from tests.kafka_helpers import produce, read_all, wait_settled

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import PaymentKind, Transition
-from shared.topics import OUTCOMES, in_namespace
+from shared.domain.events import PaymentKind, Transition
+from shared.platform.topics import OUTCOMES, in_namespace
 from tests.e2e.test_verifier import (
     REGISTRY,
     published_instructions,

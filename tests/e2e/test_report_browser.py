@@ -17,17 +17,17 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.loader import load_contract
-from shared.events import Settlement, SettlementStatus
-from shared.institutions import InstitutionRegistry
-from shared.processes import start_services, stop_services
-from shared.reporting.business_case import load_assumptions
-from shared.reporting.html import render
-from shared.reporting.simulate import simulate, transitions_of
-from shared.settings import REPO_ROOT
-from shared.synthetic import generate, to_json_line
-from shared.topics import INSTITUTION_EVENTS, SETTLEMENTS, in_namespace
+from cli.main import app
+from cli.reporting.business_case import load_assumptions
+from cli.reporting.html import render
+from cli.reporting.simulate import simulate, transitions_of
+from cli.synthetic.population import generate, to_json_line
+from shared.domain.contracts.loader import load_contract
+from shared.domain.events import Settlement, SettlementStatus
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.processes import start_services, stop_services
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import INSTITUTION_EVENTS, SETTLEMENTS, in_namespace
 from tests.engine_replay import read_lines, sealed
 from tests.kafka_helpers import produce, wait_settled
 from tests.ledger_helpers import ledger_state
@@ -113,7 +113,7 @@ SAMPLE = REPO_ROOT / "examples" / "events" / "sample.jsonl"
 
 
 def kroner(minor: int) -> str:
-    """How the page writes an amount (independently of shared/reporting/html.money)."""
+    """How the page writes an amount (independently of cli/reporting/html.money)."""
     whole, ore = divmod(minor, 100)
     return f"{whole:,}.{ore:02d} DKK"
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.db import migrate, recreate_database
-from shared.kafka import ensure_topics
-from shared.kafka_access import grant_namespace
-from shared.processes import ServiceProcess
-from shared.stack import LocalStack
-from shared.topics import PAYMENTS, all_topics, in_namespace
+from shared.platform.db import migrate, recreate_database
+from shared.platform.kafka import ensure_topics
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import LocalStack
+from shared.platform.topics import PAYMENTS, all_topics, in_namespace
 from tests.e2e.test_ledger_crash import instruction
 from tests.kafka_helpers import produce
 from tests.ledger_helpers import chain_report, entry_count, ledger_state

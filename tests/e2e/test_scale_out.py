@@ -30,12 +30,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.events import JOURNAL_RECORD, OutcomeRecorded, PaymentInstruction
-from shared.institutions import InstitutionRegistry
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.synthetic import Rates, generate, to_json_line, write_registry
-from shared.topics import INSTITUTION_EVENTS, OUTCOMES, PAYMENTS, in_namespace
+from cli.synthetic.population import Rates, generate, to_json_line, write_registry
+from shared.domain.events import JOURNAL_RECORD, OutcomeRecorded, PaymentInstruction
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import INSTITUTION_EVENTS, OUTCOMES, PAYMENTS, in_namespace
 from tests.conftest import new_database, new_namespace
 from tests.engine_replay import REGISTRY as REGISTRY_EXAMPLES
 from tests.engine_replay import sealed

@@ -1,7 +1,7 @@
 """The broker's and the database's access control, on the real servers (docs/security.md).
 
 The tables below are written out by hand on purpose, not derived from
-`shared/kafka_access.py`: they are the threat model's claims, and the test checks the
+`shared/platform/kafka_access.py`: they are the threat model's claims, and the test checks the
 running broker against them.
 """
 
@@ -27,12 +27,12 @@ from aiokafka.errors import (
 )
 from typer.testing import CliRunner
 
+from cli.main import app
 from services.ledger.store import apply_journal
-from shared.cli.main import app
-from shared.credentials import kafka_options
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT, Settings
-from shared.topics import ALL_TOPICS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.platform.credentials import kafka_options
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.topics import ALL_TOPICS, PAYMENTS, TRANSITIONS, all_topics, in_namespace
 from tests.e2e.test_ledger import payment
 from tests.kafka_helpers import produce
 from tests.servers import Servers
@@ -198,7 +198,7 @@ async def test_the_sources_of_truth_are_kept_forever(servers: Servers, namespace
 
 def _stafet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     # A process of its own: topic names depend on STAFET_TOPIC_NAMESPACE at import.
-    return subprocess.run([sys.executable, "-c", "from shared.cli.main import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args],
                           cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
 
 

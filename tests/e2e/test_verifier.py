@@ -12,20 +12,21 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.ledger.postings import budget_account, pending_account
+from cli.synthetic.population import generate, to_json_line, write_registry
 from services.verifier.rebuild import compare, outstanding, rebuild_verifier
 from services.verifier.store import work_left_at
-from shared.contracts.loader import load_contract
-from shared.events import ClockTick, PaymentInstruction, PaymentKind, Transition
-from shared.institutions import InstitutionRegistry
-from shared.investment.records import LEDGER_JOURNAL_RECORD
-from shared.kafka import consumer_lag
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT, Settings
-from shared.signing import BATCH_PROOF_HEADER
-from shared.synthetic import generate, to_json_line, write_registry
-from shared.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
-from shared.trust import Principal, Role, trusted_keys
+from shared.domain.contracts.loader import load_contract
+from shared.domain.events import ClockTick, PaymentInstruction, PaymentKind, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.investment.records import LEDGER_JOURNAL_RECORD
+from shared.domain.ledger.postings import budget_account, pending_account
+from shared.domain.principals import Principal, Role
+from shared.domain.signing import BATCH_PROOF_HEADER
+from shared.platform.kafka import consumer_lag
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.topics import OUTCOMES, PAYMENTS, TRANSITIONS, in_namespace
+from shared.platform.trust import trusted_keys
 from tests import oracle
 from tests.crash import kill_at_progress
 from tests.engine_replay import REGISTRY as REGISTRY_EXAMPLES
@@ -133,7 +134,7 @@ async def test_a_cohort_under_the_mobility_bonus_is_paid_exactly_what_the_pure_e
                                            today=max(t.occurred_on for t in transitions))
     mobility = net_balances([i for i in published if i.contract_id == "mobility-bonus"])
     assert mobility == independent
-    # The relay signs each round's records as batches (shared/signing.py): every record
+    # The relay signs each round's records as batches (shared/domain/signing.py): every record
     # on both output topics still verifies on its own as the verifier's, and a round of
     # several records shares one signature.
     trust = trusted_keys(Settings())

@@ -17,13 +17,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cli.synthetic.population import write_registry
 from services.verifier import store
-from shared.contracts.loader import load_contract
-from shared.contracts.model import Contract
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.synthetic import write_registry
-from shared.topics import CONTRACTS, in_namespace
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.model import Contract
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import CONTRACTS, in_namespace
 from tests.e2e.test_verifier import (
     COHORT_DIRECTORY,
     REGISTRY,

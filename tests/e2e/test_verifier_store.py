@@ -14,10 +14,10 @@ import pytest
 
 from services.verifier import batch, relay, store
 from services.verifier.budgets import cap_bounds
-from shared.contracts.loader import load_contract
-from shared.contracts.payments import BudgetRequest
-from shared.events import PaymentInstruction, PaymentKind
-from shared.settings import REPO_ROOT
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.payments import BudgetRequest
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import enrolled, left
 
 pytestmark = pytest.mark.e2e

@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from cli.reporting.simulate import transitions_of
+from cli.synthetic.population import generate, to_json_line
 from services.verifier import store
 from services.verifier.batch import process_batch
 from services.verifier.streams import StreamCache
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.loader import load_contract
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.reporting.simulate import transitions_of
-from shared.settings import REPO_ROOT
-from shared.synthetic import generate, to_json_line
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.loader import load_contract
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 from tests.conftest import new_database
 from tests.servers import Servers
 from tests.unit.builders import SUBJECT, enrolled, left

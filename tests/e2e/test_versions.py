@@ -10,12 +10,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.ledger.postings import budget_account
-from shared.contracts.loader import load_contract, parse_contract
-from shared.contracts.model import Contract
-from shared.processes import ServiceProcess
-from shared.settings import REPO_ROOT
-from shared.topics import CONTRACTS, in_namespace
+from shared.domain.contracts.loader import load_contract, parse_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.ledger.postings import budget_account
+from shared.platform.processes import ServiceProcess
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import CONTRACTS, in_namespace
 from tests.e2e.test_verifier import (
     CATCH_UP_TIMEOUT_S,
     COHORT_DIRECTORY,
@@ -61,7 +61,7 @@ async def applied(database_url: str, contract: Contract) -> bool:
 async def test_a_second_version_applied_mid_stream_pays_what_the_final_book_says_and_nothing_twice(
         servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
         tmp_path: Path) -> None:
-    from shared.synthetic import write_registry
+    from cli.synthetic.population import write_registry
     from tests.e2e.test_verifier import REGISTRY
 
     registry = tmp_path / "institutions.yaml"

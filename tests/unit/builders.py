@@ -6,9 +6,9 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from shared.contracts.loader import parse_contract
-from shared.contracts.model import Contract
-from shared.events import Transition
+from shared.domain.contracts.loader import parse_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.events import Transition
 
 SUBJECT = "k1:" + hashlib.sha256(b"subject").hexdigest()
 BIRTH = dt.date(2004, 9, 15)

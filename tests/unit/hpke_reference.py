@@ -2,7 +2,7 @@
 
 DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, deterministic given the
 ephemeral key, so that it can be checked byte for byte against the RFC's published
-test vector and then used to check that `cryptography`'s HPKE (what `shared/sealing.py`
+test vector and then used to check that `cryptography`'s HPKE (what `shared/domain/sealing.py`
 uses) speaks the same suite. It is the recipe an institution's own implementation
 follows (docs/privacy.md).
 """
@@ -92,7 +92,7 @@ def setup_recipient(enc: bytes, recipient_private: bytes, info: bytes) -> Contex
 
 def seal_single_shot(ephemeral_private: bytes, recipient_public: bytes, info: bytes, plaintext: bytes,
                      aad: bytes = b"") -> bytes:
-    """enc || ciphertext, as `shared/sealing.py` puts into a token (sequence 0)."""
+    """enc || ciphertext, as `shared/domain/sealing.py` puts into a token (sequence 0)."""
     enc, context = setup_sender(ephemeral_private, recipient_public, info)
     return enc + AESGCM(context.key).encrypt(context.nonce(0), plaintext, aad)
 

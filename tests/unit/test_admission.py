@@ -6,16 +6,17 @@ import json
 
 import pytest
 
-from services.ingest.admission import Reason, SubjectResolver, admit
-from shared.cli.publish import seal_line
-from shared.dead_letters import DeadLetter
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.pseudonym import birth_date_from_cpr, pseudonymise
-from shared.sealing import development_private_key, seal
-from shared.settings import REPO_ROOT, Settings
-from shared.signing import RecordSigner
-from shared.trust import Authentication, trusted_keys
+from cli.publish import seal_line
+from shared.domain.admission import Reason, SubjectResolver, admit
+from shared.domain.dead_letters import DeadLetter
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.principals import Authentication
+from shared.domain.pseudonym import birth_date_from_cpr, pseudonymise
+from shared.domain.sealing import development_private_key, seal
+from shared.domain.signing import RecordSigner
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.trust import trusted_keys
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 KEY = b"test-key"

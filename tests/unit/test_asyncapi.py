@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from shared.cli.asyncapi import ASYNCAPI_DIR, drift
-from shared.processes import SERVICES
+from cli.asyncapi import ASYNCAPI_DIR, drift
+from shared.platform.processes import SERVICES
 
 
 def test_asyncapi_documents_match_the_code() -> None:
@@ -22,7 +22,7 @@ def test_the_ingest_document_shows_the_institution_event_schema() -> None:
 
 
 def test_the_openapi_document_shows_the_front_door_and_its_authentication() -> None:
-    from shared.cli.asyncapi import OPENAPI_DIR
+    from cli.asyncapi import OPENAPI_DIR
 
     document = yaml.safe_load((OPENAPI_DIR / "frontdoor.yaml").read_text())
     post = document["paths"]["/v1/events"]["post"]

@@ -1,4 +1,4 @@
-"""Batch signatures (shared/signing.py): one Ed25519 signature over a Merkle root, each
+"""Batch signatures (shared/domain/signing.py): one Ed25519 signature over a Merkle root, each
 record with its own proof. Every record must verify alone, in any order, and nothing
 about it may change unnoticed; the receiver's cache of verified roots must never let an
 unverified record through."""
@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import trust as trust_module
-from shared.signing import (
+from shared.domain.principals import Principal, Role, SignatureProblem, Unauthenticated
+from shared.domain.signing import (
     BATCH_PROOF_HEADER,
     BATCH_TREE_MAX,
     KEY_ID_HEADER,
@@ -23,7 +23,8 @@ from shared.signing import (
     encode_proof,
     leaf_hash,
 )
-from shared.trust import Principal, Role, SignatureProblem, TrustedKeys, Unauthenticated
+from shared.platform import trust as trust_module
+from shared.platform.trust import TrustedKeys
 
 SIGNER = RecordSigner("service:ingest", Ed25519PrivateKey.generate())
 INGEST = Principal(Role.SERVICE, "ingest")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.verifier.budgets import BudgetWalk, Days, StoredClaim, cap_bounds, changes, first_changed
-from shared.contracts.payments import BudgetRequest, grant_budget
+from shared.domain.contracts.payments import BudgetRequest, grant_budget
 
 DAYS = [dt.date(2021, 6, 23), dt.date(2021, 6, 24), dt.date(2022, 1, 1), dt.date(2022, 3, 1), dt.date(2022, 6, 23),
         dt.date(2022, 6, 24), dt.date(2023, 6, 23)]

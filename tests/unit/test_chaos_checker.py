@@ -4,7 +4,7 @@ the engine's as sets; a payment withdrawn and owed again is the same line of mon
 from __future__ import annotations
 
 from bench.chaos.checker import first_generation_ids
-from shared.contracts.payments import desired_instructions, reconcile
+from shared.domain.contracts.payments import desired_instructions, reconcile
 from tests.unit.test_payments import CONTRACT, decision
 
 

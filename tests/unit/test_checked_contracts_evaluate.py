@@ -8,10 +8,10 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.verifier.decisions import decide_all
-from shared.contracts.book import ContractBook
-from shared.contracts.loader import ContractFileError, parse_contract
-from shared.events import Transition
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.loader import ContractFileError, parse_contract
+from shared.domain.decisions import decide_all
+from shared.domain.events import Transition
 
 KINDS = ["daycare", "primary_school", "exam_authority", "youth_education", "income_register", "club"]
 INSTITUTIONS = [f"inst-{n}" for n in range(16)]

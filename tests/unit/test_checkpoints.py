@@ -7,9 +7,9 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from services.ledger.checkpoints import CHECKPOINT_ENTRIES_MAX, CHECKPOINT_KEY, Checkpoint, anchors_of, checkpoints_of
-from shared.settings import Settings
-from shared.signing import RecordSigner
-from shared.trust import trusted_keys
+from shared.domain.signing import RecordSigner
+from shared.platform.settings import Settings
+from shared.platform.trust import trusted_keys
 
 TOPIC = "ns.ledger-checkpoints.v1"
 TRUST = trusted_keys(Settings(stafet_env="development"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 
 STAFET = str(Path(sys.executable).parent / "stafet")
 NOWHERE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "DATABASE_URL": "postgresql://x:secret@127.0.0.1:1/x"}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.loader import ContractFileError, load_contract, parse_contract
-from shared.settings import REPO_ROOT
+from cli.main import app
+from shared.domain.contracts.loader import ContractFileError, load_contract, parse_contract
+from shared.platform.settings import REPO_ROOT
 
 runner = CliRunner()
 CONTRACTS = sorted((REPO_ROOT / "examples" / "contracts").glob("*.yaml"))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.cpr_text import contains_cpr, may_hold_cpr, scrub, strings_with_cpr, strings_with_cpr_in
-from shared.dead_letters import ORIGINAL_CHARS_MAX, DeadLetter
+from shared.domain.cpr_text import contains_cpr, may_hold_cpr, scrub, strings_with_cpr, strings_with_cpr_in
+from shared.domain.dead_letters import ORIGINAL_CHARS_MAX, DeadLetter
 
 SPELLINGS = ("170702-4000", "1707024000", "170702 4000", "17.07.02-4000", "17.07.02.4000",
              "17 07 02 4000", "170702/4000", "170702_4000", "ev-17.07.02-4000", "cpr:1707024000.")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.credentials import CredentialsError, database_url, kafka_credentials, kafka_options
-from shared.settings import REPO_ROOT, Settings
+from shared.platform.credentials import CredentialsError, database_url, kafka_credentials, kafka_options
+from shared.platform.settings import REPO_ROOT, Settings
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:

@@ -11,15 +11,15 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
-from shared.contracts.loader import load_contract
-from shared.contracts.timeline import fold
-from shared.currency import format_minor, format_money
-from shared.events import Transfer
-from shared.reporting.page import money
-from shared.settings import REPO_ROOT
-from shared.synthetic import generate, to_json_line, write_registry
+from cli.main import app
+from cli.reporting.page import money
+from cli.synthetic.population import generate, to_json_line, write_registry
+from shared.domain.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.timeline import fold
+from shared.domain.currency import format_minor, format_money
+from shared.domain.events import Transfer
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import BIRTH, SUBJECT, enrolled, left, transition
 
 runner = CliRunner()

@@ -13,16 +13,16 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from services.verifier.decisions import decide_all
-from shared.cli.main import app
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import InstitutionInfo
-from shared.contracts.loader import ContractFileError, load_contract, parse_contract
-from shared.contracts.target_group import benefit_periods, months_off_benefit
-from shared.contracts.timeline import fold
-from shared.events import CompanyGrowth, EventType, Transition
-from shared.institutions import may_report
-from shared.programmes.double_sided import (
+from cli.main import app
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import InstitutionInfo
+from shared.domain.contracts.loader import ContractFileError, load_contract, parse_contract
+from shared.domain.contracts.target_group import benefit_periods, months_off_benefit
+from shared.domain.contracts.timeline import fold
+from shared.domain.decisions import decide_all
+from shared.domain.events import CompanyGrowth, EventType, Transition
+from shared.domain.institutions import may_report
+from shared.domain.programmes.double_sided import (
     ClusterVerdict,
     IntakeReason,
     Programme,
@@ -30,7 +30,7 @@ from shared.programmes.double_sided import (
     company_subject,
     verdict,
 )
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import transition
 
 EXAMPLES = REPO_ROOT / "examples" / "contracts"
@@ -288,7 +288,7 @@ def test_stafet_programme_refuses_bad_input_with_one_error_line(tmp_path: Path) 
 
 
 def test_a_place_goes_by_the_day_of_the_referral_not_by_arrival_and_a_displaced_citizen_is_clawed_back() -> None:
-    from shared.contracts.book import ContractBook as Book
+    from shared.domain.contracts.book import ContractBook as Book
     from tests.verifier_model import InMemoryVerifier
 
     cohort = hand_built()

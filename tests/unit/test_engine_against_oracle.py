@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.contracts.loader import load_contract
-from shared.institutions import InstitutionRegistry
-from shared.settings import REPO_ROOT
-from shared.synthetic import generate, to_json_line
+from cli.synthetic.population import generate, to_json_line
+from shared.domain.contracts.loader import load_contract
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 from tests import oracle
 from tests.engine_replay import REGISTRY, admitted, directory_of, expected_balances, read_lines
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shared.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
-from shared.contracts.timeline import fold
+from shared.domain.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
+from shared.domain.contracts.timeline import fold
 from tests.unit.builders import BIRTH, HEADER, SUBJECT, contract, enrolled, left, transition
 
 D = dt.date

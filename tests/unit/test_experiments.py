@@ -11,7 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from shared.indicators.experiment import (
+from cli.synthetic.trial import synthetic_trial
+from shared.domain.indicators.experiment import (
     EvaluationError,
     Experiment,
     UnitChange,
@@ -19,9 +20,8 @@ from shared.indicators.experiment import (
     check_assignment,
     estimate,
 )
-from shared.indicators.loader import load_indicators
-from shared.indicators.trial import synthetic_trial
-from shared.settings import REPO_ROOT
+from shared.domain.indicators.loader import load_indicators
+from shared.platform.settings import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "experiments" / "exam-support.yaml"
 INDICATORS = load_indicators(REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml")
@@ -134,7 +134,7 @@ def test_the_example_experiment_registers_a_defined_indicator() -> None:
 def test_the_commands_assign_and_evaluate_and_refuse_an_edited_assignment(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from shared.cli.main import app
+    from cli.main import app
 
     runner = CliRunner()
     records = tmp_path / "assignment.jsonl"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.reporting.exports import TABLES, columns_markdown
-from shared.settings import REPO_ROOT
+from cli.reporting.exports import TABLES, columns_markdown
+from shared.platform.settings import REPO_ROOT
 
 
 def test_docs_exports_md_is_generated_from_the_table_declarations() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.frontdoor.auth import Authenticator, TokenConfigurationError, development_token, new_token, token_hash
-from shared.institutions import InstitutionRegistry
-from shared.settings import REPO_ROOT
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 

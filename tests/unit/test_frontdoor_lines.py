@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from services.frontdoor.lines import Admitted, Refused, check_line, fingerprint_of
-from shared.institutions import InstitutionRegistry
-from shared.settings import REPO_ROOT
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 

@@ -11,8 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from shared.contracts.evaluation import OutcomeStatus, RejectionReason
-from shared.contracts.indicator_outcomes import (
+from shared.domain.contracts.evaluation import OutcomeStatus, RejectionReason
+from shared.domain.contracts.indicator_outcomes import (
     Cell,
     decide_indicator,
     improvement_points,
@@ -21,11 +21,11 @@ from shared.contracts.indicator_outcomes import (
     population_id,
     tally_cells,
 )
-from shared.contracts.loader import ContractFileError, load_contract, parse_contract
-from shared.contracts.model import Contract
-from shared.contracts.timeline import SubjectTimeline, fold
-from shared.events import PaymentInstruction, PaymentKind
-from shared.settings import REPO_ROOT
+from shared.domain.contracts.loader import ContractFileError, load_contract, parse_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.contracts.timeline import SubjectTimeline, fold
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import transition
 
 EXAMPLE = REPO_ROOT / "examples" / "contracts" / "housing-area-indicator.yaml"

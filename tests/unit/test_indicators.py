@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.timeline import SubjectTimeline
-from shared.events import Transition
-from shared.indicators.compute import Suppression, measure, protect, suppression, tally
-from shared.indicators.feed import timelines_from_transitions
-from shared.indicators.loader import IndicatorFileError, load_indicators, parse_indicators
-from shared.indicators.model import Indicator, IndicatorSet
-from shared.settings import REPO_ROOT
+from cli.main import app
+from shared.domain.contracts.timeline import SubjectTimeline
+from shared.domain.events import Transition
+from shared.domain.indicators.compute import Suppression, measure, protect, suppression, tally
+from shared.domain.indicators.feed import timelines_from_transitions
+from shared.domain.indicators.loader import IndicatorFileError, load_indicators, parse_indicators
+from shared.domain.indicators.model import Indicator, IndicatorSet
+from shared.platform.settings import REPO_ROOT
 
 SONDERBORG = load_indicators(REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml")
 AREA_SCHOOL = "kommune-000-primary-school-0"
@@ -186,7 +186,7 @@ def test_periods_cover_the_right_days() -> None:
 
 
 def test_the_tuned_synthetic_municipality_matches_the_baselines_within_the_stated_tolerance() -> None:
-    from shared.indicators.baselines import compare, synthetic_timelines
+    from cli.synthetic.baselines import compare, synthetic_timelines
 
     rows = compare(SONDERBORG, synthetic_timelines(10_000), minimum_cell=5)
     assert len(rows) == 8

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.institutions import Institution, InstitutionRegistry, PaymentMethod, synthetic_payee_fields
-from shared.settings import REPO_ROOT
+from shared.domain.institutions import Institution, InstitutionRegistry, PaymentMethod, synthetic_payee_fields
+from shared.platform.settings import REPO_ROOT
 
 BASE = {"id": "skolen", "name": "Skolen", "kind": "primary_school"}
 

@@ -10,14 +10,14 @@ from fractions import Fraction
 
 import pytest
 
-from shared.contracts.book import ContractBook, ReturnRuleChanged
-from shared.contracts.loader import ContractFileError, load_contract, parse_contract
-from shared.events import PaymentKind
-from shared.investment.figures import CashFlow, format_multiple, format_rate, irr, money_multiple, present_value
-from shared.investment.position import Repayment, fold
-from shared.investment.records import InvestmentClosed, InvestmentCommitted, InvestmentDisbursed, InvestmentRecord
-from shared.investment.returns import close
-from shared.settings import REPO_ROOT
+from shared.domain.contracts.book import ContractBook, ReturnRuleChanged
+from shared.domain.contracts.loader import ContractFileError, load_contract, parse_contract
+from shared.domain.events import PaymentKind
+from shared.domain.investment.figures import CashFlow, format_multiple, format_rate, irr, money_multiple, present_value
+from shared.domain.investment.position import Repayment, fold
+from shared.domain.investment.records import InvestmentClosed, InvestmentCommitted, InvestmentDisbursed, InvestmentRecord
+from shared.domain.investment.returns import close
+from shared.platform.settings import REPO_ROOT
 from tests.unit.test_versions import completed
 from tests.verifier_model import InMemoryVerifier
 

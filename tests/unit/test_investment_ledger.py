@@ -1,4 +1,4 @@
-"""The ledger's decisions on investment records (services/ledger/investments.py): each
+"""The ledger's decisions on investment records (shared/domain/ledger/investments.py): each
 record one balanced entry, redeliveries no-ops, bad records refused with a named reason,
 a fund kept within its budget and what came back, and the verdict at close."""
 
@@ -8,16 +8,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from services.ledger.investments import (
-    Context,
-    InvestmentBook,
-    InvestmentEntry,
-    InvestmentRefusal,
-    investment_entry,
-    plan_investments,
-)
-from shared.investment.position import Repayment
-from shared.investment.records import (
+from shared.domain.investment.position import Repayment
+from shared.domain.investment.records import (
     INVESTMENT_RECORD,
     FundEstablished,
     InvestmentClosed,
@@ -25,6 +17,14 @@ from shared.investment.records import (
     InvestmentDisbursed,
     InvestmentRecord,
     SavingsReturned,
+)
+from shared.domain.ledger.investments import (
+    Context,
+    InvestmentBook,
+    InvestmentEntry,
+    InvestmentRefusal,
+    investment_entry,
+    plan_investments,
 )
 
 DAY = dt.date(2022, 1, 3)
@@ -112,7 +112,7 @@ def test_a_fund_commits_within_its_budget_plus_what_came_back_and_shows_what_it_
     book.repayments.append(Repayment(FUND, "pilot-1", dt.date(2023, 6, 1), 300))  # an outcome payment to the fund
     later = plan_investments([savings, commit("p2", 400, FUND, "pilot-2"), disburse("p2-1", "p2", 400, FUND)], book)
     assert later.refused == ()
-    from shared.investment.position import fold
+    from shared.domain.investment.position import fold
 
     pool = fold(book.records, book.verdicts, book.repayments).funds[0]
     assert (pool.budget_minor, pool.disbursed_minor, pool.received_minor) == (1000, 1100, 550)
@@ -136,7 +136,7 @@ def test_an_entry_rebuilds_from_its_stored_record_and_context_alone() -> None:
 
 def test_the_ledger_believes_commitments_from_their_investor_and_the_rest_from_finance() -> None:
     from services.ledger.authenticity import Refused, admit_investment, admit_journal
-    from shared.signing import RecordSigner
+    from shared.domain.signing import RecordSigner
     from tests.unit.test_signing import TRUST, consumed
 
     topic, journal = "ns.investments.v1", "ns.payments.v1"
@@ -163,8 +163,8 @@ def test_the_ledger_believes_commitments_from_their_investor_and_the_rest_from_f
 
 
 def test_the_report_section_shows_the_investor_and_the_fund() -> None:
-    from shared.investment.position import fold
-    from shared.reporting.investors import investors_section
+    from cli.reporting.investors import investors_section
+    from shared.domain.investment.position import fold
 
     book = InvestmentBook()
     fund = FundEstablished(fund=FUND, payer="kommune", budget_minor=1000, currency="DKK", established_on=DAY)
@@ -182,8 +182,8 @@ def test_the_report_section_shows_the_investor_and_the_fund() -> None:
 
 
 def test_the_example_fund_recycles_what_its_pilots_saved() -> None:
-    from shared.investment.position import fold
-    from shared.settings import REPO_ROOT
+    from shared.domain.investment.position import fold
+    from shared.platform.settings import REPO_ROOT
 
     def read(name: str) -> list[InvestmentRecord]:
         path = REPO_ROOT / "examples" / "investments" / name

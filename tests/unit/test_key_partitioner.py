@@ -7,7 +7,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.kafka import KeyPartitioner
+from shared.platform.kafka import KeyPartitioner
 
 
 @given(keys=st.lists(st.binary(min_size=0, max_size=80), min_size=1, max_size=50),

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from services.ingest.keys import ConfigurationError, pseudonym_key, sealing_key
-from shared.cli.main import app
-from shared.pseudonym import DEVELOPMENT_KEY
-from shared.sealing import load_public_key, seal, unseal
-from shared.settings import Settings
+from shared.domain.pseudonym import DEVELOPMENT_KEY
+from shared.domain.sealing import load_public_key, seal, unseal
+from shared.platform.settings import Settings
 
 
 def test_production_refuses_to_start_without_a_pseudonym_key() -> None:

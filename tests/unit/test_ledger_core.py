@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from services.ledger.audit import _check, rebuild_entry
-from services.ledger.journal import KnownPayment, SettlementRejection, plan_journal
-from services.ledger.postings import (
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.ledger.journal import KnownPayment, SettlementRejection, plan_journal
+from shared.domain.ledger.postings import (
     GENESIS_HASH,
     Entry,
     Line,
@@ -28,7 +29,6 @@ from services.ledger.postings import (
     entry_for,
     settlement_entry,
 )
-from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 
 PAYMENT = PaymentInstruction(
     payment_id="a" * 32, kind=PaymentKind.PAYMENT, contract_id="c", contract_version=1,

@@ -6,17 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from services.ingest.admission import Reason, SubjectResolver, admit, as_reported
-from shared.cli.publish import seal_line
-from shared.contracts.evaluation import OutcomeStatus, evaluate_subject
-from shared.contracts.loader import load_contract
-from shared.contracts.mobility import parents_education
-from shared.contracts.timeline import fold
-from shared.dead_letters import DeadLetter
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.sealing import development_private_key
-from shared.settings import REPO_ROOT
+from cli.publish import seal_line
+from shared.domain.admission import Reason, SubjectResolver, admit, as_reported
+from shared.domain.contracts.evaluation import OutcomeStatus, evaluate_subject
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.mobility import parents_education
+from shared.domain.contracts.timeline import fold
+from shared.domain.dead_letters import DeadLetter
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.sealing import development_private_key
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import BIRTH, HEADER, SUBJECT, contract, enrolled, left, transition
 
 MOBILITY = load_contract(REPO_ROOT / "examples" / "contracts" / "mobility-bonus.yaml")

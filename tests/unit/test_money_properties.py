@@ -27,15 +27,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ledger.journal import KnownPayment, plan_journal
-from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus
-from shared.contracts.indicator_outcomes import decide_indicator, indicator_instructions, memberships, tally_cells
-from shared.contracts.loader import parse_contract
-from shared.contracts.model import Contract, SolidarityDistribution
-from shared.contracts.payments import reconcile
-from shared.contracts.solidarity import NOT_ACCRUED, UNALLOCATED, Registration, allocate, largest_remainder
-from shared.contracts.timeline import SubjectTimeline, fold
-from shared.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.contracts.evaluation import OutcomeDecision, OutcomeStatus
+from shared.domain.contracts.indicator_outcomes import decide_indicator, indicator_instructions, memberships, tally_cells
+from shared.domain.contracts.loader import parse_contract
+from shared.domain.contracts.model import Contract, SolidarityDistribution
+from shared.domain.contracts.payments import reconcile
+from shared.domain.contracts.solidarity import NOT_ACCRUED, UNALLOCATED, Registration, allocate, largest_remainder
+from shared.domain.contracts.timeline import SubjectTimeline, fold
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.ledger.journal import KnownPayment, plan_journal
 from tests import oracle
 from tests.unit.builders import transition
 from tests.unit.test_solidarity import BIRTHS, INSTITUTIONS, POTS, TRIGGERS, registrations, rules

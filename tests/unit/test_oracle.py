@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from shared.settings import REPO_ROOT
+from shared.platform.settings import REPO_ROOT
 from tests import oracle
 from tests.oracle import NOT_ACCRUED, UNALLOCATED, Stay
 

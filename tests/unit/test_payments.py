@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import replace
 from hashlib import sha256
 
-from shared.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
-from shared.contracts.payments import (
+from shared.domain.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
+from shared.domain.contracts.payments import (
     apply_grants,
     budget_requests,
     clawback_id,
@@ -16,7 +16,7 @@ from shared.contracts.payments import (
     payment_id,
     reconcile,
 )
-from shared.events import PaymentKind
+from shared.domain.events import PaymentKind
 from tests.unit.builders import HEADER, SUBJECT, contract
 
 CONTRACT = contract(HEADER + """

@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from shared.finance.bank_csv import PAYOUT_COLUMNS, parse_settlement_csv, payout_csv
-from shared.finance.iso20022 import PAIN_001, XSD_DIR, Iso20022Error, pain001, parse_camt054, validate
-from shared.finance.money import AmountError, to_decimal_text, to_minor
-from shared.finance.payouts import LeftOut, Payable, PayoutFormat, plan_payout
-from shared.finance.settlements import ImportRefusal, reconcile, settlement_id_of
-from shared.institutions import InstitutionRegistry
-from shared.settings import REPO_ROOT
+from shared.domain.finance.bank_csv import PAYOUT_COLUMNS, parse_settlement_csv, payout_csv
+from shared.domain.finance.iso20022 import PAIN_001, XSD_DIR, Iso20022Error, pain001, parse_camt054, validate
+from shared.domain.finance.money import AmountError, to_decimal_text, to_minor
+from shared.domain.finance.payouts import LeftOut, Payable, PayoutFormat, plan_payout
+from shared.domain.finance.settlements import ImportRefusal, reconcile, settlement_id_of
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 from tests.bank import camt054, transfers_of
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.book import ContractBook
-from shared.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
-from shared.contracts.loader import load_contract, parse_contract
-from shared.contracts.timeline import fold
-from shared.events import Transition
-from shared.settings import REPO_ROOT
+from cli.main import app
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import OutcomeStatus, RejectionReason, evaluate_subject
+from shared.domain.contracts.loader import load_contract, parse_contract
+from shared.domain.contracts.timeline import fold
+from shared.domain.events import Transition
+from shared.platform.settings import REPO_ROOT
 from tests.unit.builders import BIRTH, SUBJECT, enrolled, transition
 from tests.verifier_model import InMemoryVerifier
 

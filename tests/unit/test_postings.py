@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.ledger.postings import GENESIS_HASH, chain_hash, entry_for
-from shared.events import PaymentInstruction, PaymentKind
+from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.domain.ledger.postings import GENESIS_HASH, chain_hash, entry_for
 
 PAYMENT = PaymentInstruction(
     payment_id="a" * 32, kind=PaymentKind.PAYMENT, contract_id="c", contract_version=1,

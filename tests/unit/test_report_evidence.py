@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from shared.indicators.experiment import Estimate
-from shared.indicators.loader import load_experiment, load_indicators
-from shared.reporting.business_case import load_assumptions
-from shared.reporting.data import OutcomeRow, ReportData
-from shared.reporting.evidence import Evidence, ExperimentResult, measured_by_outcome, trend_years, trends
-from shared.reporting.html import render
-from shared.reporting.skandia import load_exclusion_model, measured_deadweights
-from shared.settings import REPO_ROOT
+from cli.reporting.business_case import load_assumptions
+from cli.reporting.data import OutcomeRow, ReportData
+from cli.reporting.evidence import Evidence, ExperimentResult, measured_by_outcome, trend_years, trends
+from cli.reporting.html import render
+from cli.reporting.skandia import load_exclusion_model, measured_deadweights
+from shared.domain.indicators.experiment import Estimate
+from shared.domain.indicators.loader import load_experiment, load_indicators
+from shared.platform.settings import REPO_ROOT
 from tests.unit.test_indicators import Person, timelines
 from tests.unit.test_small_cells import MOBILITY
 

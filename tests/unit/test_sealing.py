@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.sealing import INFO, SUITE, InvalidSeal, development_private_key, seal, unseal
+from shared.domain.sealing import INFO, SUITE, InvalidSeal, development_private_key, seal, unseal
 from tests.unit import hpke_reference as hpke
 
 # RFC 9180's test vectors (CFRG test-vectors.json, as shipped in cryptography_vectors

@@ -12,26 +12,18 @@ from aiokafka import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from services.ingest.admission import Reason, SubjectResolver, admit
+from cli.main import app
 from services.ledger.authenticity import admit_journal, admit_settlement
 from services.verifier.authenticity import admit_contract, admit_transition
-from shared.cli.main import app
-from shared.contracts.loader import load_contract
-from shared.dead_letters import DeadLetter
-from shared.events import ClockTick, Settlement, SettlementStatus, Transition
-from shared.institutions import InstitutionRegistry
-from shared.settings import REPO_ROOT, Settings
-from shared.signing import KEY_ID_HEADER, SIGNATURE_HEADER, RecordSigner, key_id_of, private_hex, public_bytes
-from shared.trust import (
-    ConfigurationError,
-    Principal,
-    Role,
-    SignatureProblem,
-    TrustedKeys,
-    Unauthenticated,
-    record_signer,
-    trusted_keys,
-)
+from shared.domain.admission import Reason, SubjectResolver, admit
+from shared.domain.contracts.loader import load_contract
+from shared.domain.dead_letters import DeadLetter
+from shared.domain.events import ClockTick, Settlement, SettlementStatus, Transition
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.principals import Principal, Role, SignatureProblem, Unauthenticated
+from shared.domain.signing import KEY_ID_HEADER, SIGNATURE_HEADER, RecordSigner, key_id_of, private_hex, public_bytes
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trusted_keys
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 TRUST = trusted_keys(Settings(stafet_env="development"), REGISTRY)

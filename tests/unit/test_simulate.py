@@ -6,13 +6,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.loader import load_contract
-from shared.institutions import InstitutionRegistry
-from shared.reporting.data import net_by_kind, summarise
-from shared.reporting.simulate import simulate, transitions_of
-from shared.settings import REPO_ROOT
-from shared.synthetic import generate, to_json_line, write_registry
+from cli.main import app
+from cli.reporting.data import net_by_kind, summarise
+from cli.reporting.simulate import simulate, transitions_of
+from cli.synthetic.population import generate, to_json_line, write_registry
+from shared.domain.contracts.loader import load_contract
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 
 CONTRACTS = REPO_ROOT / "examples" / "contracts"
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.indicators.experiment import Estimate
-from shared.reporting.skandia import (
+from cli.reporting.skandia import (
     ExclusionModel,
     ExclusionModelError,
     exclusion_case,
@@ -18,7 +17,8 @@ from shared.reporting.skandia import (
     measured_deadweight,
     outcome_rate,
 )
-from shared.settings import REPO_ROOT
+from shared.domain.indicators.experiment import Estimate
+from shared.platform.settings import REPO_ROOT
 
 # One group costing 1,000.00 a year per person, borne 50/20/30 by municipality, region
 # and state; a job moves a person out of it for 10 years, half of the jobs would have
@@ -133,8 +133,8 @@ def test_a_bad_model_file_is_one_line_naming_the_field(tmp_path: Path) -> None:
 def test_stafet_simulate_shows_the_case_over_both_horizons_with_the_split(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from shared.cli.main import app
-    from shared.synthetic import generate, to_json_line, write_registry
+    from cli.main import app
+    from cli.synthetic.population import generate, to_json_line, write_registry
 
     events, registry = tmp_path / "events.jsonl", tmp_path / "institutions.yaml"
     institutions, generated = generate(150, seed=4)
@@ -165,8 +165,8 @@ def test_stafet_simulate_shows_the_case_over_both_horizons_with_the_split(tmp_pa
 def test_an_experiment_estimate_measures_the_deadweight_of_the_outcome_its_indicator_names() -> None:
     import datetime as dt
 
-    from shared.reporting.data import OutcomeRow, ReportData
-    from shared.reporting.skandia import measured_deadweights
+    from cli.reporting.data import OutcomeRow, ReportData
+    from cli.reporting.skandia import measured_deadweights
 
     model = ExclusionModel.model_validate({**MODEL, "outcomes": {"job": {**MODEL["outcomes"]["job"],
                                                                           "indicator": "job-rate"}}})
@@ -182,7 +182,7 @@ def test_an_experiment_estimate_measures_the_deadweight_of_the_outcome_its_indic
 
 
 def test_the_report_section_shows_both_horizons_the_split_and_marks_illustrative_figures() -> None:
-    from shared.reporting.skandia_html import section
+    from cli.reporting.skandia_html import section
 
     model = ExclusionModel.model_validate(MODEL)
     page = section([("variant A", case(700_000)), ("variant B", None)], model)

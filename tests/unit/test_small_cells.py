@@ -13,18 +13,18 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from shared.cli.demo import DemoResult, print_summary
-from shared.cli.indicators import minimum_cell_setting
-from shared.cli.main import app
-from shared.contracts.loader import load_contract
-from shared.indicators.compute import Suppression
-from shared.indicators.loader import load_indicators
-from shared.reporting.business_case import load_assumptions
-from shared.reporting.data import Institution, MoneyRow, OutcomeRow, ReportData
-from shared.reporting.disclosure import cell, group
-from shared.reporting.exports import ExportFormat, indicator_rows, write_indicator_rows
-from shared.reporting.html import render
-from shared.settings import REPO_ROOT
+from cli.demo import DemoResult, print_summary
+from cli.indicators import minimum_cell_setting
+from cli.main import app
+from cli.reporting.business_case import load_assumptions
+from cli.reporting.data import Institution, MoneyRow, OutcomeRow, ReportData
+from cli.reporting.disclosure import cell, group
+from cli.reporting.exports import ExportFormat, indicator_rows, write_indicator_rows
+from cli.reporting.html import render
+from shared.domain.contracts.loader import load_contract
+from shared.domain.indicators.compute import Suppression
+from shared.domain.indicators.loader import load_indicators
+from shared.platform.settings import REPO_ROOT
 from tests.unit.test_indicators import Person, timelines
 
 MOBILITY = load_contract(REPO_ROOT / "examples" / "contracts" / "mobility-bonus.yaml")
@@ -152,8 +152,8 @@ def test_the_indicator_export_is_refused_as_parquet_or_without_a_year(tmp_path: 
 
 
 def test_an_indicator_outcome_is_about_a_population_not_a_handful_of_people() -> None:
-    from shared.contracts.indicator_outcomes import population_id
-    from shared.reporting.data import headcount
+    from cli.reporting.data import headcount
+    from shared.domain.contracts.indicator_outcomes import population_id
 
     population = population_id("housing-area-exam-indicator", "exam-improvement")
     assert headcount({population}) >= 1_000  # its cells were protected by the contract's own minimum

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from shared.cli.main import app
-from shared.contracts.model import SolidarityDistribution, YearBasis
-from shared.contracts.solidarity import Registration, SolidarityError, allocate
-from shared.settings import REPO_ROOT
+from cli.main import app
+from shared.domain.contracts.model import SolidarityDistribution, YearBasis
+from shared.domain.contracts.solidarity import Registration, SolidarityError, allocate
+from shared.platform.settings import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
 runner = CliRunner()

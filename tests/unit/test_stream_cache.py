@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from cli.reporting.simulate import transitions_of
+from cli.synthetic.population import generate, to_json_line
 from services.verifier.streams import StreamCache
-from shared.events import Transition
-from shared.institutions import InstitutionRegistry
-from shared.reporting.simulate import transitions_of
-from shared.synthetic import generate, to_json_line
+from shared.domain.events import Transition
+from shared.domain.institutions import InstitutionRegistry
 from tests.unit.builders import enrolled, left
 
 FIRST, SECOND, THIRD = (enrolled("e-1", "2010-08-01", "alsskolen"), left("e-2", "2017-06-30", "alsskolen"),

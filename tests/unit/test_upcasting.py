@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.upcasting import UnknownSchemaVersion, upcast
+from shared.domain.upcasting import UnknownSchemaVersion, upcast
 
 
 def rename_stage_to_level(data: dict[str, Any]) -> dict[str, Any]:

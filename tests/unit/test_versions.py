@@ -16,10 +16,10 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.verifier.decisions import decide_all
-from shared.contracts.book import ContractBook
-from shared.contracts.model import Contract
-from shared.events import OutcomeStatus, PaymentKind, Transition
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.model import Contract
+from shared.domain.decisions import decide_all
+from shared.domain.events import OutcomeStatus, PaymentKind, Transition
 from tests.unit.builders import contract, transition
 from tests.verifier_model import InMemoryVerifier
 

@@ -1,7 +1,7 @@
 -- Contract-wide budgets (total and per-period caps) are decided by rank, not by the
 -- order subjects happened to be processed in: every verified outcome's claim is kept
 -- here, and the granted amounts are a pure function of all claims in a budget
--- (shared/contracts/payments.py: grant_budget; docs/contracts.md, "Caps and budgets").
+-- (shared/domain/contracts/payments.py: grant_budget; docs/contracts.md, "Caps and budgets").
 -- A budget is a contract id (all versions share it) or contract_id@vN (a version with
 -- `budget: per_version`).
 CREATE TABLE verifier_budget_requests (

@@ -1,0 +1,56 @@
+"""`stafet access`: Kafka users and ACLs for a deployment, run with the broker's super
+user's credentials (KAFKA_USERNAME/KAFKA_PASSWORD_FILE of `admin`; in development the
+local stack's). What each kind of principal may do is `shared/platform/kafka_access.py`'s and
+docs/security.md's table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import fail
+from shared.platform.kafka_access import Kind
+from shared.platform.topics import NAMESPACE
+
+app = typer.Typer(help="Kafka users and ACLs (as the broker's super user).", no_args_is_help=True)
+
+KINDS = ", ".join(kind.value for kind in Kind)
+PASSWORD_MIN_LENGTH = 16
+
+
+@app.command("user")
+def user(
+    name: Annotated[str, typer.Argument(help="The principal's user name, e.g. institution-aarhus-schools")],
+    kind: Annotated[str, typer.Option(help=f"What it is: {KINDS}")],
+    password_file: Annotated[Path, typer.Option(help="File holding its password (the same file the "
+                                                     "client reads as KAFKA_PASSWORD_FILE)")],
+    namespace: Annotated[str, typer.Option(help="The installation's topic namespace")] = NAMESPACE,
+) -> None:
+    """Create a SCRAM-SHA-512 user (or set its password) and grant what its kind needs."""
+    from shared.platform.kafka_access import KafkaAccess, namespace_acls
+    from shared.platform.settings import Settings
+
+    try:
+        principal_kind = Kind(kind)
+    except ValueError:
+        fail(f"--kind {kind!r} is not one of {KINDS}")
+    try:
+        password = password_file.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        fail(f"cannot read {password_file}: {error.strerror}")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        fail(f"the password in {password_file} is shorter than {PASSWORD_MIN_LENGTH} characters")
+
+    async def apply() -> int:
+        async with KafkaAccess(Settings().kafka_bootstrap_servers) as access:
+            await access.upsert_users({name: password})
+            return await access.grant(namespace_acls(namespace, {name: principal_kind}))
+
+    try:
+        granted = asyncio.run(apply())
+    except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+        fail(f"creating user {name} failed ({type(error).__name__}: {error})")
+    typer.echo(f"user {name} ({principal_kind.value}): password set, {granted} ACL(s) in namespace {namespace}")

@@ -1,0 +1,106 @@
+"""`stafet contract check|show|apply`: contract files, validated, shown, published."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import EXIT_BAD_INPUT, fail
+from shared.domain.contracts.loader import ContractFileError, load_contract
+from shared.domain.contracts.model import FixedPrice
+from shared.domain.currency import format_money
+
+app = typer.Typer(help="Check, show and apply contract files.", no_args_is_help=True)
+
+
+@app.command("check")
+def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
+    """Validate contract files; print one line per problem and exit 2 if any is bad."""
+    bad = False
+    for path in files:
+        try:
+            contract = load_contract(path)
+        except ContractFileError as error:
+            typer.echo(str(error), err=True)
+            bad = True
+            continue
+        measured = f", {len(contract.indicator_outcomes)} indicator outcome(s)" if contract.indicator_outcomes else ""
+        typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
+                   f"{len(contract.outcomes)} outcome(s){measured}")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("show")
+def contract_show(path: Path) -> None:
+    """Print a contract readably: payer, period, each outcome's trigger, price and payees."""
+    try:
+        contract = load_contract(path)
+    except ContractFileError as error:
+        fail(str(error))
+    typer.echo(f"{contract.contract_id} v{contract.version}: {contract.title}")
+    typer.echo(f"  payer {contract.payer}, {contract.currency}, "
+               f"{contract.period.start} .. {contract.period.end}")
+    if contract.fallback_account:
+        typer.echo(f"  unallocated money goes to {contract.fallback_account}")
+    for outcome in contract.outcomes:
+        typer.echo(f"  outcome {outcome.id}: on {outcome.trigger.event.value}")
+        for predicate in outcome.trigger.where:
+            typer.echo(f"    where {predicate.field} {predicate.op} {predicate.value}")
+        if outcome.sustainment:
+            typer.echo(f"    held {outcome.sustainment.days} days, broken by "
+                       f"{', '.join(e.value for e in outcome.sustainment.broken_by)}")
+        price = outcome.price
+        if isinstance(price, FixedPrice):
+            typer.echo(f"    price {format_money(price.amount_minor, contract.currency)}")
+        else:
+            typer.echo(f"    price {price.rate} of {price.of_field}")
+        typer.echo(f"    distribution {outcome.distribution.kind}")
+    for measured in contract.indicator_outcomes:
+        against = f"against {measured.comparison.name} (difference in differences)" if measured.comparison \
+            else "against its baseline"
+        typer.echo(f"  indicator outcome {measured.id}: {measured.indicator.id} in {measured.area.name}, "
+                   f"{measured.baseline.year} to {measured.year}, {against}")
+        typer.echo(f"    {format_money(measured.price_per_point_minor, contract.currency)} per percentage point "
+                   f"from {measured.floor_points} points, at most {format_money(measured.cap_minor, contract.currency)}"
+                   f"; decided on {measured.review_on}; distribution {measured.distribution.kind}")
+    caps = contract.caps
+    for name, value in (("per subject", caps.per_subject_minor), ("in total", caps.total_minor)):
+        if value is not None:
+            typer.echo(f"  cap {name}: {format_money(value, contract.currency)}")
+
+
+@app.command("apply")
+def contract_apply(
+    files: Annotated[list[Path], typer.Argument(help="Contract YAML files")],
+    signing_key: Annotated[Path | None, typer.Option(
+        help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+) -> None:
+    """Validate contract files, sign them with an operator's key and publish them to the
+    contracts topic, where every verifier picks them up (a verifier refuses a version no
+    trusted operator signed). A version once published is never replaced: publish a new
+    version (with `effective_from`) to change a contract."""
+    from cli.signed import send_signed, signer_or_fail
+    from shared.platform.settings import Settings
+    from shared.platform.topics import CONTRACTS
+
+    contracts = []
+    for path in files:
+        try:
+            contracts.append(load_contract(path))
+        except ContractFileError as error:
+            fail(str(error))
+
+    settings = Settings()
+    signer = signer_or_fail(settings, "operator", signing_key)
+    records = [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts]
+    try:
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", CONTRACTS.name,
+                                records, signer, principal="operator"))
+    except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+        fail(f"publishing contracts failed: {error}")
+    for contract in contracts:
+        typer.echo(f"applied {contract.contract_id} v{contract.version}")

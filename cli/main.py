@@ -1,0 +1,341 @@
+"""`stafet`: the command line for operators, analysts and developers.
+
+Expected failures (a bad file, a server that does not answer) print one clear line to
+stderr and exit 2; only bugs produce tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import logging
+import os
+import sys
+from fractions import Fraction
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import access as access_commands
+from cli import contracts as contract_commands
+from cli import dev as dev_commands
+from cli import experiment as experiment_commands
+from cli import finance as finance_commands
+from cli import frontdoor as frontdoor_commands
+from cli import indicators as indicator_commands
+from cli import invest as invest_commands
+from cli import keys as keys_commands
+from cli import ledger as ledger_commands
+from cli import programme as programme_commands
+from cli import serve as serve_commands
+from cli import settle as settle_commands
+from cli import verifier as verifier_commands
+from cli import whatif as whatif_commands
+from cli.errors import EXIT_BAD_INPUT, fail, unreachable_server
+from cli.history import HistoryFileError, load_history
+from cli.reporting.exports import ExportFormat, ExportTable
+from shared.domain.contracts.loader import ContractFileError, load_contract
+from shared.domain.contracts.model import RatePrice, SolidarityDistribution
+from shared.domain.contracts.solidarity import SolidarityError
+from shared.domain.contracts.solidarity import allocate as allocate_pot
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import INSTITUTION_EVENTS
+
+DATE_FORMATS = ["%Y-%m-%d"]  # dates are parsed by typer and refused with its one-line error
+app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(access_commands.app, name="access")
+app.add_typer(contract_commands.app, name="contract")
+app.add_typer(keys_commands.app, name="keys")
+app.registered_commands.extend(whatif_commands.app.registered_commands)
+app.registered_commands.extend(serve_commands.app.registered_commands)
+app.add_typer(db_app, name="db")
+app.command("settle")(settle_commands.settle)
+app.add_typer(dev_commands.app, name="dev")
+app.add_typer(finance_commands.app, name="finance")
+app.add_typer(frontdoor_commands.app, name="frontdoor")
+app.add_typer(indicator_commands.app, name="indicators")
+app.add_typer(experiment_commands.app, name="experiment")
+app.add_typer(invest_commands.app, name="invest")
+app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(programme_commands.app, name="programme")
+app.add_typer(verifier_commands.app, name="verifier")
+
+@app.command("clock")
+def clock_tick(
+    date: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS,
+                                                     help="The date event time has reached (default today)")] = None,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+) -> None:
+    """Publish a clock tick, signed by an operator: event time has reached DATE, so
+    sustainment periods and deadlines up to it can elapse even if no institution
+    reported anything."""
+    from cli.signed import send_signed, signer_or_fail
+    from shared.domain.events import ClockTick
+    from shared.platform.settings import Settings
+    from shared.platform.topics import TRANSITIONS
+
+    today = date.date() if date else dt.date.today()
+    settings = Settings()
+    signer = signer_or_fail(settings, "operator", signing_key)
+    asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
+                            [(b"clock", ClockTick(today=today).model_dump_json().encode())], signer,
+                            principal="operator"))
+    typer.echo(f"clock tick {today.isoformat()} published")
+
+
+@app.command("allocate")
+def allocate(
+    contract: Annotated[Path, typer.Option(help="Contract YAML with a solidarity outcome")],
+    history: Annotated[Path, typer.Option(help="JSON: birth_date and registrations")],
+    amount_minor: Annotated[int | None, typer.Option(
+        help="Amount the trigger carries (for a rate price); omit for a fixed price")] = None,
+    on: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Trigger date (default today)")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Outcome id (default: the first solidarity one)")] = None,
+) -> None:
+    """Allocate one solidarity pot over a history and print the split as JSON."""
+    try:
+        loaded = load_contract(contract)
+        subject_history = load_history(history)
+    except (ContractFileError, HistoryFileError) as error:
+        fail(str(error))
+    candidates = [o for o in loaded.outcomes if isinstance(o.distribution, SolidarityDistribution)
+                  and (outcome is None or o.id == outcome)]
+    if not candidates:
+        fail(f"{contract}: no solidarity outcome{f' named {outcome!r}' if outcome else ''}")
+    chosen = candidates[0]
+    trigger_date = on.date() if on else dt.date.today()
+    if isinstance(chosen.price, RatePrice):
+        if amount_minor is None or amount_minor < 0:
+            fail("this contract prices by rate: give --amount-minor (a non-negative integer)")
+        # Exact fractions: Decimal arithmetic keeps 28 digits and rounded pots of 10**28
+        # and more half-even (up by one unit); the payer keeps the fraction, so round down.
+        pot = Fraction(chosen.price.rate) * amount_minor
+        pot_minor = pot.numerator // pot.denominator
+    else:
+        pot_minor = chosen.price.amount_minor
+    assert isinstance(chosen.distribution, SolidarityDistribution)
+    try:
+        result = allocate_pot(chosen.distribution, subject_history.birth_date,
+                              subject_history.registrations, pot_minor, trigger_date)
+    except SolidarityError as error:
+        fail(str(error))
+    typer.echo(json.dumps({
+        "currency": loaded.currency,
+        "pot_minor": result.pot_minor,
+        "allocations": [{"institution": i, "amount_minor": a} for i, a in result.allocations],
+        "unallocated_minor": result.unallocated_minor,
+        "not_accrued_minor": result.not_accrued_minor,
+    }, indent=2))
+
+
+@app.command("publish")
+def publish(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file of institution events")],
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Publish the valid lines even if some are bad")] = False,
+    topic: Annotated[str, typer.Option(help="Topic to publish to")] = INSTITUTION_EVENTS.name,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="The institution's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+) -> None:
+    """Validate a file of institution events, then seal, sign and publish it (idempotent
+    by event id)."""
+    from rich.progress import Progress
+
+    from cli.publish import InstitutionSigning, publish_records, validate_lines
+    from shared.platform.settings import Settings
+    from shared.platform.trust import ConfigurationError
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    good, problems = validate_lines(file)
+    for problem in problems:
+        typer.echo(f"{file}:{problem.line}: {problem.message}", err=True)
+    if problems and not skip_invalid:
+        fail(f"{len(problems)} invalid line(s); nothing published (use --skip-invalid to "
+             "publish the valid ones)")
+    settings = Settings()
+    bootstrap = settings.kafka_bootstrap_servers
+    try:
+        signing = InstitutionSigning(settings, signing_key)
+    except ConfigurationError as error:
+        fail(str(error))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("publishing", total=len(good))
+        try:
+            published = asyncio.run(publish_records(
+                bootstrap, topic, good, lambda n: bar.advance(task, n), signing=signing))
+        except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
+            fail(f"publishing to Kafka at {bootstrap} failed: {error}")
+    typer.echo(f"published {published}, skipped {len(problems)}, failed 0")
+
+
+@app.command("demo")
+def demo(
+    subjects: Annotated[int, typer.Option(help="Children in the synthetic municipality", min=10,
+                                          max=200_000)] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed for the municipality")] = 7,
+) -> None:
+    """A municipality's years of outcome contracts on real servers: who earned what."""
+    from cli.demo import run_demo
+
+    run_demo(subjects, seed)
+
+
+@app.command("docs")
+def docs(check: Annotated[bool, typer.Option("--check", help="Fail if docs/asyncapi/ or docs/openapi/ is out of date")] = False,
+         ) -> None:
+    """Write the AsyncAPI documents (docs/asyncapi/<service>.yaml) from the FastStream apps and the
+    front door's OpenAPI document (docs/openapi/frontdoor.yaml) from its FastAPI app."""
+    from cli.asyncapi import ASYNCAPI_DIR, OPENAPI_DIR, drift, generate, generate_openapi
+
+    if check:
+        problems = drift()
+        for problem in problems:
+            typer.echo(problem, err=True)
+        if problems:
+            fail("docs/asyncapi/ or docs/openapi/ differs from the code; run `make docs` and commit the result")
+        typer.echo("docs/asyncapi/ and docs/openapi/ match the code")
+        return
+    ASYNCAPI_DIR.mkdir(parents=True, exist_ok=True)
+    OPENAPI_DIR.mkdir(parents=True, exist_ok=True)
+    for path in [*generate(ASYNCAPI_DIR), *generate_openapi(OPENAPI_DIR)]:
+        typer.echo(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+@app.command("export")
+def export(
+    table: Annotated[ExportTable | None, typer.Argument(help="outcomes, payments, balances or indicators")] = None,
+    output_format: Annotated[ExportFormat, typer.Option("--format", help="csv, jsonl or parquet")] = ExportFormat.CSV,
+    out: Annotated[Path | None, typer.Option(help="The file to write")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Overwrite OUT without asking")] = False,
+    columns: Annotated[bool, typer.Option("--columns", help="Print every table's columns (Markdown) and exit")]
+        = False,
+    year: Annotated[list[int] | None, typer.Option(help="indicators: a year measured (repeat for several)",
+                                                   min=1900, max=2200)] = None,
+    indicators: Annotated[Path, typer.Option(help="indicators: the definitions (YAML)")] =
+        REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml",
+) -> None:
+    """Export a table for analysts from the live databases (docs/exports.md lists the columns)."""
+    from rich.progress import Progress
+
+    from cli.reporting.exports import columns_markdown, export_table
+    from shared.platform.credentials import database_url
+    from shared.platform.settings import Settings
+
+    if columns:
+        typer.echo(columns_markdown())
+        return
+    if table is None or out is None:
+        fail("give a TABLE (outcomes, payments, balances, indicators) and --out FILE")
+    if table is ExportTable.INDICATORS:
+        if output_format is ExportFormat.PARQUET:
+            fail("the indicators export is written as csv or jsonl")
+        if not year:
+            fail("the indicators export needs at least one --year")
+    elif output_format is ExportFormat.PARQUET and importlib.util.find_spec("pyarrow") is None:
+        fail("parquet needs pyarrow: install the extra stafet[export] (the service image leaves it out)")
+    if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
+        fail(f"{out} exists; nothing written (use --yes to overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Progress(transient=True) as bar:
+        bar.add_task(f"exporting {table.value}", total=None)
+        if table is ExportTable.INDICATORS:
+            count = _export_indicators(indicators, sorted(set(year or ())), output_format, out)
+        else:
+            count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out))
+    typer.echo(f"wrote {count} {table.value} row(s) to {out} ({output_format.value})")
+
+
+def _export_indicators(definitions_file: Path, years: list[int], output_format: ExportFormat, out: Path) -> int:
+    """Indicators from the live verifier's event store, small cells suppressed."""
+    from cli.indicators import minimum_cell_setting
+    from cli.reporting.exports import indicator_rows, write_indicator_rows
+    from cli.reporting.live_indicators import live_timelines
+    from shared.domain.indicators.loader import IndicatorFileError, load_indicators
+    from shared.platform.credentials import database_url
+    from shared.platform.settings import Settings
+
+    least = minimum_cell_setting()
+    try:
+        definitions = load_indicators(definitions_file)
+    except IndicatorFileError as error:
+        fail(str(error))
+    timelines = asyncio.run(live_timelines(database_url("operator", Settings())))
+    return write_indicator_rows(indicator_rows(definitions, timelines, years, least), output_format, out)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the SQL migrations not yet applied (idempotent)."""
+    from shared.platform.credentials import database_url
+    from shared.platform.db import migrate
+    from shared.platform.settings import Settings
+
+    # The owner role's job: DATABASE_URL with the owner's user (a deployment's migration
+    # job), else the local stack's owner credentials. A server that cannot be reached is
+    # reported by main() without the URL, which may carry a password.
+    applied = asyncio.run(migrate(database_url("owner", Settings())))
+    typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"stafet {package_version('stafet')}")
+        raise typer.Exit
+
+
+@app.callback()
+def common(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL."""
+
+
+def main() -> None:  # pragma: no cover - console entry point (tested through the process)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # aiokafka logs every failed connection attempt at ERROR level; the CLI reports a
+    # server it cannot reach itself, once, as one `error:` line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # typer vendors click (typer._click): its exceptions, not the click package's, reach us.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    from shared.platform.credentials import CredentialsError
+
+    try:
+        # Not standalone: a usage error (a bad date, an unknown --format value) comes back
+        # here and is reported as one `error:` line like every other expected failure,
+        # instead of click's multi-line box.
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        error.show()  # a group called with no command: its help, as before
+        sys.exit(0)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx else "stafet"
+        usage = error.format_message().replace("Value error, ", "")
+        typer.echo(f"error: {command}: {usage} (see --help)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Abort:
+        typer.echo("error: cancelled; nothing changed", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except ClickException as error:
+        typer.echo(f"error: {error.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except CredentialsError as error:
+        # Missing credentials are a configuration problem, reported like bad input.
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as error:
+        message = unreachable_server(error)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)

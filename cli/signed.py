@@ -1,0 +1,46 @@
+"""Publishing signed records from the command line (operators, finance): one signer per
+command, each record signed for the topic it is sent to (shared/domain/signing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from cli.errors import fail
+from shared.domain.signing import RecordSigner
+from shared.platform.settings import Settings
+from shared.platform.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR, ConfigurationError, record_signer
+
+SEND_WINDOW = 1000  # records in flight before waiting for the broker's acks
+
+
+def signer_or_fail(settings: Settings, role: str, key_file: Path | None) -> RecordSigner:
+    """The operator's or finance system's signer; development falls back to the
+    well-known `operator:dev` / `finance:dev` key, production refuses to."""
+    principal = {"operator": DEVELOPMENT_OPERATOR, "finance": DEVELOPMENT_FINANCE}[role]
+    try:
+        return record_signer(settings, principal, key_file)
+    except ConfigurationError as error:
+        fail(str(error))
+
+
+async def send_signed(bootstrap: str, client_id: str, topic: str,
+                      records: Sequence[tuple[bytes | None, bytes]], signer: RecordSigner, *,
+                      principal: str) -> None:
+    """Send `records` signed by `signer`, connected to the broker as `principal` (the
+    operator or a finance system: whoever the ACLs let write `topic`)."""
+    from shared.platform.kafka import make_producer
+
+    producer = make_producer(bootstrap, client_id=client_id, principal=principal)
+    try:
+        await producer.start()
+        for first in range(0, len(records), SEND_WINDOW):
+            window = [(topic, key, value) for key, value in records[first:first + SEND_WINDOW]]
+            # One signature per tree of records, each with its proof; a lone record (a
+            # contract version, a clock tick, one settlement) keeps a single signature.
+            await asyncio.gather(*[await producer.send(topic, value, key=key, headers=headers)
+                                   for (_, key, value), headers in zip(window, signer.batch_headers(window),
+                                                                       strict=True)])
+    finally:
+        await producer.stop()
