@@ -62,8 +62,8 @@ def database_url(servers: Servers) -> str:
     return new_database(servers)
 
 
-def new_database(servers: Servers) -> str:
-    """A fresh, migrated database; its URL as the owner role (which created it)."""
+def new_database(servers: Servers, *, migrated: bool = True) -> str:
+    """A fresh database (migrated unless told not to); its URL as the owner role (which created it)."""
     name = f"t{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
@@ -72,7 +72,8 @@ def new_database(servers: Servers) -> str:
             await connection.execute(f'CREATE DATABASE "{name}"')
         finally:
             await connection.close()
-        await migrate(servers.role_url("owner", name))
+        if migrated:
+            await migrate(servers.role_url("owner", name))
 
     asyncio.run(create())
     return servers.role_url("owner", name)

@@ -54,6 +54,7 @@ from shared.domain.signing import RecordSigner, public_bytes
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
 from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
+from tests.conftest import new_database
 from tests.deploy.pods import (
     PLAYABLE,
     container_name,
@@ -111,17 +112,7 @@ def image() -> str:
 def empty_database(servers: Servers) -> str:
     """A database with no schema at all: the chart's migration Job makes it. Its URL as
     the owner role, for the test's own reads; the pods connect as their runtime roles."""
-    name = f"t{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(servers.role_url("owner", "postgres"))
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return servers.role_url("owner", name)
+    return new_database(servers, migrated=False)
 
 
 @pytest.fixture
