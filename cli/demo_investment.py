@@ -19,7 +19,7 @@ import typer
 from cli.reporting.page import money
 from cli.signed import send_signed
 from services.ledger.investor_queries import investor_positions
-from shared.domain.investment.figures import format_multiple, format_rate
+from shared.domain.investment.figures import FINANCE_RATE, REINVESTMENT_RATE, format_multiple, format_rate
 from shared.domain.investment.position import Positions
 from shared.domain.investment.records import InvestmentCommitted, InvestmentDisbursed, InvestmentRecord, record_key
 from shared.domain.signing import RecordSigner
@@ -65,4 +65,6 @@ def print_investor(positions: Positions) -> None:
         c = p.currency
         typer.echo(f"  {p.investor} under {p.contract_id}: disbursed {money(p.disbursed_minor, c)}, "
                    f"repaid so far {money(p.repaid_minor, c)}, at risk {money(p.at_risk_minor, c)}; "
-                   f"multiple {format_multiple(p.multiple)}, IRR {format_rate(p.irr)}")
+                   f"multiple {format_multiple(p.multiple)}, IRR {p.rates.shown()}, MIRR "
+                   f"{format_rate(p.mirr(FINANCE_RATE, REINVESTMENT_RATE))} (finance and reinvestment at "
+                   f"{format_rate(FINANCE_RATE)})")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from shared.domain.investment.figures import CashFlow, irr, money_multiple
+from shared.domain.investment.figures import CashFlow, RatesOfReturn, irr, mirr, money_multiple, rates_of_return
 from shared.domain.investment.records import (
     FundEstablished,
     InvestmentClosed,
@@ -76,7 +76,15 @@ class Position:
 
     @property
     def irr(self) -> Decimal | None:
+        """The IRR when the flows have exactly one (`rates` says why not otherwise)."""
         return irr(self.flows)
+
+    @property
+    def rates(self) -> RatesOfReturn:
+        return rates_of_return(self.flows)
+
+    def mirr(self, finance_rate: Decimal, reinvestment_rate: Decimal) -> Decimal | None:
+        return mirr(self.flows, finance_rate, reinvestment_rate)
 
 
 @dataclass
