@@ -38,7 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.frontdoor.auth import Authenticator
-from services.frontdoor.lines import Admitted, Refused, check_line
+from services.frontdoor.lines import Admitted, Refused, check_line_guarded
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.sealing import Sealer
 from shared.platform import metrics
@@ -60,6 +60,12 @@ class FrontDoorSettings(Settings):
     # Explicit limits: a batch is at most this many bytes and lines (split larger files).
     front_door_body_bytes_max: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     front_door_lines_max: int = Field(default=10_000, ge=1, le=100_000)
+    # A body must arrive within this long (from its first byte to its last), or the
+    # request is cut with 408: a client sending a byte every few seconds holds nothing.
+    front_door_body_timeout_s: float = Field(default=30.0, ge=1.0, le=600.0)
+    # At most this many bodies are being received at once; one more is answered 503 at
+    # once (send again), so slow clients cannot take every connection's memory.
+    front_door_open_bodies_max: int = Field(default=64, ge=1, le=10_000)
 
 
 class LineResult(BaseModel):
@@ -69,8 +75,10 @@ class LineResult(BaseModel):
     status: Literal["accepted", "duplicate", "refused"]
     reason: str | None = Field(default=None, description="Why it was refused: ingest's reason codes "
                                "(malformed_json, schema_violation, unknown_institution, untrusted_source, "
-                               "invalid_cpr, unknown_subject_reference, cpr_in_identifier, record_too_large, "
-                               "conflicting_duplicate) or reporter_mismatch")
+                               "invalid_cpr, unknown_subject_reference, cpr_in_identifier, cpr_in_field, "
+                               "conflicting_duplicate; the parse limits record_too_large, nesting_too_deep, "
+                               "number_too_long, string_too_long, too_many_items; admission_error) "
+                               "or reporter_mismatch")
     field: str | None = Field(default=None, description="The field the refusal is about")
     message: str | None = Field(default=None, description="One line, CPR numbers removed")
 
@@ -107,7 +115,7 @@ class FrontDoor:
         self.producer = make_producer(config.kafka_bootstrap_servers, client_id="stafet-frontdoor",
                                       principal="frontdoor", settings=config)
         self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
-
+        self.open_bodies = asyncio.Semaphore(config.front_door_open_bodies_max)
         self.started = False
 
     async def start(self) -> None:
@@ -234,6 +242,7 @@ _REQUEST_BODY = {
 
 @app.post("/v1/events", summary="Send one event or a batch (JSON Lines)", response_model=BatchResult,
           responses={401: {"model": Problem, "description": "No or unknown bearer token"},
+                     408: {"model": Problem, "description": "The body did not arrive in time: send again"},
                      413: {"model": Problem, "description": "Body or line count over the limit"},
                      415: {"model": Problem, "description": "Not application/json or application/x-ndjson"},
                      503: {"model": Problem, "description": "Kafka or PostgreSQL unavailable: send again"}},
@@ -254,7 +263,16 @@ async def post_events(request: Request,
     if content_type != "application/json" and content_type not in JSON_LINES_TYPES:
         return JSONResponse({"detail": "send application/json (one event) or application/x-ndjson (a batch)"},
                             status_code=415)
-    body = await _body_within(request, door.settings.front_door_body_bytes_max)
+    if door.open_bodies.locked():
+        return JSONResponse({"detail": "too many requests are being received; send the batch again"},
+                            status_code=503, headers={"Retry-After": "1"})
+    try:
+        async with door.open_bodies, asyncio.timeout(door.settings.front_door_body_timeout_s):
+            body = await _body_within(request, door.settings.front_door_body_bytes_max)
+    except TimeoutError:
+        log.warning("body_timed_out", institution=caller, timeout_s=door.settings.front_door_body_timeout_s)
+        return JSONResponse({"detail": f"the body did not arrive within {door.settings.front_door_body_timeout_s} s"},
+                            status_code=408, headers={"Connection": "close"})
     if body is None:
         return JSONResponse({"detail": f"the body is over {door.settings.front_door_body_bytes_max} bytes"},
                             status_code=413)
@@ -297,7 +315,7 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
 
 
 async def _forward(door: FrontDoor, caller: str, numbered: list[tuple[int, bytes]]) -> list[LineResult]:
-    checked = [(n, check_line(raw, caller, door.registry)) for n, raw in numbered]
+    checked = [(n, check_line_guarded(raw, caller, door.registry)) for n, raw in numbered]
     admitted_ids = [c.event_id for _, c in checked if isinstance(c, Admitted)]
     async with door.database.pool.acquire() as connection:
         known = {r["event_id"]: r["fingerprint"] for r in await connection.fetch(

@@ -21,7 +21,8 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from shared.domain.admission import RECORD_BYTES_MAX, SUBJECT_FIELDS, Reason
+from shared.domain.admission import SUBJECT_FIELDS, Reason
+from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr
 from shared.domain.events import InstitutionEvent
 from shared.domain.institutions import InstitutionRegistry, may_report
@@ -60,13 +61,20 @@ def _refused(event_id: str | None, reason: StrEnum, field: str, message: str) ->
     return Refused(event_id, reason.value, field, scrub(message))
 
 
-def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
-    if len(raw) > RECORD_BYTES_MAX:
-        return _refused(None, Reason.RECORD_TOO_LARGE, "", f"line is {len(raw)} bytes, at most {RECORD_BYTES_MAX}")
+def check_line_guarded(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
+    """`check_line`, where no line can fail the request: an exception while checking
+    this one line refuses it as `admission_error` (its class only, never its message,
+    which may quote the line) and the other lines are answered as usual."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return _refused(None, Reason.MALFORMED_JSON, "", f"not valid JSON: {error}")
+        return check_line(raw, caller, registry)
+    except Exception as error:  # noqa: BLE001 - one line's failure must not cost the batch
+        return Refused(None, Reason.ADMISSION_ERROR.value, "", f"checking this line failed: {type(error).__name__}")
+
+
+def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
+    data = parse(raw)
+    if isinstance(data, Breach):
+        return _refused(None, Reason(data.reason.value), "", data.message)
     if not isinstance(data, dict):
         return _refused(None, Reason.SCHEMA_VIOLATION, "", "a line is one JSON object")
     found_id = data.get("event_id")

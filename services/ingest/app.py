@@ -6,6 +6,7 @@ Run alone: `faststream run services.ingest.app:app` (or `stafet serve ingest`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.dedup import Forwardable, remember, sort_out
 from services.ingest.keys import pseudonym_key, sealing_key
-from shared.domain.admission import Reason, SubjectResolver, admit
+from shared.domain.admission import Reason, SubjectResolver, admit_guarded
 from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
 from shared.domain.events import InstitutionEvent, Transition
 from shared.domain.institutions import InstitutionRegistry
@@ -94,7 +95,9 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     current, keys = registry.current()
     for record in raw_records_of(message):
         raw = record.value or b""
-        outcome = admit(raw, current, subjects, keys.authenticate(record.topic, record.key, raw, record.headers))
+        # One record's failure, of any kind, is that record's dead letter: the batch goes on.
+        outcome = admit_guarded(raw, current, subjects, functools.partial(
+            keys.authenticate, record.topic, record.key, raw, record.headers))
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
+from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr_in
 from shared.domain.dead_letters import DeadLetter
 from shared.domain.events import InstitutionEvent, Transition
@@ -24,7 +26,6 @@ from shared.domain.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymis
 from shared.domain.sealing import InvalidSeal, unseal
 from shared.domain.upcasting import UnknownSchemaVersion, upcast
 
-RECORD_BYTES_MAX = 64 * 1024  # an institution event is a few hundred bytes
 RESOLVER_CACHE_MAX = 100_000  # sealed tokens remembered (about 20 MB)
 # Where a subject is named: the CPR number belongs there (sealed, or refused as
 # `unsealed_cpr`), and a pseudonym's hex may happen to hold ten digits in a row.
@@ -34,7 +35,15 @@ SUBJECT_FIELDS = frozenset({"subject.cpr", "subject.cpr_sealed", "subject.pseudo
 
 class Reason(StrEnum):
     MALFORMED_JSON = "malformed_json"
+    # The parse limits (shared/domain/bounded_json.py), checked before any model.
     RECORD_TOO_LARGE = "record_too_large"
+    NESTING_TOO_DEEP = "nesting_too_deep"
+    NUMBER_TOO_LONG = "number_too_long"
+    STRING_TOO_LONG = "string_too_long"
+    TOO_MANY_ITEMS = "too_many_items"
+    # Anything else that went wrong while admitting one record: that record is
+    # dead-lettered (with the exception's class only) and the batch goes on.
+    ADMISSION_ERROR = "admission_error"
     SCHEMA_VIOLATION = "schema_violation"
     UNKNOWN_INSTITUTION = "unknown_institution"
     UNTRUSTED_SOURCE = "untrusted_source"
@@ -78,7 +87,8 @@ class SubjectResolver:
             self._cache.move_to_end(token)
             return hit
         cpr = unseal(token, self._opener)
-        resolved = (pseudonymise(cpr, self._key, self._key_id), birth_date_from_cpr(cpr))
+        birth_date = birth_date_from_cpr(cpr)  # first: it refuses what is not ten ASCII digits
+        resolved = (pseudonymise(cpr, self._key, self._key_id), birth_date)
         self._cache[token] = resolved
         if len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
@@ -88,13 +98,9 @@ class SubjectResolver:
 def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
           signer: Authentication) -> Transition | DeadLetter:
     """`signer` is who the record's signature proves sent it (`TrustedKeys.authenticate`)."""
-    if len(raw) > RECORD_BYTES_MAX:
-        return _dead(Reason.RECORD_TOO_LARGE, "", f"record is {len(raw)} bytes, "
-                     f"at most {RECORD_BYTES_MAX}", raw)
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return _dead(Reason.MALFORMED_JSON, "", f"not valid JSON: {error}", raw)
+    data = parse(raw)
+    if isinstance(data, Breach):
+        return _dead(Reason(data.reason.value), "", data.message, raw)
     event_id = data.get("event_id") if isinstance(data, dict) else None
     event_id = event_id if isinstance(event_id, str) and not contains_cpr(event_id) else None
     # Every string outside the subject reference travels on to topics, tables and logs:
@@ -156,6 +162,18 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
         event_id=event.event_id, occurred_on=event.occurred_on, reported_by=event.reported_by,
         reporter_kind=reporter.kind, subject=pseudonym, birth_date=birth_date, body=event.body,
     )
+
+
+def admit_guarded(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
+                  signer: Callable[[], Authentication]) -> Transition | DeadLetter:
+    """`admit`, where no record can stop the line: an exception while admitting this one
+    record (a bug, or an input no rule foresaw) dead-letters it as `admission_error`
+    and the caller goes on with the next. Only the exception's class is kept: its
+    message may quote the record (a CPR number in a sealed token, say)."""
+    try:
+        return admit(raw, registry, subjects, signer())
+    except Exception as error:  # noqa: BLE001 - one record's failure must not stop a partition
+        return _dead(Reason.ADMISSION_ERROR, "", f"admitting this record failed: {type(error).__name__}", raw)
 
 
 def as_reported(raw: bytes) -> Principal:

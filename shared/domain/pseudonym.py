@@ -15,7 +15,8 @@ import re
 
 from shared.domain.cpr_text import scrub
 
-CPR_SHAPE = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
+# ASCII digits only: `\d` would take any script's digits, which no pseudonym key hashes.
+CPR_SHAPE = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{2})-?([0-9]{4})$")
 DEVELOPMENT_KEY = b"stafet-development-key-not-for-production"
 
 

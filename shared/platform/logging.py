@@ -17,6 +17,17 @@ import structlog
 from shared.platform.tracing import add_trace_id
 
 
+class _NoQueryStrings(logging.Filter):
+    """A request's query string can hold anything a caller typed (a token, a CPR number):
+    an access log line names the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) and a.startswith("/") else a
+                                for a in record.args)
+        return True
+
+
 def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
@@ -48,3 +59,6 @@ def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     # own and do not propagate: give them ours instead, so every line of a pod is JSON.
     for name in ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = [handler]
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoQueryStrings) for f in access.filters):
+        access.addFilter(_NoQueryStrings())
