@@ -26,7 +26,7 @@ from opentelemetry import propagate, trace
 from shared.platform import metrics, tracing
 from shared.platform.credentials import faststream_security
 from shared.platform.health import serve_health
-from shared.platform.kafka import PRODUCER_BATCH_BYTES, KeyPartitioner, make_producer
+from shared.platform.kafka import make_producer, producer_options
 from shared.platform.retry import UNREACHABLE, backoff_s, wait_for_kafka
 from shared.platform.settings import Settings
 
@@ -57,11 +57,7 @@ def make_broker(settings: Settings, *, client_id: str, principal: str) -> KafkaB
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=PRODUCER_BATCH_BYTES,
-        partitioner=KeyPartitioner(),
+        **producer_options(),  # type: ignore[arg-type]
         graceful_timeout=15.0,
         logger=None,
         middlewares=(tracing.telemetry_middleware(provider), *metrics.middlewares(service)),

@@ -115,17 +115,27 @@ class KeyPartitioner:
         return all_partitions[hashed % len(all_partitions)]
 
 
+def producer_options() -> dict[str, object]:
+    """What every producer of ours sends with, the raw ones and FastStream's alike: acks
+    from every in-sync replica and idempotence (no duplicate on a retried request), a
+    short linger and large batches (see PRODUCER_BATCH_BYTES), each key's partition
+    remembered (KeyPartitioner: one instance per producer, it holds a cache)."""
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": PRODUCER_BATCH_BYTES,
+        "partitioner": KeyPartitioner(),
+    }
+
+
 def make_producer(bootstrap: str, *, client_id: str, principal: str,
                   settings: Settings | None = None) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         **kafka_options(principal, settings),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=PRODUCER_BATCH_BYTES,
-        partitioner=KeyPartitioner(),
+        **producer_options(),  # type: ignore[arg-type]
         compression_type=None,
     )
 
