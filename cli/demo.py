@@ -290,8 +290,10 @@ def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:
     model = load_exclusion_model(EXCLUSION_MODEL)
     for outcome_id, weight in sorted(measured_deadweights(model, evidence.estimates(), data).items()):
         assumed = model.outcomes[outcome_id].deadweight if outcome_id in model.outcomes else None
+        interval = ("no interval: the design cannot reject any effect at 5 %" if weight.low is None
+                    or weight.high is None else f"95 % interval {float(weight.low):.0%} to {float(weight.high):.0%}")
         typer.echo(f"  deadweight of {outcome_id}, measured: {float(weight.value):.0%} of the outcomes would have "
-                   f"happened anyway (95 % interval {float(weight.low or 0):.0%} to {float(weight.high or 0):.0%})"
+                   f"happened anyway ({interval})"
                    + (f"; {float(assumed):.0%} assumed before" if assumed is not None else ""))
 
 

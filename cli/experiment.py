@@ -78,9 +78,8 @@ def read_assignment(path: Path) -> list[UnitAssigned]:
 def _print(estimates: list[Estimate], left_out: list[str]) -> None:
     for e in estimates:
         verdict = "significant" if e.significant else "not significant"
-        typer.echo(f"{e.indicator_id}: effect {e.effect_points:+.2f} percentage points, 95 % interval "
-                   f"[{e.low_points:+.2f}, {e.high_points:+.2f}], permutation p = {e.p_value:.3f} ({verdict}); "
-                   f"{e.treated_units} treated, {e.comparison_units} comparison units")
+        typer.echo(f"{e.indicator_id}: effect {e.effect_points:+.2f} percentage points, {e.interval_text()}, "
+                   f"{e.p_value_text()} ({verdict}); {e.treated_units} treated, {e.comparison_units} comparison units")
     if left_out:
         typer.echo(f"left out (nobody measured in a year): {', '.join(left_out)}")
 

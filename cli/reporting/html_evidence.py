@@ -75,16 +75,20 @@ def _experiment(result: ExperimentResult) -> str:
     experiment = result.experiment
     rule = experiment.assignment
     seed = f", seed {rule.seed}" if rule.seed is not None else ""
-    rows = [[e.indicator_id, f"{e.effect_points:+.2f}", f"[{e.low_points:+.2f}, {e.high_points:+.2f}]",
-             f"{e.p_value:.3f}", "yes" if e.significant else "no", f"{e.treated_units} / {e.comparison_units}",
+    rows = [[e.indicator_id, f"{e.effect_points:+.2f}", e.interval_text().removeprefix("95 % interval "),
+             e.p_value_text().removeprefix("permutation p = "), "yes" if e.significant else "no",
+             f"{e.treated_units} / {e.comparison_units}",
              f"{e.treated_follow_up_percent:.1f} %" if e.treated_follow_up_percent is not None else "-"]
             for e in result.estimates]
     fig = go.Figure(go.Scatter(
         x=[e.effect_points for e in result.estimates], y=[e.indicator_id for e in result.estimates],
         mode="markers", marker={"size": 11, "color": "#3d7dca"},
         error_x={"type": "data", "symmetric": False,
-                 "array": [e.high_points - e.effect_points for e in result.estimates],
-                 "arrayminus": [e.effect_points - e.low_points for e in result.estimates]}))
+                 # No bar where the design gives no interval (the table says why).
+                 "array": [e.high_points - e.effect_points if e.high_points is not None else 0
+                           for e in result.estimates],
+                 "arrayminus": [e.effect_points - e.low_points if e.low_points is not None else 0
+                                for e in result.estimates]}))
     fig.add_vline(x=0, line_dash="dot", line_color="#8a949e")
     fig.update_layout(title="Estimated effect, percentage points, with its 95 % interval")
     left_out = f" Left out (nobody measured in a year): {', '.join(result.left_out)}." if result.left_out else ""
@@ -97,5 +101,6 @@ def _experiment(result: ExperimentResult) -> str:
             + figure(fig, height=120 + 60 * len(result.estimates))
             + note("Difference in differences: the treated units' mean change from the baseline year to the "
                    "follow-up year minus the comparison units'; the interval inverts a permutation test over "
-                   "re-drawn assignments. Assumes parallel trends, an additive effect, no spill-over "
+                   "the other assignments the design allows (all of them, or a sample with its Monte Carlo "
+                   "error). Assumes parallel trends, an additive effect, no spill-over "
                    "(docs/indicators.md#experiments)."))

@@ -141,8 +141,10 @@ def measured_deadweight(estimate: Estimate, outcome_rate: Fraction) -> Deadweigh
     def of(points: float) -> Fraction:
         return _clamped(1 - _points(points) / 100 / outcome_rate)
 
-    return Deadweight(of(estimate.effect_points), True, low=of(estimate.high_points),
-                      high=of(estimate.low_points))
+    # A design that cannot reject any effect gives no interval, and so no range here.
+    low = None if estimate.high_points is None else of(estimate.high_points)
+    high = None if estimate.low_points is None else of(estimate.low_points)
+    return Deadweight(of(estimate.effect_points), True, low=low, high=high)
 
 
 @dataclass(frozen=True)

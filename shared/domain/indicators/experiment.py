@@ -10,8 +10,12 @@ indicator's share from the baseline year to the follow-up year; the estimate is 
 treated units' mean change minus the comparison units' mean change, in percentage
 points. The interval inverts a permutation test: an effect `tau` is inside the 95 %
 interval when, after subtracting `tau` from the treated units' changes, the observed
-difference is not in the outer 5 % of the differences under re-drawn assignments (drawn
-as the assignment itself was: within strata for a stratified one). Assumptions: parallel
+difference is not in the outer 5 % of the differences under the other assignments the
+design allows (within strata for a stratified one): all of them when there are at most
+EXACT_ASSIGNMENTS_MAX (an exact p-value), else a sample (a p-value with its Monte Carlo
+error). A small design may not be able to reject any effect at 5 % (3 of 6 units treated:
+20 assignments, and the actual one and its mirror are always as extreme, so p >= 0.1);
+then it says so instead of giving an interval. Assumptions: parallel
 trends (without treatment, treated and comparison units would have changed alike), an
 additive effect that is the same in every treated unit, no spill-over between units.
 """
@@ -19,7 +23,9 @@ additive effect that is the same in every treated unit, no spill-over between un
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -32,9 +38,13 @@ from shared.domain.events import Identifier
 from shared.domain.indicators.model import Frozen
 
 MAX_UNITS = 1_000
+# Up to this many possible assignments the test enumerates them all (an exact p-value);
+# beyond, it samples PERMUTATIONS of them and states the p-value's Monte Carlo error.
+EXACT_ASSIGNMENTS_MAX = 100_000
 PERMUTATIONS = 2_000  # Monte Carlo permutations: the p-value's resolution is 1/2001
 CONFIDENCE = 0.95
-BISECTION_STEPS = 40
+BISECTION_STEPS = 60  # between the effect and a bound known to be rejected: 2**-60 of it
+TIE_TOLERANCE = 1e-9  # differences this close count as ties, and ties as extreme (conservative)
 
 
 class Unit(Frozen):
@@ -151,18 +161,44 @@ class UnitChange:
 class Estimate:
     indicator_id: str
     effect_points: float
-    low_points: float
-    high_points: float
+    # The 95 % interval; None when the design cannot reject any effect at that level
+    # (`smallest_p_value` >= 5 %): then there is no interval to give, only that fact.
+    low_points: float | None
+    high_points: float | None
     p_value: float
     treated_units: int
     comparison_units: int
-    permutations: int
+    permutations: int  # assignments in the reference distribution (all of them when exact)
     # The treated units' mean share in the follow-up year (None if not known).
     treated_follow_up_percent: float | None = None
+    assignments: int = 0  # how many assignments the design allows
+    exact: bool = False  # every assignment enumerated (else `permutations` sampled)
+    smallest_p_value: float = 0.0  # the smallest p any effect can get with this design
+    monte_carlo_error: float | None = None  # the p-value's standard error when sampled
 
     @property
     def significant(self) -> bool:
         return self.p_value < 1 - CONFIDENCE
+
+    @property
+    def reachable(self) -> bool:
+        return self.low_points is not None and self.high_points is not None
+
+    def interval_text(self) -> str:
+        """`95 % interval [low, high]`, or why the design gives none."""
+        if self.low_points is None or self.high_points is None:
+            return (f"with {self.treated_units} of {self.treated_units + self.comparison_units} units treated no "
+                    f"effect is significant at {round(100 * (1 - CONFIDENCE))} %: {self.assignments:,} assignments, the "
+                    f"smallest p is {self.smallest_p_value:.3f}")
+        return f"95 % interval [{self.low_points:+.2f}, {self.high_points:+.2f}]"
+
+    def p_value_text(self) -> str:
+        """The p-value with how it was found: exactly, or sampled with its Monte Carlo error."""
+        if self.exact:
+            return f"permutation p = {self.p_value:.3f} (exact, {self.permutations:,} assignments)"
+        error = f" ± {self.monte_carlo_error:.3f}" if self.monte_carlo_error is not None else ""
+        return (f"permutation p = {self.p_value:.3f}{error} ({self.permutations:,} sampled of "
+                f"{self.assignments:,} assignments)")
 
 
 def _difference(changes: Sequence[float], treated: Sequence[bool]) -> float:
@@ -171,63 +207,109 @@ def _difference(changes: Sequence[float], treated: Sequence[bool]) -> float:
     return sum(ins) / len(ins) - sum(outs) / len(outs)
 
 
-def _redraws(units: Sequence[UnitChange], stratified: bool, count: int, seed: int) -> list[list[bool]]:
-    """Assignments drawn as the experiment's own was: the same number treated (per
-    stratum when stratified), so the reference distribution matches the design."""
-    chance = random.Random(seed)
+def _groups(units: Sequence[UnitChange], stratified: bool) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, unit in enumerate(units):
         groups[unit.stratum if stratified else ""].append(index)
+    return groups
+
+
+def assignment_count(units: Sequence[UnitChange], stratified: bool) -> int:
+    """How many assignments the design allows: the same number treated (per stratum when
+    stratified) in every way."""
+    total = 1
+    for members in _groups(units, stratified).values():
+        total *= math.comb(len(members), sum(units[i].treated for i in members))
+    return total
+
+
+def _every_assignment(units: Sequence[UnitChange], stratified: bool) -> list[tuple[int, ...]]:
+    """Every assignment the design allows as its treated units' indices, in a fixed order
+    (call only under EXACT_ASSIGNMENTS_MAX)."""
+    groups = _groups(units, stratified)
+    choices = [list(itertools.combinations(groups[s], sum(units[i].treated for i in groups[s])))
+               for s in sorted(groups)]
+    return [tuple(itertools.chain.from_iterable(picked)) for picked in itertools.product(*choices)]
+
+
+def _redraws(units: Sequence[UnitChange], stratified: bool, count: int, seed: int) -> list[tuple[int, ...]]:
+    """Assignments drawn as the experiment's own was: the same number treated (per
+    stratum when stratified), so the reference distribution matches the design. Each is
+    its treated units' indices."""
+    chance = random.Random(seed)
+    groups = _groups(units, stratified)
     draws = []
     for _ in range(count):
-        flags = [False] * len(units)
+        picked: list[int] = []
         for stratum in sorted(groups):
             members = groups[stratum]
-            picked = chance.sample(members, sum(units[i].treated for i in members))
-            for i in picked:
-                flags[i] = True
-        draws.append(flags)
+            picked.extend(chance.sample(members, sum(units[i].treated for i in members)))
+        draws.append(tuple(picked))
     return draws
 
 
 @dataclass(frozen=True)
 class _Reference:
-    """The re-drawn assignments, reduced to what the test needs. Subtracting `tau` from
-    the treated units' changes shifts a re-drawn difference linearly:
-    d(tau) = d(0) - tau * overlap, where overlap is the re-draw's treated share of the
-    actually treated units minus its comparison share of them. So each re-draw is two
-    numbers, and testing one `tau` costs one pass over them."""
+    """The assignments (all, or a sample), reduced to what the test needs. Subtracting
+    `tau` from the treated units' changes shifts an assignment's difference linearly:
+    d(tau) = d(0) - tau * overlap, where overlap is the assignment's treated share of the
+    actually treated units minus its comparison share of them. So each assignment is two
+    numbers, and testing one `tau` costs one pass over them.
+
+    Exact: the actual assignment is one of `at_zero`, p = extreme / all. Sampled: it is
+    added to the sample, p = (extreme + 1) / (sampled + 1)."""
 
     at_zero: tuple[float, ...]
     overlap: tuple[float, ...]
     observed_at_zero: float
+    exact: bool
 
     @classmethod
-    def of(cls, units: Sequence[UnitChange], draws: Sequence[Sequence[bool]]) -> _Reference:
+    def of(cls, units: Sequence[UnitChange], draws: Sequence[Sequence[int]], exact: bool) -> _Reference:
         changes = [u.change_points for u in units]
         actual = [1.0 if u.treated else 0.0 for u in units]
-        return cls(tuple(_difference(changes, flags) for flags in draws),
-                   tuple(_difference(actual, flags) for flags in draws),
-                   _difference(changes, [u.treated for u in units]))
+        treated = sum(u.treated for u in units)
+        comparison = len(units) - treated
+        all_changes, all_actual = sum(changes), float(treated)
+
+        def difference(values: Sequence[float], total: float, chosen: Sequence[int]) -> float:
+            inside = sum(values[i] for i in chosen)
+            return inside / treated - (total - inside) / comparison
+
+        return cls(tuple(difference(changes, all_changes, chosen) for chosen in draws),
+                   tuple(difference(actual, all_actual, chosen) for chosen in draws),
+                   _difference(changes, [u.treated for u in units]), exact)
+
+    def _p(self, extreme: int) -> float:
+        return extreme / len(self.at_zero) if self.exact else (extreme + 1) / (len(self.at_zero) + 1)
 
     def p_value(self, tau: float) -> float:
         observed = abs(self.observed_at_zero - tau)
-        tolerance = 1e-9  # ties count as extreme (a conservative test)
         extreme = sum(1 for d, o in zip(self.at_zero, self.overlap, strict=True)
-                      if abs(d - tau * o) >= observed - tolerance)
-        return (extreme + 1) / (len(self.at_zero) + 1)
+                      if abs(d - tau * o) >= observed - TIE_TOLERANCE)
+        return self._p(extreme)
+
+    def smallest_p_value(self) -> float:
+        """p as |tau| grows without bound: only the assignments whose overlap is +-1 (the
+        actual one and, with half treated, its mirror) stay as extreme as the observed."""
+        return self._p(sum(1 for o in self.overlap if abs(o) >= 1 - TIE_TOLERANCE))
+
+    def rejected_beyond(self) -> float:
+        """An |tau| beyond which every effect is rejected when the design can reject any:
+        there an assignment with |overlap| < 1 is never as extreme as the observed, since
+        |d - tau o| <= |d| + |tau| |o| < |tau| - |d_obs| <= |observed(tau)|."""
+        bound = 0.0
+        for d, o in zip(self.at_zero, self.overlap, strict=True):
+            if abs(o) < 1 - TIE_TOLERANCE:
+                bound = max(bound, (abs(d) + abs(self.observed_at_zero) + 1) / (1 - abs(o)))
+        return bound + abs(self.observed_at_zero) + 1
 
 
-def _bound(reference: _Reference, inside: float, step: float) -> float:
-    """The interval's end in the direction of `step`: widen until the effect is rejected,
-    then bisect between the last accepted and the first rejected effect."""
+def _bound(reference: _Reference, inside: float, outside: float) -> float:
+    """The interval's end between `inside` (accepted) and `outside` (rejected): bisection,
+    a bounded number of steps."""
     alpha = 1 - CONFIDENCE
-    accepted, rejected = inside, inside + step
-    for _ in range(60):
-        if reference.p_value(rejected) < alpha:
-            break
-        accepted, rejected = rejected, rejected + step
-        step *= 2
+    accepted, rejected = inside, outside
     for _ in range(BISECTION_STEPS):
         middle = (accepted + rejected) / 2
         if reference.p_value(middle) < alpha:
@@ -239,19 +321,30 @@ def _bound(reference: _Reference, inside: float, step: float) -> float:
 
 def estimate(indicator_id: str, units: Sequence[UnitChange], *, stratified: bool, seed: int,
              permutations: int = PERMUTATIONS) -> Estimate:
+    """The difference in differences with its permutation p-value and interval: exact
+    over every assignment when there are at most EXACT_ASSIGNMENTS_MAX, else over
+    `permutations` sampled ones (the p-value's Monte Carlo error stated)."""
     treated = sum(u.treated for u in units)
     if treated == 0 or treated == len(units):
         raise EvaluationError(f"{indicator_id}: needs treated and comparison units with measurements "
                               f"(treated {treated} of {len(units)})")
     effect = _difference([u.change_points for u in units], [u.treated for u in units])
-    reference = _Reference.of(units, _redraws(units, stratified, permutations, seed))
-    spread = max(1.0, max(abs(u.change_points) for u in units))
-    low = _bound(reference, effect, -spread / 4)
-    high = _bound(reference, effect, spread / 4)
+    possible = assignment_count(units, stratified)
+    exact = possible <= EXACT_ASSIGNMENTS_MAX
+    draws = _every_assignment(units, stratified) if exact else _redraws(units, stratified, permutations, seed)
+    reference = _Reference.of(units, draws, exact)
+    p_value = reference.p_value(0.0)
+    smallest = reference.smallest_p_value()
+    low = high = None
+    if smallest < 1 - CONFIDENCE:
+        beyond = reference.rejected_beyond()
+        low = _bound(reference, effect, -beyond)
+        high = _bound(reference, effect, beyond)
     levels = [u.follow_up_percent for u in units if u.treated]
     level = None if None in levels else sum(x for x in levels if x is not None) / len(levels)
-    return Estimate(indicator_id, effect, low, high, reference.p_value(0.0), treated,
-                    len(units) - treated, permutations, level)
+    error = None if exact else math.sqrt(p_value * (1 - p_value) / len(draws))
+    return Estimate(indicator_id, effect, low, high, p_value, treated, len(units) - treated, len(draws), level,
+                    possible, exact, smallest, error)
 
 
 def unit_changes(experiment: Experiment, assigned: Sequence[UnitAssigned],
