@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -80,3 +80,99 @@ def keys_new(
     if not SIGNER_SHAPE.match(signer):
         fail(f"--signer {signer!r}: expected ROLE:NAME, ROLE one of institution, operator, finance, service")
     _signing_keys(out, signer)
+
+
+# ---- keys that end: the signed key list and the signed revocation list --------------
+# (shared/domain/key_lists.py). Both are signed by an operator's root key, which every
+# receiver pins in TRUST_ROOT_KEYS; in development operator:dev's well-known key is one.
+
+def _root_signer(signing_key: Path | None) -> Any:
+    from shared.platform.settings import Settings
+    from shared.platform.trust import DEVELOPMENT_OPERATOR, ConfigurationError, record_signer, trust_roots
+
+    settings = Settings()
+    try:
+        signer = record_signer(settings, DEVELOPMENT_OPERATOR, signing_key)
+        roots = trust_roots(settings)
+    except ConfigurationError as error:
+        fail(str(error))
+    if signer.key_id not in roots:
+        fail(f"the signing key {signer.key_id} is not a trust root: add its public key to TRUST_ROOT_KEYS")
+    return signer, roots
+
+
+def _write_signed(out: Path, content: dict[str, Any]) -> None:
+    import yaml
+
+    temporary = out.with_name(out.name + ".tmp")
+    temporary.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    temporary.replace(out)  # whole or not at all: a receiver never reads half a list
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@app.command("sign-list")
+def keys_sign_list(
+    source: Annotated[Path, typer.Argument(help="YAML with `keys:`, each {principal, public_key, not_before?, not_after?}")],
+    out: Annotated[Path, typer.Option(help="Where to write the signed key list (TRUSTED_KEYS_FILE)")],
+    signing_key: Annotated[Path | None, typer.Option(help="An operator's root key (TRUST_ROOT_KEYS)")] = None,
+) -> None:
+    """Sign a key list: the keys receivers trust, each with an optional window. A key
+    retired by `not_after` keeps verifying what it signed before then."""
+    import yaml
+    from pydantic import ValidationError
+
+    from shared.domain.key_lists import KeyList, sign_document
+
+    signer, _ = _root_signer(signing_key)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        document = KeyList(issued_at=_now(), keys=tuple(data.get("keys") or ()))
+    except OSError as error:
+        fail(f"{source}: {error.strerror}")
+    except (yaml.YAMLError, AttributeError) as error:
+        fail(f"{source}: not YAML with `keys:`: {error}")
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{source}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    _write_signed(out, sign_document(document, signer.key))
+    typer.echo(f"signed {len(document.keys)} key(s) as {signer.key_id} into {out}")
+
+
+@app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id to revoke (ed25519:...)")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the list)")],
+    revocations: Annotated[Path, typer.Option("--list", help="The revocation list (REVOKED_KEYS_FILE); created if absent")],
+    since: Annotated[str | None, typer.Option(
+        help="Refuse what the key signed from this moment (ISO 8601 with zone) on; default: everything")] = None,
+    signing_key: Annotated[Path | None, typer.Option(help="An operator's root key (TRUST_ROOT_KEYS)")] = None,
+) -> None:
+    """Add a key to the signed revocation list: receivers refuse its records (all, or
+    those stamped from --since on) as `revoked_key` once they load the list."""
+    import yaml
+    from pydantic import ValidationError
+
+    from shared.domain.key_lists import DocumentError, Revocation, RevocationList, sign_document, verified_document
+
+    signer, roots = _root_signer(signing_key)
+    revoked: tuple[Revocation, ...] = ()
+    if revocations.exists():
+        try:
+            revoked = verified_document(yaml.safe_load(revocations.read_text(encoding="utf-8")),
+                                        RevocationList, roots).revoked
+        except (DocumentError, yaml.YAMLError) as error:
+            fail(f"{revocations}: not a valid signed revocation list, refusing to replace it: {error}")
+    try:
+        added = Revocation.model_validate({"key_id": key_id, "reason": reason, "since": since})
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    document = RevocationList(issued_at=_now(), revoked=(*revoked, added))
+    _write_signed(revocations, sign_document(document, signer.key))
+    typer.echo(f"revoked {key_id} ({len(document.revoked)} in {revocations}); receivers refuse it once they "
+               "restart with REVOKED_KEYS_FILE pointing there")

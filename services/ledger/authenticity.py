@@ -50,7 +50,7 @@ def _schema(error: ValidationError) -> Refused:
 
 def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Settlement | Refused:
     """A finance system's answer, from the settlements topic."""
-    signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+    signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
         return Refused(UNAUTHENTICATED_SETTLEMENT, "", f"{signer.problem.value}: {signer.message}")
     if signer.role != Role.FINANCE:
@@ -63,7 +63,7 @@ def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Se
 
 def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> InvestmentRecord | Refused:
     """An investor's, a fund's or a finance office's record, from the investments topic."""
-    signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+    signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
         return Refused(UNAUTHENTICATED_INVESTMENT, "", f"{signer.problem.value}: {signer.message}")
     try:
@@ -94,7 +94,7 @@ def admit_journal(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Journ
         expected, reason = LEDGER, UNAUTHENTICATED_SETTLEMENT
     else:
         expected, reason = LEDGER, UNAUTHENTICATED_INVESTMENT
-    signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+    signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
         return Refused(reason, "", f"{signer.problem.value}: {signer.message}")
     if signer != expected:

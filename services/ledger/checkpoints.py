@@ -81,7 +81,7 @@ def anchors_of(records: Sequence[ConsumerRecord[Any, Any]], trust: TrustedKeys) 
     refused = 0
     conflicts: list[int] = []
     for record in records:
-        signer = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+        signer = trust.authenticate_record(record)
         try:
             checkpoint = Checkpoint.model_validate_json(record.value or b"")
         except ValidationError:

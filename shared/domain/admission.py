@@ -57,6 +57,8 @@ class Reason(StrEnum):
     MISSING_SIGNATURE = "missing_signature"
     UNKNOWN_SIGNER = "unknown_signer"
     BAD_SIGNATURE = "bad_signature"
+    REVOKED_KEY = "revoked_key"
+    EXPIRED_KEY = "expired_key"
     SIGNER_MISMATCH = "signer_mismatch"
     PSEUDONYM_NOT_ALLOWED = "pseudonym_not_allowed"
 

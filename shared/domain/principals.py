@@ -23,6 +23,8 @@ class SignatureProblem(StrEnum):
     MISSING_SIGNATURE = "missing_signature"
     UNKNOWN_SIGNER = "unknown_signer"
     BAD_SIGNATURE = "bad_signature"
+    REVOKED_KEY = "revoked_key"  # on the signed revocation list (shared/domain/key_lists.py)
+    EXPIRED_KEY = "expired_key"  # the record's time is outside the key's window
 
 
 @dataclass(frozen=True)

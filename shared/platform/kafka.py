@@ -30,8 +30,12 @@ CONNECT_ATTEMPTS_MAX = 60
 def topic_config(spec: TopicSpec) -> dict[str, str]:
     """A topic's configuration. The topics that are the source of truth (events, contracts,
     transitions, the journal) keep every record forever: a rebuild replays them from
-    offset 0, and a broker default retention of 7 days would silently lose history."""
+    offset 0, and a broker default retention of 7 days would silently lose history.
+    Every topic's records are stamped by the broker on append (LogAppendTime): a signature
+    is judged at the record's time (keys that end: shared/domain/key_lists.py), which a
+    producer holding a retired or revoked key must not be able to choose."""
     config = {"cleanup.policy": "compact"} if spec.compacted else {}
+    config["message.timestamp.type"] = "LogAppendTime"
     if spec.keep_forever:
         config |= {"retention.ms": "-1", "retention.bytes": "-1"}
     return config

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # institution registry).
     signing_key_file: Path | None = None
     trusted_keys_file: Path | None = None
+    # Keys that end (shared/domain/key_lists.py): the operators' root public keys (hex,
+    # comma-separated) that sign a key list in TRUSTED_KEYS_FILE and the revocation list
+    # in REVOKED_KEYS_FILE (`stafet keys list sign`, `stafet keys revoke`).
+    trust_root_keys: str = ""
+    revoked_keys_file: Path | None = None
     # Development mode allows a well-known key so `make demo` runs with no secrets;
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")

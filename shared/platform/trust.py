@@ -19,19 +19,41 @@ In development mode (the default) the well-known development key of every servic
 `operator:dev`, `finance:dev`, of every registered institution (and, as `investor:<id>`,
 of every registered investor and fund) is trusted as well, so
 `make demo` needs no secrets. In production a missing `TRUSTED_KEYS_FILE` or signing key
-stops the process, and a development key found in any trusted file is refused.
+stops the process, and a development key found in any trusted file, key list or trust
+root is refused.
+
+Keys that end (`shared/domain/key_lists.py`): `TRUSTED_KEYS_FILE` may instead be a key
+list signed by a trust root (`stafet keys list sign`), giving each key a window
+(`not_before`/`not_after`), and `REVOKED_KEYS_FILE` a revocation list signed by a trust
+root (`stafet keys revoke`). The roots are operators' public keys pinned in
+`TRUST_ROOT_KEYS` (in development `operator:dev`'s well-known key is one). A record is
+judged at its Kafka timestamp (`authenticate_record`): a retired key verifies what it
+signed inside its window, a revoked key nothing (or nothing from `since` on).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.domain.institutions import InstitutionRegistry
+from shared.domain.key_lists import (
+    DocumentError,
+    KeyList,
+    KeyProblem,
+    KeyWindow,
+    ListedKey,
+    Revocation,
+    RevocationList,
+    verified_document,
+    windows_of,
+)
 from shared.domain.principals import Authentication, Principal, Role, SignatureProblem, Unauthenticated
 from shared.domain.signing import (
     BATCH_PROOF_HEADER,
@@ -69,11 +91,28 @@ class ConfigurationError(RuntimeError):
 
 
 
+class ConsumedRecord(Protocol):
+    """What `authenticate_record` needs of a consumed Kafka record."""
+
+    topic: str
+    key: Any
+    value: Any
+    headers: Any
+    timestamp: int  # milliseconds since the epoch; on append (LogAppendTime) on signed topics
+
+
+def record_time(timestamp_ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC)
+
+
 class TrustedKeys:
-    def __init__(self, keys: Iterable[tuple[Principal, Ed25519PublicKey]] = ()) -> None:
+    def __init__(self, keys: Iterable[tuple[Principal, Ed25519PublicKey]] = (),
+                 windows: Mapping[str, KeyWindow] | None = None) -> None:
         self._by_id: dict[str, tuple[Principal, Ed25519PublicKey]] = {}
         for principal, key in keys:
             self._by_id[key_id_of(key)] = (principal, key)
+        # Key id -> when it may be believed (key lists and revocations); absent: always.
+        self._windows = {key_id: w for key_id, w in (windows or {}).items() if not w.unlimited}
         # (key id, signature, root, size) -> who signed: filled only after that signature
         # verified for that root, and keyed on all of it, so a record whose path leads to
         # any other root (or that names another key or signature) misses and is checked.
@@ -83,14 +122,25 @@ class TrustedKeys:
         return len(self._by_id)
 
     def merged(self, other: TrustedKeys) -> TrustedKeys:
-        return TrustedKeys([*self._by_id.values(), *other._by_id.values()])
+        return TrustedKeys([*self._by_id.values(), *other._by_id.values()], {**self._windows, **other._windows})
 
     def principals(self) -> Mapping[str, Principal]:
         return {key_id: principal for key_id, (principal, _) in self._by_id.items()}
 
+    def window(self, key_id: str) -> KeyWindow | None:
+        return self._windows.get(key_id)
+
+    def authenticate_record(self, record: ConsumedRecord) -> Authentication:
+        """`authenticate` for a consumed record, judged at the record's own time, so that
+        a retired key still verifies what it signed before it retired (a rebuild, a
+        verify) and nothing stamped after."""
+        return self.authenticate(record.topic, record.key, record.value or b"", record.headers,
+                                 at=record_time(record.timestamp))
+
     def authenticate(self, topic: str, key: bytes | None, value: bytes,
-                     headers: Headers | None) -> Authentication:
-        """Who signed this record for this topic, or why that cannot be said."""
+                     headers: Headers | None, *, at: dt.datetime | None = None) -> Authentication:
+        """Who signed this record for this topic, or why that cannot be said. `at`: the
+        record's time, for the key's window and revocation (default: now)."""
         key_id, signature = header(headers, KEY_ID_HEADER), header(headers, SIGNATURE_HEADER)
         if key_id is None or signature is None:
             return Unauthenticated(SignatureProblem.MISSING_SIGNATURE, "the record carries no signature")
@@ -99,6 +149,14 @@ class TrustedKeys:
         if found is None:
             return Unauthenticated(SignatureProblem.UNKNOWN_SIGNER, f"key id {name[:40]!r} is not trusted")
         principal, public = found
+        window = self._windows.get(name)
+        if window is not None:
+            when = at or dt.datetime.now(dt.UTC)
+            problem = window.problem_at(when)
+            if problem is not None:
+                state = "revoked" if problem == KeyProblem.REVOKED_KEY else "outside its window"
+                return Unauthenticated(SignatureProblem(problem.value), f"{principal}'s key {name} is {state}"
+                                       f" for a record of {when.isoformat(timespec='seconds')}")
         raw_signature = decoded(signature)
         if raw_signature is None:
             return _bad(principal)
@@ -136,25 +194,73 @@ def _verifies(public: Ed25519PublicKey, signature: bytes, message: bytes) -> boo
 INVESTOR_KINDS = ("investor", "fund")
 
 
-def _development_keys(registry: InstitutionRegistry | None) -> list[tuple[Principal, Ed25519PublicKey]]:
+def _development_names(registry: InstitutionRegistry | None) -> list[str]:
     names = [f"service:{s}" for s in SERVICES] + [DEVELOPMENT_OPERATOR, DEVELOPMENT_FINANCE]
     if registry is not None:
         names += [f"institution:{i.id}" for i in registry.all()]
         # An investor or fund in the registry signs its commitments as `investor:<id>`.
         names += [f"investor:{i.id}" for i in registry.all() if i.kind in INVESTOR_KINDS]
-    return [(Principal.parse(n), development_key(n).public_key()) for n in names]
+    return names
 
 
-def _file_keys(path: Path) -> list[tuple[Principal, Ed25519PublicKey]]:
+def _development_keys(registry: InstitutionRegistry | None) -> list[tuple[Principal, Ed25519PublicKey]]:
+    return [(Principal.parse(n), development_key(n).public_key()) for n in _development_names(registry)]
+
+
+def _yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigurationError(f"{path}: cannot be read: {error}") from None
+
+
+def _file_keys(path: Path, roots: Mapping[str, Ed25519PublicKey]
+               ) -> tuple[list[tuple[Principal, Ed25519PublicKey]], list[ListedKey]]:
+    """The keys of TRUSTED_KEYS_FILE: a signed key list (with windows), or the plain
+    `{role: {name: [hex, ...]}}` form (no windows; revocations still apply)."""
+    data = _yaml(path)
+    if isinstance(data, dict) and data.get("kind") == "stafet_key_list":
+        try:
+            listed = verified_document(data, KeyList, roots).keys
+        except DocumentError as error:
+            raise ConfigurationError(f"{path}: not a valid signed key list: {error}") from None
+        return [(Principal.parse(k.principal), parse_public_key(k.public_key)) for k in listed], list(listed)
+    try:
         keys = []
         for role, holders in data.items():
             for name, hexes in (holders or {}).items():
                 keys += [(Principal(Role(role), str(name)), parse_public_key(str(h))) for h in hexes]
-    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+    except (AttributeError, TypeError, ValueError) as error:
         raise ConfigurationError(f"{path}: not a valid trusted keys file: {error}") from None
-    return keys
+    return keys, []
+
+
+def _revocations(path: Path | None, roots: Mapping[str, Ed25519PublicKey]) -> list[Revocation]:
+    if path is None:
+        return []
+    try:
+        return list(verified_document(_yaml(path), RevocationList, roots).revoked)
+    except DocumentError as error:
+        raise ConfigurationError(f"{path}: not a valid signed revocation list: {error}") from None
+
+
+def trust_roots(settings: Settings) -> dict[str, Ed25519PublicKey]:
+    """Key id -> the operators' root keys that sign key lists and revocation lists:
+    TRUST_ROOT_KEYS (comma-separated hex), and in development `operator:dev`'s."""
+    production = settings.stafet_env == "production"
+    roots: dict[str, Ed25519PublicKey] = {}
+    for text in (t for t in settings.trust_root_keys.split(",") if t.strip()):
+        try:
+            root = parse_public_key(text)
+        except ValueError as error:
+            raise ConfigurationError(f"TRUST_ROOT_KEYS: {error}") from None
+        if production and any(is_development_key(root, name) for name in _development_names(None)):
+            raise ConfigurationError("TRUST_ROOT_KEYS: a development key is not a trust root in production")
+        roots[key_id_of(root)] = root
+    if not production:
+        root = development_key(DEVELOPMENT_OPERATOR).public_key()
+        roots[key_id_of(root)] = root
+    return roots
 
 
 def _registry_keys(registry: InstitutionRegistry) -> list[tuple[Principal, Ed25519PublicKey]]:
@@ -168,11 +274,14 @@ def _registry_keys(registry: InstitutionRegistry) -> list[tuple[Principal, Ed255
 
 
 def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None) -> TrustedKeys:
-    """The keys this process trusts: files, registry, and in development the dev keys."""
+    """The keys this process trusts: files, registry, and in development the dev keys;
+    with their windows and revocations."""
     production = settings.stafet_env == "production"
+    roots = trust_roots(settings)
     keys: list[tuple[Principal, Ed25519PublicKey]] = []
+    listed: list[ListedKey] = []
     if settings.trusted_keys_file is not None:
-        keys += _file_keys(settings.trusted_keys_file)
+        keys, listed = _file_keys(settings.trusted_keys_file, roots)
     elif production:
         raise ConfigurationError("no trusted keys: set TRUSTED_KEYS_FILE (stafet keys new)")
     if registry is not None:
@@ -183,7 +292,7 @@ def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None
                 raise ConfigurationError(f"{principal}: a development key is not trusted in production")
     else:
         keys += _development_keys(registry)
-    return TrustedKeys(keys)
+    return TrustedKeys(keys, windows_of(listed, _revocations(settings.revoked_keys_file, roots)))
 
 
 def record_signer(settings: Settings, principal: str, key_file: Path | None = None) -> RecordSigner:

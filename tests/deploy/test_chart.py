@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.platform.kafka import topic_config
 from shared.platform.kafka_access import Kind, Operation, Resource, grants_for
 from shared.platform.topics import ALL_TOPICS
 from tests.deploy.tools import CHART, CRD_SCHEMAS, KUBERNETES_VERSION, PRODUCTION_VALUES, helm, render
@@ -129,6 +130,8 @@ def test_the_charts_topics_are_the_codes_topics() -> None:
         assert (found["config"]["cleanup.policy"] == "compact") == spec.compacted, spec.name
         if spec.keep_forever:
             assert (found["config"]["retention.ms"], found["config"]["retention.bytes"]) == (-1, -1), spec.name
+        # Signatures are judged at the broker's append time (shared/domain/key_lists.py).
+        assert found["config"]["message.timestamp.type"] == topic_config(spec)["message.timestamp.type"], spec.name
 
 
 def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access() -> None:
