@@ -9,28 +9,65 @@ from typing import Annotated
 import typer
 
 from cli.errors import EXIT_BAD_INPUT, fail
-from shared.domain.contracts.loader import ContractFileError, load_contract
-from shared.domain.contracts.model import FixedPrice
+from shared.domain.contracts.checks import issues_of
+from shared.domain.contracts.loader import ContractFileError, field_lines, line_of_field, load_contract
+from shared.domain.contracts.model import Contract, FixedPrice
 from shared.domain.currency import format_money
 
 app = typer.Typer(help="Check, show and apply contract files.", no_args_is_help=True)
+RegistryOption = Annotated[Path | None, typer.Option(
+    "--registry", help="Institution registry (YAML) the payer, payees and fallback must be in, with the right kind")]
+
+
+def registry_kinds(path: Path) -> dict[str, str]:
+    """Institution id -> kind, from a registry file (a bad file is one `error:` line)."""
+    from shared.domain.institutions import InstitutionRegistry, RegistryError
+
+    try:
+        return {i.id: i.kind for i in InstitutionRegistry.from_file(path).all()}
+    except RegistryError as error:
+        fail(f"registry file {str(error).splitlines()[0]}")
+
+
+def problems_of(loaded: list[tuple[Path, Contract]], kinds: dict[str, str] | None) -> list[str]:
+    """`file:line: field: reason_code: text` for every check a loaded contract fails,
+    each version checked against the others given with it."""
+    contracts = [contract for _, contract in loaded]
+    problems = []
+    for path, contract in loaded:
+        lines = field_lines(path.read_text(encoding="utf-8"), str(path))
+        for issue in issues_of(contract, contracts, kinds):
+            line = line_of_field(lines, issue.field)
+            problems.append(f"{path}{f':{line}' if line else ''}: {issue.line()}")
+    return problems
 
 
 @app.command("check")
-def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")]) -> None:
-    """Validate contract files; print one line per problem and exit 2 if any is bad."""
+def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YAML files")],
+                   registry: RegistryOption = None) -> None:
+    """Validate contract files (versions of one contract checked together; against the
+    institution registry with --registry); print one line per problem and exit 2 if any
+    is bad."""
+    kinds = registry_kinds(registry) if registry is not None else None
     bad = False
+    loaded = []
     for path in files:
         try:
-            contract = load_contract(path)
+            loaded.append((path, load_contract(path)))
         except ContractFileError as error:
             typer.echo(str(error), err=True)
             bad = True
+    problems = problems_of(loaded, kinds)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    failed = {line.split(":", 1)[0] for line in problems}
+    for path, contract in loaded:
+        if str(path) in failed:
             continue
         measured = f", {len(contract.indicator_outcomes)} indicator outcome(s)" if contract.indicator_outcomes else ""
         typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
                    f"{len(contract.outcomes)} outcome(s){measured}")
-    if bad:
+    if bad or problems:
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -78,23 +115,32 @@ def contract_apply(
     files: Annotated[list[Path], typer.Argument(help="Contract YAML files")],
     signing_key: Annotated[Path | None, typer.Option(
         help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", help="Institution registry (YAML) to check against (default INSTITUTIONS_FILE)")] = None,
 ) -> None:
     """Validate contract files, sign them with an operator's key and publish them to the
     contracts topic, where every verifier picks them up (a verifier refuses a version no
     trusted operator signed). A version once published is never replaced: publish a new
-    version (with `effective_from`) to change a contract."""
+    version (with `effective_from`) to change a contract. Every check of `contract check
+    --registry` must pass first."""
     from cli.signed import send_signed, signer_or_fail
     from shared.platform.settings import Settings
     from shared.platform.topics import CONTRACTS
 
-    contracts = []
+    loaded = []
     for path in files:
         try:
-            contracts.append(load_contract(path))
+            loaded.append((path, load_contract(path)))
         except ContractFileError as error:
             fail(str(error))
-
     settings = Settings()
+    problems = problems_of(loaded, registry_kinds(registry or settings.institutions_file))
+    for problem in problems[:-1]:
+        typer.echo(problem, err=True)
+    if problems:
+        fail(f"{problems[-1]} (nothing applied)")
+    contracts = [contract for _, contract in loaded]
+
     signer = signer_or_fail(settings, "operator", signing_key)
     records = [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts]
     try:

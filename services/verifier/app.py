@@ -23,6 +23,7 @@ from services.verifier.batch import BatchResult, process_batch
 from services.verifier.relay import Outgoing, relay_outbox
 from services.verifier.streams import StreamCache
 from shared.domain.contracts.book import ContractBook, ContractConflict
+from shared.domain.contracts.checks import VERIFIER_REFUSES, ContractIssue, issues_of
 from shared.domain.contracts.evaluation import InstitutionInfo
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.model import Contract
@@ -73,6 +74,7 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
 book = ContractBook()
 _registry = InstitutionRegistry.from_file(settings.institutions_file)
 directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in _registry.all()}
+kinds = {i.id: i.kind for i in _registry.all()}
 # Whom the verifier believes (services/verifier/authenticity.py), and its own key: the
 # ledger believes only instructions the verifier signed.
 trust = trusted_keys(settings)
@@ -115,6 +117,16 @@ async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offse
 unswept: set[tuple[str, int]] = set()
 
 
+def refusals(contract: Contract) -> list[ContractIssue]:
+    """What makes a new version pay wrongly or never (shared/domain/contracts/checks.py):
+    a payee or fallback this registry does not know, a second version taking effect on
+    the same day as another, a window no subject can fall into. A version already in the
+    book is not checked again (it arrives again at every start)."""
+    if contract in book.all():
+        return []
+    return [issue for issue in issues_of(contract, book.all(), kinds) if issue.code in VERIFIER_REFUSES]
+
+
 async def remember(contract: Contract, connection: asyncpg.Connection) -> None:
     key = (contract.contract_id, contract.version)
     try:
@@ -144,7 +156,12 @@ async def start() -> None:
         for contract in await store.load_contracts(connection):
             book.add(contract)
         for path in settings.contract_paths():
-            await remember(load_contract(path), connection)
+            contract = load_contract(path)
+            if problems := refusals(contract):
+                log.error("contract_refused", contract_id=contract.contract_id, version=contract.version,
+                          reason=problems[0].code.value, error="; ".join(p.line() for p in problems))
+                continue
+            await remember(contract, connection)
     log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in book.all()])
 
 
@@ -218,6 +235,10 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
             # The versions in force keep applying; the refused one is logged and kept
             # (redacted) in a dead letter for whoever investigates.
             await refuse(contract, record.value or b"", record.topic, record.partition, record.offset)
+            continue
+        if problems := refusals(contract):
+            await refuse(Refused(problems[0].code.value, "; ".join(p.line() for p in problems)),
+                         record.value or b"", record.topic, record.partition, record.offset)
             continue
         # Serialised with batches: a batch in flight was decided with the old book, and the
         # sweep a new version schedules must see that batch's subjects committed, or

@@ -25,6 +25,7 @@ from shared.domain.contracts.model import (
     SplitDistribution,
     exact,
 )
+from shared.domain.contracts.model import effective_from as effective_from_of
 from shared.domain.contracts.predicate import Predicate
 from shared.domain.contracts.solidarity import SolidarityError, allocate, largest_remainder
 from shared.domain.contracts.target_group import referral_eligible
@@ -64,6 +65,9 @@ class RejectionReason(StrEnum):
     # worsening) pays nothing.
     POPULATION_BELOW_MINIMUM = "population_below_minimum"
     IMPROVEMENT_BELOW_FLOOR = "improvement_below_floor"
+    # The trigger falls inside the contract's period but before its first version takes
+    # effect (`effective_from`): no version was in force on that day.
+    BEFORE_CONTRACT_START = "before_contract_start"
 
 
 @dataclass(frozen=True)
@@ -189,9 +193,15 @@ def evaluate_versions(versions: Versions, timeline: SubjectTimeline, on: dt.date
             if fact.occurred_on > on:
                 continue
             contract = _deciding_version(versions, fact.occurred_on)
-            outcome = outcomes[contract.version].get(outcome_id) if contract else None
-            if contract is None or outcome is None or fact.type != outcome.trigger.event:
+            early = _not_yet_in_force(versions, fact.occurred_on) if contract is None else None
+            chosen = contract or early
+            outcome = outcomes[chosen.version].get(outcome_id) if chosen else None
+            if chosen is None or outcome is None or fact.type != outcome.trigger.event:
                 continue
+            if early is not None:
+                decisions.append(_before_start(early, outcome, timeline, fact))
+                continue
+            assert contract is not None
             decision = _decide(contract, outcome, timeline, fact, on, eligible[contract.version],
                                directory, decisions, counted)
             if decision.status != OutcomeStatus.REJECTED:
@@ -205,6 +215,22 @@ def _deciding_version(versions: Versions, day: dt.date) -> Contract | None:
         if first <= day <= last:
             return contract
     return None
+
+
+def _not_yet_in_force(versions: Versions, day: dt.date) -> Contract | None:
+    """The first version, when `day` is inside its period but before it takes effect."""
+    if not versions:
+        return None
+    first, (starts, _) = min(versions, key=lambda item: item[1][0])
+    return first if first.period.start <= day < starts else None
+
+
+def _before_start(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fact: Fact) -> OutcomeDecision:
+    return OutcomeDecision(
+        contract_id=contract.contract_id, contract_version=contract.version, outcome_id=outcome.id,
+        subject=timeline.subject, trigger_event_id=fact.event_id, trigger_reported_by=fact.reported_by,
+        status=OutcomeStatus.REJECTED, reason=RejectionReason.BEFORE_CONTRACT_START, occurred_on=fact.occurred_on,
+        detail=f"the first version in force takes effect on {effective_from_of(contract)}")
 
 
 def _prerequisites_first(versions: Versions) -> list[str]:

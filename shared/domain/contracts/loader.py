@@ -213,3 +213,17 @@ def load_contract(path: Path) -> Contract:
     except UnicodeDecodeError:
         raise ContractFileError(f"{path}: not UTF-8 text") from None
     return parse_contract(text, str(path))
+
+
+def field_lines(text: str, source: str = "<contract>") -> dict[tuple[str | int, ...], int]:
+    """Each field's line in a contract file's text (for checks made after loading)."""
+    node, _ = _compose(text, source)
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _line_index(node, (), lines)
+    return lines
+
+
+def line_of_field(lines: dict[tuple[str | int, ...], int], field: str) -> int | None:
+    """The line of a dotted field (`outcomes.0.deadline`), or of its nearest parent."""
+    return _nearest_line(tuple(int(p) if p.isdigit() else p for p in field.split(".")), lines)
