@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import sys
 from enum import StrEnum
@@ -77,46 +76,67 @@ def statement(
     date_from: Annotated[dt.datetime | None, typer.Option("--from", formats=DATE_FORMATS, help="First day")] = None,
     date_to: Annotated[dt.datetime | None, typer.Option("--to", formats=DATE_FORMATS, help="Last day")] = None,
     output_format: Annotated[StatementFormat, typer.Option("--format", help="table or csv")] = StatementFormat.TABLE,
+    excel: Annotated[bool, typer.Option("--excel", help="CSV for Danish Excel: ';', decimal comma, UTF-8 BOM")]
+        = False,
+    locale: Annotated[str | None, typer.Option("--locale", help="da: as --excel; en: plain CSV")] = None,
 ) -> None:
-    """An institution's statement: opening balance, each entry, closing balance;
-    pending (owed, not yet paid; negative means owed back) and paid."""
+    """An institution's statement: opening balance, each entry with its payment id and
+    where the payment stands now, closing balance, and subtotals per contract and month;
+    pending (owed, not yet paid; negative means owed back) and paid. A return shows its
+    reason code (AC04 ...)."""
     from services.ledger.queries import institution_statement
+    from shared.domain.finance.csv_style import style_for
 
+    try:
+        style = style_for(excel, locale)
+    except ValueError as error:
+        fail(str(error))
+    registry = _registry()
     first = date_from.date() if date_from else None
     last = date_to.date() if date_to else None
     result = asyncio.run(institution_statement(database_url("operator"), institution,
                                                contract_id=contract, date_from=first, date_to=last))
-    if output_format == StatementFormat.CSV:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["sequence", "date", "kind", "contract_id", "outcome_id", "payment_id",
-                         "reference", "currency", "pending_change_minor", "paid_change_minor",
-                         "pending_change", "paid_change"])
-        for x in result.lines:
-            # The decimal columns use the currency's ISO 4217 exponent (JPY 0, DKK 2, BHD 3).
-            writer.writerow([x.sequence, x.day.isoformat(), x.kind, x.contract_id, x.outcome_id,
-                             x.payment_id, x.reference, x.currency, x.pending_change_minor,
-                             x.paid_change_minor, format_minor(x.pending_change_minor, x.currency, grouping=False),
-                             format_minor(x.paid_change_minor, x.currency, grouping=False)])
-        return
-    registry = _registry()
+    if registry.get(institution) is None and not result.in_ledger:
+        fail(f"unknown institution {institution!r}: not in the registry ({Settings().institutions_file}) "
+             "and not in the ledger")
     name = registry.name_of(institution)
+    if output_format == StatementFormat.CSV or excel or locale:
+        rows = [[x.sequence, x.day.isoformat(), x.kind, x.payment_id, x.state, x.contract_id, x.outcome_id,
+                 institution, name, x.reference, x.currency, x.pending_change_minor, x.paid_change_minor,
+                 style.amount(x.pending_change_minor, x.currency), style.amount(x.paid_change_minor, x.currency)]
+                for x in result.lines]
+        # The decimal columns use the currency's ISO 4217 exponent (JPY 0, DKK 2, BHD 3).
+        sys.stdout.write(style.render(
+            ["sequence", "date", "kind", "payment_id", "state", "contract_id", "outcome_id", "institution",
+             "institution_name", "reference", "currency", "pending_change_minor", "paid_change_minor",
+             "pending_change", "paid_change"], rows))
+        return
     currencies = {x.currency for x in result.lines}
     currency = currencies.pop() if len(currencies) == 1 else None
     typer.echo(f"Statement for {name} ({institution})" + (f", contract {contract}" if contract else ""))
     payee = registry.get(institution)
     if payee is not None:
         typer.echo(_payee_line(payee))
-    typer.echo(f"{'date':<10} {'kind':<9} {'contract':<20} {'outcome':<26} {'pending':>13} {'paid':>13}  reference")
-    typer.echo(f"{'':<10} {'opening':<9} {'':<20} {'':<26} {_money(result.opening_pending_minor, currency):>13} "
+    typer.echo(f"{'date':<10} {'kind':<9} {'payment':<32} {'now':<11} {'contract':<20} {'outcome':<22} "
+               f"{'pending':>13} {'paid':>13}  reference")
+    blank = f"{'':<10} {{:<9}} {'':<32} {'':<11} {'':<20} {'':<22}"
+    typer.echo(f"{blank.format('opening')} {_money(result.opening_pending_minor, currency):>13} "
                f"{_money(result.opening_paid_minor, currency):>13}")
     for x in result.lines:
-        typer.echo(f"{x.day.isoformat():<10} {x.kind:<9} {x.contract_id[:20]:<20} {x.outcome_id[:26]:<26} "
-                   f"{_money(x.pending_change_minor, x.currency):>13} "
+        typer.echo(f"{x.day.isoformat():<10} {x.kind:<9} {x.payment_id:<32} {x.state:<11} {x.contract_id[:20]:<20} "
+                   f"{(x.outcome_id or '')[:22]:<22} {_money(x.pending_change_minor, x.currency):>13} "
                    f"{_money(x.paid_change_minor, x.currency):>13}  {x.reference}")
-    typer.echo(f"{'':<10} {'closing':<9} {'':<20} {'':<26} {_money(result.closing_pending_minor, currency):>13} "
+    typer.echo(f"{blank.format('closing')} {_money(result.closing_pending_minor, currency):>13} "
                f"{_money(result.closing_paid_minor, currency):>13}")
     if result.closing_pending_minor < 0:
         typer.echo(f"{name} owes back {_money(-result.closing_pending_minor, currency)} {currency or ''}.".replace(" .", "."))
+    subtotals = result.subtotals()
+    if subtotals:
+        typer.echo("\nSubtotals per contract and month")
+        typer.echo(f"{'contract':<30} {'month':<8} {'pending':>13} {'paid':>13}")
+        for contract_id, month, money_currency, pending, paid in subtotals:
+            typer.echo(f"{contract_id[:30]:<30} {month:<8} {_money(pending, money_currency):>13} "
+                       f"{_money(paid, money_currency):>13} {money_currency}")
 
 
 @app.command("verify")

@@ -92,24 +92,30 @@ TABLES: dict[ExportTable, TableSpec] = {
          Column("amount_minor", "integer", "Amount in minor units of currency (always positive)"),
          Column("currency", "text", "ISO 4217 code"),
          Column("occurred_on", "date", "The outcome's date"),
-         Column("status", "text", "pending, paid, failed, or reversed (a payment clawed back)"),
+         Column("status", "text", "pending, paid, failed, returned (sent back by the bank: owed again), "
+                                  "or reversed (a payment clawed back)"),
          Column("settled_on", "date", "When the bank paid or refused it; empty while pending"),
          Column("bank_reference", "text", "The bank's reference of a paid settlement"),
-         Column("exported_in", "text", "The payout file (export id) it went out in; empty if none"),
+         Column("exported_in", "text", "The latest payout run (its id) it went out in; empty if none"),
          Column("trigger_event_id", "text", "The event that was the evidence"),
          Column("recorded_at", "timestamp", "When the ledger wrote it (UTC)")),
         "SELECT p.payment_id, p.kind, coalesce(p.reverses_payment_id, '') AS reverses_payment_id, p.contract_id,"
         " p.contract_version, p.outcome_id, p.subject, p.payer, p.payee, p.payee_role, p.amount_minor,"
         " trim(p.currency) AS currency, p.occurred_on,"
-        " CASE WHEN s.kind = 'settled' THEN 'paid' WHEN s.kind = 'failed' THEN 'failed'"
-        "      WHEN c.payment_id IS NOT NULL THEN 'reversed' ELSE 'pending' END AS status,"
+        " CASE WHEN c.payment_id IS NOT NULL THEN 'reversed' WHEN s.kind = 'settled' THEN 'paid'"
+        "      WHEN s.kind IN ('failed', 'returned') THEN s.kind ELSE 'pending' END AS status,"
         " s.settled_on, coalesce(s.bank_reference, '') AS bank_reference,"
         " coalesce(x.export_id, '') AS exported_in, coalesce(p.trigger_event_id, '') AS trigger_event_id,"
         " p.recorded_at"
         " FROM ledger_entries p"
-        " LEFT JOIN ledger_entries s ON s.payment_id = p.payment_id AND s.kind IN ('settled', 'failed')"
+        # The latest settlement (paid, failed, or returned: owed again) and the latest payout run.
+        " LEFT JOIN LATERAL (SELECT kind, settled_on, bank_reference FROM ledger_entries"
+        "                     WHERE payment_id = p.payment_id AND kind IN ('settled', 'failed', 'returned')"
+        "                     ORDER BY sequence DESC LIMIT 1) s ON true"
         " LEFT JOIN ledger_entries c ON c.kind = 'clawback' AND c.reverses_payment_id = p.payment_id"
-        " LEFT JOIN payout_lines x ON x.payment_id = p.payment_id"
+        " LEFT JOIN LATERAL (SELECT l.export_id FROM payout_lines l JOIN payout_exports e USING (export_id)"
+        "                     WHERE l.payment_id = p.payment_id ORDER BY e.created_at DESC, l.export_id DESC"
+        "                     LIMIT 1) x ON true"
         " WHERE p.kind IN ('payment', 'clawback') ORDER BY p.sequence"),
     ExportTable.BALANCES: TableSpec(
         "Every ledger account's balance (credits minus debits), as `stafet ledger balances` shows it.",

@@ -54,10 +54,15 @@ def rebuild_entry(row: asyncpg.Record) -> Entry | InvestmentEntry:
         return entry_for(instruction)
     settlement = Settlement(
         settlement_id=row["settlement_id"], payment_id=row["payment_id"],
-        status=SettlementStatus.PAID if row["kind"] == "settled" else SettlementStatus.FAILED,
-        settled_on=row["settled_on"], bank_reference=row["bank_reference"],
-        reason=row["failure_reason"])
-    return settlement_entry(instruction, settlement)
+        status=_SETTLEMENT_STATUS[row["kind"]], settled_on=row["settled_on"],
+        bank_reference=row["bank_reference"], reason=row["failure_reason"])
+    # `settlement:<payment id>` is the first; `settlement:<payment id>:<n>` the n-th.
+    number = str(row["entry_id"]).rsplit(":", 1)[1] if str(row["entry_id"]).count(":") == 2 else "1"
+    return settlement_entry(instruction, settlement, int(number))
+
+
+_SETTLEMENT_STATUS = {"settled": SettlementStatus.PAID, "failed": SettlementStatus.FAILED,
+                      "returned": SettlementStatus.RETURNED}
 
 
 async def verify_chain(connection: asyncpg.Connection, anchors: Mapping[int, str] | None = None) -> ChainReport:

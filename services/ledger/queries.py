@@ -38,6 +38,7 @@ class StatementLine:
     currency: str
     pending_change_minor: int
     paid_change_minor: int
+    state: str = ""  # where the payment stands now: pending, paid, failed, returned, clawed back
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,17 @@ class Statement:
     opening_pending_minor: int
     opening_paid_minor: int
     lines: tuple[StatementLine, ...]
+    in_ledger: bool = True  # the ledger names the institution at all
+
+    def subtotals(self) -> list[tuple[str, str, str, int, int]]:
+        """(contract, month, currency, pending change, paid change), per contract and month."""
+        totals: dict[tuple[str, str, str], list[int]] = {}
+        for x in self.lines:
+            key = (x.contract_id, x.day.strftime("%Y-%m"), x.currency)
+            pair = totals.setdefault(key, [0, 0])
+            pair[0] += x.pending_change_minor
+            pair[1] += x.paid_change_minor
+        return [(*key, pending, paid) for key, (pending, paid) in sorted(totals.items())]
 
     @property
     def closing_pending_minor(self) -> int:
@@ -58,8 +70,15 @@ class Statement:
 
 _STATEMENT = """
 SELECT e.sequence, coalesce(e.settled_on, e.occurred_on) AS day, e.kind, e.contract_id,
-       e.outcome_id, e.payment_id, coalesce(e.bank_reference, e.failure_reason, '') AS reference,
+       e.outcome_id, e.payment_id,
+       CASE WHEN e.kind IN ('failed', 'returned') THEN e.failure_reason || coalesce(' (' || e.bank_reference || ')', '')
+            ELSE coalesce(e.bank_reference, '') END AS reference,
        e.currency,
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_entries c WHERE c.kind = 'clawback'
+                          AND c.reverses_payment_id = e.payment_id) THEN 'clawed back'
+            ELSE coalesce((SELECT CASE s.kind WHEN 'settled' THEN 'paid' ELSE s.kind END FROM ledger_entries s
+                            WHERE s.payment_id = e.payment_id AND s.kind IN ('settled', 'failed', 'returned')
+                            ORDER BY s.sequence DESC LIMIT 1), 'pending') END AS state,
        sum(CASE WHEN l.account LIKE '%:pending' THEN l.credit_minor - l.debit_minor ELSE 0 END) AS pending,
        sum(CASE WHEN l.account LIKE '%:paid' THEN l.credit_minor - l.debit_minor ELSE 0 END) AS paid
   FROM ledger_entries e JOIN ledger_lines l USING (sequence)
@@ -77,6 +96,8 @@ async def institution_statement(database_url: str, institution: str, *, contract
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(_STATEMENT, *accounts, contract_id)
+        known = bool(rows) or bool(await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE payee = $1 OR payer = $1)", institution))
     finally:
         await connection.close()
     opening_pending = opening_paid = 0
@@ -90,5 +111,5 @@ async def institution_statement(database_url: str, institution: str, *, contract
             continue
         lines.append(StatementLine(row["sequence"], row["day"], row["kind"], row["contract_id"],
                                    row["outcome_id"], row["payment_id"], row["reference"],
-                                   row["currency"].strip(), int(row["pending"]), int(row["paid"])))
-    return Statement(institution, opening_pending, opening_paid, tuple(lines))
+                                   row["currency"].strip(), int(row["pending"]), int(row["paid"]), row["state"]))
+    return Statement(institution, opening_pending, opening_paid, tuple(lines), known)

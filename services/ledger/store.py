@@ -14,7 +14,7 @@ import asyncpg
 
 from services.ledger.audit import instruction_from_row
 from services.ledger.investment_store import append_investments, load_book
-from shared.domain.events import PaymentInstruction, Settlement
+from shared.domain.events import PaymentInstruction, Settlement, SettlementStatus
 from shared.domain.investment.records import InvestmentRecord
 from shared.domain.ledger.investments import plan_investments
 from shared.domain.ledger.journal import JournalPlan, KnownPayment, plan_journal
@@ -47,11 +47,17 @@ async def known_payments(connection: asyncpg.Connection, payment_ids: Sequence[s
     for row in rows:
         if row["kind"] in ("payment", "clawback"):
             known[row["payment_id"]] = KnownPayment(instruction_from_row(row), None)
-    for row in rows:
-        if row["kind"] in ("settled", "failed") and row["payment_id"] in known:
-            known[row["payment_id"]] = KnownPayment(known[row["payment_id"]].instruction,
-                                                    row["settlement_id"])
+    for row in rows:  # in sequence order: the journal's order
+        if row["kind"] in _SETTLEMENT_KINDS and row["payment_id"] in known:
+            known[row["payment_id"]] = known[row["payment_id"]].applied(Settlement(
+                settlement_id=row["settlement_id"], payment_id=row["payment_id"],
+                status=_SETTLEMENT_KINDS[row["kind"]], settled_on=row["settled_on"],
+                bank_reference=row["bank_reference"], reason=row["failure_reason"]))
     return known
+
+
+_SETTLEMENT_KINDS = {"settled": SettlementStatus.PAID, "failed": SettlementStatus.FAILED,
+                     "returned": SettlementStatus.RETURNED}
 
 
 async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem]) -> JournalPlan:

@@ -340,13 +340,18 @@ class OutcomeRecorded(Frozen):
 class SettlementStatus(StrEnum):
     PAID = "paid"
     FAILED = "failed"
+    # Paid, then sent back by the payee's bank (camt.054 RtrInf: AC04 closed account, AC06
+    # blocked, MD07 deceased, ...): owed to the payee again, paid in a later run.
+    RETURNED = "returned"
 
 
 class Settlement(Frozen):
     """A finance system's answer to one instruction (settlements topic, schema v1).
 
-    `paid` needs the bank reference; `failed` needs a reason. `settlement_id` is the
-    finance system's idempotency key: the same settlement twice is one settlement.
+    `paid` needs the bank reference; `failed` and `returned` need a reason. A payment
+    takes one `paid` or `failed`; a `returned` undoes a `paid` (the payment is owed
+    again), after which it may be paid again. `settlement_id` is the finance system's
+    idempotency key: the same settlement twice is one settlement.
     Publish it keyed by `payment_id`, so that one payment's answers keep their order.
     """
 
@@ -363,8 +368,8 @@ class Settlement(Frozen):
     def _paid_has_reference_failed_has_reason(self) -> Settlement:
         if self.status == SettlementStatus.PAID and not self.bank_reference:
             raise ValueError("a paid settlement needs a bank_reference")
-        if self.status == SettlementStatus.FAILED and not self.reason:
-            raise ValueError("a failed settlement needs a reason")
+        if self.status in (SettlementStatus.FAILED, SettlementStatus.RETURNED) and not self.reason:
+            raise ValueError(f"a {self.status.value} settlement needs a reason")
         return self
 
 

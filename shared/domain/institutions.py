@@ -122,6 +122,15 @@ class Institution(BaseModel):
     iban: Iban | None = None
     bic: Bic | None = None
     payment_method: PaymentMethod | None = None
+    # One of the payer's own institutions (a municipality's school or daycare): money
+    # from `owned_by` to it is an internal posting in the payer's books, not a bank
+    # transfer, booked on `cost_centre` (`stafet finance payout --format postings`).
+    owned_by: Identifier | None = None
+    cost_centre: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._-]{1,20}$")] | None = None
+
+    def internal_to(self, payer: str) -> bool:
+        """Whether money from `payer` to this institution stays in the payer's own books."""
+        return self.owned_by is not None and self.owned_by == payer
 
     @model_validator(mode="after")
     def _payment_method_has_its_account(self) -> Institution:
@@ -131,6 +140,8 @@ class Institution(BaseModel):
             raise ValueError(f"{self.id}: payment_method nemkonto needs a cvr")
         if self.payment_method is None and self.iban is not None:
             raise ValueError(f"{self.id}: an iban needs a payment_method")
+        if self.owned_by is not None and self.cost_centre is None:
+            raise ValueError(f"{self.id}: owned_by needs a cost_centre (where the payer books it)")
         return self
 
 

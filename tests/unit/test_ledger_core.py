@@ -72,7 +72,7 @@ def test_a_settlement_for_an_unknown_payment_is_rejected_as_unknown_payment() ->
 
 
 def test_the_same_settlement_twice_is_a_duplicate_and_another_one_is_rejected_as_already_settled() -> None:
-    known = {PAYMENT.payment_id: KnownPayment(PAYMENT, PAID.settlement_id)}
+    known = {PAYMENT.payment_id: KnownPayment(PAYMENT, None).applied(PAID)}
     plan = plan_journal([PAID, PAID_AGAIN], known)
     assert plan.entries == ()
     assert plan.duplicates == 1

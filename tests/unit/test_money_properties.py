@@ -192,7 +192,8 @@ def fold_expected(records: Sequence[PaymentInstruction | Settlement]) -> dict[st
     """docs/ledger.md's table, by hand: the balances the journal calls for."""
     balances: dict[str, int] = defaultdict(int)
     known: dict[str, PaymentInstruction] = {}
-    settled: set[str] = set()
+    state: dict[str, SettlementStatus] = {}  # the latest settlement applied, per payment
+    applied: set[str] = set()  # settlement ids applied
     for record in records:
         if isinstance(record, PaymentInstruction):
             if record.payment_id in known:
@@ -201,14 +202,27 @@ def fold_expected(records: Sequence[PaymentInstruction | Settlement]) -> dict[st
             sign = 1 if record.kind == PaymentKind.PAYMENT else -1
             balances[f"budget:payer:{record.contract_id}"] -= sign * record.amount_minor
             balances[f"receivable:{record.payee}:pending"] += sign * record.amount_minor
-        elif record.payment_id in known and record.payment_id not in settled:
-            settled.add(record.payment_id)
-            target = known[record.payment_id]
+            continue
+        if record.payment_id not in known or record.settlement_id in applied:
+            continue
+        target = known[record.payment_id]
+        current = state.get(record.payment_id)
+        pending, paid = f"receivable:{target.payee}:pending", f"receivable:{target.payee}:paid"
+        if record.status == SettlementStatus.RETURNED:
+            # Only a paid payment comes back: paid -> pending, owed again.
+            if current != SettlementStatus.PAID or target.kind != PaymentKind.PAYMENT:
+                continue
+            balances[paid] -= target.amount_minor
+            balances[pending] += target.amount_minor
+        elif current in (None, SettlementStatus.RETURNED):
             sign = 1 if target.kind == PaymentKind.PAYMENT else -1
-            destination = f"receivable:{target.payee}:paid" if record.status == SettlementStatus.PAID \
-                else f"budget:payer:{target.contract_id}"
-            balances[f"receivable:{target.payee}:pending"] -= sign * target.amount_minor
+            destination = paid if record.status == SettlementStatus.PAID else f"budget:payer:{target.contract_id}"
+            balances[pending] -= sign * target.amount_minor
             balances[destination] += sign * target.amount_minor
+        else:
+            continue
+        applied.add(record.settlement_id)
+        state[record.payment_id] = record.status
     return {k: v for k, v in balances.items() if v}
 
 
@@ -223,7 +237,9 @@ def project(records: Sequence[PaymentInstruction | Settlement], cuts: Sequence[i
         for entry in plan.entries:
             entries.append(entry)
             i = entry.instruction
-            known[i.payment_id] = KnownPayment(i, entry.settlement.settlement_id if entry.settlement else None)
+            # What the store loads: the instruction and every settlement applied to it.
+            known[i.payment_id] = (known[i.payment_id].applied(entry.settlement) if entry.settlement
+                                   else KnownPayment(i, None))
     balances: dict[str, int] = defaultdict(int)
     for entry in entries:
         assert sum(ln.debit_minor for ln in entry.lines) == sum(ln.credit_minor for ln in entry.lines)

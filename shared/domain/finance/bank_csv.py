@@ -13,40 +13,47 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.domain.finance.money import AmountError, to_decimal_text, to_minor
+from shared.domain.finance.csv_style import PLAIN, CsvStyle
+from shared.domain.finance.money import AmountError, to_minor
 from shared.domain.finance.payouts import PayoutLine
+from shared.domain.finance.settlements import AnswerStatus
 
 PAYOUT_COLUMNS = ("end_to_end_id", "export_id", "line", "payment_method", "payer", "payer_name", "payer_iban",
                   "payee", "payee_name", "payee_cvr", "payee_ean", "payee_iban", "payee_bic", "currency",
-                  "amount", "amount_minor", "execution_date", "contract_id", "outcome_id", "occurred_on")
+                  "amount", "amount_minor", "execution_date", "contract_id", "outcome_id", "occurred_on",
+                  "transfer_id")
 
 SETTLEMENT_COLUMNS = ("end_to_end_id", "status", "booked_on", "amount", "currency", "bank_reference", "reason")
 MAX_SETTLEMENT_LINES = 1_000_000  # explicit limit: larger files are split by the sender
 
 
-def payout_csv(lines: Sequence[PayoutLine], export_id: str, execution_date: dt.date) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(PAYOUT_COLUMNS)
-    for n, x in enumerate(lines, start=1):
-        writer.writerow([x.payment_id, export_id, n, x.payment_method.value, x.payer, x.payer_name,
-                         x.payer_iban or "", x.payee, x.payee_name, x.payee_cvr or "", x.payee_ean or "",
-                         x.payee_iban or "", x.payee_bic or "", x.currency,
-                         to_decimal_text(x.amount_minor, x.currency), x.amount_minor,
-                         execution_date.isoformat(), x.contract_id, x.outcome_id, x.occurred_on.isoformat()])
-    return out.getvalue()
+def payout_csv(lines: Sequence[PayoutLine], export_id: str, execution_date: dt.date,
+               style: CsvStyle = PLAIN) -> str:
+    """One row per payment (its payment id is the end-to-end id), with the transfer it is
+    paid in when a bank file aggregates the payee's payments."""
+    return style.render(PAYOUT_COLUMNS, (
+        [x.payment_id, export_id, n, x.payment_method.value, x.payer, x.payer_name,
+         x.payer_iban or "", x.payee, x.payee_name, x.payee_cvr or "", x.payee_ean or "",
+         x.payee_iban or "", x.payee_bic or "", x.currency, style.amount(x.amount_minor, x.currency),
+         x.amount_minor, execution_date.isoformat(), x.contract_id, x.outcome_id, x.occurred_on.isoformat(),
+         x.transfer_id or ""]
+        for n, x in enumerate(lines, start=1)))
 
 
 @dataclass(frozen=True)
 class CsvAnswer:
     line: int
     end_to_end_id: str
-    paid: bool
+    status: AnswerStatus
     amount_minor: int
     currency: str
     booked_on: dt.date
     bank_reference: str
     reason: str | None
+
+    @property
+    def paid(self) -> bool:
+        return self.status == AnswerStatus.PAID
 
 
 class SettlementCsvError(ValueError):
@@ -75,19 +82,19 @@ def parse_settlement_csv(text: str) -> tuple[list[CsvAnswer], list[tuple[int, st
 
 def _answer(line: int, row: dict[str, str]) -> CsvAnswer:
     status = (row.get("status") or "").strip().lower()
-    if status not in ("paid", "failed"):
-        raise ValueError(f"status {status!r} is not paid or failed")
+    if status not in ("paid", "failed", "returned"):
+        raise ValueError(f"status {status!r} is not paid, failed or returned")
     reference = (row.get("bank_reference") or "").strip()
     reason = (row.get("reason") or "").strip() or None
-    if status == "paid" and not reference:
-        raise ValueError("a paid line needs a bank_reference")
-    if status == "failed" and not reason:
-        raise ValueError("a failed line needs a reason")
+    if status in ("paid", "returned") and not reference:
+        raise ValueError(f"a {status} line needs a bank_reference")
+    if status in ("failed", "returned") and not reason:
+        raise ValueError(f"a {status} line needs a reason")
     currency = (row.get("currency") or "").strip()
     try:
         booked = dt.date.fromisoformat((row.get("booked_on") or "").strip())
     except ValueError:
         raise ValueError(f"booked_on {row.get('booked_on')!r} is not a date (YYYY-MM-DD)") from None
-    return CsvAnswer(line, (row.get("end_to_end_id") or "").strip(), status == "paid",
+    return CsvAnswer(line, (row.get("end_to_end_id") or "").strip(), AnswerStatus(status),
                      to_minor(row.get("amount") or "", currency), currency, booked,
                      reference[:64] or f"failed-{booked.isoformat()}", reason)

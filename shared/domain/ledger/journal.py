@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.domain.events import PaymentInstruction, Settlement
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.ledger.investments import InvestmentEntry, RefusedInvestment
 from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
 
@@ -20,12 +20,24 @@ from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
 class SettlementRejection(StrEnum):
     UNKNOWN_PAYMENT = "unknown_payment"
     ALREADY_SETTLED = "already_settled"
+    NOT_PAID = "not_paid"  # a return of an instruction that is not settled as paid
 
 
 @dataclass(frozen=True)
 class KnownPayment:
     instruction: PaymentInstruction
-    settlement_id: str | None  # the settlement already applied to it, if any
+    settlement_id: str | None  # the latest settlement applied to it, if any
+    # Every settlement applied to it, in journal order, with its status.
+    settlements: tuple[tuple[str, SettlementStatus], ...] = ()
+
+    @property
+    def state(self) -> SettlementStatus | None:
+        """The latest settlement's status: None while pending."""
+        return self.settlements[-1][1] if self.settlements else None
+
+    def applied(self, settlement: Settlement) -> KnownPayment:
+        return KnownPayment(self.instruction, settlement.settlement_id,
+                            (*self.settlements, (settlement.settlement_id, settlement.status)))
 
 
 @dataclass(frozen=True)
@@ -74,13 +86,26 @@ def plan_journal(records: Sequence[PaymentInstruction | Settlement],
             rejected.append(RejectedSettlement(
                 record, SettlementRejection.UNKNOWN_PAYMENT,
                 f"no instruction {record.payment_id} in the ledger"))
-        elif target.settlement_id == record.settlement_id:
+        elif any(known_id == record.settlement_id for known_id, _ in target.settlements):
             duplicates += 1  # the same settlement delivered twice
-        elif target.settlement_id is not None:
-            rejected.append(RejectedSettlement(
-                record, SettlementRejection.ALREADY_SETTLED,
-                f"instruction {record.payment_id} was already settled by {target.settlement_id}"))
+        elif (problem := _misfit(target, record)) is not None:
+            rejected.append(RejectedSettlement(record, *problem))
         else:
-            payments[record.payment_id] = KnownPayment(target.instruction, record.settlement_id)
-            entries.append(settlement_entry(target.instruction, record))
+            payments[record.payment_id] = target.applied(record)
+            entries.append(settlement_entry(target.instruction, record, len(target.settlements) + 1))
     return JournalPlan(tuple(entries), tuple(rejected), duplicates)
+
+
+def _misfit(target: KnownPayment, record: Settlement) -> tuple[SettlementRejection, str] | None:
+    """Why the settlement does not fit where the instruction stands, or None: paid or
+    failed while pending or returned; returned (payments only) while paid."""
+    state = target.state
+    if record.status == SettlementStatus.RETURNED:
+        if state == SettlementStatus.PAID and target.instruction.kind == PaymentKind.PAYMENT:
+            return None
+        return (SettlementRejection.NOT_PAID,
+                f"instruction {target.instruction.payment_id} is not settled as paid: nothing to return")
+    if state is None or state == SettlementStatus.RETURNED:
+        return None
+    return (SettlementRejection.ALREADY_SETTLED,
+            f"instruction {target.instruction.payment_id} was already settled by {target.settlement_id}")

@@ -14,6 +14,12 @@ Accounts (names from the domain, owner second):
 | payment failed         | pending                   | budget (voided)           |
 | clawback settled       | paid                      | pending (money came back) |
 | clawback failed        | budget (payer bears it)   | pending                   |
+| payment returned       | paid                      | pending (owed again)      |
+
+A payment takes one `settled` or `failed` entry; a `returned` entry (the bank sent a
+paid transfer back) undoes a `settled` one, after which the payment may be settled
+again. The first settlement entry of a payment is `settlement:<payment id>`, the n-th
+(n > 1) `settlement:<payment id>:<n>`, so replaying the journal gives the same ids.
 
 Each entry's hash covers its content and its predecessor's hash, so altering any row
 breaks every hash after it.
@@ -53,7 +59,7 @@ class Line:
 @dataclass(frozen=True)
 class Entry:
     entry_id: str
-    kind: str  # payment | clawback | settled | failed
+    kind: str  # payment | clawback | settled | failed | returned
     instruction: PaymentInstruction
     lines: tuple[Line, ...]
     settlement: Settlement | None = None
@@ -103,11 +109,12 @@ def entry_for(instruction: PaymentInstruction) -> Entry:
     return _checked(Entry(instruction.payment_id, instruction.kind.value, instruction, lines))
 
 
-def settlement_entry_id(payment_id: str) -> str:
-    return f"settlement:{payment_id}"
+def settlement_entry_id(payment_id: str, number: int = 1) -> str:
+    return f"settlement:{payment_id}" if number == 1 else f"settlement:{payment_id}:{number}"
 
 
-def settlement_entry(instruction: PaymentInstruction, settlement: Settlement) -> Entry:
+def settlement_entry(instruction: PaymentInstruction, settlement: Settlement, number: int = 1) -> Entry:
+    """The `number`-th settlement entry of the instruction (1 for the first)."""
     budget = budget_account(instruction.payer, instruction.contract_id)
     pending = pending_account(instruction.payee, instruction.payee_role)
     paid = paid_account(instruction.payee, instruction.payee_role)
@@ -115,9 +122,14 @@ def settlement_entry(instruction: PaymentInstruction, settlement: Settlement) ->
     if settlement.status == SettlementStatus.PAID:
         debit, credit = (pending, paid) if is_payment else (paid, pending)
         kind = "settled"
+    elif settlement.status == SettlementStatus.RETURNED:
+        if not is_payment:
+            raise UnbalancedEntry(f"{instruction.payment_id}: a clawback is never returned")
+        debit, credit = paid, pending
+        kind = "returned"
     else:
         debit, credit = (pending, budget) if is_payment else (budget, pending)
         kind = "failed"
     lines = _two_lines(debit, credit, instruction.amount_minor, instruction.currency)
-    return _checked(Entry(settlement_entry_id(instruction.payment_id), kind, instruction,
+    return _checked(Entry(settlement_entry_id(instruction.payment_id, number), kind, instruction,
                           lines, settlement))
