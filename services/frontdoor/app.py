@@ -7,8 +7,8 @@ line: `accepted` (forwarded to the institution-events topic), `duplicate` (this 
 was forwarded before, unchanged: nothing is sent again) or `refused` with ingest's reason
 code. It applies ingest's admission rules that need no secret (`lines.py`), seals clear
 CPR numbers for ingest, and forwards exactly as `stafet publish` does, so ingest admits
-what it forwards by the same rules. Idempotent by event id: repeating a request, or a
-line, forwards nothing twice (`frontdoor_events`).
+what it forwards by the same rules. Idempotent by (institution, event id): repeating a
+request, or a line, forwards nothing twice (`frontdoor_events`).
 
 The OpenAPI document is generated from this app (`stafet docs` writes
 docs/openapi/frontdoor.yaml; a test fails when it drifts).
@@ -38,7 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.frontdoor.auth import Authenticator
-from services.frontdoor.lines import Admitted, Refused, check_line_guarded
+from services.frontdoor.lines import Admitted, Refused, Remembered, check_line_guarded, subject_fingerprint
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.sealing import Sealer
 from shared.platform import metrics
@@ -315,41 +315,46 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
 
 
 async def _forward(door: FrontDoor, caller: str, numbered: list[tuple[int, bytes]]) -> list[LineResult]:
+    """Each line's answer. An event id is the caller's own: it is looked up under
+    (caller, event id), so another institution's use of the id changes nothing here."""
     checked = [(n, check_line_guarded(raw, caller, door.registry)) for n, raw in numbered]
     admitted_ids = [c.event_id for _, c in checked if isinstance(c, Admitted)]
     async with door.database.pool.acquire() as connection:
-        known = {r["event_id"]: r["fingerprint"] for r in await connection.fetch(
-            "SELECT event_id, fingerprint FROM frontdoor_events WHERE event_id = ANY($1::text[])", admitted_ids)}
+        known = {r["event_id"]: Remembered(r["fingerprint"], r["subject_fingerprint"]) for r in await connection.fetch(
+            "SELECT event_id, fingerprint, subject_fingerprint FROM frontdoor_events"
+            " WHERE institution = $1 AND event_id = ANY($2::text[])", caller, admitted_ids)}
     results: list[LineResult] = []
-    to_send: list[Admitted] = []
+    to_send: list[tuple[Admitted, Remembered]] = []
     for n, outcome in checked:
         if isinstance(outcome, Refused):
             results.append(LineResult(line=n, event_id=outcome.event_id, status="refused", reason=outcome.reason,
                                       field=outcome.field, message=outcome.message))
             continue
+        now = Remembered(outcome.fingerprint, subject_fingerprint(outcome.subject_identity, door.signer))
         earlier = known.get(outcome.event_id)
         if earlier is None:
-            known[outcome.event_id] = outcome.fingerprint  # a repeat later in this batch is a duplicate
-            to_send.append(outcome)
+            known[outcome.event_id] = now  # a repeat later in this batch is a duplicate
+            to_send.append((outcome, now))
             results.append(LineResult(line=n, event_id=outcome.event_id, status="accepted"))
-        elif earlier == outcome.fingerprint:
+        elif earlier.same_event_as(now):
             results.append(LineResult(line=n, event_id=outcome.event_id, status="duplicate"))
         else:
             results.append(LineResult(line=n, event_id=outcome.event_id, status="refused",
                                       reason="conflicting_duplicate", field="event_id",
-                                      message="this event id was sent before with different content"))
+                                      message="this event id was sent before with different content "
+                                              "(another subject or body)"))
     await _publish(door, caller, to_send)
     return results
 
 
-async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> None:
+async def _publish(door: FrontDoor, caller: str, admitted: list[tuple[Admitted, Remembered]]) -> None:
     """Forward, wait for the broker's acknowledgements, then remember the event ids: a
     failure before the commit forwards them again on the retry, which ingest's own
     deduplication absorbs; nothing is remembered that was not forwarded."""
     if not admitted:
         return
     outgoing = [(INSTITUTION_EVENTS.name, *door.sealer.keyed(json.dumps(event.event, ensure_ascii=False).encode()))
-                for event in admitted]
+                for event, _ in admitted]
     # One signature per tree of events, each with its proof (shared/domain/signing.py).
     pending = [await door.producer.send(topic, value, key=key, headers=headers)
                for (topic, key, value), headers in zip(outgoing, door.signer.batch_headers(outgoing), strict=True)]
@@ -357,6 +362,6 @@ async def _publish(door: FrontDoor, caller: str, admitted: list[Admitted]) -> No
     metrics.RECORDS_PRODUCED.labels("frontdoor", INSTITUTION_EVENTS.name).inc(len(pending))
     async with door.database.pool.acquire() as connection:
         await connection.executemany(
-            "INSERT INTO frontdoor_events (event_id, institution, fingerprint) VALUES ($1, $2, $3)"
-            " ON CONFLICT (event_id) DO NOTHING",
-            [(a.event_id, caller, a.fingerprint) for a in admitted])
+            "INSERT INTO frontdoor_events (event_id, institution, fingerprint, subject_fingerprint)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (institution, event_id) DO NOTHING",
+            [(a.event_id, caller, r.fingerprint, r.subject_fingerprint) for a, r in admitted])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,9 +25,10 @@ from pydantic import ValidationError
 from shared.domain.admission import SUBJECT_FIELDS, Reason
 from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr
-from shared.domain.events import InstitutionEvent
+from shared.domain.events import InstitutionEvent, SubjectReference
 from shared.domain.institutions import InstitutionRegistry, may_report
 from shared.domain.pseudonym import InvalidCpr, birth_date_from_cpr, scrub
+from shared.domain.signing import RecordSigner
 from shared.domain.upcasting import UnknownSchemaVersion, upcast
 
 
@@ -41,6 +43,41 @@ class Admitted:
     event_id: str
     event: dict[str, object]  # the parsed line, upcast; the subject still as sent
     fingerprint: str
+    # The subject in one spelling (`cpr:` and its ten digits, or `pseudonym:` with the
+    # birth date), or None when it came sealed and cannot be compared here.
+    subject_identity: bytes | None = None
+
+
+_SUBJECT_LABEL = b"stafet-frontdoor-subject-fingerprint-v1:"
+
+
+def subject_fingerprint(identity: bytes | None, signer: RecordSigner) -> str | None:
+    """A keyed fingerprint of a subject: SHA-256 of the front door's Ed25519 signature
+    over it (Ed25519 signatures are deterministic), with the key's id. A plain hash of a
+    CPR number can be reversed by trying every number; this one only with the key."""
+    if identity is None:
+        return None
+    return f"{signer.key_id}:{hashlib.sha256(signer.key.sign(_SUBJECT_LABEL + identity)).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What the front door keeps of a forwarded event: its fingerprint without the
+    subject, and the subject's keyed fingerprint (None when it could not be taken)."""
+
+    fingerprint: str
+    subject_fingerprint: str | None
+
+    def same_event_as(self, other: Remembered) -> bool:
+        """Same body, and the same subject wherever both subjects can be compared (both
+        taken, with the same key: after a key rotation only the body can be)."""
+        if self.fingerprint != other.fingerprint:
+            return False
+        if self.subject_fingerprint is None or other.subject_fingerprint is None:
+            return True
+        key, _, mine = self.subject_fingerprint.partition(":")
+        other_key, _, theirs = other.subject_fingerprint.partition(":")
+        return key != other_key or mine == theirs
 
 
 @dataclass(frozen=True)
@@ -116,4 +153,12 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     elif subject.cpr_sealed is None and not reporter.may_send_pseudonyms:
         return _refused(event_id, Reason.PSEUDONYM_NOT_ALLOWED, "subject.pseudonym",
                         f"institution {reporter.id!r} may not name subjects by pseudonym; send the CPR number")
-    return Admitted(event.event_id, upcast_data, fingerprint_of(upcast_data))
+    return Admitted(event.event_id, upcast_data, fingerprint_of(upcast_data), _identity(subject))
+
+
+def _identity(subject: SubjectReference) -> bytes | None:
+    if subject.cpr is not None:
+        return b"cpr:" + re.sub(r"[^0-9]", "", subject.cpr).encode()
+    if subject.pseudonym is not None and subject.birth_date is not None:
+        return f"pseudonym:{subject.pseudonym}:{subject.birth_date.isoformat()}".encode()
+    return None

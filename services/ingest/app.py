@@ -91,7 +91,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     bind_batch_context(raw_records_of(message))
     sends = []
     admitted: list[Forwardable] = []
-    origin: dict[str, tuple[bytes, str, int, int]] = {}
+    origin: dict[tuple[str, str], tuple[bytes, str, int, int]] = {}
     current, keys = registry.current()
     for record in raw_records_of(message):
         raw = record.value or b""
@@ -102,15 +102,16 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:
             # Serialised once: the same bytes are hashed for dedup, signed and sent.
-            admitted.append(Forwardable.of(outcome))
-            origin.setdefault(outcome.event_id, (raw, record.topic, record.partition, record.offset))
+            admitted.append(forwardable := Forwardable.of(outcome))
+            origin.setdefault(forwardable.key, (raw, record.topic, record.partition, record.offset))
     async with database.pool.acquire() as connection:
         verdict = await sort_out(connection, admitted)
     for conflict in verdict.conflicting:
-        raw, topic, partition, offset = origin[conflict.event_id]
+        raw, topic, partition, offset = origin[conflict.key]
         sends.append(await dead_letter(DeadLetter.of(
             Reason.CONFLICTING_DUPLICATE, "event_id",
-            f"event id {conflict.event_id} was already received with different content", raw,
+            f"event id {conflict.event_id} was already received from {conflict.transition.reported_by} "
+            "with different content (another subject or body)", raw,
             conflict.event_id), topic, partition, offset))
     trace_context = sender.trace_headers()
     # Signed as batches: one Ed25519 signature per tree of transitions, each with its own

@@ -38,12 +38,15 @@ async def append_events(connection: asyncpg.Connection, transitions: Sequence[Tr
 async def append(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Appended:
     """Append the transitions not yet stored, each subject's in the order given; the
     subjects that got new events are locked for the rest of the transaction."""
-    unique: dict[str, Transition] = {}
+    # An event id belongs to its reporter: (reported_by, event_id) is the event's key.
+    unique: dict[tuple[str, str], Transition] = {}
     for transition in transitions:
-        unique.setdefault(transition.event_id, transition)
-    known = {r["event_id"] for r in await connection.fetch(
-        "SELECT event_id FROM verifier_events WHERE event_id = ANY($1::text[])", list(unique))}
-    fresh = [t for t in unique.values() if t.event_id not in known]
+        unique.setdefault((transition.reported_by, transition.event_id), transition)
+    known = {(r["reported_by"], r["event_id"]) for r in await connection.fetch(
+        "SELECT reported_by, event_id FROM verifier_events"
+        " WHERE (reported_by, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [reporter for reporter, _ in unique], [event_id for _, event_id in unique])}
+    fresh = [t for key, t in unique.items() if key not in known]
     if not fresh:
         return Appended()
     subjects = sorted({t.subject for t in fresh})
@@ -54,18 +57,19 @@ async def append(connection: asyncpg.Connection, transitions: Sequence[Transitio
         " ON CONFLICT (subject) DO NOTHING", subjects, [births[s] for s in subjects])
     before = await lock_subjects(connection, subjects)
     versions = dict(before)
-    columns: tuple[list[object], ...] = ([], [], [], [], [])
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [])
     per_subject: dict[str, list[Transition]] = {}
     for transition in fresh:
         versions[transition.subject] += 1
         per_subject.setdefault(transition.subject, []).append(transition)
         for column, value in zip(columns, (transition.subject, versions[transition.subject], transition.event_id,
-                                           transition.occurred_on, transition.model_dump_json()), strict=True):
+                                           transition.occurred_on, transition.model_dump_json(),
+                                           transition.reported_by), strict=True):
             column.append(value)
     # One statement per table (unnest), not one per row: batches are written in bulk.
     await connection.execute(
-        "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::date[], $5::text[])", *columns)
+        "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition, reported_by)"
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::date[], $5::text[], $6::text[])", *columns)
     # `s.subject = ANY($1)` as well as the join: without it PostgreSQL joins the
     # unnest against a sequential scan of every subject (a cost that grows with the
     # population); with it, it looks the batch's subjects up by the primary key.

@@ -11,6 +11,7 @@ import socket
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -183,3 +184,76 @@ async def test_a_slow_body_is_cut_with_408_and_open_bodies_are_bounded(
         assert after.json()["accepted"] == 1
     finally:
         door.stop()
+
+
+# ---- ids belong to their reporter ----------------------------------------------------------
+
+def exam_result(event_id: str, cpr: str = CPR, grade: float = 2.0) -> bytes:
+    return event_line(event_id, "2020-06-20", "exam-authority", cpr,
+                      {"type": "exam_result", "grades": {"danish": grade, "maths": grade}})
+
+
+async def verifier_keys(database_url: str) -> set[tuple[str, str]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return {(r["reported_by"], r["event_id"]) for r in await connection.fetch(
+            "SELECT reported_by, event_id FROM verifier_events")}
+    finally:
+        await connection.close()
+
+
+async def test_an_institution_cannot_squat_another_ones_event_id_nor_swap_the_child_under_its_own(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    door, base = _front_door(service_env, tmp_path)
+    ingest = ServiceProcess("ingest", service_env, tmp_path / "ingest.log")
+    verifier = ServiceProcess("verifier", service_env, tmp_path / "verifier.log")
+    ingest.start()
+    verifier.start()
+    json_type = {"content-type": "application/json"}
+    try:
+        await wait_until_serving(base, door, tmp_path / "frontdoor.log")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            # A school takes the ids the exam authority is about to use: through the front
+            # door and as stafet publish does (sealed, signed by the school).
+            squat = await client.post("/v1/events", content=enrolled("exam-2024-0001", "nordborg-skole"),
+                                      headers={**token("nordborg-skole"), **json_type})
+            assert squat.json()["accepted"] == 1
+            await produce(servers.bootstrap_servers, topic, sealed([enrolled("exam-2024-0002", "nordborg-skole")]))
+            await until(lambda: _at_least(records_on(servers, namespace, TRANSITIONS), 2), "squats not forwarded")
+            # The exam authority's genuine results under those ids, both ways.
+            genuine = await client.post("/v1/events", content=exam_result("exam-2024-0001"),
+                                        headers={**token("exam-authority"), **json_type})
+            assert genuine.json()["results"][0]["status"] == "accepted", genuine.text
+            await produce(servers.bootstrap_servers, topic, sealed([exam_result("exam-2024-0002")]))
+            # The same id again with another child: a conflict, never a duplicate.
+            first = await client.post("/v1/events", content=enrolled("child-1"),
+                                      headers={**token("alsskolen"), **json_type})
+            swapped = await client.post("/v1/events", content=enrolled("child-1", cpr="020303-4999"),
+                                        headers={**token("alsskolen"), **json_type})
+            again = await client.post("/v1/events", content=enrolled("child-1"),
+                                      headers={**token("alsskolen"), **json_type})
+        assert first.json()["results"][0]["status"] == "accepted"
+        assert swapped.json()["results"][0]["reason"] == "conflicting_duplicate"
+        assert again.json()["results"][0]["status"] == "duplicate"
+        # Through ingest (the publish path): the second child is dead-lettered, not dropped.
+        await produce(servers.bootstrap_servers, topic, sealed([enrolled("child-2")]))
+        await until(lambda: _at_least(records_on(servers, namespace, TRANSITIONS), 5), "child-2 not forwarded")
+        await produce(servers.bootstrap_servers, topic, sealed([enrolled("child-2", cpr="020303-4999")]))
+        dead = await until(lambda: _at_least(records_on(servers, namespace, DEAD_LETTERS), 1), "no conflict")
+        expected = {("nordborg-skole", "exam-2024-0001"), ("nordborg-skole", "exam-2024-0002"),
+                    ("exam-authority", "exam-2024-0001"), ("exam-authority", "exam-2024-0002"),
+                    ("alsskolen", "child-1"), ("alsskolen", "child-2")}
+
+        async def stored() -> set[tuple[str, str]]:
+            found = await verifier_keys(database_url)
+            return found if found == expected else set()
+
+        await until(stored, "the verifier does not hold both institutions' events")
+        transitions = await records_on(servers, namespace, TRANSITIONS)
+        assert all(s.running() for s in (door, ingest, verifier))
+    finally:
+        for service in (door, ingest, verifier):
+            service.stop()
+    assert sorted((t["reported_by"], t["event_id"]) for t in transitions) == sorted(expected)  # type: ignore[index]
+    assert [(d["reason"], d["record_id"]) for d in dead] == [("conflicting_duplicate", "child-2")]  # type: ignore[index]

@@ -21,7 +21,7 @@ def test_events_never_seen_are_forwarded_in_order() -> None:
 
 
 def test_an_event_seen_before_with_the_same_content_is_dropped_and_counted() -> None:
-    verdict = classify({"e-1": FIRST.digest}, [FIRST, SECOND])
+    verdict = classify({("alsskolen", "e-1"): FIRST.digest}, [FIRST, SECOND])
     assert verdict.fresh == (SECOND,)
     assert verdict.duplicates == 1
     assert verdict.conflicting == ()
@@ -34,7 +34,7 @@ def test_a_repeat_inside_one_batch_is_forwarded_once() -> None:
 
 
 def test_an_event_id_seen_before_with_other_content_is_a_conflicting_duplicate() -> None:
-    verdict = classify({"e-1": FIRST.digest}, [FIRST_ALTERED, SECOND])
+    verdict = classify({("alsskolen", "e-1"): FIRST.digest}, [FIRST_ALTERED, SECOND])
     assert verdict.conflicting == (FIRST_ALTERED,)
     assert verdict.fresh == (SECOND,)
     assert verdict.duplicates == 0
@@ -70,3 +70,28 @@ def test_seen_hashes_passed_in_are_not_changed() -> None:
     seen = {"e-9": "x"}
     classify(seen, [FIRST])
     assert seen == {"e-9": "x"}
+
+
+# Another institution's event under the same id, and the same id with another subject.
+SQUATTED = Forwardable.of(enrolled("e-1", "2010-08-01", "nordborg-skole"))
+OTHER_CHILD = Forwardable.of(FIRST.transition.model_copy(update={"subject": "k1:" + "0" * 64}))
+
+
+def test_an_event_id_belongs_to_its_reporter_so_another_institution_cannot_take_it() -> None:
+    squatter_first = classify({("nordborg-skole", "e-1"): SQUATTED.digest}, [FIRST])
+    assert squatter_first.fresh == (FIRST,)
+    assert squatter_first.conflicting == ()
+    same_batch = classify({}, [SQUATTED, FIRST])
+    assert same_batch.fresh == (SQUATTED, FIRST)
+
+
+def test_the_same_id_with_another_subject_is_a_conflicting_duplicate_never_a_duplicate() -> None:
+    verdict = classify({("alsskolen", "e-1"): FIRST.digest}, [OTHER_CHILD])
+    assert verdict.conflicting == (OTHER_CHILD,)
+    assert verdict.duplicates == 0
+
+
+def test_a_row_from_before_ids_were_per_reporter_absorbs_only_the_very_same_event() -> None:
+    legacy = {("", "e-1"): FIRST.digest}
+    assert classify(legacy, [FIRST]).duplicates == 1
+    assert classify(legacy, [SQUATTED]).fresh == (SQUATTED,)

@@ -48,3 +48,29 @@ def test_each_refusal_has_ingests_reason_code() -> None:
     assert reason_of(line(subject={})) == "unknown_subject_reference"
     assert reason_of(line(event_id="x-150904-4321")) == "cpr_in_identifier"
     assert reason_of(b"{" + b" " * 70_000 + b"}") == "record_too_large"
+
+
+def test_the_subject_is_remembered_only_as_a_keyed_fingerprint_that_tells_children_apart() -> None:
+    from services.frontdoor.lines import Remembered, subject_fingerprint
+    from shared.domain.signing import RecordSigner
+
+    door = RecordSigner.development("service:frontdoor")
+    first = check_line(line(), "alsskolen", REGISTRY)
+    dashless = check_line(line(subject={"cpr": "1509044321"}), "alsskolen", REGISTRY)
+    other_child = check_line(line(subject={"cpr": "150904-4322"}), "alsskolen", REGISTRY)
+    assert isinstance(first, Admitted)
+    assert isinstance(dashless, Admitted)
+    assert isinstance(other_child, Admitted)
+    mine = subject_fingerprint(first.subject_identity, door)
+    assert mine is not None
+    assert "1509044321" not in mine
+    assert mine == subject_fingerprint(dashless.subject_identity, door)  # one spelling
+    theirs = subject_fingerprint(other_child.subject_identity, door)
+    assert mine != theirs
+    # Without the key, nobody gets the same fingerprint (a plain hash could be reversed).
+    assert subject_fingerprint(first.subject_identity, RecordSigner.development("service:other")) != mine
+    assert Remembered(first.fingerprint, mine).same_event_as(Remembered(first.fingerprint, mine))
+    assert not Remembered(first.fingerprint, mine).same_event_as(Remembered(first.fingerprint, theirs))
+    assert Remembered(first.fingerprint, None).same_event_as(Remembered(first.fingerprint, theirs))
+    rotated = "other-key:" + mine.partition(":")[2][::-1]
+    assert Remembered(first.fingerprint, mine).same_event_as(Remembered(first.fingerprint, rotated))
