@@ -15,7 +15,7 @@ from cli.errors import fail
 from shared.platform.kafka_access import Kind
 from shared.platform.topics import NAMESPACE
 
-app = typer.Typer(help="Kafka users and ACLs (as the broker's super user).", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Kafka users and ACLs (as the broker's super user).", no_args_is_help=True)
 
 KINDS = ", ".join(kind.value for kind in Kind)
 PASSWORD_MIN_LENGTH = 16

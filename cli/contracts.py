@@ -14,7 +14,7 @@ from shared.domain.contracts.loader import ContractFileError, field_lines, line_
 from shared.domain.contracts.model import Contract, FixedPrice
 from shared.domain.currency import format_money
 
-app = typer.Typer(help="Check, show and apply contract files.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Check, show and apply contract files.", no_args_is_help=True)
 RegistryOption = Annotated[Path | None, typer.Option(
     "--registry", help="Institution registry (YAML) the payer, payees and fallback must be in, with the right kind")]
 

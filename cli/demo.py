@@ -24,7 +24,6 @@ from pathlib import Path
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
-from rich.progress import Progress
 
 from cli import demo_investment
 from cli.dev import default_stack
@@ -42,6 +41,7 @@ from cli.reporting.page import money
 from cli.reporting.skandia import case_for, load_exclusion_model, measured_deadweights
 from cli.signed import send_signed
 from cli.synthetic.population import Effect, generate, to_json_line, write_registry
+from cli.terminal import progress, table_lines
 from cli.whatif import print_exclusion_case, print_exclusion_header
 from services.verifier.store import work_left_at
 from shared.domain.contracts.loader import load_contract
@@ -117,7 +117,7 @@ async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
                          services: dict[str, ServiceProcess], what: str, show: bool) -> None:
     deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
     async with LagProbe(bootstrap) as probe:
-        with Progress(transient=True, disable=not show) as bar:
+        with progress(show) as bar:
             task = bar.add_task(what, total=None)
             while not await _caught_up(probe, namespace, database_url):
                 dead = [s.name for s in services.values() if not s.running()]
@@ -211,7 +211,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     say("  the SIB's investor committed DKK 2,000,000 and paid it out in two tranches")
     services = start_services(env, work / "logs")
     try:
-        with Progress(transient=True, disable=not show) as bar:
+        with progress(show) as bar:
             task = bar.add_task("publishing institution events", total=len(events))
             await publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, events,
                                   lambda n: bar.advance(task, n))
@@ -253,26 +253,28 @@ async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
     return replace(evidence, experiments=(experiment,))
 
 
+SUMMARY_COLUMNS = ("contract", "verified", "rejected", "capped", "pending", "paid (net)", "clawed back", "budget left")
+
+
 def print_summary(result: DemoResult, minimum_cell: int) -> None:
     """Statistics about the children, so small cells are suppressed as in the report."""
     data = result.data
     typer.echo("\nPer contract:")
-    # Money columns carry their currency code, so each is wide enough for a labelled
-    # amount in the billions and set off by a space of its own.
-    typer.echo(f"  {'contract':<46}{'verified':>9}{'rejected':>9}{'capped':>7}{'pending':>8}"
-               f" {'paid (net)':>21} {'clawed back':>19} {'budget left':>19}")
+    rows = []
     for s in summarise(data):
         cells = contract_cells(s, minimum_cell)
         if s.subjects < minimum_cell:
-            typer.echo(f"  {s.title[:45]:<46}{cells['verified']}")
+            # The whole row is about too few subjects: one mark says so.
+            rows.append([s.title, cells["verified"], *[""] * (len(SUMMARY_COLUMNS) - 2)])
             continue
-        typer.echo(f"  {s.title[:45]:<46}{cells['verified']:>9}{cells['rejected']:>9}{cells['capped']:>7}"
-                   f"{cells['pending']:>8} {cells['paid (net)']:>21} {cells['clawed back']:>19}"
-                   f" {cells['budget left']:>19}")
+        rows.append([s.title, *(cells[column] for column in SUMMARY_COLUMNS[1:])])
+    for line in table_lines(SUMMARY_COLUMNS, rows):
+        typer.echo(f"  {line}")
     typer.echo("\nTop institutions (net of clawbacks):")
     allowed, hidden = shown_institutions(data, minimum_cell)
-    for payee, currency, amount in allowed[:10]:
-        typer.echo(f"  {data.name_of(payee)[:52]:<54}{data.kind_of(payee):<20}{money(amount, currency):>18}")
+    top = [[data.name_of(payee), data.kind_of(payee), money(amount, currency)] for payee, currency, amount in allowed[:10]]
+    for line in table_lines(("institution", "kind", "net"), top, left_columns=2)[1:]:
+        typer.echo(f"  {line}")
     if hidden:
         typer.echo(f"  ({hidden} institution total(s) about fewer than {minimum_cell} children not shown)")
     if result.evidence is not None:

@@ -12,7 +12,7 @@ import typer
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import LocalStack, StackError
 
-app = typer.Typer(help="Start, stop and inspect the local Kafka + PostgreSQL stack.",
+app = typer.Typer(rich_markup_mode=None, help="Start, stop and inspect the local Kafka + PostgreSQL stack.",
                   no_args_is_help=True)
 
 

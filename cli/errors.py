@@ -1,9 +1,11 @@
 """How the CLI reports an expected failure: one line on stderr and exit code 2.
 
-Two kinds reach the user this way: a problem the command found itself (`fail`), and a
-server that does not answer or refuses us (`unreachable_server`), which can surface from
-deep inside aiokafka or asyncpg in any command; `cli/main.py:main` turns it into
-one line instead of a traceback. Everything else is a bug and keeps its traceback.
+Three kinds reach the user this way, each saying what failed: a problem the command found
+in its input (`fail`, and usage errors), a local file that cannot be read or written
+(`file_problem`: `file PATH: No such file or directory`), and a server that does not
+answer or refuses us (`unreachable_server`), which can surface from deep inside aiokafka
+or asyncpg in any command; `cli/main.py:main` turns the last two into one line instead of
+a traceback. Everything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ def _server_errors() -> tuple[type[BaseException], ...]:
         asyncpg.exceptions.CannotConnectNowError,  # starting up or shutting down
         asyncpg.exceptions.TooManyConnectionsError,
     )
+
+
+def file_problem(error: BaseException) -> str | None:
+    """One line naming the local file that failed us, or None if `error` is not about a
+    file. An OSError that names a file is about that file (a socket's names none), so a
+    payout written to a missing directory is not reported as a server that is down."""
+    if not isinstance(error, OSError) or isinstance(error, ConnectionError) or error.filename is None:
+        return None
+    detail = error.strerror or type(error).__name__
+    return f"file {error.filename}: {detail}"
 
 
 def unreachable_server(error: BaseException) -> str | None:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from cli.defaults import shown
 from cli.errors import fail
 from cli.reporting.evidence import ExperimentResult
 from shared.domain.indicators.experiment import (
@@ -28,7 +29,7 @@ from shared.domain.indicators.experiment import (
 from shared.domain.indicators.loader import IndicatorFileError, load_experiment, load_indicators
 from shared.platform.settings import REPO_ROOT
 
-app = typer.Typer(help="Social experiments: assignment and evaluation.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Social experiments: assignment and evaluation.", no_args_is_help=True)
 SONDERBORG = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
 EXAM_SUPPORT = REPO_ROOT / "examples" / "experiments" / "exam-support.yaml"
 DEMO_EFFECT_POINTS = 10.0
@@ -90,7 +91,7 @@ def evaluate_experiment(
     assignment: Annotated[Path, typer.Option(help="The assignment records `assign` wrote")],
     events: Annotated[Path, typer.Option(help="Institution events (JSON Lines, as `stafet generate` writes)")],
     institutions: Annotated[Path, typer.Option(help="Institution registry (YAML)")],
-    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)", show_default=shown(SONDERBORG))] = SONDERBORG,
     seed: Annotated[int, typer.Option(help="Seed of the permutation test's re-draws")] = 1,
 ) -> None:
     """Difference in differences per registered indicator, with a permutation interval."""
@@ -118,7 +119,7 @@ def trial(
     effect: Annotated[float, typer.Option(help="Injected effect on the exam pass rate, percentage points",
                                           min=-50, max=50)] = 10.0,
     seed: Annotated[int, typer.Option(help="Generator and permutation seed")] = 1,
-    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)", show_default=shown(SONDERBORG))] = SONDERBORG,
 ) -> None:
     """Run the experiment on a synthetic municipality whose treated schools get a known effect."""
     from cli.synthetic.trial import synthetic_trial

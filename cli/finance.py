@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from shared.domain.institutions import InstitutionRegistry
 
 app = typer.Typer(help="Payout runs for the bank (pain.001, CSV, internal postings) and the bank's answers "
-                       "(camt.054, pain.002, CSV).", no_args_is_help=True)
+                       "(camt.054, pain.002, CSV).", no_args_is_help=True, rich_markup_mode=None)
 
 DATE_FORMATS = ["%Y-%m-%d"]
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import typer
 
 from cli.errors import fail
 
-app = typer.Typer(help="The institutions' HTTP front door (run it: uvicorn services.frontdoor.app:app).",
+app = typer.Typer(rich_markup_mode=None, help="The institutions' HTTP front door (run it: uvicorn services.frontdoor.app:app).",
                   no_args_is_help=True)
 
 

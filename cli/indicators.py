@@ -14,11 +14,12 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from cli.defaults import shown
 from cli.errors import fail
 from shared.domain.indicators.loader import IndicatorFileError, load_indicators
 from shared.platform.settings import REPO_ROOT, Settings
 
-app = typer.Typer(help="Indicators against their baselines.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Indicators against their baselines.", no_args_is_help=True)
 SONDERBORG = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
 MAX_SUBJECTS = 200_000
 MINIMUM_CELL_HELP = "Suppress cells over fewer subjects (default: the MINIMUM_CELL setting, 5)"
@@ -43,7 +44,7 @@ def smallest_cell(option: int | None) -> int:
 
 @app.command("baselines")
 def baselines(
-    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)", show_default=shown(SONDERBORG))] = SONDERBORG,
     subjects: Annotated[int | None, typer.Option(help="Synthetic subjects (default: the tuned size)")] = None,
     seed: Annotated[int | None, typer.Option(help="Generator seed (default: the tuned seed)")] = None,
     minimum_cell: Annotated[int | None, typer.Option(help=MINIMUM_CELL_HELP)] = None,
@@ -77,7 +78,7 @@ def baselines(
 def measure_live(
     year: Annotated[int, typer.Option(help="The year measured (a school year counts from its autumn)",
                                       min=1900, max=2200)],
-    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)")] = SONDERBORG,
+    indicators: Annotated[Path, typer.Option(help="Indicator definitions (YAML)", show_default=shown(SONDERBORG))] = SONDERBORG,
     minimum_cell: Annotated[int | None, typer.Option(help=MINIMUM_CELL_HELP)] = None,
 ) -> None:
     """Every indicator and scope for YEAR, counted from the live verifier's event store

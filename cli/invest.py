@@ -36,7 +36,7 @@ from shared.platform.settings import Settings
 from shared.platform.topics import INVESTMENTS
 from shared.platform.trust import ConfigurationError, record_signer
 
-app = typer.Typer(help="Investment records: commitments, disbursements, funds, savings, closes.",
+app = typer.Typer(rich_markup_mode=None, help="Investment records: commitments, disbursements, funds, savings, closes.",
                   no_args_is_help=True)
 DATE_FORMATS = ["%Y-%m-%d"]
 RECORDS_MAX = 100_000  # a file of investment records is small; more is a mistake

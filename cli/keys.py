@@ -11,7 +11,7 @@ import typer
 
 from cli.errors import fail
 
-app = typer.Typer(help="Keys for production.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Keys for production.", no_args_is_help=True)
 
 SIGNER_SHAPE = re.compile(r"^(institution|operator|finance|service):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

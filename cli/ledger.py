@@ -19,7 +19,7 @@ from shared.platform.settings import Settings
 if TYPE_CHECKING:
     from services.ledger.audit import ChainReport
 
-app = typer.Typer(help="Ledger balances, statements, verification and rebuild.",
+app = typer.Typer(rich_markup_mode=None, help="Ledger balances, statements, verification and rebuild.",
                   no_args_is_help=True)
 DATE_FORMATS = ["%Y-%m-%d"]
 
@@ -199,10 +199,9 @@ def rebuild(
     """Drop the ledger projection and replay the journal (payments topic). Stop the
     ledger service first: refused while its consumer groups are active, or when the
     journal no longer starts at offset 0."""
-    from rich.progress import Progress
-
     from cli.errors import confirm_or_fail
     from cli.rebuild_guard import refuse_unsafe_rebuild
+    from cli.terminal import progress
     from services.ledger.rebuild import rebuild_ledger
     from shared.platform.topics import PAYMENTS, group_id
 
@@ -210,7 +209,7 @@ def rebuild(
     settings = Settings()
     refuse_unsafe_rebuild(settings, topic=PAYMENTS.name, groups=(group_id("ledger"), group_id("ledger-settlements")),
                           principal="ledger")
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         task = bar.add_task("replaying the journal", total=None)
         # A maintenance job: it empties the ledger's tables, which only the owner may do.
         report = asyncio.run(rebuild_ledger(database_url("owner", settings), settings.kafka_bootstrap_servers,

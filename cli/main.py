@@ -35,7 +35,8 @@ from cli import serve as serve_commands
 from cli import settle as settle_commands
 from cli import verifier as verifier_commands
 from cli import whatif as whatif_commands
-from cli.errors import EXIT_BAD_INPUT, fail, unreachable_server
+from cli.defaults import shown
+from cli.errors import EXIT_BAD_INPUT, fail, file_problem, unreachable_server
 from cli.history import HistoryFileError, load_history
 from cli.reporting.exports import ExportFormat, ExportTable
 from shared.domain.contracts.loader import ContractFileError, load_contract
@@ -45,10 +46,11 @@ from shared.domain.contracts.solidarity import allocate as allocate_pot
 from shared.platform.settings import REPO_ROOT
 from shared.platform.topics import INSTITUTION_EVENTS
 
+SONDERBORG_INDICATORS = REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml"
 DATE_FORMATS = ["%Y-%m-%d"]  # dates are parsed by typer and refused with its one-line error
-app = typer.Typer(help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
+app = typer.Typer(rich_markup_mode=None, help="Stafet: outcome contracts paid exactly, on Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(rich_markup_mode=None, help="Database schema.", no_args_is_help=True)
 app.add_typer(access_commands.app, name="access")
 app.add_typer(contract_commands.app, name="contract")
 app.add_typer(keys_commands.app, name="keys")
@@ -137,7 +139,7 @@ def allocate(
 
 @app.command("publish")
 def publish(
-    file: Annotated[Path, typer.Argument(help="JSON Lines file of institution events")],
+    file: Annotated[Path, typer.Argument(help="Institution events: JSON Lines, or CSV (a .csv file)")],
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Publish the valid lines even if some are bad")] = False,
     topic: Annotated[str, typer.Option(help="Topic to publish to")] = INSTITUTION_EVENTS.name,
@@ -146,9 +148,8 @@ def publish(
 ) -> None:
     """Validate a file of institution events, then seal, sign and publish it (idempotent
     by event id)."""
-    from rich.progress import Progress
-
     from cli.publish import InstitutionSigning, publish_records, validate_lines
+    from cli.terminal import progress
     from shared.platform.settings import Settings
     from shared.platform.trust import ConfigurationError
 
@@ -166,7 +167,7 @@ def publish(
         signing = InstitutionSigning(settings, signing_key)
     except ConfigurationError as error:
         fail(str(error))
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         task = bar.add_task("publishing", total=len(good))
         try:
             published = asyncio.run(publish_records(
@@ -219,13 +220,13 @@ def export(
         = False,
     year: Annotated[list[int] | None, typer.Option(help="indicators: a year measured (repeat for several)",
                                                    min=1900, max=2200)] = None,
-    indicators: Annotated[Path, typer.Option(help="indicators: the definitions (YAML)")] =
-        REPO_ROOT / "examples" / "indicators" / "sonderborg.yaml",
+    indicators: Annotated[Path, typer.Option(
+            help="indicators: the definitions (YAML)", show_default=shown(SONDERBORG_INDICATORS))] =
+        SONDERBORG_INDICATORS,
 ) -> None:
     """Export a table for analysts from the live databases (docs/exports.md lists the columns)."""
-    from rich.progress import Progress
-
     from cli.reporting.exports import columns_markdown, export_table
+    from cli.terminal import progress
     from shared.platform.credentials import database_url
     from shared.platform.settings import Settings
 
@@ -244,7 +245,7 @@ def export(
     if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
         fail(f"{out} exists; nothing written (use --yes to overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         bar.add_task(f"exporting {table.value}", total=None)
         if table is ExportTable.INDICATORS:
             count = _export_indicators(indicators, sorted(set(year or ())), output_format, out)
@@ -315,7 +316,8 @@ def main() -> None:  # pragma: no cover - console entry point (tested through th
         # instead of click's multi-line box.
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as error:
-        error.show()  # a group called with no command: its help, as before
+        # A group called with no command: its help, on stdout like `--help`.
+        typer.echo(error.ctx.get_help() if error.ctx else error.format_message())
         sys.exit(0)
     except UsageError as error:
         command = error.ctx.command_path if error.ctx else "stafet"
@@ -333,7 +335,7 @@ def main() -> None:  # pragma: no cover - console entry point (tested through th
         typer.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except Exception as error:
-        message = unreachable_server(error)
+        message = file_problem(error) or unreachable_server(error)
         if message is None:
             raise
         typer.echo(f"error: {message}", err=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.defaults import shown
 from cli.errors import fail
 from shared.platform.settings import REPO_ROOT
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from shared.domain.institutions import InstitutionRegistry
     from shared.domain.programmes.double_sided import Programme
 
-app = typer.Typer(help="Programmes: a double-sided PbR's intake and verdict.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Programmes: a double-sided PbR's intake and verdict.", no_args_is_help=True)
 EXAMPLE = REPO_ROOT / "examples" / "programmes" / "double-sided-pbr.yaml"
 REGISTRY = REPO_ROOT / "examples" / "institutions.yaml"
 CITIZENS = REPO_ROOT / "examples" / "contracts" / "double-sided-pbr-citizens.yaml"
@@ -30,10 +31,11 @@ DATE_FORMATS = ["%Y-%m-%d"]
 @app.command("generate")
 def generate_cohort(
     out: Annotated[Path, typer.Option(help="Events file to write (JSON Lines, CPR numbers in clear)")],
-    programme: Annotated[Path, typer.Option(help="Programme YAML")] = EXAMPLE,
-    contract: Annotated[Path, typer.Option(help="The citizens' contract (its target group and places)")] =
+    programme: Annotated[Path, typer.Option(help="Programme YAML", show_default=shown(EXAMPLE))] = EXAMPLE,
+    contract: Annotated[Path, typer.Option(
+        help="The citizens' contract (its target group and places)", show_default=shown(CITIZENS))] =
         CITIZENS,
-    institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] = REGISTRY,
+    institutions: Annotated[Path, typer.Option(help="Institution registry YAML", show_default=shown(REGISTRY))] = REGISTRY,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same events")] = 1,
     extra_referrals: Annotated[int, typer.Option(help="Referrals beyond each cluster's places",
                                                  min=0, max=1000)] = 1,
@@ -59,8 +61,8 @@ def generate_cohort(
 def programme_verdict(
     events: Annotated[Path, typer.Option(help="Institution events, JSON Lines or CSV (CPR numbers in clear)")],
     contract: Annotated[list[Path], typer.Option(help="The programme's contracts (citizens' and companies')")],
-    programme: Annotated[Path, typer.Option(help="Programme YAML")] = EXAMPLE,
-    institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] = REGISTRY,
+    programme: Annotated[Path, typer.Option(help="Programme YAML", show_default=shown(EXAMPLE))] = EXAMPLE,
+    institutions: Annotated[Path, typer.Option(help="Institution registry YAML", show_default=shown(REGISTRY))] = REGISTRY,
     on: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS,
                                                    help="Evaluate as of this date (default: the latest event)")] = None,
 ) -> None:

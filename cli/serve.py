@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer()
+app = typer.Typer(rich_markup_mode=None, )
 
 
 class Service(StrEnum):

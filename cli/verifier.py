@@ -10,7 +10,7 @@ import typer
 from shared.platform.credentials import database_url
 from shared.platform.settings import Settings
 
-app = typer.Typer(help="Verifier maintenance.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Verifier maintenance.", no_args_is_help=True)
 
 
 @app.command("rebuild")
@@ -21,10 +21,9 @@ def rebuild(
 ) -> None:
     """Empty the verifier's store (contracts kept) and replay the transitions topic; stop
     the verifier service first. Publishes nothing: a rebuild never moves money again."""
-    from rich.progress import Progress
-
     from cli.errors import confirm_or_fail
     from cli.rebuild_guard import refuse_unsafe_rebuild
+    from cli.terminal import progress
     from services.verifier.rebuild import compare, rebuild_verifier
     from shared.domain.contracts.evaluation import InstitutionInfo
     from shared.domain.institutions import InstitutionRegistry
@@ -35,7 +34,7 @@ def rebuild(
     refuse_unsafe_rebuild(settings, topic=TRANSITIONS.name, groups=(group_id("verifier"),), principal="verifier")
     directory = {i.id: InstitutionInfo(i.kind, i.municipality)
                  for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         task = bar.add_task("replaying transitions", total=None)
         # A maintenance job: it empties the verifier's tables, which only the owner may do.
         report = asyncio.run(rebuild_verifier(database_url("owner", settings), settings.kafka_bootstrap_servers,

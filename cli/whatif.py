@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.defaults import shown
 from cli.errors import fail
 from shared.domain.contracts.loader import ContractFileError, load_contract
 from shared.platform.settings import REPO_ROOT
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from shared.domain.institutions import InstitutionRegistry
 
 # Top-level commands: main.py adds them to the `stafet` app itself (not as a group).
-app = typer.Typer()
+INSTITUTIONS_EXAMPLE = REPO_ROOT / "examples" / "institutions.yaml"
+ASSUMPTIONS_EXAMPLE = REPO_ROOT / "examples" / "business-case.yaml"
+EXCLUSION_EXAMPLE = REPO_ROOT / "examples" / "price-of-exclusion.yaml"
+app = typer.Typer(rich_markup_mode=None, )
 
 
 @app.command("generate")
@@ -38,9 +42,8 @@ def generate_population(
 ) -> None:
     """A deterministic synthetic population (institutions, subjects, their events),
     with default rates from published Danish figures. CPR numbers are synthetic."""
-    from rich.progress import Progress
-
     from cli.synthetic.population import generate, to_json_line, write_registry
+    from cli.terminal import progress
 
     institutions, events = generate(subjects, seed=seed, municipalities=municipalities,
                                     born_from=born_from, born_to=born_to)
@@ -48,7 +51,7 @@ def generate_population(
     registry.parent.mkdir(parents=True, exist_ok=True)
     write_registry(registry, institutions)
     count = 0
-    with out.open("wb") as handle, Progress(transient=True) as bar:
+    with out.open("wb") as handle, progress() as bar:
         task = bar.add_task("generating", total=subjects * 9)
         for event in events:
             handle.write(to_json_line(event) + b"\n")
@@ -69,15 +72,16 @@ def generate_population(
 def simulate(
     events: Annotated[Path, typer.Option(help="Institution events, JSON Lines or CSV (CPR numbers in clear)")],
     contract: Annotated[list[Path], typer.Option(help="A contract variant; give two or more to compare")],
-    institutions: Annotated[Path, typer.Option(help="Institution registry YAML")] =
-        REPO_ROOT / "examples" / "institutions.yaml",
+    institutions: Annotated[Path, typer.Option(help="Institution registry YAML", show_default=shown(INSTITUTIONS_EXAMPLE))] =
+        INSTITUTIONS_EXAMPLE,
     on: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"],
                                                    help="Evaluate as of this date (default: the latest event)")] = None,
-    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
-        REPO_ROOT / "examples" / "business-case.yaml",
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML", show_default=shown(ASSUMPTIONS_EXAMPLE))] =
+        ASSUMPTIONS_EXAMPLE,
     report: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/simulation.html"),
-    exclusion_model: Annotated[Path, typer.Option(help="The price of exclusion: groups, costs, split, horizons")] =
-        REPO_ROOT / "examples" / "price-of-exclusion.yaml",
+    exclusion_model: Annotated[Path, typer.Option(
+            help="The price of exclusion: groups, costs, split, horizons", show_default=shown(EXCLUSION_EXAMPLE))] =
+        EXCLUSION_EXAMPLE,
     effect: Annotated[list[str] | None, typer.Option(
         help="A measured effect replacing an outcome's assumed deadweight: OUTCOME=POINTS:LOW:HIGH "
              "(percentage points, as `stafet experiment evaluate` prints them); repeatable")] = None,
@@ -108,9 +112,9 @@ def simulate(
         fail(f"bad option: {error}")
     transitions, rejected = admitted_transitions(events, registry)
     typer.echo(f"{len(transitions):,} events admitted, {rejected:,} rejected")
-    from rich.progress import Progress
+    from cli.terminal import progress
 
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         task = bar.add_task("replaying the variants", total=len(variants))
         results = []
         for variant in variants:
@@ -230,10 +234,11 @@ def print_exclusion_case(title: str, case: ExclusionCase | None, model: Exclusio
 @app.command("report")
 def live_report(
     out: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/stafet.html"),
-    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML")] =
-        REPO_ROOT / "examples" / "business-case.yaml",
-    exclusion_model: Annotated[Path, typer.Option(help="The price of exclusion: groups, costs, split, horizons")] =
-        REPO_ROOT / "examples" / "price-of-exclusion.yaml",
+    assumptions: Annotated[Path, typer.Option(help="Business-case assumptions YAML", show_default=shown(ASSUMPTIONS_EXAMPLE))] =
+        ASSUMPTIONS_EXAMPLE,
+    exclusion_model: Annotated[Path, typer.Option(
+            help="The price of exclusion: groups, costs, split, horizons", show_default=shown(EXCLUSION_EXAMPLE))] =
+        EXCLUSION_EXAMPLE,
     indicators: Annotated[Path | None, typer.Option(
         help="Add the indicators per year against their baselines, counted from the event store")] = None,
     experiment: Annotated[Path | None, typer.Option(help="Add this experiment's estimate (needs --assignment)")]
@@ -242,8 +247,6 @@ def live_report(
 ) -> None:
     """Render the HTML report from the live ledger and the verifier's decisions; with
     --indicators (and --experiment), whether it worked."""
-    from rich.progress import Progress
-
     from cli.experiment import SONDERBORG, read_assignment, read_experiment
     from cli.indicators import minimum_cell_setting
     from cli.reporting.business_case import load_assumptions
@@ -251,6 +254,7 @@ def live_report(
     from cli.reporting.investors import investors_section
     from cli.reporting.live import from_database, live_evidence
     from cli.reporting.skandia import ExclusionModelError, load_exclusion_model
+    from cli.terminal import progress
     from services.ledger.investor_queries import investor_positions
     from shared.domain.indicators.experiment import EvaluationError
     from shared.domain.indicators.loader import IndicatorFileError, load_indicators
@@ -269,7 +273,7 @@ def live_report(
         fail(str(error))
     planned = [(read_experiment(experiment), read_assignment(assignment))] if experiment and assignment else []
     url = database_url("operator", settings)
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
         data = asyncio.run(from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
                                          "Outcome contracts: the live ledger"))
@@ -278,7 +282,7 @@ def live_report(
             evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None
         except EvaluationError as error:
             fail(str(error).splitlines()[0])
-    with Progress(transient=True) as bar:
+    with progress() as bar:
         bar.add_task("rendering the report", total=None)
         page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least,
                       evidence=evidence, exclusion=exclusion,

@@ -61,7 +61,8 @@ class TableSpec:
 TABLES: dict[ExportTable, TableSpec] = {
     ExportTable.OUTCOMES: TableSpec(
         "The verifier's latest decision per outcome (one row per contract, outcome, subject and trigger).",
-        (Column("outcome_key", "text", "The outcome's identity: contract, version, outcome, subject, trigger"),
+        (Column("outcome_key", "text", "The outcome's identity: contract, outcome, subject, trigger "
+                "(not the version: contract_version says which decided it)"),
          Column("contract_id", "text", "The contract"),
          Column("contract_version", "integer", "The contract version that decided"),
          Column("outcome_id", "text", "The outcome in the contract's rate card"),

@@ -10,6 +10,7 @@ renderer, so a log shipper sees one format.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -31,7 +32,9 @@ class _NoQueryStrings(logging.Filter):
 def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
-    renderer = structlog.dev.ConsoleRenderer() if getattr(out, "isatty", lambda: False)() else structlog.processors.JSONRenderer()
+    # Readable lines on a terminal (coloured unless NO_COLOR is set), JSON anywhere else.
+    renderer = structlog.dev.ConsoleRenderer(colors="NO_COLOR" not in os.environ) \
+        if getattr(out, "isatty", lambda: False)() else structlog.processors.JSONRenderer()
     shared_processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
