@@ -36,7 +36,7 @@ from cli.reporting.disclosure import cell, mark
 from cli.reporting.evidence import Evidence
 from cli.reporting.html import contract_cells, render, shown_institutions
 from cli.reporting.investors import investors_section
-from cli.reporting.live import from_database, live_evidence
+from cli.reporting.live import live_evidence, published_from_database
 from cli.reporting.page import money
 from cli.reporting.skandia import case_for, load_exclusion_model, measured_deadweights
 from cli.signed import send_signed
@@ -233,7 +233,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     finally:
         stop_services(services)
     registry = InstitutionRegistry.from_file(registry_file)
-    data = await from_database(database_url, registry, "A synthetic municipality, 2000-2026")
+    data = await published_from_database(database_url, registry, "A synthetic municipality, 2000-2026", minimum_cell)
     evidence = await did_it_work(database_url, minimum_cell)
     report = work / "report.html"
     report.write_text(render([data], load_assumptions(ASSUMPTIONS), title="Stafet demo: who earned what",
@@ -270,6 +270,8 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
         rows.append([s.title, *(cells[column] for column in SUMMARY_COLUMNS[1:])])
     for line in table_lines(SUMMARY_COLUMNS, rows):
         typer.echo(f"  {line}")
+    for text in data.withheld.values():
+        typer.echo(f"  ({text})")
     typer.echo("\nTop institutions (net of clawbacks):")
     allowed, hidden = shown_institutions(data, minimum_cell)
     top = [[data.name_of(payee), data.kind_of(payee), money(amount, currency)] for payee, currency, amount in allowed[:10]]

@@ -252,7 +252,7 @@ def live_report(
     from cli.reporting.business_case import load_assumptions
     from cli.reporting.html import render
     from cli.reporting.investors import investors_section
-    from cli.reporting.live import from_database, live_evidence
+    from cli.reporting.live import live_evidence, published_from_database
     from cli.reporting.skandia import ExclusionModelError, load_exclusion_model
     from cli.terminal import progress
     from services.ledger.investor_queries import investor_positions
@@ -275,8 +275,8 @@ def live_report(
     url = database_url("operator", settings)
     with progress() as bar:
         bar.add_task("reading the ledger and the verifier's decisions", total=None)
-        data = asyncio.run(from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
-                                         "Outcome contracts: the live ledger"))
+        data = asyncio.run(published_from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
+                                                   "Outcome contracts: the live ledger", least))
         positions = asyncio.run(investor_positions(url))
         try:
             evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None

@@ -71,6 +71,9 @@ class ReportData:
     money: tuple[MoneyRow, ...]
     institutions: dict[str, Institution] = field(default_factory=dict)
     source: str = ""
+    # Contracts whose money a publication does not show, each with why (the payments
+    # are left out of `money` and of every total: cli/reporting/disclosure.py).
+    withheld: dict[str, str] = field(default_factory=dict)
 
     def name_of(self, institution: str) -> str:
         found = self.institutions.get(institution)
@@ -107,6 +110,7 @@ class ContractSummary:
     money_subjects: int = 0
     settled_subjects: int = 0
     clawed_back_subjects: int = 0
+    withheld: str = ""  # why the contract's money is not shown (cli/reporting/disclosure.py)
 
     @property
     def budget_left_minor(self) -> int | None:
@@ -141,7 +145,8 @@ def summarise(data: ReportData) -> list[ContractSummary]:
             contract.contract_id, contract.title or contract.contract_id, contract.currency,
             s["verified"], s["rejected"], s["capped"], s["pending_sustainment"],
             dict(reasons[contract.contract_id].most_common()), paid, clawed, settled,
-            contract.caps.total_minor, **_subject_counts(contract.contract_id, who)))
+            contract.caps.total_minor, **_subject_counts(contract.contract_id, who),
+            withheld=data.withheld.get(contract.contract_id, "")))
     return summaries
 
 

@@ -12,14 +12,29 @@ Suppressing one cell of a group whose total is shown is not enough: the total mi
 the others gives it back. So when exactly one cell of such a group is suppressed, the
 smallest other non-empty cell is suppressed too (complementary suppression, the simple
 form statistical offices use for one-dimensional tables).
+
+Across outputs: an indicator contract's payment is its price per point times the
+measured improvement, and a contract's terms are public, so a payment gives back the
+cells it was decided on (9 of 10 pupils passing: 18,750,000 øre at 2,500,000 a point
+against a published 82.5 % is exactly 90.0 %, a cell the indicator table suppresses).
+`revealing_payments` finds every indicator outcome decided on a cell the publication's
+rule suppresses; `publishable` leaves those contracts' money out of the publication (no
+amount, no budget left, no institution total or business case that includes it, a note
+saying why), so no combination of the published figures gives the cell back. The ledger,
+statements, payout files and the analysts' exports stay exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from shared.domain.indicators.compute import Suppression
+from cli.reporting.data import ReportData
+from shared.domain.contracts.indicator_outcomes import Cell, cells_needed, memberships, tally_cells
+from shared.domain.contracts.model import Contract
+from shared.domain.contracts.timeline import SubjectTimeline
+from shared.domain.indicators.compute import Suppression, suppression
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -53,3 +68,66 @@ def shown(text: str, subjects: int, minimum_cell: int) -> str:
     """`text` if a figure about `subjects` subjects may be shown, else the mark."""
     reason = cell(subjects, minimum_cell)
     return text if reason is None else mark(reason)
+
+
+IndicatorCells = Mapping[tuple[str, str], Mapping[str, Cell]]  # (contract, indicator outcome) -> cells
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """An indicator outcome whose payment a publication must not show."""
+
+    contract_id: str
+    outcome_id: str
+    cell: str  # the cell it would give back, e.g. area:2022
+    reason: Suppression  # why the indicator table suppresses that cell
+
+    def note(self) -> str:
+        return (f"{self.contract_id}: the money of {self.outcome_id} is not shown, nor in any total: with the "
+                f"contract's price per point it would give back the {self.cell} cell, which is suppressed "
+                f"({self.reason.value}); the ledger and the payout files hold it exactly")
+
+
+def indicator_cells(contracts: Iterable[Contract],
+                    timelines: Sequence[SubjectTimeline]) -> dict[tuple[str, str], dict[str, Cell]]:
+    """Each indicator outcome's cells, counted as the verifier counts them."""
+    found: dict[tuple[str, str], dict[str, Cell]] = {}
+    for contract in contracts:
+        for outcome in contract.indicator_outcomes:
+            parts = [part for timeline in timelines for part in memberships(outcome, timeline)]
+            found[(contract.contract_id, outcome.id)] = tally_cells(parts)
+    return found
+
+
+def revealing_payments(contracts: Iterable[Contract], cells: IndicatorCells, minimum_cell: int) -> tuple[Withheld, ...]:
+    """Every indicator outcome decided on a cell that the publication's rule suppresses
+    (the same rule as the indicator tables: `shared/domain/indicators/compute.py`)."""
+    withheld: dict[tuple[str, str], Withheld] = {}
+    for contract in contracts:
+        for outcome in contract.indicator_outcomes:
+            key = (contract.contract_id, outcome.id)
+            measured = cells.get(key, {})
+            for name in cells_needed(outcome):
+                known = measured.get(name, Cell())
+                reason = suppression(known.numerator, known.denominator, minimum_cell)
+                if reason is not None and key not in withheld:
+                    withheld[key] = Withheld(contract.contract_id, outcome.id, name, reason)
+    return tuple(withheld[k] for k in sorted(withheld))
+
+
+def publishable(data: ReportData, withheld: Sequence[Withheld]) -> ReportData:
+    """`data` as a publication may show it: the withheld outcomes' money left out of
+    every row (so of every total), their decisions kept without an amount, and the
+    contracts marked with why."""
+    if not withheld:
+        return data
+    hidden = {(w.contract_id, w.outcome_id) for w in withheld}
+    notes: dict[str, str] = {}
+    for w in withheld:
+        notes[w.contract_id] = f"{notes[w.contract_id]}; {w.note()}" if w.contract_id in notes else w.note()
+    return replace(
+        data,
+        money=tuple(m for m in data.money if (m.contract_id, m.outcome_id) not in hidden),
+        outcomes=tuple(replace(o, owed_minor=0) if (o.contract_id, o.outcome_id) in hidden else o
+                       for o in data.outcomes),
+        withheld={**data.withheld, **notes})

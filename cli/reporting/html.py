@@ -35,6 +35,7 @@ from cli.reporting.page import NOT_COMPARABLE, STYLE, ReportContext, figure, mon
 from cli.reporting.skandia import ExclusionModel, case_for, measured_deadweights
 from cli.reporting.skandia_html import section as exclusion_html
 from shared.domain.currency import format_amounts, major_units
+from shared.domain.indicators.compute import Suppression
 from shared.domain.indicators.experiment import Estimate
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
 
@@ -60,6 +61,9 @@ def contract_cells(s: ContractSummary, least: int) -> dict[str, str]:
     counts = [shown(str(n), s.subjects_by_status.get(status, 0), least) for status, n in
               (("verified", s.verified), ("rejected", s.rejected), ("capped", s.capped),
                ("pending_sustainment", s.pending))]
+    if s.withheld:
+        # Its money would give a suppressed cell back: no amount of it, nor the budget it left.
+        return dict(zip(CONTRACT_COLUMNS, [*counts, *[mark(Suppression.REVEALS_SUPPRESSED_CELL)] * 4], strict=True))
     amounts = [shown(money(s.paid_minor, s.currency), s.money_subjects, least),
                shown(money(s.clawed_back_minor, s.currency), s.clawed_back_subjects, least),
                shown(money(s.settled_minor, s.currency), s.settled_subjects, least),
@@ -91,8 +95,9 @@ def _summary_section(data: ReportData, context: ReportContext) -> str:
                                                                      least) is None)
         reasons.extend([s.title, reason, mark(hidden[reason]) if reason in hidden else count]
                        for reason, count in s.rejected_by_reason.items())
+    withheld = "".join(note(text) for text in data.withheld.values())
     return ("<h2>Contracts</h2>"
-            + table(["contract", *CONTRACT_COLUMNS], rows)
+            + table(["contract", *CONTRACT_COLUMNS], rows) + withheld
             + "<h3>Why outcomes were rejected</h3>" + table(["contract", "reason", "outcomes"], reasons))
 
 

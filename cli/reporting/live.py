@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from cli.reporting.data import Institution, MoneyRow, OutcomeRow, ReportData
+from cli.reporting.disclosure import indicator_cells, publishable, revealing_payments
 from cli.reporting.evidence import Evidence, ExperimentResult, trend_years, trends
 from cli.reporting.live_indicators import live_timelines
 from cli.synthetic.trial import evaluate
@@ -41,6 +42,18 @@ async def from_database(database_url: str, registry: InstitutionRegistry, title:
     institutions = {i.id: Institution(i.id, i.name, i.kind) for i in registry.all()}
     return ReportData(title, tuple(contracts), tuple(outcomes), tuple(money), institutions,
                       source="the live ledger and the verifier's decisions")
+
+
+async def published_from_database(database_url: str, registry: InstitutionRegistry, title: str,
+                                  minimum_cell: int) -> ReportData:
+    """The report's facts as a publication shows them: an indicator contract's money that
+    would give back a suppressed cell is left out (cli/reporting/disclosure.py)."""
+    data = await from_database(database_url, registry, title)
+    measured = [c for c in data.contracts if c.indicator_outcomes]
+    if not measured:
+        return data
+    cells = indicator_cells(measured, await live_timelines(database_url))
+    return publishable(data, revealing_payments(measured, cells, minimum_cell))
 
 
 async def live_evidence(database_url: str, definitions: IndicatorSet, minimum_cell: int,

@@ -42,6 +42,10 @@ class Suppression(StrEnum):
     # A cell large enough on its own, hidden so that a suppressed one cannot be derived
     # from a shown total by subtraction (cli/reporting/disclosure.py).
     COMPLEMENTARY = "complementary"
+    # A figure that is not about too few subjects itself, but from which a suppressed cell
+    # could be computed: an indicator contract's payment, with its public price per point,
+    # gives the measured value (cli/reporting/disclosure.py).
+    REVEALS_SUPPRESSED_CELL = "reveals_suppressed_cell"
 
 
 @dataclass(frozen=True)
