@@ -273,16 +273,21 @@ def _export_indicators(definitions_file: Path, years: list[int], output_format: 
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(
+    wait_s: Annotated[float, typer.Option("--wait-s", min=0, max=3600,
+                                          help="Wait this long for the database to answer and for the roles "
+                                               "the migrations grant to exist (a cluster made in the same "
+                                               "install); 0: fail at once")] = 0,
+) -> None:
     """Apply the SQL migrations not yet applied (idempotent)."""
     from shared.platform.credentials import database_url
-    from shared.platform.db import migrate
+    from shared.platform.db import migrate_when_ready
     from shared.platform.settings import Settings
 
     # The owner role's job: DATABASE_URL with the owner's user (a deployment's migration
     # job), else the local stack's owner credentials. A server that cannot be reached is
     # reported by main() without the URL, which may carry a password.
-    applied = asyncio.run(migrate(database_url("owner", Settings())))
+    applied = asyncio.run(migrate_when_ready(database_url("owner", Settings()), wait_s=wait_s))
     typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 

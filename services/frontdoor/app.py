@@ -32,18 +32,18 @@ from typing import Annotated, Literal
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, Remembered, check_line_guarded, subject_fingerprint
+from services.frontdoor.observability import RequestMetrics
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.sealing import Sealer
 from shared.platform import metrics
 from shared.platform.db import Database
-from shared.platform.health import database_checks, readiness_text, recorded
+from shared.platform.health import database_checks, operations_answer, readiness_text, recorded, serve_operations
 from shared.platform.kafka import make_producer
 from shared.platform.logging import configure_logging
 from shared.platform.retry import wait_for_kafka
@@ -164,6 +164,10 @@ def _exit_if_start_failed(task: asyncio.Task[None]) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     door = FrontDoor(settings)
     app.state.door = door
+    # /livez, /readyz and /metrics on the operations port (HTTP_PORT), apart from the
+    # public API: the ingress never exposes /metrics (observability.py).
+    operations = (await serve_operations(settings.http_port, lambda path: operations_answer(path, door.checks))
+                  if settings.http_port else None)
     # Started in the background so that the probes are answered while it waits.
     starting = asyncio.create_task(door.start())
     starting.add_done_callback(_exit_if_start_failed)
@@ -175,6 +179,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
         await door.stop()
+        if operations is not None:
+            operations.close()
 
 
 app = FastAPI(
@@ -206,6 +212,7 @@ def openapi_document() -> dict[str, object]:
 
 
 app.openapi = openapi_document  # type: ignore[method-assign]
+app.add_middleware(RequestMetrics)
 
 
 @app.get("/healthz", summary="Liveness", responses={200: {"content": {"application/json": {"example": {"ok": True}}}}})
@@ -219,11 +226,6 @@ async def readyz(request: Request) -> PlainTextResponse:
     """200 when the front door can forward now, else 503 naming the failing checks."""
     found = await request.app.state.door.checks()
     return PlainTextResponse(readiness_text(found), status_code=200 if all(found.values()) else 503)
-
-
-@app.get("/metrics", include_in_schema=False)
-async def prometheus_metrics() -> Response:
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 _REQUEST_BODY = {

@@ -144,6 +144,28 @@ async def migrate(database_url: str, dirs: tuple[Path, ...] = MIGRATION_DIRS) ->
     return applied_now
 
 
+async def migrate_when_ready(database_url: str, *, wait_s: float, dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[str]:
+    """`migrate`, waiting up to `wait_s` seconds (with backoff, logged) while the server is
+    unreachable or a role the migrations grant to does not exist yet.
+
+    The deployment's migration job may start with the database it migrates: a
+    CloudNativePG cluster created in the same install is not there, then refuses
+    connections while it bootstraps, and creates its managed roles (the services' runtime
+    roles, which the migrations grant their statements) only once it runs. Each failed
+    attempt is rolled back whole (one transaction per file), so trying again is safe."""
+    from shared.platform.retry import database_host, until_reachable
+
+    async def attempt() -> list[str]:
+        try:
+            return await migrate(database_url, dirs)
+        except asyncpg.UndefinedObjectError as error:
+            if "role" not in str(error):
+                raise
+            raise NotReadyYet(f"a role is not there yet: {error}") from error
+
+    return await until_reachable(f"postgresql {database_host(database_url)}", attempt, wait_s_max=wait_s)
+
+
 async def recreate_database(admin_url: str, name: str, *, template: str | None = None) -> str:
     """Drop (if there) and create database `name` on the server of `admin_url`; its URL.
 

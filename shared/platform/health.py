@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -78,10 +79,7 @@ class Health:
 
     async def start(self) -> None:
         if self.settings.http_port:
-            self._server = await asyncio.start_server(self._serve, host="0.0.0.0",  # noqa: S104 - a pod's port
-                                                      port=self.settings.http_port,
-                                                      limit=REQUEST_LINE_BYTES_MAX)
-            log.info("health_listening", port=self.settings.http_port)
+            self._server = await serve_operations(self.settings.http_port, self._respond)
 
     async def after_start(self) -> None:
         self.started = True
@@ -130,33 +128,52 @@ class Health:
                 log.warning("metrics_refresh_failed", error=f"{type(error).__name__}: {error}")
             await asyncio.sleep(self.settings.metrics_refresh_s)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(REQUEST_READ_TIMEOUT_S):
-                request = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass  # headers: not needed
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
-            status, content_type, body = await self._respond(path)
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError):
-            pass  # a client that went away or sent nonsense gets nothing
-        finally:
-            writer.close()
-
     async def _respond(self, path: str) -> tuple[str, str, bytes]:
-        if path == "/livez":
-            return "200 OK", "text/plain", b"ok\n"
-        if path == "/readyz":
-            found = await self.checks()
-            body = readiness_text(found).encode()
-            return ("200 OK" if all(found.values()) else "503 Service Unavailable"), "text/plain", body
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
-        return "404 Not Found", "text/plain", b"not found\n"
+        return await operations_answer(path, self.checks)
+
+
+Answer = tuple[str, str, bytes]  # status line, content type, body
+
+
+async def serve_operations(port: int, respond: Callable[[str], Awaitable[Answer]]) -> asyncio.Server:
+    """The operations port: GET requests answered by `respond(path)`, one per connection.
+    The front door serves its own on a port apart from its public API (services/frontdoor)."""
+    server = await asyncio.start_server(lambda r, w: _serve(r, w, respond), host="0.0.0.0",  # noqa: S104 - a pod's port
+                                        port=port, limit=REQUEST_LINE_BYTES_MAX)
+    log.info("health_listening", port=port)
+    return server
+
+
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 respond: Callable[[str], Awaitable[Answer]]) -> None:
+    try:
+        async with asyncio.timeout(REQUEST_READ_TIMEOUT_S):
+            request = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # headers: not needed
+        parts = request.decode("latin-1").split()
+        path = parts[1].split("?")[0] if len(parts) >= 2 else ""
+        status, content_type, body = await respond(path)
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+    except (TimeoutError, ValueError, ConnectionError):
+        pass  # a client that went away or sent nonsense gets nothing
+    finally:
+        writer.close()
+
+
+async def operations_answer(path: str, checks: Callable[[], Awaitable[dict[str, bool]]]) -> Answer:
+    """/livez, /readyz (from `checks`) and /metrics; anything else 404."""
+    if path == "/livez":
+        return "200 OK", "text/plain", b"ok\n"
+    if path == "/readyz":
+        found = await checks()
+        body = readiness_text(found).encode()
+        return ("200 OK" if all(found.values()) else "503 Service Unavailable"), "text/plain", body
+    if path == "/metrics":
+        return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
+    return "404 Not Found", "text/plain", b"not found\n"
 
 
 async def database_checks(database: Database | None) -> tuple[bool, bool]:

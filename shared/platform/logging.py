@@ -60,8 +60,23 @@ def configure_logging(level: str = "INFO", *, stream: object = None) -> None:
     # FastStream's application logger ("app starting", "shut down gracefully") and
     # uvicorn's (the front door: "Started server process", errors) have handlers of their
     # own and do not propagate: give them ours instead, so every line of a pod is JSON.
-    for name in ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = [handler]
+    # Only the parents get the handler: uvicorn's "uvicorn.error" propagates to "uvicorn",
+    # so a handler on both wrote each of its lines twice.
+    for name in ("faststream", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    error_logger = logging.getLogger("uvicorn.error")
+    error_logger.handlers[:] = []
+    error_logger.propagate = True
+    # uvicorn turns its access log off (--no-access-log, as `stafet serve` runs the front
+    # door, which writes one line of its own per request: services/frontdoor/observability.py)
+    # by leaving "uvicorn.access" without a handler and not propagating: keep it off then,
+    # where a handler of ours would turn it back on. When it is on, its lines are ours
+    # too, once, and name the path without its query string.
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _NoQueryStrings) for f in access.filters):
-        access.addFilter(_NoQueryStrings())
+    if access.handlers or access.propagate:
+        access.handlers[:] = [handler]
+        access.propagate = False
+        if not any(isinstance(f, _NoQueryStrings) for f in access.filters):
+            access.addFilter(_NoQueryStrings())

@@ -5,7 +5,10 @@ processing-time histogram per handler) and published per topic (`faststream_*`).
 `stafet_*` metrics add what it cannot know: the size of each batch in records, records
 dead-lettered by reason code, consumer lag per partition, and gauges read from the
 database (outbox depth, the ledger's chain, payments and money by contract and kind,
-the last chain verification) by each service's refresher.
+the last chain verification) by each service's refresher; the front door adds HTTP
+requests by route and status with their latency. Every process also exports its own
+resources (`process_*`: resident memory, CPU seconds, open file descriptors; `python_*`:
+garbage collection), which a registry of our own would otherwise leave out.
 """
 
 from __future__ import annotations
@@ -22,9 +25,19 @@ from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
 REGISTRY = CollectorRegistry()
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
 
 BATCH_RECORDS = Histogram(
     "stafet_batch_records", "Records per consumed batch", ["service", "topic"], registry=REGISTRY,
@@ -63,6 +76,13 @@ LEDGER_VERIFY_TIME = Gauge(
 FRONT_DOOR_LINES = Counter(
     "stafet_frontdoor_lines_total", "Lines the front door answered, by status and reason code",
     ["status", "reason"], registry=REGISTRY)
+HTTP_REQUESTS = Counter(
+    "stafet_http_requests_total", "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"], registry=REGISTRY)
+HTTP_SECONDS = Histogram(
+    "stafet_http_request_duration_seconds", "Time from a request's arrival to the end of its answer",
+    ["route", "method"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 READY = Gauge("stafet_ready", "1 if the readiness check passes, per check", ["check"], registry=REGISTRY)
 
 DEAD_LETTER_SUFFIX = ".dead-letters.v1"

@@ -53,13 +53,15 @@ async def wait_for(port: int, path: str, status: int, contains: str, service: Se
 
 async def test_a_ledger_and_the_front_door_say_not_ready_while_their_servers_are_down_and_ready_once_they_work(
         own_stack: LocalStack, tmp_path: Path) -> None:
-    port, door_port = free_port(), free_port()
+    port, door_port, door_operations_port = free_port(), free_port(), free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": own_stack.bootstrap_servers, "DATABASE_URL": own_stack.database_url,
            "STAFET_CREDENTIALS_DIR": str(own_stack.credentials_dir), "STAFET_TOPIC_NAMESPACE": NAMESPACE,
            "BATCH_MAX_RECORDS": "50", "BATCH_TIMEOUT_MS": "100",
            "HTTP_PORT": str(port), "METRICS_REFRESH_S": "0.5", "LEDGER_VERIFY_INTERVAL_S": "1"}
     ledger = ServiceProcess("ledger", env, tmp_path / "ledger.log")
-    door = ServiceProcess("frontdoor", {**env, "FRONT_DOOR_PORT": str(door_port)}, tmp_path / "frontdoor.log")
+    # The front door's /metrics is on its operations port, never on the public API's.
+    door = ServiceProcess("frontdoor", {**env, "FRONT_DOOR_PORT": str(door_port),
+                                        "HTTP_PORT": str(door_operations_port)}, tmp_path / "frontdoor.log")
     ledger.start()
     door.start()
     try:
@@ -82,8 +84,17 @@ async def test_a_ledger_and_the_front_door_say_not_ready_while_their_servers_are
         status, answer = await asyncio.to_thread(post_event, door_port)
         assert status == 200, answer
         assert '"accepted":1' in answer
-        await wait_for(door_port, "/metrics", 200,
+        await wait_for(door_operations_port, "/metrics", 200,
                        'stafet_frontdoor_lines_total{reason="",status="accepted"} 1.0', door)
+        await wait_for(door_operations_port, "/metrics", 200,
+                       'stafet_http_requests_total{method="POST",route="/v1/events",status="200"} 1.0', door)
+        await wait_for(door_operations_port, "/readyz", 200, "migrations ok", door)
+        await wait_for(door_port, "/metrics", 404, "", door)
+        # One access line per request, the front door's own (uvicorn's is off), as JSON.
+        posts = [line for line in door.log_path.read_text().splitlines()
+                 if '"http_request"' in line and '"POST"' in line]
+        assert [json.loads(line)["status"] for line in posts] == [503, 200], posts
+        assert '"uvicorn.access"' not in door.log_path.read_text()
         await publish_payments(own_stack, range(120))
         await wait_for_entries(owner_url, 120, ledger)
         assert await entry_count(owner_url) == 120
