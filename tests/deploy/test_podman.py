@@ -69,7 +69,7 @@ from tests.deploy.pods import (
     wait_ready,
     write_manifest,
 )
-from tests.deploy.tools import render
+from tests.deploy.tools import CHART, dashboard_metric_names, render
 from tests.engine_replay import REGISTRY as EXAMPLE_REGISTRY
 from tests.engine_replay import admitted, directory_of, expected_balances, read_lines
 from tests.kafka_helpers import produce
@@ -139,9 +139,11 @@ def public_hex(path: Path) -> str:
 
 
 def chart_values(servers: Servers, release: str, namespace: str, database_url: str, keys: Path,
-                 registry: InstitutionRegistry, tokens: dict[str, str], ports: dict[str, int]) -> dict[str, Any]:
+                 registry: InstitutionRegistry, tokens: dict[str, str], ports: dict[str, int],
+                 api_port: int) -> dict[str, Any]:
     """The values an operator would give, pointed at this machine's servers: each pod is
-    its own Kafka principal and its own database role, every secret a file."""
+    its own Kafka principal and its own database role, every secret a file. `ports` are
+    the services' metrics ports, `api_port` the front door's public one."""
     database = urlsplit(database_url)
     secrets: dict[str, dict[str, str]] = {}
     services: dict[str, Any] = {}
@@ -156,13 +158,15 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
                     f"{release}-{name}-db": {"password": (servers.credentials_dir / "postgres" / name).read_text()},
                     f"{release}-{name}-keys": own_keys}
         services[name] = {
-            "enabled": True, "replicas": 1, "maxReplicas": 1, "httpPort": ports[name], "dbPoolMaxSize": 4,
+            "enabled": True, "replicas": 1, "maxReplicas": 1, "metricsPort": ports[name], "dbPoolMaxSize": 4,
             "kafkaUser": name, "kafkaSecret": f"{release}-{name}-kafka",
             "databaseUser": f"stafet_{name}", "databaseSecret": f"{release}-{name}-db",
             "keysSecret": f"{release}-{name}-keys",
             "env": {"BATCH_TIMEOUT_MS": "100", "TICK_INTERVAL_S": "0.5", "METRICS_REFRESH_S": "1",
                     "LEDGER_VERIFY_INTERVAL_S": "5"}}
-        if name != "frontdoor":
+        if name == "frontdoor":
+            services[name]["httpPort"] = api_port
+        else:
             services[name]["batchMaxRecords"] = 50
     secrets[f"{release}-owner-db"] = {"password": (servers.credentials_dir / "postgres" / "owner").read_text()}
     registry_file = keys.parent / "institutions.yaml"
@@ -174,6 +178,8 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
         "hostNetwork": True,
         "kafka": {"bootstrapServers": servers.bootstrap_servers, "securityProtocol": "SASL_PLAINTEXT"},
         "database": {"host": database.hostname, "port": database.port, "name": database.path.lstrip("/")},
+        # Not played by podman, but rendered: a database outside the cluster needs its address.
+        "networkPolicy": {"egressCIDRs": [f"{database.hostname}/32"]},
         "migration": {"databaseUser": "stafet_owner", "databaseSecret": f"{release}-owner-db"},
         "secrets": {"create": True, "data": secrets},
         "institutions": registry_file.read_text(),
@@ -207,8 +213,9 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     registry = InstitutionRegistry([i.model_copy(update={"keys": (public[i.id],)}) for i in REGISTRY.all()])
     sample = read_lines(SAMPLE)
     tokens = {reporter: new_token() for reporter in {json.loads(line)["reported_by"] for line in sample}}
-    ports = {name: free_port() for name in SERVICES}
-    values = chart_values(servers, release_name, namespace, empty_database, keys, registry, tokens, ports)
+    ports = {name: free_port() for name in SERVICES}  # each service's metrics port
+    api_port = free_port()  # the front door's public API
+    values = chart_values(servers, release_name, namespace, empty_database, keys, registry, tokens, ports, api_port)
     objects = render(values=values, tmp=tmp_path, release=release_name)
 
     # The Secrets and the migration Job (pre-install hooks) first: the Job runs to completion.
@@ -256,7 +263,7 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     expected = expected_balances(CONTRACTS, admitted([*sample, CLI_EVENT, *cohort], REGISTRY),
                                  directory=directory_of(REGISTRY))
     assert expected, "the events must produce payments, or this test proves nothing"
-    answers = post_through_front_door(ports["frontdoor"], sample, tokens)
+    answers = post_through_front_door(api_port, sample, tokens)
     assert sum(a["accepted"] + a["duplicates"] + a["refused"] for a in answers) == len(sample), answers
     (tmp_path / "cli.jsonl").write_bytes(CLI_EVENT + b"\n")
     institution_env = {**os.environ, "STAFET_ENV": "production", "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers,
@@ -307,10 +314,17 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     door_metrics = http_get(f"http://127.0.0.1:{ports['frontdoor']}/metrics")[1]
     assert sample_value(door_metrics, "stafet_frontdoor_lines_total", status="accepted", reason="") == \
         sum(a["accepted"] for a in answers)
-    names = sorted({line.split("{")[0].split(" ")[0] for port in ports.values()
-                    for line in http_get(f"http://127.0.0.1:{port}/metrics")[1].splitlines()
-                    if line and not line.startswith("#")})
-    print("metric names on /metrics:", " ".join(names))
+    assert sample_value(door_metrics, "stafet_http_requests_total", route="/v1/events", method="POST",
+                        status="200") == len(answers)
+    assert http_get(f"http://127.0.0.1:{api_port}/metrics")[0] == 404, "/metrics is off the public port"
+    for name, port in ports.items():
+        text = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert sample_value(text, "process_resident_memory_bytes") > 0, name
+    exported = set().union(*(exported_names(http_get(f"http://127.0.0.1:{port}/metrics")[1]) for port in ports.values()))
+    print("metric names on /metrics:", " ".join(sorted(exported)))
+    # Every query of the chart's Grafana dashboard reads a metric these pods export.
+    board = json.loads((CHART / "dashboards" / "stafet.json").read_text())
+    assert dashboard_metric_names(board) - exported == set(), "dashboard panels on metrics nobody exports"
 
     # Trace context travels in the records' headers from ingest to the ledger's journal.
     for topic in (TRANSITIONS, PAYMENTS):
@@ -414,6 +428,20 @@ def sample_value(text: str, metric: str, **labels: str) -> float:
         if all(found.get(k) == json.dumps(v) for k, v in labels.items()):
             return float(value)
     raise AssertionError(f"no {metric} {labels} on /metrics")
+
+
+def exported_names(text: str) -> set[str]:
+    """Every metric name a /metrics text offers: its samples' names, and the families it
+    declares (`# TYPE`) even before a labelled one has a sample (a histogram's as its
+    _bucket, _sum and _count series)."""
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names.add(name)
+            if kind == "histogram":
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names
 
 
 def wait_for_metrics(port: int, by_contract: dict[tuple[str, str], tuple[int, int]]) -> str:

@@ -4,6 +4,7 @@ and podman (Debian's, through deploy/image/podman.sh). Missing tools fail loudly
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,11 @@ def render(*args: str, values: dict[str, Any] | None = None, tmp: Path | None = 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def dashboard_metric_names(board: dict[str, Any]) -> set[str]:
+    """Every metric name the dashboard's queries read (tests/deploy/test_podman.py checks
+    them against the services' live /metrics)."""
+    expressions = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    expressions += [v["definition"] for v in board["templating"]["list"] if v.get("definition")]
+    return {name for e in expressions for name in re.findall(r"\b((?:stafet|process|faststream)_[a-z_]+)\b", e)}

@@ -2,7 +2,7 @@
 
     python trim.py CRD.yaml SOURCE > group_kind_version.json
 
-The schemas the chart's custom resources are validated against (tests/unit/test_chart.py)
+The schemas the chart's custom resources are validated against (tests/deploy/test_chart.py)
 are checked in, trimmed of their descriptions: no operator's controller runs here, so
 these schemas are what stands between a typo in the chart and a resource the API server
 would reject. SOURCE names the repository, commit and path the CRD was taken from.

@@ -58,10 +58,24 @@ seccompProfile:
 {{/* where a component's Secrets are mounted, and the settings that name the files */}}
 {{- define "stafet.secretsDir" -}}/var/run/secrets/stafet{{- end -}}
 
+{{/* the CloudNativePG cluster's name (a restore is a new cluster under a new name) */}}
+{{- define "stafet.clusterName" -}}
+{{- .Values.cloudnativepg.clusterName | default (printf "%s-db" (include "stafet.fullname" .)) -}}
+{{- end -}}
+
+{{/* the Barman Cloud plugin's ObjectStore of this release (the same across restores) */}}
+{{- define "stafet.objectStore" -}}
+{{ include "stafet.fullname" . }}-backups
+{{- end -}}
+
+{{- define "stafet.serviceAccountName" -}}
+{{- .Values.serviceAccount.name | default (include "stafet.fullname" .) -}}
+{{- end -}}
+
 {{/* the database URL of a role: no password in it (DATABASE_PASSWORD_FILE has it) */}}
 {{- define "stafet.databaseUrl" -}}
 {{- $db := .root.Values.database -}}
-{{- $host := $db.host | default (printf "%s-db-rw" (include "stafet.fullname" .root)) -}}
+{{- $host := $db.host | default (printf "%s-rw" (include "stafet.clusterName" .root)) -}}
 postgresql://{{ .user }}@{{ $host }}:{{ $db.port }}/{{ $db.name }}{{ if $db.sslmode }}?sslmode={{ $db.sslmode }}{{ end }}
 {{- end -}}
 
@@ -100,9 +114,61 @@ postgresql://{{ .user }}@{{ $host }}:{{ $db.port }}/{{ $db.name }}{{ if $db.sslm
 {{- join "," $files -}}
 {{- end -}}
 
-{{- define "stafet.httpPorts" -}}
+{{- define "stafet.metricsPorts" -}}
 {{- $ports := list -}}
-{{- range $_, $svc := .Values.services -}}{{- if $svc.enabled -}}{{- $ports = append $ports (int $svc.httpPort) -}}{{- end -}}{{- end -}}
+{{- range $_, $svc := .Values.services -}}{{- if $svc.enabled -}}{{- $ports = append $ports (int $svc.metricsPort) -}}{{- end -}}{{- end -}}
 {{- toYaml (uniq $ports) -}}
+{{- end -}}
+
+{{/* The operator's pod knobs of one pod: global values, then the component's own
+     (dict "root" $ "own" $svc; `own` empty for the migration Job). Maps merge (the
+     component's entry wins), lists append, affinity and priorityClassName replace. */}}
+{{- define "stafet.podLabels" -}}
+{{- toYaml (merge (dict) (.own.podLabels | default dict) (.root.Values.podLabels | default dict)) -}}
+{{- end -}}
+
+{{- define "stafet.podAnnotations" -}}
+{{- toYaml (merge (dict) (.own.podAnnotations | default dict) (.root.Values.podAnnotations | default dict)) -}}
+{{- end -}}
+
+{{- define "stafet.podScheduling" -}}
+{{- $v := .root.Values -}}
+{{- with $v.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (merge (dict) (.own.nodeSelector | default dict) ($v.nodeSelector | default dict)) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (concat ($v.tolerations | default list) (.own.tolerations | default list)) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (.own.affinity | default $v.affinity) }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (.own.priorityClassName | default $v.priorityClassName) }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{- define "stafet.extraEnv" -}}
+{{- with (concat (.root.Values.extraEnv | default list) (.own.extraEnv | default list)) }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "stafet.extraVolumes" -}}
+{{- with (concat (.root.Values.extraVolumes | default list) (.own.extraVolumes | default list)) }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "stafet.extraVolumeMounts" -}}
+{{- with (concat (.root.Values.extraVolumeMounts | default list) (.own.extraVolumeMounts | default list)) }}
+{{- toYaml . }}
+{{- end }}
 {{- end -}}
 
