@@ -39,4 +39,8 @@ ca_bundle="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
 [ -s "$ca_bundle" ] && secret=(--secret "id=ca_bundle,src=$ca_bundle")
 "$podman" build --quiet --network host --build-arg "BASE_IMAGE=$base" "${secret[@]}" \
   -f "$repo/Containerfile" -t "$image" "$repo" >/dev/null
+# The image's name, then what identifies its content: its ID (the digest of its
+# configuration, which names every layer) and its manifest digest as stored here (a
+# registry may store it recompressed: `podman push --digestfile` tells that one).
 echo "$image"
+"$podman" image inspect --format 'id {{.Id}} digest {{.Digest}}' "$image"
