@@ -77,6 +77,35 @@ AREA_IMPROVEMENT = Effect(from_year=2020, exam_pass_change=0.10, schools=frozens
 def demo_population(subjects: int, seed: int) -> tuple[tuple[Institution, ...], Iterator[dict[str, object]]]:
     """The demo's synthetic municipality (the e2e test replays the same)."""
     return generate(subjects, seed=seed, born_from=2000, born_to=2006, effect=AREA_IMPROVEMENT)
+
+
+EXAMPLE_REGISTRY = REPO_ROOT / "examples" / "institutions.yaml"
+# The paying municipality runs the synthetic municipality's first daycare and school
+# itself: money to them is an internal posting in its books, not a bank transfer.
+OWN_INSTITUTIONS = {"kommune-000-daycare-0": "510100", "kommune-000-primary-school-0": "310100"}
+
+
+def demo_registry(institutions: Sequence[Institution], contracts: Sequence[Path]) -> tuple[Institution, ...]:
+    """The registry the demo's services and finance read: the generated institutions, the
+    contracts' payers with their accounts (from examples/institutions.yaml, so a payout
+    has a debtor account), and the payer's own institutions flagged with a cost centre."""
+    examples = InstitutionRegistry.from_file(EXAMPLE_REGISTRY)
+    payers = sorted({load_contract(p).payer for p in contracts})
+    have = {i.id for i in institutions}
+    added = tuple(found for payer in payers if payer not in have and (found := examples.get(payer)) is not None)
+    owner = payers[0] if payers else None
+    flagged = tuple(i.model_copy(update={"owned_by": owner, "cost_centre": OWN_INSTITUTIONS[i.id]})
+                    if owner and i.id in OWN_INSTITUTIONS else i for i in institutions)
+    return (*flagged, *added)
+
+
+def write_finance_env(path: Path, env: dict[str, str]) -> None:
+    """What `stafet finance` needs to work on the demo's ledger after the demo: its database,
+    topics, registry and credentials (README, "For finance": `set -a; . .stack/demo/finance.env; set +a`)."""
+    keys = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "STAFET_TOPIC_NAMESPACE", "INSTITUTIONS_FILE",
+            "STAFET_CREDENTIALS_DIR")
+    path.write_text("# The demo's ledger for `stafet finance` (written by `stafet demo`)\n"
+                    + "".join(f"{key}={env[key]}\n" for key in keys), encoding="utf-8")
 ASSUMPTIONS = REPO_ROOT / "examples" / "business-case.yaml"
 EXCLUSION_MODEL = REPO_ROOT / "examples" / "price-of-exclusion.yaml"
 
@@ -191,7 +220,8 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     await ensure_topics(bootstrap, all_topics(namespace))
     await grant_namespace(bootstrap, namespace)
     await migrate(database_url)
-    institutions, generated = demo_population(subjects, seed)
+    population, generated = demo_population(subjects, seed)
+    institutions = demo_registry(population, CONTRACT_FILES)
     registry_file = work / "institutions.yaml"
     work.mkdir(parents=True, exist_ok=True)
     write_registry(registry_file, institutions)
@@ -203,7 +233,8 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
     # No user in the services' DATABASE_URL: each connects as its own runtime role.
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
            "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),
-           "INSTITUTIONS_FILE": str(registry_file), "TICK_INTERVAL_S": "0.5"}
+           "INSTITUTIONS_FILE": str(registry_file.resolve()), "TICK_INTERVAL_S": "0.5"}
+    write_finance_env(work / "finance.env", env)
     per_subject, by_population = per_subject_and_by_population()
     await apply_contracts(bootstrap, namespace, per_subject)
     say("  contracts applied: " + ", ".join(load_contract(p).title for p in per_subject))
@@ -287,6 +318,8 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
     if result.investors is not None:
         demo_investment.print_investor(result.investors)
     typer.echo(f"\nreport: {result.report}")
+    typer.echo(f"finance: `make up`, then `set -a; . {result.report.parent / 'finance.env'}; set +a` and the README's "
+               "\"For finance\" commands pay out what is still owed")
 
 
 def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:
