@@ -86,3 +86,25 @@ def test_a_table_widens_for_its_longest_cell_and_cuts_nothing() -> None:
     lines = table_lines(("name", "amount"), [["a" * 80, "1.00"], ["b", "suppressed (too_few_subjects)"]])
     assert lines[1].startswith("a" * 80)
     assert len({len(line) for line in lines}) == 1
+
+
+LOG_ON_A_TERMINAL = """
+import io, structlog
+from shared.platform.logging import configure_logging
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+out = Terminal()
+configure_logging(stream=out)
+structlog.get_logger().info("batch_verified", received=3)
+print(repr(out.getvalue()))
+"""
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(True, False), (False, True)], ids=["NO_COLOR", "colour"])
+def test_log_lines_on_a_terminal_are_coloured_unless_no_color_is_set(no_color: bool, coloured: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | ({"NO_COLOR": "1"} if no_color else {})
+    done = subprocess.run([sys.executable, "-c", LOG_ON_A_TERMINAL], capture_output=True, text=True, timeout=60,
+                          check=True, env=env, cwd=REPO_ROOT)
+    assert "batch_verified" in done.stdout
+    assert ("\\x1b" in done.stdout) == coloured

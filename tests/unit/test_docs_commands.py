@@ -192,3 +192,21 @@ def test_a_drifted_command_is_caught(tmp_path: Path) -> None:
     (mention,) = mentions(page)
     with pytest.raises(AssertionError, match="stafet db docs`: no such command"):
         resolve(variants(mention.text)[0])
+
+
+def test_the_outcome_key_is_documented_as_it_is_built() -> None:
+    """docs/exports.md said the key holds the version; it never did (a new version that
+    prices an outcome the same must leave its payment alone)."""
+    import datetime as dt
+
+    from cli.reporting.exports import TABLES
+    from shared.domain.contracts.evaluation import OutcomeDecision, OutcomeStatus
+    from shared.domain.contracts.payments import outcome_key
+
+    decision = OutcomeDecision("c", 7, "o", "k1:s", "ev-1", "school", OutcomeStatus.VERIFIED, None,
+                               dt.date(2024, 1, 1))
+    assert outcome_key(decision).split("|") == ["c", "o", "k1:s", "ev-1"]
+    described = next(c.description for t in TABLES.values() for c in t.columns if c.name == "outcome_key")
+    assert described.startswith("The outcome's identity: contract, outcome, subject, trigger ")
+    page = (REPO_ROOT / "docs" / "exports.md").read_text(encoding="utf-8")
+    assert "contract, version, outcome" not in page
