@@ -97,7 +97,7 @@ def _print_verdict(plan: Programme, contracts: list[Contract], transitions: list
     streams: dict[str, list[Transition]] = defaultdict(list)
     for transition in transitions:
         streams[transition.subject].append(transition)
-    directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in registry.all()}
+    directory = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in registry.all()}
     effects = decide_all(ContractBook.of(contracts).in_force(), streams, today, directory)
     timelines = {s: fold(s, stream[0].birth_date, stream) for s, stream in streams.items()}
     decided, clusters = verdict(plan, contracts, timelines,

@@ -32,7 +32,7 @@ def rebuild(
     confirm_or_fail("This empties the verifier's store (contracts kept) and replays the transitions topic.", yes)
     settings = Settings()
     refuse_unsafe_rebuild(settings, topic=TRANSITIONS.name, groups=(group_id("verifier"),), principal="verifier")
-    directory = {i.id: InstitutionInfo(i.kind, i.municipality)
+    directory = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority)
                  for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
     with progress() as bar:
         task = bar.add_task("replaying transitions", total=None)

@@ -28,7 +28,7 @@ from shared.domain.sealing import Sealer, development_private_key
 from shared.platform.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
-DIRECTORY = {i.id: InstitutionInfo(i.kind, i.municipality) for i in REGISTRY.all()}
+DIRECTORY = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in REGISTRY.all()}
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -52,7 +52,7 @@ def admitted(raw_events: Iterable[bytes], registry: InstitutionRegistry = REGIST
 
 
 def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:
-    return {i.id: InstitutionInfo(i.kind, i.municipality) for i in registry.all()}
+    return {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in registry.all()}
 
 
 def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Transition],

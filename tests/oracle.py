@@ -73,28 +73,36 @@ class Subject:
 
 def subjects_from_lines(lines: Iterable[bytes], kinds: Mapping[str, str]) -> list[Subject]:
     """Institution events in clear (as in an institution's file) to subjects with their
-    effective facts. The same event id twice is one event (the first one counts)."""
+    effective facts. An event id is its reporter's own: the same (reporter, event id)
+    twice is one event (the first one counts). A correction applies only to an event of
+    its own reporter (DOMAIN.md: an institution touches only its own facts; the oracle
+    knows no registry authorities), and an amendment only to an event of the same type."""
     raw: dict[str, list[tuple[InstitutionEvent, dict[str, Any]]]] = defaultdict(list)
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for line in lines:
         event = InstitutionEvent.model_validate_json(line)
-        if event.event_id in seen:
+        if (event.reported_by, event.event_id) in seen:
             continue
-        seen.add(event.event_id)
+        seen.add((event.reported_by, event.event_id))
         assert event.subject.cpr is not None, "the oracle reads events with the CPR in clear"
         raw[event.subject.cpr].append((event, json.loads(line)["body"]))
     subjects = []
     for cpr, events in sorted(raw.items()):
-        retracted = {body["retracts_event_id"] for _, body in events if body["type"] == "retraction"}
-        bodies = {e.event_id: body for e, body in events
-                  if body["type"] not in ("retraction", "amendment") and e.event_id not in retracted}
+        retracted = {(e.reported_by, body["retracts_event_id"]) for e, body in events if body["type"] == "retraction"
+                     and body.get("retracts_reported_by", e.reported_by) == e.reported_by}
+        bodies = {(e.reported_by, e.event_id): body for e, body in events
+                  if body["type"] not in ("retraction", "amendment") and (e.reported_by, e.event_id) not in retracted}
         # An amendment replaces the body of the event it names (the latest amendment wins).
         for event, body in sorted(events, key=lambda pair: (pair[0].occurred_on, pair[0].event_id)):
-            if body["type"] == "amendment" and event.event_id not in retracted and body["amends_event_id"] in bodies:
-                bodies[body["amends_event_id"]] = body["body"]
-        facts = sorted((Fact(e.event_id, e.occurred_on, e.reported_by, kinds[e.reported_by], bodies[e.event_id])
-                        for e, _ in events if e.event_id in bodies),
-                       key=lambda f: (f.occurred_on, f.event_id))
+            target = (event.reported_by, body.get("amends_event_id"))
+            if body["type"] == "amendment" and (event.reported_by, event.event_id) not in retracted \
+                    and body.get("amends_reported_by", event.reported_by) == event.reported_by \
+                    and target in bodies and bodies[target]["type"] == body["body"]["type"]:
+                bodies[target] = body["body"]
+        facts = sorted((Fact(e.event_id, e.occurred_on, e.reported_by, kinds[e.reported_by],
+                             bodies[(e.reported_by, e.event_id)])
+                        for e, _ in events if (e.reported_by, e.event_id) in bodies),
+                       key=lambda f: (f.occurred_on, f.event_id, f.reported_by))
         subjects.append(Subject(cpr, birth_date_of_cpr(cpr), tuple(facts)))
     return subjects
 

@@ -41,7 +41,7 @@ def transitions_of(raw_events: Iterable[bytes], registry: InstitutionRegistry) -
 def simulate(title: str, contracts: Sequence[Contract], transitions: Sequence[Transition],
              registry: InstitutionRegistry, on: dt.date | None = None) -> ReportData:
     today = on or max(t.occurred_on for t in transitions)
-    directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in registry.all()}
+    directory = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in registry.all()}
     streams: dict[str, list[Transition]] = defaultdict(list)
     for transition in transitions:
         streams[transition.subject].append(transition)

@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from shared.domain.admission import SUBJECT_FIELDS, Reason
+from shared.domain.admission import SUBJECT_FIELDS, Reason, own_facts_only
 from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr
 from shared.domain.events import InstitutionEvent, SubjectReference
@@ -141,6 +141,9 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     if not may_report(reporter.kind, event.body.type):
         return _refused(event_id, Reason.UNTRUSTED_SOURCE, "reported_by",
                         f"a {reporter.kind} may not report {event.body.type.value}")
+    refusal = own_facts_only(event, registry)
+    if refusal is not None:
+        return _refused(event_id, *refusal)
     subject = event.subject
     if subject.cpr is not None:
         try:

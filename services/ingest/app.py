@@ -105,7 +105,7 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             admitted.append(forwardable := Forwardable.of(outcome))
             origin.setdefault(forwardable.key, (raw, record.topic, record.partition, record.offset))
     async with database.pool.acquire() as connection:
-        verdict = await sort_out(connection, admitted)
+        verdict, misfits = await sort_out(connection, admitted)
     for conflict in verdict.conflicting:
         raw, topic, partition, offset = origin[conflict.key]
         sends.append(await dead_letter(DeadLetter.of(
@@ -113,6 +113,10 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
             f"event id {conflict.event_id} was already received from {conflict.transition.reported_by} "
             "with different content (another subject or body)", raw,
             conflict.event_id), topic, partition, offset))
+    for misfit in misfits:
+        raw, topic, partition, offset = origin[misfit.item.key]
+        sends.append(await dead_letter(DeadLetter.of(
+            Reason(misfit.reason), "body", misfit.message, raw, misfit.item.event_id), topic, partition, offset))
     trace_context = sender.trace_headers()
     # Signed as batches: one Ed25519 signature per tree of transitions, each with its own
     # proof, so each still verifies on its own (shared/domain/signing.py).

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.domain.events import Transition
+from shared.domain.events import Amendment, Retraction, Transition
 
 EventKey = tuple[str, str]  # (reported_by, event_id)
 # Rows remembered before ids were per reporter carry no reporter: they match any.
@@ -84,11 +84,101 @@ def classify(seen: Mapping[EventKey, str], admitted: Sequence[Forwardable]) -> S
     return Sorted(tuple(fresh), duplicates, tuple(conflicting))
 
 
-async def sort_out(connection: asyncpg.Connection, admitted: Sequence[Forwardable]) -> Sorted:
-    seen = {(r["reported_by"], r["event_id"]): r["content_hash"] for r in await connection.fetch(
-        "SELECT reported_by, event_id, content_hash FROM ingest_seen_events WHERE event_id = ANY($1::text[])",
-        sorted({t.event_id for t in admitted}))}
-    return classify(seen, admitted)
+@dataclass(frozen=True)
+class SeenEvent:
+    """What ingest remembers of a forwarded event (subject and type: None for rows from
+    before it remembered them)."""
+
+    content_hash: str
+    subject: str | None
+    event_type: str | None
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A correction refused against the event it corrects."""
+
+    item: Forwardable
+    reason: str  # shared/domain/admission.py: Reason
+    message: str
+
+
+def corrected_key(transition: Transition) -> EventKey | None:
+    """The (reporter, event id) a retraction or amendment corrects; None for a fact."""
+    body = transition.body
+    if not isinstance(body, Retraction | Amendment):
+        return None
+    named, event_id = body.corrects
+    return (named or transition.reported_by, event_id)
+
+
+def judge_corrections(seen: Mapping[EventKey, SeenEvent], fresh: Sequence[Forwardable]
+                      ) -> tuple[tuple[Forwardable, ...], tuple[Misfit, ...]]:
+    """Pure: split the batch's new events into those to forward and the corrections that
+    do not fit the event they correct. Admission checked who may correct whom; here the
+    corrected event itself is known (remembered, or earlier in the batch):
+    - not found under the reporter it names, but this subject has an event with that id
+      from another institution: `not_original_reporter` (the attack: correcting another
+      institution's fact by its id);
+    - of another subject: `correction_changes_subject`;
+    - an amendment to another type: `amendment_changes_type`.
+    A correction whose event is not known yet is forwarded: it waits in the verifier and
+    is judged (by the fold) when its event arrives."""
+    known: dict[EventKey, SeenEvent] = dict(seen)
+    by_id: dict[str, list[tuple[EventKey, SeenEvent]]] = {}
+    for key, event in seen.items():
+        by_id.setdefault(key[1], []).append((key, event))
+    forward: list[Forwardable] = []
+    misfits: list[Misfit] = []
+    for item in fresh:
+        target = corrected_key(item.transition)
+        misfit = None if target is None else _misfit(item, target, known.get(target), by_id.get(target[1], []))
+        if misfit is not None:
+            misfits.append(misfit)
+            continue
+        forward.append(item)
+        event = SeenEvent(item.digest, item.transition.subject, item.transition.body.type.value)
+        known[item.key] = event
+        by_id.setdefault(item.event_id, []).append((item.key, event))
+    return tuple(forward), tuple(misfits)
+
+
+def _misfit(item: Forwardable, target: EventKey, event: SeenEvent | None,
+            same_id: Sequence[tuple[EventKey, SeenEvent]]) -> Misfit | None:
+    subject = item.transition.subject
+    if event is None:
+        if any(key[0] not in (target[0], LEGACY_REPORTER) and other.subject == subject for key, other in same_id):
+            return Misfit(item, "not_original_reporter",
+                          f"event {target[1]} of this subject was reported by another institution; "
+                          f"only its reporter or its authority may correct it")
+        return None
+    if event.subject is not None and event.subject != subject:
+        return Misfit(item, "correction_changes_subject",
+                      f"event {target[1]} of {target[0]} is about another subject")
+    body = item.transition.body
+    if isinstance(body, Amendment) and event.event_type is not None and event.event_type != body.body.type.value:
+        return Misfit(item, "amendment_changes_type",
+                      f"event {target[1]} is {event.event_type}; an amendment may not make it {body.body.type.value}")
+    return None
+
+
+async def seen_events(connection: asyncpg.Connection, event_ids: Sequence[str]) -> dict[EventKey, SeenEvent]:
+    """Every remembered event under these ids, whoever reported it."""
+    return {(r["reported_by"], r["event_id"]): SeenEvent(r["content_hash"], r["subject"], r["event_type"])
+            for r in await connection.fetch(
+                "SELECT reported_by, event_id, content_hash, subject, event_type FROM ingest_seen_events"
+                " WHERE event_id = ANY($1::text[])", sorted(set(event_ids)))}
+
+
+async def sort_out(connection: asyncpg.Connection, admitted: Sequence[Forwardable]
+                   ) -> tuple[Sorted, tuple[Misfit, ...]]:
+    """The batch sorted into fresh, duplicate and conflicting, and the fresh corrections
+    that do not fit the event they correct (taken out of `fresh`)."""
+    targets = [key[1] for item in admitted if (key := corrected_key(item.transition)) is not None]
+    seen = await seen_events(connection, [*(t.event_id for t in admitted), *targets])
+    verdict = classify({key: event.content_hash for key, event in seen.items()}, admitted)
+    forward, misfits = judge_corrections(seen, verdict.fresh)
+    return Sorted(forward, verdict.duplicates, verdict.conflicting), misfits
 
 
 async def remember(connection: asyncpg.Connection, forwarded: Sequence[Forwardable]) -> None:

@@ -73,7 +73,7 @@ dead_letters_out = broker.publisher(DEAD_LETTERS.name, schema=DeadLetterRecord, 
                                     description="Transitions and contract versions no trusted key signed.")
 book = ContractBook()
 _registry = InstitutionRegistry.from_file(settings.institutions_file)
-directory = {i.id: InstitutionInfo(i.kind, i.municipality) for i in _registry.all()}
+directory = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in _registry.all()}
 kinds = {i.id: i.kind for i in _registry.all()}
 # Whom the verifier believes (services/verifier/authenticity.py), and its own key: the
 # ledger believes only instructions the verifier signed.

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr_in
 from shared.domain.dead_letters import DeadLetter
-from shared.domain.events import InstitutionEvent, Transition
+from shared.domain.events import Absence, Amendment, Enrolled, InstitutionEvent, Left, Retraction, Transition
 from shared.domain.institutions import InstitutionRegistry, may_report
 from shared.domain.principals import Authentication, Principal, Role, Unauthenticated
 from shared.domain.pseudonym import InvalidCpr, birth_date_from_cpr, pseudonymise
@@ -61,6 +61,12 @@ class Reason(StrEnum):
     EXPIRED_KEY = "expired_key"
     SIGNER_MISMATCH = "signer_mismatch"
     PSEUDONYM_NOT_ALLOWED = "pseudonym_not_allowed"
+    # An institution touches only its own facts (or those of an institution whose
+    # registry entry names it as `authority`).
+    NOT_ORIGINAL_REPORTER = "not_original_reporter"
+    NOT_OWN_INSTITUTION = "not_own_institution"
+    AMENDMENT_CHANGES_TYPE = "amendment_changes_type"
+    CORRECTION_CHANGES_SUBJECT = "correction_changes_subject"
 
 
 def _dead(reason: Reason, field: str, message: str, raw: bytes,
@@ -137,6 +143,9 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
     if not may_report(reporter.kind, event.body.type):
         return _dead(Reason.UNTRUSTED_SOURCE, "reported_by",
                      f"a {reporter.kind} may not report {event.body.type.value}", raw, event_id)
+    refusal = own_facts_only(event, registry)
+    if refusal is not None:
+        return _dead(*refusal, raw, event_id)
     subject = event.subject
     if subject.cpr is not None:
         return _dead(Reason.UNSEALED_CPR, "subject.cpr",
@@ -164,6 +173,39 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
         event_id=event.event_id, occurred_on=event.occurred_on, reported_by=event.reported_by,
         reporter_kind=reporter.kind, subject=pseudonym, birth_date=birth_date, body=event.body,
     )
+
+
+_STAYS = (Enrolled, Left, Absence)
+
+
+def own_facts_only(event: InstitutionEvent, registry: InstitutionRegistry) -> tuple[Reason, str, str] | None:
+    """Why `event` touches another institution's facts, or None. A correction names an
+    event of its own reporter (or of an institution it is the authority for); an
+    amendment's new body must be one the original reporter may report, and a stay
+    (enrolled, left, absence) is at the reporting institution (or one it acts for).
+    Whether the corrected event is really that reporter's, of this subject and of this
+    type is checked when it is known (services/ingest/dedup.py, and the verifier's fold)."""
+    body, actor = event.body, event.reported_by
+    owner = actor
+    if isinstance(body, Retraction | Amendment):
+        named, _ = body.corrects
+        owner = named or actor
+        field = "body.retracts_reported_by" if isinstance(body, Retraction) else "body.amends_reported_by"
+        if not registry.may_act_for(actor, owner):
+            return (Reason.NOT_ORIGINAL_REPORTER, field,
+                    f"{actor!r} may not correct the events of {owner!r}: only their reporter or its authority")
+        found = registry.get(owner)
+        if found is None:
+            return Reason.UNKNOWN_INSTITUTION, field, f"institution {owner!r} is not in the registry"
+        if isinstance(body, Amendment) and not may_report(found.kind, body.body.type):
+            return (Reason.UNTRUSTED_SOURCE, "body.body.type",
+                    f"a {found.kind} may not report {body.body.type.value}")
+        body = body.body if isinstance(body, Amendment) else body
+    if isinstance(body, _STAYS) and not registry.may_act_for(owner, body.institution) \
+            and not registry.may_act_for(actor, body.institution):
+        return (Reason.NOT_OWN_INSTITUTION, "body.institution",
+                f"{actor!r} may not report a stay at {body.institution!r}: only that institution or its authority")
+    return None
 
 
 def admit_guarded(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,

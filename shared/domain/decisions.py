@@ -69,7 +69,8 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
              ) -> tuple[tuple[OutcomeDecision, ...], list[BudgetRequest]]:
     """The subject's decisions under every contract (before contract-wide caps) and
     the claims they make on contract budgets."""
-    timeline = fold(subject, stream[0].birth_date, stream)
+    authorities = {i: info.authority for i, info in directory.items() if info.authority is not None}
+    timeline = fold(subject, stream[0].birth_date, stream, authorities)
     decisions: list[OutcomeDecision] = []
     requests: list[BudgetRequest] = []
     for versions in versions_by_contract(in_force).values():

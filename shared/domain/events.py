@@ -12,7 +12,17 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    TypeAdapter,
+    model_serializer,
+    model_validator,
+)
 
 from shared.domain.currency import is_currency
 
@@ -196,16 +206,48 @@ class Transfer(Frozen):
     currency: Currency
 
 
-class Retraction(Frozen):
+class _Correction(Frozen):
+    """A correction names the event it corrects by its reporter's event id. An event id
+    is its reporter's own, so by default that is the correction's own reporter; an
+    institution the registry names as another's `authority` (a municipality for its own
+    schools) names the original reporter as well. Only the original reporter or its
+    authority may correct an event (ingest refuses anything else as
+    `not_original_reporter`, and the verifier's fold ignores it)."""
+
+    @model_serializer(mode="wrap")
+    def _without_default_reporter(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # Left out when not given, so that a correction's bytes (and ingest's content
+        # hash of it) are what they were before the field existed.
+        data: dict[str, object] = handler(self)
+        for name in ("retracts_reported_by", "amends_reported_by"):
+            if name in data and data[name] is None:
+                del data[name]
+        return data
+
+
+class Retraction(_Correction):
     type: Literal[EventType.RETRACTION] = EventType.RETRACTION
     retracts_event_id: Identifier
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    retracts_reported_by: Identifier | None = None
+
+    @property
+    def corrects(self) -> tuple[str | None, str]:
+        """(the corrected event's reporter if named, its event id)."""
+        return self.retracts_reported_by, self.retracts_event_id
 
 
-class Amendment(Frozen):
+class Amendment(_Correction):
+    """Replaces the body of an earlier event: never its type, its subject or its reporter."""
+
     type: Literal[EventType.AMENDMENT] = EventType.AMENDMENT
     amends_event_id: Identifier
     body: FactBody
+    amends_reported_by: Identifier | None = None
+
+    @property
+    def corrects(self) -> tuple[str | None, str]:
+        return self.amends_reported_by, self.amends_event_id
 
 
 FactBody = Annotated[

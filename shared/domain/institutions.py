@@ -43,8 +43,9 @@ TRUSTED_REPORTERS: dict[EventType, frozenset[str]] = {
     EventType.BENEFIT_ENDED: frozenset({"benefit_register"}),
     EventType.REFERRAL: frozenset({"municipality"}),
     EventType.COMPANY_GROWTH: frozenset({"business_register"}),
-    # Corrections are checked against the corrected event's reporter by the verifier;
-    # here any registered institution may send one.
+    # Any registered institution may send a correction, of its own events only: ingest
+    # checks it against the corrected event's reporter (`may_act_for`, and the reporter
+    # it remembers per event id), and the verifier's fold checks it again.
     EventType.RETRACTION: frozenset(),
     EventType.AMENDMENT: frozenset(),
 }
@@ -115,6 +116,9 @@ class Institution(BaseModel):
     # A register (the CPR-based exam authority, the income register) may name subjects by
     # pseudonym and birth date; every other institution must send a sealed CPR number.
     may_send_pseudonyms: bool = False
+    # The institution that may act for this one: correct its events and report stays at
+    # it (a municipality for its own schools and daycares). No one else may.
+    authority: Identifier | None = None
     # Payee master data: who the money goes to. Statements print it and payout files
     # are built from it; a payee without it is left out of a payout with a reason.
     cvr: Cvr | None = None
@@ -171,6 +175,10 @@ class RegistryError(ValueError):
 class InstitutionRegistry:
     def __init__(self, institutions: tuple[Institution, ...]) -> None:
         self._by_id = {i.id: i for i in institutions}
+        unknown = sorted(f"{i.id}: {i.authority}" for i in institutions
+                         if i.authority is not None and i.authority not in self._by_id)
+        if unknown:
+            raise RegistryError(f"an authority that is not in the registry: {', '.join(unknown)}")
 
     @classmethod
     def from_file(cls, path: Path) -> InstitutionRegistry:
@@ -193,6 +201,18 @@ class InstitutionRegistry:
 
     def all(self) -> tuple[Institution, ...]:
         return tuple(self._by_id.values())
+
+    def may_act_for(self, actor: str, owner: str) -> bool:
+        """Whether `actor` may correct `owner`'s events and report stays at `owner`: it
+        is `owner`, or the authority the registry names for `owner`."""
+        if actor == owner:
+            return True
+        found = self._by_id.get(owner)
+        return found is not None and found.authority == actor
+
+    def authorities(self) -> dict[str, str]:
+        """Institution id -> the authority that may act for it (for the verifier's fold)."""
+        return {i.id: i.authority for i in self._by_id.values() if i.authority is not None}
 
 
 def may_report(kind: str, event_type: EventType) -> bool:

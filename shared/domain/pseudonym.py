@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 
-from shared.domain.cpr_text import scrub
+from shared.domain.cpr_text import cpr_birth_date, scrub
 
 # ASCII digits only: `\d` would take any script's digits, which no pseudonym key hashes.
 CPR_SHAPE = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{2})-?([0-9]{4})$")
@@ -29,18 +29,10 @@ def birth_date_from_cpr(cpr: str) -> dt.date:
     match = CPR_SHAPE.match(cpr)
     if match is None:
         raise InvalidCpr("a CPR number is 10 digits, DDMMYY-SSSS")
-    day, month, year2 = int(match.group(1)), int(match.group(2)), int(match.group(3))
-    seventh = int(match.group(4)[0])
-    if seventh <= 3:
-        century = 1900
-    elif seventh in (4, 9):
-        century = 2000 if year2 <= 36 else 1900
-    else:
-        century = 2000 if year2 <= 57 else 1800
-    try:
-        return dt.date(century + year2, month, day)
-    except ValueError:
-        raise InvalidCpr("the CPR number's first six digits are not a date") from None
+    born = cpr_birth_date("".join(match.groups()))
+    if born is None:
+        raise InvalidCpr("the CPR number's first six digits are not a date")
+    return born
 
 
 def pseudonymise(cpr: str, key: bytes, key_id: str) -> str:

@@ -16,13 +16,18 @@ import httpx
 import pytest
 
 from services.frontdoor.auth import development_token
-from shared.platform.processes import ServiceProcess
+from shared.domain import stored_cprs
+from shared.domain.contracts.loader import load_contract
+from shared.platform.processes import ServiceProcess, start_services, stop_services
+from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
-from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, in_namespace
+from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, all_topics, in_namespace
 from tests.e2e.test_frontdoor import wait_until_serving
-from tests.engine_replay import event_line, sealed
-from tests.kafka_helpers import produce, read_all
+from tests.engine_replay import admitted, event_line, expected_balances, read_lines, sealed
+from tests.kafka_helpers import produce, read_all, wait_settled
+from tests.ledger_helpers import ledger_state
 from tests.servers import Servers
+from tests.unit.test_cpr_text import ONCE_ACCEPTED
 
 pytestmark = pytest.mark.e2e
 BOUND_S = 60.0  # good events after a poison record are through within this
@@ -257,3 +262,146 @@ async def test_an_institution_cannot_squat_another_ones_event_id_nor_swap_the_ch
             service.stop()
     assert sorted((t["reported_by"], t["event_id"]) for t in transitions) == sorted(expected)  # type: ignore[index]
     assert [(d["reason"], d["record_id"]) for d in dead] == [("conflicting_duplicate", "child-2")]  # type: ignore[index]
+
+
+# ---- an institution corrects only its own facts ------------------------------------------------
+
+SAMPLE = REPO_ROOT / "examples" / "events" / "sample.jsonl"
+CONTRACT = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+CHILD_A, CHILD_B = "150904-4321", "020306-1238"
+
+
+def correction_line(event_id: str, by: str, cpr: str, body: dict[str, object], on: str = "2024-01-10") -> bytes:
+    return event_line(event_id, on, by, cpr, body)
+
+
+def attacks() -> list[bytes]:
+    """What one institution did with its own key to another's facts (sample.jsonl's)."""
+    twelve = {"type": "exam_result", "exam": "fp9", "grades": {"danish": 12.0, "maths": 12.0}}
+    return [
+        # The exam authority's result amended to 12/12 (a school may never report one: untrusted_source),
+        # and its completed education retracted by id (not_original_reporter).
+        correction_line("atk-1", "nordborg-skole", CHILD_A, {"type": "amendment", "amends_event_id": "a-7",
+                                                             "body": twelve}),
+        correction_line("atk-2", "nordborg-skole", CHILD_A, {"type": "retraction", "retracts_event_id": "a-10"}),
+        # Another school's stay amended to its own (naming the school, as an authority would).
+        correction_line("atk-3", "nordborg-skole", CHILD_A, {
+            "type": "amendment", "amends_event_id": "a-3", "amends_reported_by": "alsskolen",
+            "body": {"type": "enrolled", "institution": "nordborg-skole", "stage": "primary"}}),
+        # The same by id alone: the school's own id space holds no a-3 of this child.
+        correction_line("atk-4", "nordborg-skole", CHILD_A, {
+            "type": "amendment", "amends_event_id": "a-3",
+            "body": {"type": "enrolled", "institution": "nordborg-skole", "stage": "primary"}}),
+        # A child "left" another daycare.
+        correction_line("atk-5", "alsskolen", CHILD_B, {"type": "left", "institution": "bornehuset-moellen",
+                                                        "stage": "daycare"}, on="2008-01-01"),
+    ]
+
+
+def legitimate() -> list[bytes]:
+    """A school's own correction sent before its event: it waits, and applies when the event comes."""
+    return [correction_line("own-fix", "alsskolen", CHILD_B, {"type": "retraction", "retracts_event_id": "own-1"}),
+            event_line("own-1", "2012-09-01", "alsskolen", CHILD_B, {"type": "enrolled", "institution": "alsskolen"})]
+
+
+async def test_an_institution_cannot_amend_retract_or_end_another_institutions_facts(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    genuine = read_lines(SAMPLE)
+    expected = expected_balances([CONTRACT], admitted([*genuine, *legitimate()]))
+    unretracted = expected_balances([CONTRACT], admitted([*genuine, legitimate()[1]]))
+    assert expected != unretracted, "the early retraction must matter, or this test proves nothing of it"
+    topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    services = start_services(service_env, tmp_path)
+    try:
+        await produce(servers.bootstrap_servers, topic, sealed(genuine))
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), BOUND_S * 2)
+        await produce(servers.bootstrap_servers, topic, sealed([*attacks(), *legitimate()]))
+        # Defence in depth: the same by-id correction as if ingest had let it through.
+        forged = admitted([attacks()[1]])
+        assert len(forged) == 1  # admission alone cannot know whose a-10 is: the store can
+        await produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                      [forged[0].model_dump_json().encode()], keys=[forged[0].subject.encode()])
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), BOUND_S * 2)
+        final = await ledger_state(database_url)
+        dead = await records_on(servers, namespace, DEAD_LETTERS)
+        assert all(s.running() for s in services.values())
+    finally:
+        stop_services(services)
+    assert final["balances"] == expected
+    assert sorted((d["record_id"], d["reason"]) for d in dead) == [  # type: ignore[index]
+        ("atk-1", "untrusted_source"), ("atk-2", "not_original_reporter"),
+        ("atk-3", "not_original_reporter"), ("atk-4", "not_original_reporter"), ("atk-5", "not_own_institution")]
+
+
+# ---- a CPR number in any spelling ---------------------------------------------------------------
+
+def _spelled_events() -> list[tuple[str, bytes]]:
+    """(event id, record): every spelling that once passed, in every free-text field."""
+    fields = {
+        "stage": lambda text: ("alsskolen", {"type": "enrolled", "institution": "alsskolen", "stage": text}),
+        "programme": lambda text: ("exam-authority", {"type": "education_completed", "programme": text,
+                                                      "level": "youth"}),
+        "exam": lambda text: ("exam-authority", {"type": "exam_result", "exam": text, "grades": {"danish": 7}}),
+        "grade": lambda text: ("exam-authority", {"type": "exam_result", "grades": {text: 7}}),
+        "reason": lambda text: ("alsskolen", {"type": "retraction", "retracts_event_id": "x-1", "reason": text}),
+    }
+    events = []
+    for n, spelling in enumerate(ONCE_ACCEPTED):
+        for field, make in fields.items():
+            reporter, body = make(f"child {spelling}")
+            event_id = f"cpr-{field}-{n}"
+            events.append((event_id, event_line(event_id, "2020-06-20", reporter, CPR, body)))
+    events.append(("ev:170702:4000", enrolled("ev:170702:4000")))
+    events.append(("cpr-integer", event_line("cpr-integer", "2020-06-20", "alsskolen", CPR, {
+        "type": "absence", "institution": "alsskolen", "period_start": "2020-01-01", "period_end": "2020-06-30",
+        "days_absent": 1707024000, "days_total": 180})))
+    return events
+
+
+async def _cprs_anywhere(servers: Servers, namespace: str, database_url: str, skip_topic: str,
+                         logs: list[Path]) -> dict[str, int]:
+    """Where a CPR number (any spelling) is found: topic, table or log, with a count."""
+    found: dict[str, int] = {}
+    for spec in all_topics(namespace):
+        if spec.name != skip_topic:
+            for key, value in await read_all(servers.bootstrap_servers, spec.name):
+                if hits := stored_cprs.in_record(value.decode("utf-8", "replace")) + stored_cprs.in_value(
+                        (key or b"").decode("utf-8", "replace")):
+                    found[spec.name] = found.get(spec.name, 0) + hits
+    connection = await asyncpg.connect(database_url)
+    try:
+        for table in [r["tablename"] for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]:
+            for row in await connection.fetch(f'SELECT row_to_json(t)::text AS j FROM "{table}" t'):
+                if hits := stored_cprs.in_record(row["j"]):
+                    found[table] = found.get(table, 0) + hits
+    finally:
+        await connection.close()
+    for log in logs:
+        if hits := stored_cprs.in_lines(log.read_text(encoding="utf-8", errors="replace")):
+            found[log.name] = hits
+    return found
+
+
+async def test_every_cpr_spelling_in_every_field_an_id_and_an_integer_is_refused_and_kept_nowhere(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    ingest = ServiceProcess("ingest", service_env, tmp_path / "ingest.log")
+    ingest.start()
+    spelled = _spelled_events()
+    unix_time = "ev-1733390000"  # ten digits that are no date: neither refused nor redacted
+    try:
+        await produce(servers.bootstrap_servers, topic, sealed([raw for _, raw in spelled]))
+        await produce(servers.bootstrap_servers, topic, sealed([enrolled(unix_time)]))
+        dead = await until(lambda: _at_least(records_on(servers, namespace, DEAD_LETTERS), len(spelled)),
+                           "not every spelling was dead-lettered")
+        forwarded = await until(lambda: _at_least(records_on(servers, namespace, TRANSITIONS), 1), "no control")
+        leaks = await _cprs_anywhere(servers, namespace, database_url, topic, [tmp_path / "ingest.log"])
+        assert ingest.running()
+    finally:
+        ingest.stop()
+    assert [t["event_id"] for t in forwarded] == [unix_time]  # type: ignore[index]
+    assert len(dead) == len(spelled)
+    assert {d["reason"] for d in dead} == {"cpr_in_field", "cpr_in_identifier"}  # type: ignore[index]
+    assert sum(1 for d in dead if d["reason"] == "cpr_in_identifier") == 1  # type: ignore[index]
+    assert not leaks, leaks

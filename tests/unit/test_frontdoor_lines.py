@@ -74,3 +74,11 @@ def test_the_subject_is_remembered_only_as_a_keyed_fingerprint_that_tells_childr
     assert Remembered(first.fingerprint, None).same_event_as(Remembered(first.fingerprint, theirs))
     rotated = "other-key:" + mine.partition(":")[2][::-1]
     assert Remembered(first.fingerprint, mine).same_event_as(Remembered(first.fingerprint, rotated))
+
+
+def test_the_front_door_refuses_at_once_what_touches_another_institutions_facts() -> None:
+    assert reason_of(line(body={"type": "left", "institution": "bornehuset-solsikken"})) == "not_own_institution"
+    assert reason_of(line(body={"type": "retraction", "retracts_event_id": "x-1",
+                                "retracts_reported_by": "exam-authority"})) == "not_original_reporter"
+    assert reason_of(line(body={"type": "amendment", "amends_event_id": "x-1",
+                                "body": {"type": "exam_result", "grades": {"danish": 12}}})) == "untrusted_source"

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -79,7 +80,14 @@ def test_registrations_before_birth_are_rejected_with_a_reason_not_paid() -> Non
 
 
 def test_simulate_reports_the_subject_allocate_refuses_instead_of_crashing(tmp_path: Path) -> None:
-    lines = [json.dumps({"event_id": f"s{n}", "occurred_on": "2010-08-01", "reported_by": "alsskolen",
+    # Thirteen stays, each reported by its own institution (a stay reported by another
+    # institution is refused as not_own_institution), registered for the run.
+    registry = yaml.safe_load((REPO_ROOT / "examples" / "institutions.yaml").read_text(encoding="utf-8"))
+    registry["institutions"] += [{"id": f"inst-{n}", "name": f"School {n}", "kind": "primary_school",
+                                  "municipality": "sonderborg"} for n in range(13)]
+    institutions = tmp_path / "institutions.yaml"
+    institutions.write_text(yaml.safe_dump(registry), encoding="utf-8")
+    lines = [json.dumps({"event_id": f"s{n}", "occurred_on": "2010-08-01", "reported_by": f"inst-{n}",
                          "subject": {"cpr": "150904-4321"}, "body": {"type": "enrolled", "institution": f"inst-{n}"}})
              for n in range(13)]
     lines.append(json.dumps({"event_id": "done", "occurred_on": "2023-06-20", "reported_by": "exam-authority",
@@ -88,7 +96,7 @@ def test_simulate_reports_the_subject_allocate_refuses_instead_of_crashing(tmp_p
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
     arguments = ["simulate", "--events", str(events), "--contract", str(CONTRACTS / "mobility-bonus.yaml"),
-                 "--report", str(tmp_path / "r.html")]
+                 "--report", str(tmp_path / "r.html"), "--institutions", str(institutions)]
     # One child: a small cell, so only with the minimum at 1 does the report name the reason.
     result = runner.invoke(app, arguments, env={"MINIMUM_CELL": "1"})
     assert result.exit_code == 0, result.output

@@ -81,6 +81,8 @@ class PayeeAmount:
 class InstitutionInfo:
     kind: str
     municipality: str = ""
+    # The institution that may correct this one's events (the registry's `authority`).
+    authority: str | None = None
 
 
 @dataclass(frozen=True)

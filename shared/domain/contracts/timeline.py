@@ -3,12 +3,20 @@
 Institutions correct mistakes with new events, never edits: a retraction removes an
 earlier fact, an amendment replaces its body. `occurred_on` orders facts, arrival order
 does not, so the same set of events in any arrival order folds to the same timeline.
+
+An event is known by (reporter, event id): an event id is its reporter's own. Only the
+reporter of an event, or the institution the registry names as its authority, may
+correct it; ingest refuses anything else, and the fold ignores it again (defence in
+depth) and records why in `ignored`. An amendment never changes an event's type (nor,
+since a subject's fold sees only its own events, its subject or its reporter). A
+correction whose event has not arrived changes nothing yet; since the fold is taken
+over the whole stream, it is judged when its event arrives.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from shared.domain.contracts.solidarity import ONE_DAY, Registration
@@ -35,6 +43,19 @@ class Fact:
     body: dict[str, object]
 
 
+NOT_ORIGINAL_REPORTER = "not_original_reporter"
+AMENDMENT_CHANGES_TYPE = "amendment_changes_type"
+
+
+@dataclass(frozen=True)
+class IgnoredCorrection:
+    """A retraction or amendment the fold did not apply, and why (a reason code)."""
+
+    reported_by: str
+    event_id: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class SubjectTimeline:
     subject: str
@@ -43,6 +64,7 @@ class SubjectTimeline:
     registrations: tuple[Registration, ...]
     # Institution kinds by id, as seen on this subject's own events (reporter kinds).
     kinds: tuple[tuple[str, str], ...]
+    ignored: tuple[IgnoredCorrection, ...] = ()
 
     def kind_of(self, institution: str) -> str | None:
         return dict(self.kinds).get(institution)
@@ -58,33 +80,63 @@ class SubjectTimeline:
                      if r.start <= day and (r.end is None or day <= r.end))
 
 
-def fold(subject: str, birth_date: dt.date, events: Iterable[Transition]) -> SubjectTimeline:
-    by_id: dict[str, Transition] = {}
+EventKey = tuple[str, str]  # (reported_by, event_id)
+
+
+def fold(subject: str, birth_date: dt.date, events: Iterable[Transition],
+         authorities: Mapping[str, str] | None = None) -> SubjectTimeline:
+    """`authorities`: institution id -> the institution that may correct its events
+    (the registry's `authority`); without it, only an event's reporter may."""
+    by_key: dict[EventKey, Transition] = {}
     for event in events:
-        by_id.setdefault(event.event_id, event)  # a duplicated event id is one event
-    retracted = {e.body.retracts_event_id for e in by_id.values()
-                 if isinstance(e.body, Retraction)}
-    amendments = sorted(
-        (e for e in by_id.values()
-         if isinstance(e.body, Amendment) and e.event_id not in retracted),
-        key=lambda e: (e.occurred_on, e.event_id),
-    )
-    bodies = {e.event_id: e.body for e in by_id.values()
-              if not isinstance(e.body, Retraction | Amendment)}
-    for amendment in amendments:
+        by_key.setdefault((event.reported_by, event.event_id), event)  # a duplicated key is one event
+    retracted, amendments, ignored = _corrections(by_key, authorities or {})
+    bodies = {key: e.body for key, e in by_key.items() if not isinstance(e.body, Retraction | Amendment)}
+    for target, amendment in sorted(((t, a) for t, a in amendments if (a.reported_by, a.event_id) not in retracted),
+                                    key=lambda pair: (pair[1].occurred_on, pair[1].event_id, pair[1].reported_by)):
         assert isinstance(amendment.body, Amendment)
-        if amendment.body.amends_event_id in bodies:
-            bodies[amendment.body.amends_event_id] = amendment.body.body
+        bodies[target] = amendment.body.body
     facts = tuple(sorted(
         (Fact(event_id=e.event_id, occurred_on=e.occurred_on, reported_by=e.reported_by,
-              reporter_kind=e.reporter_kind, type=EventType(bodies[e.event_id].type),
-              body=bodies[e.event_id].model_dump(mode="json"))
-         for e in by_id.values() if e.event_id in bodies and e.event_id not in retracted),
-        key=lambda f: (f.occurred_on, f.event_id),
+              reporter_kind=e.reporter_kind, type=EventType(bodies[key].type),
+              body=bodies[key].model_dump(mode="json"))
+         for key, e in by_key.items() if key in bodies and key not in retracted),
+        key=lambda f: (f.occurred_on, f.event_id, f.reported_by),
     ))
-    kinds = sorted({(e.reported_by, e.reporter_kind) for e in by_id.values()})
+    kinds = sorted({(e.reported_by, e.reporter_kind) for e in by_key.values()})
     return SubjectTimeline(subject=subject, birth_date=birth_date, facts=facts,
-                           registrations=registrations_from(facts), kinds=tuple(kinds))
+                           registrations=registrations_from(facts), kinds=tuple(kinds),
+                           ignored=tuple(sorted(ignored, key=lambda i: (i.reported_by, i.event_id))))
+
+
+def _corrections(by_key: Mapping[EventKey, Transition], authorities: Mapping[str, str]
+                 ) -> tuple[set[EventKey], list[tuple[EventKey, Transition]], list[IgnoredCorrection]]:
+    """The keys retracted, the amendments with the key each amends, and the corrections
+    ignored: by someone who may not correct that event, or an amendment to another type.
+    A correction of an event not (yet) in the stream is neither applied nor ignored."""
+    retracted: set[EventKey] = set()
+    amendments: list[tuple[EventKey, Transition]] = []
+    ignored: list[IgnoredCorrection] = []
+    for key, event in by_key.items():
+        body = event.body
+        if not isinstance(body, Retraction | Amendment):
+            continue
+        named, event_id = body.corrects
+        target = (named or event.reported_by, event_id)
+        corrected = by_key.get(target)
+        allowed = target[0] == event.reported_by or authorities.get(target[0]) == event.reported_by
+        someone_elses = corrected is None and any(k[1] == event_id and k[0] != target[0] for k in by_key)
+        if not allowed or someone_elses:
+            ignored.append(IgnoredCorrection(*key, NOT_ORIGINAL_REPORTER))
+        elif corrected is None:
+            continue  # waits for its event
+        elif isinstance(body, Retraction):
+            retracted.add(target)
+        elif corrected.body.type != body.body.type:
+            ignored.append(IgnoredCorrection(*key, AMENDMENT_CHANGES_TYPE))
+        else:
+            amendments.append((target, event))
+    return retracted, amendments, ignored
 
 
 def registrations_from(facts: Iterable[Fact]) -> tuple[Registration, ...]:
