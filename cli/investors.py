@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import fail
+from cli.terminal import table_lines
 from shared.domain.currency import format_minor, is_currency
 from shared.domain.investment.figures import (
     FINANCE_RATE,
@@ -190,9 +191,10 @@ def investor(
     for p in chosen:
         c = p.currency
         typer.echo(f"Investor statement: {p.investor}, contract {p.contract_id} (provider {p.provider}), {c}")
-        typer.echo(f"{'date':<10}  {'what':<40} {'amount':>16}")
-        for f in p.flows:
-            typer.echo(f"{f.day.isoformat():<10}  {f.what[:40]:<40} {_money(f.amount_minor, c):>16}")
+        for line in table_lines(("date", "what", "amount"),
+                                [[f.day.isoformat(), f.what, _money(f.amount_minor, c)] for f in p.flows],
+                                left_columns=2):
+            typer.echo(line)
         typer.echo(f"committed {_money(p.committed_minor, c)}, disbursed {_money(p.disbursed_minor, c)}, "
                    f"undrawn {_money(p.undrawn_minor, c)}, repaid {_money(p.repaid_minor, c)}")
         v = p.verdict

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.errors import fail
+from cli.terminal import table_lines
 from shared.domain.currency import format_minor, is_currency
 from shared.domain.institutions import Institution, InstitutionRegistry, RegistryError
 from shared.platform.credentials import database_url
@@ -117,26 +118,26 @@ def statement(
     payee = registry.get(institution)
     if payee is not None:
         typer.echo(_payee_line(payee))
-    typer.echo(f"{'date':<10} {'kind':<9} {'payment':<32} {'now':<11} {'contract':<20} {'outcome':<22} "
-               f"{'pending':>13} {'paid':>13}  reference")
-    blank = f"{'':<10} {{:<9}} {'':<32} {'':<11} {'':<20} {'':<22}"
-    typer.echo(f"{blank.format('opening')} {_money(result.opening_pending_minor, currency):>13} "
-               f"{_money(result.opening_paid_minor, currency):>13}")
-    for x in result.lines:
-        typer.echo(f"{x.day.isoformat():<10} {x.kind:<9} {x.payment_id:<32} {x.state:<11} {x.contract_id[:20]:<20} "
-                   f"{(x.outcome_id or '')[:22]:<22} {_money(x.pending_change_minor, x.currency):>13} "
-                   f"{_money(x.paid_change_minor, x.currency):>13}  {x.reference}")
-    typer.echo(f"{blank.format('closing')} {_money(result.closing_pending_minor, currency):>13} "
-               f"{_money(result.closing_paid_minor, currency):>13}")
+    table: list[list[str]] = [["", "opening", "", "", "", "", _money(result.opening_pending_minor, currency),
+                               _money(result.opening_paid_minor, currency), ""]]
+    table += [[x.day.isoformat(), x.kind, x.payment_id, x.state, x.contract_id, x.outcome_id or "",
+               _money(x.pending_change_minor, x.currency), _money(x.paid_change_minor, x.currency), x.reference]
+              for x in result.lines]
+    table.append(["", "closing", "", "", "", "", _money(result.closing_pending_minor, currency),
+                  _money(result.closing_paid_minor, currency), ""])
+    # Ids and names whole: a long one widens its column instead of being cut.
+    for line in table_lines(("date", "kind", "payment", "now", "contract", "outcome", "pending", "paid", "reference"),
+                            table, align="llllllrrl"):
+        typer.echo(line)
     if result.closing_pending_minor < 0:
         typer.echo(f"{name} owes back {_money(-result.closing_pending_minor, currency)} {currency or ''}.".replace(" .", "."))
     subtotals = result.subtotals()
     if subtotals:
         typer.echo("\nSubtotals per contract and month")
-        typer.echo(f"{'contract':<30} {'month':<8} {'pending':>13} {'paid':>13}")
-        for contract_id, month, money_currency, pending, paid in subtotals:
-            typer.echo(f"{contract_id[:30]:<30} {month:<8} {_money(pending, money_currency):>13} "
-                       f"{_money(paid, money_currency):>13} {money_currency}")
+        totals = [[contract_id, month, _money(pending, money_currency), _money(paid, money_currency), money_currency]
+                  for contract_id, month, money_currency, pending, paid in subtotals]
+        for line in table_lines(("contract", "month", "pending", "paid", ""), totals, align="llrrl"):
+            typer.echo(line)
 
 
 @app.command("verify")

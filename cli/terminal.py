@@ -31,15 +31,18 @@ def progress(show: bool = True) -> Progress:
     return Progress(transient=True, disable=not (show and on_terminal()))
 
 
-def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left_columns: int = 1) -> list[str]:
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left_columns: int = 1,
+                align: str | None = None) -> list[str]:
     """A plain-text table whose columns are as wide as their widest cell: a long name
     widens its column instead of being cut, and a mark such as `suppressed
-    (too_few_subjects)` widens its own. The first `left_columns` are aligned left (names),
-    the rest right (figures); columns are two spaces apart."""
+    (too_few_subjects)` widens its own. `align` gives each column's alignment (`l` or
+    `r`); without it the first `left_columns` are aligned left (names), the rest right
+    (figures). Columns are two spaces apart."""
     widths = [max(len(str(row[n])) for row in [headers, *rows]) for n in range(len(headers))]
+    sides = align or "l" * left_columns + "r" * (len(headers) - left_columns)
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) if n < left_columns else str(c).rjust(w)
-                         for n, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(str(c).ljust(w) if side == "l" else str(c).rjust(w)
+                         for c, w, side in zip(cells, widths, sides, strict=True)).rstrip()
 
     return [line(headers), *(line(row) for row in rows)]

@@ -108,3 +108,30 @@ def test_log_lines_on_a_terminal_are_coloured_unless_no_color_is_set(no_color: b
                           check=True, env=env, cwd=REPO_ROOT)
     assert "batch_verified" in done.stdout
     assert ("\\x1b" in done.stdout) == coloured
+
+
+def test_a_statement_shows_long_contract_and_outcome_ids_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statement cut contract ids at 20 characters and outcome ids at 22."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from services.ledger import queries
+    from services.ledger.queries import Statement, StatementLine
+
+    contract = "housing-area-exam-indicator-2024"
+    outcome = "exam-improvement-beyond-the-rest"
+    line = StatementLine(1, dt.date(2024, 3, 1), "payment", contract, outcome, "p" * 32, "", "DKK", 1_000_00, 0,
+                         "pending")
+
+    async def statement(*_: object, **__: object) -> Statement:
+        return Statement("alsskolen", 0, 0, (line,))
+
+    monkeypatch.setattr(queries, "institution_statement", statement)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://operator:x@127.0.0.1:1/x")
+    result = CliRunner().invoke(app, ["ledger", "statement", "--institution", "alsskolen"])
+    assert result.exit_code == 0, result.output
+    assert contract in result.output
+    assert outcome in result.output
+    rows = [r for r in result.output.splitlines() if r.startswith(("date", "2024-03-01"))]
+    assert len(rows) == 2
+    assert rows[0].index("pending") + len("pending") == rows[1].index("1,000.00") + len("1,000.00")
