@@ -250,8 +250,20 @@ def export(
         if table is ExportTable.INDICATORS:
             count = _export_indicators(indicators, sorted(set(year or ())), output_format, out)
         else:
-            count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out))
+            count = asyncio.run(export_table(database_url("operator", Settings()), table, output_format, out,
+                                             _registry_names()))
     typer.echo(f"wrote {count} {table.value} row(s) to {out} ({output_format.value})")
+
+
+def _registry_names() -> dict[str, str]:
+    """Institution names by id for the exports' name columns (none if no registry is readable)."""
+    from shared.domain.institutions import InstitutionRegistry, RegistryError
+    from shared.platform.settings import Settings
+
+    try:
+        return {i.id: i.name for i in InstitutionRegistry.from_file(Settings().institutions_file).all()}
+    except RegistryError:
+        return {}
 
 
 def _export_indicators(definitions_file: Path, years: list[int], output_format: ExportFormat, out: Path) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -56,6 +56,14 @@ class TableSpec:
     description: str
     columns: tuple[Column, ...]
     query: str
+    # Columns filled from the institution registry, not the database: (column, id column).
+    names: tuple[tuple[str, str], ...] = ()
+
+    def value(self, row: Mapping[str, object], column: str, registry_names: Mapping[str, str]) -> object:
+        for name, source in self.names:
+            if name == column:
+                return registry_names.get(str(row[source]), "")
+        return row[column]
 
 
 TABLES: dict[ExportTable, TableSpec] = {
@@ -88,7 +96,9 @@ TABLES: dict[ExportTable, TableSpec] = {
          Column("outcome_id", "text", "The outcome paid for"),
          Column("subject", "text", "The subject's pseudonym"),
          Column("payer", "text", "Institution id of the payer"),
+         Column("payer_name", "text", "The payer's name in the institution registry (INSTITUTIONS_FILE)"),
          Column("payee", "text", "Institution id (or fallback account) paid"),
+         Column("payee_name", "text", "The payee's name in the institution registry; empty if not registered"),
          Column("payee_role", "text", "institution or fallback"),
          Column("amount_minor", "integer", "Amount in minor units of currency (always positive)"),
          Column("currency", "text", "ISO 4217 code"),
@@ -117,7 +127,8 @@ TABLES: dict[ExportTable, TableSpec] = {
         " LEFT JOIN LATERAL (SELECT l.export_id FROM payout_lines l JOIN payout_exports e USING (export_id)"
         "                     WHERE l.payment_id = p.payment_id ORDER BY e.created_at DESC, l.export_id DESC"
         "                     LIMIT 1) x ON true"
-        " WHERE p.kind IN ('payment', 'clawback') ORDER BY p.sequence"),
+        " WHERE p.kind IN ('payment', 'clawback') ORDER BY p.sequence",
+        names=(("payer_name", "payer"), ("payee_name", "payee"))),
     ExportTable.BALANCES: TableSpec(
         "Every ledger account's balance (credits minus debits), as `stafet ledger balances` shows it.",
         (Column("account", "text", "The account: kind:owner[:contract or state]"),
@@ -204,18 +215,21 @@ def _plain(value: object) -> object:
     return value
 
 
-async def export_table(database_url: str, table: ExportTable, output_format: ExportFormat, out: Path) -> int:
-    """Write the table to `out`; the number of rows written."""
+async def export_table(database_url: str, table: ExportTable, output_format: ExportFormat, out: Path,
+                       registry_names: Mapping[str, str] | None = None) -> int:
+    """Write the table to `out`; the number of rows written. `registry_names`: institution
+    names by id, for the columns a table fills from the registry."""
     spec = TABLES[table]
     names = [c.name for c in spec.columns]
+    known = registry_names or {}
     count = 0
     if output_format == ExportFormat.PARQUET:
-        return await _export_parquet(database_url, spec, out)
+        return await _export_parquet(database_url, spec, out, known)
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = _row_writer(handle, output_format, names)
         async for rows in _chunks(database_url, spec):
             for row in rows:
-                writer([_plain(row[n]) for n in names])
+                writer([_plain(spec.value(row, n, known)) for n in names])
             count += len(rows)
     return count
 
@@ -232,7 +246,7 @@ def _row_writer(handle: IO[str], output_format: ExportFormat, names: Sequence[st
 
 
 
-async def _export_parquet(database_url: str, spec: TableSpec, out: Path) -> int:
+async def _export_parquet(database_url: str, spec: TableSpec, out: Path, known: Mapping[str, str]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -245,7 +259,7 @@ async def _export_parquet(database_url: str, spec: TableSpec, out: Path) -> int:
     count = 0
     with pq.ParquetWriter(str(out), schema) as writer:
         async for rows in _chunks(database_url, spec):
-            columns = {c.name: [r[c.name] for r in rows] for c in spec.columns}
+            columns = {c.name: [spec.value(r, c.name, known) for r in rows] for c in spec.columns}
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             count += len(rows)
     return count

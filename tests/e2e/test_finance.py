@@ -327,6 +327,9 @@ async def test_the_analysts_exports_of_a_settled_ledger(
     exported_in = dict(zip(table.column("payment_id").to_pylist(), table.column("exported_in").to_pylist(),
                            strict=True))
     assert exported_in[pid(1)] == export_id
+    payee_names = dict(zip(table.column("payment_id").to_pylist(), table.column("payee_name").to_pylist(),
+                           strict=True))
+    assert payee_names[pid(3)] == "Alsværket (social enterprise)"  # names beside the ids, from the registry
     assert table.schema.field("amount_minor").type == pa.int64()
     assert table.schema.field("payment_id").metadata[b"description"].startswith(b"Deterministic id")
     code, out, err = await stafet(env, "export", "payments", "--format", "jsonl", "--out", str(tmp_path / "p.jsonl"))
