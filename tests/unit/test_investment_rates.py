@@ -140,3 +140,12 @@ def test_the_mirr_is_unique_where_the_irr_is_not() -> None:
     expected = (Decimal("241.5") / (100 + Decimal(132) / Decimal("1.1025"))).sqrt() - 1
     assert mirr(flows, Decimal("0.05"), Decimal("0.05")) == expected.quantize(Decimal("0.000001"))
     assert format_rate(mirr(flows, Decimal("0.05"), Decimal("0.05"))) == "4.84 %"  # sqrt(241.5 / 219.73) = 1.0484
+
+
+def test_a_century_of_flows_neither_overflows_nor_loses_its_rate() -> None:
+    # About 0.41 % a year (1.5 over 36,525 days): at -99.99 % a year, a hundred years' discount
+    # factor (10**400) is beyond a float; the scan is scaled so it never meets it.
+    flows = [CashFlow(d("1920-01-01"), -100), CashFlow(d("2020-01-01"), 150)]
+    found = rates_of_return(flows)
+    assert len(found.rates) == 1
+    assert zero_at(flows, found.rates[0])

@@ -14,8 +14,8 @@ positive; each on the day it moved, in integer minor units.
   (`RatesOfReturn`). Flows all one way have none, with the reason; a total loss is
   reported as -100 %, the limit, since nothing came back.
   How the rates are found: the present value is scanned on a grid of `SCAN_STEPS` points,
-  even in ln(1 + r), in floats (only its sign is used: where it changes, a rate lies
-  between two points); each such bracket is then bisected in `decimal` arithmetic with 40
+  even in ln(1 + r), in floats scaled so that nothing overflows (only its sign is used:
+  where it changes, a rate lies between two points); each such bracket is then bisected in `decimal` arithmetic with 40
   significant digits (deterministic on every platform) until narrower than 10**-12, and
   reported rounded half-even to `IRR_PLACES` (10**-6, i.e. 0.0001 percentage points). Two
   rates within one grid step of each other (about 0.1 % of 1 + r) are not told apart.
@@ -28,6 +28,7 @@ positive; each on the day it moved, in integer minor units.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ IRR_ITERATIONS_MAX = 200  # the bracket halves each time: 2**-200 of any bracket
 RATE_LOW = Decimal("-0.9999")
 RATE_HIGH = Decimal(10)
 SCAN_STEPS = 12_000  # grid points over ln(1 + r): a step of about 0.00097
+SCAN_CHUNK = 100  # grid points between exact recomputations of the scan's terms
 DAYS_PER_YEAR = 365
 # The rates the MIRR is shown at unless the caller states others: a municipality's cost
 # of borrowing and what its money earns, both taken as 5 % a year.
@@ -114,17 +116,27 @@ def _scan(flows: Sequence[CashFlow]) -> list[tuple[Decimal, Decimal]]:
     """Brackets [low, high] of rates, each holding a root of the present value (or a root
     exactly at a grid point, given as a bracket of width zero)."""
     first = min(f.day for f in flows)
-    terms = [(float(f.amount_minor), (f.day - first).days / DAYS_PER_YEAR) for f in flows]
+    span = max((f.day - first).days for f in flows) / DAYS_PER_YEAR
+    # With u = ln(1 + r), the present value times (1 + r) ** span (positive, so the same
+    # sign) is sum(a_i * exp(u * (span - t_i))): no exponent overflows at either end of the
+    # range, and the last flow's term is exactly its amount.
+    terms = [(float(f.amount_minor), span - (f.day - first).days / DAYS_PER_YEAR) for f in flows]
     low, high = IRR_CONTEXT.ln(1 + RATE_LOW), IRR_CONTEXT.ln(1 + RATE_HIGH)
     step = (high - low) / SCAN_STEPS
 
     def rate_at(index: int) -> Decimal:
         return IRR_CONTEXT.exp(low + step * index) - 1
 
+    # From one grid point to the next each term is multiplied by exp(step * c_i); the
+    # terms are recomputed exactly every SCAN_CHUNK points so that rounding cannot build up.
+    factors = [math.exp(float(step) * c) for _, c in terms]
     signs = []
-    for index in range(SCAN_STEPS + 1):
-        u = float(low + step * index)
-        signs.append(_sign(math.fsum(amount * math.exp(-u * years) for amount, years in terms)))
+    for start in range(0, SCAN_STEPS + 1, SCAN_CHUNK):
+        u = float(low + step * start)
+        current = [a * math.exp(u * c) for a, c in terms]
+        for _ in range(start, min(start + SCAN_CHUNK, SCAN_STEPS + 1)):
+            signs.append(_sign(math.fsum(current)))
+            current = [value * factor for value, factor in zip(current, factors, strict=True)]
     brackets: list[tuple[Decimal, Decimal]] = []
     last: int | None = None  # the last grid point with a non-zero present value
     for index, sign in enumerate(signs):
@@ -172,6 +184,11 @@ def _bisect(flows: Sequence[CashFlow], low: Decimal, high: Decimal) -> Decimal |
 def rates_of_return(flows: Sequence[CashFlow]) -> RatesOfReturn:
     """Every IRR of `flows` in [RATE_LOW, RATE_HIGH], ascending, with the reason when
     there is not exactly one."""
+    return _rates_of_return(tuple(flows))
+
+
+@functools.lru_cache(maxsize=1024)  # a statement asks for the same position's figures more than once
+def _rates_of_return(flows: tuple[CashFlow, ...]) -> RatesOfReturn:
     if not flows:
         return RatesOfReturn((), "no flows yet")
     if paid_out_minor(flows) == 0:
