@@ -30,7 +30,7 @@ from cli.errors import fail
 from shared.domain.finance.payouts import PayoutFormat, PayoutPlan
 from shared.platform.credentials import database_url
 from shared.platform.settings import Settings
-from shared.platform.topics import SETTLEMENTS
+from shared.platform.topics import PAYMENTS, SETTLEMENTS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -198,6 +198,9 @@ def payout(
     advice_dir: Annotated[Path | None, typer.Option(help="Also write each payee's remittance advice here")] = None,
     reissue: Annotated[str | None, typer.Option(
         help="Write an earlier run's file again, byte for byte (its run id); marks nothing")] = None,
+    journal_topic: Annotated[str, typer.Option(
+        help="The journal whose signed instructions make an entry payable (default: this installation's)")]
+        = PAYMENTS.name,
     yes: Annotated[bool, typer.Option("--yes", help="Overwrite OUT without asking")] = False,
     excel: ExcelOption = False,
     locale: LocaleOption = None,
@@ -234,11 +237,17 @@ def payout(
         return WrittenFile(out.name, digest, len(data), data, dt.datetime.now(dt.UTC))
 
     from services.ledger.payouts import export_payout
+    from shared.platform.trust import ConfigurationError, trusted_keys
 
+    try:
+        # Whose signature makes a ledger entry payable: the verifier's, on its instruction.
+        trust = trusted_keys(Settings())
+    except ConfigurationError as error:
+        fail(str(error))
     try:
         plan = _connected(lambda c: export_payout(
             c, registry, date_from=date_from.date(), date_to=date_to.date(), output_format=output_format,
-            execution_date=execution_date, now=now, profile=profile, write=write))
+            execution_date=execution_date, now=now, profile=profile, write=write, proof=(trust, journal_topic)))
     except FileProblem as error:
         fail(f"{error}; nothing marked, the payments stay owed")
     except (Iso20022Error, PostingsError) as error:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,7 +20,9 @@ from shared.platform.credentials import database_url
 from shared.platform.settings import Settings
 
 if TYPE_CHECKING:
+    from services.ledger.anchors import ReanchorDecision
     from services.ledger.audit import ChainReport
+    from services.ledger.checkpoints import Anchors
 
 app = typer.Typer(rich_markup_mode=None, help="Ledger balances, statements, verification and rebuild.",
                   no_args_is_help=True)
@@ -146,34 +150,22 @@ def verify(
         "--no-checkpoints", help="Check the chain in the database only, not against the signed checkpoints")] = False,
     checkpoints_topic: Annotated[str | None, typer.Option(
         help="Topic of the signed checkpoints (default: this installation's)")] = None,
+    against: Annotated[Path | None, typer.Option(
+        "--against", help="An export of the checkpoints kept outside the broker (stafet ledger checkpoints export)")] = None,
+    journal_topic: Annotated[str | None, typer.Option(
+        help="The journal every entry's signed source must be on (default: the checkpoints topic's installation's)")
+    ] = None,
 ) -> None:
-    """Recompute every entry, its lines and the hash chain, and compare each entry's hash
-    with the ledger's signed checkpoints (read from Kafka); exit 1 naming the first bad entry."""
-    import asyncpg
+    """Recompute every entry, its lines and the hash chain; re-derive each entry from the
+    signed journal record it keeps (unproven_entry when none verifies); compare each
+    entry's hash with the ledger's signed checkpoints (read from Kafka, and from an
+    auditor's export with --against); exit 1 naming the first bad entry, or saying which
+    anchors are gone."""
+    from services.ledger.checkpoints import Anchors
 
-    from services.ledger.audit import verify_chain
-    from services.ledger.checkpoints import Anchors, read_anchors
-    from shared.platform.topics import LEDGER_CHECKPOINTS
-    from shared.platform.trust import ConfigurationError, trusted_keys
-
-    settings = Settings()
-
-    async def run() -> tuple[ChainReport, Anchors | None]:
-        anchors = None
-        if not no_checkpoints:
-            anchors = await read_anchors(settings.kafka_bootstrap_servers,
-                                         checkpoints_topic or LEDGER_CHECKPOINTS.name, trusted_keys(settings),
-                                         principal="operator")
-        connection = await asyncpg.connect(database_url("operator"))
-        try:
-            return await verify_chain(connection, anchors.hashes if anchors else None), anchors
-        finally:
-            await connection.close()
-
-    try:
-        report, anchors = asyncio.run(run())
-    except ConfigurationError as error:
-        fail(str(error))
+    report, anchors, problems = _verified(no_checkpoints, checkpoints_topic, against, journal_topic)
+    for problem in problems:
+        typer.echo(f"ledger verification FAILED: {problem}", err=True)
     if anchors is not None and anchors.conflicts:
         typer.echo(f"ledger verification FAILED at entry {min(anchors.conflicts)}: two signed checkpoints "
                    "disagree on its hash (the database was rewritten between them)", err=True)
@@ -182,15 +174,162 @@ def verify(
         typer.echo(f"ledger verification FAILED at entry {report.first_bad_sequence}: {report.problem}",
                    err=True)
         raise typer.Exit(1)
+    if problems:
+        raise typer.Exit(1)
     typer.echo(f"ledger ok: {report.entries} entries, chain head {report.head_hash}")
-    if anchors is None:
+    if not isinstance(anchors, Anchors):
         typer.echo("not compared with the signed checkpoints (--no-checkpoints): a rewrite with the chain "
                    "recomputed would pass")
         return
     anchored = min(anchors.through, report.entries)
     typer.echo(f"{anchored} anchored by signed checkpoints; {report.entries - anchored} not yet checkpointed"
                + (f"; {anchors.refused} checkpoint record(s) not signed by the ledger were ignored"
-                  if anchors.refused else ""))
+                  if anchors.refused else "")
+               + (f"; compared with {against}" if against else ""))
+
+
+def _verified(no_checkpoints: bool, checkpoints_topic: str | None, against: Path | None, journal_topic: str | None
+              ) -> tuple[ChainReport, Anchors | None, list[str]]:
+    """The chain's report, the anchors it was compared with, and what is wrong with them."""
+    import asyncpg
+
+    from services.ledger.anchors import compare_kept, read_kept, recorded_anchors, verify_problems
+    from services.ledger.audit import verify_chain
+    from services.ledger.checkpoints import anchors_of, read_topic
+    from services.ledger.provenance import unproven_entries
+    from shared.platform.topics import LEDGER_CHECKPOINTS
+    from shared.platform.trust import ConfigurationError, trusted_keys
+
+    settings = Settings()
+    topic_name = checkpoints_topic or LEDGER_CHECKPOINTS.name
+    # The journal of the same installation as the checkpoints: every entry's source is on it.
+    journal = journal_topic or topic_name.replace(".ledger-checkpoints.", ".payments.")
+    try:
+        kept = read_kept(against) if against is not None else []
+        trust = trusted_keys(settings)
+        decision = _decision(settings)
+    except (OSError, ValueError, ConfigurationError) as error:
+        fail(str(error))
+
+    async def run() -> tuple[ChainReport, Anchors | None, list[str]]:
+        connection = await asyncpg.connect(database_url("operator"))
+
+        async def provenance(rows: Sequence[asyncpg.Record]) -> list[tuple[int, str]]:
+            return await unproven_entries(connection, rows, trust, journal)
+
+        try:
+            if no_checkpoints:
+                return await verify_chain(connection, provenance=provenance), None, []
+            topic = await read_topic(settings.kafka_bootstrap_servers, topic_name, principal="operator")
+            problems = compare_kept(kept, topic.records)
+            on_topic = {r.offset for r in topic.records}
+            # What the export kept and the topic lost still anchors the chain.
+            anchors = anchors_of([*topic.records, *(k.record(topic_name) for k in kept if k.offset not in on_topic)],
+                                 trust)
+            problems += verify_problems(topic_name, topic.start_offset, anchors, await recorded_anchors(connection),
+                                        decision)
+            return await verify_chain(connection, anchors.hashes, provenance), anchors, problems
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def _decision(settings: Settings) -> ReanchorDecision | None:
+    import yaml
+
+    from services.ledger.anchors import ReanchorDecision
+    from shared.domain.key_lists import DocumentError, verified_document
+    from shared.platform.trust import ConfigurationError, trust_roots
+
+    path = settings.ledger_reanchor_decision_file
+    if path is None:
+        return None
+    try:
+        return verified_document(yaml.safe_load(path.read_text(encoding="utf-8")), ReanchorDecision,
+                                 trust_roots(settings))
+    except (OSError, yaml.YAMLError, DocumentError) as error:
+        raise ConfigurationError(f"{path}: not a valid signed re-anchoring decision: {error}") from None
+
+
+checkpoints_app = typer.Typer(help="The ledger's signed checkpoints: the auditor's export, re-anchoring.",
+                              no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
+
+
+@checkpoints_app.command("export")
+def checkpoints_export(
+    out: Annotated[Path, typer.Option(help="The export (JSON Lines), appended to; keep it where the broker's "
+                                           "administrator cannot write (docs/ledger.md, the external anchor)")],
+    checkpoints_topic: Annotated[str | None, typer.Option(
+        help="Topic of the signed checkpoints (default: this installation's)")] = None,
+) -> None:
+    """Append every checkpoint record not yet in OUT, bytes and signature as they are on
+    the topic. Refuses (exit 1, appending nothing) when a record OUT kept is gone from the
+    topic or changed."""
+    import os
+
+    from services.ledger.anchors import KeptCheckpoint, compare_kept, read_kept
+    from services.ledger.checkpoints import read_topic
+    from shared.platform.topics import LEDGER_CHECKPOINTS
+
+    settings = Settings()
+    topic_name = checkpoints_topic or LEDGER_CHECKPOINTS.name
+    try:
+        kept = read_kept(out) if out.exists() else []
+    except (OSError, ValueError) as error:
+        fail(str(error))
+    topic = asyncio.run(read_topic(settings.kafka_bootstrap_servers, topic_name, principal="operator"))
+    problems = compare_kept(kept, topic.records)
+    if topic.start_offset > 0 and not kept:
+        problems.append(f"the checkpoints topic starts at offset {topic.start_offset}, not 0: checkpoint records "
+                        "were deleted before the first export")
+    for problem in problems:
+        typer.echo(f"checkpoints export FAILED: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    last = kept[-1].offset if kept else -1
+    new = [KeptCheckpoint.of(r) for r in topic.records if r.offset > last]
+    with out.open("a", encoding="utf-8") as handle:
+        handle.writelines(k.model_dump_json() + "\n" for k in new)
+        handle.flush()
+        os.fsync(handle.fileno())
+    typer.echo(f"exported {len(new)} new checkpoint record(s) to {out} ({len(kept) + len(new)} in all)")
+
+
+@checkpoints_app.command("reanchor")
+def checkpoints_reanchor(
+    from_sequence: Annotated[int, typer.Option(help="The first entry the ledger may checkpoint again", min=1)],
+    start_offset: Annotated[int, typer.Option(help="The offset the checkpoints topic starts at now", min=0)],
+    reason: Annotated[str, typer.Option(help="Why, and what was checked (kept in the decision and the log)")],
+    out: Annotated[Path, typer.Option(help="Where to write the signed decision (LEDGER_REANCHOR_DECISION_FILE)")],
+    operator: Annotated[str, typer.Option(help="Who decides, operator:NAME")] = "operator:dev",
+    checkpoints_topic: Annotated[str | None, typer.Option(
+        help="Topic of the signed checkpoints (default: this installation's)")] = None,
+    signing_key: Annotated[Path | None, typer.Option(help="An operator's root key (TRUST_ROOT_KEYS)")] = None,
+) -> None:
+    """Sign the decision that lets the ledger sign checkpoints again after its anchors
+    were removed: only over entries from --from-sequence on, only for the topic as it is
+    now. Check the chain against the auditor's export (verify --against) first."""
+    import yaml
+    from pydantic import ValidationError
+
+    from cli.keys import _root_signer
+    from services.ledger.anchors import ReanchorDecision, now_utc
+    from shared.domain.key_lists import sign_document
+    from shared.platform.topics import LEDGER_CHECKPOINTS
+
+    signer, _ = _root_signer(signing_key)
+    try:
+        decision = ReanchorDecision(decided_at=now_utc(), decided_by=operator,
+                                    checkpoints_topic=checkpoints_topic or LEDGER_CHECKPOINTS.name,
+                                    start_offset=start_offset, from_sequence=from_sequence, reason=reason)
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    out.write_text(yaml.safe_dump(sign_document(decision, signer.key), sort_keys=False), encoding="utf-8")
+    typer.echo(f"signed the re-anchoring decision as {signer.key_id} into {out}; give it to the ledger as "
+               "LEDGER_REANCHOR_DECISION_FILE and restart it")
 
 
 @app.command("rebuild")

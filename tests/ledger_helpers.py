@@ -41,3 +41,25 @@ async def chain_report(database_url: str) -> ChainReport:
         return await verify_chain(connection)
     finally:
         await connection.close()
+
+
+def signed_sources(records: list[object], topic: str | None = None) -> dict[int, object]:
+    """id() of each journal record -> the signed record its real writer would have put on
+    the journal (`services/ledger/provenance.py`), for tests that apply records directly."""
+    import time
+
+    from services.ledger.provenance import SourceRecord
+    from shared.domain.signing import RecordSigner
+    from shared.platform.topics import PAYMENTS
+    from shared.platform.trust import development_writer
+
+    journal = topic or PAYMENTS.name
+    sources: dict[int, object] = {}
+    for record in records:
+        value = record.model_dump_json().encode()  # type: ignore[attr-defined]
+        key = b"k"
+        signer = RecordSigner.development(development_writer(journal, value))
+        (_, key_id), (_, signature) = signer.headers(journal, key, value)
+        sources[id(record)] = SourceRecord(journal, key, value, key_id.decode(), signature.decode(), None,
+                                           int(time.time() * 1000))
+    return sources

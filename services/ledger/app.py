@@ -24,16 +24,19 @@ from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
+from services.ledger.anchors import ReanchorDecision, record_anchor, recorded_through, startup_problems
 from services.ledger.authenticity import JournalRecord, Refused, admit_investment, admit_journal, admit_settlement
 from services.ledger.checkpoints import (
     CHECKPOINT_ENTRIES_MAX,
     CHECKPOINT_KEY,
     Checkpoint,
+    anchors_of,
     checkpoints_of,
     entries_after,
+    read_topic,
 )
-from services.ledger.checkpoints import checkpointed_through as read_checkpointed_through
-from services.ledger.metrics import LedgerGauges
+from services.ledger.metrics import LEDGER_ANCHORS_OK, LEDGER_UNPROVEN_ENTRY, LedgerGauges
+from services.ledger.provenance import SourceRecord, unproven_entries
 from services.ledger.store import apply_journal
 from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
 from shared.domain.events import PaymentInstruction, Settlement
@@ -42,11 +45,12 @@ from shared.domain.investment.records import InvestmentCommitted, InvestmentReco
 from shared.platform import faults
 from shared.platform.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.platform.db import Database
+from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
 from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
-from shared.platform.trust import TrustedKeys, record_signer, trusted_keys
+from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trust_roots, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -86,6 +90,12 @@ checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, t
 # The last sequence a signed checkpoint covers; read from the topic at start, so entries
 # a crashed predecessor committed without checkpointing are checkpointed now.
 checkpointed = [0]
+# Why the ledger refuses to sign checkpoints (services/ledger/anchors.py), or "" when it
+# may; until the anchors were checked at start, it signs nothing (a batch can be projected
+# before that check has run: the check then checkpoints what that batch committed).
+checkpointing_refused = [""]
+anchors_checked = [False]
+checkpointing = asyncio.Lock()  # one checkpoint run at a time: the startup check's or a batch's
 
 
 app.on_startup(database.open)
@@ -130,8 +140,8 @@ async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offse
     dead = DeadLetter.of(refused.reason, refused.field, refused.message, raw)
     log.warning("dead_letter", reason=dead.reason, field=dead.field, topic=topic, partition=partition,
                 offset=offset, error=dead.message)
-    return await dead_letters_out.publish(
-        dead.to_json(service="ledger", topic=topic, partition=partition, offset=offset), no_confirm=True)
+    return await write_dead_letter(dead_letters_out, dead, service="ledger", topic=topic, partition=partition,
+                                   offset=offset)
 
 
 @batch_subscriber(broker, settings, PAYMENTS.name, group_id=group_id("ledger"), title="payments (journal)",
@@ -142,6 +152,7 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
     journal: list[JournalRecord] = []
     offsets: dict[str, int] = {}  # settlement id -> journal offset, for dead letters
     investment_offsets: dict[int, int] = {}  # id(record) -> journal offset
+    sources: dict[int, SourceRecord] = {}  # id(record) -> the signed record, kept with its entry
     sends = []
     for record in raw_records_of(message):
         parsed = admit_journal(record, trust)
@@ -152,11 +163,14 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             sends.append(await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset))
             continue
         journal.append(parsed)
+        source = SourceRecord.of(record)
+        if source is not None:
+            sources[id(parsed)] = source
         if isinstance(parsed, Settlement):
             offsets[parsed.settlement_id] = record.offset
         elif not isinstance(parsed, PaymentInstruction):
             investment_offsets[id(parsed)] = record.offset
-    plan = await apply_journal(database.pool, journal)
+    plan = await apply_journal(database.pool, journal, sources)
     for rejected in plan.rejected:
         dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,
                              rejected.settlement.model_dump_json().encode(),
@@ -164,10 +178,9 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
         log.warning("settlement_rejected", reason=rejected.reason.value,
                     settlement_id=rejected.settlement.settlement_id,
                     payment_id=rejected.settlement.payment_id)
-        sends.append(await dead_letters_out.publish(
-            dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0,
-                         offset=offsets.get(rejected.settlement.settlement_id, -1)),
-            key=rejected.settlement.settlement_id.encode(), no_confirm=True))
+        sends.append(await write_dead_letter(
+            dead_letters_out, dead, service="ledger", topic=PAYMENTS.name, partition=0,
+            offset=offsets.get(rejected.settlement.settlement_id, -1), key=rejected.settlement.settlement_id.encode()))
     for refused in plan.refused_investments:
         sends.append(await refuse_investment(refused.record, refused.reason.value, refused.message,
                                              investment_offsets.get(id(refused.record), -1)))
@@ -182,26 +195,89 @@ async def refuse_investment(record: InvestmentRecord, reason: str, message: str,
     """An investment record the ledger's book refuses (docs/investment.md: reason codes)."""
     dead = DeadLetter.of(reason, record.kind, message, record.model_dump_json().encode())
     log.warning("investment_refused", reason=reason, kind=record.kind, key=record_key(record), error=message)
-    return await dead_letters_out.publish(
-        dead.to_json(service="ledger", topic=PAYMENTS.name, partition=0, offset=offset),
-        key=record_key(record).encode(), no_confirm=True)
+    return await write_dead_letter(dead_letters_out, dead, service="ledger", topic=PAYMENTS.name, partition=0,
+                                   offset=offset, key=record_key(record).encode())
+
+
+def _reanchor_decision() -> ReanchorDecision | None:
+    """An operator's signed decision to sign checkpoints again after anchors were removed."""
+    import yaml
+
+    from shared.domain.key_lists import DocumentError, verified_document
+
+    path = settings.ledger_reanchor_decision_file
+    if path is None:
+        return None
+    try:
+        return verified_document(yaml.safe_load(path.read_text(encoding="utf-8")), ReanchorDecision,
+                                 trust_roots(settings))
+    except (OSError, yaml.YAMLError, DocumentError) as error:
+        raise ConfigurationError(f"{path}: not a valid signed re-anchoring decision: {error}") from None
 
 
 @app.after_startup
 async def find_last_checkpoint() -> None:
-    checkpointed[0] = await read_checkpointed_through(settings.kafka_bootstrap_servers, LEDGER_CHECKPOINTS.name, trust)
-    log.info("checkpoints_found", checkpointed_through=checkpointed[0])
+    """Go on from the newest signed checkpoint, unless the anchors were tampered with:
+    then sign nothing over older history until an operator's signed decision says so."""
+    topic = await read_topic(settings.kafka_bootstrap_servers, LEDGER_CHECKPOINTS.name, last_only=True)
+    checkpointed[0] = anchors_of(topic.records, trust).through
+    async with database.pool.acquire() as connection:
+        logged = await recorded_through(connection)
+    decision = _reanchor_decision()
+    problems = startup_problems(LEDGER_CHECKPOINTS.name, topic.start_offset, checkpointed[0], logged, decision)
+    checkpointing_refused[0] = "; ".join(problems)
+    LEDGER_ANCHORS_OK.set(0 if problems else 1)
+    if problems:
+        log.error("checkpointing_refused", problems=problems, checkpointed_through=checkpointed[0],
+                  logged_through=logged)
+    elif decision is not None and (topic.start_offset > 0 or checkpointed[0] < logged):
+        log.warning("reanchoring_by_operator_decision", decided_by=decision.decided_by,
+                    decided_at=decision.decided_at.isoformat(), from_sequence=decision.from_sequence,
+                    start_offset=decision.start_offset, reason=decision.reason)
+    log.info("checkpoints_found", checkpointed_through=checkpointed[0], logged_through=logged)
+    anchors_checked[0] = True
+    await checkpoint()  # what a predecessor, or a batch before this check, left unanchored
 
 
 async def checkpoint() -> None:
-    """Sign and publish the hashes of every entry committed since the last checkpoint."""
-    while True:
-        async with database.pool.acquire() as connection:
-            rows = await entries_after(connection, checkpointed[0], CHECKPOINT_ENTRIES_MAX)
-        if not rows:
-            return
-        for record in checkpoints_of(rows):
-            value = record.model_dump_json().encode()
-            await checkpoints_out.publish(value, key=CHECKPOINT_KEY, headers=signer.header_dict(
-                LEDGER_CHECKPOINTS.name, CHECKPOINT_KEY, value))
-            checkpointed[0] = record.last_sequence
+    """Sign and publish the hashes of every entry committed since the last checkpoint,
+    and record each in the anchor log once the broker has it."""
+    if not anchors_checked[0]:
+        return
+    if checkpointing_refused[0]:
+        log.error("checkpointing_refused", problems=checkpointing_refused[0], checkpointed_through=checkpointed[0])
+        return
+    async with checkpointing:
+        while True:
+            async with database.pool.acquire() as connection:
+                rows = await entries_after(connection, checkpointed[0], CHECKPOINT_ENTRIES_MAX)
+                rows = rows[:await _derivable(connection, rows)]
+            if not rows:
+                return
+            for record in checkpoints_of(rows):
+                value = record.model_dump_json().encode()
+                await checkpoints_out.publish(value, key=CHECKPOINT_KEY, headers=signer.header_dict(
+                    LEDGER_CHECKPOINTS.name, CHECKPOINT_KEY, value))
+                async with database.pool.acquire() as connection:
+                    await record_anchor(connection, record)
+                checkpointed[0] = record.last_sequence
+
+
+async def _derivable(connection: Any, rows: list[tuple[int, str]]) -> int:
+    """How many of `rows` (from the start) are derived from signed journal records. At
+    the first that is not, the ledger stops signing: it will not anchor a chain with an
+    entry it cannot derive (services/ledger/provenance.py), and says so until an operator
+    acts (log `unproven_entry`, gauge `stafet_ledger_unproven_entry`)."""
+    if not rows:
+        return 0
+    full = await connection.fetch("SELECT * FROM ledger_entries WHERE sequence >= $1 AND sequence <= $2"
+                                  " ORDER BY sequence", rows[0][0], rows[-1][0])
+    unproven = await unproven_entries(connection, full, trust, PAYMENTS.name)
+    if not unproven:
+        return len(rows)
+    sequence, problem = unproven[0]
+    checkpointing_refused[0] = f"entry {sequence}: {problem}"
+    LEDGER_ANCHORS_OK.set(0)
+    LEDGER_UNPROVEN_ENTRY.set(sequence)
+    log.error("unproven_entry", sequence=sequence, problem=problem, unproven=len(unproven))
+    return sequence - rows[0][0]

@@ -8,7 +8,7 @@ each link to the predecessor and the chain head agree. The first disagreement is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -65,10 +65,15 @@ _SETTLEMENT_STATUS = {"settled": SettlementStatus.PAID, "failed": SettlementStat
                       "returned": SettlementStatus.RETURNED}
 
 
-async def verify_chain(connection: asyncpg.Connection, anchors: Mapping[int, str] | None = None) -> ChainReport:
+RowsCheck = Callable[[Sequence[asyncpg.Record]], Awaitable[list[tuple[int, str]]]]
+
+
+async def verify_chain(connection: asyncpg.Connection, anchors: Mapping[int, str] | None = None,
+                       provenance: RowsCheck | None = None) -> ChainReport:
     """`anchors`: entry hash by sequence from the signed checkpoints
     (services/ledger/checkpoints.py); an entry that differs from its anchor was rewritten,
-    even when whoever rewrote it recomputed the chain after it."""
+    even when whoever rewrote it recomputed the chain after it. `provenance`: names the
+    entries of a page not derived from a signed record (services/ledger/provenance.py)."""
     anchors = anchors or {}
     previous, count, after = GENESIS_HASH, 0, 0
     while True:
@@ -83,12 +88,15 @@ async def verify_chain(connection: asyncpg.Connection, anchors: Mapping[int, str
                 " ORDER BY sequence, line", after, rows[-1]["sequence"]):
             lines.setdefault(line["sequence"], []).append(
                 (line["account"], line["debit_minor"], line["credit_minor"], line["currency"].strip()))
+        unproven = dict(await provenance(rows)) if provenance is not None else {}
         for row in rows:
             count += 1
             problem = _check(row, lines.get(row["sequence"], []), previous, count)
             anchored = anchors.get(row["sequence"])
             if not problem and anchored is not None and anchored != row["entry_hash"]:
                 problem = "entry_hash differs from the signed checkpoint (rewritten, and the chain recomputed)"
+            if not problem:
+                problem = unproven.get(row["sequence"], "")
             if problem:
                 return ChainReport(count - 1, previous, row["sequence"], problem)
             previous = row["entry_hash"]

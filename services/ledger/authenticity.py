@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
 from shared.domain.principals import Principal, Role, Unauthenticated
-from shared.platform.trust import TrustedKeys
+from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
 LEDGER = Principal(Role.SERVICE, "ledger")
@@ -82,7 +82,7 @@ def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> In
 JournalRecord = PaymentInstruction | Settlement | InvestmentRecord
 
 
-def admit_journal(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> JournalRecord | Refused:
+def admit_journal(record: ConsumedRecord, trust: TrustedKeys) -> JournalRecord | Refused:
     """A record of the journal, believed only from the service that may write it."""
     try:
         parsed = LEDGER_JOURNAL_RECORD.validate_json(record.value or b"")

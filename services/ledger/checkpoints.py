@@ -27,7 +27,7 @@ from pydantic import Field, StringConstraints, ValidationError
 from shared.domain.events import Frozen
 from shared.domain.principals import Principal, Role
 from shared.platform.credentials import kafka_options
-from shared.platform.trust import TrustedKeys
+from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 CHECKPOINT_ENTRIES_MAX = 1000  # about 70 KB a record, well under the broker's 1 MB limit
 FETCH_TIMEOUT_MS = 1000
@@ -76,7 +76,7 @@ class Anchors:
         return max(self.hashes, default=0)
 
 
-def anchors_of(records: Sequence[ConsumerRecord[Any, Any]], trust: TrustedKeys) -> Anchors:
+def anchors_of(records: Sequence[ConsumedRecord], trust: TrustedKeys) -> Anchors:
     hashes: dict[int, str] = {}
     refused = 0
     conflicts: list[int] = []
@@ -97,8 +97,18 @@ def anchors_of(records: Sequence[ConsumerRecord[Any, Any]], trust: TrustedKeys) 
     return Anchors(hashes, refused, tuple(conflicts))
 
 
-async def read_records(bootstrap: str, topic: str, *, last_only: bool = False,
-                       principal: str = "ledger") -> list[ConsumerRecord[Any, Any]]:
+@dataclass(frozen=True)
+class CheckpointTopic:
+    """The checkpoints topic as read: its records, and where its log starts and ends. A
+    log that no longer starts at offset 0 had records deleted (retention or deleteRecords)."""
+
+    records: list[ConsumerRecord[Any, Any]]
+    start_offset: int
+    end_offset: int
+
+
+async def read_topic(bootstrap: str, topic: str, *, last_only: bool = False,
+                     principal: str = "ledger") -> CheckpointTopic:
     """Every record of the (one-partition) checkpoints topic, or only the last one, read
     as `principal` (the ledger, or an operator verifying it)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
@@ -107,8 +117,9 @@ async def read_records(bootstrap: str, topic: str, *, last_only: bool = False,
         await consumer.start()
         partition = TopicPartition(topic, 0)
         consumer.assign([partition])
+        start = (await consumer.beginning_offsets([partition]))[partition]
         end = (await consumer.end_offsets([partition]))[partition]
-        if last_only and end > 0:
+        if last_only and end > start:
             consumer.seek(partition, end - 1)
         else:
             await consumer.seek_to_beginning(partition)
@@ -116,15 +127,15 @@ async def read_records(bootstrap: str, topic: str, *, last_only: bool = False,
         while await consumer.position(partition) < end:
             fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS)
             records.extend(r for r in fetched.get(partition, []) if r.offset < end)
-        return records
+        return CheckpointTopic(records, start, end)
     finally:
         await consumer.stop()
 
 
+async def read_records(bootstrap: str, topic: str, *, last_only: bool = False,
+                       principal: str = "ledger") -> list[ConsumerRecord[Any, Any]]:
+    return (await read_topic(bootstrap, topic, last_only=last_only, principal=principal)).records
+
+
 async def read_anchors(bootstrap: str, topic: str, trust: TrustedKeys, *, principal: str = "ledger") -> Anchors:
     return anchors_of(await read_records(bootstrap, topic, principal=principal), trust)
-
-
-async def checkpointed_through(bootstrap: str, topic: str, trust: TrustedKeys) -> int:
-    """The last sequence a signed checkpoint covers (0 when none): where to go on from."""
-    return anchors_of(await read_records(bootstrap, topic, last_only=True), trust).through

@@ -12,11 +12,22 @@ import time
 
 import asyncpg
 import structlog
+from prometheus_client import Gauge
 
 from services.ledger.audit import verify_chain
 from shared.platform import metrics
 
 log = structlog.get_logger("ledger")
+# 0 while the ledger refuses to sign checkpoints because its anchors were removed
+# (services/ledger/anchors.py): an alarm for whoever watches the ledger.
+LEDGER_ANCHORS_OK = Gauge("stafet_ledger_anchors_ok",
+                          "1 if the ledger's checkpoint anchors are intact and it signs checkpoints, 0 if it refuses",
+                          registry=metrics.REGISTRY)
+# The first entry the ledger found not derived from a signed journal record (0: none):
+# it signs no checkpoint from there on (services/ledger/provenance.py).
+LEDGER_UNPROVEN_ENTRY = Gauge("stafet_ledger_unproven_entry",
+                              "Sequence of the first entry not derived from a signed record (0: none)",
+                              registry=metrics.REGISTRY)
 
 
 class LedgerGauges:

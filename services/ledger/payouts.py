@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.ledger.provenance import unproven_entries
 from shared.domain.finance.payouts import Payable, PayoutFormat, PayoutLine, PayoutPlan, plan_payout
 from shared.domain.finance.profiles import BankProfile
 from shared.domain.finance.runs import LIVE, RunRefusal, RunState, refusal
 from shared.domain.finance.settlements import Known, PaymentState
 from shared.domain.institutions import InstitutionRegistry, PaymentMethod
+from shared.platform.trust import TrustedKeys
 
 _EXPORT_LOCK_KEY = 0x57AFE8  # one payout run (or change of a run's state) at a time per database
 
@@ -130,17 +132,22 @@ async def _out_in_live_runs(connection: asyncpg.Connection, payment_ids: Sequenc
 async def export_payout(connection: asyncpg.Connection, registry: InstitutionRegistry, *,
                         date_from: dt.date, date_to: dt.date, output_format: PayoutFormat,
                         execution_date: dt.date, now: dt.datetime, profile: BankProfile | None = None,
-                        write: Callable[[PayoutPlan], WrittenFile] | None = None) -> PayoutPlan:
+                        write: Callable[[PayoutPlan], WrittenFile] | None = None,
+                        proof: tuple[TrustedKeys, str] | None = None) -> PayoutPlan:
     """Plan a run of the payments owed in the range; if it has lines, write its file
-    (`write`) and record the run, its lines and its states, all or nothing."""
+    (`write`) and record the run, its lines and its states, all or nothing. `proof`: whose
+    signatures make an entry payable and the journal they are on; a payment whose entry no
+    signed instruction yields is left out as `unproven_entry` (services/ledger/provenance.py)."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _EXPORT_LOCK_KEY)
         rows = await connection.fetch(_PAYABLE, date_from, date_to)
+        unproven = await _unproven_payments(connection, [r["payment_id"] for r in rows], *proof) if proof else set()
         payables = [Payable(r["payment_id"], r["contract_id"], r["outcome_id"], r["payer"], r["payee"],
                             int(r["amount_minor"]), r["currency"].strip(), r["occurred_on"]) for r in rows]
         out = await _out_in_live_runs(connection, [p.payment_id for p in payables])
         run_number = int(await connection.fetchval("SELECT count(*) FROM payout_exports")) + 1
-        plan = plan_payout(payables, registry, out, output_format, run_number=run_number, profile=profile)
+        plan = plan_payout(payables, registry, out, output_format, run_number=run_number, profile=profile,
+                           unproven=unproven)
         if not plan.lines:
             return plan
         written = write(plan) if write is not None else None
@@ -166,6 +173,14 @@ async def export_payout(connection: asyncpg.Connection, registry: InstitutionReg
              (plan.run_id, 2, RunState.WRITTEN.value, written.written_at if written else now,
               written.name if written else "")])
     return plan
+
+
+async def _unproven_payments(connection: asyncpg.Connection, payment_ids: Sequence[str], trust: TrustedKeys,
+                             journal_topic: str) -> set[str]:
+    rows = await connection.fetch("SELECT * FROM ledger_entries WHERE kind = 'payment' AND"
+                                  " payment_id = ANY($1::text[]) ORDER BY sequence", list(payment_ids))
+    by_sequence = {int(r["sequence"]): str(r["payment_id"]) for r in rows}
+    return {by_sequence[sequence] for sequence, _ in await unproven_entries(connection, rows, trust, journal_topic)}
 
 
 async def recorded_run(connection: asyncpg.Connection, run_id: str) -> PayoutRun | None:

@@ -16,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ledger.authenticity import JournalRecord, Refused, admit_journal
+from services.ledger.provenance import SourceRecord
 from services.ledger.store import apply_journal
 from shared.domain.ledger.journal import JournalPlan
 from shared.platform.credentials import kafka_options
@@ -40,7 +41,7 @@ class RebuildReport:
 async def drop_projection(connection: asyncpg.Connection) -> None:
     async with connection.transaction():
         await connection.execute("SET LOCAL stafet.ledger_rebuild = 'on'")
-        await connection.execute("TRUNCATE ledger_lines, ledger_entries")
+        await connection.execute("TRUNCATE ledger_lines, ledger_entry_sources, ledger_entries")
         await connection.execute(
             "UPDATE ledger_chain_head SET sequence = 0, entry_hash = repeat('0', 64)")
 
@@ -73,6 +74,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
             fetched = await consumer.getmany(partition, timeout_ms=FETCH_TIMEOUT_MS,
                                              max_records=REBUILD_BATCH_MAX)
             batch: list[JournalRecord] = []
+            sources: dict[int, SourceRecord] = {}
             for n, record in enumerate(fetched.get(partition, [])):
                 if record.offset >= end:
                     break
@@ -82,10 +84,13 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
                 if isinstance(parsed, Refused):
                     continue  # the live projector refused it too (and dead-lettered it)
                 batch.append(parsed)
+                source = SourceRecord.of(record)
+                if source is not None:
+                    sources[id(parsed)] = source
             if applying is not None:
                 plan = await applying
                 entries, rejected = entries + plan.written, rejected + len(plan.rejected)
-            applying = asyncio.create_task(apply_journal(pool, batch))
+            applying = asyncio.create_task(apply_journal(pool, batch, sources))
             records += len(batch)
             if progress is not None:
                 progress(len(batch))  # type: ignore[operator]

@@ -8,12 +8,13 @@ commits, so a crash anywhere replays the batch and the replay decides "already t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
 from services.ledger.audit import instruction_from_row
 from services.ledger.investment_store import append_investments, load_book
+from services.ledger.provenance import SourceRecord, insert_sources, source_object
 from shared.domain.events import PaymentInstruction, Settlement, SettlementStatus
 from shared.domain.investment.records import InvestmentRecord
 from shared.domain.ledger.investments import plan_investments
@@ -60,10 +61,14 @@ _SETTLEMENT_KINDS = {"settled": SettlementStatus.PAID, "failed": SettlementStatu
                      "returned": SettlementStatus.RETURNED}
 
 
-async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem]) -> JournalPlan:
-    """Append what the records call for; return the plan (entries written, rejections)."""
+async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem],
+                        sources: Mapping[int, SourceRecord] | None = None) -> JournalPlan:
+    """Append what the records call for; return the plan (entries written, rejections).
+    `sources`: id() of each record -> the signed journal record it was parsed from, kept
+    with the entry it becomes (services/ledger/provenance.py)."""
     if not records:
         return JournalPlan((), (), 0)
+    sources = sources or {}
     async with pool.acquire() as connection, connection.transaction():
         head = await connection.fetchrow(
             "SELECT sequence, entry_hash FROM ledger_chain_head FOR UPDATE")
@@ -76,13 +81,19 @@ async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem]) -> J
         for investments, run in _runs(records):
             if investments:
                 decided = plan_investments(run, await load_book(connection))  # type: ignore[arg-type]
+                first = sequence
                 sequence, previous = await append_investments(connection, decided.entries, sequence, previous)
+                await insert_sources(connection, [(first + n, sources.get(id(source_object(e))))
+                                                  for n, e in enumerate(decided.entries, start=1)])
                 plans.append(JournalPlan((), (), decided.duplicates, decided.entries, decided.refused))
                 continue
             payments: Sequence[PaymentInstruction | Settlement] = run  # type: ignore[assignment]
             known = await known_payments(connection, sorted({r.payment_id for r in payments}))
             plan = plan_journal(payments, known)
+            first = sequence
             sequence, previous = await _append(connection, plan.entries, sequence, previous)
+            await insert_sources(connection, [(first + n, sources.get(id(source_object(e))))
+                                              for n, e in enumerate(plan.entries, start=1)])
             plans.append(plan)
     return JournalPlan.merged(plans)
 

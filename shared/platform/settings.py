@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # in REVOKED_KEYS_FILE (`stafet keys list sign`, `stafet keys revoke`).
     trust_root_keys: str = ""
     revoked_keys_file: Path | None = None
+    # The ledger: an operator's signed decision to sign checkpoints again after anchors
+    # were removed (services/ledger/anchors.py, `stafet ledger checkpoints reanchor`).
+    ledger_reanchor_decision_file: Path | None = None
     # Development mode allows a well-known key so `make demo` runs with no secrets;
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")

@@ -94,11 +94,16 @@ class ConfigurationError(RuntimeError):
 class ConsumedRecord(Protocol):
     """What `authenticate_record` needs of a consumed Kafka record."""
 
-    topic: str
-    key: Any
-    value: Any
-    headers: Any
-    timestamp: int  # milliseconds since the epoch; on append (LogAppendTime) on signed topics
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def timestamp(self) -> int: ...  # milliseconds since the epoch; stamped on append (LogAppendTime)
 
 
 def record_time(timestamp_ms: int) -> dt.datetime:

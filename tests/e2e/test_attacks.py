@@ -12,11 +12,14 @@ import asyncio
 import datetime as dt
 import json
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -25,9 +28,10 @@ from services.ledger.checkpoints import read_anchors
 from shared.domain.contracts.loader import load_contract
 from shared.domain.cpr_text import CPR_SPELLED
 from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
-from shared.domain.ledger.postings import chain_hash, pending_account
+from shared.domain.ledger.postings import chain_hash, entry_for, pending_account
 from shared.domain.principals import Principal, Role
 from shared.domain.signing import BATCH_PROOF_HEADER
+from shared.platform.credentials import kafka_options
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT, Settings
 from shared.platform.topics import (
@@ -339,10 +343,163 @@ def test_a_superuser_who_rewrites_an_entry_and_recomputes_the_chain_is_caught(
 
     asyncio.run(_rewrite_and_rechain(database_url, 5))
 
-    # The chain alone is fooled: it was recomputed.
-    alone = runner.invoke(app, ["ledger", "verify", "--no-checkpoints"], env=env)
-    assert alone.exit_code == 0, alone.output
+    # The chain alone is fooled (it was recomputed), but not the entry's signed source.
+    alone = runner.invoke(app, ["ledger", "verify", "--no-checkpoints", "--journal-topic",
+                                in_namespace(PAYMENTS, namespace).name], env=env)
+    assert alone.exit_code == 1, alone.output
+    assert "entry 5: unproven_entry: differs from what its signed source record posts" in alone.stderr
     caught = runner.invoke(app, verify, env=env)
     assert caught.exit_code == 1
     assert "entry 5" in caught.stderr
     assert "signed checkpoint" in caught.stderr
+
+
+# ---- the broker administrator who removes the anchors ---------------------------------------
+
+async def _delete_every_checkpoint(servers: Servers, topic: str) -> int:
+    """What a broker administrator can do: delete every record of the checkpoints topic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers.bootstrap_servers, **kafka_options("admin"))
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.bootstrap_servers, **kafka_options("admin"))
+    await consumer.start()
+    await admin.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        end = (await consumer.end_offsets([partition]))[partition]
+        await admin.delete_records({partition: RecordsToDelete(before_offset=end)}, timeout_ms=10_000)
+    finally:
+        await admin.close()
+        await consumer.stop()
+    return end
+
+
+def test_an_administrator_who_deletes_the_checkpoints_is_caught_before_and_after_a_ledger_restart(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    entries = asyncio.run(_ledger_with_checkpoints(servers, namespace, service_env, tmp_path))
+    topic = in_namespace(LEDGER_CHECKPOINTS, namespace).name
+    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    kept = tmp_path / "auditor" / "checkpoints.jsonl"
+    kept.parent.mkdir()
+    exported = runner.invoke(app, ["ledger", "checkpoints", "export", "--out", str(kept),
+                                   "--checkpoints-topic", topic], env=env)
+    assert exported.exit_code == 0, exported.output
+    assert kept.read_text().count("\n") >= 1  # every checkpoint record, kept
+
+    asyncio.run(_rewrite_and_rechain(database_url, 5))  # the database superuser
+    end = asyncio.run(_delete_every_checkpoint(servers, topic))  # the broker administrator
+    verify = ["ledger", "verify", "--checkpoints-topic", topic]
+    before = runner.invoke(app, verify, env=env)
+    assert before.exit_code == 1, before.output
+    assert f"the checkpoints topic starts at offset {end}, not 0" in before.stderr
+    assert "which the ledger recorded publishing, is gone from the topic" in before.stderr
+
+    # The ledger restarts and books another batch: it must not sign the rewritten history.
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger-after.log")
+    ledger.start()
+    try:
+        more = PaymentInstruction(
+            payment_id="9" * 32, kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
+            subject="k1:" + "1" * 64, payer="kommune", payee="school-0", amount_minor=777, currency="DKK",
+            occurred_on=dt.date(2024, 3, 1))
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                            [more.model_dump_json().encode()]))
+
+        async def booked() -> int:
+            connection = await asyncpg.connect(database_url)
+            try:
+                return int(await connection.fetchval("SELECT count(*) FROM ledger_entries"))
+            finally:
+                await connection.close()
+
+        for _ in range(240):  # up to 120 s: booked, and the anchors checked
+            if asyncio.run(booked()) == entries + 1 and "checkpointing_refused" in (
+                    tmp_path / "ledger-after.log").read_text(encoding="utf-8", errors="replace"):
+                break
+            time.sleep(0.5)
+        assert ledger.running()
+    finally:
+        ledger.stop()
+    assert asyncio.run(booked()) == entries + 1
+    log = (tmp_path / "ledger-after.log").read_text(encoding="utf-8", errors="replace")
+    assert "checkpointing_refused" in log
+    left = asyncio.run(read_records(servers.bootstrap_servers, topic))
+    assert left == [], "the ledger signed checkpoints over history older than its last anchor"
+    after = runner.invoke(app, verify, env=env)
+    assert after.exit_code == 1, after.output
+    assert "is gone from the topic" in after.stderr
+    # The auditor's export still anchors the chain: the rewritten entry is named.
+    against = runner.invoke(app, [*verify, "--against", str(kept)], env=env)
+    assert against.exit_code == 1, against.output
+    assert "kept in the export, is gone from the topic" in against.stderr
+    assert "entry 5: entry_hash differs from the signed checkpoint" in against.stderr
+
+
+# ---- the ledger's own database login forges a payment ------------------------------------------
+
+async def _forge_a_payment_as_the_ledgers_role(servers: Servers, database_url: str) -> int:
+    """What the ledger's runtime login can do: append a payment entry with its lines, a
+    correctly recomputed chain hash and a moved head. Returns the forged entry's sequence."""
+    from services.ledger.store import _append
+
+    forged = PaymentInstruction(
+        payment_id="d" * 32, kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
+        subject="k1:" + "1" * 64, payer="sonderborg-kommune", payee="alsskolen", amount_minor=5_000_000,
+        currency="DKK", occurred_on=dt.date(2024, 1, 20))
+    connection = await asyncpg.connect(servers.role_url("ledger", database_url.rpartition("/")[2]))
+    try:
+        async with connection.transaction():
+            head = await connection.fetchrow("SELECT sequence, entry_hash FROM ledger_chain_head FOR UPDATE")
+            assert head is not None
+            sequence, _ = await _append(connection, [entry_for(forged)], int(head["sequence"]),
+                                        str(head["entry_hash"]))
+    finally:
+        await connection.close()
+    return sequence
+
+
+def test_a_payment_forged_with_the_ledgers_database_login_is_named_unsigned_and_unpaid(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    entries = asyncio.run(_ledger_with_checkpoints(servers, namespace, service_env, tmp_path))
+    forged = asyncio.run(_forge_a_payment_as_the_ledgers_role(servers, database_url))
+    assert forged == entries + 1
+    topic = in_namespace(LEDGER_CHECKPOINTS, namespace).name
+    env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    verify = ["ledger", "verify", "--checkpoints-topic", topic]
+    caught = runner.invoke(app, verify, env=env)
+    assert caught.exit_code == 1, caught.output
+    assert f"entry {forged}: unproven_entry: no signed source record" in caught.stderr
+
+    # The ledger restarts and books a genuine instruction after the forged row: it signs
+    # no checkpoint over the forged entry, nor after it.
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger-after.log")
+    ledger.start()
+    try:
+        genuine = PaymentInstruction(
+            payment_id="9" * 32, kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
+            subject="k1:" + "1" * 64, payer="sonderborg-kommune", payee="nordborg-skole", amount_minor=777,
+            currency="DKK", occurred_on=dt.date(2024, 3, 1))
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                            [genuine.model_dump_json().encode()]))
+        for _ in range(240):  # up to 120 s
+            if "unproven_entry" in (tmp_path / "ledger-after.log").read_text(encoding="utf-8", errors="replace") \
+                    and genuine.payment_id in str(asyncio.run(ledger_state(database_url))["entry_ids"]):
+                break
+            time.sleep(0.5)
+        assert ledger.running()
+    finally:
+        ledger.stop()
+    anchors = asyncio.run(read_anchors(servers.bootstrap_servers, topic, TRUST))
+    assert anchors.through == entries, "the ledger signed a checkpoint over the forged entry"
+    after = runner.invoke(app, verify, env=env)
+    assert after.exit_code == 1, after.output
+    assert f"entry {forged}: unproven_entry" in after.stderr
+    # Finance pays the genuine payment and leaves the forged one out, every time.
+    for name in ("first.csv", "again.csv"):
+        payout = runner.invoke(app, ["finance", "payout", "--from", "2024-01-01", "--to", "2024-12-31",
+                                     "--format", "csv", "--out", str(tmp_path / name),
+                                     "--journal-topic", in_namespace(PAYMENTS, namespace).name], env=env)
+        assert payout.exit_code == 0, payout.output
+        assert f"left out: {'d' * 32}: unproven_entry" in payout.stderr
+        assert "d" * 32 not in (tmp_path / name).read_text() if (tmp_path / name).exists() else True
+    assert genuine.payment_id in (tmp_path / "first.csv").read_text()

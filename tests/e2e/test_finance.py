@@ -94,7 +94,8 @@ async def test_a_payout_run_is_durable_voidable_reissued_byte_for_byte_and_its_r
              payment(5, "alsskolen", 1_000, 27)]  # outside the first range
     ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger.log")
     ledger.start()
-    pay = ["finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20", "--execution-date", "2024-03-01"]
+    pay = ["finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20", "--execution-date", "2024-03-01",
+           "--journal-topic", journal]
     try:
         await produce(servers.bootstrap_servers, journal, [p.model_dump_json().encode() for p in first])
         await wait_for_entries(database_url, 6)
@@ -252,7 +253,8 @@ async def test_csv_answers_nemkonto_by_csv_and_internal_postings_for_the_payers_
         await produce(servers.bootstrap_servers, journal, [p.model_dump_json().encode() for p in first])
         await wait_for_entries(database_url, 4)
         # The payer's own school never goes to the bank: internal postings, balanced.
-        code, out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-29",
+        code, out, err = await stafet(env, "finance", "payout", "--journal-topic", journal,
+                                      "--from", "2024-02-01", "--to", "2024-02-29",
                                       "--format", "postings", "--out", str(tmp_path / "postings.csv"), "--excel")
         assert code == 0, err
         assert "exported 2 payment(s)" in out
@@ -263,7 +265,8 @@ async def test_csv_answers_nemkonto_by_csv_and_internal_postings_for_the_payers_
         assert {r["cost_centre"] for r in rows if r["credit_minor"] != "0"} == {"310200"}
         assert "700,00" in {r["credit"] for r in rows}
         # Without a bank profile the NemKonto payee goes in the CSV, with names beside ids.
-        code, out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-29",
+        code, out, err = await stafet(env, "finance", "payout", "--journal-topic", journal,
+                                      "--from", "2024-02-01", "--to", "2024-02-29",
                                       "--format", "csv", "--out", str(tmp_path / "feb.csv"))
         assert code == 0, err
         rows = list(csv.DictReader((tmp_path / "feb.csv").open(encoding="utf-8")))
@@ -303,7 +306,8 @@ async def test_the_analysts_exports_of_a_settled_ledger(
     try:
         await produce(servers.bootstrap_servers, journal, [p.model_dump_json().encode() for p in records])
         await wait_for_entries(database_url, 5)
-        code, out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+        code, out, err = await stafet(env, "finance", "payout", "--journal-topic", journal,
+                                      "--from", "2024-02-01", "--to", "2024-02-20",
                                       "--format", "csv", "--out", str(tmp_path / "feb.csv"))
         assert code == 0, err
         export_id = next(csv.DictReader((tmp_path / "feb.csv").open()))["export_id"]

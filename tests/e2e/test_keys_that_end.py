@@ -151,3 +151,9 @@ def test_rotating_the_ledger_key_keeps_the_checkpoints_the_old_key_signed_verify
     rotated = runner.invoke(app, verify, env=env)
     assert rotated.exit_code == 0, rotated.output
     assert "10 anchored by signed checkpoints" in rotated.stdout
+    # Dropping the old key instead of retiring it leaves its checkpoints unverifiable:
+    # verify says so rather than passing on the newer ones alone.
+    key_list(listed(new, not_before=retired))
+    dropped = runner.invoke(app, verify, env=env)
+    assert dropped.exit_code == 1, dropped.output
+    assert "not anchored" in dropped.stderr

@@ -19,7 +19,7 @@ from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, Se
 from shared.platform.processes import ServiceProcess
 from shared.platform.topics import DEAD_LETTERS, PAYMENTS, SETTLEMENTS, in_namespace
 from tests.kafka_helpers import produce, read_all, wait_settled
-from tests.ledger_helpers import chain_report, entry_count, ledger_state
+from tests.ledger_helpers import chain_report, entry_count, ledger_state, signed_sources
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +121,8 @@ async def _ledger_with_entries(database_url: str) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     assert pool is not None
     try:
-        await apply_journal(pool, [payment(n, "school", 100 * n) for n in range(1, 6)])
+        records = [payment(n, "school", 100 * n) for n in range(1, 6)]
+        await apply_journal(pool, records, signed_sources(records))  # type: ignore[arg-type]
     finally:
         await pool.close()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -49,6 +49,8 @@ class LeftOut(StrEnum):
     PAYEE_INTERNAL = "payee_internal"
     # In a postings run: a payee that is not the payer's own institution.
     PAYEE_NOT_INTERNAL = "payee_not_internal"
+    # The ledger entry is not derived from a signed instruction (a forged row: docs/security.md).
+    UNPROVEN_ENTRY = "unproven_entry"
 
 
 @dataclass(frozen=True)
@@ -184,14 +186,18 @@ def _refusal(payer: Institution | None, payee: Institution | None, payer_id: str
 
 def plan_payout(payables: Iterable[Payable], registry: InstitutionRegistry, out: Mapping[str, str],
                 output_format: PayoutFormat, *, run_number: int = 1,
-                profile: BankProfile | None = None) -> PayoutPlan:
-    """`out` maps every payment that is out in a live run to that run's id."""
+                profile: BankProfile | None = None, unproven: Collection[str] = frozenset()) -> PayoutPlan:
+    """`out` maps every payment that is out in a live run to that run's id; `unproven`:
+    the payments whose ledger entry no signed instruction yields, never paid."""
     lines: list[PayoutLine] = []
     already: list[tuple[str, str]] = []
     left_out: list[tuple[str, LeftOut]] = []
     for p in sorted(payables, key=lambda x: (x.payer, x.currency, x.payment_id)):
         if p.payment_id in out:
             already.append((p.payment_id, out[p.payment_id]))
+            continue
+        if p.payment_id in unproven:
+            left_out.append((p.payment_id, LeftOut.UNPROVEN_ENTRY))
             continue
         payer, payee = registry.get(p.payer), registry.get(p.payee)
         refusal = _refusal(payer, payee, p.payer, output_format, profile)
