@@ -22,6 +22,7 @@ from shared.domain.institutions import InstitutionRegistry
 from shared.platform import faults
 from shared.platform.broker import RecordSender, batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
 from shared.platform.db import Database
+from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
@@ -138,5 +139,5 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
 async def dead_letter(letter: DeadLetter, topic: str, partition: int, offset: int) -> asyncio.Future[Any]:
     log.warning("dead_letter", reason=letter.reason, field=letter.field, event_id=letter.record_id,
                 topic=topic, partition=partition, offset=offset)
-    payload = letter.to_json(service="ingest", topic=topic, partition=partition, offset=offset)
-    return await dead_letters_out.publish(payload, key=(letter.record_id or "").encode() or None, no_confirm=True)
+    return await write_dead_letter(dead_letters_out, letter, service="ingest", topic=topic, partition=partition,
+                                   offset=offset, key=(letter.record_id or "").encode() or None)

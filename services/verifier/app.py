@@ -41,6 +41,7 @@ from shared.platform.broker import (
     raw_records_of,
 )
 from shared.platform.db import Database
+from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.metrics import refresh_outbox_depth
@@ -108,8 +109,8 @@ async def publish(records: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
 async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> None:
     log.error(refused.reason, topic=topic, partition=partition, offset=offset, error=refused.message)
     letter = DeadLetter.of(refused.reason, "", refused.message, raw)
-    await dead_letters_out.publish(letter.to_json(service="verifier", topic=topic, partition=partition,
-                                                  offset=offset))
+    await write_dead_letter(dead_letters_out, letter, service="verifier", topic=topic, partition=partition,
+                            offset=offset, no_confirm=False)
 
 
 # Versions this process learnt but has not yet swept its subjects for (kept across a

@@ -63,8 +63,11 @@ class DeadLetter:
         return cls(reason, scrub(field), scrub(message), text, record_id)
 
     def to_json(self, *, service: str, topic: str, partition: int, offset: int) -> bytes:
+        # Redacted again here, whatever built this letter (`of` or the constructor): the
+        # only way onto the topic is through this (shared/platform/dead_letters.py).
+        clean = DeadLetter.of(self.reason, self.field, self.message, self.original.encode(), self.record_id)
         return DeadLetterRecord(
-            reason=self.reason, field=self.field, message=self.message, record_id=self.record_id,
-            original=self.original, service=service,
-            source=DeadLetterSource(topic=topic, partition=partition, offset=offset),
+            reason=scrub(clean.reason), field=clean.field, message=clean.message, record_id=clean.record_id,
+            original=clean.original, service=service,
+            source=DeadLetterSource(topic=scrub(topic), partition=partition, offset=offset),
         ).model_dump_json().encode()
