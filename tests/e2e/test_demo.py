@@ -12,6 +12,7 @@ from cli.demo import (
     demo_pipeline,
     demo_population,
     per_subject_and_by_population,
+    print_summary,
 )
 from cli.experiment import DEMO_EFFECT_POINTS
 from cli.reporting.data import summarise
@@ -29,7 +30,8 @@ SUBJECTS, SEED = 300, 3
 
 
 async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_writes_a_report(
-        servers: Servers, namespace: str, database_url: str, tmp_path: Path) -> None:
+        servers: Servers, namespace: str, database_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     result = await demo_pipeline(servers.bootstrap_servers, database_url, namespace, tmp_path,
                                  subjects=SUBJECTS, seed=SEED, paid_share=0.7, failed_share=0.0, show=False)
     institutions, events = demo_population(SUBJECTS, SEED)
@@ -91,3 +93,11 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     assert "Did it work? Indicators against their baselines" in page
     assert f"[{exam.low_points:+.2f}, {exam.high_points:+.2f}]" in page
     assert f"exam-passed {float(measured['exam-passed'].value):.0%} measured" in page
+    # The summary as `stafet demo` prints it into a pipe: no escape sequence, every
+    # contract's title and every institution's name whole (issue 30).
+    capsys.readouterr()
+    print_summary(result, 5)
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed
+    assert all(s.title in printed for s in summarise(result.data))
+    assert "Housing area, 9th-grade exam (Danish and maths), paid per point of improvement" in printed
