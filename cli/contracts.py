@@ -29,16 +29,16 @@ def registry_kinds(path: Path) -> dict[str, str]:
         fail(f"registry file {str(error).splitlines()[0]}")
 
 
-def problems_of(loaded: list[tuple[Path, Contract]], kinds: dict[str, str] | None) -> list[str]:
-    """`file:line: field: reason_code: text` for every check a loaded contract fails,
-    each version checked against the others given with it."""
+def problems_of(loaded: list[tuple[Path, Contract]], kinds: dict[str, str] | None) -> list[tuple[Path, str]]:
+    """(file, `file:line: field: reason_code: text`) for every check a loaded contract
+    fails, each version checked against the others given with it."""
     contracts = [contract for _, contract in loaded]
     problems = []
     for path, contract in loaded:
         lines = field_lines(path.read_text(encoding="utf-8"), str(path))
         for issue in issues_of(contract, contracts, kinds):
             line = line_of_field(lines, issue.field)
-            problems.append(f"{path}{f':{line}' if line else ''}: {issue.line()}")
+            problems.append((path, f"{path}{f':{line}' if line else ''}: {issue.line()}"))
     return problems
 
 
@@ -58,11 +58,11 @@ def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YA
             typer.echo(str(error), err=True)
             bad = True
     problems = problems_of(loaded, kinds)
-    for problem in problems:
+    for _, problem in problems:
         typer.echo(problem, err=True)
-    failed = {line.split(":", 1)[0] for line in problems}
+    failed = {path for path, _ in problems}
     for path, contract in loaded:
-        if str(path) in failed:
+        if path in failed:
             continue
         measured = f", {len(contract.indicator_outcomes)} indicator outcome(s)" if contract.indicator_outcomes else ""
         typer.echo(f"ok: {path}: {contract.contract_id} v{contract.version}, "
@@ -134,7 +134,7 @@ def contract_apply(
         except ContractFileError as error:
             fail(str(error))
     settings = Settings()
-    problems = problems_of(loaded, registry_kinds(registry or settings.institutions_file))
+    problems = [text for _, text in problems_of(loaded, registry_kinds(registry or settings.institutions_file))]
     for problem in problems[:-1]:
         typer.echo(problem, err=True)
     if problems:
