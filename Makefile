@@ -50,11 +50,16 @@ status: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stafet demo
 
-# The report's browser test needs Chromium: Debian's package, installed once (as root).
+# The browser tests need Chromium: Debian's package, installed once (as root); the portal's
+# test drives it with playwright-core (npm, pinned in tests/e2e/browser/package-lock.json;
+# no browser download: it uses Debian's).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the report's browser test ..."; \
+	  echo "installing Debian's chromium for the browser tests ..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -d tests/e2e/browser/node_modules/playwright-core || { \
+	  echo "installing playwright-core and axe-core for the portal's browser test ..."; \
+	  cd tests/e2e/browser && npm ci --no-audit --no-fund --loglevel=error; }
 
 # Helm renders the chart in the tests; podman builds the image and plays the chart's pods.
 helm: $(HELM)

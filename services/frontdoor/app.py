@@ -39,6 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, Remembered, check_line_guarded, subject_fingerprint
 from services.frontdoor.observability import RequestMetrics
+from services.frontdoor.portal.accounts import Accounts
+from services.frontdoor.portal.pages import Portal
+from services.frontdoor.portal.pages import install as install_portal
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.sealing import Sealer
 from shared.platform import metrics
@@ -57,6 +60,8 @@ JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/js
 
 class FrontDoorSettings(Settings):
     front_door_tokens_file: Path | None = None
+    # The portal's user accounts (services/frontdoor/portal/accounts.py; `stafet frontdoor user`).
+    front_door_users_file: Path | None = None
     # Explicit limits: a batch is at most this many bytes and lines (split larger files).
     front_door_body_bytes_max: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     front_door_lines_max: int = Field(default=10_000, ge=1, le=100_000)
@@ -116,6 +121,8 @@ class FrontDoor:
                                       principal="frontdoor", settings=config)
         self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
         self.open_bodies = asyncio.Semaphore(config.front_door_open_bodies_max)
+        self.portal = Portal(Accounts.from_settings(config.front_door_users_file, self.registry,
+                                                    production=config.stafet_env == "production"), self.registry)
         self.started = False
 
     async def start(self) -> None:
@@ -125,6 +132,7 @@ class FrontDoor:
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, principal="frontdoor")
         await self.producer.start()
         await self.database.open()
+        self.portal.attach(self.database.pool)
         self.started = True
         log.info("frontdoor_started")
 
@@ -213,6 +221,7 @@ def openapi_document() -> dict[str, object]:
 
 app.openapi = openapi_document  # type: ignore[method-assign]
 app.add_middleware(RequestMetrics)
+install_portal(app)  # the institutions' portal under /portal (services/frontdoor/portal/)
 
 
 @app.get("/healthz", summary="Liveness", responses={200: {"content": {"application/json": {"example": {"ok": True}}}}})

@@ -327,7 +327,11 @@ async def test_the_ledgers_runtime_role_cannot_change_or_unguard_history(
     ("finance", "UPDATE payout_lines SET amount_minor = 1"),
     ("finance", "SELECT count(*) FROM verifier_outcomes"),
     ("frontdoor", "SELECT count(*) FROM ingest_seen_events"),
-    ("frontdoor", "SELECT count(*) FROM ledger_entries"),
+    # The portal reads an institution's entries (not their lines) and the verifier's decisions; it writes neither.
+    ("frontdoor", "SELECT count(*) FROM ledger_lines"),
+    ("frontdoor", "INSERT INTO ledger_entries (sequence) VALUES (99)"),
+    ("frontdoor", "UPDATE verifier_outcomes SET status = 'verified'"),
+    ("frontdoor", "SELECT count(*) FROM verifier_subjects"),
 ])
 async def test_each_runtime_role_reaches_only_what_it_needs(
         servers: Servers, database_url: str, role: str, statement: str) -> None:

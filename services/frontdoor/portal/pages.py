@@ -1,0 +1,431 @@
+"""The portal's pages: log in, the statement, one line opened, the CSV, the language.
+
+Server-rendered (Jinja2, autoescaped), with htmx only to open a line in place; every page
+works without JavaScript. Security, all here:
+- a session is a random cookie (`__Host-`, Secure, HttpOnly, SameSite=Lax) whose hash is
+  looked up in PostgreSQL (sessions.py); logging out deletes it;
+- every POST carries a CSRF token: the session's (a form field, or htmx's X-CSRF-Token
+  header), or before log-in a double-submit cookie; a POST whose Origin is another
+  site's is refused too;
+- lock-out after repeated failed log-ins per user name (accounts.locked_until);
+- everything an institution sees is read for the session's institution only; another
+  institution's line is "not found", exactly like a line that does not exist;
+- a Content-Security-Policy that allows this site's own scripts and styles only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gettext
+import hmac
+import io
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from services.frontdoor.portal import i18n
+from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, locked_until
+from services.frontdoor.portal.drilldown import LineDetail
+from services.frontdoor.portal.queries import STATEMENT_ENTRIES_MAX, read_line, read_statement
+from services.frontdoor.portal.sessions import PortalStore, PostgresPortalStore, Session
+from services.frontdoor.portal.statement import Statement
+from shared.domain.institutions import InstitutionRegistry
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "__Host-stafet-portal"
+LOGIN_CSRF_COOKIE = "__Host-stafet-login"
+LANGUAGE_COOKIE = "__Host-stafet-language"
+CSRF_HEADER = "x-csrf-token"
+FORM_BYTES_MAX = 4096  # a log-in or log-out form is a few hundred bytes
+PAYMENT_ID_LENGTH = 32
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation, translate later"
+    return message
+
+
+STATE_WORDS = {
+    "pending": N_("Approved, awaiting payment"),
+    "in_payout": N_("In a payout run"),
+    "paid": N_("Paid"),
+    "returned": N_("Returned by the bank"),
+    "adjustment": N_("Adjustment"),
+}
+STATUS_WORDS = {
+    "verified": N_("verified"),
+    "rejected": N_("rejected"),
+    "capped": N_("capped: the contract's budget was used up"),
+    "pending_sustainment": N_("waiting: the outcome must hold for a while first"),
+    "pending_review": N_("in review: waiting for the review window to close"),
+}
+REASON_WORDS = {
+    "not_eligible": N_("the child is not in the contract's target group"),
+    "outside_contract_period": N_("the outcome fell outside the contract's period"),
+    "after_deadline": N_("the outcome came after the contract's deadline"),
+    "condition_not_met": N_("the outcome's condition is not met"),
+    "age_limit": N_("the child was over the contract's age limit"),
+    "untrusted_evidence": N_("the evidence did not come from a source the contract trusts"),
+    "self_reported_evidence": N_("the evidence came from an institution that is paid for the outcome"),
+    "prerequisite_missing": N_("an earlier outcome the contract requires is missing"),
+    "max_per_subject_reached": N_("the contract pays this outcome fewer times per child"),
+    "not_sustained": N_("the outcome did not hold for the required time"),
+    "no_payee": N_("nobody could be paid for the outcome"),
+    "no_amount": N_("the outcome carries no amount"),
+    "evidence_withdrawn": N_("the evidence was retracted or corrected by its source"),
+    "currency_mismatch": N_("the amount was in another currency than the contract's"),
+    "allocation_impossible": N_("the days could not be shared exactly"),
+    "date_out_of_range": N_("a date was outside the calendar"),
+    "registration_before_birth": N_("a stay began before the child's birth"),
+    "over_capacity": N_("the programme's places were taken"),
+    "capped": N_("the contract's budget was used up"),
+    "amount_recomputed": N_("the amount was computed again (a new contract version or corrected facts)"),
+    "outcome_unknown": N_("the outcome is no longer on record"),
+}
+
+
+class StatementReader(Protocol):
+    async def statement(self, institution: str) -> tuple[Statement, bool]: ...
+    async def line(self, institution: str, payment_id: str) -> LineDetail | None: ...
+    async def contract_titles(self) -> dict[str, str]: ...
+
+
+class PostgresStatementReader:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def statement(self, institution: str) -> tuple[Statement, bool]:
+        return await read_statement(self._pool, institution)
+
+    async def line(self, institution: str, payment_id: str) -> LineDetail | None:
+        return await read_line(self._pool, institution, payment_id)
+
+    async def contract_titles(self) -> dict[str, str]:
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT DISTINCT ON (contract_id) contract_id, contract::json ->> 'title' AS title"
+                " FROM verifier_contracts ORDER BY contract_id, version DESC")
+        return {r["contract_id"]: r["title"] or r["contract_id"] for r in rows}
+
+
+def _words(gettext_: Callable[[str], str], words: Mapping[str, str], code: str) -> str:
+    """A code in words, in the reader's language; a code we have no words for, as it is."""
+    found = words.get(code)
+    return gettext_(found) if found is not None else code
+
+
+def _environment(translations: gettext.NullTranslations, language: str) -> Environment:
+    environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                              extensions=["jinja2.ext.i18n"], auto_reload=False)
+    environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    gettext_ = translations.gettext
+    environment.globals.update(
+        money=lambda amount, currency: i18n.money(amount, currency, language),
+        day=lambda value: i18n.day(value, language),
+        month_words=lambda key: i18n.month(dt.date.fromisoformat(key + "-01"), language),
+        percent=lambda numerator, denominator: i18n.percent(numerator, denominator, language),
+        state_words=lambda key: _words(gettext_, STATE_WORDS, key),
+        status_words=lambda key: _words(gettext_, STATUS_WORDS, key),
+        reason_words=lambda key: _words(gettext_, REASON_WORDS, key),
+    )
+    return environment
+
+
+@dataclass
+class Portal:
+    """What the portal holds while the front door runs."""
+
+    accounts: Accounts
+    registry: InstitutionRegistry
+    translations: dict[str, gettext.NullTranslations] = field(default_factory=i18n.load_translations)
+    store: PortalStore | None = None
+    reader: StatementReader | None = None
+
+    def __post_init__(self) -> None:
+        self.environments = {language: _environment(self.translations[language], language)
+                             for language in i18n.LANGUAGES}
+
+    def attach(self, pool: asyncpg.Pool) -> None:
+        """The database is open: sessions and statements can be read."""
+        self.store = PostgresPortalStore(pool)
+        self.reader = PostgresStatementReader(pool)
+
+    def institution_name(self, institution: str) -> str:
+        found = self.registry.get(institution)
+        return found.name if found else institution
+
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    """Wire the portal into the front door's app (its state: `app.state.door.portal`)."""
+    app.include_router(router)
+    app.mount("/portal/static", StaticFiles(directory=HERE / "static"), name="portal-static")
+
+
+def _portal(request: Request) -> Portal:
+    portal: Portal = request.app.state.door.portal
+    return portal
+
+
+def _language(request: Request) -> str:
+    return i18n.language_of(request.cookies.get(LANGUAGE_COOKIE))
+
+
+def _gettext(request: Request) -> Callable[[str], str]:
+    return _portal(request).translations[_language(request)].gettext
+
+
+def _secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _cookie(response: Response, name: str, value: str, *, max_age: int | None = None, http_only: bool = True) -> None:
+    # `__Host-` names are only accepted with Secure, Path=/ and no Domain: the browser keeps
+    # them to this host over HTTPS (and on localhost, which browsers treat as secure).
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=http_only, samesite="lax")
+
+
+def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    portal = _portal(request)
+    language = _language(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    body = portal.environments[language].get_template(template).render(
+        language=language, here=here, **context)
+    return _secured(HTMLResponse(body, status_code=status_code))  # type: ignore[return-value]
+
+
+def _error(request: Request, status_code: int, heading: str, message: str, session: Session | None = None
+           ) -> HTMLResponse:
+    gettext_ = _gettext(request)
+    name = _portal(request).institution_name(session.user.institution) if session else ""
+    return _render(request, "error.html", status_code, heading=gettext_(heading), message=gettext_(message),
+                   session=session, institution_name=name)
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a POST comes from; refuse one from another site's page."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def _form(request: Request) -> Mapping[str, str] | None:
+    if int(request.headers.get("content-length") or 0) > FORM_BYTES_MAX:
+        return None
+    form = await request.form(max_files=0, max_fields=8)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def _session(request: Request) -> Session | None:
+    store = _portal(request).store
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if store is None or not cookie or len(cookie) > 128:
+        return None
+    return await store.session(cookie)
+
+
+def _unavailable(request: Request) -> HTMLResponse:
+    return _error(request, 503, N_("Not available yet"), N_("The portal is starting. Try again in a moment."))
+
+
+def _to_login() -> Response:
+    return _secured(RedirectResponse("/portal/login", status_code=303))
+
+
+# ---- logging in and out --------------------------------------------------------------------
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    session = await _session(request)
+    return _secured(RedirectResponse("/portal/statement" if session else "/portal/login", status_code=303))
+
+
+def _login_page(request: Request, status_code: int = 200, message: str | None = None, username: str = "") -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not token or len(token) > 128:
+        token = secrets.token_urlsafe(32)
+    response = _render(request, "login.html", status_code, session=None, login_csrf=token, message=message,
+                       username=username[:USERNAME_LENGTH_MAX])
+    _cookie(response, LOGIN_CSRF_COOKIE, token)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    portal = _portal(request)
+    gettext_ = _gettext(request)
+    form = await _form(request)
+    if form is None:
+        return _error(request, 413, N_("Refused"), N_("The form was too large."))
+    cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not _same_origin(request) or not cookie_token or not hmac.compare_digest(
+            cookie_token.encode(), form.get("csrf_token", "").encode()):
+        return _error(request, 403, N_("Refused"), N_("The form has expired or came from another site. "
+                                                       "Open the log-in page and try again."))
+    if portal.store is None:
+        return _unavailable(request)
+    username, password = form.get("username", "").strip(), form.get("password", "")
+    if not username or len(username) > USERNAME_LENGTH_MAX:
+        return _login_page(request, 401, gettext_("Wrong user name or password."), username)
+    now = await portal.store.now()
+    until = locked_until(await portal.store.failures(username), now)
+    if until is not None:
+        return _locked(request, until, now, username)
+    user = portal.accounts.authenticate(username, password)
+    if user is None:
+        await portal.store.record_failure(username)
+        now = await portal.store.now()
+        until = locked_until(await portal.store.failures(username), now)
+        if until is not None:
+            return _locked(request, until, now, username)
+        return _login_page(request, 401, gettext_("Wrong user name or password."), username)
+    await portal.store.clear_failures(username)
+    cookie, _ = await portal.store.open_session(user)
+    response = _secured(RedirectResponse("/portal/statement", status_code=303))
+    _cookie(response, SESSION_COOKIE, cookie)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+def _locked(request: Request, until: dt.datetime, now: dt.datetime, username: str) -> Response:
+    gettext_ = _gettext(request)
+    minutes = max(1, (int((until - now).total_seconds()) + 59) // 60)
+    message = gettext_("Too many failed log-ins for this user name. Try again in %(minutes)s minutes.") % {
+        "minutes": minutes}
+    return _login_page(request, 429, message, username)
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    refused = await _csrf_refused(request, session)
+    if refused is not None:
+        return refused
+    store = _portal(request).store
+    assert store is not None  # a session was found in it
+    await store.close_session(request.cookies[SESSION_COOKIE])
+    response = _to_login()
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+async def _csrf_refused(request: Request, session: Session) -> Response | None:
+    """None when the POST carries the session's CSRF token and comes from this site."""
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await _form(request)
+        sent = form.get("csrf_token") if form else None
+    if _same_origin(request) and sent and hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+        return None
+    return _error(request, 403, N_("Refused"), N_("The form has expired or came from another site. "
+                                                   "Reload the page and try again."), session)
+
+
+# ---- the language --------------------------------------------------------------------------
+
+@router.get("/language/{language}")
+async def choose_language(request: Request, language: str, next: str = "/portal/statement") -> Response:
+    # Only a path on this site's portal: never a redirect to somewhere else.
+    target = next if next.startswith("/portal") and not next.startswith("//") and "\\" not in next else "/portal"
+    response = _secured(RedirectResponse(target, status_code=303))
+    _cookie(response, LANGUAGE_COOKIE, i18n.language_of(language), max_age=365 * 24 * 3600, http_only=False)
+    return response
+
+
+# ---- the statement -------------------------------------------------------------------------
+
+@router.get("/statement", response_class=HTMLResponse)
+async def statement_page(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    statement, truncated = await reader.statement(session.user.institution)
+    return _render(request, "statement.html", session=session, statement=statement, truncated=truncated,
+                   entries_max=STATEMENT_ENTRIES_MAX, contract_titles=await reader.contract_titles(),
+                   institution_name=_portal(request).institution_name(session.user.institution))
+
+
+@router.get("/lines/{payment_id}", response_class=HTMLResponse)
+async def line_page(request: Request, payment_id: str) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    detail = None
+    if len(payment_id) == PAYMENT_ID_LENGTH and all(c in "0123456789abcdef" for c in payment_id):
+        detail = await reader.line(session.user.institution, payment_id)
+    if detail is None:
+        return _error(request, 404, N_("Not found"), N_("Your institution has no such line."), session)
+    name = _portal(request).institution_name(session.user.institution)
+    template = "_line_fragment.html" if request.headers.get("hx-request") == "true" else "line.html"
+    return _render(request, template, session=session, detail=detail, institution_name=name)
+
+
+CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kind"), N_("Amount"), N_("Currency"),
+               N_("State"), N_("State date"), N_("Reference"), N_("Reason"), N_("Payment id"))
+
+
+@router.get("/statement.csv")
+async def statement_csv(request: Request) -> Response:
+    """The statement for a spreadsheet: in Danish, semicolons and decimal commas with a
+    byte-order mark, as Danish Excel opens a CSV file; in English, commas and points."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    language = _language(request)
+    gettext_ = _gettext(request)
+    statement, _ = await reader.statement(session.user.institution)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";" if language == "da" else ",", lineterminator="\r\n")
+    writer.writerow([gettext_(c) for c in CSV_COLUMNS])
+    for line in statement.lines:
+        writer.writerow([
+            line.occurred_on.isoformat(), line.contract_id, line.contract_version, line.outcome_id,
+            _words(gettext_, STATE_WORDS, "adjustment") if line.kind == "clawback" else gettext_("Payment"),
+            i18n.number(line.amount_minor, line.currency, language), line.currency,
+            gettext_(STATE_WORDS[line.state.value]), line.state_on.isoformat() if line.state_on else "",
+            line.reference, _words(gettext_, REASON_WORDS, line.adjustment_reason) if line.adjustment_reason else "",
+            line.payment_id])
+    filename = f"stafet-{session.user.institution}-{dt.date.today().isoformat()}.csv"
+    return _secured(Response(("\ufeff" if language == "da" else "") + out.getvalue(),
+                             media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'}))

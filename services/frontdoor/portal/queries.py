@@ -1,0 +1,110 @@
+"""What the portal reads, always for one institution: the ledger's entries whose payee it
+is, the payout files they went out in, and (for a line opened) the verifier's decision,
+the contract version and the child's facts. Read-only (services/frontdoor/sql/004_portal.sql).
+
+Bounded: a statement reads at most STATEMENT_ENTRIES_MAX entries (the newest) and says so
+when there were more; a line's drill-down reads one subject's stream, which the verifier
+bounds itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from services.frontdoor.portal.drilldown import LineDetail, line_detail
+from services.frontdoor.portal.statement import (
+    LedgerRow,
+    OutcomeNow,
+    PayoutRow,
+    Statement,
+    StatementLine,
+    assemble,
+    statement_lines,
+)
+from shared.domain.contracts.model import Contract
+from shared.domain.events import Transition
+
+STATEMENT_ENTRIES_MAX = 5000
+
+_ENTRIES = """
+SELECT * FROM (
+    SELECT sequence, kind, payment_id, reverses_payment_id, contract_id, contract_version, outcome_id,
+           subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason
+      FROM ledger_entries
+     WHERE payee = $1 AND payee_role = 'institution'
+     ORDER BY sequence DESC
+     LIMIT $2) newest
+ ORDER BY sequence
+"""
+
+_PAYOUTS = """
+SELECT l.payment_id, l.export_id, x.execution_date
+  FROM payout_lines l JOIN payout_exports x USING (export_id)
+ WHERE l.payee = $1 AND l.payment_id = ANY($2::text[])
+"""
+
+# The decision on the outcome each payment is for: the instruction names its trigger, and
+# the outcome's key is contract|outcome|subject|trigger (shared/domain/contracts/payments.py).
+_OUTCOMES = """
+SELECT p.payment_id, o.status, o.reason, o.owed_minor, o.decision
+  FROM verifier_payments p
+  JOIN verifier_outcomes o
+    ON o.outcome_key = p.contract_id || '|' || (p.instruction::json ->> 'outcome_id') || '|' || p.subject
+                       || '|' || (p.instruction::json ->> 'trigger_event_id')
+ WHERE p.payment_id = ANY($1::text[])
+"""
+
+
+def _row(record: asyncpg.Record) -> LedgerRow:
+    return LedgerRow(record["kind"], record["payment_id"], record["reverses_payment_id"], record["contract_id"],
+                     int(record["contract_version"]), record["outcome_id"], record["subject"],
+                     record["currency"].strip(), int(record["amount_minor"]), record["occurred_on"],
+                     record["settled_on"], record["bank_reference"], record["failure_reason"])
+
+
+async def read_statement(pool: asyncpg.Pool, institution: str) -> tuple[Statement, bool]:
+    """The institution's statement, and whether older entries were left out (bound)."""
+    async with pool.acquire() as connection:
+        records = await connection.fetch(_ENTRIES, institution, STATEMENT_ENTRIES_MAX + 1)
+        truncated = len(records) > STATEMENT_ENTRIES_MAX
+        rows = [_row(r) for r in records[-STATEMENT_ENTRIES_MAX:]] if truncated else [_row(r) for r in records]
+        payment_ids = sorted({r.payment_id for r in rows if r.kind == "payment"})
+        payouts = {r["payment_id"]: PayoutRow(r["payment_id"], r["export_id"], r["execution_date"])
+                   for r in await connection.fetch(_PAYOUTS, institution, payment_ids)}
+        reversed_ids = sorted({r.reverses_payment_id for r in rows if r.kind == "clawback" and r.reverses_payment_id})
+        outcomes = {r["payment_id"]: OutcomeNow(r["status"], r["reason"], int(r["owed_minor"]))
+                    for r in await connection.fetch(_OUTCOMES, reversed_ids)}
+    return assemble(institution, statement_lines(rows, payouts, outcomes)), truncated
+
+
+async def read_line(pool: asyncpg.Pool, institution: str, payment_id: str) -> LineDetail | None:
+    """One of the institution's lines, opened; None when the institution has no such line
+    (another institution's payment is "not found", exactly like one that does not exist)."""
+    async with pool.acquire() as connection:
+        records = await connection.fetch(
+            "SELECT sequence, kind, payment_id, reverses_payment_id, contract_id, contract_version, outcome_id,"
+            " subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason"
+            " FROM ledger_entries WHERE payee = $1 AND payee_role = 'institution' AND payment_id = $2"
+            " ORDER BY sequence", institution, payment_id)
+        rows = [_row(r) for r in records]
+        if not any(r.kind in ("payment", "clawback") for r in rows):
+            return None
+        instruction = next(r for r in rows if r.kind in ("payment", "clawback"))
+        payouts = {r["payment_id"]: PayoutRow(r["payment_id"], r["export_id"], r["execution_date"])
+                   for r in await connection.fetch(_PAYOUTS, institution, [payment_id])}
+        decided = await connection.fetchrow(_OUTCOMES, [instruction.reverses_payment_id or payment_id])
+        contract_text = await connection.fetchval(
+            "SELECT contract FROM verifier_contracts WHERE contract_id = $1 AND version = $2",
+            instruction.contract_id, instruction.contract_version)
+        stream = await connection.fetch(
+            "SELECT transition FROM verifier_events WHERE subject = $1 ORDER BY version", instruction.subject)
+    outcomes = {} if decided is None else {
+        instruction.reverses_payment_id or payment_id:
+            OutcomeNow(decided["status"], decided["reason"], int(decided["owed_minor"]))}
+    line: StatementLine = statement_lines(rows, payouts, outcomes)[0]
+    decision = json.loads(decided["decision"]) if decided is not None else None
+    contract = Contract.model_validate_json(contract_text) if contract_text is not None else None
+    transitions = [Transition.model_validate_json(r["transition"]) for r in stream]
+    return line_detail(line, institution, decision, contract, transitions)

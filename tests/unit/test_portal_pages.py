@@ -1,0 +1,218 @@
+"""The portal's pages in-process (no servers): log-in, CSRF, lock-out, language, and that
+an institution reads only its own lines. The same paths run in Chromium against the real
+stack in tests/e2e/test_portal_browser.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.frontdoor.portal.accounts import FAILURES_MAX, Accounts, PortalUser, development_password
+from services.frontdoor.portal.drilldown import LineDetail, line_detail
+from services.frontdoor.portal.pages import SESSION_COOKIE, Portal, install
+from services.frontdoor.portal.sessions import Session, session_hash
+from services.frontdoor.portal.statement import LedgerRow, Statement, assemble, statement_lines
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
+
+REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
+SCHOOL_LINE = "a" * 32
+OTHER_LINE = "b" * 32
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.clock = dt.datetime(2026, 12, 5, 7, 0, tzinfo=dt.UTC)
+        self.failed: dict[str, list[dt.datetime]] = {}
+        self.sessions: dict[str, Session] = {}
+
+    async def now(self) -> dt.datetime:
+        return self.clock
+
+    async def failures(self, username: str) -> list[dt.datetime]:
+        return list(self.failed.get(username, []))
+
+    async def record_failure(self, username: str) -> None:
+        self.failed.setdefault(username, []).append(self.clock)
+
+    async def clear_failures(self, username: str) -> None:
+        self.failed.pop(username, None)
+
+    async def open_session(self, user: PortalUser) -> tuple[str, Session]:
+        cookie = secrets.token_urlsafe(32)
+        self.sessions[session_hash(cookie)] = Session(user, secrets.token_urlsafe(32), self.clock + dt.timedelta(hours=8))
+        return cookie, self.sessions[session_hash(cookie)]
+
+    async def session(self, cookie: str) -> Session | None:
+        return self.sessions.get(session_hash(cookie))
+
+    async def close_session(self, cookie: str) -> None:
+        self.sessions.pop(session_hash(cookie), None)
+
+
+def ledger_row(payment_id: str, amount: int) -> LedgerRow:
+    return LedgerRow("payment", payment_id, None, "mobility-bonus", 1, "youth-education-completed", "k1:x", "DKK",
+                     amount, dt.date(2023, 6, 23))
+
+
+class BooksOfTwo:
+    """Alsskolen has one line, Nordborg Skole another."""
+
+    lines: ClassVar[dict[str, list[LedgerRow]]] = {
+        "alsskolen": [ledger_row(SCHOOL_LINE, 134_233)], "nordborg-skole": [ledger_row(OTHER_LINE, 99_900)]}
+
+    async def statement(self, institution: str) -> tuple[Statement, bool]:
+        return assemble(institution, statement_lines(self.lines.get(institution, []), {}, {})), False
+
+    async def line(self, institution: str, payment_id: str) -> LineDetail | None:
+        found = [r for r in self.lines.get(institution, []) if r.payment_id == payment_id]
+        if not found:
+            return None
+        return line_detail(statement_lines(found, {}, {})[0], institution, None, None, [])
+
+    async def contract_titles(self) -> dict[str, str]:
+        return {"mobility-bonus": "Social mobility bonus"}
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def client(store: MemoryStore) -> TestClient:
+    app = FastAPI()
+    install(app)
+    portal = Portal(Accounts.from_settings(None, REGISTRY, production=False), REGISTRY, store=store, reader=BooksOfTwo())
+    app.state.door = SimpleNamespace(portal=portal)
+    return TestClient(app, base_url="https://testserver", follow_redirects=False)
+
+
+def login_token(client: TestClient) -> str:
+    page = client.get("/portal/login")
+    assert page.status_code == 200
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def log_in(client: TestClient, username: str = "alsskolen", password: str | None = None) -> TestClient:
+    token = login_token(client)
+    answer = client.post("/portal/login", data={"username": username, "csrf_token": token,
+                                               "password": password or development_password(username)})
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/portal/statement"
+    return client
+
+
+def session_csrf(client: TestClient) -> str:
+    page = client.get("/portal/statement")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def test_the_statement_needs_a_session_and_shows_the_institutions_line_in_danish(client: TestClient) -> None:
+    assert client.get("/portal/statement").headers["location"] == "/portal/login"
+    page = log_in(client).get("/portal/statement")
+    assert page.status_code == 200
+    assert '<html lang="da">' in page.text
+    assert "Kontoudtog for Alsskolen" in page.text
+    assert "1.342,33\xa0kr." in page.text
+    assert "Godkendt, afventer betaling" in page.text
+    assert "999,00" not in page.text  # the other institution's line
+
+
+def test_the_session_cookie_is_secure_http_only_and_same_site(client: TestClient) -> None:
+    token = login_token(client)
+    answer = client.post("/portal/login", data={"username": "alsskolen", "csrf_token": token,
+                                               "password": development_password("alsskolen")})
+    cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE))
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Path=/" in cookie
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+
+
+def test_english_on_request_and_back(client: TestClient) -> None:
+    log_in(client)
+    switched = client.get("/portal/language/en", params={"next": "/portal/statement"})
+    assert switched.headers["location"] == "/portal/statement"
+    page = client.get("/portal/statement")
+    assert '<html lang="en">' in page.text
+    assert "Statement for Alsskolen" in page.text
+    assert "DKK1,342.33" in page.text
+    # The switch never sends anyone off the portal.
+    assert client.get("/portal/language/da", params={"next": "https://evil.example/"}).headers["location"] == "/portal"
+    assert client.get("/portal/language/da", params={"next": "//evil.example/"}).headers["location"] == "/portal"
+
+
+def test_a_wrong_password_is_refused_and_the_fifth_locks_the_name_even_for_the_right_one(
+        client: TestClient, store: MemoryStore) -> None:
+    for attempt in range(1, FAILURES_MAX + 1):
+        answer = client.post("/portal/login", data={"username": "alsskolen", "password": f"wrong-{attempt}",
+                                                   "csrf_token": login_token(client)})
+        assert answer.status_code == (401 if attempt < FAILURES_MAX else 429), attempt
+    assert "For mange mislykkede log ind-forsøg" in answer.text
+    right = client.post("/portal/login", data={"username": "alsskolen", "csrf_token": login_token(client),
+                                              "password": development_password("alsskolen")})
+    assert right.status_code == 429
+    assert SESSION_COOKIE not in right.headers.get("set-cookie", "")
+    store.clock += dt.timedelta(minutes=16)  # the lock runs out
+    log_in(client)
+
+
+def test_a_post_without_the_csrf_token_or_from_another_site_is_refused(client: TestClient) -> None:
+    token = login_token(client)
+    no_token = client.post("/portal/login", data={"username": "alsskolen",
+                                                 "password": development_password("alsskolen")})
+    assert no_token.status_code == 403
+    forged = client.post("/portal/login", data={"username": "alsskolen", "csrf_token": "forged",
+                                               "password": development_password("alsskolen")})
+    assert forged.status_code == 403
+    elsewhere = client.post("/portal/login", headers={"origin": "https://evil.example"},
+                            data={"username": "alsskolen", "csrf_token": token,
+                                  "password": development_password("alsskolen")})
+    assert elsewhere.status_code == 403
+    log_in(client)
+    assert client.post("/portal/logout").status_code == 403
+    assert client.post("/portal/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert client.get("/portal/statement").status_code == 200  # still logged in
+    out = client.post("/portal/logout", data={"csrf_token": session_csrf(client)})
+    assert out.status_code == 303
+    assert client.get("/portal/statement").headers["location"] == "/portal/login"
+
+
+def test_an_institution_cannot_open_another_institutions_line(client: TestClient) -> None:
+    log_in(client)
+    own = client.get(f"/portal/lines/{SCHOOL_LINE}")
+    assert own.status_code == 200
+    assert "1.342,33\xa0kr." in own.text
+    other = client.get(f"/portal/lines/{OTHER_LINE}")
+    assert other.status_code == 404
+    assert "999,00" not in other.text
+    # The same answer as for a line that does not exist at all, and for a malformed id.
+    assert client.get(f"/portal/lines/{'c' * 32}").status_code == 404
+    assert client.get("/portal/lines/not-an-id").status_code == 404
+    # htmx asks for the line alone, to put it into the statement page.
+    fragment = client.get(f"/portal/lines/{SCHOOL_LINE}", headers={"hx-request": "true"})
+    assert fragment.text.lstrip().startswith("<article")
+
+
+def test_the_csv_is_for_danish_excel(client: TestClient) -> None:
+    log_in(client)
+    answer = client.get("/portal/statement.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    text = answer.content.decode("utf-8")
+    assert text.startswith("\ufeffDato;Kontrakt;")
+    assert ";1342,33;DKK;" in text
+    assert OTHER_LINE not in text
