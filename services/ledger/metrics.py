@@ -1,5 +1,5 @@
 """The ledger's gauges for /metrics: entries and money by contract and kind, the chain's
-length, and the result of the last full verification of the hash chain.
+length, the result of the last full verification of the hash chain, and the payout runs.
 
 Entries are append-only and their sequence is gapless and assigned under the chain
 head's lock, so the totals are kept incrementally (rows after the last sequence seen)
@@ -52,6 +52,7 @@ class LedgerGauges:
         if time.monotonic() >= self.next_verify:
             await self.verify(connection)
             self.next_verify = time.monotonic() + self.verify_interval_s
+        await refresh_payout_runs(connection)
 
     async def verify(self, connection: asyncpg.Connection) -> None:
         # One snapshot: entries and the chain head as of the same moment, while the
@@ -62,3 +63,15 @@ class LedgerGauges:
         metrics.LEDGER_VERIFY_TIME.set(time.time())
         if not report.ok:
             log.error("ledger_chain_broken", first_bad_sequence=report.first_bad_sequence, problem=report.problem)
+
+
+async def refresh_payout_runs(connection: asyncpg.Connection) -> None:
+    """Payout runs by format, and when the last one was recorded: `stafet finance payout`
+    writes them (payout_exports, append-only), so a finance team that stopped paying out,
+    or a run made twice in a day, shows on the dashboard."""
+    rows = await connection.fetch("SELECT format, count(*) AS runs FROM payout_exports GROUP BY format")
+    metrics.PAYOUT_RUNS.clear()
+    for row in rows:
+        metrics.PAYOUT_RUNS.labels(row["format"]).set(int(row["runs"]))
+    last = await connection.fetchval("SELECT extract(epoch FROM max(created_at)) FROM payout_exports")
+    metrics.PAYOUT_LAST_RUN_TIME.set(float(last) if last is not None else 0.0)

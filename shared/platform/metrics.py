@@ -5,7 +5,7 @@ processing-time histogram per handler) and published per topic (`faststream_*`).
 `stafet_*` metrics add what it cannot know: the size of each batch in records, records
 dead-lettered by reason code, consumer lag per partition, and gauges read from the
 database (outbox depth, the ledger's chain, payments and money by contract and kind,
-the last chain verification) by each service's refresher; the front door adds HTTP
+the last chain verification, the payout runs finance exported) by each service's refresher; the front door adds HTTP
 requests by route and status with their latency. Every process also exports its own
 resources (`process_*`: resident memory, CPU seconds, open file descriptors; `python_*`:
 garbage collection), which a registry of our own would otherwise leave out.
@@ -72,6 +72,12 @@ LEDGER_VERIFY_OK = Gauge(
     registry=REGISTRY)
 LEDGER_VERIFY_TIME = Gauge(
     "stafet_ledger_verify_last_run_timestamp_seconds", "When the chain was last verified (Unix time)",
+    registry=REGISTRY)
+PAYOUT_RUNS = Gauge(
+    "stafet_payout_runs", "Payout runs (files exported for the bank) recorded in the ledger's database, by format",
+    ["format"], registry=REGISTRY)
+PAYOUT_LAST_RUN_TIME = Gauge(
+    "stafet_payout_last_run_timestamp_seconds", "When the last payout run was recorded (Unix time; 0: none yet)",
     registry=REGISTRY)
 FRONT_DOOR_LINES = Counter(
     "stafet_frontdoor_lines_total", "Lines the front door answered, by status and reason code",
