@@ -448,6 +448,7 @@ def test_prometheus_operator_scrapes_the_metrics_ports_and_never_the_front_doors
         assert container["readinessProbe"]["httpGet"]["port"] == ports["metrics"], name
     door = {v["name"]: v.get("value") for v in deployments["stafet-frontdoor"]["env"]}
     assert door["FRONT_DOOR_PORT"] != door["HTTP_PORT"], "/metrics off the public API port"
+    assert door["FRONT_DOOR_USERS_FILE"] == "/var/run/secrets/stafet/keys/users.yaml", "portalUsers: the accounts"
     pod_monitored = render("-f", str(PRODUCTION_VALUES), "--set", "serviceMonitor.enabled=false",
                            "--set", "podMonitor.enabled=true")
     validate(pod_monitored)
@@ -500,15 +501,16 @@ def test_egress_reaches_only_dns_the_brokers_and_the_database_pods_or_configured
     assert database["to"] == [{"podSelector": {"matchLabels": {"app": "pg"}}}]
 
 
-def test_the_ingress_routes_the_front_doors_api_port_with_tls() -> None:
+def test_the_ingress_routes_the_front_doors_api_and_portal_with_tls() -> None:
     objects = render("-f", str(PRODUCTION_VALUES))
     (ingress,) = by_kind(objects, "Ingress")
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
     assert ingress["spec"]["tls"] == [{"secretName": "stafet-events-tls", "hosts": ["events.stafet.example.org"]}]
     (rule,) = ingress["spec"]["rules"]
-    (path,) = rule["http"]["paths"]
-    assert path["path"] == "/v1"
-    backend = path["backend"]["service"]
+    paths = rule["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/v1", "/portal"], "the API and the institutions' portal"
+    assert len({json.dumps(p["backend"], sort_keys=True) for p in paths}) == 1
+    backend = paths[0]["backend"]["service"]
     (door,) = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == backend["name"]]
     (port,) = [p for p in door["spec"]["ports"] if p["name"] == backend["port"]["name"]]
     deployment = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "stafet-frontdoor")
