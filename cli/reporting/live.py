@@ -34,8 +34,10 @@ async def from_database(database_url: str, registry: InstitutionRegistry, title:
                           r["occurred_on"], r["subject"], bool(r["settled"]))
                  for r in await connection.fetch(
                      "SELECT e.contract_id, e.outcome_id, e.payee, e.kind, e.amount_minor, e.occurred_on, e.subject,"
-                     " EXISTS (SELECT 1 FROM ledger_entries s WHERE s.entry_id = 'settlement:' || e.payment_id"
-                     "         AND s.kind = 'settled') AS settled"
+                     # Paid: the latest settlement is a payment (a return since makes it owed again).
+                     " coalesce((SELECT s.kind = 'settled' FROM ledger_entries s WHERE s.payment_id = e.payment_id"
+                     "           AND s.kind IN ('settled', 'failed', 'returned') ORDER BY s.sequence DESC LIMIT 1),"
+                     "          false) AS settled"
                      " FROM ledger_entries e WHERE e.kind IN ('payment', 'clawback')")]
     finally:
         await connection.close()

@@ -17,6 +17,13 @@ STAFET = str(Path(sys.executable).parent / "stafet")
     (["finance", "payout", "--from", "yesterday", "--to", "2024-01-01", "--out", "x"], "--from"),
     (["export", "payments", "--format", "xlsx", "--out", "x"], "'xlsx' is not one of"),
     (["ledger", "verify", "--nope"], "No such option: --nope"),
+    (["finance", "payout", "--from", "2024-01-01", "--to", "2024-01-31", "--out", "x", "--locale", "fr"],
+     "unknown locale 'fr'"),
+    (["finance", "payout", "--from", "2024-01-01", "--to", "2024-01-31", "--out", "x", "--profile", "sparekassen"],
+     "no bank profile 'sparekassen' (profiles: danske-bank, jyske-bank, nordea)"),
+    (["finance", "payout", "--from", "2024-01-01", "--to", "2024-01-31", "--out", "x", "--format", "postings",
+      "--chart", "no-such-chart.yaml"], "not a valid chart of accounts file"),
+    (["finance", "import", "no-such-answer.xml"], "no-such-answer.xml: cannot read it: No such file or directory"),
     (["ledger", "rebuild"], "pass --yes"),
     (["verifier", "rebuild"], "pass --yes"),
 ])
