@@ -518,6 +518,45 @@ def _wait_until_applied(settlement_ids: Sequence[str], timeout_s: float) -> None
     typer.echo(f"the ledger applied all {count}")
 
 
+@app.command("posted")
+def posted(
+    run_id: Annotated[str, typer.Argument(help="A postings run the accounting system has booked")],
+    voucher: Annotated[str | None, typer.Option(help="The accounting system's voucher number (default: the run id)")]
+        = None,
+    on: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="The posting date (default the run's)")]
+        = None,
+    topic: Annotated[str, typer.Option(help="Topic to publish to")] = SETTLEMENTS.name,
+    signing_key: Annotated[Path | None, typer.Option(
+        help="The finance system's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
+    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the ledger to apply them")] = 0,
+) -> None:
+    """The municipality's accounting system booked a postings run: each of its payments is
+    paid (signed settlements whose reference is the voucher), and the run acknowledged."""
+    from services.ledger.payouts import RunChangeRefused, change_run_state, recorded_run
+    from shared.domain.finance.bank_csv import CsvAnswer
+    from shared.domain.finance.runs import RunState
+    from shared.domain.finance.settlements import AnswerStatus
+
+    found = _connected(lambda c: recorded_run(c, run_id))
+    if found is None or found.format != PayoutFormat.POSTINGS:
+        fail(f"no postings run {run_id!r} (stafet finance runs lists them)")
+    if found.state in (RunState.VOIDED, RunState.REJECTED):
+        fail(f"run_{found.state.value}: run {run_id} is {found.state.value}; its payments are not posted")
+    reference = (voucher or run_id)[:64]
+    day = on.date() if on else found.execution_date
+    answers = [CsvAnswer(n, x.payment_id, AnswerStatus.PAID, x.amount_minor, x.currency, day, reference, None)
+               for n, x in enumerate(found.lines, start=1)]
+    _publish_answers(Path(run_id), answers, False, topic, signing_key, wait)
+    if found.state != RunState.ACKNOWLEDGED:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        try:
+            _connected(lambda c: change_run_state(c, run_id, RunState.ACKNOWLEDGED, now=now,
+                                                  detail=f"posted as {reference}"))
+        except RunChangeRefused as error:
+            fail(f"{error.reason.value}: {error}")
+    typer.echo(f"run {run_id} is acknowledged: posted as {reference}")
+
+
 @app.command("simulate-bank")
 def simulate_bank(
     run_id: Annotated[str, typer.Argument(help="The pain.001 run the bank answers")],

@@ -87,3 +87,7 @@ def test_the_readmes_finance_flow_works_right_after_the_demo(servers: Servers, n
     assert rows
     assert sum(int(r["debit_minor"]) for r in rows) == sum(int(r["credit_minor"]) for r in rows)
     assert {r["cost_centre"] for r in rows if r["credit_minor"] != "0"} <= {"510100", "310100"}
+    # Booked by the accounting system: every posted payment is paid in the ledger.
+    posted = {r["payment_id"] for r in rows}
+    assert f"published {len(posted)} settlement(s) ({len(posted)} paid, 0 returned, 0 failed)" in out, out
+    assert re.search(r"run STAFET-\w+ is acknowledged: posted as STAFET-", out)
