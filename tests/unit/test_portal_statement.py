@@ -109,3 +109,11 @@ def test_only_the_weighted_years_up_to_the_outcome_count_as_days() -> None:
     assert detail.days_counted == (dt.date(2023, 6, 23) - dt.date(2020, 8, 10)).days + 1
     # Without the contract (no weighted years known) the stay up to the outcome still counts.
     assert line_detail(line, "sonderborg-gymnasium", DECISION, None, stays).days_counted == detail.days_counted
+
+
+def test_a_payment_the_bank_returned_after_booking_is_returned_with_its_reason() -> None:
+    rows = [row("payment", "p1", 1000),
+            row("settled", "p1", 1000, settled_on=dt.date(2023, 8, 1), bank_reference="BANK-1"),
+            row("returned", "p1", 1000, settled_on=dt.date(2023, 8, 9), bank_reference="BANK-2", failure_reason="AC04")]
+    (line,) = statement_lines(rows, {}, {})
+    assert (line.state, line.reference, line.state_on) == (PaymentState.RETURNED, "AC04", dt.date(2023, 8, 9))

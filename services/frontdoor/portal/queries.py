@@ -43,7 +43,8 @@ _PAYOUTS = """
 SELECT l.payment_id, l.export_id, x.execution_date
   FROM payout_lines l JOIN payout_exports x USING (export_id)
  WHERE l.payee = $1 AND l.payment_id = ANY($2::text[])
-"""
+ ORDER BY x.created_at, l.export_id
+"""  # a payment may be in several runs (one voided, or paid again after a return): the latest wins
 
 # The decision on the outcome each payment is for: the instruction names its trigger, and
 # the outcome's key is contract|outcome|subject|trigger (shared/domain/contracts/payments.py).

@@ -107,7 +107,8 @@ def statement_lines(rows: Iterable[LedgerRow], payouts: Mapping[str, PayoutRow],
     """One line per instruction, in the order the ledger recorded them. `outcomes` is keyed
     by payment id (the decision on the outcome the payment, or the reversed payment, is for)."""
     rows = list(rows)
-    settled = {r.payment_id: r for r in rows if r.kind in ("settled", "failed")}
+    # In ledger order, so the latest settlement wins: paid, then returned by the bank, is returned.
+    settled = {r.payment_id: r for r in rows if r.kind in ("settled", "failed", "returned")}
     lines: list[StatementLine] = []
     for row in rows:
         if row.kind == "payment":
