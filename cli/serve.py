@@ -4,7 +4,9 @@ The process becomes `python -m faststream run services.NAME.app:app` (exec, not 
 so the service receives SIGTERM from the container runtime itself and shuts down
 gracefully within FastStream's graceful timeout. The HTTP front door is an ASGI app:
 it becomes `python -m uvicorn services.frontdoor.app:app` on FRONT_DOOR_HOST (default
-0.0.0.0) and FRONT_DOOR_PORT (default 8080), behind a TLS-terminating proxy.
+0.0.0.0) and FRONT_DOOR_PORT (default 8080), behind a TLS-terminating proxy, with its
+/livez, /readyz and /metrics on HTTP_PORT (the image's 9090) and uvicorn's access log off
+(the front door writes one line per request of its own).
 """
 
 from __future__ import annotations

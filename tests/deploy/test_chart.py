@@ -479,7 +479,8 @@ def test_egress_reaches_only_dns_the_brokers_and_the_database_pods_or_configured
     rules = policy["spec"]["egress"]
     dns, kafka, database, otel = rules
     assert {p["port"] for p in dns["ports"]} == {53}
-    assert "to" not in dns
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
     assert {p["port"] for p in kafka["ports"]} == {9092, 9093}
     assert kafka["to"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}},
@@ -496,7 +497,8 @@ def test_egress_reaches_only_dns_the_brokers_and_the_database_pods_or_configured
                     "--set", "networkPolicy.kafkaPeers[0].podSelector.matchLabels.app=kafka")
     validate(custom)
     (policy,) = [p for p in by_kind(custom, "NetworkPolicy") if p["metadata"]["name"] == "stafet"]
-    _, kafka, database = policy["spec"]["egress"]
+    dns, kafka, database = policy["spec"]["egress"]
+    assert "to" not in dns, "without dnsPeers: the resolver wherever it runs"
     assert kafka["to"] == [{"podSelector": {"matchLabels": {"app": "kafka"}}}]
     assert database["to"] == [{"podSelector": {"matchLabels": {"app": "pg"}}}]
 

@@ -20,8 +20,10 @@ eighteen, each of whose events must stay in order); the verifier's pod
 is stopped with SIGTERM while the stream is in flight and started again; the ledger ends
 up holding exactly what the pure engine computes (nothing lost, nothing twice, the chain
 intact), /metrics reports the ledger's entries and money, the records consumed, a dead
-letter by its reason code (and no other dead letter anywhere: every signature checked out)
-and the front door's lines, every log line is JSON, and the records carry trace context.
+letter by its reason code (and no other dead letter anywhere: every signature checked out),
+the front door's lines and HTTP requests (on its metrics port: the public port answers 404
+for /metrics) and each process's memory, every query of the chart's Grafana dashboard reads
+a metric these pods export, every log line is JSON, and the records carry trace context.
 """
 
 from __future__ import annotations
