@@ -18,13 +18,23 @@ from services.frontdoor.portal.accounts import FAILURES_MAX, Accounts, PortalUse
 from services.frontdoor.portal.drilldown import LineDetail, line_detail
 from services.frontdoor.portal.pages import SESSION_COOKIE, Portal, install
 from services.frontdoor.portal.sessions import Session, session_hash
-from services.frontdoor.portal.statement import LedgerRow, Statement, assemble, statement_lines
+from services.frontdoor.portal.statement import (
+    LedgerRow,
+    PaymentState,
+    ProvisionalLine,
+    Statement,
+    StatementLine,
+    assemble,
+    provisional_line,
+    statement_lines,
+)
 from shared.domain.institutions import InstitutionRegistry
 from shared.platform.settings import REPO_ROOT
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 SCHOOL_LINE = "a" * 32
 OTHER_LINE = "b" * 32
+PROVISIONAL_REF = "d" * 32
 
 
 class MemoryStore:
@@ -79,6 +89,27 @@ class BooksOfTwo:
 
     async def contract_titles(self) -> dict[str, str]:
         return {"mobility-bonus": "Social mobility bonus"}
+
+    # One provisional outcome pays both: Alsskolen 2,000.00 and Nordborg Skole 500.00 of 3,000.00.
+    decision: ClassVar[dict[str, object]] = {
+        "contract_id": "mobility-bonus", "contract_version": 1, "outcome_id": "youth-education-completed",
+        "occurred_on": "2026-06-23", "currency": "DKK", "owed_minor": 300_000, "status": "pending_review",
+        "payees": [["alsskolen", 200_000], ["nordborg-skole", 50_000], ["bornehuset-solsikken", 50_000]]}
+
+    async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]:
+        today = dt.date(2026, 7, 1)
+        found = provisional_line(PROVISIONAL_REF, institution, self.decision, 15, today)
+        return ([found] if found else []), today
+
+    async def provisional_line(self, institution: str, reference: str
+                               ) -> tuple[ProvisionalLine, LineDetail] | None:
+        lines, _ = await self.provisional(institution)
+        if not lines or reference != PROVISIONAL_REF:
+            return None
+        line = lines[0]
+        shown = StatementLine(reference, "provisional", line.contract_id, line.contract_version, line.outcome_id,
+                              line.counts_on, line.currency, line.own_minor, PaymentState.PROVISIONAL, line.decided_on)
+        return line, line_detail(shown, institution, self.decision, None, [])
 
 
 @pytest.fixture
@@ -216,3 +247,37 @@ def test_the_csv_is_for_danish_excel(client: TestClient) -> None:
     assert text.startswith("\ufeffDato;Kontrakt;")
     assert ";1342,33;DKK;" in text
     assert OTHER_LINE not in text
+
+
+def test_a_provisional_entitlement_shows_with_its_days_left_and_only_to_those_it_pays(client: TestClient) -> None:
+    page = log_in(client).get("/portal/statement")
+    assert "Forventet, til gennemsyn" in page.text
+    row = re.search(r'<tr data-reference="d{32}" data-days-left="(\d+)">(.*?)</tr>', page.text, flags=re.DOTALL)
+    assert row
+    # Counts 23 June 2026, final 15 days later (8 July); event time 1 July: 7 days left.
+    assert row.group(1) == "7"
+    assert "2.000,00\xa0kr." in row.group(2)   # Alsskolen's part
+    assert "1.000,00\xa0kr." in row.group(2)   # everyone else's, as one sum
+    assert "8. jul. 2026" in row.group(2)
+    opened = client.get(f"/portal/provisional/{PROVISIONAL_REF}")
+    assert opened.status_code == 200
+    assert 'data-days-left="7"' in opened.text
+    assert "nordborg" not in opened.text.lower()
+    assert "solsikken" not in opened.text.lower()
+
+
+def test_an_institution_the_outcome_does_not_pay_sees_nothing_of_it(client: TestClient) -> None:
+    page = log_in(client, "jobvejen").get("/portal/statement")
+    assert "Forventet, til gennemsyn" not in page.text
+    assert client.get(f"/portal/provisional/{PROVISIONAL_REF}").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/portal/statement", "/portal/statement.csv", f"/portal/lines/{SCHOOL_LINE}",
+                                  f"/portal/provisional/{PROVISIONAL_REF}"])
+def test_every_page_without_a_session_sends_to_the_log_in(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/portal/login"
+    # A cookie that is no session's is no session either.
+    client.cookies.set(SESSION_COOKIE, "forged", domain="testserver")
+    assert client.get(path).headers["location"] == "/portal/login"

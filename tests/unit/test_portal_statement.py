@@ -117,3 +117,17 @@ def test_a_payment_the_bank_returned_after_booking_is_returned_with_its_reason()
             row("returned", "p1", 1000, settled_on=dt.date(2023, 8, 9), bank_reference="BANK-2", failure_reason="AC04")]
     (line,) = statement_lines(rows, {}, {})
     assert (line.state, line.reference, line.state_on) == (PaymentState.RETURNED, "AC04", dt.date(2023, 8, 9))
+
+
+def test_a_provisional_outcome_is_the_institutions_part_with_the_days_left_until_it_is_final() -> None:
+    from services.frontdoor.portal.statement import provisional_line
+
+    decision = {**DECISION, "status": "pending_review", "contract_id": "mobility-bonus", "contract_version": 1,
+                "outcome_id": "youth-education-completed", "currency": "DKK"}
+    line = provisional_line("r" * 32, "alsskolen", decision, 15, dt.date(2023, 6, 30))
+    assert line is not None
+    assert (line.counts_on, line.decided_on, line.days_left) == (dt.date(2023, 6, 23), dt.date(2023, 7, 8), 8)
+    assert (line.own_minor, line.others_minor) == (1_383_014, 3_531_477 - 1_383_014)
+    # Past the decision date (the verifier has not decided it yet): no days left, never negative.
+    assert provisional_line("r" * 32, "alsskolen", decision, 15, dt.date(2023, 7, 20)).days_left == 0  # type: ignore[union-attr]
+    assert provisional_line("r" * 32, "jobvejen", decision, 15, dt.date(2023, 6, 30)) is None

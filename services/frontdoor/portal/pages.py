@@ -36,9 +36,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.frontdoor.portal import i18n
 from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, locked_until
 from services.frontdoor.portal.drilldown import LineDetail
-from services.frontdoor.portal.queries import STATEMENT_ENTRIES_MAX, read_line, read_statement
+from services.frontdoor.portal.queries import (
+    STATEMENT_ENTRIES_MAX,
+    read_line,
+    read_provisional,
+    read_provisional_line,
+    read_statement,
+)
 from services.frontdoor.portal.sessions import PortalStore, PostgresPortalStore, Session
-from services.frontdoor.portal.statement import Statement
+from services.frontdoor.portal.statement import ProvisionalLine, Statement
 from shared.domain.institutions import InstitutionRegistry
 
 HERE = Path(__file__).parent
@@ -69,6 +75,7 @@ STATE_WORDS = {
     "paid": N_("Paid"),
     "returned": N_("Returned by the bank"),
     "adjustment": N_("Adjustment"),
+    "provisional": N_("Expected: in the review window until"),
 }
 STATUS_WORDS = {
     "verified": N_("verified"),
@@ -106,6 +113,9 @@ class StatementReader(Protocol):
     async def statement(self, institution: str) -> tuple[Statement, bool]: ...
     async def line(self, institution: str, payment_id: str) -> LineDetail | None: ...
     async def contract_titles(self) -> dict[str, str]: ...
+    async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]: ...
+    async def provisional_line(self, institution: str, reference: str
+                               ) -> tuple[ProvisionalLine, LineDetail] | None: ...
 
 
 class PostgresStatementReader:
@@ -117,6 +127,13 @@ class PostgresStatementReader:
 
     async def line(self, institution: str, payment_id: str) -> LineDetail | None:
         return await read_line(self._pool, institution, payment_id)
+
+    async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]:
+        return await read_provisional(self._pool, institution)
+
+    async def provisional_line(self, institution: str, reference: str
+                               ) -> tuple[ProvisionalLine, LineDetail] | None:
+        return await read_provisional_line(self._pool, institution, reference)
 
     async def contract_titles(self) -> dict[str, str]:
         async with self._pool.acquire() as connection:
@@ -374,8 +391,10 @@ async def statement_page(request: Request) -> Response:
     if reader is None:
         return _unavailable(request)
     statement, truncated = await reader.statement(session.user.institution)
+    provisional, event_time = await reader.provisional(session.user.institution)
     return _render(request, "statement.html", session=session, statement=statement, truncated=truncated,
                    entries_max=STATEMENT_ENTRIES_MAX, contract_titles=await reader.contract_titles(),
+                   provisional=provisional, event_time=event_time,
                    institution_name=_portal(request).institution_name(session.user.institution))
 
 
@@ -395,6 +414,27 @@ async def line_page(request: Request, payment_id: str) -> Response:
     name = _portal(request).institution_name(session.user.institution)
     template = "_line_fragment.html" if request.headers.get("hx-request") == "true" else "line.html"
     return _render(request, template, session=session, detail=detail, institution_name=name)
+
+
+@router.get("/provisional/{reference}", response_class=HTMLResponse)
+async def provisional_page(request: Request, reference: str) -> Response:
+    """An entitlement in its review window, opened like a statement line."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    found = None
+    if len(reference) == PAYMENT_ID_LENGTH and all(c in "0123456789abcdef" for c in reference):
+        found = await reader.provisional_line(session.user.institution, reference)
+    if found is None:
+        return _error(request, 404, N_("Not found"), N_("Your institution has no such line."), session)
+    provisional, detail = found
+    name = _portal(request).institution_name(session.user.institution)
+    template = "_line_fragment.html" if request.headers.get("hx-request") == "true" else "line.html"
+    return _render(request, template, session=session, detail=detail, provisional=provisional,
+                   institution_name=name)
 
 
 CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kind"), N_("Amount"), N_("Currency"),

@@ -9,6 +9,8 @@ bounds itself.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 
 import asyncpg
@@ -17,10 +19,13 @@ from services.frontdoor.portal.drilldown import LineDetail, line_detail
 from services.frontdoor.portal.statement import (
     LedgerRow,
     OutcomeNow,
+    PaymentState,
     PayoutRow,
+    ProvisionalLine,
     Statement,
     StatementLine,
     assemble,
+    provisional_line,
     statement_lines,
 )
 from shared.domain.contracts.model import Contract
@@ -109,3 +114,77 @@ async def read_line(pool: asyncpg.Pool, institution: str, payment_id: str) -> Li
     contract = Contract.model_validate_json(contract_text) if contract_text is not None else None
     transitions = [Transition.model_validate_json(r["transition"]) for r in stream]
     return line_detail(line, institution, decision, contract, transitions)
+
+
+# Provisional outcomes: verified (or waiting out their sustainment) and not yet final,
+# stored by the verifier with their expected payees. Found by the institution's name among
+# the decision's payees (jsonb containment: [["alsskolen"]] is in [["alsskolen", 1383014], ...]).
+PROVISIONAL_MAX = 2000
+_PROVISIONAL = """
+SELECT o.outcome_key, o.decision, c.contract::json -> 'caps' ->> 'review_days' AS review_days
+  FROM verifier_outcomes o
+  JOIN verifier_contracts c
+    ON c.contract_id = o.contract_id AND c.version = (o.decision::json ->> 'contract_version')::int
+ WHERE o.status IN ('pending_review', 'pending_sustainment')
+   AND o.decision::jsonb -> 'payees' @> jsonb_build_array(jsonb_build_array($1::text))
+ ORDER BY o.decision::json ->> 'occurred_on', o.outcome_key
+ LIMIT $2
+"""
+
+
+def provisional_reference(outcome_key: str) -> str:
+    return hashlib.sha256(outcome_key.encode()).hexdigest()[:32]
+
+
+async def event_time(connection: asyncpg.Connection) -> dt.date:
+    """The verifier's event time: the finality frontier (issue 26's verifier_frontier), where
+    the front door may read it, else the latest of the partitions' clocks."""
+    frontier = await connection.fetchval(
+        "SELECT to_regclass('verifier_frontier') IS NOT NULL"
+        " AND has_table_privilege('verifier_frontier', 'SELECT')")
+    if frontier:
+        found = await connection.fetchval("SELECT final_through FROM verifier_frontier")
+    else:
+        found = await connection.fetchval("SELECT max(today) FROM verifier_clocks")
+    return found if isinstance(found, dt.date) else dt.date(1900, 1, 1)
+
+
+async def read_provisional(pool: asyncpg.Pool, institution: str) -> tuple[list[ProvisionalLine], dt.date]:
+    """The institution's provisional entitlements, oldest first, and the event time they are
+    counted from."""
+    async with pool.acquire() as connection:
+        now = await event_time(connection)
+        rows = await connection.fetch(_PROVISIONAL, institution, PROVISIONAL_MAX)
+    lines = []
+    for row in rows:
+        found = provisional_line(provisional_reference(row["outcome_key"]), institution, json.loads(row["decision"]),
+                                 int(row["review_days"] or 0), now)
+        if found is not None:
+            lines.append(found)
+    return lines, now
+
+
+async def read_provisional_line(pool: asyncpg.Pool, institution: str, reference: str
+                                ) -> tuple[ProvisionalLine, LineDetail] | None:
+    """One provisional entitlement opened, like a statement line (drilldown.py)."""
+    async with pool.acquire() as connection:
+        now = await event_time(connection)
+        rows = await connection.fetch(_PROVISIONAL.replace("SELECT o.outcome_key,", "SELECT o.outcome_key, o.subject,"),
+                                      institution, PROVISIONAL_MAX)
+        row = next((r for r in rows if provisional_reference(r["outcome_key"]) == reference), None)
+        if row is None:
+            return None
+        decision = json.loads(row["decision"])
+        contract_text = await connection.fetchval(
+            "SELECT contract FROM verifier_contracts WHERE contract_id = $1 AND version = $2",
+            decision["contract_id"], int(decision["contract_version"]))
+        stream = await connection.fetch(
+            "SELECT transition FROM verifier_events WHERE subject = $1 ORDER BY version", row["subject"])
+    line = provisional_line(reference, institution, decision, int(row["review_days"] or 0), now)
+    if line is None:
+        return None
+    shown = StatementLine(reference, "provisional", line.contract_id, line.contract_version, line.outcome_id,
+                          line.counts_on, line.currency, line.own_minor, PaymentState.PROVISIONAL, line.decided_on)
+    contract = Contract.model_validate_json(contract_text) if contract_text is not None else None
+    transitions = [Transition.model_validate_json(r["transition"]) for r in stream]
+    return line, line_detail(shown, institution, decision, contract, transitions)

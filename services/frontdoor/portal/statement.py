@@ -21,6 +21,7 @@ class PaymentState(StrEnum):
     PAID = "paid"                  # the bank booked it
     RETURNED = "returned"          # the bank returned it (with its reason)
     ADJUSTMENT = "adjustment"      # a clawback: money owed back, or not to be paid
+    PROVISIONAL = "provisional"    # an outcome in its review window: expected, not instructed
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,44 @@ def assemble(institution: str, lines: list[StatementLine]) -> Statement:
             for line in lines),
         total=_sum(((), line.currency, line.amount_minor) for line in lines),
     )
+
+
+@dataclass(frozen=True)
+class ProvisionalLine:
+    """An outcome in its review window: expected money, no instruction yet (DOMAIN.md,
+    "Finality"). `reference` is a hash of the outcome's key, so that the page's address
+    does not carry the child's pseudonym."""
+
+    reference: str
+    contract_id: str
+    contract_version: int
+    outcome_id: str
+    counts_on: dt.date            # the day the outcome counts
+    decided_on: dt.date           # counts_on + the contract's review_days: final from then
+    days_left: int                # until decided_on, from the verifier's event time now
+    currency: str
+    own_minor: int
+    outcome_total_minor: int
+    status: str
+
+    @property
+    def others_minor(self) -> int:
+        return self.outcome_total_minor - self.own_minor
+
+
+def provisional_line(reference: str, institution: str, decision: Mapping[str, object], review_days: int,
+                     event_time: dt.date) -> ProvisionalLine | None:
+    """The institution's part of a provisional outcome; None if the outcome pays it nothing."""
+    payees = decision.get("payees") or []
+    assert isinstance(payees, list)
+    own = sum(int(amount) for payee, amount in payees if payee == institution)
+    if own <= 0:
+        return None
+    counts_on = dt.date.fromisoformat(str(decision["occurred_on"]))
+    decided_on = counts_on + dt.timedelta(days=review_days)
+    return ProvisionalLine(
+        reference=reference, contract_id=str(decision["contract_id"]),
+        contract_version=int(str(decision["contract_version"])), outcome_id=str(decision["outcome_id"]),
+        counts_on=counts_on, decided_on=decided_on, days_left=max(0, (decided_on - event_time).days),
+        currency=str(decision["currency"]), own_minor=own, outcome_total_minor=int(str(decision["owed_minor"])),
+        status=str(decision["status"]))
