@@ -30,6 +30,7 @@ from cli import indicators as indicator_commands
 from cli import invest as invest_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
+from cli import privacy as privacy_commands
 from cli import programme as programme_commands
 from cli import serve as serve_commands
 from cli import settle as settle_commands
@@ -65,6 +66,7 @@ app.add_typer(indicator_commands.app, name="indicators")
 app.add_typer(experiment_commands.app, name="experiment")
 app.add_typer(invest_commands.app, name="invest")
 app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(privacy_commands.app, name="privacy")
 app.add_typer(programme_commands.app, name="programme")
 app.add_typer(verifier_commands.app, name="verifier")
 

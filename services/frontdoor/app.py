@@ -21,6 +21,7 @@ INSTITUTIONS_FILE, SEALING_PUBLIC_KEY_FILE).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -82,7 +83,9 @@ class LineResult(BaseModel):
                                "(malformed_json, schema_violation, unknown_institution, untrusted_source, "
                                "invalid_cpr, unknown_subject_reference, cpr_in_identifier, cpr_in_field, "
                                "conflicting_duplicate; the parse limits record_too_large, nesting_too_deep, "
-                               "number_too_long, string_too_long, too_many_items; admission_error) "
+                               "number_too_long, string_too_long, too_many_items; admission_error; not_original_reporter, "
+                               "not_own_institution; occurred_before_1900, occurred_in_future, "
+                               "occurred_before_birth, born_in_future) "
                                "or reporter_mismatch")
     field: str | None = Field(default=None, description="The field the refusal is about")
     message: str | None = Field(default=None, description="One line, CPR numbers removed")
@@ -328,7 +331,8 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
 async def _forward(door: FrontDoor, caller: str, numbered: list[tuple[int, bytes]]) -> list[LineResult]:
     """Each line's answer. An event id is the caller's own: it is looked up under
     (caller, event id), so another institution's use of the id changes nothing here."""
-    checked = [(n, check_line_guarded(raw, caller, door.registry)) for n, raw in numbered]
+    today = dt.datetime.now(dt.UTC).date()  # for the dates no fact can have
+    checked = [(n, check_line_guarded(raw, caller, door.registry, today)) for n, raw in numbered]
     admitted_ids = [c.event_id for _, c in checked if isinstance(c, Admitted)]
     async with door.database.pool.acquire() as connection:
         known = {r["event_id"]: Remembered(r["fingerprint"], r["subject_fingerprint"]) for r in await connection.fetch(

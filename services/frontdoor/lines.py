@@ -14,6 +14,7 @@ not our sealing) and lives only in this function's locals and the sealer's cache
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from shared.domain.admission import SUBJECT_FIELDS, Reason, own_facts_only
+from shared.domain.admission import SUBJECT_FIELDS, Reason, impossible_dates, own_facts_only
 from shared.domain.bounded_json import Breach, parse
 from shared.domain.cpr_text import contains_cpr, strings_with_cpr
 from shared.domain.events import InstitutionEvent, SubjectReference
@@ -98,17 +99,19 @@ def _refused(event_id: str | None, reason: StrEnum, field: str, message: str) ->
     return Refused(event_id, reason.value, field, scrub(message))
 
 
-def check_line_guarded(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
+def check_line_guarded(raw: bytes, caller: str, registry: InstitutionRegistry,
+                       today: dt.date | None = None) -> Admitted | Refused:
     """`check_line`, where no line can fail the request: an exception while checking
     this one line refuses it as `admission_error` (its class only, never its message,
     which may quote the line) and the other lines are answered as usual."""
     try:
-        return check_line(raw, caller, registry)
+        return check_line(raw, caller, registry, today)
     except Exception as error:  # noqa: BLE001 - one line's failure must not cost the batch
         return Refused(None, Reason.ADMISSION_ERROR.value, "", f"checking this line failed: {type(error).__name__}")
 
 
-def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitted | Refused:
+def check_line(raw: bytes, caller: str, registry: InstitutionRegistry,
+               today: dt.date | None = None) -> Admitted | Refused:
     data = parse(raw)
     if isinstance(data, Breach):
         return _refused(None, Reason(data.reason.value), "", data.message)
@@ -145,9 +148,10 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     if refusal is not None:
         return _refused(event_id, *refusal)
     subject = event.subject
+    birth_date = subject.birth_date
     if subject.cpr is not None:
         try:
-            birth_date_from_cpr(subject.cpr)
+            birth_date = birth_date_from_cpr(subject.cpr)
         except InvalidCpr as error:
             return _refused(event_id, Reason.INVALID_CPR, "subject.cpr", str(error))
     elif subject.cpr_sealed is None and (subject.pseudonym is None or subject.birth_date is None):
@@ -156,6 +160,10 @@ def check_line(raw: bytes, caller: str, registry: InstitutionRegistry) -> Admitt
     elif subject.cpr_sealed is None and not reporter.may_send_pseudonyms:
         return _refused(event_id, Reason.PSEUDONYM_NOT_ALLOWED, "subject.pseudonym",
                         f"institution {reporter.id!r} may not name subjects by pseudonym; send the CPR number")
+    # A sealed subject's birth date is known only to ingest, which checks it there.
+    impossible = impossible_dates(event.occurred_on, birth_date, today) if birth_date is not None else None
+    if impossible is not None:
+        return _refused(event_id, *impossible)
     return Admitted(event.event_id, upcast_data, fingerprint_of(upcast_data), _identity(subject))
 
 

@@ -6,6 +6,7 @@ Run alone: `faststream run services.ingest.app:app` (or `stafet serve ingest`).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,13 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
     admitted: list[Forwardable] = []
     origin: dict[tuple[str, str], tuple[bytes, str, int, int]] = {}
     current, keys = registry.current()
+    # Wall-clock today (UTC), for the dates no fact can have: born or dated in the future.
+    today = dt.datetime.now(dt.UTC).date()
     for record in raw_records_of(message):
         raw = record.value or b""
         # One record's failure, of any kind, is that record's dead letter: the batch goes on.
         outcome = admit_guarded(raw, current, subjects, functools.partial(
-            keys.authenticate, record.topic, record.key, raw, record.headers))
+            keys.authenticate, record.topic, record.key, raw, record.headers), today=today)
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:

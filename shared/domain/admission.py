@@ -67,6 +67,11 @@ class Reason(StrEnum):
     NOT_OWN_INSTITUTION = "not_own_institution"
     AMENDMENT_CHANGES_TYPE = "amendment_changes_type"
     CORRECTION_CHANGES_SUBJECT = "correction_changes_subject"
+    # Facts that cannot be (dates).
+    OCCURRED_BEFORE_1900 = "occurred_before_1900"
+    OCCURRED_IN_FUTURE = "occurred_in_future"
+    OCCURRED_BEFORE_BIRTH = "occurred_before_birth"
+    BORN_IN_FUTURE = "born_in_future"
 
 
 def _dead(reason: Reason, field: str, message: str, raw: bytes,
@@ -104,8 +109,10 @@ class SubjectResolver:
 
 
 def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
-          signer: Authentication) -> Transition | DeadLetter:
-    """`signer` is who the record's signature proves sent it (`TrustedKeys.authenticate`)."""
+          signer: Authentication, *, today: dt.date | None = None) -> Transition | DeadLetter:
+    """`signer` is who the record's signature proves sent it (`TrustedKeys.authenticate`);
+    `today` the day it is admitted on (the caller's clock; None, for a replay of old
+    files, leaves out the checks against the future)."""
     data = parse(raw)
     if isinstance(data, Breach):
         return _dead(Reason(data.reason.value), "", data.message, raw)
@@ -169,10 +176,34 @@ def admit(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
     else:
         return _dead(Reason.UNKNOWN_SUBJECT_REFERENCE, "subject",
                      "a subject needs a cpr, or a pseudonym with its birth_date", raw, event_id)
+    impossible = impossible_dates(event.occurred_on, birth_date, today)
+    if impossible is not None:
+        return _dead(*impossible, raw, event_id)
     return Transition(
         event_id=event.event_id, occurred_on=event.occurred_on, reported_by=event.reported_by,
         reporter_kind=reporter.kind, subject=pseudonym, birth_date=birth_date, body=event.body,
     )
+
+
+EARLIEST_OCCURRED_ON = dt.date(1900, 1, 1)
+# How far after today an event may be dated: a stay that starts at the next month's
+# start may be reported ahead; 9999-12-31 may not.
+OCCURRED_DAYS_AHEAD_MAX = 31
+
+
+def impossible_dates(occurred_on: dt.date, birth_date: dt.date,
+                     today: dt.date | None) -> tuple[Reason, str, str] | None:
+    """Why these dates cannot be a fact about a subject, or None."""
+    if occurred_on < EARLIEST_OCCURRED_ON:
+        return Reason.OCCURRED_BEFORE_1900, "occurred_on", f"occurred_on {occurred_on} is before 1900"
+    if today is not None and birth_date > today:
+        return Reason.BORN_IN_FUTURE, "subject", f"the subject's birth date is after today ({today})"
+    if today is not None and (occurred_on - today).days > OCCURRED_DAYS_AHEAD_MAX:
+        return (Reason.OCCURRED_IN_FUTURE, "occurred_on",
+                f"occurred_on {occurred_on} is more than {OCCURRED_DAYS_AHEAD_MAX} days after today ({today})")
+    if occurred_on < birth_date:
+        return Reason.OCCURRED_BEFORE_BIRTH, "occurred_on", f"occurred_on {occurred_on} is before the subject's birth"
+    return None
 
 
 _STAYS = (Enrolled, Left, Absence)
@@ -209,13 +240,13 @@ def own_facts_only(event: InstitutionEvent, registry: InstitutionRegistry) -> tu
 
 
 def admit_guarded(raw: bytes, registry: InstitutionRegistry, subjects: SubjectResolver,
-                  signer: Callable[[], Authentication]) -> Transition | DeadLetter:
+                  signer: Callable[[], Authentication], *, today: dt.date | None = None) -> Transition | DeadLetter:
     """`admit`, where no record can stop the line: an exception while admitting this one
     record (a bug, or an input no rule foresaw) dead-letters it as `admission_error`
     and the caller goes on with the next. Only the exception's class is kept: its
     message may quote the record (a CPR number in a sealed token, say)."""
     try:
-        return admit(raw, registry, subjects, signer())
+        return admit(raw, registry, subjects, signer(), today=today)
     except Exception as error:  # noqa: BLE001 - one record's failure must not stop a partition
         return _dead(Reason.ADMISSION_ERROR, "", f"admitting this record failed: {type(error).__name__}", raw)
 

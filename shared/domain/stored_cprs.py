@@ -3,8 +3,9 @@ exports. Pure: text in, a count out (never the numbers).
 
 The search is `cpr_text.cprs_in` (every spelling), applied to each value on its own: a
 JSON document is walked key by key and value by value (a string that holds JSON is
-walked too), a CSV file cell by cell, an HTML page text node by text node, anything else
-line by line. Searching a whole JSON text at once would join the digits of neighbouring
+walked too), a CSV file cell by cell, an HTML page text node by text node (its scripts
+and styles left out: code, not data), anything else line by line. Searching a whole
+JSON text at once would join the digits of neighbouring
 values (`"partition": 2, "offset": 0, ...`) into false hits. Machine-made tokens are left
 out: a lowercase hex run of 16 or more (pseudonyms, payment ids, hashes, key ids), a
 sealed number (`v2.` and base64url) and a timestamp (`2026-12-05T06:45:12.123456+00:00`),
@@ -29,6 +30,8 @@ _STORED_TOKEN = re.compile(
     r"|(?<![0-9])(?:19|20)[0-9]{2}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?(?![0-9])")
 _TAG = re.compile(r"<[^>]*>")
+# Code in a page (a chart library, its styles) is not data.
+_CODE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _NESTED_DEPTH_MAX = 32
 
 
@@ -77,7 +80,8 @@ def in_csv(text: str) -> int:
 
 
 def in_html(text: str) -> int:
-    return sum(in_value(html.unescape(piece)) for piece in _TAG.split(text))
+    """A page's text, node by node (its scripts and styles left out: code, not data)."""
+    return sum(in_value(html.unescape(piece)) for piece in _TAG.split(_CODE.sub(" ", text)))
 
 
 def in_file_text(name: str, text: str) -> int:

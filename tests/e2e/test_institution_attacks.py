@@ -14,10 +14,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cli.demo import demo_pipeline
+from cli.main import app as cli_app
 from services.frontdoor.auth import development_token
 from shared.domain import stored_cprs
 from shared.domain.contracts.loader import load_contract
+from shared.domain.events import Enrolled
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
@@ -405,3 +409,77 @@ async def test_every_cpr_spelling_in_every_field_an_id_and_an_integer_is_refused
     assert {d["reason"] for d in dead} == {"cpr_in_field", "cpr_in_identifier"}  # type: ignore[index]
     assert sum(1 for d in dead if d["reason"] == "cpr_in_identifier") == 1  # type: ignore[index]
     assert not leaks, leaks
+
+
+# ---- facts that cannot be ------------------------------------------------------------------------
+
+async def test_impossible_dates_are_dead_lettered_and_answered_with_reasons(
+        servers: Servers, namespace: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    impossible = {
+        "born-in-future": (enrolled("born-in-future", cpr="010130-4000", on="2026-01-01"), "born_in_future"),
+        "year-9999": (enrolled("year-9999", on="9999-12-31"), "occurred_in_future"),
+        "before-birth": (enrolled("before-birth", on="2003-01-01"), "occurred_before_birth"),  # born 2004-09-15
+        "before-1900": (enrolled("before-1900", on="1899-12-31"), "occurred_before_1900"),
+    }
+    topic = in_namespace(INSTITUTION_EVENTS, namespace).name
+    ingest = ServiceProcess("ingest", service_env, tmp_path / "ingest.log")
+    door, base = _front_door(service_env, tmp_path)
+    ingest.start()
+    try:
+        await produce(servers.bootstrap_servers, topic, sealed([raw for raw, _ in impossible.values()]))
+        await produce(servers.bootstrap_servers, topic, sealed([enrolled("possible")]))
+        dead = await until(lambda: _at_least(records_on(servers, namespace, DEAD_LETTERS), len(impossible)),
+                           "the impossible facts were not dead-lettered")
+        forwarded = await until(lambda: _at_least(records_on(servers, namespace, TRANSITIONS), 1), "no control")
+        await wait_until_serving(base, door, tmp_path / "frontdoor.log")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            answer = await client.post("/v1/events", content=b"\n".join(raw for raw, _ in impossible.values()),
+                                       headers={**token("alsskolen"), **NDJSON})
+    finally:
+        ingest.stop()
+        door.stop()
+    assert sorted((d["record_id"], d["reason"]) for d in dead) == sorted(  # type: ignore[index]
+        (event_id, reason) for event_id, (_, reason) in impossible.items())
+    assert [t["event_id"] for t in forwarded] == ["possible"]  # type: ignore[index]
+    assert [(r["event_id"], r["reason"]) for r in answer.json()["results"]] == [
+        (event_id, reason) for event_id, (_, reason) in impossible.items()]
+
+
+# ---- stafet privacy scan ---------------------------------------------------------------------------
+
+def test_privacy_scan_finds_nothing_on_the_demos_stack_and_names_a_planted_cpr(
+        servers: Servers, namespace: str, database_url: str, tmp_path: Path) -> None:
+    asyncio.run(demo_pipeline(servers.bootstrap_servers, database_url, namespace, tmp_path / "demo",
+                              subjects=40, seed=5, paid_share=0.5, failed_share=0.0, show=False))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers, "DATABASE_URL": database_url}
+    scan = ["privacy", "scan", "--topic-prefix", f"{namespace}.", "--path", str(tmp_path / "demo")]
+    clean = CliRunner().invoke(cli_app, scan, env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "privacy scan: no CPR number found" in clean.output
+    assert "0 topic(s)" not in clean.output  # it looked at the demo's topics, tables and files
+    assert "0 table(s)" not in clean.output
+    # A transition from before every spelling was recognised, as ingest signed them then; a
+    # log line; a row written by hand.
+    old = admitted([enrolled("before-the-fix")])[0].model_copy(update={"body": Enrolled(
+        institution="alsskolen", stage=f"child {full_width('170702-4000')}")})
+    asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                        [old.model_dump_json().encode()], keys=[old.subject.encode()]))
+    (tmp_path / "demo" / "logs" / "old.log").write_text('{"event": "x", "note": "170702\\u20134000"}\n')
+
+    async def plant_row() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute("INSERT INTO ingest_seen_events (reported_by, event_id, content_hash)"
+                                     " VALUES ('alsskolen', 'ev:170702:4000', $1)", "0" * 64)
+        finally:
+            await connection.close()
+
+    asyncio.run(plant_row())
+    found = CliRunner().invoke(cli_app, scan, env=env)
+    assert found.exit_code == 1, found.output
+    lines = found.output.splitlines()
+    assert f"topic {namespace}.transitions.v1: 1 CPR number(s)" in lines
+    assert "table ingest_seen_events: 1 CPR number(s)" in lines
+    assert f"file {tmp_path / 'demo' / 'logs' / 'old.log'}: 1 CPR number(s)" in lines
+    assert "1707024000" not in found.output
+    assert "170702" not in found.output

@@ -197,3 +197,10 @@ def test_a_stored_record_is_searched_value_by_value_around_its_hex_digests_and_s
     assert stored_cprs.in_record(row) == 1
     assert stored_cprs.in_file_text("x.csv", "a,b\n2024-01-15,170702-4000\n") == 1
     assert stored_cprs.in_file_text("r.html", "<td>17</td><td>07024000</td><p>17.07.02-4000</p>") == 1
+
+
+def test_a_pages_scripts_are_code_not_data() -> None:
+    from shared.domain import stored_cprs
+
+    page = '<script>var limits = [1e6, 17.0702, 4000];</script><style>x{}</style><td>ev 170702-4000</td>'
+    assert stored_cprs.in_html(page) == 1
