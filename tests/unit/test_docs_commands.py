@@ -39,6 +39,8 @@ SKIPPED: dict[str, str] = {
     "dev": "starts and stops the stack itself: make up / make down",
     "export": "reads the live databases: tests/e2e/test_indicators_live.py, tests/e2e/test_ledger.py",
     "finance": "reads and writes the ledger's database: tests/e2e/test_finance.py",
+    "frontdoor user": "reads a password file the operator writes: "
+                      "tests/unit/test_portal_accounts.py::test_the_entry_stafet_frontdoor_user_prints_logs_that_user_in",
     "indicators baselines": "30,000 subjects, half a minute: the same computation is "
                             "tests/unit/test_indicators.py::test_the_tuned_synthetic_municipality_matches_the_"
                             "baselines_within_the_stated_tolerance",

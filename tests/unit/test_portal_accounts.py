@@ -81,3 +81,22 @@ def test_failures_spread_wider_than_the_window_do_not_lock() -> None:
     failures = [NOW - spread * i for i in range(FAILURES_MAX)]
     assert failures[0] - failures[-1] > FAILURE_WINDOW
     assert locked_until(failures, NOW) is None
+
+
+def test_the_entry_stafet_frontdoor_user_prints_logs_that_user_in(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    password = tmp_path / "pw.txt"
+    password.write_text("a long enough passphrase\n", encoding="utf-8")
+    stafet = Path(sys.executable).with_name("stafet")
+    done = subprocess.run([str(stafet), "frontdoor", "user", "--institution", "alsskolen", "--name", "anna.alsskolen",
+                           "--role", "administrator", "--password-file", str(password)],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "a long enough passphrase" not in done.stdout
+    entry = done.stdout.split("for FRONT_DOOR_USERS_FILE:\n", 1)[1]
+    accounts = Accounts.from_settings(users_file(tmp_path, entry), REGISTRY, production=True)
+    user = accounts.authenticate("anna.alsskolen", "a long enough passphrase")
+    assert user is not None
+    assert (user.institution, user.role) == ("alsskolen", Role.ADMINISTRATOR)
