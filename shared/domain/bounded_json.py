@@ -26,9 +26,10 @@ STRING_BYTES_MAX = 4096  # as written, escapes included: a 500-character reason,
 ITEMS_MAX = 1024  # values in the whole record (object members and array elements)
 
 # A JSON string as written (escapes undecoded), and what is left outside strings.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: no alternation per character
 _BRACKET = re.compile(rb"[\[\]{}]")
 _NUMBER_RUN = re.compile(rb"[-+0-9.eE]+")
+_LONG_NUMBER_RUN = re.compile(rb"[-+0-9.eE]{%d,}" % (NUMBER_CHARS_MAX + 1))
 # A UTF-16 surrogate escape: alone, it makes a string no UTF-8 encoder takes.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -74,6 +75,12 @@ def _scan(raw: bytes) -> Breach | None:
     """Check every limit on the raw text; None when it is within all of them."""
     if len(raw) > RECORD_BYTES_MAX:
         return Breach(LimitReason.RECORD_TOO_LARGE, f"record is {len(raw)} bytes, at most {RECORD_BYTES_MAX}")
+    opens = raw.count(b"[") + raw.count(b"{")
+    if len(raw) <= STRING_BYTES_MAX and opens <= DEPTH_MAX and raw.count(b",") + opens <= ITEMS_MAX \
+            and _LONG_NUMBER_RUN.search(raw) is None:
+        # Counted over the whole text, strings included, each is at least its count
+        # outside strings: within every bound here, the record is within every limit.
+        return None
     longest = max((len(m) for m in _STRING.findall(raw)), default=0)
     if longest > STRING_BYTES_MAX:
         return Breach(LimitReason.STRING_TOO_LONG, f"a string of {longest} bytes, at most {STRING_BYTES_MAX}")
