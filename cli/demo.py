@@ -26,6 +26,7 @@ import typer
 from aiokafka.errors import KafkaError
 
 from cli import demo_investment
+from cli.demo_portal import PortalCheck, check_portal
 from cli.dev import default_stack
 from cli.experiment import SONDERBORG, demo_experiment, print_experiment
 from cli.indicators import minimum_cell_setting
@@ -119,6 +120,7 @@ class DemoResult:
     report: Path
     evidence: Evidence | None = None
     investors: Positions | None = None
+    portal: PortalCheck | None = None
 
 
 async def _scalar(database_url: str, query: str) -> int:
@@ -261,6 +263,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
         say(f"  finance settled {settled:,} instructions as paid and {failed:,} as failed")
         await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
         investors = await demo_investment.recorded_positions(database_url)
+        portal = await check_portal(env, database_url, work / "logs")
     finally:
         stop_services(services)
     registry = InstitutionRegistry.from_file(registry_file)
@@ -272,7 +275,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
                              exclusion=load_exclusion_model(EXCLUSION_MODEL),
                              appendix=[investors_section(investors)]),
                       encoding="utf-8")
-    return DemoResult(data, len(events), settled, failed, report, evidence, investors)
+    return DemoResult(data, len(events), settled, failed, report, evidence, investors, portal)
 
 
 async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
@@ -320,6 +323,11 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
     typer.echo(f"\nreport: {result.report}")
     typer.echo(f"finance: `make up`, then `set -a; . {result.report.parent / 'finance.env'}; set +a` and the README's "
                "\"For finance\" commands pay out what is still owed")
+    if result.portal is not None:
+        typer.echo(f"portal: {result.portal.address} served the demo's data: {result.portal.institution} logged in "
+                   f"(password {result.portal.password}) and saw {result.portal.lines} statement line(s); to open it "
+                   f"again: `make up`, then `set -a; . {result.report.parent / 'finance.env'}; set +a; stafet serve "
+                   "frontdoor` and http://127.0.0.1:8080/portal/ with that log-in")
 
 
 def print_measured_deadweights(data: ReportData, evidence: Evidence) -> None:

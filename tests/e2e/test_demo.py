@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from cli.demo import (
@@ -101,3 +102,16 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     assert "\x1b" not in printed
     assert all(s.title in printed for s in summarise(result.data))
     assert "Housing area, 9th-grade exam (Danish and maths), paid per point of improvement" in printed
+    # The portal served the demo's data: the busiest institution's development user logged
+    # in and saw as many statement lines as the ledger holds payments for it.
+    assert result.portal is not None
+    connection = await asyncpg.connect(database_url)
+    try:
+        payments = await connection.fetchval(
+            "SELECT count(*) FROM ledger_entries WHERE payee = $1 AND payee_role = 'institution'"
+            " AND kind IN ('payment', 'clawback')", result.portal.institution)
+    finally:
+        await connection.close()
+    assert result.portal.lines == payments > 0
+    assert f"portal: {result.portal.address}" in printed
+    assert f"{result.portal.institution} logged in (password {result.portal.password})" in printed
