@@ -109,7 +109,12 @@ def write_durably(path: Path, data: bytes) -> str:
 
 
 def _refuse_existing(out: Path, yes: bool) -> None:
-    if out.exists() and not yes and not typer.confirm(f"{out} exists: overwrite it?", default=False):
+    """An existing OUT is overwritten only with --yes, or a yes at the prompt on a terminal."""
+    import sys
+
+    if not out.exists() or yes:
+        return
+    if not sys.stdin.isatty() or not typer.confirm(f"{out} exists: overwrite it?", default=False):
         fail(f"{out} exists; nothing written (use --yes to overwrite)")
 
 

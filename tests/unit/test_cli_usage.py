@@ -23,6 +23,8 @@ STAFET = str(Path(sys.executable).parent / "stafet")
      "no bank profile 'sparekassen' (profiles: danske-bank, jyske-bank, nordea)"),
     (["finance", "payout", "--from", "2024-01-01", "--to", "2024-01-31", "--out", "x", "--format", "postings",
       "--chart", "no-such-chart.yaml"], "not a valid chart of accounts file"),
+    (["finance", "payout", "--from", "2024-01-01", "--to", "2024-01-31", "--out", "."],
+     ". exists; nothing written (use --yes to overwrite)"),
     (["finance", "import", "no-such-answer.xml"], "no-such-answer.xml: cannot read it: No such file or directory"),
     (["ledger", "rebuild"], "pass --yes"),
     (["verifier", "rebuild"], "pass --yes"),
