@@ -15,6 +15,7 @@ stops what it started.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -35,18 +36,19 @@ from cli.reporting.business_case import load_assumptions
 from cli.reporting.data import ReportData, everyone, summarise
 from cli.reporting.disclosure import cell, mark
 from cli.reporting.evidence import Evidence
+from cli.reporting.finality import MoneyByState, money_by_state, print_money_by_state
 from cli.reporting.html import contract_cells, render, shown_institutions
 from cli.reporting.investors import investors_section
 from cli.reporting.live import live_evidence, published_from_database
 from cli.reporting.page import money
 from cli.reporting.skandia import case_for, load_exclusion_model, measured_deadweights
 from cli.signed import send_signed
-from cli.synthetic.population import Effect, generate, to_json_line, write_registry
+from cli.synthetic.population import GENERATED_UNTIL, Effect, generate, to_json_line, write_registry
 from cli.terminal import progress, table_lines
 from cli.whatif import print_exclusion_case, print_exclusion_header
 from services.verifier.store import work_left_at
 from shared.domain.contracts.loader import load_contract
-from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.events import ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.indicators.loader import load_indicators
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.domain.institutions import Institution, InstitutionRegistry
@@ -107,6 +109,13 @@ def write_finance_env(path: Path, env: dict[str, str]) -> None:
             "STAFET_CREDENTIALS_DIR")
     path.write_text("# The demo's ledger for `stafet finance` (written by `stafet demo`)\n"
                     + "".join(f"{key}={env[key]}\n" for key in keys), encoding="utf-8")
+
+
+# The operator's clock after the municipality's years of facts are in: "the facts that
+# occurred on or before 2026-06-30 are in". Outcomes whose decision date (the day they
+# count plus the contract's review window) it passes are final and paid; the rest stay
+# provisional (docs/contracts.md, "Finality").
+DEMO_WATERMARK = GENERATED_UNTIL
 ASSUMPTIONS = REPO_ROOT / "examples" / "business-case.yaml"
 EXCLUSION_MODEL = REPO_ROOT / "examples" / "price-of-exclusion.yaml"
 
@@ -121,6 +130,7 @@ class DemoResult:
     evidence: Evidence | None = None
     investors: Positions | None = None
     portal: PortalCheck | None = None
+    states: MoneyByState | None = None
 
 
 async def _scalar(database_url: str, query: str) -> int:
@@ -176,12 +186,20 @@ async def apply_contracts(bootstrap: str, namespace: str, files: Sequence[Path])
                       RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator")
 
 
+async def publish_watermark(bootstrap: str, namespace: str, day: dt.date) -> None:
+    """As `stafet clock --date DAY` does: a watermark on every transitions partition,
+    signed by the development operator key."""
+    await send_signed(bootstrap, "stafet-demo-clock", in_namespace(TRANSITIONS, namespace).name,
+                      [(b"clock", ClockTick(today=day).model_dump_json().encode())],
+                      RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator", every_partition=True)
+
+
 async def settle(bootstrap: str, namespace: str, *, paid_share: float, failed_share: float,
                  seed: int) -> tuple[int, int]:
     """A simulated finance office answers the payment instructions on the journal:
     most are paid (with a bank reference), a few fail, the rest stay pending. Like a
-    payout run it pays only what is still owed: a payment already clawed back (the
-    demo sends each child's history at once, so capped contracts re-rank) is not paid."""
+    payout run it pays only what is still owed: a payment already clawed back (a
+    retraction that came after the watermark) is not paid."""
     from services.verifier.rebuild import read_topic
 
     chance = random.Random(seed)
@@ -248,13 +266,15 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
             task = bar.add_task("publishing institution events", total=len(events))
             await publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, events,
                                   lambda n: bar.advance(task, n))
-        await wait_caught_up(bootstrap, namespace, database_url, services, "ingest, verifier, ledger", show)
-        # The housing-area contract is applied once the years of facts are in: the demo
-        # publishes each child's whole history at once, so event time passes the review
-        # date long before the last exam result arrives, and a contract in force from the
-        # start would be decided on the first pupils and re-decided (clawed back and paid
-        # again) with every batch. Applied now, its sweep reaches every child first and it
-        # is decided once.
+        await wait_caught_up(bootstrap, namespace, database_url, services, "ingest, verifier", show)
+        # Every fact is in: the operator's clock says so on every partition, and what it
+        # makes final is decided once, on all of them, in (trigger date, outcome key) order.
+        await publish_watermark(bootstrap, namespace, DEMO_WATERMARK)
+        say(f"  the operator's clock: watermark {DEMO_WATERMARK} on every transitions partition")
+        await wait_caught_up(bootstrap, namespace, database_url, services, "deciding what is final", show)
+        # The housing-area contract is applied after the facts (a contract in force from
+        # the start would be decided the same way, once, when the watermark passes its
+        # review date; applied now, its sweep shows a version arriving on a live store).
         await apply_contracts(bootstrap, namespace, by_population)
         say("  applied after the facts: " + ", ".join(load_contract(p).title for p in by_population))
         await wait_caught_up(bootstrap, namespace, database_url, services, "deciding the area's change", show)
@@ -264,6 +284,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
         await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
         investors = await demo_investment.recorded_positions(database_url)
         portal = await check_portal(env, database_url, work / "logs")
+        states = await money_by_state(database_url)
     finally:
         stop_services(services)
     registry = InstitutionRegistry.from_file(registry_file)
@@ -275,7 +296,7 @@ async def demo_pipeline(bootstrap: str, database_url: str, namespace: str, work:
                              exclusion=load_exclusion_model(EXCLUSION_MODEL),
                              appendix=[investors_section(investors)]),
                       encoding="utf-8")
-    return DemoResult(data, len(events), settled, failed, report, evidence, investors, portal)
+    return DemoResult(data, len(events), settled, failed, report, evidence, investors, portal, states)
 
 
 async def did_it_work(database_url: str, minimum_cell: int) -> Evidence:
@@ -306,6 +327,8 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
         typer.echo(f"  {line}")
     for text in data.withheld.values():
         typer.echo(f"  ({text})")
+    if result.states is not None:
+        print_money_by_state(result.states, typer.echo)
     typer.echo("\nTop institutions (net of clawbacks):")
     allowed, hidden = shown_institutions(data, minimum_cell)
     top = [[data.name_of(payee), data.kind_of(payee), money(amount, currency)] for payee, currency, amount in allowed[:10]]

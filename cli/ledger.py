@@ -74,6 +74,20 @@ def balances() -> None:
         typer.echo(f"{label:<{width}}  {_money(row.balance_minor, row.currency):>16} {row.currency}")
 
 
+@app.command("provisional")
+def provisional() -> None:
+    """Money by state, per contract: provisional (outcomes the watermark has not made
+    final: expected money, instructed nothing), final (instructed, net of clawbacks),
+    paid (settled by the bank); every clawback by its reason (docs/contracts.md, "Finality")."""
+    from cli.reporting.finality import money_by_state, print_money_by_state
+
+    states = asyncio.run(money_by_state(database_url("operator")))
+    if not states:
+        typer.echo("no outcome decided or provisional yet")
+        return
+    print_money_by_state(states, typer.echo)
+
+
 @app.command("statement")
 def statement(
     institution: Annotated[str, typer.Option(help="Institution id")],

@@ -77,9 +77,10 @@ def clock_tick(
     signing_key: Annotated[Path | None, typer.Option(
         help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
-    """Publish a clock tick, signed by an operator: event time has reached DATE, so
-    sustainment periods and deadlines up to it can elapse even if no institution
-    reported anything."""
+    """Publish a watermark, signed by an operator, on every partition of the transitions
+    topic: the facts that occurred on or before DATE are in. Outcomes whose decision date
+    (the day they count plus the contract's review window) it passes become final and are
+    paid; sustainment periods and deadlines up to it elapse (docs/contracts.md, "Finality")."""
     from cli.signed import send_signed, signer_or_fail
     from shared.domain.events import ClockTick
     from shared.platform.settings import Settings
@@ -88,10 +89,10 @@ def clock_tick(
     today = date.date() if date else dt.date.today()
     settings = Settings()
     signer = signer_or_fail(settings, "operator", signing_key)
-    asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
-                            [(b"clock", ClockTick(today=today).model_dump_json().encode())], signer,
-                            principal="operator"))
-    typer.echo(f"clock tick {today.isoformat()} published")
+    sent = asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
+                                   [(b"clock", ClockTick(today=today).model_dump_json().encode())], signer,
+                                   principal="operator", every_partition=True))
+    typer.echo(f"watermark {today.isoformat()} published on {sent} partition(s)")
 
 
 @app.command("allocate")

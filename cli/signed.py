@@ -27,20 +27,29 @@ def signer_or_fail(settings: Settings, role: str, key_file: Path | None) -> Reco
 
 async def send_signed(bootstrap: str, client_id: str, topic: str,
                       records: Sequence[tuple[bytes | None, bytes]], signer: RecordSigner, *,
-                      principal: str) -> None:
+                      principal: str, every_partition: bool = False) -> int:
     """Send `records` signed by `signer`, connected to the broker as `principal` (the
-    operator or a finance system: whoever the ACLs let write `topic`)."""
+    operator or a finance system: whoever the ACLs let write `topic`). With
+    `every_partition`, each record goes to every partition of `topic` (a watermark: each
+    partition reads it in order with its own facts). Returns how many were sent."""
     from shared.platform.kafka import make_producer
 
     producer = make_producer(bootstrap, client_id=client_id, principal=principal)
+    sent = 0
     try:
         await producer.start()
+        partitions: list[int | None] = [None]
+        if every_partition:
+            partitions = sorted(await producer.partitions_for(topic))
         for first in range(0, len(records), SEND_WINDOW):
             window = [(topic, key, value) for key, value in records[first:first + SEND_WINDOW]]
             # One signature per tree of records, each with its proof; a lone record (a
-            # contract version, a clock tick, one settlement) keeps a single signature.
-            await asyncio.gather(*[await producer.send(topic, value, key=key, headers=headers)
-                                   for (_, key, value), headers in zip(window, signer.batch_headers(window),
-                                                                       strict=True)])
+            # contract version, a watermark, one settlement) keeps a single signature.
+            headers = signer.batch_headers(window)
+            futures = [await producer.send(topic, value, key=key, headers=signed, partition=partition)
+                       for (_, key, value), signed in zip(window, headers, strict=True) for partition in partitions]
+            await asyncio.gather(*futures)
+            sent += len(futures)
     finally:
         await producer.stop()
+    return sent

@@ -55,11 +55,17 @@ def directory_of(registry: InstitutionRegistry) -> dict[str, InstitutionInfo]:
     return {i.id: InstitutionInfo(i.kind, i.municipality, i.authority) for i in registry.all()}
 
 
+# The first watermark the end-to-end tests publish (tests/kafka_helpers.py: WATERMARK_FIRST).
+WATERMARK_FIRST = dt.date(2100, 1, 1)
+
+
 def expected_balances(contracts: Sequence[Contract], transitions: Sequence[Transition],
                       today: dt.date | None = None,
                       directory: dict[str, InstitutionInfo] = DIRECTORY) -> dict[str, int]:
-    """Net balance (credits minus debits) per ledger account."""
-    today = today or max(t.occurred_on for t in transitions)
+    """Net balance (credits minus debits) per ledger account, decided as of `today`: by
+    default the watermark the end-to-end tests publish once every fact is in
+    (tests/kafka_helpers.py), past every fact and its review window."""
+    today = today or WATERMARK_FIRST
     streams: dict[str, list[Transition]] = defaultdict(list)
     for transition in transitions:
         streams[transition.subject].append(transition)

@@ -11,18 +11,20 @@ what is on a topic, which no component has.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.verifier.store import work_left_at
+from shared.domain.events import ClockTick
 from shared.domain.signing import RecordSigner
 from shared.platform.credentials import kafka_options
 from shared.platform.kafka import LagProbe, make_producer
 from shared.platform.processes import ServiceProcess
 from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
-from shared.platform.trust import development_writer
+from shared.platform.trust import DEVELOPMENT_OPERATOR, development_writer
 
 # Each stage: its consumer group (after the namespace) and its input topic.
 STAGE_INPUTS = {"ingest": ("ingest", INSTITUTION_EVENTS), "verifier": ("verifier", TRANSITIONS),
@@ -124,9 +126,47 @@ async def settled(bootstrap: str, namespace: str, database_url: str, stages: Seq
     return True
 
 
+# The watermarks the tests publish: past every fact the tests use (and its review window),
+# one day later each time, so that facts published after one are corrections that the
+# next decides (docs/contracts.md, "Finality").
+WATERMARK_FIRST = dt.date(2100, 1, 1)  # tests/engine_replay.py decides as of it too
+_watermarks: dict[str, dt.date] = {}
+
+
+def next_watermark(namespace: str) -> dt.date:
+    day = _watermarks.get(namespace, WATERMARK_FIRST - dt.timedelta(days=1)) + dt.timedelta(days=1)
+    _watermarks[namespace] = day
+    return day
+
+
+async def publish_watermark(bootstrap: str, topic: str, day: dt.date) -> None:
+    """A watermark on every partition of the transitions topic, signed and sent as an
+    operator's `stafet clock` sends it: each partition reads it after the facts before it."""
+    producer = make_producer(bootstrap, client_id="test-clock", principal="operator")
+    await producer.start()
+    try:
+        value = ClockTick(today=day).model_dump_json().encode()
+        headers = RecordSigner.development(DEVELOPMENT_OPERATOR).headers(topic, b"clock", value)
+        await asyncio.gather(*[await producer.send(topic, value, key=b"clock", headers=headers, partition=p)
+                               for p in sorted(await producer.partitions_for(topic))])
+    finally:
+        await producer.stop()
+
+
 async def wait_settled(bootstrap: str, namespace: str, database_url: str, services: Sequence[ServiceProcess],
-                       timeout_s: float, stages: Sequence[str] = STAGES) -> None:
+                       timeout_s: float, stages: Sequence[str] = STAGES, watermark: bool = True) -> None:
+    """Wait until every stage has done its input. With `watermark` (and the verifier among
+    the stages), once the stages before the verifier are done the operator's clock says
+    that every fact is in: the next watermark, on every transitions partition."""
     deadline = asyncio.get_running_loop().time() + timeout_s
+    if watermark and "verifier" in stages:
+        before = tuple(stages[:stages.index("verifier")])
+        while before and not await settled(bootstrap, namespace, database_url, before):
+            dead = [s.name for s in services if not s.running()]
+            assert not dead, f"service(s) {dead} stopped"
+            assert asyncio.get_running_loop().time() < deadline, f"not settled after {timeout_s}s"
+            await asyncio.sleep(SETTLE_POLL_S)
+        await publish_watermark(bootstrap, in_namespace(TRANSITIONS, namespace).name, next_watermark(namespace))
     while not await settled(bootstrap, namespace, database_url, stages):
         dead = [s.name for s in services if not s.running()]
         assert not dead, f"service(s) {dead} stopped"

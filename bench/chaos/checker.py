@@ -34,7 +34,7 @@ from services.verifier.rebuild import read_topic, rebuild_verifier
 from shared.domain.admission import SubjectResolver, admit, as_reported
 from shared.domain.contracts.book import ContractBook
 from shared.domain.contracts.evaluation import InstitutionInfo
-from shared.domain.contracts.payments import reissued_id
+from shared.domain.contracts.payments import instruction_outcome_key
 from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
 from shared.domain.decisions import decide_all
 from shared.domain.events import JOURNAL_RECORD, TRANSITIONS_RECORD, PaymentInstruction, PaymentKind, Settlement, Transition
@@ -181,40 +181,28 @@ def check_engine(check: Check, load: Load, want: Expected, seen: Observed) -> No
     live_net, engine_net = net_by_payee(published), net_by_payee(want.instructions)
     differ = {k for k in set(live_net) | set(engine_net) if live_net.get(k) != engine_net.get(k)}
     single = {c.contract_id for c in load.contracts} - reversioned(load)
-    first_ids = first_generation_ids(published)
-    live = {(first_ids.get(p, p), i.payee, i.amount_minor) for p, i in outstanding(published).items()
-            if i.contract_id in single}
-    engine = {(p, i.payee, i.amount_minor) for p, i in outstanding(want.instructions).items() if i.contract_id in single}
+    live = {k: v for k, v in net_by_line(published).items() if k[0].split("|")[0] in single}
+    engine = {k: v for k, v in net_by_line(want.instructions).items() if k[0].split("|")[0] in single}
     check.figures.update(payments_outstanding=len(outstanding(published)), payees_owed=len(live_net),
                          owed_minor=sum(live_net.values()))
     check.add(not differ and live == engine, "payment instructions equal the pure engine's",
               f"net money per (contract, subject, payee) equal for all {len(engine_net):,} "
               f"(total {sum(engine_net.values()):,} minor units, capped contracts included); "
-              f"under the {len(single)} single-version contracts the {len(engine):,} outstanding instructions are "
-              f"the same set (id, payee, amount)"
+              f"under the {len(single)} single-version contracts the {len(engine):,} outcome lines "
+              f"(outcome, payee, role) net the same"
               + (f"; NET DIFFERS for {_sample(f'{c}/{s[:12]}/{p}' for c, s, p in differ)}" if differ else "")
-              + (f"; only live {_sample(p for p, *_ in live - engine)}" if live - engine else "")
-              + (f"; only engine {_sample(p for p, *_ in engine - live)}" if engine - live else ""))
+              + (f"; only live {_sample(k[0] for k in set(live) - set(engine))}" if set(live) - set(engine) else "")
+              + (f"; only engine {_sample(k[0] for k in set(engine) - set(live))}" if set(engine) - set(live) else ""))
 
 
-def first_generation_ids(published: Sequence[PaymentInstruction]) -> dict[str, str]:
-    """Re-issued payment id -> the first id of its line, for payments the live verifier
-    paid, clawed back (a late fact or a clock tick withdrew the outcome) and paid again:
-    the engine run once over the final facts pays the same payee the same amount under the
-    first id. Only re-issues whose earlier generations were all clawed back count."""
-    issued = {i.payment_id for i in published}
-    clawed = {i.reverses_payment_id for i in published if i.kind == PaymentKind.CLAWBACK}
-    first: dict[str, str] = {}
-    for instruction in published:
-        if instruction.kind != PaymentKind.PAYMENT or instruction.payment_id not in clawed:
-            continue
-        generation = 1
-        while (candidate := reissued_id(instruction.payment_id, generation)) in issued:
-            if reissued_id(instruction.payment_id, generation - 1) not in clawed:
-                break
-            first[candidate] = instruction.payment_id
-            generation += 1
-    return first
+def net_by_line(instructions: Sequence[PaymentInstruction]) -> dict[tuple[str, str, str], int]:
+    """Net money per outcome line (outcome key, payee, role), each distinct instruction
+    once: a correction moves a line by the difference, so its net is what it owes."""
+    net: dict[tuple[str, str, str], int] = defaultdict(int)
+    for i in {i.payment_id: i for i in instructions}.values():
+        line = (instruction_outcome_key(i), i.payee, i.payee_role)
+        net[line] += i.amount_minor if i.kind == PaymentKind.PAYMENT else -i.amount_minor
+    return {k: v for k, v in net.items() if v}
 
 
 def check_duplicates(check: Check, seen: Observed, ledger_instruction_ids: Counter[str]) -> None:

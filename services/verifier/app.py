@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from opentelemetry import trace
 
 from services.verifier import store
 from services.verifier.authenticity import Refused, admit_contract, admit_transition
-from services.verifier.batch import BatchResult, process_batch
+from services.verifier.batch import Arrival, BatchResult, process_batch
 from services.verifier.relay import Outgoing, relay_outbox
 from services.verifier.streams import StreamCache
 from shared.domain.contracts.book import ContractBook, ContractConflict
@@ -51,6 +50,8 @@ from shared.platform.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, 
 from shared.platform.trust import record_signer, trusted_keys
 
 SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
+# Every partition of the transitions topic: event time is the least of their watermarks.
+TRANSITION_PARTITIONS = tuple(range(TRANSITIONS.partitions))
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -183,17 +184,16 @@ async def stop() -> None:
     await database.close()
 
 
-async def run_batch(transitions: list[Transition], ticks: list[dt.date],
-                    partitions: dict[int, dt.date] | None = None) -> BatchResult:
+async def run_batch(arrivals: list[Arrival]) -> BatchResult:
     async with processing:
-        result = await process_batch(database.pool, book, transitions, directory, ticks, partitions or {},
-                                     streams=streams)
+        result = await process_batch(database.pool, book, [], directory, streams=streams, arrivals=arrivals,
+                                     partition_ids=TRANSITION_PARTITIONS)
         faults.reached("verifier.before_relay")
         published = await relay_outbox(database.pool, publish)
-    log.info("batch_verified", received=len(transitions), new_events=result.new_events,
+    log.info("batch_verified", received=len(arrivals), new_events=result.new_events,
              subjects=result.subjects_evaluated, instructions=result.instructions,
              outcomes_changed=result.outcomes_changed, published=published,
-             today=str(result.today), timers_still_due=result.timers_still_due)
+             final_through=str(result.today), timers_still_due=result.timers_still_due)
     return result
 
 
@@ -216,12 +216,11 @@ async def ticker() -> None:
 
 async def tick() -> None:
     async with database.pool.acquire() as connection:
-        today = await store.clock_today(connection)
-        due = await store.timers_due(connection, today)
+        due = await store.work_due(connection)
     for _ in range(SWEEP_ROUNDS_MAX):
         if due == 0:
             break
-        due = (await run_batch([], [])).timers_still_due
+        due = (await run_batch([])).timers_still_due
 
 
 @broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
@@ -255,14 +254,13 @@ async def remember_now(contract: Contract) -> None:
 
 
 @batch_subscriber(broker, settings, TRANSITIONS.name, group_id=group_id("verifier"), title="transitions",
-                  description="Trusted facts from ingest (keyed by subject) and clock ticks (stafet clock).")
+                  description="Trusted facts from ingest (keyed by subject) and watermarks (stafet clock, on every partition).")
 async def on_transitions(records: list[Transition | ClockTick], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.
     bind_batch_context(raw_records_of(message))
-    transitions: list[Transition] = []
-    ticks: list[dt.date] = []
-    # The latest date seen per partition: this replica moves only its partitions' clocks.
-    partitions: dict[int, dt.date] = {}
+    # Facts and watermarks with their partitions, in each partition's order: a fact is in
+    # at a frontier day once its partition's watermark before it had not reached that day.
+    arrivals: list[Arrival] = []
     for record in raw_records_of(message):
         parsed = admit_transition(record, trust)
         if isinstance(parsed, Refused):
@@ -270,15 +268,10 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
             # changes no stream and no money.
             await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset)
             continue
-        seen = parsed.today if isinstance(parsed, ClockTick) else parsed.occurred_on
-        partitions[record.partition] = max(seen, partitions.get(record.partition, seen))
-        if isinstance(parsed, ClockTick):
-            ticks.append(parsed.today)
-        else:
-            transitions.append(parsed)
-    result = await run_batch(transitions, ticks, partitions)
+        arrivals.append((record.partition, parsed))
+    result = await run_batch(arrivals)
     for _ in range(SWEEP_ROUNDS_MAX):
         if result.timers_still_due == 0:
             break
-        result = await run_batch([], [])
+        result = await run_batch([])
     faults.reached("verifier.after_commit")

@@ -1,8 +1,18 @@
 """One consumed batch of transitions, processed in one database transaction.
 
-Append new events to their subjects' streams, advance the clock, re-evaluate every
-subject that got a new event or whose timer came due, and write the resulting payment
-instructions and outcome records to the outbox, all in the same transaction. A crash
+Append new events to their subjects' streams (each with the watermark its partition had
+when it arrived), move the partitions' watermarks, move the finality frontier towards
+the global watermark, re-evaluate every subject that got a new event or whose timer
+came due on the facts that are in at the frontier, and write the resulting payment
+instructions and outcome records to the outbox, all in the same transaction.
+
+Finality (docs/contracts.md, "Finality"): the facts "in" at frontier day F are those that
+arrived before their partition's watermark reached F (`known_after < F`); outcomes whose
+decision date is on or before F are final. The frontier never moves past the global
+watermark (the least partition watermark), never past a day on which a partition's
+facts became known (so each such day is decided as a view of its own, whatever the
+batching), and never past a day whose timers it has not swept: so the instructions are
+a function of the per-partition logs, not of how they were batched or interleaved. A crash
 before the commit loses nothing (the batch is consumed again and the event ids make it
 a no-op where it was already stored); a crash after it loses nothing (the outbox is
 published by the relay on restart).
@@ -27,8 +37,8 @@ from services.verifier.streams import StreamCache, read_streams
 from shared.domain.contracts.book import ContractBook
 from shared.domain.contracts.evaluation import InstitutionInfo, OutcomeDecision, budget_scope
 from shared.domain.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
-from shared.domain.decisions import InForce, Stored, evaluate, outcome_record, settle
-from shared.domain.events import PaymentInstruction, Transition
+from shared.domain.decisions import InForce, Known, Stored, evaluate, outcome_record, settle
+from shared.domain.events import ClockTick, PaymentInstruction, Transition
 from shared.platform.topics import OUTCOMES, PAYMENTS
 
 
@@ -52,6 +62,8 @@ class BatchPlan:
     requests: list[BudgetRequest] = field(default_factory=list)
     # Each instruction as JSON, once: the same text goes to the store and the outbox.
     instruction_payloads: list[str] = field(default_factory=list)
+    # Per payment id: why it was issued (reason, correcting event).
+    causes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
 
 SWEEP_SUBJECTS_MAX = 2000  # due timers re-evaluated per batch, to bound a batch's work
@@ -62,19 +74,24 @@ Evaluated = dict[str, tuple[OutcomeDecision, ...]]
 
 def evaluate_subjects(in_force: Sequence[InForce], subjects: Sequence[str],
                       streams: Mapping[str, Sequence[Transition]], today: dt.date,
-                      directory: Mapping[str, InstitutionInfo]) -> tuple[Evaluated, list[BudgetRequest]]:
-    """Every subject's decisions (before contract-wide caps) and its claims on budgets."""
+                      directory: Mapping[str, InstitutionInfo],
+                      known: Mapping[str, Known] | None = None) -> tuple[Evaluated, list[BudgetRequest]]:
+    """Every subject's decisions (before contract-wide caps) and its claims on budgets;
+    `streams` are the facts that are in, `known` the same with their partitions'
+    watermarks on arrival."""
     evaluated: Evaluated = {}
     claims: list[BudgetRequest] = []
     for subject in subjects:
-        evaluated[subject], requests = evaluate(in_force, subject, streams[subject], today, directory)
+        arrivals = dict(known[subject]) if known is not None else None
+        evaluated[subject], requests = evaluate(in_force, subject, streams[subject], today, directory, arrivals)
         claims.extend(requests)
     return evaluated, claims
 
 
 def settle_subjects(in_force: Sequence[InForce], evaluated: Evaluated, requests: list[BudgetRequest],
                     grants: Mapping[str, int], moved: Iterable[str], today: dt.date,
-                    issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored) -> BatchPlan:
+                    issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
+                    known: Mapping[str, Known] | None = None) -> BatchPlan:
     """The plan, given what the budgets granted the evaluated subjects' claims and which
     other subjects' grants moved."""
     currency = {c.contract_id: c.currency for c, _ in in_force}
@@ -83,8 +100,9 @@ def settle_subjects(in_force: Sequence[InForce], evaluated: Evaluated, requests:
     # (a timer due today), so that their payments follow the budget's new decision.
     plan.timers.extend((subject, today) for subject in sorted(set(moved)))
     for subject, decisions in evaluated.items():
-        effects = settle(in_force, subject, decisions, grants, today, issued, stored)
+        effects = settle(in_force, subject, decisions, grants, today, issued, stored, (known or {}).get(subject, ()))
         plan.instructions.extend(effects.instructions)
+        plan.causes.update(effects.causes)
         plan.timers.extend((subject, due) for due in effects.timers)
         for decision in effects.changed:
             record = outcome_record(decision, currency[decision.contract_id])
@@ -103,17 +121,84 @@ def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
                streams: Mapping[str, Sequence[Transition]], today: dt.date,
                directory: Mapping[str, InstitutionInfo],
                issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
-               claims: Sequence[BudgetRequest]) -> BatchPlan:
-    """What re-evaluating `subjects` writes, given every stored claim on the budgets: the
-    definition (`grant_budget` over every claim, before and after). `process_batch` gets
-    the same grants from the first changed claim on (`services/verifier/budgets.py`)."""
-    evaluated, requests = evaluate_subjects(in_force, subjects, streams, today, directory)
+               claims: Sequence[BudgetRequest], arrived: Mapping[EventKey, dt.date] | None = None) -> BatchPlan:
+    """What re-evaluating `subjects` at frontier `today` writes, given every stored claim
+    on the budgets: the definition (`grant_budget` over every claim, before and after).
+    `process_batch` gets the same grants from the first changed claim on
+    (`services/verifier/budgets.py`). `streams`: the subjects' whole streams; `arrived`:
+    per event id, its partition's watermark on arrival (none: every fact is in)."""
+    views, known = facts_in(subjects, streams, arrived or {}, today)
+    evaluated, requests = evaluate_subjects(in_force, subjects, views, today, directory, known)
     evaluating = set(subjects)
     before = grant_budget(claims)
     after = grant_budget([c for c in claims if c.subject not in evaluating] + requests)
     moved = {c.subject for c in claims if c.subject not in evaluating
              and before.get(c.outcome_key) != after.get(c.outcome_key)}
-    return settle_subjects(in_force, evaluated, requests, after, moved, today, issued, stored)
+    plan = settle_subjects(in_force, evaluated, requests, after, moved, today, issued, stored, known)
+    plan.timers.extend(next_timers(subjects, streams, arrived or {}, today))
+    return plan
+
+
+ONE_DAY = dt.timedelta(days=1)
+EventKey = tuple[str, str]  # (reported_by, event_id): an event id belongs to its reporter
+
+
+def event_key(transition: Transition) -> EventKey:
+    return transition.reported_by, transition.event_id
+
+
+def facts_in(subjects: Sequence[str], streams: Mapping[str, Sequence[Transition]],
+             arrived: Mapping[EventKey, dt.date], frontier: dt.date
+             ) -> tuple[dict[str, list[Transition]], dict[str, Known]]:
+    """Per subject, the facts that are in at `frontier` (arrived before their partition's
+    watermark reached it), and the same as (event id, watermark on arrival)."""
+    views: dict[str, list[Transition]] = {}
+    known: dict[str, Known] = {}
+    for subject in subjects:
+        views[subject] = [t for t in streams.get(subject, ()) if arrived.get(event_key(t), store.EPOCH) < frontier]
+        known[subject] = [(t.event_id, arrived.get(event_key(t), store.EPOCH)) for t in views[subject]]
+    return views, known
+
+
+def next_timers(subjects: Sequence[str], streams: Mapping[str, Sequence[Transition]],
+                arrived: Mapping[EventKey, dt.date], frontier: dt.date) -> list[tuple[str, dt.date]]:
+    """When each subject must be looked at again: the day after the watermark its facts
+    not yet in arrived under (they come in then), and its first fact dated after the
+    frontier (the frontier reaches it then)."""
+    timers: set[tuple[str, dt.date]] = set()
+    for subject in subjects:
+        later = [t.occurred_on for t in streams.get(subject, ())
+                 if arrived.get(event_key(t), store.EPOCH) < frontier and t.occurred_on > frontier]
+        if later:
+            timers.add((subject, min(later)))
+        timers.update((subject, arrived.get(event_key(t), store.EPOCH) + ONE_DAY) for t in streams.get(subject, ())
+                      if arrived.get(event_key(t), store.EPOCH) >= frontier)
+    return sorted(timers)
+
+
+Arrival = tuple[int, Transition | ClockTick]  # (partition, record), in each partition's order
+
+
+def arrivals_of(transitions: Sequence[Transition], clock_ticks: Sequence[dt.date]) -> list[Arrival]:
+    """An in-process replay's batch: its facts, then its watermarks, on no partition."""
+    return [(store.UNPARTITIONED, t) for t in transitions] + \
+        [(store.UNPARTITIONED, ClockTick(today=d)) for d in clock_ticks]
+
+
+def watermarks_on_arrival(arrivals: Sequence[Arrival], stored: Mapping[int, dt.date]
+                          ) -> tuple[dict[EventKey, dt.date], dict[int, dt.date]]:
+    """Per fact (reporter, event id), the watermark its partition had when it arrived (stored, or
+    moved by a watermark earlier in the batch); and each partition's latest watermark."""
+    running = dict(stored)
+    known: dict[EventKey, dt.date] = {}
+    marks: dict[int, dt.date] = {}
+    for partition, record in arrivals:
+        if isinstance(record, ClockTick):
+            running[partition] = max(running.get(partition, store.EPOCH), record.today)
+            marks[partition] = running[partition]
+        else:
+            known.setdefault(event_key(record), running.get(partition, store.EPOCH))
+    return known, marks
 
 
 @dataclass
@@ -225,29 +310,23 @@ def budget_caps(in_force: Sequence[InForce]) -> dict[str, list[tuple[int | None,
 DEADLOCK_RETRIES_MAX = 5
 
 
-def clock_marks(transitions: Sequence[Transition], clock_ticks: Sequence[dt.date],
-                partitions: Mapping[int, dt.date] | None) -> dict[int, dt.date]:
-    """The latest date seen per consumed partition; without partitions (an in-process
-    replay), everything counts as the unpartitioned clock."""
-    if partitions is not None:
-        return dict(partitions)
-    seen = max([t.occurred_on for t in transitions] + list(clock_ticks), default=None)
-    return {} if seen is None else {store.UNPARTITIONED: seen}
-
-
 async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         transitions: Sequence[Transition],
                         directory: Mapping[str, InstitutionInfo],
                         clock_ticks: Sequence[dt.date] = (),
-                        partitions: Mapping[int, dt.date] | None = None,
-                        streams: StreamCache | None = None) -> BatchResult:
-    """`partitions`: the latest date (occurred_on or clock tick) seen per transitions
-    partition in this batch, which moves those partitions' clocks. `streams`: the
+                        *, streams: StreamCache | None = None,
+                        arrivals: Sequence[Arrival] | None = None,
+                        partition_ids: Sequence[int] = (store.UNPARTITIONED,)) -> BatchResult:
+    """`arrivals`: the batch's records per transitions partition, in each partition's
+    order (facts and `stafet clock` watermarks); without them (an in-process replay),
+    `transitions` then `clock_ticks` on no partition. `partition_ids`: every partition of
+    the transitions topic (the global watermark is the least of theirs). `streams`: the
     process's cache of subjects' streams for this store (none: each batch reads them)."""
-    marks = clock_marks(transitions, clock_ticks, partitions)
+    arrivals = arrivals_of(transitions, clock_ticks) if arrivals is None else arrivals
+    facts = [record for _, record in arrivals if isinstance(record, Transition)]
     for attempt in range(DEADLOCK_RETRIES_MAX + 1):
         try:
-            return await _process(pool, book.in_force(), transitions, directory, marks, streams)
+            return await _process(pool, book.in_force(), facts, arrivals, directory, partition_ids, streams)
         except asyncpg.DeadlockDetectedError:
             # Two replicas locked the same subjects in two steps (one for new events,
             # one for due timers): PostgreSQL rolled this one back, nothing was written.
@@ -256,27 +335,82 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
     raise AssertionError("unreachable")
 
 
-async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions: Sequence[Transition],
-                   directory: Mapping[str, InstitutionInfo], marks: Mapping[int, dt.date],
-                   cache: StreamCache | None) -> BatchResult:
+def frontier_step(final_through: dt.date, target: dt.date, due: Sequence[tuple[dt.date, int]],
+                  limit: int) -> dt.date:
+    """How far the frontier moves towards `target` (the global watermark, or the first
+    day after the frontier on which some partition's facts became known, whichever is
+    earlier) in one batch, given the timers due per day by `target`: all the way if they
+    number at most `limit`, else to the day before the first day that would not fit. A
+    day's timers are never split between batches (a first day that alone exceeds
+    `limit` is taken whole), so every claim on a day is decided with all the others."""
+    taken = 0
+    for day, count in due:
+        if day > final_through and taken > 0 and taken + count > limit:
+            return max(final_through, day - ONE_DAY)
+        taken += count
+    return target
+
+
+@dataclass(frozen=True)
+class Frontier:
+    before: dt.date
+    now: dt.date
+    watermark: dt.date
+    due: set[str]
+
+
+async def move_frontier(connection: asyncpg.Connection, arrivals: Sequence[Arrival], facts: Sequence[Transition],
+                        partition_ids: Sequence[int]) -> tuple[Frontier, store.Appended]:
+    """Lock the frontier (alone if this batch moves it), append the facts with their
+    partitions' watermarks on arrival, move the watermarks, move the frontier as far as
+    it may go, and take the timers due by then."""
+    stored = await store.watermarks(connection)
+    arrived, marks = watermarks_on_arrival(arrivals, stored)
+    watermark = store.global_watermark({**stored, **marks}, partition_ids)
+    final_through, _ = await store.frontier(connection)
+    exclusive = watermark > final_through
+    await store.lock_frontier(connection, exclusive=exclusive)
+    final_through, _ = await store.frontier(connection)  # as the last holder left it
+    appended = await store.append(connection, facts, arrived)
+    await store.advance_watermarks(connection, marks)
+    if not exclusive or watermark <= final_through or await store.due_counts(connection, final_through):
+        # Held shared (or moved already by another replica), or subjects still due at the
+        # frontier as it stands (a budget's grant moved, a new version's sweep): decide at
+        # it first; the next batch that finds the watermark ahead and nothing due moves it.
+        await store.note_watermark(connection, watermark)
+        due = await store.take_due_timers(connection, final_through, SWEEP_SUBJECTS_MAX)
+        return Frontier(final_through, final_through, watermark, due), appended
+    next_known = await store.next_known_after(connection, final_through)
+    target = watermark if next_known is None else min(watermark, next_known)
+    now = frontier_step(final_through, target, await store.due_counts(connection, target), SWEEP_SUBJECTS_MAX)
+    due = await store.take_due_timers(connection, now, None if now > final_through else SWEEP_SUBJECTS_MAX)
+    await store.set_frontier(connection, now, watermark)
+    return Frontier(final_through, now, watermark, due), appended
+
+
+async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], facts: Sequence[Transition],
+                   arrivals: Sequence[Arrival], directory: Mapping[str, InstitutionInfo],
+                   partition_ids: Sequence[int], cache: StreamCache | None) -> BatchResult:
     async with pool.acquire() as connection, connection.transaction():
-        appended = await store.append(connection, transitions)
-        today = await store.advance_clock(connection, marks)
-        due = await store.take_due_timers(connection, today, SWEEP_SUBJECTS_MAX)
+        frontier, appended = await move_frontier(connection, arrivals, facts, partition_ids)
+        today = frontier.now
         # The subjects with new events are locked already (append).
-        versions = {**await store.lock_subjects(connection, due - set(appended.after)), **appended.after}
+        versions = {**await store.lock_subjects(connection, frontier.due - set(appended.after)), **appended.after}
         subjects = sorted(versions)
         streams = await read_streams(connection, {s: versions[s] for s in subjects}, appended, cache)
+        arrived = await store.known_after_of(connection, subjects)
+        views, known = facts_in(subjects, streams, arrived, today)
         issued = await store.issued_payments(connection, subjects)
         stored = await store.stored_decisions(connection, subjects)
         # Evaluate first, then lock only the budgets these subjects claim on, for as
         # short a time as the re-granting and the writes take.
-        evaluated, requests = evaluate_subjects(in_force, subjects, streams, today, directory)
+        evaluated, requests = evaluate_subjects(in_force, subjects, views, today, directory, known)
         budgets = await regrant_all(connection, in_force, subjects, requests)
         grants = {k: g for _, b in budgets for k, g in b.grants.items()}
         moved = {s for _, b in budgets for s in b.moved}
-        plan = settle_subjects(in_force, evaluated, requests, grants, moved, today, issued, stored)
-        await store.record_payments(connection, plan.instructions, plan.instruction_payloads)
+        plan = settle_subjects(in_force, evaluated, requests, grants, moved, today, issued, stored, known)
+        plan.timers.extend(next_timers(subjects, streams, arrived, today))
+        await store.record_payments(connection, plan.instructions, plan.instruction_payloads, plan.causes)
         await store.save_decisions(connection, plan.decision_rows)
         await store.replace_budget_requests(connection, subjects, plan.requests, grants)
         for budget, regranted in budgets:
@@ -287,12 +421,12 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], transitions:
                 await store.add_to_days(connection, budget, regranted.days)
         await store.set_timers(connection, plan.timers)
         await store.enqueue(connection, plan.outbox)
-        measured = await settle_indicators(connection, in_force, subjects, streams, today)
-        still_due = await store.timers_due(connection, today)
+        measured = await settle_indicators(connection, in_force, subjects, streams, today, arrived)
+        still_due = await store.timers_due(connection, frontier.watermark) + int(today < frontier.watermark)
     if cache is not None:  # committed: these are the subjects' streams at these versions
         cache.remember(versions, streams)
     return BatchResult(appended.count, len(subjects), len(plan.instructions) + measured.instructions,
                        len(plan.decision_rows) + measured.outcomes_changed, today, still_due)
 
 
-__all__ = ["BatchPlan", "BatchResult", "outcome_key", "plan_batch", "process_batch"]
+__all__ = ["Arrival", "BatchPlan", "BatchResult", "outcome_key", "plan_batch", "process_batch"]

@@ -1,24 +1,23 @@
-"""Indicator outcomes in the verifier: decided on the event-time clock at their review
-date from the events the verifier keeps, and decided again when late facts change the
-measured value (docs/contracts.md, "Indicator outcomes").
+"""Indicator outcomes in the verifier: decided when the finality frontier passes their
+review date, on the facts that were in by then, and changed afterwards only by a
+correction (docs/contracts.md, "Indicator outcomes" and "Finality").
 
 Counting a population from scratch at every batch would read the whole event store.
 Instead each batch keeps the part its own subjects play in every measured cell
-(`verifier_indicator_members`, a pure function of a subject's stream:
-`shared/domain/contracts/indicator_outcomes.py:memberships`), and a decision sums those parts
-in SQL. A batch decides an indicator outcome when
+(`verifier_indicator_members`, a pure function of the facts of a subject's stream that
+are in at the frontier: `shared/domain/contracts/indicator_outcomes.py:memberships`), and
+a decision sums those parts in SQL. A batch decides an indicator outcome once the
+frontier is on or past its review date and no timer is due (every subject has been
+evaluated at this frontier, so the decision is never made on half the population). The
+facts in at a frontier day change only where a partition's facts became known, and the
+frontier stops at each such day: so the first decision is on the facts in by the review
+date, and each later one (a late exam result, a retraction) is a correction named after
+the frontier day that brought its facts in, moving money by the difference.
 
-- the clock has reached its review date and no decision was recorded for the version
-  that decides it, once no timer is due (a new version's sweep has reached every
-  subject, so the first decision is not made on half the population); or
-- it was decided before and this batch changed its members (a late exam result, a
-  retraction, an amendment): the decision is made again at once.
-
-Each decision runs under an advisory lock on the outcome (two replicas re-deciding the
-same outcome serialise; the second sums what the first committed), reads what was
-issued for it, and writes the instructions, the outcome record and the outbox in the
-batch's transaction: a crash, a redelivery or a replay decides again from the same
-state and issues nothing twice.
+Each decision runs under an advisory lock on the outcome (two replicas deciding the
+same outcome serialise; the second finds it decided on the same counts), and writes the
+instructions, the outcome record and the outbox in the batch's transaction: a crash, a
+redelivery or a replay decides again from the same state and issues nothing twice.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from shared.domain.contracts.indicator_outcomes import (
     population_id,
 )
 from shared.domain.contracts.model import Contract, IndicatorOutcome
+from shared.domain.contracts.payments import FINAL, Cause
 from shared.domain.contracts.timeline import fold
 from shared.domain.decisions import InForce, outcome_record, versions_by_contract
 from shared.domain.events import Transition
@@ -83,11 +83,14 @@ def measured_in_force(in_force: Sequence[InForce]) -> list[Measured]:
 
 
 def parts_of(measured: Sequence[Measured], subjects: Sequence[str],
-             streams: Mapping[str, Sequence[Transition]]) -> set[tuple[str, str, Membership]]:
-    """(member key, subject, part) for every evaluated subject in every measured cell."""
+             streams: Mapping[str, Sequence[Transition]], today: dt.date,
+             arrived: Mapping[tuple[str, str], dt.date] | None = None) -> set[tuple[str, str, Membership]]:
+    """(member key, subject, part) for every evaluated subject in every measured cell, on
+    the facts in at the frontier `today` (all of them without `arrived`)."""
     parts: set[tuple[str, str, Membership]] = set()
     for subject in subjects:
-        stream = streams.get(subject)
+        stream = [t for t in streams.get(subject, ())
+                  if arrived is None or arrived.get((t.reported_by, t.event_id), store.EPOCH) < today]
         if not stream:
             continue
         timeline = fold(subject, stream[0].birth_date, stream)
@@ -98,27 +101,25 @@ def parts_of(measured: Sequence[Measured], subjects: Sequence[str],
 
 async def settle_indicators(connection: asyncpg.Connection, in_force: Sequence[InForce],
                             subjects: Sequence[str], streams: Mapping[str, Sequence[Transition]],
-                            today: dt.date) -> IndicatorEffects:
-    """Keep the evaluated subjects' parts, and decide what is due (in the caller's transaction)."""
+                            today: dt.date, arrived: Mapping[tuple[str, str], dt.date] | None = None
+                            ) -> IndicatorEffects:
+    """Keep the evaluated subjects' parts, and decide what is due (in the caller's
+    transaction). `today`: the finality frontier; `arrived`: per event id, its
+    partition's watermark on arrival."""
     measured = measured_in_force(in_force)
     if not measured:
         return IndicatorEffects()
     keys = [m.member_key for m in measured]
-    new = parts_of(measured, subjects, streams)
+    new = parts_of(measured, subjects, streams, today, arrived)
     old = await _stored_parts(connection, keys, subjects)
-    changed = {key for key, _, _ in new ^ old}
     if new != old:
         await _replace_parts(connection, keys, subjects, new)
     instructions = outcomes = 0
     for item in sorted(measured, key=lambda m: m.member_key):
         if today < item.outcome.review_on:
             continue
-        decided_for = await _decided_member_key(connection, item)
-        first_time = decided_for != item.member_key
-        if not first_time and item.member_key not in changed:
-            continue
-        if first_time and await _timers_due(connection, today):
-            continue  # a sweep is still evaluating subjects: decide once it has reached all
+        if await _timers_due(connection, today):
+            break  # subjects still due at this frontier: decide once every one is evaluated
         made = await _decide(connection, item, today)
         instructions += made.instructions
         outcomes += made.outcomes_changed
@@ -130,12 +131,17 @@ async def _decide(connection: asyncpg.Connection, item: Measured, today: dt.date
     await connection.execute("SELECT pg_advisory_xact_lock(hashtext('stafet-indicator:' || $1))", key)
     cells = await _cells(connection, item.member_key)
     if await _already_decided(connection, item, cells):
-        return IndicatorEffects()  # another replica decided on exactly these counts
+        return IndicatorEffects()  # decided on exactly these counts (by this replica or another)
+    # The first decision is final; a later one is a correction by the facts that came in
+    # at this frontier day, and moves money by the difference only.
+    first = await _decided_member_key(connection, item) is None
+    cause = FINAL if first else Cause("correction", f"known-by-{today.isoformat()}")
     decision = decide_indicator(item.contract, item.outcome, cells)
     issued = (await store.issued_payments(connection, [item.population])).get(
         (item.population, item.contract.contract_id), [])
-    instructions = indicator_instructions(item.contract, decision, issued)
-    await store.record_payments(connection, instructions)
+    instructions = indicator_instructions(item.contract, decision, issued, cause)
+    await store.record_payments(connection, instructions,
+                                causes={i.payment_id: (cause.reason, cause.event_id) for i in instructions})
     outbox = [(PAYMENTS.name, i.payee, i.model_dump_json()) for i in instructions]
     stored = await store.stored_decisions(connection, [item.population])
     record = outcome_record(decision, item.contract.currency)

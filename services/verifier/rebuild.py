@@ -10,9 +10,8 @@ outstanding payment ids and the same latest outcome decisions.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,23 +21,22 @@ from pydantic import ValidationError
 
 from services.verifier import store
 from services.verifier.authenticity import Refused, admit_transition
-from services.verifier.batch import process_batch
+from services.verifier.batch import Arrival, process_batch
 from services.verifier.streams import StreamCache
 from shared.domain.contracts.book import ContractBook
 from shared.domain.contracts.evaluation import InstitutionInfo
 from shared.domain.contracts.indicator_outcomes import POPULATION_PREFIX
 from shared.domain.events import (
     JOURNAL_RECORD,
-    ClockTick,
     OutcomeRecorded,
     PaymentInstruction,
     PaymentKind,
-    Transition,
 )
 from shared.domain.principals import Principal, Role
 from shared.platform.credentials import kafka_options
 from shared.platform.db import create_pool, migrate
 from shared.platform.settings import Settings
+from shared.platform.topics import TRANSITIONS
 from shared.platform.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 2000
@@ -91,9 +89,13 @@ async def read_records(bootstrap: str, topic: str, principal: str = "verifier") 
 
 async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,
                            directory: Mapping[str, InstitutionInfo], progress: object | None = None,
-                           trust: TrustedKeys | None = None) -> RebuildReport:
+                           trust: TrustedKeys | None = None,
+                           partition_ids: Sequence[int] = tuple(range(TRANSITIONS.partitions))) -> RebuildReport:
     """`trust`: whose transitions to believe, as the live verifier does (default: this
-    process's settings); a record the live verifier refused is refused again."""
+    process's settings); a record the live verifier refused is refused again.
+    `partition_ids`: the transitions topic's partitions, as the live verifier counts them.
+    The replay reads one partition after another: the frontier is the same function of
+    the per-partition logs as live, so the same instructions come out."""
     trust = trust or trusted_keys(Settings())
     started = time.monotonic()
     await migrate(database_url)
@@ -102,19 +104,22 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute(f"TRUNCATE {', '.join(_DERIVED_TABLES)}")
             await connection.execute("DELETE FROM verifier_clocks")
+            await connection.execute("UPDATE verifier_frontier SET final_through = $1, watermark = $1", store.EPOCH)
             book = ContractBook.of(await store.load_contracts(connection))
         records = await read_records(bootstrap, transitions_topic)
         new_events = instructions = 0
         streams = StreamCache()  # after the TRUNCATE: it knows only what this replay writes
         for first in range(0, len(records), REBUILD_BATCH_MAX):
-            transitions, ticks = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
-            result = await process_batch(pool, book, transitions, directory, ticks, streams=streams)
+            arrivals = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
+            result = await process_batch(pool, book, [], directory, streams=streams, arrivals=arrivals,
+                                         partition_ids=partition_ids)
             new_events += result.new_events
             instructions += result.instructions
             if progress is not None:
-                progress(len(transitions) + len(ticks))  # type: ignore[operator]
+                progress(len(arrivals))  # type: ignore[operator]
         for _ in range(DRAIN_ROUNDS_MAX):
-            result = await process_batch(pool, book, [], directory, [], streams=streams)
+            result = await process_batch(pool, book, [], directory, streams=streams, arrivals=[],
+                                         partition_ids=partition_ids)
             instructions += result.instructions
             if result.timers_still_due == 0:
                 break
@@ -125,19 +130,15 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)
 
 
-def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys
-           ) -> tuple[list[Transition], list[dt.date]]:
-    transitions: list[Transition] = []
-    ticks: list[dt.date] = []
+def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys) -> list[Arrival]:
+    """Facts and watermarks with their partitions, in each partition's order (as read)."""
+    arrivals: list[Arrival] = []
     for record in records:
         parsed = admit_transition(record, trust)
         if isinstance(parsed, Refused):
             continue  # the live verifier refused it too (and dead-lettered it)
-        if isinstance(parsed, ClockTick):
-            ticks.append(parsed.today)
-        else:
-            transitions.append(parsed)
-    return transitions, ticks
+        arrivals.append((record.partition, parsed))
+    return arrivals
 
 
 def outstanding(instructions: list[PaymentInstruction]) -> set[str]:

@@ -35,9 +35,13 @@ async def append_events(connection: asyncpg.Connection, transitions: Sequence[Tr
     return set(appended.after), appended.count
 
 
-async def append(connection: asyncpg.Connection, transitions: Sequence[Transition]) -> Appended:
+async def append(connection: asyncpg.Connection, transitions: Sequence[Transition],
+                 known_after: Mapping[tuple[str, str], dt.date] | None = None) -> Appended:
     """Append the transitions not yet stored, each subject's in the order given; the
-    subjects that got new events are locked for the rest of the transaction."""
+    subjects that got new events are locked for the rest of the transaction.
+    `known_after`: per (reporter, event id), the watermark of its partition when it
+    arrived (EPOCH for those not named): a redelivered event keeps the one it was stored
+    with."""
     # An event id belongs to its reporter: (reported_by, event_id) is the event's key.
     unique: dict[tuple[str, str], Transition] = {}
     for transition in transitions:
@@ -57,19 +61,23 @@ async def append(connection: asyncpg.Connection, transitions: Sequence[Transitio
         " ON CONFLICT (subject) DO NOTHING", subjects, [births[s] for s in subjects])
     before = await lock_subjects(connection, subjects)
     versions = dict(before)
-    columns: tuple[list[object], ...] = ([], [], [], [], [], [])
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [], [])
     per_subject: dict[str, list[Transition]] = {}
+    on_arrival = known_after or {}
     for transition in fresh:
         versions[transition.subject] += 1
         per_subject.setdefault(transition.subject, []).append(transition)
         for column, value in zip(columns, (transition.subject, versions[transition.subject], transition.event_id,
                                            transition.occurred_on, transition.model_dump_json(),
-                                           transition.reported_by), strict=True):
+                                           transition.reported_by,
+                                           on_arrival.get((transition.reported_by, transition.event_id), EPOCH)),
+                                          strict=True):
             column.append(value)
     # One statement per table (unnest), not one per row: batches are written in bulk.
     await connection.execute(
-        "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition, reported_by)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::date[], $5::text[], $6::text[])", *columns)
+        "INSERT INTO verifier_events (subject, version, event_id, occurred_on, transition, reported_by, known_after)"
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::date[], $5::text[], $6::text[], $7::date[])",
+        *columns)
     # `s.subject = ANY($1)` as well as the join: without it PostgreSQL joins the
     # unnest against a sequential scan of every subject (a cost that grows with the
     # population); with it, it looks the batch's subjects up by the primary key.
@@ -104,14 +112,19 @@ async def issued_payments(connection: asyncpg.Connection, subjects: Iterable[str
 
 
 async def record_payments(connection: asyncpg.Connection, instructions: Sequence[PaymentInstruction],
-                          payloads: Sequence[str] | None = None) -> None:
-    """`payloads`: the instructions as JSON, if the caller has them already."""
+                          payloads: Sequence[str] | None = None,
+                          causes: Mapping[str, tuple[str, str | None]] | None = None) -> None:
+    """`payloads`: the instructions as JSON, if the caller has them already; `causes`:
+    per payment id, why it was issued (reason, correcting event), default `final`."""
+    causes = causes or {}
     await connection.execute(
-        "INSERT INTO verifier_payments (payment_id, subject, contract_id, instruction)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+        "INSERT INTO verifier_payments (payment_id, subject, contract_id, instruction, reason, cause_event_id)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
         [i.payment_id for i in instructions], [i.subject for i in instructions],
         [i.contract_id for i in instructions],
-        list(payloads) if payloads is not None else [i.model_dump_json() for i in instructions])
+        list(payloads) if payloads is not None else [i.model_dump_json() for i in instructions],
+        [causes.get(i.payment_id, ("final", None))[0] for i in instructions],
+        [causes.get(i.payment_id, ("final", None))[1] for i in instructions])
 
 
 async def stored_decisions(connection: asyncpg.Connection, subjects: Iterable[str]
@@ -256,32 +269,82 @@ async def recount_days(connection: asyncpg.Connection, budget: str) -> None:
         " FROM verifier_budget_requests WHERE budget = $1 GROUP BY budget, occurred_on", budget)
 
 
-EPOCH = dt.date(1900, 1, 1)  # the clock before anything was seen
-UNPARTITIONED = -1  # the clock row of replays that consume no partition
+EPOCH = dt.date(1900, 1, 1)  # event time before any watermark
+UNPARTITIONED = -1  # the watermark row of replays that consume no partition
 
 
-async def advance_clock(connection: asyncpg.Connection, seen: Mapping[int, dt.date]) -> dt.date:
-    """Move each consumed partition's clock forward to what it saw there (never back);
-    return event time: the latest date any partition has seen.
-
-    Each partition's row is written only by the replica consuming that partition, so
-    replicas do not wait on one another here; the others' clocks are read, not locked
-    (a clock another replica has not committed yet counts from its next batch on)."""
-    partitions = sorted(seen)
-    today = await connection.fetchval(
-        "WITH moved AS (INSERT INTO verifier_clocks (partition, today)"
-        " SELECT * FROM unnest($1::int[], $2::date[])"
-        " ON CONFLICT (partition) DO UPDATE SET today = greatest(verifier_clocks.today, EXCLUDED.today)"
-        " RETURNING today)"
-        " SELECT greatest((SELECT max(today) FROM verifier_clocks), (SELECT max(today) FROM moved))",
-        partitions, [seen[p] for p in partitions])
-    return today or EPOCH  # type: ignore[no-any-return]
+async def watermarks(connection: asyncpg.Connection) -> dict[int, dt.date]:
+    """Each transitions partition's watermark (the latest `stafet clock` mark read there)."""
+    return {int(r["partition"]): r["today"] for r in await connection.fetch(
+        "SELECT partition, today FROM verifier_clocks")}
 
 
-async def clock_today(connection: asyncpg.Connection) -> dt.date:
-    """Event time as the last committed batches left it."""
+async def advance_watermarks(connection: asyncpg.Connection, marks: Mapping[int, dt.date]) -> None:
+    """Move each consumed partition's watermark forward to the latest mark read there
+    (never back). Each partition's row is written only by the replica consuming it."""
+    partitions = sorted(marks)
+    if not partitions:
+        return
+    await connection.execute(
+        "INSERT INTO verifier_clocks (partition, today) SELECT * FROM unnest($1::int[], $2::date[])"
+        " ON CONFLICT (partition) DO UPDATE SET today = greatest(verifier_clocks.today, EXCLUDED.today)",
+        partitions, [marks[p] for p in partitions])
+
+
+def global_watermark(marks: Mapping[int, dt.date], partitions: Sequence[int]) -> dt.date:
+    """The least watermark of all the topic's partitions: a partition without one holds
+    event time at EPOCH (its facts may still be coming)."""
+    return min((marks.get(p, EPOCH) for p in partitions), default=EPOCH)
+
+
+FRONTIER_LOCK = "stafet-verifier-frontier"
+
+
+async def lock_frontier(connection: asyncpg.Connection, exclusive: bool) -> None:
+    """A batch that moves the frontier holds it alone; every other batch holds it shared,
+    so no batch decides at a frontier that is moving under it."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await connection.execute(f"SELECT {function}(hashtext($1))", FRONTIER_LOCK)
+
+
+async def frontier(connection: asyncpg.Connection) -> tuple[dt.date, dt.date]:
+    """(final through, the global watermark last seen)."""
+    row = await connection.fetchrow("SELECT final_through, watermark FROM verifier_frontier")
+    return (EPOCH, EPOCH) if row is None else (row["final_through"], row["watermark"])
+
+
+async def set_frontier(connection: asyncpg.Connection, final_through: dt.date, watermark: dt.date) -> None:
+    await connection.execute(
+        "UPDATE verifier_frontier SET final_through = greatest(final_through, $1),"
+        " watermark = greatest(watermark, $2)", final_through, watermark)
+
+
+async def note_watermark(connection: asyncpg.Connection, watermark: dt.date) -> None:
+    """Remember a higher global watermark (for `work_left`); no row lock unless it moved."""
+    await connection.execute("UPDATE verifier_frontier SET watermark = $1 WHERE watermark < $1", watermark)
+
+
+async def next_known_after(connection: asyncpg.Connection, after: dt.date) -> dt.date | None:
+    """The first day after `after` on which some partition's facts became known: the
+    frontier stops there, so that each such day is decided as its own view."""
     return await connection.fetchval(  # type: ignore[no-any-return]
-        "SELECT coalesce(max(today), $1) FROM verifier_clocks", EPOCH)
+        "SELECT min(known_after) FROM verifier_events WHERE known_after > $1", after)
+
+
+async def due_counts(connection: asyncpg.Connection, through: dt.date) -> list[tuple[dt.date, int]]:
+    """Per day on or before `through` with timers due, how many (in day order)."""
+    return [(r["due_on"], int(r["n"])) for r in await connection.fetch(
+        "SELECT due_on, count(*) AS n FROM verifier_timers WHERE due_on <= $1 GROUP BY due_on ORDER BY due_on",
+        through)]
+
+
+async def known_after_of(connection: asyncpg.Connection, subjects: Iterable[str]
+                         ) -> dict[tuple[str, str], dt.date]:
+    """Per (reporter, event id) of these subjects' events, the watermark of its partition
+    when it arrived."""
+    return {(r["reported_by"], r["event_id"]): r["known_after"] for r in await connection.fetch(
+        "SELECT reported_by, event_id, known_after FROM verifier_events WHERE subject = ANY($1::text[])",
+        list(subjects))}
 
 
 async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str]) -> dict[str, int]:
@@ -294,8 +357,9 @@ async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str])
         " ORDER BY subject FOR UPDATE", sorted(set(subjects)))}
 
 
-async def take_due_timers(connection: asyncpg.Connection, today: dt.date, limit: int) -> set[str]:
-    """Remove and return at most `limit` subjects whose timers are due (oldest first)."""
+async def take_due_timers(connection: asyncpg.Connection, today: dt.date, limit: int | None) -> set[str]:
+    """Remove and return the subjects whose timers are due (oldest first; at most `limit`
+    unless None: every due timer)."""
     rows = await connection.fetch(
         "DELETE FROM verifier_timers WHERE (subject, due_on) IN ("
         " SELECT subject, due_on FROM verifier_timers WHERE due_on <= $1"
@@ -310,12 +374,20 @@ async def timers_due(connection: asyncpg.Connection, today: dt.date) -> int:
 
 
 async def work_left(connection: asyncpg.Connection) -> int:
-    """Outbox records not yet published plus timers already due: zero when the verifier
-    has done everything the transitions it has consumed call for."""
+    """Outbox records not yet published, timers already due and a frontier behind the
+    watermark: zero when the verifier has done everything the transitions it has
+    consumed call for."""
     return int(await connection.fetchval(
         "SELECT (SELECT count(*) FROM verifier_outbox)"
-        " + (SELECT count(*) FROM verifier_timers"
-        "    WHERE due_on <= (SELECT coalesce(max(today), $1) FROM verifier_clocks))", EPOCH))
+        " + (SELECT count(*) FROM verifier_timers WHERE due_on <= (SELECT watermark FROM verifier_frontier))"
+        " + (SELECT count(*) FROM verifier_frontier WHERE final_through < watermark)"))
+
+
+async def work_due(connection: asyncpg.Connection) -> int:
+    """Timers due by the global watermark, and a frontier behind it: what the ticker does."""
+    return int(await connection.fetchval(
+        "SELECT (SELECT count(*) FROM verifier_timers WHERE due_on <= (SELECT watermark FROM verifier_frontier))"
+        " + (SELECT count(*) FROM verifier_frontier WHERE final_through < watermark)"))
 
 
 async def work_left_at(database_url: str) -> int:

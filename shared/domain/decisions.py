@@ -2,10 +2,13 @@
 
 Pure. Two steps, so that contract-wide budgets do not depend on processing order:
 `evaluate` decides a subject's outcomes under every contract (all versions, per-subject
-caps applied) and yields the claims its verified outcomes make on contract budgets;
-`settle` applies what the budgets granted (`grant_budget`, over every subject's claims),
-holds outcomes inside their contract's review window, and reconciles the money with
-what was already issued. The batch handler does the I/O around them; `decide_all` runs
+caps applied) on the facts that are in (docs/contracts.md, "Finality") and yields the
+claims its verified outcomes make on contract budgets; `settle` applies what the budgets
+granted (`grant_budget`, over every subject's claims), keeps every outcome provisional
+(expected money, no instruction) until its decision date (the day it counts plus the
+contract's `review_days`) is final, and reconciles the money with what was already
+issued by the difference, naming the correcting event of every change after finality.
+The batch handler does the I/O around them; `decide_all` runs
 both over a whole population at once (simulate, the tests' oracle).
 """
 
@@ -24,16 +27,21 @@ from shared.domain.contracts.evaluation import (
 )
 from shared.domain.contracts.model import Contract
 from shared.domain.contracts.payments import (
+    FINAL,
+    RECHECK,
     BudgetRequest,
+    Cause,
     apply_grants,
     budget_requests,
     desired_instructions,
     grant_budget,
+    instruction_outcome_key,
     outcome_key,
     place_requests,
     reconcile,
 )
-from shared.domain.contracts.timeline import fold
+from shared.domain.contracts.target_group import eligible_referrals
+from shared.domain.contracts.timeline import SubjectTimeline, fold
 from shared.domain.events import OutcomeRecorded, PaymentInstruction, Transition
 
 EVENT_NAMES = {
@@ -49,12 +57,21 @@ InForce = tuple[Contract, tuple[dt.date, dt.date]]
 Stored = Mapping[str, tuple[str, str | None, int, int]]
 
 
+# The facts that are in, in stream order, each with the watermark of its partition when
+# it arrived (`known_after`): a fact known on or after an outcome's decision date is a
+# correction to it.
+Known = Sequence[tuple[str, dt.date]]
+ONE_DAY = dt.timedelta(days=1)
+
+
 @dataclass
 class SubjectEffects:
     instructions: list[PaymentInstruction] = field(default_factory=list)
     changed: list[OutcomeDecision] = field(default_factory=list)
     timers: list[dt.date] = field(default_factory=list)
     decisions: tuple[OutcomeDecision, ...] = ()
+    # Per payment id: why it was issued (reason, correcting event).
+    causes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
 
 def versions_by_contract(in_force: Sequence[InForce]) -> dict[str, list[InForce]]:
@@ -65,10 +82,16 @@ def versions_by_contract(in_force: Sequence[InForce]) -> dict[str, list[InForce]
 
 
 def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transition],
-             today: dt.date, directory: Mapping[str, InstitutionInfo]
+             today: dt.date, directory: Mapping[str, InstitutionInfo],
+             known: Mapping[str, dt.date] | None = None,
              ) -> tuple[tuple[OutcomeDecision, ...], list[BudgetRequest]]:
     """The subject's decisions under every contract (before contract-wide caps) and
-    the claims they make on contract budgets."""
+    the claims they make on contract budgets. `known`: per event id, the watermark of its
+    partition when it arrived; a claim whose trigger became known on or after its
+    decision date (a late claim) ranks on the day after that watermark, behind every
+    claim granted before it was known, so that it never displaces a final grant."""
+    if not stream:
+        return (), []
     authorities = {i: info.authority for i, info in directory.items() if info.authority is not None}
     timeline = fold(subject, stream[0].birth_date, stream, authorities)
     decisions: list[OutcomeDecision] = []
@@ -77,11 +100,39 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
         decided = evaluate_versions(versions, timeline, today, directory)
         decisions.extend(decided)
         for contract, _ in versions:
-            requests.extend(budget_requests(
-                contract, (d for d in decided if d.contract_version == contract.version)))
+            mine = [d for d in decided if d.contract_version == contract.version]
+            requests.extend(_late_ranked(contract, mine, budget_requests(contract, mine), known or {}))
         # Places are the agreement's, not a version's: the latest version's count.
-        requests.extend(place_requests(max((c for c, _ in versions), key=lambda c: c.version), timeline))
+        latest = max((c for c, _ in versions), key=lambda c: c.version)
+        requests.extend(_late_place(latest, timeline, place_requests(latest, timeline), known or {}))
     return tuple(decisions), requests
+
+
+def _late_place(contract: Contract, timeline: SubjectTimeline, requests: list[BudgetRequest],
+                known: Mapping[str, dt.date]) -> list[BudgetRequest]:
+    """A place claim whose referral became known after the watermark passed the referral
+    day plus the review window ranks behind every place granted before it was known."""
+    rule = contract.eligibility.referral
+    if not requests or rule is None:
+        return requests
+    first = next(iter(eligible_referrals(rule, timeline)))
+    arrived = known.get(first.event_id)
+    if arrived is None or arrived < first.occurred_on + dt.timedelta(days=contract.caps.review_days):
+        return requests
+    return [replace(r, occurred_on=max(r.occurred_on, arrived + ONE_DAY)) for r in requests]
+
+
+def _late_ranked(contract: Contract, decisions: Sequence[OutcomeDecision], requests: Sequence[BudgetRequest],
+                 known: Mapping[str, dt.date]) -> list[BudgetRequest]:
+    by_key = {outcome_key(d): d for d in decisions}
+    ranked = []
+    for request in requests:
+        decision = by_key[request.outcome_key]
+        arrived = known.get(decision.trigger_event_id)
+        if arrived is not None and arrived >= review_due(contract, decision):
+            request = replace(request, occurred_on=max(request.occurred_on, arrived + ONE_DAY))
+        ranked.append(request)
+    return ranked
 
 
 def review_due(contract: Contract, decision: OutcomeDecision) -> dt.date:
@@ -91,24 +142,45 @@ def review_due(contract: Contract, decision: OutcomeDecision) -> dt.date:
         return dt.date.max
 
 
+def decision_date(contract: Contract, decision: OutcomeDecision) -> dt.date:
+    """The day the outcome is final: the day it counts (its trigger, or the end of its
+    sustainment) plus the contract's review window."""
+    return review_due(contract, decision)
+
+
+def correction_cause(due: dt.date, known: Known) -> Cause:
+    """Why an outcome final since `due` changes now: the latest fact (in stream order)
+    that became known on or after `due`, or none (`final`: decided as it stands)."""
+    late = [event_id for event_id, arrived in known if arrived >= due]
+    return Cause("correction", late[-1]) if late else FINAL
+
+
 def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[OutcomeDecision],
            grants: Mapping[str, int], today: dt.date,
            issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]],
-           stored: Stored) -> SubjectEffects:
+           stored: Stored, known: Known = ()) -> SubjectEffects:
+    """`today`: the finality frontier (outcomes whose decision date is on or before it
+    are final); `known`: the facts that are in (see `Known`)."""
     versions = {(c.contract_id, c.version): c for c, _ in in_force}
     effects = SubjectEffects()
     final: list[OutcomeDecision] = []
+    causes: dict[str, Cause] = {}
+    arrivals = dict(known)
     for decision in apply_grants(decisions, grants):
         contract = versions[(decision.contract_id, decision.contract_version)]
-        if decision.status == OutcomeStatus.VERIFIED and contract.caps.contract_wide \
-                and today < review_due(contract, decision):
-            # Ranked in the budget already, paid once the review window has passed:
-            # a late fact inside the window changes the ranking without a clawback.
-            effects.timers.append(review_due(contract, decision))
-            decision = replace(decision, status=OutcomeStatus.PENDING_REVIEW, payees=(),
-                               detail=f"in review until {review_due(contract, decision)}")
-        if decision.status == OutcomeStatus.PENDING_SUSTAINMENT:
-            effects.timers.append(decision.occurred_on)
+        due = decision_date(contract, decision)
+        if decision.status in (OutcomeStatus.VERIFIED, OutcomeStatus.PENDING_SUSTAINMENT) and today < due:
+            # Provisional: stored and shown with its expected money, instructs nothing; a
+            # fact that arrives before the watermark passes `due` changes it for free.
+            effects.timers.append(due)
+            if decision.status == OutcomeStatus.VERIFIED:
+                decision = replace(decision, status=OutcomeStatus.PENDING_REVIEW,
+                                   detail=f"provisional until {due}")
+        elif decision.status == OutcomeStatus.CAPPED and arrivals.get(decision.trigger_event_id, dt.date.min) >= due:
+            # Its trigger became known after the watermark passed its decision date: the
+            # budget had been granted to final claims already, and nothing was left.
+            decision = replace(decision, reason=RejectionReason.LATE_CLAIM)
+        causes[outcome_key(decision)] = correction_cause(due, known)
         final.append(decision)
     # One reconciliation per contract over all its versions: a version never sees
     # another version's payments as something to claw back.
@@ -118,7 +190,20 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
             if cid == contract_id:
                 wanted.extend(desired_instructions(
                     contract, (d for d in final if d.contract_id == cid and d.contract_version == version)))
-        effects.instructions.extend(reconcile(wanted, issued.get((subject, contract_id), ())))
+        already = issued.get((subject, contract_id), ())
+        for instruction in already:  # outcomes no longer there (retracted): their own cause
+            key = instruction_outcome_key(instruction)
+            if key not in causes:
+                deciding = versions.get((contract_id, instruction.contract_version))
+                due = instruction.occurred_on + dt.timedelta(days=deciding.caps.review_days if deciding else 0)
+                causes[key] = correction_cause(due, known)
+        made = reconcile(wanted, already, causes)
+        effects.instructions.extend(made)
+        for instruction in made:
+            cause = causes.get(instruction_outcome_key(instruction), FINAL)
+            if cause.reason == "final" and instruction.payment_id != _first_id(instruction, wanted):
+                cause = RECHECK
+            effects.causes[instruction.payment_id] = (cause.reason, cause.event_id)
     seen: set[str] = set()
     for decision in final:
         key = outcome_key(decision)
@@ -130,6 +215,15 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
     effects.changed.extend(_withdrawn(stored, seen, subject, today))
     effects.decisions = tuple(final)
     return effects
+
+
+def _first_id(instruction: PaymentInstruction, wanted: Sequence[PaymentInstruction]) -> str | None:
+    """The line's first payment id, if `instruction` is that line's wanted payment."""
+    for candidate in wanted:
+        if (candidate.payee, candidate.payee_role) == (instruction.payee, instruction.payee_role) \
+                and instruction_outcome_key(candidate) == instruction_outcome_key(instruction):
+            return candidate.payment_id
+    return None
 
 
 def decide_subject(in_force: Sequence[InForce], subject: str, stream: Sequence[Transition],

@@ -422,8 +422,12 @@ JOURNAL_RECORD: TypeAdapter[PaymentInstruction | Settlement] = TypeAdapter(Journ
 
 
 class ClockTick(Frozen):
-    """Event time passing with no fact: moves the verifier's clock to `today` so that
-    sustainment periods and deadlines can elapse (transitions topic, schema v1)."""
+    """A watermark (transitions topic, schema v1): "the facts that occurred on or before
+    `today` are in". `stafet clock` publishes it, signed by an operator, on every
+    partition after the facts it covers; the verifier's event time is the least of the
+    partitions' watermarks, so no subject's fact moves another subject's time, and an
+    outcome is final once it passes the outcome's decision date (docs/contracts.md,
+    "Finality")."""
 
     kind: Literal["clock_tick"] = "clock_tick"
     schema_version: Literal[1] = 1

@@ -16,7 +16,7 @@ from cli.synthetic.population import generate, to_json_line, write_registry
 from services.verifier.rebuild import compare, outstanding, rebuild_verifier
 from services.verifier.store import work_left_at
 from shared.domain.contracts.loader import load_contract
-from shared.domain.events import ClockTick, PaymentInstruction, PaymentKind, Transition
+from shared.domain.events import PaymentInstruction, PaymentKind, Transition
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.investment.records import LEDGER_JOURNAL_RECORD
 from shared.domain.ledger.postings import budget_account, pending_account
@@ -31,7 +31,7 @@ from tests import oracle
 from tests.crash import kill_at_progress
 from tests.engine_replay import REGISTRY as REGISTRY_EXAMPLES
 from tests.engine_replay import admitted, directory_of, event_line, expected_balances
-from tests.kafka_helpers import produce, read_all, read_records
+from tests.kafka_helpers import next_watermark, produce, publish_watermark, read_all, read_records
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -63,10 +63,16 @@ def expected(transitions: list[Transition]) -> dict[str, int]:
     return expected_balances([load_contract(p) for p in CONTRACTS], transitions, directory=COHORT_DIRECTORY)
 
 
-async def publish_transitions(servers: Servers, namespace: str, transitions: list[Transition]) -> None:
-    await produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
-                  [t.model_dump_json().encode() for t in transitions],
+async def publish_transitions(servers: Servers, namespace: str, transitions: list[Transition],
+                              watermark: dt.date | bool = True) -> None:
+    """The transitions, then (by default) the next watermark the tests publish on every
+    partition, or the one given (False: none): the operator's clock says they are in."""
+    topic = in_namespace(TRANSITIONS, namespace).name
+    await produce(servers.bootstrap_servers, topic, [t.model_dump_json().encode() for t in transitions],
                   keys=[t.subject.encode() for t in transitions])
+    if watermark is not False:
+        day = next_watermark(namespace) if watermark is True else watermark
+        await publish_watermark(servers.bootstrap_servers, topic, day)
 
 
 async def caught_up(servers: Servers, namespace: str, database_url: str) -> bool:
@@ -257,15 +263,14 @@ async def test_a_sustained_job_is_paid_only_after_its_period_on_the_clock_and_ne
                 if i.subject == subject and i.kind == PaymentKind.PAYMENT}
 
     try:
-        await publish_transitions(servers, namespace, stays)
+        # The job started on 2023-03-01 is final after its 15 days' review.
+        await publish_transitions(servers, namespace, stays, watermark=dt.date(2023, 3, 20))
         await wait_caught_up(servers, namespace, database_url, verifier)
         assert await outcome_ids(stays_subject) == {"job-started"}
-        await produce(servers.bootstrap_servers, topic,
-                      [ClockTick(today=dt.date(2023, 5, 30)).model_dump_json().encode()])
+        await publish_watermark(servers.bootstrap_servers, topic, dt.date(2023, 5, 30))
         await wait_caught_up(servers, namespace, database_url, verifier)
         assert await outcome_ids(stays_subject) == {"job-started"}  # day 90 of 91
-        await produce(servers.bootstrap_servers, topic,
-                      [ClockTick(today=dt.date(2023, 12, 31)).model_dump_json().encode()])
+        await publish_watermark(servers.bootstrap_servers, topic, dt.date(2023, 12, 31))
         await wait_caught_up(servers, namespace, database_url, verifier)
     finally:
         verifier.stop()
@@ -281,7 +286,7 @@ async def test_a_rebuild_from_the_topic_reproduces_outcomes_and_payment_ids(
     live = outstanding(await published_instructions(servers, namespace))
     report = await rebuild_verifier(database_url, servers.bootstrap_servers,
                                     in_namespace(TRANSITIONS, namespace).name, COHORT_DIRECTORY)
-    assert report.records == len(transitions)
+    assert report.records == len(transitions) + TRANSITIONS.partitions  # and a watermark on each
     result = await compare(database_url, servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
                            in_namespace(OUTCOMES, namespace).name)
     assert result.same, result

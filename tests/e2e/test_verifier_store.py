@@ -98,24 +98,29 @@ async def test_two_relays_at_once_publish_every_row_once_in_order(pool: asyncpg.
     assert await outbox_rows(pool) == []
 
 
-async def test_each_partition_moves_its_own_clock_and_event_time_is_the_latest_of_them(pool: asyncpg.Pool) -> None:
+async def test_each_partition_keeps_its_own_watermark_and_event_time_is_the_least_of_them(
+        pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
-        assert await store.advance_clock(connection, {0: dt.date(2024, 3, 1), 1: dt.date(2024, 1, 1)}) \
-            == dt.date(2024, 3, 1)
-        # Partition 1's replica sees an older date than partition 0 did: time stays.
-        assert await store.advance_clock(connection, {1: dt.date(2024, 2, 1)}) == dt.date(2024, 3, 1)
-        assert await store.clock_today(connection) == dt.date(2024, 3, 1)
-        rows = {r["partition"]: r["today"] for r in await connection.fetch("SELECT * FROM verifier_clocks")}
-    assert rows == {store.UNPARTITIONED: store.EPOCH, 0: dt.date(2024, 3, 1), 1: dt.date(2024, 2, 1)}
+        await store.advance_watermarks(connection, {0: dt.date(2024, 3, 1), 1: dt.date(2024, 1, 1)})
+        # Partition 1's replica reads an older watermark than it had: it stays.
+        await store.advance_watermarks(connection, {1: dt.date(2023, 6, 1)})
+        marks = await store.watermarks(connection)
+    assert (marks[0], marks[1]) == (dt.date(2024, 3, 1), dt.date(2024, 1, 1))
+    # No partition's facts move another's time: event time is the least watermark, and a
+    # partition that has none yet holds it at the start.
+    assert store.global_watermark(marks, (0, 1)) == dt.date(2024, 1, 1)
+    assert store.global_watermark(marks, (0, 1, 2)) == store.EPOCH
 
 
-async def test_work_left_counts_the_outbox_and_due_timers(pool: asyncpg.Pool) -> None:
+async def test_work_left_counts_the_outbox_due_timers_and_a_frontier_behind_the_watermark(
+        pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
         assert await store.work_left(connection) == 0
         await store.enqueue(connection, RECORDS[:2])
-        today = await store.advance_clock(connection, {0: dt.date(2024, 1, 10)})
+        await store.note_watermark(connection, dt.date(2024, 1, 10))
         await store.set_timers(connection, [("s1", dt.date(2024, 1, 10)), ("s2", dt.date(2024, 1, 11))])
-        assert today == dt.date(2024, 1, 10)
+        assert await store.work_left(connection) == 4  # two records, one timer due, the frontier behind
+        await store.set_frontier(connection, dt.date(2024, 1, 10), dt.date(2024, 1, 10))
         assert await store.work_left(connection) == 3
         await store.mark_published(connection, [s for s, *_ in await store.unpublished(connection, 1)])
         assert await store.work_left(connection) == 2
@@ -193,12 +198,12 @@ async def test_claims_stored_before_grants_were_are_granted_over_every_claim_onc
     assert (days.requested, days.granted) == ([300, 600, 600], [300, 600, 100])
 
 
-async def test_event_time_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
+async def test_a_watermark_never_goes_back_and_due_timers_are_taken_oldest_first_within_the_limit(
         pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
-        assert await store.advance_clock(connection, {}) == store.EPOCH
-        assert await store.advance_clock(connection, {0: dt.date(2024, 3, 1)}) == dt.date(2024, 3, 1)
-        assert await store.advance_clock(connection, {0: dt.date(2024, 1, 1)}) == dt.date(2024, 3, 1)
+        await store.advance_watermarks(connection, {0: dt.date(2024, 3, 1)})
+        await store.advance_watermarks(connection, {0: dt.date(2024, 1, 1)})
+        assert (await store.watermarks(connection))[0] == dt.date(2024, 3, 1)
         await store.set_timers(connection, [("b", dt.date(2024, 1, 2)), ("a", dt.date(2024, 1, 3)),
                                             ("c", dt.date(2024, 1, 1)), ("d", dt.date(2024, 5, 1))])
         assert await store.timers_due(connection, dt.date(2024, 3, 1)) == 3

@@ -8,6 +8,7 @@ trigger inside the period but before the first version takes effect is rejected
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_contract_apply_refuses_a_ghost_payee_before_it_publishes_anything(tmp_p
 def test_a_trigger_before_the_first_version_takes_effect_is_rejected_before_contract_start() -> None:
     late_start = parse_contract(contract_text(payee="fund", extra="effective_from: 2024-01-01"))
     live = verifier(late_start)
-    live.batch([completed(1, "2023-05-01"), completed(2, "2024-05-01")])
+    live.batch([completed(1, "2023-05-01"), completed(2, "2024-05-01")], [dt.date(2025, 1, 1)])  # a watermark
     live.drain()
     statuses = sorted(status for status, _, _ in live.statuses().values())
     reasons = sorted(str(reason) for _, reason, _ in live.statuses().values())

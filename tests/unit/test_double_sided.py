@@ -287,7 +287,7 @@ def test_stafet_programme_refuses_bad_input_with_one_error_line(tmp_path: Path) 
         assert len(result.output.strip().splitlines()) == 1
 
 
-def test_a_place_goes_by_the_day_of_the_referral_not_by_arrival_and_a_displaced_citizen_is_clawed_back() -> None:
+def test_a_place_goes_by_the_day_of_the_referral_and_a_late_referral_never_displaces_a_final_one() -> None:
     from shared.domain.contracts.book import ContractBook as Book
     from tests.verifier_model import InMemoryVerifier
 
@@ -295,22 +295,25 @@ def test_a_place_goes_by_the_day_of_the_referral_not_by_arrival_and_a_displaced_
     events = sorted(cohort.events, key=lambda e: e.occurred_on)
     b = citizen("B")
     late = [e for e in events if e.subject == b]  # B's referral (2024-02-02) arrives last
-    end = [dt.date(2025, 12, 31)]  # event time passes the 26 weeks of sustainment
-    verifier = InMemoryVerifier(Book.of(CONTRACTS), DIRECTORY)
-    verifier.batch([e for e in events if e.subject != b], ticks=end)
-    verifier.drain()
-    # Without B, C had cluster 1's second place: its job was paid.
-    assert verifier.net_by_payee()[("double-sided-pbr-citizens", citizen("C"), "jobvejen")] == 5_000_000
-    verifier.batch(late, ticks=end)
-    verifier.drain()
-    # B was referred before C: B takes the place, C's payments are clawed back.
-    assert ("double-sided-pbr-citizens", citizen("C"), "jobvejen") not in verifier.net_by_payee()
+    end = [dt.date(2025, 12, 31)]  # the watermark passes the 26 weeks of sustainment
+    # Everything in before the watermark: B was referred before C and takes the place.
     at_once = InMemoryVerifier(Book.of(CONTRACTS), DIRECTORY)
     at_once.batch(events, ticks=end)
     at_once.drain()
-    assert verifier.net_by_payee() == at_once.net_by_payee()
-    reasons = {v[1] for k, v in verifier.statuses().items() if k.split("|")[2] == citizen("C")}
-    assert reasons == {"over_capacity"}
+    assert ("double-sided-pbr-citizens", citizen("C"), "jobvejen") not in at_once.net_by_payee()
+    assert {v[1] for k, v in at_once.statuses().items() if k.split("|")[2] == citizen("C")} == {"over_capacity"}
+    # B's facts arrive after the watermark passed them: C's place was final and paid, and
+    # stays so; B's claim is granted from what is left (nothing) and never claws C back.
+    verifier = InMemoryVerifier(Book.of(CONTRACTS), DIRECTORY)
+    verifier.batch([e for e in events if e.subject != b], ticks=end)
+    verifier.drain()
+    assert verifier.net_by_payee()[("double-sided-pbr-citizens", citizen("C"), "jobvejen")] == 5_000_000
+    verifier.batch(late, ticks=[end[0] + dt.timedelta(days=1)])
+    verifier.drain()
+    assert verifier.net_by_payee()[("double-sided-pbr-citizens", citizen("C"), "jobvejen")] == 5_000_000
+    assert not [i for i in verifier.published if i.kind == "clawback"]
+    # B's place claim ranks on the day after the watermark it arrived under, behind C's.
+    assert [c.occurred_on for c in verifier.claims.values() if c.subject == b] == [dt.date(2026, 1, 1)]
 
 
 def test_places_must_name_each_cluster_once_and_do_not_mix_with_a_contract_wide_budget() -> None:

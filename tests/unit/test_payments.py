@@ -8,6 +8,7 @@ from hashlib import sha256
 
 from shared.domain.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
 from shared.domain.contracts.payments import (
+    Cause,
     apply_grants,
     budget_requests,
     clawback_id,
@@ -56,11 +57,22 @@ def test_a_withdrawn_outcome_is_clawed_back_and_nets_the_payee_to_zero() -> None
     assert reconcile([], issued + clawbacks) == []
 
 
-def test_an_amended_amount_claws_back_the_old_payment_and_pays_the_new_one() -> None:
+def test_an_amended_amount_moves_only_the_difference_under_an_id_of_its_correcting_event() -> None:
     issued = desired_instructions(CONTRACT, [decision("t1", 100)])
-    changes = reconcile(desired_instructions(CONTRACT, [decision("t1", 80)]), issued)
-    assert [(c.kind, c.amount_minor) for c in changes] == [(PaymentKind.CLAWBACK, 100),
-                                                           (PaymentKind.PAYMENT, 80)]
+    key = f"test|o|{SUBJECT}|t1"
+    lower = reconcile(desired_instructions(CONTRACT, [decision("t1", 80)]), issued,
+                      {key: Cause("correction", "amend-1")})
+    assert [(c.kind, c.amount_minor, c.reverses_payment_id) for c in lower] == \
+        [(PaymentKind.CLAWBACK, 20, issued[0].payment_id)]
+    assert lower[0].payment_id == clawback_id(issued[0].payment_id, "amend-1", 1)
+    higher = reconcile(desired_instructions(CONTRACT, [decision("t1", 130)]), issued + lower,
+                       {key: Cause("correction", "late-2")})
+    assert [(c.kind, c.amount_minor) for c in higher] == [(PaymentKind.PAYMENT, 50)]
+    assert higher[0].payment_id not in {i.payment_id for i in issued + lower}
+    # The unchanged 80 is never reversed and re-issued; the net is the new amount.
+    history = issued + lower + higher
+    assert sum(i.amount_minor if i.kind == PaymentKind.PAYMENT else -i.amount_minor for i in history) == 130
+    assert reconcile(desired_instructions(CONTRACT, [decision("t1", 130)]), history) == []
 
 
 def test_a_payment_owed_again_after_its_clawback_gets_a_new_id() -> None:
@@ -107,18 +119,20 @@ caps: {per_period: {period: calendar_year, amount_minor: 150}}
 def test_a_payment_id_is_derived_from_contract_outcome_subject_and_payee_not_the_version() -> None:
     base = decision("t1")
     ids = {
-        payment_id(base, "school", "institution", 100, 0),
-        payment_id(base, "college", "institution", 100, 0),  # another payee of the same outcome
-        payment_id(replace(base, contract_id="other"), "school", "institution", 100, 0),
-        payment_id(replace(base, outcome_id="o2"), "school", "institution", 100, 0),
-        payment_id(replace(base, subject="k1:" + "9" * 64), "school", "institution", 100, 0),
+        payment_id(base, "school", "institution"),
+        payment_id(base, "college", "institution"),  # another payee of the same outcome
+        payment_id(replace(base, contract_id="other"), "school", "institution"),
+        payment_id(replace(base, outcome_id="o2"), "school", "institution"),
+        payment_id(replace(base, subject="k1:" + "9" * 64), "school", "institution"),
     }
     assert len(ids) == 5
-    assert payment_id(base, "school", "institution", 100, 0) == payment_id(base, "school", "institution", 100, 0)
-    # The version that decides an outcome is not part of its identity (docs/contracts.md):
-    # a new version that prices it the same leaves its payment alone.
-    assert payment_id(replace(base, contract_version=2), "school", "institution", 100, 0) == \
-        payment_id(base, "school", "institution", 100, 0)
+    assert payment_id(base, "school", "institution") == payment_id(base, "school", "institution")
+    # Neither the version that decides an outcome nor its amount is part of its identity
+    # (docs/contracts.md): a new version or a correction moves it by the difference.
+    assert payment_id(replace(base, contract_version=2), "school", "institution") == \
+        payment_id(base, "school", "institution")
+    assert payment_id(replace(base, payees=(PayeeAmount("school", 7),)), "school", "institution") == \
+        payment_id(base, "school", "institution")
 
 
 def test_two_payees_of_one_outcome_get_two_payments() -> None:
@@ -129,11 +143,13 @@ def test_two_payees_of_one_outcome_get_two_payments() -> None:
 
 
 def test_payment_and_clawback_ids_are_the_documented_digests() -> None:
-    # Recomputed with hashlib: a changed separator, a dropped part or another generation
-    # would change every id, and a replay after an upgrade would pay everything again.
+    # Recomputed with hashlib: a changed separator or a dropped part would change every
+    # id, and a replay after an upgrade would pay everything again.
     base = decision("t1")
-    parts = ["test", "o", SUBJECT, "t1", "school", "institution", "100", "0"]
+    parts = ["test", "o", SUBJECT, "t1", "school", "institution"]
     expected = sha256("|".join(parts).encode()).hexdigest()[:32]
-    assert payment_id(base, "school", "institution", 100, 0) == expected
+    assert payment_id(base, "school", "institution") == expected
     assert desired_instructions(CONTRACT, [base])[0].payment_id == expected
     assert clawback_id(expected) == sha256(f"clawback|{expected}".encode()).hexdigest()[:32]
+    assert clawback_id(expected, "retract-1", 1) == \
+        sha256(f"clawback|{expected}|retract-1|1".encode()).hexdigest()[:32]

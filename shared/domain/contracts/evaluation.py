@@ -68,6 +68,9 @@ class RejectionReason(StrEnum):
     # The trigger falls inside the contract's period but before its first version takes
     # effect (`effective_from`): no version was in force on that day.
     BEFORE_CONTRACT_START = "before_contract_start"
+    # Capped: the trigger became known after the watermark passed the outcome's decision
+    # date, and the budget's room had gone to the claims that were final before it.
+    LATE_CLAIM = "late_claim"
 
 
 @dataclass(frozen=True)

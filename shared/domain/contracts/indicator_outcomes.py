@@ -42,10 +42,10 @@ from shared.domain.contracts.model import (
     IndicatorOutcome,
     exact,
 )
-from shared.domain.contracts.payments import desired_instructions, outcome_key, payment_id, reconcile
+from shared.domain.contracts.payments import FINAL, Cause, desired_instructions, reconcile
 from shared.domain.contracts.solidarity import largest_remainder
 from shared.domain.contracts.timeline import SubjectTimeline
-from shared.domain.events import EventType, PaymentInstruction, PaymentKind
+from shared.domain.events import EventType, PaymentInstruction
 from shared.domain.indicators.compute import counts, in_population, scoped
 from shared.domain.indicators.model import Count, HasFact, Indicator, Population, StatusOnDay
 
@@ -261,42 +261,9 @@ def deciding_version(versions: Sequence[tuple[Contract, tuple[dt.date, dt.date]]
     return None
 
 
-def top_up_id(decision: OutcomeDecision, payee: str, role: str, paid_minor: int, owed_minor: int) -> str:
-    """A top-up from what was paid to what is owed: a new id for each such step."""
-    text = "|".join((outcome_key(decision), payee, role, "top-up", str(paid_minor), str(owed_minor)))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 def indicator_instructions(contract: Contract, decision: OutcomeDecision,
-                           issued: Sequence[PaymentInstruction]) -> list[PaymentInstruction]:
-    """New instructions that bring each payee's net for the outcome to the decision's amount.
-
-    A payee owed more than its net gets a top-up of the difference; one owed less has its
-    earlier instructions clawed back (a clawback reverses a whole instruction: the ledger
-    and the payout files treat a reversed instruction as not owed at all) and the new
-    amount paid. `reconcile` gives every new id a fresh generation if it was issued and
-    reversed before, so a decision that goes back and forth never reuses an id.
-    """
-    owed: dict[tuple[str, str], PaymentInstruction] = {
-        (i.payee, i.payee_role): i for i in desired_instructions(contract, (decision,))}
-    reversed_ids = {i.reverses_payment_id for i in issued if i.kind == PaymentKind.CLAWBACK}
-    active: dict[tuple[str, str], list[PaymentInstruction]] = {}
-    for instruction in issued:
-        if instruction.kind == PaymentKind.PAYMENT and instruction.payment_id not in reversed_ids:
-            active.setdefault((instruction.payee, instruction.payee_role), []).append(instruction)
-    wanted: list[PaymentInstruction] = []
-    for payee, role in sorted(set(owed) | set(active)):
-        earlier = active.get((payee, role), [])
-        paid = sum(i.amount_minor for i in earlier)
-        fresh = owed.get((payee, role))
-        target = fresh.amount_minor if fresh is not None else 0
-        if target >= paid:
-            wanted.extend(earlier)
-            if fresh is not None and target > paid:
-                wanted.append(fresh.model_copy(update={
-                    "amount_minor": target - paid,
-                    "payment_id": top_up_id(decision, payee, role, paid, target) if paid else fresh.payment_id}))
-        elif fresh is not None:
-            wanted.append(fresh.model_copy(update={
-                "payment_id": payment_id(decision, payee, role, target, 0)}))
-    return reconcile(wanted, issued)
+                           issued: Sequence[PaymentInstruction], cause: Cause = FINAL) -> list[PaymentInstruction]:
+    """New instructions that bring each payee's net for the outcome to the decision's
+    amount, by the difference (`reconcile`): a rise is a top-up, a fall a partial
+    clawback, each under an id derived from its `cause`."""
+    return reconcile(desired_instructions(contract, (decision,)), issued, default=cause)

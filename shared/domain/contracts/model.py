@@ -290,14 +290,17 @@ class Caps(Frozen):
     budget: a new version does not reset what the subject or the contract has used.
     `per_version` gives this version a budget of its own, and must be said explicitly.
     A total or per-period cap decides who gets the last room by rank (occurred_on,
-    outcome key), once the event-time clock is `review_days` past the outcome's day.
+    outcome key) among final claims: every outcome (capped or not) is final once the
+    watermark is `review_days` past the day it counts (default 15).
     """
 
     per_subject_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
     total_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
     per_period: PeriodCap | None = None
     budget: Literal["shared", "per_version"] = "shared"
-    review_days: Annotated[int, Field(ge=0, le=3660)] = 0
+    # The review window (docs/contracts.md, "Finality"): an outcome is provisional until
+    # the watermark passes the day it counts plus these days, then decided once.
+    review_days: Annotated[int, Field(ge=0, le=3660)] = 15
 
     @property
     def contract_wide(self) -> bool:

@@ -1,9 +1,11 @@
 """From outcome decisions to money: contract-wide caps, deterministic payment ids,
 and reconciliation of what is owed now against what was already instructed.
 
-Nothing is edited: when a decision changes (a retraction, an amendment, a late breaking
-event), instructions that no longer hold are reversed by clawbacks that reference them,
-and whatever is owed now is instructed afresh.
+Nothing is edited, and nothing unchanged is reversed and re-issued: when what an
+outcome owes a payee changes (a retraction, an amendment, a late fact, a new version),
+the difference is instructed: a top-up payment, or clawbacks that reverse part or all
+of earlier payments and reference them. Each such instruction's id derives from the
+outcome, the payee and its cause (the correcting event), never from the amount.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from shared.domain.contracts.model import Contract
 from shared.domain.contracts.target_group import eligible_referrals
 from shared.domain.contracts.timeline import SubjectTimeline
 from shared.domain.events import PaymentInstruction, PaymentKind
-
-GENERATIONS_MAX = 1000  # a payment re-instructed after this many clawbacks is a bug
 
 
 def outcome_key(decision: OutcomeDecision) -> str:
@@ -153,14 +153,14 @@ def apply_grants(decisions: Iterable[OutcomeDecision], grants: Mapping[str, int]
 
 def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision]
                          ) -> list[PaymentInstruction]:
-    """The payments the decisions call for, each with its generation-0 id."""
+    """The payments the decisions call for, each with its outcome line's first id."""
     wanted: list[PaymentInstruction] = []
     for decision in decisions:
         if decision.status != OutcomeStatus.VERIFIED:
             continue
         for payee in decision.payees:
             wanted.append(PaymentInstruction(
-                payment_id=payment_id(decision, payee.payee, payee.role, payee.amount_minor, 0),
+                payment_id=payment_id(decision, payee.payee, payee.role),
                 kind=PaymentKind.PAYMENT, contract_id=decision.contract_id,
                 contract_version=decision.contract_version, outcome_id=decision.outcome_id,
                 subject=decision.subject, payer=contract.payer, payee=payee.payee,
@@ -171,54 +171,106 @@ def desired_instructions(contract: Contract, decisions: Iterable[OutcomeDecision
     return wanted
 
 
-def payment_id(decision: OutcomeDecision, payee: str, role: str, amount_minor: int,
-               generation: int) -> str:
-    """Derived from contract, outcome, subject (and trigger) and payee, not the version.
-
-    The amount is part of it so that an amended amount is a new instruction (the old
-    one is clawed back); the generation lets an identical payment be instructed again
-    after its earlier twin was clawed back.
-    """
-    return _digest(outcome_key(decision), payee, role, str(amount_minor), str(generation))
+def payment_id(decision: OutcomeDecision, payee: str, role: str) -> str:
+    """The first payment of an outcome to a payee: derived from contract, outcome, subject
+    (and trigger) and payee, not the version and not the amount, so a changed amount is
+    a difference instructed under an id of its own, never a re-issue of this one."""
+    return _digest(outcome_key(decision), payee, role)
 
 
-def reissued_id(first_payment_id: str, generation: int) -> str:
-    """The id of a payment instructed again after its earlier twins were clawed back
-    (generation 0 is the first id itself)."""
-    return first_payment_id if generation == 0 else _digest(first_payment_id, str(generation))
+def clawback_id(original_payment_id: str, cause: str = "", sequence: int | None = None) -> str:
+    """A clawback of (part of) `original_payment_id`, caused by `cause`, as the line's
+    `sequence`-th instruction."""
+    if not cause:
+        return _digest("clawback", original_payment_id)
+    return _digest("clawback", original_payment_id, cause, str(sequence))
 
 
-def clawback_id(original_payment_id: str) -> str:
-    return _digest("clawback", original_payment_id)
+@dataclass(frozen=True)
+class Cause:
+    """Why an outcome's money changes: `final` (decided when the watermark passed its
+    decision date), `correction` (a fact known after that, named by `event_id`), or
+    `recheck` (no new fact: a budget's grant moved, or a contract version)."""
+
+    reason: str
+    event_id: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return self.event_id or self.reason
 
 
-def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInstruction]
-              ) -> list[PaymentInstruction]:
-    """New instructions that turn `issued` into `wanted`: clawbacks first, then payments."""
-    reversed_ids = {i.reverses_payment_id for i in issued if i.kind == PaymentKind.CLAWBACK}
-    issued_ids = {i.payment_id for i in issued}
-    active = {i.payment_id: i for i in issued
-              if i.kind == PaymentKind.PAYMENT and i.payment_id not in reversed_ids}
-    keep: set[str] = set()
-    new_payments: list[PaymentInstruction] = []
+FINAL = Cause("final")
+RECHECK = Cause("recheck")
+
+
+def instruction_outcome_key(instruction: PaymentInstruction) -> str:
+    return "|".join((instruction.contract_id, instruction.outcome_id, instruction.subject,
+                     instruction.trigger_event_id or ""))
+
+
+Line = tuple[str, str, str]  # outcome key, payee, role
+
+
+def _line(instruction: PaymentInstruction) -> Line:
+    return instruction_outcome_key(instruction), instruction.payee, instruction.payee_role
+
+
+def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInstruction],
+              causes: Mapping[str, Cause] | None = None, default: Cause = FINAL) -> list[PaymentInstruction]:
+    """New instructions that bring each outcome line (outcome, payee, role) from what
+    `issued` nets to what `wanted` says, by the difference only: clawbacks first (of
+    the line's payments, each for at most what is left of it), then top-ups. `causes`
+    names the cause per outcome key (else `default`); an id is the line's first id for
+    its first, final payment, else derived from that id, the cause and how many
+    instructions the line had before (so an id is never issued twice, even when a
+    decision goes back and forth)."""
+    causes = causes or {}
+    target: dict[Line, int] = {}
+    template: dict[Line, PaymentInstruction] = {}
     for instruction in wanted:
-        generation, candidate = 0, instruction.payment_id
-        while candidate in issued_ids and candidate not in active:
-            generation += 1
-            if generation > GENERATIONS_MAX:
-                raise RuntimeError(f"payment {instruction.payment_id} re-instructed too often")
-            candidate = reissued_id(instruction.payment_id, generation)
-        if candidate in active:
-            keep.add(candidate)
-        elif candidate == instruction.payment_id:
-            new_payments.append(instruction)  # frozen: no copy needed for the same id
-        else:
-            new_payments.append(instruction.model_copy(update={"payment_id": candidate}))
-    clawbacks = [
-        original.model_copy(update={
-            "payment_id": clawback_id(original.payment_id), "kind": PaymentKind.CLAWBACK,
-            "reverses_payment_id": original.payment_id,
-        })
-        for pid, original in sorted(active.items()) if pid not in keep
-    ]
-    return clawbacks + new_payments
+        line = _line(instruction)
+        target[line] = target.get(line, 0) + instruction.amount_minor
+        template.setdefault(line, instruction)
+    issued_ids = {i.payment_id for i in issued}
+    clawed: dict[str, int] = {}
+    for instruction in issued:
+        if instruction.kind == PaymentKind.CLAWBACK and instruction.reverses_payment_id is not None:
+            clawed[instruction.reverses_payment_id] = clawed.get(instruction.reverses_payment_id, 0) \
+                + instruction.amount_minor
+    remaining: dict[Line, list[tuple[str, int, PaymentInstruction]]] = {}
+    sequence: dict[Line, int] = {}
+    for instruction in issued:
+        sequence[_line(instruction)] = sequence.get(_line(instruction), 0) + 1
+        if instruction.kind == PaymentKind.PAYMENT:
+            left = instruction.amount_minor - clawed.get(instruction.payment_id, 0)
+            remaining.setdefault(_line(instruction), []).append((instruction.payment_id, left, instruction))
+    clawbacks: list[PaymentInstruction] = []
+    payments: list[PaymentInstruction] = []
+    for line in sorted(set(target) | set(remaining)):
+        net = sum(left for _, left, _ in remaining.get(line, ()))
+        difference = target.get(line, 0) - net
+        if difference == 0:
+            continue
+        cause = causes.get(line[0], default)
+        if difference > 0:
+            fresh = template[line]
+            first = fresh.payment_id
+            new_id = first if first not in issued_ids and cause.reason == "final" \
+                else _digest(first, cause.tag, str(sequence.get(line, 0)))
+            payments.append(fresh.model_copy(update={"payment_id": new_id, "amount_minor": difference}))
+            continue
+        owed_back = -difference
+        for pid, left, original in sorted(remaining[line], key=lambda r: r[0]):
+            if owed_back == 0:
+                break
+            amount = min(left, owed_back)
+            if amount <= 0:
+                continue
+            owed_back -= amount
+            clawbacks.append(original.model_copy(update={
+                "payment_id": clawback_id(pid, cause.tag, sequence.get(line, 0)), "kind": PaymentKind.CLAWBACK,
+                "reverses_payment_id": pid, "amount_minor": amount}))
+        if owed_back:
+            raise RuntimeError(f"outcome line {line} cannot claw back {owed_back} more than it was paid")
+    return clawbacks + payments
