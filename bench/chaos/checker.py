@@ -5,13 +5,11 @@ the pure engine run over the input (admission, then every subject's decisions), 
 on the topics, and a rebuild of the verifier into a separate database. One line per
 invariant; `Check.ok` is False if any failed.
 
-Money is compared as the net amount instructed per (contract, subject, payee): a contract
-version that arrives mid-run reprices its window by the difference (a clawback and a new
-payment, or a top-up), where the engine run once with the final book pays the final
-amount in one instruction; the money is the same, the instruction ids are not. For
-contracts with a single version the instruction sets themselves are compared too.
-Budgets (total and per-period caps) are granted by rank (issue #13), so capped
-contracts are held to the same exact comparison as the rest.
+Money is compared exactly: the instructions on the journal (ids, kinds, payees, amounts)
+must be the engine's, run once over the final facts and book (docs/contracts.md,
+"Finality"). Nothing is final before the operator's watermarks, which the load publishes
+once ingest has forwarded every fact, so no instruction depends on batching, faults or
+the moment the mid-run contract version arrived; capped contracts included.
 """
 
 from __future__ import annotations
@@ -177,22 +175,25 @@ def check_accounted(check: Check, want: Expected, seen: Observed, stored_event_i
 
 
 def check_engine(check: Check, load: Load, want: Expected, seen: Observed) -> None:
+    """Exact: the same instruction ids, kinds, payees and amounts as the engine run once
+    over the final facts and book. Nothing is final before the operator's watermark, which
+    comes after every fact and contract version, so no instruction depends on timing."""
     published = [i for i in seen.journal if isinstance(i, PaymentInstruction)]
     live_net, engine_net = net_by_payee(published), net_by_payee(want.instructions)
     differ = {k for k in set(live_net) | set(engine_net) if live_net.get(k) != engine_net.get(k)}
-    single = {c.contract_id for c in load.contracts} - reversioned(load)
-    live = {k: v for k, v in net_by_line(published).items() if k[0].split("|")[0] in single}
-    engine = {k: v for k, v in net_by_line(want.instructions).items() if k[0].split("|")[0] in single}
+    live = {(i.payment_id, i.kind.value, i.payee, i.amount_minor) for i in published}
+    engine = {(i.payment_id, i.kind.value, i.payee, i.amount_minor) for i in want.instructions}
+    clawed = sum(i.amount_minor for i in {i.payment_id: i for i in published}.values()
+                 if i.kind == PaymentKind.CLAWBACK)
     check.figures.update(payments_outstanding=len(outstanding(published)), payees_owed=len(live_net),
-                         owed_minor=sum(live_net.values()))
+                         owed_minor=sum(live_net.values()), clawed_back_minor=clawed)
     check.add(not differ and live == engine, "payment instructions equal the pure engine's",
-              f"net money per (contract, subject, payee) equal for all {len(engine_net):,} "
-              f"(total {sum(engine_net.values()):,} minor units, capped contracts included); "
-              f"under the {len(single)} single-version contracts the {len(engine):,} outcome lines "
-              f"(outcome, payee, role) net the same"
+              f"the same {len(engine):,} instructions (id, kind, payee, amount) as the engine over the final "
+              f"facts and book, {sum(engine_net.values()):,} minor units net (capped contracts and the "
+              f"contract version that arrived mid-run included), {clawed:,} clawed back"
               + (f"; NET DIFFERS for {_sample(f'{c}/{s[:12]}/{p}' for c, s, p in differ)}" if differ else "")
-              + (f"; only live {_sample(k[0] for k in set(live) - set(engine))}" if set(live) - set(engine) else "")
-              + (f"; only engine {_sample(k[0] for k in set(engine) - set(live))}" if set(engine) - set(live) else ""))
+              + (f"; only live {_sample(p for p, *_ in live - engine)}" if live - engine else "")
+              + (f"; only engine {_sample(p for p, *_ in engine - live)}" if engine - live else ""))
 
 
 def net_by_line(instructions: Sequence[PaymentInstruction]) -> dict[tuple[str, str, str], int]:

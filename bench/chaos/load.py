@@ -7,7 +7,8 @@
 - Contract versions: four contracts at the start, and a second version of the
   next-stage bonus (a new price from a date) part-way through, which re-evaluates
   every subject.
-- Clock ticks: one part-way, one after the last event, so sustainment periods elapse.
+- Watermarks (`stafet clock`, on every transitions partition): two, once ingest has
+  forwarded every fact, so that sustainment periods elapse and every outcome is final.
 - A finance office: answers payment instructions as they appear on the journal (paid,
   failed, some twice, some for a payment already answered, a few for unknown payments).
 
@@ -32,14 +33,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bench.run import fill
+from cli.signed import send_signed
 from cli.synthetic.population import Rates, generate, to_json_line
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.model import Contract
 from shared.domain.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.institutions import Institution
 from shared.domain.sealing import Sealer, development_private_key
+from shared.domain.signing import RecordSigner
 from shared.platform.credentials import kafka_options
 from shared.platform.settings import REPO_ROOT
+from shared.platform.trust import DEVELOPMENT_OPERATOR
 
 CONTRACT_FILES = ("next-stage-bonus.yaml", "mobility-bonus.yaml", "employment-pbr.yaml", "sib-youth-education.yaml")
 EVENTS_PER_SUBJECT = 9  # about, with these rates (for sizing the population)
@@ -47,7 +51,6 @@ RATES = Rates(late_report=0.10, duplicate=0.03, retraction=0.03)
 CONFLICTING_SHARE = 0.003
 MALFORMED_SHARE = 0.002
 SECOND_VERSION_AT = 0.4  # share of the load published before next-stage-bonus v2
-MID_TICK_AT = 0.7
 FINAL_TICK = dt.date(2027, 6, 30)
 MID_TICK = dt.date(2026, 9, 1)
 CHUNK_S = 1.0  # records are published in chunks of a second's worth; a failed chunk is resent
@@ -141,8 +144,7 @@ class Publisher:
         records = list(self.load.records)
         chunk = max(1, int(self.rate_per_s * CHUNK_S))
         started = time.monotonic()
-        milestones = {int(len(records) * SECOND_VERSION_AT): self.second_version,
-                      int(len(records) * MID_TICK_AT): self.mid_tick}
+        milestones = {int(len(records) * SECOND_VERSION_AT): self.second_version}
         for first in range(0, len(records), chunk):
             for at, action in milestones.items():
                 if first <= at < first + chunk:
@@ -164,13 +166,19 @@ class Publisher:
         self.say(f"  load   contract {contract.contract_id} v{contract.version} applied")
         await send_retrying(self.bootstrap, self.topics["contracts"], [_contract_record(contract)], self.say)
 
-    async def mid_tick(self) -> None:
-        await self.tick(self.load.ticks[0])
-
     async def tick(self, today: dt.date) -> None:
-        self.say(f"  load   clock tick {today}")
-        await send_retrying(self.bootstrap, self.topics["transitions"],
-                            [(b"clock", ClockTick(today=today).model_dump_json().encode())], self.say)
+        """A watermark on every transitions partition, as `stafet clock` sends it."""
+        self.say(f"  load   watermark {today}")
+        while True:
+            try:
+                await send_signed(self.bootstrap, "stafet-chaos-clock", self.topics["transitions"],
+                                  [(b"clock", ClockTick(today=today).model_dump_json().encode())],
+                                  RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator",
+                                  every_partition=True)
+                return
+            except (KafkaError, OSError, TimeoutError) as error:
+                self.say(f"  load   the watermark failed ({type(error).__name__}); retrying")
+                await asyncio.sleep(RETRY_PAUSE_S)
 
 
 def _contract_record(contract: Contract) -> tuple[bytes, bytes]:

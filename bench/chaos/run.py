@@ -205,7 +205,10 @@ async def _run_under_faults(result: Result, load: object, publisher: Publisher, 
         reporter = asyncio.create_task(_report(probe, database_url, publisher, injector, started, stop))
         try:
             await asyncio.gather(publisher.run(), injector.run(result.schedule, started))
-            await publisher.tick(publisher.load.ticks[-1])
+            # Every fact is in once ingest has forwarded it: then the operator's clock.
+            await _ingested(probe)
+            for day in publisher.load.ticks:
+                await publisher.tick(day)
             say(f"load done and every fault undone at t+{time.monotonic() - started:.0f}s; draining ...")
             await _drain(probe, database_url, finance, injector)
             say(f"drained at t+{time.monotonic() - started:.0f}s")
@@ -221,6 +224,20 @@ async def _report(probe: LagProbe, database_url: str, publisher: Publisher, inje
         say(await progress_line(probe, database_url, publisher, injector, started))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PROGRESS_EVERY_S)
+
+
+async def _ingested(probe: LagProbe) -> None:
+    """Wait until ingest has consumed every institution event (and so forwarded it)."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        try:
+            if await probe.lag(f"{NAMESPACE}-ingest", topic("institution-events")) == 0:
+                return
+        except (KafkaError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ingest did not catch up in {DRAIN_TIMEOUT_S:.0f}s")
+        await asyncio.sleep(POLL_S)
 
 
 async def _drain(probe: LagProbe, database_url: str, finance: FinanceOffice,

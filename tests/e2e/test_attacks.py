@@ -27,7 +27,7 @@ from services.ledger.audit import rebuild_entry
 from services.ledger.checkpoints import read_anchors
 from shared.domain.contracts.loader import load_contract
 from shared.domain.cpr_text import CPR_SPELLED
-from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.events import JOURNAL_RECORD, ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.ledger.postings import chain_hash, entry_for, pending_account
 from shared.domain.principals import Principal, Role
 from shared.domain.signing import BATCH_PROOF_HEADER
@@ -47,7 +47,7 @@ from shared.platform.topics import (
 )
 from shared.platform.trust import trusted_keys
 from tests.engine_replay import admitted, expected_balances, read_lines, sealed
-from tests.kafka_helpers import produce, read_all, read_records
+from tests.kafka_helpers import next_watermark, produce, publish_watermark, read_all, read_records
 from tests.ledger_helpers import ledger_state
 from tests.servers import Servers
 
@@ -115,6 +115,11 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
         for signer in (None, "institution:alsskolen"):
             await produce(servers.bootstrap_servers, transitions, [t.model_dump_json().encode() for t in invented],
                           keys=[INVENTED.encode()] * len(invented), signed_as=signer)
+        # A forged watermark (no operator signed it) moves no time; the operator's does.
+        forged_clock = ClockTick(today=dt.date(2200, 1, 1)).model_dump_json().encode()
+        for signer in (None, "institution:alsskolen", "service:ingest"):
+            await produce(servers.bootstrap_servers, transitions, [forged_clock], keys=[b"clock"], signed_as=signer)
+        await publish_watermark(servers.bootstrap_servers, transitions, next_watermark(namespace))
         # DKK 64,000,000 owed to a made-up payee, straight onto the journal.
         forged_payment = PaymentInstruction(
             payment_id="f" * 32, kind=PaymentKind.PAYMENT, contract_id=CONTRACT.contract_id, contract_version=1,
@@ -153,7 +158,7 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
         await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
                       [forged_failed.model_dump_json().encode()], keys=[victim.payment_id.encode()],
                       signed_as="finance:dev")
-        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 4 + 4)
+        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 3 + 4 + 4)
         assert all(s.running() for s in services.values())
         final = await ledger_state(database_url)
         assert await settled_entries(database_url) == 0
@@ -167,7 +172,7 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
     assert not [r for r in journal if isinstance(r, PaymentInstruction) and r.subject == INVENTED
                 and r.payee != "made-up-payee"]
     reasons = Counter(str(d["reason"]) for d in dead)
-    assert reasons == {"unauthenticated_contract": 3, "unauthenticated_transition": 2 * len(invented),
+    assert reasons == {"unauthenticated_contract": 3, "unauthenticated_transition": 2 * len(invented) + 3,
                        "unauthenticated_instruction": 4, "unauthenticated_settlement": 4}, reasons
 
 

@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from services.ledger.rebuild import rebuild_ledger
-from shared.domain.events import ClockTick, Transition
+from shared.domain.events import Transition
 from shared.domain.investment.figures import CashFlow, irr, money_multiple
 from shared.domain.investment.records import (
     FundEstablished,
@@ -38,7 +38,7 @@ from shared.platform.settings import REPO_ROOT
 from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, PAYMENTS, TRANSITIONS, in_namespace
 from tests.e2e.test_finance import stafet
 from tests.e2e.test_verifier import published_instructions
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import produce, publish_watermark, read_all
 from tests.ledger_helpers import chain_report
 from tests.servers import Servers
 from tests.unit.builders import transition
@@ -145,8 +145,7 @@ async def test_an_sib_that_falls_short_ends_in_the_investors_loss_as_the_pure_ca
         transitions = in_namespace(TRANSITIONS, namespace).name
         await produce(servers.bootstrap_servers, transitions, [t.model_dump_json().encode() for t in completions],
                       keys=[t.subject.encode() for t in completions])
-        await produce(servers.bootstrap_servers, transitions,
-                      [ClockTick(today=d("2025-01-01")).model_dump_json().encode()], keys=[b"clock"])
+        await publish_watermark(servers.bootstrap_servers, transitions, d("2025-01-01"))
         await until(lambda: _count(database_url, "SELECT count(*) FROM ledger_entries WHERE kind = 'payment'",
                                    COMPLETIONS), "the outcome payments", [verifier, ledger])
         paid = [i for i in await published_instructions(servers, namespace) if i.payee == INVESTOR]
