@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench docs clean browser profile profile-ledger profile-ingest mutation planted-bugs chaos helm podman image
+.PHONY: help install up down status demo test test-unit lint bench determinism docs clean browser profile profile-ledger profile-ingest mutation planted-bugs chaos helm podman image
 
 # Helm, built from source through the Go module proxy (no binary downloads here), once.
 HELM_VERSION := v3.21.4
@@ -22,6 +22,7 @@ help:
 	@echo "make lint   - ruff, mypy and the rings (import-linter, docs/architecture.md)"
 	@echo "make docs   - regenerate the AsyncAPI documents in docs/asyncapi/"
 	@echo "make bench  - the benchmark (BENCH_ARGS=...); figures printed and written to bench/results/"
+	@echo "make determinism - the demo's log replayed in every batching, order, replica count and a crash: same instructions?"
 	@echo "make chaos SEED=n [DURATION=s] [RATE=r] - a fault schedule under load, then the invariants"
 	@echo "make profile - the verifier's batch core in-process: CPU per 100k events per tenth, rows per batch, profiles"
 	@echo "make profile-ledger - the ledger's journal path in-process: payments/s, CPU per 100k, profile"
@@ -93,6 +94,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The same ledger from the same log (docs/contracts.md, "Finality"); a short form runs in `make test`.
+determinism: $(STAMP)
+	$(BIN)/python -m bench.determinism $(DETERMINISM_ARGS)
 
 # The long form of the fault schedule (docs/reliability.md); the short form runs in `make test`.
 SEED ?= 1

@@ -25,7 +25,7 @@ import random
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,32 +231,29 @@ def money(minor: int) -> str:
     return f"{minor / 100:,.2f}"
 
 
-HEADER = f"{'variant':<44}{'contract':<32}{'instructed':>16}{'clawed back':>15}{'without cause':>15}  same"
+HEADER = f"{'variant':<48}{'contract':<32}{'instructed':>16}{'clawed back':>15}{'without cause':>15}  same"
 
 
 def print_rows(rows: Sequence[Row], out: Callable[[str], None]) -> None:
     for row in rows:
-        out(f"{row.variant:<44}{row.contract[:31]:<32}{money(row.instructed_minor):>16}"
+        out(f"{row.variant:<48}{row.contract[:31]:<32}{money(row.instructed_minor):>16}"
             f"{money(row.clawed_back_minor):>15}{money(row.without_cause_minor):>15}  {'yes' if row.same else 'NO'}")
 
 
 async def check(admin_url: str, log: RecordedLog, variants: Sequence[Variant], seed: int,
-                out: Callable[[str], None] = print,
-                after: Callable[[Variant], Awaitable[None]] | None = None) -> list[Row]:
-    """Every variant in a database of its own; the first is the reference."""
+                out: Callable[[str], None] = print, databases: str = "stafet_determinism") -> list[Row]:
+    """Every variant in a database of its own (`databases`_N); the first is the reference."""
     contracts = sorted({c.contract_id for c in log.book.all()})
     rows: list[Row] = []
     reference: Outcome | None = None
     out(HEADER)
     for number, variant in enumerate(variants):
-        url = await recreate_database(admin_url, f"stafet_determinism_{number}")
+        url = await recreate_database(admin_url, f"{databases}_{number}")
         outcome = await run_variant(url, log, variant, seed)
         reference = reference or outcome
         mine = rows_of(variant, outcome, reference, contracts)
         print_rows(mine, out)
         rows.extend(mine)
-        if after is not None:
-            await after(variant)
     return rows
 
 

@@ -88,7 +88,7 @@ class InMemoryVerifier:
         issued = {k: v for k, v in self.payments.items() if k[0] in subjects}
         stored = {k: v for k, v in self.decisions.items() if k.split("|")[2] in subjects}
         plan = plan_batch(in_force, subjects, streams, today, self.directory, issued, stored,
-                          list(self.claims.values()), arrived)
+                          list(self.claims.values()), arrived, since=self.today)
         if crash:
             return len(due_all) + 1
         for transition in fresh.values():

@@ -91,7 +91,7 @@ def evaluate_subjects(in_force: Sequence[InForce], subjects: Sequence[str],
 def settle_subjects(in_force: Sequence[InForce], evaluated: Evaluated, requests: list[BudgetRequest],
                     grants: Mapping[str, int], moved: Iterable[str], today: dt.date,
                     issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
-                    known: Mapping[str, Known] | None = None) -> BatchPlan:
+                    known: Mapping[str, Known] | None = None, since: dt.date | None = None) -> BatchPlan:
     """The plan, given what the budgets granted the evaluated subjects' claims and which
     other subjects' grants moved."""
     currency = {c.contract_id: c.currency for c, _ in in_force}
@@ -100,7 +100,8 @@ def settle_subjects(in_force: Sequence[InForce], evaluated: Evaluated, requests:
     # (a timer due today), so that their payments follow the budget's new decision.
     plan.timers.extend((subject, today) for subject in sorted(set(moved)))
     for subject, decisions in evaluated.items():
-        effects = settle(in_force, subject, decisions, grants, today, issued, stored, (known or {}).get(subject, ()))
+        effects = settle(in_force, subject, decisions, grants, today, issued, stored, (known or {}).get(subject, ()),
+                         since)
         plan.instructions.extend(effects.instructions)
         plan.causes.update(effects.causes)
         plan.timers.extend((subject, due) for due in effects.timers)
@@ -121,12 +122,14 @@ def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
                streams: Mapping[str, Sequence[Transition]], today: dt.date,
                directory: Mapping[str, InstitutionInfo],
                issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]], stored: Stored,
-               claims: Sequence[BudgetRequest], arrived: Mapping[EventKey, dt.date] | None = None) -> BatchPlan:
+               claims: Sequence[BudgetRequest], arrived: Mapping[EventKey, dt.date] | None = None,
+               since: dt.date | None = None) -> BatchPlan:
     """What re-evaluating `subjects` at frontier `today` writes, given every stored claim
     on the budgets: the definition (`grant_budget` over every claim, before and after).
     `process_batch` gets the same grants from the first changed claim on
     (`services/verifier/budgets.py`). `streams`: the subjects' whole streams; `arrived`:
-    per event id, its partition's watermark on arrival (none: every fact is in)."""
+    per event id, its partition's watermark on arrival (none: every fact is in); `since`:
+    the frontier before this step."""
     views, known = facts_in(subjects, streams, arrived or {}, today)
     evaluated, requests = evaluate_subjects(in_force, subjects, views, today, directory, known)
     evaluating = set(subjects)
@@ -134,7 +137,7 @@ def plan_batch(in_force: Sequence[InForce], subjects: Sequence[str],
     after = grant_budget([c for c in claims if c.subject not in evaluating] + requests)
     moved = {c.subject for c in claims if c.subject not in evaluating
              and before.get(c.outcome_key) != after.get(c.outcome_key)}
-    plan = settle_subjects(in_force, evaluated, requests, after, moved, today, issued, stored, known)
+    plan = settle_subjects(in_force, evaluated, requests, after, moved, today, issued, stored, known, since)
     plan.timers.extend(next_timers(subjects, streams, arrived or {}, today))
     return plan
 
@@ -408,7 +411,8 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], facts: Seque
         budgets = await regrant_all(connection, in_force, subjects, requests)
         grants = {k: g for _, b in budgets for k, g in b.grants.items()}
         moved = {s for _, b in budgets for s in b.moved}
-        plan = settle_subjects(in_force, evaluated, requests, grants, moved, today, issued, stored, known)
+        plan = settle_subjects(in_force, evaluated, requests, grants, moved, today, issued, stored, known,
+                               frontier.before)
         plan.timers.extend(next_timers(subjects, streams, arrived, today))
         await store.record_payments(connection, plan.instructions, plan.instruction_payloads, plan.causes)
         await store.save_decisions(connection, plan.decision_rows)

@@ -148,19 +148,21 @@ def decision_date(contract: Contract, decision: OutcomeDecision) -> dt.date:
     return review_due(contract, decision)
 
 
-def correction_cause(due: dt.date, known: Known) -> Cause:
+def correction_cause(due: dt.date, known: Known, since: dt.date | None = None) -> Cause:
     """Why an outcome final since `due` changes now: the latest fact (in stream order)
-    that became known on or after `due`, or none (`final`: decided as it stands)."""
-    late = [event_id for event_id, arrived in known if arrived >= due]
+    that became known on or after `due` (and, with `since`, came in at this frontier
+    step: known on or after `since`), or none (`final`: decided as it stands)."""
+    late = [event_id for event_id, arrived in known if arrived >= due and (since is None or arrived >= since)]
     return Cause("correction", late[-1]) if late else FINAL
 
 
 def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[OutcomeDecision],
            grants: Mapping[str, int], today: dt.date,
            issued: Mapping[tuple[str, str], Sequence[PaymentInstruction]],
-           stored: Stored, known: Known = ()) -> SubjectEffects:
+           stored: Stored, known: Known = (), since: dt.date | None = None) -> SubjectEffects:
     """`today`: the finality frontier (outcomes whose decision date is on or before it
-    are final); `known`: the facts that are in (see `Known`)."""
+    are final); `known`: the facts that are in (see `Known`); `since`: the frontier
+    before this step (the facts known on or after it came in now: they name a change)."""
     versions = {(c.contract_id, c.version): c for c, _ in in_force}
     effects = SubjectEffects()
     final: list[OutcomeDecision] = []
@@ -180,7 +182,7 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
             # Its trigger became known after the watermark passed its decision date: the
             # budget had been granted to final claims already, and nothing was left.
             decision = replace(decision, reason=RejectionReason.LATE_CLAIM)
-        causes[outcome_key(decision)] = correction_cause(due, known)
+        causes[outcome_key(decision)] = correction_cause(due, known, since)
         final.append(decision)
     # One reconciliation per contract over all its versions: a version never sees
     # another version's payments as something to claw back.
@@ -196,7 +198,7 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
             if key not in causes:
                 deciding = versions.get((contract_id, instruction.contract_version))
                 due = instruction.occurred_on + dt.timedelta(days=deciding.caps.review_days if deciding else 0)
-                causes[key] = correction_cause(due, known)
+                causes[key] = correction_cause(due, known, since)
         made = reconcile(wanted, already, causes)
         effects.instructions.extend(made)
         for instruction in made:

@@ -279,3 +279,33 @@ def test_a_late_registration_moves_a_solidarity_share_by_the_difference_only() -
     assert kinds == [("college", "payment"), ("school-0", "clawback")]
     assert next(i for i in changes if i.payee == "school-0").amount_minor < first[0].amount_minor
     assert {live.causes[i.payment_id] for i in changes} == {("correction", "college-1")}
+
+
+def test_the_worked_example_of_docs_contracts_md_in_any_reading_order() -> None:
+    bonus = contract(CAPPED.model_dump_json().replace('"total_minor":450', '"total_minor":250'))
+    a, b, c = completion(1, dt.date(2024, 3, 1)), completion(2, dt.date(2024, 3, 5)), completion(3, dt.date(2024, 2, 1))
+    retract_b = fact("retract-2", 2, dt.date(2024, 5, 2), "authority", "exam_authority",
+                     {"type": "retraction", "retracts_event_id": "done-2", "reason": "reported in error"})
+
+    def marks(day: dt.date) -> list[Arrival]:
+        return [(0, ClockTick(today=day)), (1, ClockTick(today=day))]
+
+    steps: list[list[Arrival]] = [[(0, a), (1, b)], marks(dt.date(2024, 3, 10)), [(0, c)],
+                                  marks(dt.date(2024, 4, 30)), [(1, retract_b), *marks(dt.date(2024, 5, 31))]]
+    runs = []
+    for order in (1, -1):
+        live = InMemoryVerifier(ContractBook.of([bonus]), {}, partition_ids=(0, 1))
+        for step in steps:
+            live.batch([], arrivals=sorted(step, key=lambda arrival: order * arrival[0]))
+            live.drain()
+            if step is steps[1]:
+                assert live.published == []  # A and B provisional until 03-16 and 03-20
+        runs.append(live)
+    first, second = runs
+    assert instructions(first) == instructions(second)
+    assert first.net_by_payee() == {("capped", subject(1), "fund"): 100, ("capped", subject(3), "fund"): 100}
+    assert sorted((i.subject, i.kind.value, i.amount_minor, first.causes[i.payment_id]) for i in first.published) == \
+        sorted([(subject(1), "payment", 100, ("final", None)), (subject(2), "payment", 100, ("final", None)),
+                (subject(3), "payment", 50, ("correction", "done-3")),  # the late claim: what was left
+                (subject(2), "clawback", 100, ("correction", "retract-2")),
+                (subject(3), "payment", 50, ("recheck", None))])  # the room B's retraction freed

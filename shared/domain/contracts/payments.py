@@ -256,7 +256,7 @@ def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInst
         if difference > 0:
             fresh = template[line]
             first = fresh.payment_id
-            new_id = first if first not in issued_ids and cause.reason == "final" \
+            new_id = first if not sequence.get(line) and first not in issued_ids and cause.reason == "final" \
                 else _digest(first, cause.tag, str(sequence.get(line, 0)))
             payments.append(fresh.model_copy(update={"payment_id": new_id, "amount_minor": difference}))
             continue
