@@ -9,6 +9,7 @@ import pytest
 
 from cli.demo import (
     CONTRACT_FILES,
+    DEMO_WATERMARK,
     EXCLUSION_MODEL,
     demo_pipeline,
     demo_population,
@@ -39,8 +40,9 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     registry = InstitutionRegistry(institutions)
     lines = [to_json_line(e) for e in events]
     per_subject, by_population = per_subject_and_by_population()
+    # Decided as of the demo's watermark: what it made final is paid, the rest provisional.
     expected = expected_balances([load_contract(p) for p in per_subject], admitted(lines, registry),
-                                 directory=directory_of(registry))
+                                 today=DEMO_WATERMARK, directory=directory_of(registry))
     # The housing-area contract pays for the area's change, decided over the population:
     # the independent oracle computes it from the contract file and the same events.
     assert [load_contract(p).contract_id for p in by_population] == ["housing-area-exam-indicator"]
@@ -72,6 +74,11 @@ async def test_a_small_demo_pays_exactly_what_the_pure_engine_computes_and_write
     assert housing.verified + housing.rejected == 1, housing
     assert housing.clawed_back_minor == 0  # applied after the facts: decided once, never re-decided
     assert summaries["sib-youth-education"].paid_minor <= 240_000_000  # principal plus at most 20 %
+    # Money moves once: every fact was in before the watermark, so nothing is clawed back,
+    # and what the watermark has not made final yet is shown as provisional.
+    assert result.states is not None
+    assert all(state.clawed_back_minor == 0 for state in result.states.values()), result.states
+    assert all(s.clawed_back_minor == 0 for s in summaries.values())
     # The investor's position: its two tranches, and the SIB's outcome payments settled to it.
     assert result.investors is not None
     sib = result.investors.of("nordic-impact-investor", "sib-youth-education")
