@@ -58,8 +58,9 @@ def user(
         fail(str(error))
     if registry.get(institution) is None:
         fail(f"institution {institution!r} is not in the registry")
-    if development:
-        typer.echo(f"user: {institution}  password: {development_password(institution)}  (development mode only)")
+    if development:  # an institution's development user, or the development operator (--name operator)
+        who = name or institution
+        typer.echo(f"user: {who}  password: {development_password(who)}  (development mode only)")
         return
     if role not in {r.value for r in Role}:
         fail(f"role {role!r} is not viewer or administrator")

@@ -110,6 +110,7 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
         env = {**os.environ, "BASE_URL": base, "USER": COLLEGE, "PASSWORD": development_password(COLLEGE),
                "LOCKED_USER": SCHOOL, "PASSWORD_OF_LOCKED": development_password(SCHOOL),
                "OTHER_LINE": payments[SCHOOL], "SHOTS": str(shots), "HOME": str(tmp_path),
+               "OPERATOR_PASSWORD": development_password("operator"),
                "AXE": str(BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js")}
         result = await asyncio.to_thread(subprocess.run, [runner, str(BROWSER_TESTS / "portal.mjs")],
                                          cwd=BROWSER_TESTS, env=env, capture_output=True, text=True, timeout=240,
@@ -165,8 +166,19 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
     assert seen["lockout"][5]["problem"].startswith("For mange mislykkede log ind-forsøg")
     assert all(attempt["url"].endswith("/portal/login") for attempt in seen["lockout"])
 
+    # The operator's overview: the contract's money as the ledger holds it; no statement.
+    operator = seen["operator"]
+    assert operator["heading"] == "Overblik for driftsansvarlige"
+    assert operator["statementUrl"].endswith("/portal/operator")
+    (mobility,) = [row for row in operator["contracts"] if row["contract"] == "mobility-bonus"]
+    instructed, paid = await _instructed_and_paid(database_url, "mobility-bonus")
+    # provisional, instructed, clawed back, paid, refused, returned, owed
+    assert mobility["cells"][1] == kroner_da(instructed)
+    assert mobility["cells"][3] == kroner_da(paid)
+    assert mobility["cells"][6] == kroner_da(instructed - paid)
+
     # WCAG 2.1 A/AA rules that axe-core checks: no violations on the pages the user saw.
-    for page in ("login", "statement", "detail"):
+    for page in ("login", "statement", "detail", "operator"):
         assert seen[page]["axe"] == [], (page, seen[page]["axe"])
     assert seen["consoleErrors"] == []
     assert (shots / "statement.png").stat().st_size > 10_000
@@ -180,3 +192,15 @@ async def _amount_of(database_url: str, payment_id: str) -> int:
     finally:
         await connection.close()
     return amount
+
+
+async def _instructed_and_paid(database_url: str, contract_id: str) -> tuple[int, int]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT coalesce(sum(amount_minor) FILTER (WHERE kind = 'payment'), 0)::bigint AS instructed,"
+            " coalesce(sum(amount_minor) FILTER (WHERE kind = 'settled'), 0)::bigint AS paid"
+            " FROM ledger_entries WHERE contract_id = $1", contract_id)
+    finally:
+        await connection.close()
+    return int(row["instructed"]), int(row["paid"])

@@ -82,6 +82,10 @@ async def test_provisional_outcomes_are_read_for_the_institutions_they_pay_only(
         assert await store.session(cookie + "x") is None
         await store.close_session(cookie)
         assert await store.session(cookie) is None
+        operator_cookie, _ = await store.open_session(PortalUser("operator", "sonderborg-kommune", Role.OPERATOR))
+        found = await store.session(operator_cookie)
+        assert found is not None
+        assert found.user.role == Role.OPERATOR
         await store.record_failure("anna")
         await store.record_failure("anna")
         assert len(await store.failures("anna")) == 2

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from services.frontdoor.portal.accounts import FAILURES_MAX, Accounts, PortalUser, development_password
 from services.frontdoor.portal.drilldown import LineDetail, line_detail
+from services.frontdoor.portal.operator import Overview, contract_money
 from services.frontdoor.portal.pages import SESSION_COOKIE, Portal, install
 from services.frontdoor.portal.sessions import Session, session_hash
 from services.frontdoor.portal.statement import (
@@ -96,6 +97,10 @@ class BooksOfTwo:
         "occurred_on": "2026-06-23", "currency": "DKK", "owed_minor": 300_000, "status": "pending_review",
         "payees": [["alsskolen", 200_000], ["nordborg-skole", 50_000], ["bornehuset-solsikken", 50_000]]}
 
+    async def overview(self) -> Overview:
+        return Overview(contract_money([("mobility-bonus", "DKK", "payment", 234_133)], [("mobility-bonus", "DKK", 300_000)]),
+                        (), ((0, dt.date(2026, 7, 1)),), ())
+
     async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]:
         today = dt.date(2026, 7, 1)
         found = provisional_line(PROVISIONAL_REF, institution, self.decision, 15, today)
@@ -134,12 +139,13 @@ def login_token(client: TestClient) -> str:
     return found.group(1)
 
 
-def log_in(client: TestClient, username: str = "alsskolen", password: str | None = None) -> TestClient:
+def log_in(client: TestClient, username: str = "alsskolen", password: str | None = None,
+           start: str = "/portal/statement") -> TestClient:
     token = login_token(client)
     answer = client.post("/portal/login", data={"username": username, "csrf_token": token,
                                                "password": password or development_password(username)})
     assert answer.status_code == 303, answer.text
-    assert answer.headers["location"] == "/portal/statement"
+    assert answer.headers["location"] == start
     return client
 
 
@@ -281,3 +287,37 @@ def test_every_page_without_a_session_sends_to_the_log_in(client: TestClient, pa
     # A cookie that is no session's is no session either.
     client.cookies.set(SESSION_COOKIE, "forged", domain="testserver")
     assert client.get(path).headers["location"] == "/portal/login"
+
+
+def test_the_operator_reads_the_overview_and_no_statement(client: TestClient) -> None:
+    log_in(client, "operator", start="/portal/operator")
+    page = client.get("/portal/operator")
+    assert page.status_code == 200
+    row = re.search(r'<tr data-contract="mobility-bonus">(.*?)</tr>', page.text, flags=re.DOTALL)
+    assert row
+    assert "3.000,00\xa0kr." in row.group(1)   # provisional
+    assert "2.341,33\xa0kr." in row.group(1)   # instructed, and owed (nothing paid)
+    # An operator reads no institution's statement or line.
+    assert client.get("/portal/statement").headers["location"] == "/portal/operator"
+    assert client.get(f"/portal/lines/{SCHOOL_LINE}").headers["location"] == "/portal/operator"
+
+
+def test_an_institutions_user_is_refused_the_operators_overview(client: TestClient) -> None:
+    log_in(client)
+    refused = client.get("/portal/operator")
+    assert refused.status_code == 403
+    assert "2.341,33" not in refused.text
+
+
+def test_the_overview_adds_up_the_ledgers_kinds_per_contract() -> None:
+    (row,) = contract_money([("c", "DKK", "payment", 10_000), ("c", "DKK", "clawback", 1_000),
+                             ("c", "DKK", "settled", 6_000), ("c", "DKK", "returned", 2_000),
+                             ("c", "DKK", "failed", 500)], [("c", "DKK", 7_000)])
+    assert (row.instructed_minor, row.clawed_back_minor, row.paid_minor, row.failed_minor, row.returned_minor,
+            row.provisional_minor) == (10_000, 1_000, 4_000, 500, 2_000, 7_000)
+    # A refused payment is void (back to the budget); a returned one is owed again.
+    assert row.owed_minor == 10_000 - 1_000 - 4_000 - 500
+    # A clawback that was settled brought money back; one the bank refused is void.
+    (back,) = contract_money([("c", "DKK", "payment", 10_000), ("c", "DKK", "settled", 10_000),
+                              ("c", "DKK", "clawback", 3_000), ("c", "DKK", "settled:clawback", 3_000)], [])
+    assert (back.paid_minor, back.clawed_back_minor, back.owed_minor) == (7_000, 3_000, 0)

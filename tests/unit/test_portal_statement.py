@@ -39,7 +39,7 @@ def test_each_instruction_is_one_line_in_the_state_its_settlement_and_payout_put
     lines = statement_lines(rows, payouts, outcomes)
     assert [(x.payment_id, x.state, x.amount_minor, x.reference) for x in lines] == [
         ("p1", PaymentState.PAID, 1000, "BANK-1"),
-        ("p2", PaymentState.RETURNED, 2000, "AC04"),
+        ("p2", PaymentState.REFUSED, 2000, "AC04"),
         ("p3", PaymentState.IN_PAYOUT, 3000, "STAFET-1"),
         ("p4", PaymentState.PENDING, 4000, ""),
         ("c4", PaymentState.ADJUSTMENT, -4000, ""),
@@ -47,11 +47,12 @@ def test_each_instruction_is_one_line_in_the_state_its_settlement_and_payout_put
     assert lines[4].adjustment_reason == "evidence_withdrawn"
     assert lines[4].reverses_payment_id == "p4"
     statement = assemble("alsskolen", lines)
-    assert [(t.key, t.amount_minor) for t in statement.total] == [((), 6000)]
+    # The refused payment is void (the ledger put it back in the budget): not in the total.
+    assert [(t.key, t.amount_minor) for t in statement.total] == [((), 4000)]
     by_state = {t.key[0]: t.amount_minor for t in statement.totals_by_state}
-    assert by_state == {"paid": 1000, "returned": 2000, "in_payout": 3000, "pending": 4000, "adjustment": -4000}
+    assert by_state == {"paid": 1000, "refused": 2000, "in_payout": 3000, "pending": 4000, "adjustment": -4000}
     by_month = {t.key: t.amount_minor for t in statement.totals_by_month_and_contract}
-    assert by_month == {("2023-06", "mobility-bonus"): 6000, ("2023-07", "mobility-bonus"): 4000,
+    assert by_month == {("2023-06", "mobility-bonus"): 4000, ("2023-07", "mobility-bonus"): 4000,
                         ("2023-09", "mobility-bonus"): -4000}
 
 

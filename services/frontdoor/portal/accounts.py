@@ -9,7 +9,8 @@ only hashes, several per institution, made by a command (`stafet frontdoor user`
 Passwords are hashed with Argon2id through argon2-cffi (its RFC 9106 low-memory profile),
 never with a scheme of our own. In development mode every registered institution also has
 a well-known user, named after the institution, whose password is `development_password`
-(so `make demo` can print a log-in); production has only the file's users.
+(so `make demo` can print a log-in), and the first municipality a user `operator`;
+production has only the file's users.
 
 Lock-out: after `FAILURES_MAX` failed log-ins for one user name within `FAILURE_WINDOW`,
 that name is refused, right password or not, until `LOCK_DURATION` after the last failure.
@@ -44,10 +45,15 @@ HASHER = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 
 
 class Role(StrEnum):
-    """What a user may do: read the statement (viewer), and also act on it (administrator)."""
+    """What a user may do: read the statement (viewer), and also act on it (administrator);
+    an operator (of the paying municipality) reads the overview of every contract instead."""
 
     VIEWER = "viewer"
     ADMINISTRATOR = "administrator"
+    OPERATOR = "operator"
+
+
+DEVELOPMENT_OPERATOR = "operator"
 
 
 class AccountsConfigurationError(RuntimeError):
@@ -67,9 +73,9 @@ class _Account:
     password_hash: str | None  # None: a development user, checked against development_password
 
 
-def development_password(institution_id: str) -> str:
-    """The well-known development password of the institution's development user."""
-    return "demo-" + hashlib.sha256((_DEVELOPMENT_LABEL + institution_id).encode()).hexdigest()[:12]
+def development_password(username: str) -> str:
+    """The well-known development password of a development user (named after its institution)."""
+    return "demo-" + hashlib.sha256((_DEVELOPMENT_LABEL + username).encode()).hexdigest()[:12]
 
 
 def hash_password(password: str) -> str:
@@ -94,6 +100,10 @@ class Accounts:
             for institution in registry.all():
                 accounts.setdefault(institution.id, _Account(
                     PortalUser(institution.id, institution.id, Role.ADMINISTRATOR), None))
+            payer = next((i for i in registry.all() if i.kind == "municipality"), None)
+            if payer is not None:  # the development operator acts for the first municipality
+                accounts.setdefault(DEVELOPMENT_OPERATOR, _Account(
+                    PortalUser(DEVELOPMENT_OPERATOR, payer.id, Role.OPERATOR), None))
         return cls(accounts)
 
     def authenticate(self, username: str, password: str) -> PortalUser | None:
@@ -105,7 +115,7 @@ class Accounts:
             _verify(_DUMMY_HASH, password)
             return None
         if account.password_hash is None:
-            expected = development_password(account.user.institution)
+            expected = development_password(account.user.username)
             return account.user if hmac.compare_digest(expected.encode(), password.encode()) else None
         return account.user if _verify(account.password_hash, password) else None
 

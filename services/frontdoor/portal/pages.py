@@ -34,8 +34,9 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.frontdoor.portal import i18n
-from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, locked_until
+from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, Role, locked_until
 from services.frontdoor.portal.drilldown import LineDetail
+from services.frontdoor.portal.operator import Overview, read_overview
 from services.frontdoor.portal.queries import (
     STATEMENT_ENTRIES_MAX,
     read_line,
@@ -73,7 +74,8 @@ STATE_WORDS = {
     "pending": N_("Approved, awaiting payment"),
     "in_payout": N_("In a payout run"),
     "paid": N_("Paid"),
-    "returned": N_("Returned by the bank"),
+    "returned": N_("Returned by the bank: owed again"),
+    "refused": N_("Refused by the bank: not paid"),
     "adjustment": N_("Adjustment"),
     "provisional": N_("Expected: in the review window until"),
 }
@@ -116,6 +118,7 @@ class StatementReader(Protocol):
     async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]: ...
     async def provisional_line(self, institution: str, reference: str
                                ) -> tuple[ProvisionalLine, LineDetail] | None: ...
+    async def overview(self) -> Overview: ...
 
 
 class PostgresStatementReader:
@@ -134,6 +137,9 @@ class PostgresStatementReader:
     async def provisional_line(self, institution: str, reference: str
                                ) -> tuple[ProvisionalLine, LineDetail] | None:
         return await read_provisional_line(self._pool, institution, reference)
+
+    async def overview(self) -> Overview:
+        return await read_overview(self._pool)
 
     async def contract_titles(self) -> dict[str, str]:
         async with self._pool.acquire() as connection:
@@ -256,6 +262,17 @@ async def _form(request: Request) -> Mapping[str, str] | None:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def _institution_session(request: Request) -> tuple[Session | None, Response | None]:
+    """The session of an institution's user; else where to send the caller (log-in, or an
+    operator's overview: an operator reads no institution's statement)."""
+    session = await _session(request)
+    if session is None:
+        return None, _to_login()
+    if session.user.role == Role.OPERATOR:
+        return None, _secured(RedirectResponse("/portal/operator", status_code=303))
+    return session, None
+
+
 async def _session(request: Request) -> Session | None:
     store = _portal(request).store
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -278,7 +295,11 @@ def _to_login() -> Response:
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
     session = await _session(request)
-    return _secured(RedirectResponse("/portal/statement" if session else "/portal/login", status_code=303))
+    return _secured(RedirectResponse(_start_of(session) if session else "/portal/login", status_code=303))
+
+
+def _start_of(session: Session) -> str:
+    return "/portal/operator" if session.user.role == Role.OPERATOR else "/portal/statement"
 
 
 def _login_page(request: Request, status_code: int = 200, message: str | None = None, username: str = "") -> Response:
@@ -326,8 +347,8 @@ async def login(request: Request) -> Response:
             return _locked(request, until, now, username)
         return _login_page(request, 401, gettext_("Wrong user name or password."), username)
     await portal.store.clear_failures(username)
-    cookie, _ = await portal.store.open_session(user)
-    response = _secured(RedirectResponse("/portal/statement", status_code=303))
+    cookie, session = await portal.store.open_session(user)
+    response = _secured(RedirectResponse(_start_of(session), status_code=303))
     _cookie(response, SESSION_COOKIE, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
@@ -384,9 +405,9 @@ async def choose_language(request: Request, language: str, next: str = "/portal/
 
 @router.get("/statement", response_class=HTMLResponse)
 async def statement_page(request: Request) -> Response:
-    session = await _session(request)
+    session, elsewhere = await _institution_session(request)
     if session is None:
-        return _to_login()
+        return elsewhere or _to_login()
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
@@ -400,9 +421,9 @@ async def statement_page(request: Request) -> Response:
 
 @router.get("/lines/{payment_id}", response_class=HTMLResponse)
 async def line_page(request: Request, payment_id: str) -> Response:
-    session = await _session(request)
+    session, elsewhere = await _institution_session(request)
     if session is None:
-        return _to_login()
+        return elsewhere or _to_login()
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
@@ -419,9 +440,9 @@ async def line_page(request: Request, payment_id: str) -> Response:
 @router.get("/provisional/{reference}", response_class=HTMLResponse)
 async def provisional_page(request: Request, reference: str) -> Response:
     """An entitlement in its review window, opened like a statement line."""
-    session = await _session(request)
+    session, elsewhere = await _institution_session(request)
     if session is None:
-        return _to_login()
+        return elsewhere or _to_login()
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
@@ -437,6 +458,22 @@ async def provisional_page(request: Request, reference: str) -> Response:
                    institution_name=name)
 
 
+@router.get("/operator", response_class=HTMLResponse)
+async def operator_page(request: Request) -> Response:
+    """The operator's overview: refused (403) to an institution's users."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    if session.user.role != Role.OPERATOR:
+        return _error(request, 403, N_("Refused"), N_("This page is for operators."), session)
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    return _render(request, "operator.html", session=session, overview=await reader.overview(),
+                   contract_titles=await reader.contract_titles(),
+                   institution_name=_portal(request).institution_name(session.user.institution))
+
+
 CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kind"), N_("Amount"), N_("Currency"),
                N_("State"), N_("State date"), N_("Reference"), N_("Reason"), N_("Payment id"))
 
@@ -445,9 +482,9 @@ CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kin
 async def statement_csv(request: Request) -> Response:
     """The statement for a spreadsheet: in Danish, semicolons and decimal commas with a
     byte-order mark, as Danish Excel opens a CSV file; in English, commas and points."""
-    session = await _session(request)
+    session, elsewhere = await _institution_session(request)
     if session is None:
-        return _to_login()
+        return elsewhere or _to_login()
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)

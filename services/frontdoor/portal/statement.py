@@ -19,7 +19,8 @@ class PaymentState(StrEnum):
     PENDING = "pending"            # instructed, not yet in a payout file
     IN_PAYOUT = "in_payout"        # in a payout file handed to the bank, not yet booked
     PAID = "paid"                  # the bank booked it
-    RETURNED = "returned"          # the bank returned it (with its reason)
+    RETURNED = "returned"          # the bank returned it after booking (with its reason): owed again
+    REFUSED = "refused"            # the bank refused it (failed): not paid, the ledger voids it to the budget
     ADJUSTMENT = "adjustment"      # a clawback: money owed back, or not to be paid
     PROVISIONAL = "provisional"    # an outcome in its review window: expected, not instructed
 
@@ -128,7 +129,8 @@ def _payment_line(row: LedgerRow, settlement: LedgerRow | None, payout: PayoutRo
     if settlement is not None and settlement.kind == "settled":
         state, state_on, reference = PaymentState.PAID, settlement.settled_on, settlement.bank_reference or ""
     elif settlement is not None:
-        state, state_on, reference = PaymentState.RETURNED, settlement.settled_on, settlement.failure_reason or ""
+        state = PaymentState.RETURNED if settlement.kind == "returned" else PaymentState.REFUSED
+        state_on, reference = settlement.settled_on, settlement.failure_reason or ""
     elif payout is not None:
         state, state_on, reference = PaymentState.IN_PAYOUT, payout.execution_date, payout.export_id
     return StatementLine(row.payment_id, "payment", row.contract_id, row.contract_version, row.outcome_id,
@@ -145,8 +147,9 @@ def _sum(keyed: Iterable[tuple[tuple[str, ...], str, int]]) -> tuple[Total, ...]
 def assemble(institution: str, lines: list[StatementLine]) -> Statement:
     """The lines with their totals: per payment state, per month and contract, overall.
 
-    Money returned by the bank is owed still (the instruction stands; finance pays it
-    again), so it counts in the overall total like the rest; the totals per state say
+    Money returned by the bank after booking is owed again (the ledger moves it back to
+    pending), so it counts in the overall total; a payment the bank refused is void (the
+    ledger moves it back to the payer's budget), so it does not. The totals per state say
     where the money is."""
     return Statement(
         institution=institution,
@@ -154,8 +157,8 @@ def assemble(institution: str, lines: list[StatementLine]) -> Statement:
         totals_by_state=_sum(((line.state.value,), line.currency, line.amount_minor) for line in lines),
         totals_by_month_and_contract=_sum(
             ((line.occurred_on.strftime("%Y-%m"), line.contract_id), line.currency, line.amount_minor)
-            for line in lines),
-        total=_sum(((), line.currency, line.amount_minor) for line in lines),
+            for line in lines if line.state != PaymentState.REFUSED),
+        total=_sum(((), line.currency, line.amount_minor) for line in lines if line.state != PaymentState.REFUSED),
     )
 
 

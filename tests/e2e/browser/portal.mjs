@@ -102,6 +102,24 @@ try {
   await page.goto(`${env.BASE_URL}/portal/statement`);
   seen.afterLogout = { url: page.url() };
 
+  // The operator: the overview of every contract, and no institution's statement.
+  const operator = await (await browser.newContext({ bypassCSP: true })).newPage();
+  await operator.goto(`${env.BASE_URL}/portal/login`);
+  await operator.getByLabel("Brugernavn").fill("operator");
+  await operator.getByLabel("Adgangskode").fill(env.OPERATOR_PASSWORD);
+  await operator.getByRole("button", { name: "Log ind" }).click();
+  await operator.waitForURL("**/portal/operator");
+  seen.operator = {
+    heading: (await texts(operator, "h1"))[0],
+    contracts: await operator.locator("table.overview tbody tr").evaluateAll((rows) => rows.map((row) => ({
+      contract: row.dataset.contract, cells: [...row.querySelectorAll("td")].map((cell) => cell.innerText.trim()) }))),
+    axe: await axe(operator),
+  };
+  await operator.goto(`${env.BASE_URL}/portal/statement`);
+  seen.operator.statementUrl = operator.url();
+  await operator.goto(`${env.BASE_URL}/portal/operator`);
+  await operator.screenshot({ path: `${env.SHOTS}/operator.png`, fullPage: true });
+
   // Wrong passwords for another user until the name is locked; then the right one is refused too.
   const stranger = await (await browser.newContext()).newPage();
   seen.lockout = [];
