@@ -48,7 +48,8 @@ async def as_owner(database_url: str) -> None:
             "INSERT INTO verifier_outcomes (outcome_key, subject, contract_id, status, reason, owed_minor, decision)"
             " VALUES ($1, $2, 'mobility-bonus', 'pending_review', NULL, 3000000, $3)", KEY, SUBJECT,
             json.dumps(decision))
-        await connection.execute("UPDATE verifier_clocks SET today = '2023-06-30'")
+        # Event time: the verifier's finality frontier (issue 26), final through 30 June.
+        await connection.execute("UPDATE verifier_frontier SET final_through = '2023-06-30', watermark = '2023-06-30'")
     finally:
         await connection.close()
 
@@ -63,7 +64,7 @@ async def test_provisional_outcomes_are_read_for_the_institutions_they_pay_only(
         lines, now = await read_provisional(pool, "alsskolen")
         assert [(x.reference, x.own_minor, x.others_minor) for x in lines] == [
             (provisional_reference(KEY), 2_000_000, 1_000_000)]
-        # The review window ends 15 days after the outcome counts; the clock says 30 June.
+        # The review window ends 15 days after the outcome counts; the frontier says 30 June.
         assert (now, lines[0].decided_on, lines[0].days_left) == (dt.date(2023, 6, 30), dt.date(2023, 7, 8), 8)
         assert await read_provisional(pool, "sonderborg-gymnasium") == ([], now)
 

@@ -137,8 +137,9 @@ def provisional_reference(outcome_key: str) -> str:
 
 
 async def event_time(connection: asyncpg.Connection) -> dt.date:
-    """The verifier's event time: the finality frontier (issue 26's verifier_frontier), where
-    the front door may read it, else the latest of the partitions' clocks."""
+    """The verifier's event time: its finality frontier (verifier_frontier.final_through, issue
+    26: an outcome is final once it reaches the decision date); on a database migrated before
+    the frontier existed, the latest of the partitions' clocks."""
     frontier = await connection.fetchval(
         "SELECT to_regclass('verifier_frontier') IS NOT NULL"
         " AND has_table_privilege('verifier_frontier', 'SELECT')")
