@@ -184,7 +184,10 @@ async def run(url: str, postmaster: int, transitions: Sequence[Transition],
         if profiler:
             profiler.start()
         for batch in batches[bounds[n]:bounds[n + 1]]:
-            result = await process_batch(pool, book, batch, directory, streams=streams)  # type: ignore[arg-type]
+            # A watermark after each batch, as a scheduler publishing "today" would: the
+            # facts so far are in, and what they make final is decided in this batch.
+            result = await process_batch(pool, book, batch, directory, [max(t.occurred_on for t in batch)],  # type: ignore[arg-type]
+                                         streams=streams)
             tenth.events += len(batch)
             tenth.batches += 1
             tenth.subjects += result.subjects_evaluated

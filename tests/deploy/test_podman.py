@@ -29,6 +29,7 @@ a metric these pods export, every log line is JSON, and the records carry trace 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import os
@@ -74,7 +75,7 @@ from tests.deploy.pods import (
 from tests.deploy.tools import CHART, dashboard_metric_names, render
 from tests.engine_replay import REGISTRY as EXAMPLE_REGISTRY
 from tests.engine_replay import admitted, directory_of, expected_balances, read_lines
-from tests.kafka_helpers import produce
+from tests.kafka_helpers import produce, settled
 from tests.ledger_helpers import chain_report, ledger_state
 from tests.servers import Servers
 
@@ -124,6 +125,8 @@ def keys(tmp_path: Path) -> Path:
     commands = [["keys", "new", "--out", str(folder)]]
     commands += [["keys", "new", "--out", str(folder), "--signer", f"service:{name}"] for name in SERVICES]
     commands.append(["keys", "new", "--out", str(folder), "--signer", f"institution:{CLI_INSTITUTION}"])
+    # The operator whose clock (`stafet clock`) the verifier believes: its watermarks.
+    commands.append(["keys", "new", "--out", str(folder), "--signer", "operator:clock"])
     for command in commands:
         subprocess.run([STAFET, *command], check=True, capture_output=True, cwd=REPO_ROOT, timeout=120)
     return folder
@@ -186,10 +189,35 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
         "secrets": {"create": True, "data": secrets},
         "institutions": registry_file.read_text(),
         "contracts": {name: (REPO_ROOT / "examples" / "contracts" / name).read_text() for name in CONTRACT_NAMES},
-        "trustedKeys": {"service": {name: [public_hex(keys / f"service-{name}.pub")] for name in SERVICES}},
+        "trustedKeys": {"service": {name: [public_hex(keys / f"service-{name}.pub")] for name in SERVICES},
+                        "operator": {"clock": [public_hex(keys / "operator-clock.pub")]}},
         "sealingPublicKey": public_hex(keys / "ingest-sealing.pub"),
         "services": services,
     }
+
+
+# Past every fact's decision date (the engine, tests/engine_replay.py, decides as of them).
+WATERMARKS = (dt.date(2100, 1, 1), dt.date(2100, 1, 2))
+
+
+def clock(servers: Servers, namespace: str, keys: Path, day: dt.date) -> None:
+    """`stafet clock` as the operator runs it in production: its own Kafka user and key."""
+    env = {**os.environ, "STAFET_ENV": "production", "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers,
+           "STAFET_TOPIC_NAMESPACE": namespace, "KAFKA_USERNAME": "operator",
+           "KAFKA_PASSWORD_FILE": str(servers.credentials_dir / "kafka" / "operator")}
+    done = subprocess.run([STAFET, "clock", "--date", day.isoformat(), "--signing-key",
+                           str(keys / "operator-clock.key")], env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "published on" in done.stdout, done.stdout
+
+
+async def ingested(servers: Servers, namespace: str) -> None:
+    """Until ingest has consumed every institution event (and so forwarded it)."""
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+    while not await settled(servers.bootstrap_servers, namespace, "", stages=("ingest",)):
+        assert asyncio.get_running_loop().time() < deadline, "ingest did not catch up"
+        await asyncio.sleep(0.5)
 
 
 @pytest.fixture
@@ -279,6 +307,9 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     asyncio.run(publish_records(servers.bootstrap_servers, events_topic, list(enumerate(cohort, start=1)),
                                 recipient=load_public_key(keys / "ingest-sealing.pub"), signing=SignedByEach(signers)))
     verifier_pod = pod_name(deployments["verifier"])
+    # The operator's clock, as a scheduler runs it: what is in by now is decided (facts
+    # ingest forwards after it are decided by the next one, after the restart).
+    clock(servers, namespace, keys, WATERMARKS[0])
     entries_at_stop = asyncio.run(wait_for_entries(empty_database, at_least=1))
     state = asyncio.run(ledger_state(empty_database))
     assert state["balances"] != expected, "the stream was over before the SIGTERM: not mid-stream"
@@ -290,6 +321,8 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     assert inspected["ExitCode"] == 0, f"SIGTERM did not end the verifier cleanly: {inspected}\n{verifier_logs[-3000:]}"
     podman("pod", "start", verifier_pod)
     wait_ready(ports["verifier"], "verifier after restart", READY_TIMEOUT_S)
+    asyncio.run(ingested(servers, namespace))
+    clock(servers, namespace, keys, WATERMARKS[1])
 
     state = asyncio.run(wait_for_balances(empty_database, expected, alive=lambda: [
         assert_running(deployment, name) for name, deployment in deployments.items()]))
