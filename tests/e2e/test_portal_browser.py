@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,10 +26,10 @@ from shared.domain.events import Settlement, SettlementStatus
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
-from shared.platform.topics import INSTITUTION_EVENTS, SETTLEMENTS, in_namespace
+from shared.platform.topics import INSTITUTION_EVENTS, SETTLEMENTS, TRANSITIONS, in_namespace
 from tests.e2e.test_frontdoor import wait_until_serving
 from tests.engine_replay import read_lines, sealed
-from tests.kafka_helpers import produce, wait_settled
+from tests.kafka_helpers import produce, publish_watermark, wait_settled
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -59,13 +60,53 @@ def node() -> str:
     return found
 
 
+# The operator's clock says every fact up to 30 June 2023 is in: the college's outcome (the
+# youth education completed on 23 June 2023) is then in its review window, final on 8 July
+# (15 days, the default review_days), with 8 days left.
+REVIEW_WATERMARK = dt.date(2023, 6, 30)
+
+
+async def in_the_browser(service_env: dict[str, str], tmp_path: Path, phase: str, **extra: str) -> dict[str, Any]:
+    """Start the front door, run portal.mjs's `phase` in Chromium, stop it: what the browser saw."""
+    runner = node()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / f"frontdoor-{phase}.log"
+    door = ServiceProcess("frontdoor", {**service_env, "FRONT_DOOR_PORT": str(port)}, log)
+    shots = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    door.start()
+    try:
+        await wait_until_serving(base, door, log)
+        env = {**os.environ, "BASE_URL": base, "USER": COLLEGE, "PASSWORD": development_password(COLLEGE),
+               "SHOTS": str(shots), "HOME": str(tmp_path), "PHASE": phase,
+               "AXE": str(BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js"), **extra}
+        result = await asyncio.to_thread(subprocess.run, [runner, str(BROWSER_TESTS / "portal.mjs")],
+                                         cwd=BROWSER_TESTS, env=env, capture_output=True, text=True, timeout=240,
+                                         check=False)
+    finally:
+        door.stop()
+    assert result.returncode == 0, result.stderr[-4000:] + log.read_text()[-3000:]
+    seen: dict[str, Any] = json.loads(result.stdout)
+    seen["shots"] = str(shots)
+    return seen
+
+
 async def run_the_pipeline(servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
-                           tmp_path: Path) -> dict[str, str]:
-    """The sample through the services, the college's payment settled: its payment ids by payee."""
+                           tmp_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """The sample through the services: first up to a watermark inside the college outcome's
+    review window (what the browser sees then), then final; the college's payment settled.
+    Its payment ids by payee, and what the browser saw during the review window."""
     services = start_services({**service_env, "CONTRACT_FILES": str(MOBILITY)}, tmp_path)
     try:
         await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
                       sealed(read_lines(SAMPLE)))
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), 120,
+                           stages=("ingest",), watermark=False)
+        await publish_watermark(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name, REVIEW_WATERMARK)
+        await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), 120,
+                           watermark=False)
+        during_review = await in_the_browser(service_env, tmp_path, "provisional")
         await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), 120)
         connection = await asyncpg.connect(database_url)
         try:
@@ -80,13 +121,12 @@ async def run_the_pipeline(servers: Servers, namespace: str, database_url: str, 
         await wait_settled(servers.bootstrap_servers, namespace, database_url, list(services.values()), 120)
     finally:
         stop_services(services)
-    return payments
+    return payments, during_review
 
 
 async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_another(
         servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
-    runner = node()
-    payments = await run_the_pipeline(servers, namespace, database_url, service_env, tmp_path)
+    payments, during_review = await run_the_pipeline(servers, namespace, database_url, service_env, tmp_path)
     connection = await asyncpg.connect(database_url)
     try:
         college_amount = await connection.fetchval(
@@ -99,26 +139,24 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
     finally:
         await connection.close()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    door = ServiceProcess("frontdoor", {**service_env, "FRONT_DOOR_PORT": str(port)}, tmp_path / "frontdoor.log")
-    shots = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path / "shots"
-    shots.mkdir(parents=True, exist_ok=True)
-    door.start()
-    try:
-        await wait_until_serving(base, door, tmp_path / "frontdoor.log")
-        env = {**os.environ, "BASE_URL": base, "USER": COLLEGE, "PASSWORD": development_password(COLLEGE),
-               "LOCKED_USER": SCHOOL, "PASSWORD_OF_LOCKED": development_password(SCHOOL),
-               "OTHER_LINE": payments[SCHOOL], "SHOTS": str(shots), "HOME": str(tmp_path),
-               "OPERATOR_PASSWORD": development_password("operator"),
-               "AXE": str(BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js")}
-        result = await asyncio.to_thread(subprocess.run, [runner, str(BROWSER_TESTS / "portal.mjs")],
-                                         cwd=BROWSER_TESTS, env=env, capture_output=True, text=True, timeout=240,
-                                         check=False)
-    finally:
-        door.stop()
-    assert result.returncode == 0, result.stderr[-4000:] + (tmp_path / "frontdoor.log").read_text()[-3000:]
-    seen = json.loads(result.stdout)
+    # During the review window: the college's outcome is expected money, nothing instructed;
+    # the same amounts as were paid once it was final (the facts did not change).
+    review = during_review["provisional"]
+    assert review["statementRows"] == []
+    (expected,) = review["rows"]
+    assert expected["daysLeft"] == "8"
+    counts_from, _, _, own, others, final_on, days_left = expected["cells"][:7]
+    assert (counts_from, final_on, days_left) == ("23. jun. 2023", "8. jul. 2023", "8")
+    assert own == kroner_da(college_amount)
+    assert others == kroner_da(outcome_total - college_amount)
+    assert review["detail"]["daysLeft"] == "8"
+    assert review["detail"]["stays"] == [["10. aug. 2020", "23. jun. 2023", "a-8, a-9"]]
+    assert review["axe"] == []
+
+    seen = await in_the_browser(service_env, tmp_path, "final", LOCKED_USER=SCHOOL,
+                                PASSWORD_OF_LOCKED=development_password(SCHOOL), OTHER_LINE=payments[SCHOOL],
+                                OPERATOR_PASSWORD=development_password("operator"))
+    shots = Path(seen["shots"])
 
     # Danish by default, from the log-in on.
     assert seen["login"]["url"].endswith("/portal/login")

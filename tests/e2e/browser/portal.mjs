@@ -21,6 +21,16 @@ async function axe(page) {
   });
 }
 
+// PHASE=provisional: during an outcome's review window, log in, read the expected lines
+// and open the first; any other PHASE: the whole path below.
+async function logIn(page) {
+  await page.goto(`${env.BASE_URL}/portal/`);
+  await page.getByLabel("Brugernavn").fill(env.USER);
+  await page.getByLabel("Adgangskode").fill(env.PASSWORD);
+  await page.getByLabel("Adgangskode").press("Enter");
+  await page.waitForURL("**/portal/statement");
+}
+
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -30,6 +40,27 @@ try {
   // bypassCSP only so that axe-core can be put into the page; the CSP itself is checked by its header in the unit tests.
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, bypassCSP: true });
   const page = await context.newPage();
+  if (env.PHASE === "provisional") {
+    await logIn(page);
+    seen.provisional = {
+      statementRows: await page.locator("table.lines tbody tr").count() === 0 ? [] : ["lines"],
+      rows: await page.locator("table.provisional tbody tr").evaluateAll((rows) => rows.map((row) => ({
+        reference: row.dataset.reference, daysLeft: row.dataset.daysLeft,
+        cells: [...row.querySelectorAll("td")].map((cell) => cell.innerText.trim()) }))),
+      axe: await axe(page),
+    };
+    await page.locator("table.provisional tbody tr a").first().click();
+    await page.locator("#line-detail article").waitFor();
+    seen.provisional.detail = {
+      url: page.url(), daysLeft: await page.locator("#line-detail [data-days-left]").getAttribute("data-days-left"),
+      stays: await page.locator("table.stays tbody tr").evaluateAll((rows) => rows.map((row) =>
+        [...row.querySelectorAll("td")].map((cell) => cell.innerText.trim()))),
+    };
+    await page.screenshot({ path: `${env.SHOTS}/provisional.png`, fullPage: true });
+    await browser.close();
+    process.stdout.write(JSON.stringify(seen));
+    process.exit(0);
+  }
   const consoleErrors = [];
   page.on("console", (message) => { if (message.type() === "error") consoleErrors.push(message.text()); });
 
