@@ -83,8 +83,8 @@ trust = trusted_keys(settings)
 signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
-# The outbox relay sends each round through the raw producer (shared/platform/broker.py), signed
-# as batches: one Ed25519 signature per tree of records instead of one per record.
+# The outbox relay sends each round through the raw producer (shared/platform/broker.py), with
+# the signatures stored when each record was decided (a tree of records per signature).
 sender = RecordSender(settings, client_id="stafet-verifier-relay", principal="verifier").attach(app)
 tasks: list[asyncio.Task[None]] = []
 # One batch at a time: the handler and the ticker both call process_batch.
@@ -95,16 +95,15 @@ streams = StreamCache()
 
 
 async def publish(records: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
-    """Send one relay round: each record signed (a signature per tree of records, each
-    with its proof), all with the current trace context; the futures resolve on the
-    broker's acknowledgements, which the relay awaits before it deletes the rows."""
+    """Send one relay round: each record with the signature stored when it was decided
+    (services/verifier/relay.py), all with the current trace context; the futures resolve
+    on the broker's acknowledgements, which the relay awaits before it deletes the rows."""
     # A span per round: the batch's consume span is its parent when a batch triggered the
     # round; a round the ticker runs starts a trace of its own, so every record has one.
     with trace.get_tracer("stafet.verifier").start_as_current_span("outbox relay", kind=trace.SpanKind.PRODUCER):
         trace_context = sender.trace_headers()
-    signed = signer.batch_headers(records)
     return [await sender.send(topic, value, key=key, headers=[*headers, *trace_context])
-            for (topic, key, value), headers in zip(records, signed, strict=True)]
+            for topic, key, value, headers in records]
 
 
 async def refuse(refused: Refused, raw: bytes, topic: str, partition: int, offset: int) -> None:
@@ -187,7 +186,7 @@ async def stop() -> None:
 async def run_batch(arrivals: list[Arrival]) -> BatchResult:
     async with processing:
         result = await process_batch(database.pool, book, [], directory, streams=streams, arrivals=arrivals,
-                                     partition_ids=TRANSITION_PARTITIONS)
+                                     partition_ids=TRANSITION_PARTITIONS, signer=signer)
         faults.reached("verifier.before_relay")
         published = await relay_outbox(database.pool, publish)
     log.info("batch_verified", received=len(arrivals), new_events=result.new_events,

@@ -39,6 +39,7 @@ from shared.domain.contracts.evaluation import InstitutionInfo, OutcomeDecision,
 from shared.domain.contracts.payments import BudgetRequest, grant_budget, outcome_key, place_budget
 from shared.domain.decisions import InForce, Known, Stored, evaluate, outcome_record, settle
 from shared.domain.events import ClockTick, PaymentInstruction, Transition
+from shared.domain.signing import RecordSigner
 from shared.platform.topics import OUTCOMES, PAYMENTS
 
 
@@ -319,17 +320,20 @@ async def process_batch(pool: asyncpg.Pool, book: ContractBook,
                         clock_ticks: Sequence[dt.date] = (),
                         *, streams: StreamCache | None = None,
                         arrivals: Sequence[Arrival] | None = None,
-                        partition_ids: Sequence[int] = (store.UNPARTITIONED,)) -> BatchResult:
+                        partition_ids: Sequence[int] = (store.UNPARTITIONED,),
+                        signer: RecordSigner | None = None) -> BatchResult:
     """`arrivals`: the batch's records per transitions partition, in each partition's
     order (facts and `stafet clock` watermarks); without them (an in-process replay),
     `transitions` then `clock_ticks` on no partition. `partition_ids`: every partition of
     the transitions topic (the global watermark is the least of theirs). `streams`: the
-    process's cache of subjects' streams for this store (none: each batch reads them)."""
+    process's cache of subjects' streams for this store (none: each batch reads them).
+    `signer`: the verifier's key, which signs what the batch puts in the outbox, in the
+    batch's transaction (none: a rebuild, whose outbox is never published)."""
     arrivals = arrivals_of(transitions, clock_ticks) if arrivals is None else arrivals
     facts = [record for _, record in arrivals if isinstance(record, Transition)]
     for attempt in range(DEADLOCK_RETRIES_MAX + 1):
         try:
-            return await _process(pool, book.in_force(), facts, arrivals, directory, partition_ids, streams)
+            return await _process(pool, book.in_force(), facts, arrivals, directory, partition_ids, streams, signer)
         except asyncpg.DeadlockDetectedError:
             # Two replicas locked the same subjects in two steps (one for new events,
             # one for due timers): PostgreSQL rolled this one back, nothing was written.
@@ -393,7 +397,8 @@ async def move_frontier(connection: asyncpg.Connection, arrivals: Sequence[Arriv
 
 async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], facts: Sequence[Transition],
                    arrivals: Sequence[Arrival], directory: Mapping[str, InstitutionInfo],
-                   partition_ids: Sequence[int], cache: StreamCache | None) -> BatchResult:
+                   partition_ids: Sequence[int], cache: StreamCache | None,
+                   signer: RecordSigner | None) -> BatchResult:
     async with pool.acquire() as connection, connection.transaction():
         frontier, appended = await move_frontier(connection, arrivals, facts, partition_ids)
         today = frontier.now
@@ -426,6 +431,9 @@ async def _process(pool: asyncpg.Pool, in_force: Sequence[InForce], facts: Seque
         await store.set_timers(connection, plan.timers)
         await store.enqueue(connection, plan.outbox)
         measured = await settle_indicators(connection, in_force, subjects, streams, today, arrived)
+        if signer is not None:
+            # Signed where it is decided: the relay only forwards (services/verifier/relay.py).
+            await store.sign_outbox(connection, signer)
         still_due = await store.timers_due(connection, frontier.watermark) + int(today < frontier.watermark)
     if cache is not None:  # committed: these are the subjects' streams at these versions
         cache.remember(versions, streams)

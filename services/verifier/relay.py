@@ -11,9 +11,11 @@ error rolls the round back: the rows stay and the next round (any replica's) sen
 Rows go out in outbox order, and a subject's rows are always in the order its batches
 committed (its batches hold the subject's lock until they commit).
 
-A round is handed to `publish` whole, so that it can sign the round's records as batches
-(one Ed25519 signature per tree of records, shared/domain/signing.py) and send them through the
-raw producer (services/verifier/app.py) instead of one framework call per record.
+A round is handed to `publish` whole, so that it goes through the raw producer
+(services/verifier/app.py) instead of one framework call per record. The relay signs
+nothing: each record carries the signature the verifier stored with it when it decided
+(`store.sign_outbox`, in the deciding transaction); a row written with the database login
+alone carries none, and the ledger refuses it (`unauthenticated_instruction`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from shared.platform import faults
 
 RELAY_BATCH_MAX = 2000
 
-# (topic, key, value) of each record, in order -> one acknowledgement per record, each
-# resolving when the broker acknowledged that record.
-Outgoing = tuple[str, bytes, bytes]
+# (topic, key, value, signature headers) of each record, in order -> one acknowledgement
+# per record, each resolving when the broker acknowledged that record.
+Outgoing = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 Publish = Callable[[Sequence[Outgoing]], Awaitable[Sequence[Awaitable[Any]]]]
 
 
@@ -47,8 +49,8 @@ async def relay_outbox(pool: asyncpg.Pool, publish: Publish) -> int:
                     return total
                 # Send the whole round, then wait for every acknowledgement at once: the
                 # producer batches the records instead of one round trip each.
-                acknowledgements = await publish([(topic, key.encode(), payload.encode())
-                                                  for _, topic, key, payload in pending])
+                acknowledgements = await publish([(topic, key.encode(), payload.encode(), headers)
+                                                  for _, topic, key, payload, headers in pending])
                 await asyncio.gather(*acknowledgements)
                 faults.reached("verifier.relay.after_publish")
                 await store.mark_published(connection, [sequence for sequence, *_ in pending])

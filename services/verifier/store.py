@@ -14,6 +14,7 @@ from services.verifier.budgets import Days, StoredClaim
 from shared.domain.contracts.model import Contract
 from shared.domain.contracts.payments import BudgetRequest
 from shared.domain.events import PaymentInstruction, Transition
+from shared.domain.signing import BATCH_PROOF_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER, RecordSigner, header
 
 
 @dataclass(frozen=True)
@@ -451,12 +452,45 @@ async def lock_relay(connection: asyncpg.Connection) -> None:
     await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", RELAY_LOCK)
 
 
-async def unpublished(connection: asyncpg.Connection, limit: int
-                      ) -> list[tuple[int, str, str, str]]:
+async def sign_outbox(connection: asyncpg.Connection, signer: RecordSigner) -> int:
+    """Sign the outbox records this transaction wrote (and only those: a row another
+    transaction wrote, with a database login, stays unsigned), as batches: one signature
+    per tree of records, each record with its proof (shared/domain/signing.py). Returns
+    how many were signed."""
     rows = await connection.fetch(
         "SELECT sequence, topic, key, payload FROM verifier_outbox"
+        " WHERE signature IS NULL AND xmin::text::bigint = txid_current() % 4294967296 ORDER BY sequence")
+    if not rows:
+        return 0
+    signed = signer.batch_headers([(r["topic"], r["key"].encode(), r["payload"].encode()) for r in rows])
+    await connection.execute(
+        "UPDATE verifier_outbox o SET key_id = s.key_id, signature = s.signature, batch_proof = s.batch_proof"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS s(sequence, key_id, signature, batch_proof)"
+        " WHERE o.sequence = s.sequence",
+        [r["sequence"] for r in rows],
+        *([_text(header(h, name)) for h in signed] for name in (KEY_ID_HEADER, SIGNATURE_HEADER, BATCH_PROOF_HEADER)))
+    return len(rows)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("ascii")
+
+
+async def unpublished(connection: asyncpg.Connection, limit: int
+                      ) -> list[tuple[int, str, str, str, list[tuple[str, bytes]]]]:
+    """The next records to publish, each with the signature headers stored with it (none
+    when no verifier process signed it: the ledger refuses such a record)."""
+    rows = await connection.fetch(
+        "SELECT sequence, topic, key, payload, key_id, signature, batch_proof FROM verifier_outbox"
         " ORDER BY sequence LIMIT $1", limit)
-    return [(r["sequence"], r["topic"], r["key"], r["payload"]) for r in rows]
+    return [(r["sequence"], r["topic"], r["key"], r["payload"], _headers(r)) for r in rows]
+
+
+def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    found = [(name, row[column].encode()) for name, column in (
+        (KEY_ID_HEADER, "key_id"), (SIGNATURE_HEADER, "signature"), (BATCH_PROOF_HEADER, "batch_proof"))
+        if row[column] is not None]
+    return found
 
 
 async def mark_published(connection: asyncpg.Connection, sequences: Sequence[int]) -> None:

@@ -508,3 +508,54 @@ def test_a_payment_forged_with_the_ledgers_database_login_is_named_unsigned_and_
         assert f"left out: {'d' * 32}: unproven_entry" in payout.stderr
         assert "d" * 32 not in (tmp_path / name).read_text() if (tmp_path / name).exists() else True
     assert genuine.payment_id in (tmp_path / "first.csv").read_text()
+
+
+# ---- the verifier's own database login forges an instruction ------------------------------------
+
+def test_an_instruction_inserted_into_the_verifiers_outbox_with_its_login_is_refused_by_the_ledger(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    genuine = admitted(read_lines(SAMPLE))
+    expected = expected_balances([CONTRACT], genuine)
+    assert expected, "the sample must produce payments, or this test proves nothing"
+    payments = in_namespace(PAYMENTS, namespace).name
+    services = start_services(service_env, tmp_path, ("verifier", "ledger"))
+    try:
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                            [t.model_dump_json().encode() for t in genuine], keys=[t.subject.encode() for t in genuine]))
+        assert asyncio.run(balances_become(database_url, expected))["balances"] == expected
+        # DKK 75,000.00 to a made-up payee, written into the outbox as the verifier's role:
+        # once unsigned, once with a genuine published instruction's signature copied.
+        signed = next(r for r in asyncio.run(read_records(servers.bootstrap_servers, payments))
+                      if TRUST.authenticate(payments, r.key, r.value or b"", r.headers) == VERIFIER)
+        copied = dict(signed.headers)
+
+        async def forge() -> None:
+            connection = await asyncpg.connect(servers.role_url("verifier", database_url.rpartition("/")[2]))
+            try:
+                for n, headers in enumerate(({}, copied)):
+                    forged = PaymentInstruction(
+                        payment_id=f"{n:x}" * 32, kind=PaymentKind.PAYMENT, contract_id=CONTRACT.contract_id,
+                        contract_version=1, outcome_id="forged", subject=genuine[0].subject,
+                        payer="sonderborg-kommune", payee="made-up-payee", amount_minor=75_000_00, currency="DKK",
+                        occurred_on=genuine[0].occurred_on)
+                    await connection.execute(
+                        "INSERT INTO verifier_outbox (topic, key, payload, key_id, signature, batch_proof)"
+                        " VALUES ($1, $2, $3, $4, $5, $6)", payments, "made-up-payee", forged.model_dump_json(),
+                        *(None if headers.get(h) is None else headers[h].decode()
+                          for h in ("stafet-key-id", "stafet-signature", "stafet-batch-proof")))
+            finally:
+                await connection.close()
+
+        asyncio.run(forge())
+        # The relay runs after the verifier's next batch: a fact delivered again (no news).
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                            [genuine[0].model_dump_json().encode()], keys=[genuine[0].subject.encode()]))
+        dead = asyncio.run(dead_letters(servers, namespace, 2))
+        final = asyncio.run(ledger_state(database_url))
+        assert all(s.running() for s in services.values())
+    finally:
+        stop_services(services)
+    assert Counter(str(d["reason"]) for d in dead) == {"unauthenticated_instruction": 2}
+    assert final["balances"] == expected
+    assert not any("made-up-payee" in account for account in final["balances"])  # type: ignore[attr-defined]

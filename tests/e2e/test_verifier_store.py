@@ -17,7 +17,10 @@ from services.verifier.budgets import cap_bounds
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.payments import BudgetRequest
 from shared.domain.events import PaymentInstruction, PaymentKind
-from shared.platform.settings import REPO_ROOT
+from shared.domain.principals import Principal, Role
+from shared.domain.signing import RecordSigner
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.trust import trusted_keys
 from tests.unit.builders import enrolled, left
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +48,10 @@ class Broker:
         self.sent: list[tuple[str, str, str]] = []
         self.fail = fail
 
-    async def publish(self, records: Sequence[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+    async def publish(self, records: Sequence[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+                      ) -> list[asyncio.Future[Any]]:
         acknowledgements = []
-        for topic, key, payload in records:
+        for topic, key, payload, _ in records:
             self.sent.append((topic, key.decode(), payload.decode()))
             acknowledgement: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             if self.fail:
@@ -65,6 +69,25 @@ async def test_the_relay_publishes_the_outbox_in_order_then_empties_it(pool: asy
     assert broker.sent == RECORDS
     assert await outbox_rows(pool) == []
     assert await relay.relay_outbox(pool, broker.publish) == 0
+
+
+async def test_the_verifier_signs_only_the_outbox_rows_its_own_transaction_wrote(pool: asyncpg.Pool) -> None:
+    """Signed at the decision: a row another transaction wrote (a database login) stays
+    unsigned, and the relay forwards it so; the ledger refuses it (docs/security.md)."""
+    signer = RecordSigner.development("service:verifier")
+    trust = trusted_keys(Settings(stafet_env="development"))
+    async with pool.acquire() as connection:
+        await connection.execute("INSERT INTO verifier_outbox (topic, key, payload) VALUES ('payments', 'x', '{}')")
+        async with connection.transaction():
+            await store.enqueue(connection, RECORDS)
+            assert await store.sign_outbox(connection, signer) == len(RECORDS)
+        async with connection.transaction():
+            assert await store.sign_outbox(connection, signer) == 0  # the forged row is not this transaction's
+        forged, *decided = await store.unpublished(connection, 100)
+    assert forged[4] == []
+    assert [(topic, key, payload) for _, topic, key, payload, _ in decided] == RECORDS
+    for _, topic, key, payload, headers in decided:
+        assert trust.authenticate(topic, key.encode(), payload.encode(), headers) == Principal(Role.SERVICE, "verifier")
 
 
 async def test_the_relay_works_in_bounded_rounds(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
