@@ -28,7 +28,7 @@ from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
 from shared.platform.topics import DEAD_LETTERS, INSTITUTION_EVENTS, TRANSITIONS, group_id
-from shared.platform.trust import TrustedKeys, record_signer, trusted_keys
+from shared.platform.trust import TrustedKeys, record_signer, record_time, trusted_keys
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -101,7 +101,8 @@ async def on_institution_events(records: list[InstitutionEvent], message: KafkaM
         raw = record.value or b""
         # One record's failure, of any kind, is that record's dead letter: the batch goes on.
         outcome = admit_guarded(raw, current, subjects, functools.partial(
-            keys.authenticate, record.topic, record.key, raw, record.headers), today=today)
+            keys.authenticate, record.topic, record.key, raw, record.headers, at=record_time(record.timestamp)),
+            today=today)
         if isinstance(outcome, DeadLetter):
             sends.append(await dead_letter(outcome, record.topic, record.partition, record.offset))
         else:

@@ -34,7 +34,9 @@ class Refused:
 
 
 def _signer(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Principal | Refused:
-    found = trust.authenticate(record.topic, record.key, record.value or b"", record.headers)
+    # Judged at the record's time (keys that end, shared/domain/key_lists.py): a retired
+    # key keeps verifying what it signed before it retired, on a rebuild too.
+    found = trust.authenticate_record(record)
     if isinstance(found, Unauthenticated):
         return Refused("", f"{found.problem.value}: {found.message}")
     return found

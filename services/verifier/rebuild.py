@@ -204,7 +204,7 @@ async def compare(database_url: str, bootstrap: str, payments_topic: str, outcom
 
 
 def _by_verifier(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> bool:
-    return trust.authenticate(record.topic, record.key, record.value or b"", record.headers) == VERIFIER
+    return trust.authenticate_record(record) == VERIFIER
 
 
 def _journal(value: bytes) -> object:
