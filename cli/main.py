@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from cli import access as access_commands
+from cli import audit as audit_commands
 from cli import contracts as contract_commands
 from cli import dev as dev_commands
 from cli import experiment as experiment_commands
@@ -59,6 +60,7 @@ app.registered_commands.extend(whatif_commands.app.registered_commands)
 app.registered_commands.extend(serve_commands.app.registered_commands)
 app.add_typer(db_app, name="db")
 app.command("settle")(settle_commands.settle)
+app.command("audit")(audit_commands.audit)
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(finance_commands.app, name="finance")
 app.add_typer(frontdoor_commands.app, name="frontdoor")

@@ -90,12 +90,14 @@ async def read_records(bootstrap: str, topic: str, principal: str = "verifier") 
 async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,
                            directory: Mapping[str, InstitutionInfo], progress: object | None = None,
                            trust: TrustedKeys | None = None,
-                           partition_ids: Sequence[int] = tuple(range(TRANSITIONS.partitions))) -> RebuildReport:
+                           partition_ids: Sequence[int] = tuple(range(TRANSITIONS.partitions)),
+                           principal: str = "verifier") -> RebuildReport:
     """`trust`: whose transitions to believe, as the live verifier does (default: this
     process's settings); a record the live verifier refused is refused again.
     `partition_ids`: the transitions topic's partitions, as the live verifier counts them.
     The replay reads one partition after another: the frontier is the same function of
-    the per-partition logs as live, so the same instructions come out."""
+    the per-partition logs as live, so the same instructions come out. `principal`: who
+    reads the topic (`stafet audit` reads as the read-only auditor)."""
     trust = trust or trusted_keys(Settings())
     started = time.monotonic()
     await migrate(database_url)
@@ -106,7 +108,7 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
             await connection.execute("DELETE FROM verifier_clocks")
             await connection.execute("UPDATE verifier_frontier SET final_through = $1, watermark = $1", store.EPOCH)
             book = ContractBook.of(await store.load_contracts(connection))
-        records = await read_records(bootstrap, transitions_topic)
+        records = await read_records(bootstrap, transitions_topic, principal)
         new_events = instructions = 0
         streams = StreamCache()  # after the TRUNCATE: it knows only what this replay writes
         for first in range(0, len(records), REBUILD_BATCH_MAX):

@@ -57,6 +57,7 @@ class Kind(Enum):
     FINANCE = "finance"          # a finance system that settles payment instructions
     INVESTOR = "investor"        # an investor's or a fund's system: commitments and disbursements
     OPERATOR = "operator"        # people running Stafet: contracts, the clock, monitoring
+    AUDITOR = "auditor"          # `stafet audit`: reads the signed facts and the journal, writes nothing
 
 
 # The local stack's principals: one per service, one institution system, one finance
@@ -131,6 +132,11 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
                     group("finance"))
         case Kind.INVESTOR:
             return (topic("investments", write),)
+        case Kind.AUDITOR:
+            # Recomputes every instruction from the signed facts (cli/audit.py), apart from
+            # the live services: read only, assigned partitions, no consumer group.
+            return (topic("transitions", read), topic("contracts", read), topic("payments", read),
+                    topic("ledger-checkpoints", read))
         case Kind.OPERATOR:
             # Contracts; clock ticks go onto transitions (`stafet clock`); reading what
             # was rejected or decided; describing every topic and group, for lag.

@@ -510,6 +510,52 @@ def test_a_payment_forged_with_the_ledgers_database_login_is_named_unsigned_and_
     assert genuine.payment_id in (tmp_path / "first.csv").read_text()
 
 
+# ---- a compromised verifier, key and all ---------------------------------------------------------
+
+def test_stafet_audit_flags_an_instruction_a_compromised_verifier_signed_without_a_fact(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    genuine = admitted(read_lines(SAMPLE))
+    expected = expected_balances([CONTRACT], genuine)
+    assert expected, "the sample must produce payments, or this test proves nothing"
+    # The contract version as an operator signs it onto the contracts topic: the audit
+    # believes signed versions, not the verifier's configuration.
+    env = {k: v for k, v in service_env.items() if k != "CONTRACT_FILES"}
+    asyncio.run(produce(servers.bootstrap_servers, in_namespace(CONTRACTS, namespace).name,
+                        [CONTRACT.model_dump_json().encode()], keys=[f"{CONTRACT.contract_id}@{CONTRACT.version}".encode()]))
+    services = start_services(env, tmp_path, ("verifier", "ledger"))
+    try:
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                            [t.model_dump_json().encode() for t in genuine], keys=[t.subject.encode() for t in genuine]))
+        assert asyncio.run(balances_become(database_url, expected))["balances"] == expected
+        cli_env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+        audit = ["audit", "--transitions-topic", in_namespace(TRANSITIONS, namespace).name,
+                 "--contracts-topic", in_namespace(CONTRACTS, namespace).name]
+        clean = runner.invoke(app, audit, env=cli_env)
+        assert clean.exit_code == 0, clean.output
+        assert "audit ok" in clean.stdout
+        # The verifier's process signs a payment no fact earned (its key, its topic): the
+        # ledger books it, its signature being genuine.
+        forged = PaymentInstruction(
+            payment_id="c" * 32, kind=PaymentKind.PAYMENT, contract_id=CONTRACT.contract_id, contract_version=1,
+            outcome_id="invented", subject=genuine[0].subject, payer="sonderborg-kommune", payee="alsskolen",
+            amount_minor=75_000_00, currency="DKK", occurred_on=genuine[0].occurred_on)
+        asyncio.run(produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                            [forged.model_dump_json().encode()], keys=[b"alsskolen"], signed_as="service:verifier"))
+        for _ in range(240):  # up to 120 s
+            if forged.payment_id in str(asyncio.run(ledger_state(database_url))["entry_ids"]):
+                break
+            time.sleep(0.5)
+        caught = runner.invoke(app, audit, env=cli_env)
+        assert all(s.running() for s in services.values())
+    finally:
+        stop_services(services)
+    assert caught.exit_code == 1, caught.output
+    assert f"in the ledger, not from the facts: {forged.payment_id}" in caught.stderr
+    assert "no fact yields it" in caught.stderr
+    assert caught.stderr.count("audit FAILED") == 1  # every genuine instruction is yielded by the facts
+
+
 # ---- the verifier's own database login forges an instruction ------------------------------------
 
 def test_an_instruction_inserted_into_the_verifiers_outbox_with_its_login_is_refused_by_the_ledger(

@@ -32,6 +32,7 @@ PAGES = sorted({REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md"), *(R
 # reason and where it is run against real servers.
 SKIPPED: dict[str, str] = {
     "access user": "creates a Kafka user as the super user: tests/e2e/test_security.py",
+    "audit": "replays the topics into a database of its own and reads the ledger: tests/e2e/test_attacks.py",
     "clock": "publishes to Kafka: tests/e2e/test_verifier.py",
     "contract apply": "publishes to Kafka: tests/e2e/test_versions.py",
     "db migrate": "migrates PostgreSQL: tests/e2e/conftest.py",
