@@ -527,6 +527,8 @@ def test_stafet_audit_flags_an_instruction_a_compromised_verifier_signed_without
     try:
         asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
                             [t.model_dump_json().encode() for t in genuine], keys=[t.subject.encode() for t in genuine]))
+        asyncio.run(publish_watermark(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                                      next_watermark(namespace)))
         assert asyncio.run(balances_become(database_url, expected))["balances"] == expected
         cli_env = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
         audit = ["audit", "--transitions-topic", in_namespace(TRANSITIONS, namespace).name,
@@ -569,6 +571,8 @@ def test_an_instruction_inserted_into_the_verifiers_outbox_with_its_login_is_ref
     try:
         asyncio.run(produce(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
                             [t.model_dump_json().encode() for t in genuine], keys=[t.subject.encode() for t in genuine]))
+        asyncio.run(publish_watermark(servers.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name,
+                                      next_watermark(namespace)))
         assert asyncio.run(balances_become(database_url, expected))["balances"] == expected
         # DKK 75,000.00 to a made-up payee, written into the outbox as the verifier's role:
         # once unsigned, once with a genuine published instruction's signature copied.
