@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import os
@@ -300,6 +301,31 @@ def verifier_done(probe: LagProbe, namespace: str, database_url: str) -> Callabl
     return check
 
 
+# The operator's clock once every fact of a run is in (docs/contracts.md, "Finality"): past
+# every fact's decision date, so the verifier decides and instructs everything.
+WATERMARK = dt.date(2100, 1, 1)
+
+
+async def publish_watermark(bootstrap: str, namespace: str) -> float:
+    """`stafet clock --date 2100-01-01` on every transitions partition; when it was sent."""
+    from cli.signed import send_signed
+    from shared.domain.events import ClockTick
+    from shared.domain.signing import RecordSigner
+    from shared.platform.trust import DEVELOPMENT_OPERATOR
+
+    sent = time.time()
+    await send_signed(bootstrap, "stafet-bench-clock", in_namespace(TRANSITIONS, namespace).name,
+                      [(b"clock", ClockTick(today=WATERMARK).model_dump_json().encode())],
+                      RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator", every_partition=True)
+    return sent
+
+
+async def ingested(probe: LagProbe, namespace: str, services: list[ServiceProcess]) -> None:
+    """Until ingest has forwarded every institution event: then the watermark may follow."""
+    await wait_for(lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name),
+                   "ingest", services)
+
+
 async def all_caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool:
     return (await lag_zero(probe, f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name)()
             and await verifier_done(probe, namespace, database_url)()
@@ -388,6 +414,7 @@ async def _each_alone(bench: Bench, probe: LagProbe, namespace: str, database_ur
     results["ingest"] = drained.figures("events")
 
     say("  verifier alone ...")
+    await publish_watermark(bootstrap, namespace)  # every fact is on the transitions topic already
     results["verifier"] = await verifier_alone(bench, probe, namespace, database_url)
 
     say("  ledger alone ...")
@@ -418,6 +445,7 @@ async def small_population(bench: Bench, subjects: int, seed: int, municipalitie
     records = [(t.subject.encode(), t.model_dump_json().encode()) for t in transitions]
     await fill(bench.stack.bootstrap_servers, in_namespace(TRANSITIONS, namespace).name, records,
                principal="ingest")
+    await publish_watermark(bench.stack.bootstrap_servers, namespace)
     async with LagProbe(bench.stack.bootstrap_servers) as probe:
         figures = await verifier_alone(bench, probe, namespace, database_url)
     return {"subjects": subjects, **figures}
@@ -443,6 +471,8 @@ async def end_to_end(bench: Bench, replicas: int = 1) -> dict[str, Any]:
     first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, bench.events)
 
     async with LagProbe(bootstrap) as probe:
+        await ingested(probe, namespace, services)
+        await publish_watermark(bootstrap, namespace)
         await wait_for(lambda: all_caught_up(probe, namespace, database_url), "end to end", services)
     cpu, servers_cpu = cpu_between(cpu_before, cpu_of(services)), cpu_between(servers_before, servers.cpu_s())
     connection = await asyncpg.connect(database_url)
@@ -524,6 +554,8 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any
                sent_at=sent_at)
 
     async with LagProbe(bootstrap) as probe:
+        await ingested(probe, namespace, services)
+        watermark_sent = await publish_watermark(bootstrap, namespace)
         await wait_for(lambda: all_caught_up(probe, namespace, database_url), "latency run", services)
     connection = await asyncpg.connect(database_url)
     try:
@@ -534,6 +566,10 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any
         await connection.close()
     for process in services:
         bench.stop(process)
+    # Every payment waits for the watermark now (issue 26): from the watermark to the ledger
+    # commit of the payments it made final, all of them at once here.
+    finality = {"samples": len(rows), **percentiles_ms([float(r["committed"]) - watermark_sent for r in rows])} \
+        if rows else {"samples": 0}
     # A payment can wait for event time, not for the pipeline: a sustainment period or a
     # capped contract's review window ends only when later events move the clock, seconds
     # later at this publishing rate. The outcomes topic says which outcomes ever waited
@@ -548,7 +584,7 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any
         into = waiting if (row["contract_id"], row["outcome_id"], row["subject"]) in waited else due_on_arrival
         into[trigger] = min(at, into.get(trigger, at))
     if not due_on_arrival:
-        return {"samples": 0}
+        return {"samples": 0, "rate_per_s": rate, "duration_s": duration_s, "watermark_to_commit": finality}
     # Where the time goes: when ingest produced the trigger's transition, and when the
     # verifier produced the first payment it triggered (record timestamps, set by each
     # producer when it sent).
@@ -562,7 +598,8 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any
             **percentiles_ms([at - sent_at[e] for e, at in due_on_arrival.items()]),
             "hops": {name: percentiles_ms(delays) for name, delays in hops.items() if delays},
             "waited_for_event_time": {"samples": len(waiting), **percentiles_ms(
-                [at - sent_at[e] for e, at in waiting.items()])} if waiting else {"samples": 0}}
+                [at - sent_at[e] for e, at in waiting.items()])} if waiting else {"samples": 0},
+            "watermark_to_commit": finality}
 
 
 async def outcomes_that_waited(bootstrap: str, topic: str) -> set[tuple[str, str, str]]:
@@ -628,6 +665,10 @@ def table(record: dict[str, Any]) -> str:
         lines.append(f"{name:<27}{figure['rate']:>10,.0f}  {figure['unit']:<11}{figure['ratio_by_rate']:>13.2f}"
                      f"{by_cpu}   {cpu}")
     lat = results.get("latency", {})
+    final = lat.get("watermark_to_commit", {}) if isinstance(lat, dict) else {}
+    if final.get("samples"):
+        lines.append(f"watermark to ledger commit ({final['samples']:,} payments it made final at once): "
+                     f"p50 {final['p50_ms']:,.0f} ms, p99 {final['p99_ms']:,.0f} ms, max {final['max_ms']:,.0f} ms")
     if isinstance(lat, dict) and lat.get("samples"):
         lines.append(f"latency at {lat['rate_per_s']:,.0f} events/s for {lat['duration_s']:.0f}s "
                      f"({lat['samples']:,} payments due when their trigger arrived, publish to ledger commit): "
