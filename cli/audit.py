@@ -170,7 +170,7 @@ def _scratch(settings: Settings, given: str | None) -> str:
 
 def audit(
     scratch_url: Annotated[str | None, typer.Option(
-        help="A database the audit owns and empties (default in development: <ledger database>_audit)")] = None,
+        help="A database the audit owns and empties (in development: the ledger database's name plus _audit)")] = None,
     contract: Annotated[list[Path] | None, typer.Option(
         help="Also a contract file, trusted as configuration (the verifier's CONTRACT_FILES)")] = None,
     transitions_topic: Annotated[str | None, typer.Option(help="The transitions (default: this installation's)")]
