@@ -72,29 +72,53 @@ app.add_typer(privacy_commands.app, name="privacy")
 app.add_typer(programme_commands.app, name="programme")
 app.add_typer(verifier_commands.app, name="verifier")
 
+CLOCK_LAG_DAYS_MAX = 3660
+CLOCK_EVERY_S_MIN, CLOCK_EVERY_S_MAX = 60, 7 * 24 * 3600
+
+
+def watermark_day(date: dt.date | None, lag_days: int, today: dt.date) -> dt.date:
+    """The day a watermark says the facts are in through: DATE, else today less the lag
+    (the days an institution may take to report what happened)."""
+    return date if date is not None else today - dt.timedelta(days=lag_days)
+
+
 @app.command("clock")
 def clock_tick(
-    date: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS,
-                                                     help="The date event time has reached (default today)")] = None,
+    date: Annotated[dt.datetime | None, typer.Option(
+        formats=DATE_FORMATS, help="The date event time has reached (default today less --lag-days)")] = None,
+    lag_days: Annotated[int, typer.Option(min=0, max=CLOCK_LAG_DAYS_MAX,
+                                          help="Without --date: how many days before today the facts are in")] = 0,
+    every: Annotated[int | None, typer.Option(
+        min=CLOCK_EVERY_S_MIN, max=CLOCK_EVERY_S_MAX,
+        help="A scheduler: publish today less --lag-days again every this many seconds, until stopped")] = None,
     signing_key: Annotated[Path | None, typer.Option(
         help="An operator's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
 ) -> None:
     """Publish a watermark, signed by an operator, on every partition of the transitions
     topic: the facts that occurred on or before DATE are in. Outcomes whose decision date
     (the day they count plus the contract's review window) it passes become final and are
-    paid; sustainment periods and deadlines up to it elapse (docs/contracts.md, "Finality")."""
+    paid; sustainment periods and deadlines up to it elapse (docs/contracts.md, "Finality").
+    With --every, a scheduler for production: today less --lag-days, on a cadence."""
+    import time
+
     from cli.signed import send_signed, signer_or_fail
     from shared.domain.events import ClockTick
     from shared.platform.settings import Settings
     from shared.platform.topics import TRANSITIONS
 
-    today = date.date() if date else dt.date.today()
+    if date is not None and every is not None:
+        fail("--date and --every do not go together: a scheduler publishes today less --lag-days")
     settings = Settings()
     signer = signer_or_fail(settings, "operator", signing_key)
-    sent = asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
-                                   [(b"clock", ClockTick(today=today).model_dump_json().encode())], signer,
-                                   principal="operator", every_partition=True))
-    typer.echo(f"watermark {today.isoformat()} published on {sent} partition(s)")
+    while True:
+        day = watermark_day(date.date() if date else None, lag_days, dt.date.today())
+        sent = asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-clock", TRANSITIONS.name,
+                                       [(b"clock", ClockTick(today=day).model_dump_json().encode())], signer,
+                                       principal="operator", every_partition=True))
+        typer.echo(f"watermark {day.isoformat()} published on {sent} partition(s)")
+        if every is None:
+            return
+        time.sleep(every)
 
 
 @app.command("allocate")

@@ -309,3 +309,22 @@ def test_the_worked_example_of_docs_contracts_md_in_any_reading_order() -> None:
                 (subject(3), "payment", 50, ("correction", "done-3")),  # the late claim: what was left
                 (subject(2), "clawback", 100, ("correction", "retract-2")),
                 (subject(3), "payment", 50, ("recheck", None))])  # the room B's retraction freed
+
+
+def test_the_clock_says_the_date_given_or_today_less_the_reporting_lag() -> None:
+    from cli.main import watermark_day
+
+    today = dt.date(2026, 12, 5)
+    assert watermark_day(None, 0, today) == today
+    assert watermark_day(None, 7, today) == dt.date(2026, 11, 28)
+    assert watermark_day(dt.date(2024, 6, 30), 7, today) == dt.date(2024, 6, 30)
+
+
+def test_the_clock_refuses_a_date_with_a_cadence_in_one_error_line() -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["clock", "--date", "2024-06-30", "--every", "3600"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1, result.output
