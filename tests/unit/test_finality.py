@@ -327,4 +327,5 @@ def test_the_clock_refuses_a_date_with_a_cadence_in_one_error_line() -> None:
 
     result = CliRunner().invoke(app, ["clock", "--date", "2024-06-30", "--every", "3600"])
     assert result.exit_code == 2
-    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("error: "), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
