@@ -33,7 +33,12 @@ from shared.platform.trust import TrustedKeys
 
 _EXPORT_LOCK_KEY = 0x57AFE8  # one payout run (or change of a run's state) at a time per database
 
-# Owed: a payment instruction whose latest settlement is none or a return, not clawed back.
+# Owed: a payment instruction whose latest settlement is none or a return, and that its
+# clawbacks do not reverse in full. Since corrections became differences (docs/contracts.md,
+# "Finality"), a clawback may take back part of a payment; such a payment is still paid in
+# full and its partial clawback stays owed back by the payee (recovered as any clawback of
+# a paid payment is), rather than the payment never reaching a payout file at all. Netting
+# the two in one transfer would move less money; it is not done yet (see docs/ledger.md).
 _PAYABLE = """
 SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_minor,
        p.currency, p.occurred_on
@@ -42,8 +47,8 @@ SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_min
    AND coalesce((SELECT s.kind FROM ledger_entries s
                   WHERE s.payment_id = p.payment_id AND s.kind IN ('settled', 'failed', 'returned')
                   ORDER BY s.sequence DESC LIMIT 1), 'returned') = 'returned'
-   AND NOT EXISTS (SELECT 1 FROM ledger_entries c
-                    WHERE c.kind = 'clawback' AND c.reverses_payment_id = p.payment_id)
+   AND p.amount_minor > coalesce((SELECT sum(c.amount_minor) FROM ledger_entries c
+                                   WHERE c.kind = 'clawback' AND c.reverses_payment_id = p.payment_id), 0)
  ORDER BY p.sequence
 """
 

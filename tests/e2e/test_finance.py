@@ -351,3 +351,35 @@ async def test_the_analysts_exports_of_a_settled_ledger(
     assert code == 0, err
     assert "wrote 0 outcomes row(s)" in out  # no verifier ran here: an empty, typed file
     assert pq.read_table(tmp_path / "o.pq").schema.field("owed_minor").type == pa.int64()
+
+
+async def test_a_payment_clawed_back_in_part_is_still_paid_and_one_clawed_back_in_full_is_not(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str],
+        tmp_path: Path) -> None:
+    """Corrections after finality are differences (docs/contracts.md, "Finality"): a partial
+    clawback must not keep the rest of its payment out of every payout file."""
+    journal = in_namespace(PAYMENTS, namespace).name
+    env = {"DATABASE_URL": service_env["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    partly, wholly = payment(11, "alsskolen", 10_000, 3), payment(12, "jobvejen", 5_000, 4)
+    clawbacks = [
+        partly.model_copy(update={"payment_id": pid(21), "kind": PaymentKind.CLAWBACK, "amount_minor": 3_000,
+                                  "reverses_payment_id": partly.payment_id}),
+        wholly.model_copy(update={"payment_id": pid(22), "kind": PaymentKind.CLAWBACK, "amount_minor": 5_000,
+                                  "reverses_payment_id": wholly.payment_id}),
+    ]
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        await produce(servers.bootstrap_servers, journal,
+                      [p.model_dump_json().encode() for p in (partly, wholly, *clawbacks)])
+        await wait_for_entries(database_url, 4)
+        code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+                                      "--execution-date", "2024-03-01", "--journal-topic", journal,
+                                      "--out", str(tmp_path / "feb.xml"))
+        assert code == 0, err
+        pain = (tmp_path / "feb.xml").read_bytes()
+        assert transfer_of(pain, partly.payment_id)[1:] == ("100.00", "DKK")
+        exported = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
+        assert exported == [partly.payment_id]
+    finally:
+        ledger.stop()
