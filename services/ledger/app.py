@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
@@ -99,7 +100,11 @@ checkpointing = asyncio.Lock()  # one checkpoint run at a time: the startup chec
 
 
 app.on_startup(database.open)
-app.on_shutdown(database.close)
+# Closed after the broker has stopped (after_shutdown), not before (on_shutdown): a batch in
+# flight at SIGTERM finishes its transaction and its checkpoint first.
+app.after_shutdown(database.close)
+stopping = asyncio.Event()
+app.on_shutdown(stopping.set)
 
 
 @batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"),
@@ -217,6 +222,19 @@ def _reanchor_decision() -> ReanchorDecision | None:
 
 @app.after_startup
 async def find_last_checkpoint() -> None:
+    """Check the anchors at start (below). A SIGTERM can arrive while this still runs (it
+    may checkpoint a predecessor's whole backlog): then the database closes under it, and
+    the ledger stops cleanly instead of failing its start; the next start checks again."""
+    try:
+        await check_anchors()
+    except (RuntimeError, asyncpg.InterfaceError) as error:
+        if not stopping.is_set():
+            raise
+        log.info("anchor_check_stopped_by_shutdown", error=type(error).__name__,
+                 checkpointed_through=checkpointed[0])
+
+
+async def check_anchors() -> None:
     """Go on from the newest signed checkpoint, unless the anchors were tampered with:
     then sign nothing over older history until an operator's signed decision says so."""
     topic = await read_topic(settings.kafka_bootstrap_servers, LEDGER_CHECKPOINTS.name, last_only=True)
