@@ -59,7 +59,9 @@ def bad_record(draw: st.DrawFn, event_id: str) -> tuple[bytes, str]:
         return whole[: max(1, len(whole) * cut // 10_000)], Reason.MALFORMED_JSON
     if kind == "wrong_type":
         field = draw(st.sampled_from(["occurred_on", "reported_by", "body"]))
-        value = draw(st.one_of(st.integers(), st.lists(st.integers(), max_size=3), st.booleans()))
+        # Within the parse limits (a longer number is its own reason, number_too_long: tests/unit/test_no_poison_pill.py).
+        number = st.integers(min_value=-(10**15), max_value=10**15)
+        value = draw(st.one_of(number, st.lists(number, max_size=3), st.booleans()))
         return sealed([json.dumps(_with(event_id, **{field: value})).encode()])[0], Reason.SCHEMA_VIOLATION
     if kind == "huge_field":
         stage = draw(st.text(alphabet="abc", min_size=65, max_size=5000))
