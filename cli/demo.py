@@ -328,7 +328,7 @@ def print_summary(result: DemoResult, minimum_cell: int) -> None:
     for text in data.withheld.values():
         typer.echo(f"  ({text})")
     if result.states is not None:
-        print_money_by_state(result.states, typer.echo)
+        print_money_by_state(result.states, typer.echo, withheld=data.withheld)
     typer.echo("\nTop institutions (net of clawbacks):")
     allowed, hidden = shown_institutions(data, minimum_cell)
     top = [[data.name_of(payee), data.kind_of(payee), money(amount, currency)] for payee, currency, amount in allowed[:10]]

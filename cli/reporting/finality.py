@@ -7,12 +7,14 @@ totals per contract, never about one subject.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from cli.reporting.disclosure import mark
 from cli.reporting.page import money
+from shared.domain.indicators.compute import Suppression
 
 # A clawback's reason, as the instruction's cause says: the type of the correcting
 # event, or `recheck` (no fact caused it: a budget's grant moved, or a contract version).
@@ -88,11 +90,18 @@ async def money_by_state(database_url: str) -> MoneyByState:
         await connection.close()
 
 
-def print_money_by_state(states: MoneyByState, echo: Callable[[str], None]) -> None:
+def print_money_by_state(states: MoneyByState, echo: Callable[[str], None], withheld: Collection[str] = ()) -> None:
+    """`withheld`: contracts whose money a publication may not show (cli/reporting/disclosure.py:
+    with its price per point it would give back a suppressed cell); their row says so."""
     echo("\nMoney by state (provisional: expected, instructs nothing until the watermark passes its decision date):")
-    echo(f"  {'contract':<34}{'provisional':>21}{'final (net)':>21}{'paid':>21}  clawed back, by reason")
+    width = max([34, *(len(contract_id) + 1 for contract_id in states)])
+    hidden = mark(Suppression.REVEALS_SUPPRESSED_CELL)
+    echo(f"  {'contract':<{width}}{'provisional':>21}{'final (net)':>21}{'paid':>21}  clawed back, by reason")
     for contract_id, state in sorted(states.items()):
+        if contract_id in withheld:
+            echo(f"  {contract_id:<{width}}{hidden:>21} {hidden:>21} {hidden:>21}  {hidden}")
+            continue
         reasons = ", ".join(f"{label} {money(amount, state.currency)}"
                             for label, amount in sorted(state.clawbacks_by_reason.items())) or "none"
-        echo(f"  {contract_id[:33]:<34}{money(state.provisional_minor, state.currency):>21}"
+        echo(f"  {contract_id:<{width}}{money(state.provisional_minor, state.currency):>21}"
              f"{money(state.final_minor, state.currency):>21}{money(state.paid_minor, state.currency):>21}  {reasons}")
