@@ -154,7 +154,7 @@ def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access() -> None:
     assert kinds == {"stafet-ingest": "ingest", "stafet-verifier": "verifier", "stafet-ledger": "ledger",
                      "stafet-frontdoor": "frontdoor", "stafet-finance": "finance",
                      "stafet-operators": "operator", "stafet-institutions": "institution",
-                     "stafet-investors": "investor"}
+                     "stafet-investors": "investor", "stafet-auditors": "auditor"}
     resource_names = {Resource.TOPIC: "topic", Resource.GROUP: "group"}
     operation_names = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
     for user in users:
