@@ -16,7 +16,7 @@ from services.verifier import batch, relay, store
 from services.verifier.budgets import cap_bounds
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.payments import BudgetRequest
-from shared.domain.events import PaymentInstruction, PaymentKind
+from shared.domain.events import ClockTick, PaymentInstruction, PaymentKind
 from shared.domain.principals import Principal, Role
 from shared.domain.signing import RecordSigner
 from shared.platform.settings import REPO_ROOT, Settings
@@ -147,6 +147,37 @@ async def test_work_left_counts_the_outbox_due_timers_and_a_frontier_behind_the_
         assert await store.work_left(connection) == 3
         await store.mark_published(connection, [s for s, *_ in await store.unpublished(connection, 1)])
         assert await store.work_left(connection) == 2
+
+
+async def test_two_replicas_moving_the_last_watermarks_at_once_move_the_frontier(pool: asyncpg.Pool) -> None:
+    """Found by `make chaos SEED=2`: replica A reads partition 0's last watermark while
+    replica B reads partition 1's. Each, reading the other's partition as it was, saw no
+    global watermark move; both committed, and the frontier stayed behind with nothing
+    left to move it (outcomes stayed provisional). A batch that moves a watermark holds
+    the frontier alone, and the second reads the first's watermark once it has it."""
+    before, after = dt.date(2024, 1, 1), dt.date(2024, 6, 30)
+    async with pool.acquire() as connection:
+        await store.advance_watermarks(connection, {0: before, 1: before})
+        await store.set_frontier(connection, before, before)
+    async with pool.acquire() as a, pool.acquire() as b:
+        first = a.transaction()
+        await first.start()
+        moved_by_a, _ = await batch.move_frontier(a, [(0, ClockTick(today=after))], [], (0, 1))
+        assert moved_by_a.now == before  # partition 1 still holds event time back
+
+        async def replica_b() -> batch.Frontier:
+            async with b.transaction():
+                frontier, _ = await batch.move_frontier(b, [(1, ClockTick(today=after))], [], (0, 1))
+                return frontier
+
+        second = asyncio.create_task(replica_b())
+        await asyncio.sleep(0.5)  # B is at the frontier lock (or, without it, done already)
+        await first.commit()
+        moved_by_b = await second
+    assert moved_by_b.now == after
+    async with pool.acquire() as connection:
+        assert await store.frontier(connection) == (after, after)
+        assert await store.work_left(connection) == 0
 
 
 async def test_events_are_stored_once_per_event_id_with_a_version_per_subject(pool: asyncpg.Pool) -> None:
