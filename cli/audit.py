@@ -107,10 +107,15 @@ async def _ledger_instructions(url: str) -> list[Any]:
 async def _signed_contracts(bootstrap: str, topic: str, trust: Any) -> tuple[list[Any], int]:
     from services.verifier.authenticity import Refused, admit_contract
     from services.verifier.rebuild import read_records
+    from shared.platform.settings import Settings
+    from shared.platform.tenants import load_tenancy
 
-    contracts, refused = [], 0
+    tenancy = load_tenancy(Settings())  # docs/tenancy.md: as the verifier admits them
+    contracts: list[Any] = []
+    refused = 0
     for record in await read_records(bootstrap, topic, AUDITOR):
-        admitted = admit_contract(record, trust)
+        admitted = admit_contract(record, trust, tenancy, lambda contract_id: next(
+            (c.payer for c in contracts if c.contract_id == contract_id), None))
         if isinstance(admitted, Refused):
             refused += 1
         else:

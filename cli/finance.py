@@ -206,12 +206,16 @@ def payout(
     journal_topic: Annotated[str, typer.Option(
         help="The journal whose signed instructions make an entry payable (default: this installation's)")]
         = PAYMENTS.name,
+    payer: Annotated[str | None, typer.Option(
+        help="Only this payer's payments (a tenant's run: docs/tenancy.md); needed when several payers are owed")]
+        = None,
     yes: Annotated[bool, typer.Option("--yes", help="Overwrite OUT without asking")] = False,
     excel: ExcelOption = False,
     locale: LocaleOption = None,
 ) -> None:
     """Write the payments owed and dated FROM..TO as a payout run; each payment is in one
-    live run at a time (paying again writes only what is new or came back)."""
+    live run at a time (paying again writes only what is new or came back). A run pays
+    from one payer's account: with several payers owed, name one (--payer)."""
     if reissue is not None:
         _reissue(reissue, out, yes)
         return
@@ -241,8 +245,10 @@ def payout(
         digest = write_durably(out, data)
         return WrittenFile(out.name, digest, len(data), data, dt.datetime.now(dt.UTC))
 
-    from services.ledger.payouts import export_payout
+    from services.ledger.payouts import SeveralPayers, export_payout
     from shared.platform.trust import ConfigurationError, trusted_keys
+
+    _tenant_profile_or_fail(payer, profile_name)
 
     try:
         # Whose signature makes a ledger entry payable: the verifier's, on its instruction.
@@ -252,7 +258,11 @@ def payout(
     try:
         plan = _connected(lambda c: export_payout(
             c, registry, date_from=date_from.date(), date_to=date_to.date(), output_format=output_format,
-            execution_date=execution_date, now=now, profile=profile, write=write, proof=(trust, journal_topic)))
+            execution_date=execution_date, now=now, profile=profile, write=write, proof=(trust, journal_topic),
+            payer=payer))
+    except SeveralPayers as error:
+        fail(f"payments of several payers are owed ({error}): a run pays from one payer's account,"
+             " give --payer; nothing written")
     except FileProblem as error:
         fail(f"{error}; nothing marked, the payments stay owed")
     except (Iso20022Error, PostingsError) as error:
@@ -274,6 +284,24 @@ def payout(
                f"{len(plan.left_out)} left out")
     if advice_dir is not None:
         _write_advice(plan.run_id, plan.lines, execution_date, advice_dir, style)
+
+
+def _tenant_profile_or_fail(payer: str | None, profile_name: str | None) -> None:
+    """With tenants (TENANTS_FILE, docs/tenancy.md): the payer is a tenant, and its run
+    uses one of its own payout profiles when it lists any."""
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+
+    try:
+        tenancy = load_tenancy(Settings())
+    except TenantsConfigurationError as error:
+        fail(str(error))
+    if tenancy is None or payer is None:
+        return
+    tenant = tenancy.get(payer)
+    if tenant is None:
+        fail(f"--payer {payer}: no tenant of this clearing house (TENANTS_FILE)")
+    if profile_name is not None and tenant.payout_profiles and profile_name not in tenant.payout_profiles:
+        fail(f"--profile {profile_name}: not a payout profile of {payer} ({', '.join(tenant.payout_profiles)})")
 
 
 def _reissue(run_id: str, out: Path, yes: bool) -> None:

@@ -122,13 +122,14 @@ def statement(
     if output_format == StatementFormat.CSV or excel or locale:
         rows = [[x.sequence, x.day.isoformat(), x.kind, x.payment_id, x.state, x.contract_id, x.outcome_id,
                  institution, name, x.reference, x.currency, x.pending_change_minor, x.paid_change_minor,
-                 style.amount(x.pending_change_minor, x.currency), style.amount(x.paid_change_minor, x.currency)]
+                 style.amount(x.pending_change_minor, x.currency), style.amount(x.paid_change_minor, x.currency),
+                 x.payer]
                 for x in result.lines]
         # The decimal columns use the currency's ISO 4217 exponent (JPY 0, DKK 2, BHD 3).
         sys.stdout.write(style.render(
             ["sequence", "date", "kind", "payment_id", "state", "contract_id", "outcome_id", "institution",
              "institution_name", "reference", "currency", "pending_change_minor", "paid_change_minor",
-             "pending_change", "paid_change"], rows))
+             "pending_change", "paid_change", "payer"], rows))
         return
     currencies = {x.currency for x in result.lines}
     currency = currencies.pop() if len(currencies) == 1 else None
@@ -136,16 +137,16 @@ def statement(
     payee = registry.get(institution)
     if payee is not None:
         typer.echo(_payee_line(payee))
-    table: list[list[str]] = [["", "opening", "", "", "", "", _money(result.opening_pending_minor, currency),
+    table: list[list[str]] = [["", "opening", "", "", "", "", "", _money(result.opening_pending_minor, currency),
                                _money(result.opening_paid_minor, currency), ""]]
-    table += [[x.day.isoformat(), x.kind, x.payment_id, x.state, x.contract_id, x.outcome_id or "",
+    table += [[x.day.isoformat(), x.kind, x.payment_id, x.state, x.contract_id, x.payer, x.outcome_id or "",
                _money(x.pending_change_minor, x.currency), _money(x.paid_change_minor, x.currency), x.reference]
               for x in result.lines]
-    table.append(["", "closing", "", "", "", "", _money(result.closing_pending_minor, currency),
+    table.append(["", "closing", "", "", "", "", "", _money(result.closing_pending_minor, currency),
                   _money(result.closing_paid_minor, currency), ""])
     # Ids and names whole: a long one widens its column instead of being cut.
-    for line in table_lines(("date", "kind", "payment", "now", "contract", "outcome", "pending", "paid", "reference"),
-                            table, align="llllllrrl"):
+    for line in table_lines(("date", "kind", "payment", "now", "contract", "payer", "outcome", "pending", "paid",
+                             "reference"), table, align="lllllllrrl"):
         typer.echo(line)
     if result.closing_pending_minor < 0:
         typer.echo(f"{name} owes back {_money(-result.closing_pending_minor, currency)} {currency or ''}.".replace(" .", "."))

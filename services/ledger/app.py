@@ -50,6 +50,7 @@ from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
+from shared.platform.tenants import load_tenancy
 from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
 from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trust_roots, trusted_keys
 
@@ -85,6 +86,8 @@ def _registry() -> InstitutionRegistry | None:
 # the settlements and investment records it forwards onto the journal (a batch's forwarded
 # records under one signature, each with its proof: shared/domain/signing.py).
 trust = trusted_keys(settings, _registry())
+# Whose finance principals may settle which payer's payments (docs/tenancy.md); None: one payer.
+tenancy = load_tenancy(settings)
 signer = record_signer(settings, "service:ledger")
 checkpoints_out = broker.publisher(LEDGER_CHECKPOINTS.name, schema=Checkpoint, title="ledger-checkpoints",
                                    description="Signed entry hashes: the chain anchored outside the database.")
@@ -175,7 +178,7 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
             offsets[parsed.settlement_id] = record.offset
         elif not isinstance(parsed, PaymentInstruction):
             investment_offsets[id(parsed)] = record.offset
-    plan = await apply_journal(database.pool, journal, sources)
+    plan = await apply_journal(database.pool, journal, sources, tenancy)
     for rejected in plan.rejected:
         dead = DeadLetter.of(rejected.reason.value, "payment_id", rejected.message,
                              rejected.settlement.model_dump_json().encode(),

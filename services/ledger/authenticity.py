@@ -2,6 +2,9 @@
 
 - On the settlements topic, a settlement counts only when a trusted finance key signed
   it; else it is dead-lettered `unauthenticated_settlement` and never reaches the journal.
+  It is forwarded naming its signer (`settled_by`), and with tenants (docs/tenancy.md)
+  the journal takes it only from a finance principal of the payment's payer
+  (`foreign_tenant_settlement`).
 - On the journal (the payments topic), a payment instruction or clawback counts only
   when `service:verifier` signed it, and a settlement only when `service:ledger` (this
   service's forwarder, after checking finance's signature) did. A record written
@@ -56,9 +59,12 @@ def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Se
     if signer.role != Role.FINANCE:
         return Refused(UNAUTHENTICATED_SETTLEMENT, "", f"signed by {signer}, not by a finance system")
     try:
-        return Settlement.model_validate_json(record.value or b"")
+        settlement = Settlement.model_validate_json(record.value or b"")
     except ValidationError as error:
         return _schema(error)
+    # Who settled is what the signature proves, not what the record says: the journal
+    # decides on it whether this finance principal acts for the payment's payer.
+    return settlement.model_copy(update={"settled_by": str(signer)})
 
 
 def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> InvestmentRecord | Refused:

@@ -43,7 +43,7 @@ _PAYABLE = """
 SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_minor,
        p.currency, p.occurred_on
   FROM ledger_entries p
- WHERE p.kind = 'payment' AND p.occurred_on BETWEEN $1 AND $2
+ WHERE p.kind = 'payment' AND p.occurred_on BETWEEN $1 AND $2 AND ($3::text IS NULL OR p.payer = $3)
    AND coalesce((SELECT s.kind FROM ledger_entries s
                   WHERE s.payment_id = p.payment_id AND s.kind IN ('settled', 'failed', 'returned')
                   ORDER BY s.sequence DESC LIMIT 1), 'returned') = 'returned'
@@ -134,18 +134,30 @@ async def _out_in_live_runs(connection: asyncpg.Connection, payment_ids: Sequenc
     return {payment_id: runs[-1] for payment_id, runs in live.items() if len(runs) > returns.get(payment_id, 0)}
 
 
+class SeveralPayers(Exception):
+    """Payments of more than one payer are owed and no payer was named: a run's file pays
+    from one payer's account (its debtor), so each payer's run is made on its own."""
+
+    def __init__(self, payers: Sequence[str]) -> None:
+        super().__init__(", ".join(payers))
+        self.payers = tuple(payers)
+
+
 async def export_payout(connection: asyncpg.Connection, registry: InstitutionRegistry, *,
                         date_from: dt.date, date_to: dt.date, output_format: PayoutFormat,
                         execution_date: dt.date, now: dt.datetime, profile: BankProfile | None = None,
                         write: Callable[[PayoutPlan], WrittenFile] | None = None,
-                        proof: tuple[TrustedKeys, str] | None = None) -> PayoutPlan:
+                        proof: tuple[TrustedKeys, str] | None = None, payer: str | None = None) -> PayoutPlan:
     """Plan a run of the payments owed in the range; if it has lines, write its file
     (`write`) and record the run, its lines and its states, all or nothing. `proof`: whose
     signatures make an entry payable and the journal they are on; a payment whose entry no
-    signed instruction yields is left out as `unproven_entry` (services/ledger/provenance.py)."""
+    signed instruction yields is left out as `unproven_entry` (services/ledger/provenance.py).
+    `payer`: only that payer's payments (a tenant's run, docs/tenancy.md); None: every
+    payer's, which must then be one payer (a run pays from one account): else
+    `SeveralPayers`, nothing written."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _EXPORT_LOCK_KEY)
-        rows = await connection.fetch(_PAYABLE, date_from, date_to)
+        rows = await connection.fetch(_PAYABLE, date_from, date_to, payer)
         unproven = await _unproven_payments(connection, [r["payment_id"] for r in rows], *proof) if proof else set()
         payables = [Payable(r["payment_id"], r["contract_id"], r["outcome_id"], r["payer"], r["payee"],
                             int(r["amount_minor"]), r["currency"].strip(), r["occurred_on"]) for r in rows]
@@ -155,6 +167,9 @@ async def export_payout(connection: asyncpg.Connection, registry: InstitutionReg
                            unproven=unproven)
         if not plan.lines:
             return plan
+        payers = sorted({line.payer for line in plan.lines})
+        if len(payers) > 1:
+            raise SeveralPayers(payers)
         written = write(plan) if write is not None else None
         await connection.execute(
             "INSERT INTO payout_exports (export_id, format, date_from, date_to, execution_date, created_at,"

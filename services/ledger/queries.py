@@ -39,6 +39,9 @@ class StatementLine:
     pending_change_minor: int
     paid_change_minor: int
     state: str = ""  # where the payment stands now: pending, paid, failed, returned, clawed back
+    # Who pays (the contract's payer tenant, docs/tenancy.md): across a border, another
+    # municipality than the institution's own.
+    payer: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Statement:
 
 _STATEMENT = """
 SELECT e.sequence, coalesce(e.settled_on, e.occurred_on) AS day, e.kind, e.contract_id,
-       e.outcome_id, e.payment_id,
+       e.outcome_id, e.payment_id, e.payer,
        CASE WHEN e.kind IN ('failed', 'returned') THEN e.failure_reason || coalesce(' (' || e.bank_reference || ')', '')
             ELSE coalesce(e.bank_reference, '') END AS reference,
        e.currency,
@@ -111,5 +114,6 @@ async def institution_statement(database_url: str, institution: str, *, contract
             continue
         lines.append(StatementLine(row["sequence"], row["day"], row["kind"], row["contract_id"],
                                    row["outcome_id"], row["payment_id"], row["reference"],
-                                   row["currency"].strip(), int(row["pending"]), int(row["paid"]), row["state"]))
+                                   row["currency"].strip(), int(row["pending"]), int(row["paid"]), row["state"],
+                                   row["payer"]))
     return Statement(institution, opening_pending, opening_paid, tuple(lines), known)

@@ -19,9 +19,11 @@ from services.ledger.authenticity import JournalRecord, Refused, admit_journal
 from services.ledger.provenance import SourceRecord
 from services.ledger.store import apply_journal
 from shared.domain.ledger.journal import JournalPlan
+from shared.domain.tenancy import Tenancy
 from shared.platform.credentials import kafka_options
 from shared.platform.db import create_pool, migrate
 from shared.platform.settings import Settings
+from shared.platform.tenants import load_tenancy
 from shared.platform.trust import TrustedKeys, trusted_keys
 
 REBUILD_BATCH_MAX = 5000
@@ -47,10 +49,12 @@ async def drop_projection(connection: asyncpg.Connection) -> None:
 
 
 async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
-                         progress: object | None = None, trust: TrustedKeys | None = None) -> RebuildReport:
+                         progress: object | None = None, trust: TrustedKeys | None = None,
+                         tenancy: Tenancy | None = None) -> RebuildReport:
     """`trust`: whose journal records to believe, as the live projector does (default:
-    this process's settings)."""
+    this process's settings); `tenancy` likewise (default: TENANTS_FILE)."""
     trust = trust or trusted_keys(Settings())
+    tenancy = tenancy if tenancy is not None else load_tenancy(Settings())
     started = time.monotonic()
     await migrate(database_url)
     pool = await create_pool(database_url, max_size=2)
@@ -90,7 +94,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
             if applying is not None:
                 plan = await applying
                 entries, rejected = entries + plan.written, rejected + len(plan.rejected)
-            applying = asyncio.create_task(apply_journal(pool, batch, sources))
+            applying = asyncio.create_task(apply_journal(pool, batch, sources, tenancy))
             records += len(batch)
             if progress is not None:
                 progress(len(batch))  # type: ignore[operator]

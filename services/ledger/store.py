@@ -20,6 +20,7 @@ from shared.domain.investment.records import InvestmentRecord
 from shared.domain.ledger.investments import plan_investments
 from shared.domain.ledger.journal import JournalPlan, KnownPayment, plan_journal
 from shared.domain.ledger.postings import Entry, chain_hash
+from shared.domain.tenancy import Tenancy
 
 JournalItem = PaymentInstruction | Settlement | InvestmentRecord
 
@@ -62,10 +63,12 @@ _SETTLEMENT_KINDS = {"settled": SettlementStatus.PAID, "failed": SettlementStatu
 
 
 async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem],
-                        sources: Mapping[int, SourceRecord] | None = None) -> JournalPlan:
+                        sources: Mapping[int, SourceRecord] | None = None,
+                        tenancy: Tenancy | None = None) -> JournalPlan:
     """Append what the records call for; return the plan (entries written, rejections).
     `sources`: id() of each record -> the signed journal record it was parsed from, kept
-    with the entry it becomes (services/ledger/provenance.py)."""
+    with the entry it becomes (services/ledger/provenance.py). `tenancy`: whose finance
+    principals may settle which payer's payments (shared/domain/tenancy.py)."""
     if not records:
         return JournalPlan((), (), 0)
     sources = sources or {}
@@ -89,7 +92,7 @@ async def apply_journal(pool: asyncpg.Pool, records: Sequence[JournalItem],
                 continue
             payments: Sequence[PaymentInstruction | Settlement] = run  # type: ignore[assignment]
             known = await known_payments(connection, sorted({r.payment_id for r in payments}))
-            plan = plan_journal(payments, known)
+            plan = plan_journal(payments, known, tenancy)
             first = sequence
             sequence, previous = await _append(connection, plan.entries, sequence, previous)
             await insert_sources(connection, [(first + n, sources.get(id(source_object(e))))

@@ -46,6 +46,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.metrics import refresh_outbox_depth
 from shared.platform.retry import UNREACHABLE, backoff_s, until_reachable
 from shared.platform.settings import Settings
+from shared.platform.tenants import load_tenancy
 from shared.platform.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
 from shared.platform.trust import record_signer, trusted_keys
 
@@ -80,6 +81,9 @@ kinds = {i.id: i.kind for i in _registry.all()}
 # Whom the verifier believes (services/verifier/authenticity.py), and its own key: the
 # ledger believes only instructions the verifier signed.
 trust = trusted_keys(settings)
+# Which payer's contract signers may publish which contracts, who moves the clock
+# (docs/tenancy.md); None: one payer's installation.
+tenancy = load_tenancy(settings)
 signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
@@ -229,7 +233,7 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
     # No consumer group: every verifier instance reads every contract version, from
     # the start of the compacted topic, at every start.
     for record in raw_records_of(message):
-        contract = admit_contract(record, trust)
+        contract = admit_contract(record, trust, tenancy, earlier_payer)
         if isinstance(contract, Refused):
             # The versions in force keep applying; the refused one is logged and kept
             # (redacted) in a dead letter for whoever investigates.
@@ -247,6 +251,11 @@ async def on_contract(records: Contract, message: KafkaMessage) -> None:
         await until_reachable("postgresql (contract)", functools.partial(remember_now, contract))
 
 
+def earlier_payer(contract_id: str) -> str | None:
+    """The payer the contract's versions in force name, if it has any."""
+    return next((c.payer for c in book.all() if c.contract_id == contract_id), None)
+
+
 async def remember_now(contract: Contract) -> None:
     async with processing, database.pool.acquire() as connection:
         await remember(contract, connection)
@@ -261,7 +270,7 @@ async def on_transitions(records: list[Transition | ClockTick], message: KafkaMe
     # at a frontier day once its partition's watermark before it had not reached that day.
     arrivals: list[Arrival] = []
     for record in raw_records_of(message):
-        parsed = admit_transition(record, trust)
+        parsed = admit_transition(record, trust, tenancy)
         if isinstance(parsed, Refused):
             # Not from ingest (or an operator's clock), or a bug upstream: either way it
             # changes no stream and no money.

@@ -10,6 +10,7 @@ and the subjects' streams stay as they were.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from shared.domain.contracts.model import Contract
 from shared.domain.events import TRANSITIONS_RECORD, ClockTick, Transition
 from shared.domain.principals import Principal, Role, Unauthenticated
+from shared.domain.tenancy import Tenancy
 from shared.platform.trust import TrustedKeys
 
 INGEST = Principal(Role.SERVICE, "ingest")
@@ -42,7 +44,8 @@ def _signer(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Principal |
     return found
 
 
-def admit_transition(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Transition | ClockTick | Refused:
+def admit_transition(record: ConsumerRecord[Any, Any], trust: TrustedKeys,
+                     tenancy: Tenancy | None = None) -> Transition | ClockTick | Refused:
     signer = _signer(record, trust)
     if isinstance(signer, Refused):
         return Refused(UNAUTHENTICATED_TRANSITION, signer.message)
@@ -53,18 +56,31 @@ def admit_transition(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Tr
     if isinstance(parsed, ClockTick):
         if signer.role != Role.OPERATOR:
             return Refused(UNAUTHENTICATED_TRANSITION, f"a clock tick signed by {signer}, not by an operator")
+        if tenancy is not None and not tenancy.may_tick(signer):
+            # The clock decides finality for every tenant: the clearing house's to move.
+            return Refused(UNAUTHENTICATED_TRANSITION,
+                           f"a clock tick signed by {signer}, not by a clearing house operator")
     elif signer != INGEST:
         return Refused(UNAUTHENTICATED_TRANSITION, f"a transition signed by {signer}, not by {INGEST}")
     return parsed
 
 
-def admit_contract(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Contract | Refused:
+def admit_contract(record: ConsumerRecord[Any, Any], trust: TrustedKeys, tenancy: Tenancy | None = None,
+                   earlier_payer: Callable[[str], str | None] = lambda _: None) -> Contract | Refused:
+    """A contract version, believed from an operator; with tenants (docs/tenancy.md) only
+    from a contract signer of the payer it names, and only if the contract's earlier
+    versions (`earlier_payer(contract_id)`) name the same payer."""
     signer = _signer(record, trust)
     if isinstance(signer, Refused):
         return Refused(UNAUTHENTICATED_CONTRACT, signer.message)
     if signer.role != Role.OPERATOR:
         return Refused(UNAUTHENTICATED_CONTRACT, f"a contract version signed by {signer}, not by an operator")
     try:
-        return Contract.model_validate_json(record.value or b"")
+        contract = Contract.model_validate_json(record.value or b"")
     except ValidationError as error:
         return Refused(SCHEMA_VIOLATION, str(error.errors()[0]["msg"]))
+    if tenancy is not None:
+        refusal = tenancy.contract_refusal(signer, contract.payer, earlier_payer(contract.contract_id))
+        if refusal is not None:
+            return Refused(refusal.reason.value, refusal.message)
+    return contract

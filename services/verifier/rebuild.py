@@ -33,9 +33,11 @@ from shared.domain.events import (
     PaymentKind,
 )
 from shared.domain.principals import Principal, Role
+from shared.domain.tenancy import Tenancy
 from shared.platform.credentials import kafka_options
 from shared.platform.db import create_pool, migrate
 from shared.platform.settings import Settings
+from shared.platform.tenants import load_tenancy
 from shared.platform.topics import TRANSITIONS
 from shared.platform.trust import TrustedKeys, trusted_keys
 
@@ -99,6 +101,7 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     the per-partition logs as live, so the same instructions come out. `principal`: who
     reads the topic (`stafet audit` reads as the read-only auditor)."""
     trust = trust or trusted_keys(Settings())
+    tenancy = load_tenancy(Settings())  # who may move the clock (docs/tenancy.md), as live
     started = time.monotonic()
     await migrate(database_url)
     pool = await create_pool(database_url, max_size=2)
@@ -112,7 +115,7 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
         new_events = instructions = 0
         streams = StreamCache()  # after the TRUNCATE: it knows only what this replay writes
         for first in range(0, len(records), REBUILD_BATCH_MAX):
-            arrivals = _parse(records[first:first + REBUILD_BATCH_MAX], trust)
+            arrivals = _parse(records[first:first + REBUILD_BATCH_MAX], trust, tenancy)
             result = await process_batch(pool, book, [], directory, streams=streams, arrivals=arrivals,
                                          partition_ids=partition_ids)
             new_events += result.new_events
@@ -132,11 +135,12 @@ async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic:
     return RebuildReport(len(records), new_events, instructions, time.monotonic() - started)
 
 
-def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys) -> list[Arrival]:
+def _parse(records: list[ConsumerRecord[Any, Any]], trust: TrustedKeys,
+           tenancy: Tenancy | None = None) -> list[Arrival]:
     """Facts and watermarks with their partitions, in each partition's order (as read)."""
     arrivals: list[Arrival] = []
     for record in records:
-        parsed = admit_transition(record, trust)
+        parsed = admit_transition(record, trust, tenancy)
         if isinstance(parsed, Refused):
             continue  # the live verifier refused it too (and dead-lettered it)
         arrivals.append((record.partition, parsed))

@@ -405,6 +405,12 @@ class Settlement(Frozen):
     settled_on: dt.date
     bank_reference: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    # Who signed it (`finance:<name>`): set by the ledger's forwarder from the verified
+    # signature when it puts the settlement on the journal, whatever the finance system
+    # wrote here; the journal then decides whether that principal acts for the payment's
+    # payer (shared/domain/tenancy.py). Not part of the entry's hash (the signed journal
+    # record kept with the entry proves it: services/ledger/provenance.py).
+    settled_by: Annotated[str, StringConstraints(max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _paid_has_reference_failed_has_reason(self) -> Settlement:

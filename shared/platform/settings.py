@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # The ledger: an operator's signed decision to sign checkpoints again after anchors
     # were removed (services/ledger/anchors.py, `stafet ledger checkpoints reanchor`).
     ledger_reanchor_decision_file: Path | None = None
+    # Tenants (shared/domain/tenancy.py, docs/tenancy.md): which payer's operators may
+    # publish which contracts and which finance principals may settle which payments.
+    # Unset: one payer's installation, where every trusted operator and finance key acts
+    # for it (as before tenants).
+    tenants_file: Path | None = None
     # Development mode allows a well-known key so `make demo` runs with no secrets;
     # production mode refuses to start without a configured key.
     stafet_env: str = Field(default="development", pattern=r"^(development|production)$")

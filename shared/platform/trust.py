@@ -17,7 +17,8 @@ signer, and removing the old key once nothing signed with it is still to be read
 
 In development mode (the default) the well-known development key of every service, of
 `operator:dev`, `finance:dev`, of every registered institution (and, as `investor:<id>`,
-of every registered investor and fund) is trusted as well, so
+of every registered investor and fund), and of every operator and finance principal
+TENANTS_FILE names (docs/tenancy.md) is trusted as well, so
 `make demo` needs no secrets. In production a missing `TRUSTED_KEYS_FILE` or signing key
 stops the process, and a development key found in any trusted file, key list or trust
 root is refused.
@@ -73,6 +74,7 @@ from shared.domain.signing import (
     signed_message,
 )
 from shared.platform.settings import Settings
+from shared.platform.tenants import TenantsConfigurationError, load_tenancy
 
 SERVICES = ("ingest", "verifier", "ledger", "frontdoor")
 # The HTTP front door signs the events it forwards for the institutions it authenticated.
@@ -278,6 +280,16 @@ def _registry_keys(registry: InstitutionRegistry) -> list[tuple[Principal, Ed255
     return keys
 
 
+def _tenant_principals(settings: Settings) -> tuple[str, ...]:
+    """Development only: the operators and finance principals TENANTS_FILE names, whose
+    well-known development keys are then trusted too (two tenants on one local stack)."""
+    try:
+        tenancy = load_tenancy(settings)
+    except TenantsConfigurationError as error:
+        raise ConfigurationError(str(error)) from None
+    return tenancy.principals() if tenancy is not None else ()
+
+
 def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None) -> TrustedKeys:
     """The keys this process trusts: files, registry, and in development the dev keys;
     with their windows and revocations."""
@@ -297,6 +309,7 @@ def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None
                 raise ConfigurationError(f"{principal}: a development key is not trusted in production")
     else:
         keys += _development_keys(registry)
+        keys += [(Principal.parse(n), development_key(n).public_key()) for n in _tenant_principals(settings)]
     return TrustedKeys(keys, windows_of(listed, _revocations(settings.revoked_keys_file, roots)))
 
 

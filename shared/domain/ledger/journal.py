@@ -15,12 +15,15 @@ from enum import StrEnum
 from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.ledger.investments import InvestmentEntry, RefusedInvestment
 from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
+from shared.domain.tenancy import Tenancy, TenancyRefusal
 
 
 class SettlementRejection(StrEnum):
     UNKNOWN_PAYMENT = "unknown_payment"
     ALREADY_SETTLED = "already_settled"
     NOT_PAID = "not_paid"  # a return of an instruction that is not settled as paid
+    # Settled or returned by a finance principal of another payer (shared/domain/tenancy.py).
+    FOREIGN_TENANT_SETTLEMENT = TenancyRefusal.FOREIGN_TENANT_SETTLEMENT.value
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ class JournalPlan:
 
 
 def plan_journal(records: Sequence[PaymentInstruction | Settlement],
-                 known: Mapping[str, KnownPayment]) -> JournalPlan:
+                 known: Mapping[str, KnownPayment], tenancy: Tenancy | None = None) -> JournalPlan:
+    """`tenancy`: when given, a settlement counts only from a finance principal of the
+    payment's payer (`settled_by`); else `foreign_tenant_settlement`."""
     payments = dict(known)
     entries: list[Entry] = []
     rejected: list[RejectedSettlement] = []
@@ -86,6 +91,10 @@ def plan_journal(records: Sequence[PaymentInstruction | Settlement],
             rejected.append(RejectedSettlement(
                 record, SettlementRejection.UNKNOWN_PAYMENT,
                 f"no instruction {record.payment_id} in the ledger"))
+        elif tenancy is not None and (
+                refusal := tenancy.settlement_refusal(record.settled_by, target.instruction.payer)) is not None:
+            rejected.append(RejectedSettlement(record, SettlementRejection.FOREIGN_TENANT_SETTLEMENT,
+                                               refusal.message))
         elif any(known_id == record.settlement_id for known_id, _ in target.settlements):
             duplicates += 1  # the same settlement delivered twice
         elif (problem := _misfit(target, record)) is not None:

@@ -70,7 +70,9 @@ class Entry:
                     lines=[[ln.account, ln.debit_minor, ln.credit_minor, ln.currency]
                            for ln in self.lines])
         if self.settlement is not None:
-            data["settlement"] = self.settlement.model_dump(mode="json")
+            # Who settled is proven by the signed journal record, not hashed: an entry's
+            # hash stays what it was before settlements named their signer.
+            data["settlement"] = self.settlement.model_dump(mode="json", exclude={"settled_by"})
         return data
 
     def content_hash(self) -> str:

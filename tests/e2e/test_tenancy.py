@@ -1,0 +1,243 @@
+"""Two tenants on one stack (docs/tenancy.md): each payer's people act only on its own
+contracts and payments, and a child who moved across the border is paid to institutions
+in both municipalities by the payer its contract names.
+
+One stack for the module: the verifier and the ledger run once with TENANTS_FILE, a
+registry with a second municipality (Aabenraa) and no contract files; everything the
+test checks goes through the topics, signed by the principals it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli.main import app
+from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.model import Contract
+from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, Settlement, SettlementStatus
+from shared.domain.institutions import InstitutionRegistry, synthetic_payee_fields
+from shared.platform.credentials import without_user
+from shared.platform.processes import ServiceProcess, start_services, stop_services
+from shared.platform.settings import REPO_ROOT
+from shared.platform.topics import CONTRACTS, DEAD_LETTERS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+from tests.conftest import new_database, new_namespace
+from tests.engine_replay import admitted, directory_of, event_line, expected_balances
+from tests.kafka_helpers import next_watermark, produce, publish_watermark, read_all
+from tests.ledger_helpers import ledger_state
+from tests.servers import Servers
+
+pytestmark = pytest.mark.e2e
+TIMEOUT_S = 120.0
+TENANTS = REPO_ROOT / "examples" / "tenants.yaml"
+SONDERBORG, AABENRAA = "sonderborg-kommune", "aabenraa-kommune"
+runner = CliRunner()
+
+
+def _registry(path: Path) -> InstitutionRegistry:
+    """The example registry and a second municipality: Aabenraa, a daycare and a school."""
+    data = yaml.safe_load((REPO_ROOT / "examples" / "institutions.yaml").read_text(encoding="utf-8"))
+    for id_, kind in ((AABENRAA, "municipality"), ("bornehuset-aabenraa", "daycare"), ("aabenraa-skole", "primary_school")):
+        data["institutions"].append({"id": id_, "name": id_, "kind": kind, "municipality": "aabenraa",
+                                     **synthetic_payee_fields(id_)})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return InstitutionRegistry.from_file(path)
+
+
+def _contract(payer: str, municipality: str) -> Contract:
+    """The next-stage bonus, paid by `payer` for the children enrolled in its municipality
+    on 1 September 2017: the contract's rule for which municipality pays."""
+    base = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+    return Contract.model_validate({**base.model_dump(mode="json"), "contract_id": f"{payer}-next-stage",
+                                    "payer": payer, "eligibility": {"enrolled_on": {
+                                        "date": "2017-09-01", "municipality": municipality}}})
+
+
+def _stay(n: str, cpr: str, institution: str, start: str, end: str | None, stage: str) -> list[bytes]:
+    lines = [event_line(f"{n}-in", start, institution, cpr,
+                        {"type": "enrolled", "institution": institution, "stage": stage})]
+    if end is not None:
+        lines.append(event_line(f"{n}-out", end, institution, cpr,
+                                {"type": "left", "institution": institution, "stage": stage}))
+    return lines
+
+
+# Child X: a daycare in Aabenraa, then moved to Sønderborg (Alsskolen, then Nordborg
+# Skole): Sønderborg's contract pays Aabenraa's daycare and Alsskolen. Child Y: a daycare
+# in Sønderborg, then moved to Aabenraa's school: Aabenraa's contract pays Sønderborg's daycare.
+EVENTS = [*_stay("x1", "150904-4321", "bornehuset-aabenraa", "2005-08-01", "2010-07-31", "daycare"),
+          *_stay("x2", "150904-4321", "alsskolen", "2010-08-01", "2017-06-30", "primary"),
+          *_stay("x3", "150904-4321", "nordborg-skole", "2017-08-15", None, "primary"),
+          *_stay("y1", "020306-1238", "bornehuset-solsikken", "2007-08-01", "2012-07-31", "daycare"),
+          *_stay("y2", "020306-1238", "aabenraa-skole", "2012-08-01", None, "primary")]
+
+
+class Stack:
+    def __init__(self, servers: Servers, namespace: str, database_url: str, registry: InstitutionRegistry,
+                 env: dict[str, str], services: dict[str, ServiceProcess]) -> None:
+        self.servers, self.namespace, self.database_url = servers, namespace, database_url
+        self.registry, self.env, self.services = registry, env, services
+
+    def topic(self, template: object) -> str:
+        return in_namespace(template, self.namespace).name  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp("tenancy")
+    registry = _registry(directory / "institutions.yaml")
+    namespace, database_url = new_namespace(servers), new_database(servers)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers, "DATABASE_URL": without_user(database_url),
+           "STAFET_CREDENTIALS_DIR": str(servers.credentials_dir), "STAFET_TOPIC_NAMESPACE": namespace,
+           "BATCH_MAX_RECORDS": "200", "BATCH_TIMEOUT_MS": "100", "LOG_LEVEL": "INFO", "CONTRACT_FILES": "",
+           "TICK_INTERVAL_S": "0.5", "TENANTS_FILE": str(TENANTS), "INSTITUTIONS_FILE": str(directory / "institutions.yaml")}
+    services = start_services(env, directory, ("verifier", "ledger"))
+    try:
+        yield Stack(servers, namespace, database_url, registry, env, services)
+    finally:
+        stop_services(services)
+
+
+async def _until(probe: object, timeout_s: float = TIMEOUT_S) -> object:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = await probe()  # type: ignore[operator]
+        if found or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+async def _dead_reasons(stack: Stack) -> Counter[str]:
+    return Counter(str(json.loads(v)["reason"]) for _, v in await read_all(
+        stack.servers.bootstrap_servers, stack.topic(DEAD_LETTERS)))
+
+
+async def _instructions(stack: Stack) -> list[PaymentInstruction]:
+    return [r for _, v in await read_all(stack.servers.bootstrap_servers, stack.topic(PAYMENTS))
+            if isinstance(r := JOURNAL_RECORD.validate_json(v), PaymentInstruction)]
+
+
+async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
+
+
+async def _contract_out(stack: Stack, contract: Contract, signer: str) -> None:
+    await produce(stack.servers.bootstrap_servers, stack.topic(CONTRACTS), [contract.model_dump_json().encode()],
+                  keys=[f"{contract.contract_id}@{contract.version}".encode()], signed_as=signer)
+
+
+async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_border_is_paid_in_both(
+        stack: Stack, tmp_path: Path) -> None:
+    bootstrap = stack.servers.bootstrap_servers
+    ours, theirs = _contract(SONDERBORG, "sonderborg"), _contract(AABENRAA, "aabenraa")
+    # Each tenant's contract signer publishes its own contract.
+    await _contract_out(stack, ours, "operator:sonderborg-contracts")
+    await _contract_out(stack, theirs, "operator:aabenraa-ops")
+    # Refused: Aabenraa's operator raising Sønderborg's price; Sønderborg's own operator who
+    # is not its contract signer; a new version moving Aabenraa's contract to Sønderborg's
+    # money; a contract of a payer that is no tenant; a clock tick from a tenant's operator.
+    dearer = ours.model_copy(update={"version": 2, "effective_from": dt.date(2000, 1, 2)})
+    raw = dearer.model_dump_json().encode().replace(b'"amount_minor":', b'"amount_minor":10')
+    await produce(bootstrap, stack.topic(CONTRACTS), [raw], keys=[b"dearer"], signed_as="operator:aabenraa-ops")
+    await _contract_out(stack, dearer, "operator:sonderborg-ops")
+    moved = theirs.model_copy(update={"version": 2, "payer": SONDERBORG, "effective_from": dt.date(2000, 1, 2)})
+    await _contract_out(stack, moved, "operator:sonderborg-contracts")
+    await _contract_out(stack, _contract("nowhere-kommune", "nowhere"), "operator:dev")
+    await asyncio.sleep(2)  # the verifier reads contracts from the start of their topic, with no group
+    transitions = admitted(EVENTS, stack.registry)
+    assert len(transitions) == len(EVENTS)
+    await produce(bootstrap, stack.topic(TRANSITIONS), [t.model_dump_json().encode() for t in transitions],
+                  keys=[t.subject.encode() for t in transitions])
+    await produce(bootstrap, stack.topic(TRANSITIONS), [b'{"kind":"clock_tick","today":"2200-01-01"}'],
+                  keys=[b"clock"], signed_as="operator:aabenraa-ops")
+    await publish_watermark(bootstrap, stack.topic(TRANSITIONS), next_watermark(stack.namespace))
+
+    expected = expected_balances([ours, theirs], transitions, directory=directory_of(stack.registry))
+    state = await _until(lambda: _balances_are(stack, expected))
+    assert state, f"the ledger did not reach {expected}"
+    instructions = await _instructions(stack)
+    paid = {(i.payer, i.payee): i for i in instructions}
+    # Across the border, both ways, each paid by the payer its contract names.
+    assert set(paid) == {(SONDERBORG, "bornehuset-aabenraa"), (SONDERBORG, "alsskolen"),
+                         (AABENRAA, "bornehuset-solsikken")}, sorted(paid)
+    assert all(i.contract_id == f"{i.payer}-next-stage" and i.amount_minor == 500_000 for i in instructions)
+
+    # Aabenraa's daycare sees Sønderborg's line in its statement, Sønderborg as payer.
+    code, out = await _stafet(stack, "ledger", "statement", "--institution", "bornehuset-aabenraa", "--format", "csv")
+    assert code == 0, out
+    lines = [line.split(",") for line in out.strip().splitlines()]
+    assert lines[0][-1] == "payer", out
+    assert [row[-1] for row in lines[1:]] == [SONDERBORG], out
+
+    # Aabenraa's finance key may not settle (nor return) Sønderborg's payment; Sønderborg's may.
+    crossing = paid[(SONDERBORG, "bornehuset-aabenraa")]
+    answers = [("foreign-paid", SettlementStatus.PAID, "finance:aabenraa-finance"),
+               ("own-paid", SettlementStatus.PAID, "finance:sonderborg-finance"),
+               ("foreign-return", SettlementStatus.RETURNED, "finance:aabenraa-finance"),
+               ("dev-return", SettlementStatus.RETURNED, "finance:dev")]
+    for settlement_id, status, signer in answers:
+        extra = {"bank_reference": settlement_id} if status == SettlementStatus.PAID else {"reason": "AC04"}
+        answer = Settlement(settlement_id=settlement_id, payment_id=crossing.payment_id, status=status,
+                            settled_on=dt.date(2026, 12, 1), **extra)  # type: ignore[arg-type]
+        await produce(bootstrap, stack.topic(SETTLEMENTS), [answer.model_dump_json().encode()],
+                      keys=[crossing.payment_id.encode()], signed_as=signer)
+    reasons = await _until(lambda: _reasons_reach(stack, "foreign_tenant_settlement", 3))
+    assert reasons == Counter({"foreign_tenant_contract": 2, "contract_payer_changed": 1, "unknown_payer_tenant": 1,
+                               "unauthenticated_transition": 1, "foreign_tenant_settlement": 3}), reasons
+    settled = await _fetch(stack.database_url, "SELECT settlement_id, kind FROM ledger_entries"
+                           " WHERE kind IN ('settled', 'returned', 'failed')")
+    assert [(r["settlement_id"], r["kind"]) for r in settled] == [("own-paid", "settled")]
+    final = await ledger_state(stack.database_url)
+    after = {k: v for k, v in expected.items() if k != "receivable:bornehuset-aabenraa:pending"}
+    assert final["balances"] == {**after, "receivable:bornehuset-aabenraa:paid": 500_000}
+
+    # A payout run pays from one payer's account: with both owed, name the payer; each
+    # tenant's run holds only its payments.
+    code, out = await _stafet(stack, "finance", "payout", "--from", "2000-01-01", "--to", "2099-12-31", "--format", "csv",
+                        "--out", str(tmp_path / "all.csv"), "--journal-topic", stack.topic(PAYMENTS))
+    assert code == 2, out
+    assert f"payments of several payers are owed ({AABENRAA}, {SONDERBORG})" in out, out
+    code, out = await _stafet(stack, "finance", "payout", "--from", "2000-01-01", "--to", "2099-12-31", "--format", "csv",
+                        "--payer", AABENRAA, "--out", str(tmp_path / "aabenraa.csv"),
+                        "--journal-topic", stack.topic(PAYMENTS))
+    assert code == 0, out
+    lines = await _fetch(stack.database_url, "SELECT payer, payee FROM payout_lines")
+    assert [(r["payer"], r["payee"]) for r in lines] == [(AABENRAA, "bornehuset-solsikken")]
+    code, out = await _stafet(stack, "finance", "payout", "--from", "2000-01-01", "--to", "2099-12-31", "--format", "csv",
+                        "--payer", AABENRAA, "--profile", "danske-bank", "--out", str(tmp_path / "x.csv"))
+    assert code == 2, out
+    assert "not a payout profile of aabenraa-kommune (nordea)" in out, out
+
+
+async def _balances_are(stack: Stack, expected: dict[str, int]) -> bool:
+    return (await ledger_state(stack.database_url))["balances"] == expected
+
+
+async def _reasons_reach(stack: Stack, reason: str, count: int) -> Counter[str] | None:
+    found = await _dead_reasons(stack)
+    return found if found[reason] >= count else None
+
+
+async def _stafet(stack: Stack, *args: str) -> tuple[int, str]:
+    """A command as a person runs it (stdout and stderr together), with this stack's settings;
+    in a thread, as it runs its own event loop."""
+    result = await asyncio.to_thread(runner.invoke, app, list(args), env={k: v for k, v in stack.env.items()
+                                                  if k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL",
+                                                           "STAFET_CREDENTIALS_DIR", "TENANTS_FILE",
+                                                           "INSTITUTIONS_FILE")})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout + result.stderr

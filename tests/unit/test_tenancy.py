@@ -1,0 +1,178 @@
+"""Tenants (shared/domain/tenancy.py, docs/tenancy.md): who may act for which payer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.ledger.journal import SettlementRejection, plan_journal
+from shared.domain.principals import Principal, Role
+from shared.domain.tenancy import Tenancy, TenancyError, TenancyRefusal, Tenant, TenantKind
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.trust import ConfigurationError, trusted_keys
+
+A = Tenant(id="a-kommune", name="A", kind=TenantKind.MUNICIPALITY, operators=("a-ops", "a-contracts"),
+           contract_signers=("a-contracts",), finance=("a-finance",), database_roles=("stafet_tenant_a",))
+B = Tenant(id="b-fund", name="B", kind=TenantKind.FUND, operators=("b-ops",), finance=("b-finance",))
+TENANCY = Tenancy([A, B], clearing_house_operators=("clock",))
+
+
+def operator(name: str) -> Principal:
+    return Principal(Role.OPERATOR, name)
+
+
+def test_only_the_payers_contract_signers_may_publish_its_contracts() -> None:
+    assert TENANCY.contract_refusal(operator("a-contracts"), "a-kommune") is None
+    assert TENANCY.contract_refusal(operator("b-ops"), "b-fund") is None  # no signers listed: its operators
+    refusals = {
+        "other tenant's operator": TENANCY.contract_refusal(operator("b-ops"), "a-kommune"),
+        "own operator, not a signer": TENANCY.contract_refusal(operator("a-ops"), "a-kommune"),
+        "clearing house operator": TENANCY.contract_refusal(operator("clock"), "a-kommune"),
+        "a finance key": TENANCY.contract_refusal(Principal(Role.FINANCE, "a-finance"), "a-kommune"),
+    }
+    assert {k: r.reason if r else None for k, r in refusals.items()} == dict.fromkeys(
+        refusals, TenancyRefusal.FOREIGN_TENANT_CONTRACT)
+    unknown = TENANCY.contract_refusal(operator("a-contracts"), "c-region")
+    assert unknown is not None
+    assert unknown.reason == TenancyRefusal.UNKNOWN_PAYER_TENANT
+
+
+def test_a_contract_keeps_its_payer_across_versions() -> None:
+    assert TENANCY.contract_refusal(operator("a-contracts"), "a-kommune", earlier_payer="a-kommune") is None
+    moved = TENANCY.contract_refusal(operator("a-contracts"), "a-kommune", earlier_payer="b-fund")
+    assert moved is not None
+    assert moved.reason == TenancyRefusal.CONTRACT_PAYER_CHANGED
+    assert "b-fund" in moved.message
+
+
+def test_a_finance_key_settles_only_its_own_payers_payments() -> None:
+    assert TENANCY.settlement_refusal("finance:a-finance", "a-kommune") is None
+    assert TENANCY.settlement_refusal("finance:b-finance", "b-fund") is None
+    for who, payer in (("finance:b-finance", "a-kommune"), ("finance:a-finance", "b-fund"),
+                       ("finance:dev", "a-kommune"), ("operator:a-contracts", "a-kommune"),
+                       ("finance:a-finance", "not-a-tenant")):
+        refusal = TENANCY.settlement_refusal(who, payer)
+        assert refusal is not None, (who, payer)
+        assert refusal.reason == TenancyRefusal.FOREIGN_TENANT_SETTLEMENT, (who, payer)
+        assert who in refusal.message
+        assert payer in refusal.message
+
+
+def test_only_the_clearing_house_moves_the_clock_once_it_names_its_operators() -> None:
+    assert TENANCY.may_tick(operator("clock"))
+    assert not TENANCY.may_tick(operator("a-ops"))
+    assert not TENANCY.may_tick(Principal(Role.FINANCE, "clock"))
+    assert Tenancy([A]).may_tick(operator("a-ops"))  # none named: any operator (one payer)
+
+
+def test_a_principal_has_one_tenant() -> None:
+    twice = B.model_copy(update={"finance": ("a-finance",)})
+    with pytest.raises(TenancyError, match="finance:a-finance acts for a-kommune and b-fund"):
+        Tenancy([A, twice])
+    with pytest.raises(TenancyError, match="listed twice"):
+        Tenancy([A, A])
+    with pytest.raises(TenancyError, match="clearing house"):
+        Tenancy([A], clearing_house_operators=("a-ops",))
+    with pytest.raises(ValueError, match="contract_signers must be among its operators: b-ops"):
+        Tenant(id="x", name="x", kind=TenantKind.REGION, operators=("a",), contract_signers=("b-ops",))
+    assert TENANCY.tenant_of(Principal(Role.FINANCE, "b-finance")) == "b-fund"
+    assert TENANCY.tenant_of("role:stafet_tenant_a") == "a-kommune"
+    assert TENANCY.tenant_of(operator("clock")) is None
+
+
+def test_the_example_file_loads_and_a_broken_one_names_its_field(tmp_path: Path) -> None:
+    tenancy = Tenancy.from_file(REPO_ROOT / "examples" / "tenants.yaml")
+    assert {t.id for t in tenancy.all()} >= {"sonderborg-kommune", "aabenraa-kommune"}
+    broken = tmp_path / "tenants.yaml"
+    broken.write_text("tenants:\n  - {id: x, name: X, kind: county}\n", encoding="utf-8")
+    with pytest.raises(TenancyError, match=r"tenants\.yaml: tenants\.0\.kind"):
+        Tenancy.from_file(broken)
+
+
+def test_in_development_the_tenants_principals_development_keys_are_trusted(tmp_path: Path) -> None:
+    tenants = REPO_ROOT / "examples" / "tenants.yaml"
+    trusted = {str(p) for p in trusted_keys(Settings(tenants_file=tenants)).principals().values()}
+    assert {"finance:aabenraa-finance", "operator:sonderborg-contracts"} <= trusted
+    assert "finance:aabenraa-finance" not in {str(p) for p in trusted_keys(Settings()).principals().values()}
+    broken = tmp_path / "tenants.yaml"
+    broken.write_text("tenants: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="TENANTS_FILE"):
+        trusted_keys(Settings(tenants_file=broken))
+
+
+PAYMENT = PaymentInstruction(
+    payment_id="a" * 32, kind=PaymentKind.PAYMENT, contract_id="c", contract_version=1, outcome_id="o",
+    subject="k1:" + "0" * 64, payer="a-kommune", payee="school-in-b", amount_minor=500_000, currency="DKK",
+    occurred_on=dt.date(2024, 1, 1))
+
+
+def settlement(n: int, by: str | None, status: SettlementStatus = SettlementStatus.PAID) -> Settlement:
+    extra = {"bank_reference": f"B-{n}"} if status == SettlementStatus.PAID else {"reason": "AC04"}
+    return Settlement(settlement_id=f"s-{n}", payment_id=PAYMENT.payment_id, status=status,
+                      settled_on=dt.date(2024, 2, 1), settled_by=by, **extra)  # type: ignore[arg-type]
+
+
+def test_the_journal_refuses_another_tenants_settlement_and_return_and_takes_its_own() -> None:
+    records = [PAYMENT, settlement(1, "finance:b-finance"), settlement(2, "finance:a-finance"),
+               settlement(3, "finance:b-finance", SettlementStatus.RETURNED),
+               settlement(4, "finance:a-finance", SettlementStatus.RETURNED)]
+    plan = plan_journal(records, {}, TENANCY)
+    assert [e.kind for e in plan.entries] == ["payment", "settled", "returned"]
+    assert [(r.settlement.settlement_id, r.reason) for r in plan.rejected] == [
+        ("s-1", SettlementRejection.FOREIGN_TENANT_SETTLEMENT), ("s-3", SettlementRejection.FOREIGN_TENANT_SETTLEMENT)]
+    # Without tenants (one payer's installation), any finance key settles, as before.
+    single = plan_journal(records[:2], {})
+    assert [e.kind for e in single.entries] == ["payment", "settled"]
+    # A settlement forwarded before the ledger named its signer replays as it was decided.
+    assert [e.kind for e in plan_journal([PAYMENT, settlement(5, None)], {}, TENANCY).entries] == [
+        "payment", "settled"]
+
+
+# ---- the services' admission, with tenants ----------------------------------------------
+
+TENANTS_FILE = REPO_ROOT / "examples" / "tenants.yaml"
+EXAMPLE = Tenancy.from_file(TENANTS_FILE)
+TENANT_TRUST = trusted_keys(Settings(tenants_file=TENANTS_FILE))
+
+
+def test_the_verifier_takes_a_contract_only_from_its_payers_signers_and_the_clock_from_the_clearing_house(
+) -> None:
+    from services.verifier.authenticity import admit_contract, admit_transition
+    from shared.domain.contracts.loader import load_contract
+    from shared.domain.events import ClockTick
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_signing import consumed
+
+    contract = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")  # sonderborg's
+    raw = contract.model_dump_json().encode()
+
+    def admitted(signer: str, earlier: str | None = None) -> object:
+        record = consumed("ns.contracts.v1", b"c", raw, RecordSigner.development(signer))
+        found = admit_contract(record, TENANT_TRUST, EXAMPLE, lambda _: earlier)
+        return getattr(found, "reason", "admitted")
+
+    assert admitted("operator:sonderborg-contracts") == "admitted"
+    assert admitted("operator:sonderborg-ops") == "foreign_tenant_contract"  # not its contract signer
+    assert admitted("operator:aabenraa-ops") == "foreign_tenant_contract"
+    assert admitted("operator:dev") == "foreign_tenant_contract"  # the clearing house's: the clock only
+    assert admitted("operator:sonderborg-contracts", earlier="aabenraa-kommune") == "contract_payer_changed"
+    tick = ClockTick(today=dt.date(2024, 1, 1)).model_dump_json().encode()
+    by = {s: admit_transition(consumed("ns.transitions.v1", b"clock", tick, RecordSigner.development(s)),
+                              TENANT_TRUST, EXAMPLE) for s in ("operator:dev", "operator:aabenraa-ops")}
+    assert isinstance(by["operator:dev"], ClockTick)
+    assert getattr(by["operator:aabenraa-ops"], "reason", None) == "unauthenticated_transition"
+
+
+def test_the_ledger_forwards_a_settlement_naming_the_signer_the_signature_proves() -> None:
+    from services.ledger.authenticity import admit_settlement
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_signing import consumed
+
+    claimed = settlement(1, "finance:sonderborg-finance").model_dump_json().encode()  # a lie in the record
+    record = consumed("ns.settlements.v1", b"a", claimed, RecordSigner.development("finance:aabenraa-finance"))
+    admitted = admit_settlement(record, TENANT_TRUST)
+    assert isinstance(admitted, Settlement)
+    assert admitted.settled_by == "finance:aabenraa-finance"
