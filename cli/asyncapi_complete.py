@@ -79,12 +79,14 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
     "ledger-checkpoints.v1": ("`ledger`: one partition, in chain order.", {"type": "string", "const": "ledger"}),
     "investments.v1": ("The investor or fund: one investor's records keep their order (docs/investment.md).",
                        {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"}),
+    "disputes.v1": ("The dispute's id: a dispute and the decisions on it keep their order (one partition).",
+                    {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
 }
 
 # Topics whose records are signed (shared/domain/signing.py, docs/security.md): the receiver
 # believes a record only from the principal that may write that topic.
 SIGNED_TOPICS = frozenset({"institution-events.v1", "transitions.v1", "contracts.v1", "outcomes.v1", "payments.v1",
-                           "settlements.v1", "ledger-checkpoints.v1", "investments.v1"})
+                           "settlements.v1", "ledger-checkpoints.v1", "investments.v1", "disputes.v1"})
 SIGNATURE_HEADERS: dict[str, Any] = {
     "type": "object",
     "required": ["stafet-key-id", "stafet-signature"],
@@ -114,10 +116,21 @@ SIGNATURE_HEADERS: dict[str, Any] = {
 _ENROLLED = Enrolled(institution="alsskolen", stage="primary")
 
 
+DISPUTED_OUTCOME = "mobility-bonus|school_ready|k1:" + "3f" * 32 + "|ev-17"
+
+
 def _examples() -> dict[str, BaseModel]:
     """One example record per payload schema, built from the models (so they validate)."""
     from services.ledger.checkpoints import Checkpoint
     from shared.domain.contracts.loader import load_contract
+    from shared.domain.disputes import (
+        DisputeOpened,
+        DisputeReason,
+        DisputeResolved,
+        Resolution,
+        dispute_id,
+        resolution_id,
+    )
     from shared.domain.investment.records import InvestmentCommitted
     from shared.platform.settings import REPO_ROOT
 
@@ -149,6 +162,17 @@ def _examples() -> dict[str, BaseModel]:
             commitment_id="nii-sib", investor="nordic-impact-investor", provider="jobvejen",
             contract_id="sib-youth-education", amount_minor=200_000_000, currency="DKK",
             committed_on=dt.date(2021, 1, 1)),
+        "DisputeOpened": DisputeOpened(
+            dispute_id=dispute_id(DISPUTED_OUTCOME, "alsskolen"), outcome_key=DISPUTED_OUTCOME,
+            contract_id="mobility-bonus", outcome_id="school_ready", institution="alsskolen",
+            reason=DisputeReason.WRONG_DATES, note="The child left us on 31 July 2024, not 30 June.",
+            opened_by="alsskolen-admin", opened_on=dt.date(2024, 8, 20), window_closes_on=dt.date(2024, 8, 27)),
+        "DisputeResolved": DisputeResolved(
+            resolution_id=resolution_id(dispute_id(DISPUTED_OUTCOME, "alsskolen"), Resolution.REJECTED,
+                                        "The school reported the leaving on 30 June itself.", None),
+            dispute_id=dispute_id(DISPUTED_OUTCOME, "alsskolen"), resolution=Resolution.REJECTED,
+            note="The school reported the leaving on 30 June itself.", resolved_by="operator",
+            resolved_on=dt.date(2024, 8, 22)),
         "DeadLetterRecord": DeadLetterRecord(
             reason="untrusted_source", field="reported_by", message="a primary_school may not report exam_result",
             record_id="alsskolen-2024-0002", original='{"event_id": "alsskolen-2024-0002", ...}', service="ingest",

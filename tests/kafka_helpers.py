@@ -34,7 +34,7 @@ SETTLE_POLL_S = 0.25
 
 WRITER = {"institution-events": "institution", "transitions": "ingest", "contracts": "operator",
           "payments": "verifier", "settlements": "finance", "outcomes": "verifier", "dead-letters": "ingest",
-          "investments": "investor"}
+          "investments": "investor", "disputes": "frontdoor"}
 
 
 def connects_as(topic: str) -> str:

@@ -43,6 +43,7 @@ from services.frontdoor.observability import RequestMetrics
 from services.frontdoor.portal.accounts import Accounts
 from services.frontdoor.portal.pages import Portal
 from services.frontdoor.portal.pages import install as install_portal
+from shared.domain.disputes import DisputeOpened, DisputeResolved
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.sealing import Sealer
 from shared.platform import metrics
@@ -53,7 +54,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.retry import wait_for_kafka
 from shared.platform.sealing_key import publisher_public_key
 from shared.platform.settings import Settings
-from shared.platform.topics import INSTITUTION_EVENTS
+from shared.platform.topics import DISPUTES, INSTITUTION_EVENTS
 from shared.platform.trust import FRONT_DOOR, record_signer
 
 JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
@@ -135,9 +136,20 @@ class FrontDoor:
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, principal="frontdoor")
         await self.producer.start()
         await self.database.open()
-        self.portal.attach(self.database.pool)
+        self.portal.attach(self.database.pool, self.publish_dispute)
         self.started = True
         log.info("frontdoor_started")
+
+    async def publish_dispute(self, record: DisputeOpened | DisputeResolved) -> None:
+        """A dispute or an operator's decision on one, onto the disputes topic, signed by the
+        front door (which authenticated the user), once the broker has it."""
+        value = record.model_dump_json().encode()
+        key = record.dispute_id.encode()
+        sent = await self.producer.send(DISPUTES.name, value, key=key,
+                                        headers=self.signer.headers(DISPUTES.name, key, value))
+        await sent
+        metrics.RECORDS_PRODUCED.labels("frontdoor", DISPUTES.name).inc()
+        log.info("dispute_published", kind=record.kind, dispute_id=record.dispute_id)
 
     async def stop(self) -> None:
         self.started = False

@@ -26,7 +26,14 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from services.ledger.anchors import ReanchorDecision, record_anchor, recorded_through, startup_problems
-from services.ledger.authenticity import JournalRecord, Refused, admit_investment, admit_journal, admit_settlement
+from services.ledger.authenticity import (
+    JournalRecord,
+    Refused,
+    admit_dispute,
+    admit_investment,
+    admit_journal,
+    admit_settlement,
+)
 from services.ledger.checkpoints import (
     CHECKPOINT_ENTRIES_MAX,
     CHECKPOINT_KEY,
@@ -36,10 +43,12 @@ from services.ledger.checkpoints import (
     entries_after,
     read_topic,
 )
+from services.ledger.disputes import keep_disputes
 from services.ledger.metrics import LEDGER_ANCHORS_OK, LEDGER_UNPROVEN_ENTRY, LedgerGauges
 from services.ledger.provenance import SourceRecord, unproven_entries
 from services.ledger.store import apply_journal
 from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
+from shared.domain.disputes import DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.institutions import InstitutionRegistry, RegistryError
 from shared.domain.investment.records import InvestmentCommitted, InvestmentRecord, record_key
@@ -51,7 +60,15 @@ from shared.platform.health import observe
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
 from shared.platform.tenants import load_tenancy
-from shared.platform.topics import DEAD_LETTERS, INVESTMENTS, LEDGER_CHECKPOINTS, PAYMENTS, SETTLEMENTS, group_id
+from shared.platform.topics import (
+    DEAD_LETTERS,
+    DISPUTES,
+    INVESTMENTS,
+    LEDGER_CHECKPOINTS,
+    PAYMENTS,
+    SETTLEMENTS,
+    group_id,
+)
 from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trust_roots, trusted_keys
 
 settings = Settings()
@@ -123,6 +140,32 @@ async def on_investments(records: list[InvestmentCommitted], message: KafkaMessa
     # `records` documents the wire format (one of five kinds); the bytes are read and
     # validated from `message`.
     await forward_onto_journal(message, admit_investment, record_key, investments_journal_out)
+
+
+@batch_subscriber(broker, settings, DISPUTES.name, group_id=group_id("ledger-disputes"),
+                  title="disputes", description="Institutions' disputes in the review window and operators' "
+                                                "decisions on them, signed by the front door.")
+async def on_disputes(records: list[DisputeOpened | DisputeResolved], message: KafkaMessage) -> None:
+    # `records` documents the wire format; the bytes are read and validated from `message`.
+    # Kept in PostgreSQL (services/ledger/disputes.py); a payout run holds what an open dispute names.
+    bind_batch_context(raw_records_of(message))
+    sends = []
+    admitted: list[DisputeOpened | DisputeResolved] = []
+    offsets: dict[int, int] = {}
+    for record in raw_records_of(message):
+        parsed = admit_dispute(record, trust)
+        if isinstance(parsed, Refused):
+            sends.append(await refuse(parsed, record.value or b"", record.topic, record.partition, record.offset))
+            continue
+        admitted.append(parsed)
+        offsets[id(parsed)] = record.offset
+    written, refused = await keep_disputes(database.pool, admitted)
+    for refusal in refused:
+        sends.append(await refuse(Refused(refusal.reason, "dispute_id", refusal.message),
+                                  refusal.record.model_dump_json().encode(), DISPUTES.name, 0,
+                                  offsets.get(id(refusal.record), -1)))
+    await asyncio.gather(*sends)
+    log.info("disputes_kept", received=len(admitted), written=written, refused=len(refused))
 
 
 async def forward_onto_journal(message: KafkaMessage,

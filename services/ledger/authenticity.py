@@ -10,6 +10,10 @@
   service's forwarder, after checking finance's signature) did. A record written
   straight onto the journal by anyone else is refused (`unauthenticated_instruction` /
   `unauthenticated_settlement`) and changes no money, live and on rebuild alike.
+- On the disputes topic (shared/domain/disputes.py), a dispute or a decision on one counts
+  only when the front door (`service:frontdoor`) signed it: it authenticated the
+  institution's administrator or the operator, and checked the review window. Else
+  `unauthenticated_dispute`.
 - On the investments topic (docs/investment.md), a commitment or disbursement counts only
   when `investor:<id>` signed it for the investor it names; a fund's budget, savings paid
   into a fund and a close only when a finance system did. Else `unauthenticated_investment`,
@@ -25,6 +29,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from shared.domain.disputes import DISPUTE_RECORD, DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
 from shared.domain.principals import Principal, Role, Unauthenticated
@@ -32,6 +37,8 @@ from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
 LEDGER = Principal(Role.SERVICE, "ledger")
+FRONT_DOOR = Principal(Role.SERVICE, "frontdoor")
+UNAUTHENTICATED_DISPUTE = "unauthenticated_dispute"
 UNAUTHENTICATED_SETTLEMENT = "unauthenticated_settlement"
 UNAUTHENTICATED_INSTRUCTION = "unauthenticated_instruction"
 UNAUTHENTICATED_INVESTMENT = "unauthenticated_investment"
@@ -83,6 +90,19 @@ def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> In
     elif signer.role != Role.FINANCE:
         return Refused(UNAUTHENTICATED_INVESTMENT, "", f"signed by {signer}, not by a finance system")
     return parsed
+
+
+def admit_dispute(record: ConsumedRecord, trust: TrustedKeys) -> DisputeOpened | DisputeResolved | Refused:
+    """A dispute or an operator's decision on one, from the disputes topic."""
+    signer = trust.authenticate_record(record)
+    if isinstance(signer, Unauthenticated):
+        return Refused(UNAUTHENTICATED_DISPUTE, "", f"{signer.problem.value}: {signer.message}")
+    if signer != FRONT_DOOR:
+        return Refused(UNAUTHENTICATED_DISPUTE, "", f"signed by {signer}, not by {FRONT_DOOR}")
+    try:
+        return DISPUTE_RECORD.validate_json(record.value or b"")
+    except ValidationError as error:
+        return _schema(error)
 
 
 JournalRecord = PaymentInstruction | Settlement | InvestmentRecord

@@ -39,6 +39,9 @@ _EXPORT_LOCK_KEY = 0x57AFE8  # one payout run (or change of a run's state) at a 
 # full and its partial clawback stays owed back by the payee (recovered as any clawback of
 # a paid payment is), rather than the payment never reaching a payout file at all. Netting
 # the two in one transfer would move less money; it is not done yet (see docs/ledger.md).
+# A payment of an outcome an institution disputes (an open dispute, or one whose
+# correction was requested) is held: in no run until an operator decides the dispute
+# (services/ledger/disputes.py, DOMAIN.md "Finality": a dispute holds the outcome's payments).
 _PAYABLE = """
 SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_minor,
        p.currency, p.occurred_on
@@ -49,6 +52,10 @@ SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_min
                   ORDER BY s.sequence DESC LIMIT 1), 'returned') = 'returned'
    AND p.amount_minor > coalesce((SELECT sum(c.amount_minor) FROM ledger_entries c
                                    WHERE c.kind = 'clawback' AND c.reverses_payment_id = p.payment_id), 0)
+   AND NOT EXISTS (SELECT 1 FROM ledger_dispute_states d
+                    WHERE d.state IN ('open', 'correction_requested')
+                      AND d.outcome_key = p.contract_id || '|' || p.outcome_id || '|' || p.subject
+                                          || '|' || p.trigger_event_id)
  ORDER BY p.sequence
 """
 

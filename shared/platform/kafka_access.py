@@ -121,10 +121,14 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
             # It signs checkpoints of its chain onto a topic of their own, and reads the
             # last one back at start to know where to go on from.
             # Investment records are forwarded onto the journal like settlements.
+            # Disputes are kept, to hold a disputed outcome's payments out of payout runs.
             return (topic("payments", read), topic("payments", write), topic("settlements", read),
                     topic("investments", read), topic("dead-letters", write), topic("ledger-checkpoints", write),
-                    topic("ledger-checkpoints", read), group("ledger"))
-        case Kind.INSTITUTION | Kind.FRONTDOOR:
+                    topic("ledger-checkpoints", read), topic("disputes", read), group("ledger"))
+        case Kind.FRONTDOOR:
+            # Institutions' events; and the portal's disputes and operators' decisions on them.
+            return (topic("institution-events", write), topic("disputes", write))
+        case Kind.INSTITUTION:
             return (topic("institution-events", write),)
         case Kind.FINANCE:
             # Investments: a fund's budget, savings paid into a fund, an investment's close.

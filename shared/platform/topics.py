@@ -73,9 +73,18 @@ LEDGER_CHECKPOINTS = TopicSpec(
     purpose="signed entry hashes: the ledger's chain anchored outside its database",
 )
 
+# Institutions' disputes of outcomes in their review window and operators' decisions on
+# them (shared/domain/disputes.py), signed by the front door; the ledger keeps them and
+# holds a disputed outcome's payments out of payout runs until the dispute is resolved.
+# One partition: few records, and a dispute's decisions follow it in order.
+DISPUTES = TopicSpec(
+    f"{NAMESPACE}.disputes.v1", 1, keep_forever=True,
+    purpose="institutions' disputes in the review window and operators' decisions on them",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     INSTITUTION_EVENTS, TRANSITIONS, DEAD_LETTERS, CONTRACTS, OUTCOMES, PAYMENTS, SETTLEMENTS,
-    LEDGER_CHECKPOINTS, INVESTMENTS,
+    LEDGER_CHECKPOINTS, INVESTMENTS, DISPUTES,
 )
 
 

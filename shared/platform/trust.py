@@ -357,4 +357,6 @@ def development_writer(topic: str, value: bytes) -> str:
         return DEVELOPMENT_FINANCE
     if ".contracts." in topic:
         return DEVELOPMENT_OPERATOR
+    if ".disputes." in topic:
+        return FRONT_DOOR
     raise ValueError(f"no writer known for {topic}")

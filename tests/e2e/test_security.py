@@ -42,7 +42,7 @@ pytestmark = pytest.mark.e2e
 runner = CliRunner()
 
 TOPICS = ("institution-events", "transitions", "dead-letters", "contracts", "outcomes", "payments", "settlements",
-          "ledger-checkpoints", "investments")
+          "ledger-checkpoints", "investments", "disputes")
 MAY_WRITE = {
     "institution": {"institution-events"},
     "finance": {"settlements", "investments"},  # investments: a fund's budget, savings, a close
@@ -52,7 +52,7 @@ MAY_WRITE = {
     "verifier": {"outcomes", "payments", "dead-letters"},  # dead letters: unsigned transitions, contracts
     # payments: settlements forwarded onto the journal; its signed chain checkpoints
     "ledger": {"payments", "dead-letters", "ledger-checkpoints"},
-    "frontdoor": {"institution-events"},
+    "frontdoor": {"institution-events", "disputes"},  # disputes: the portal's, and operators' decisions
     "auditor": set(),  # `stafet audit` writes nothing
 }
 MAY_READ = {
@@ -61,7 +61,8 @@ MAY_READ = {
     "operator": {"dead-letters", "outcomes", "ledger-checkpoints"},  # checkpoints: `stafet ledger verify`
     "ingest": {"institution-events"},
     "verifier": {"transitions", "contracts", "outcomes", "payments"},
-    "ledger": {"payments", "settlements", "ledger-checkpoints", "investments"},
+    # disputes: kept, to hold a disputed outcome's payments out of payout runs
+    "ledger": {"payments", "settlements", "ledger-checkpoints", "investments", "disputes"},
     "frontdoor": set(),
     "investor": set(),
     "auditor": {"transitions", "contracts", "payments", "ledger-checkpoints"},  # `stafet audit`
@@ -198,8 +199,9 @@ async def test_the_sources_of_truth_are_kept_forever(servers: Servers, namespace
             retention[resource_name.removeprefix(f"{namespace}.")] = (values["retention.ms"], values["retention.bytes"])
     forever = {name for name, value in retention.items() if value == ("-1", "-1")}
     # The checkpoints are the ledger's anchor outside its database: kept as long as the journal.
+    # Disputes hold money and are the institutions' and operators' words: kept too.
     assert forever == {"institution-events.v1", "transitions.v1", "contracts.v1", "payments.v1",
-                       "ledger-checkpoints.v1"}
+                       "ledger-checkpoints.v1", "disputes.v1"}
     assert {spec.name.removeprefix("stafet.") for spec in ALL_TOPICS if spec.keep_forever} == forever
 
 

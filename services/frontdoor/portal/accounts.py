@@ -8,8 +8,9 @@ only hashes, several per institution, made by a command (`stafet frontdoor user`
 
 Passwords are hashed with Argon2id through argon2-cffi (its RFC 9106 low-memory profile),
 never with a scheme of our own. In development mode every registered institution also has
-a well-known user, named after the institution, whose password is `development_password`
-(so `make demo` can print a log-in), and the first municipality a user `operator`;
+a well-known administrator, named after the institution, and a viewer (`<id>-viewer`),
+whose passwords are `development_password` of their names (so `make demo` can print a
+log-in), and the first municipality a user `operator`;
 production has only the file's users.
 
 Lock-out: after `FAILURES_MAX` failed log-ins for one user name within `FAILURE_WINDOW`,
@@ -45,7 +46,8 @@ HASHER = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 
 
 class Role(StrEnum):
-    """What a user may do: read the statement (viewer), and also act on it (administrator);
+    """What a user may do: read the statement (viewer), and also dispute its lines in the
+    review window (administrator);
     an operator (of the paying municipality) reads the overview of every contract instead."""
 
     VIEWER = "viewer"
@@ -54,6 +56,11 @@ class Role(StrEnum):
 
 
 DEVELOPMENT_OPERATOR = "operator"
+
+
+def development_viewer(institution: str) -> str:
+    """The development user who may read an institution's statement but not dispute it."""
+    return f"{institution}-viewer"
 
 
 class AccountsConfigurationError(RuntimeError):
@@ -100,6 +107,9 @@ class Accounts:
             for institution in registry.all():
                 accounts.setdefault(institution.id, _Account(
                     PortalUser(institution.id, institution.id, Role.ADMINISTRATOR), None))
+                viewer = development_viewer(institution.id)
+                if len(viewer) <= USERNAME_LENGTH_MAX:
+                    accounts.setdefault(viewer, _Account(PortalUser(viewer, institution.id, Role.VIEWER), None))
             payer = next((i for i in registry.all() if i.kind == "municipality"), None)
             if payer is not None:  # the development operator acts for the first municipality
                 accounts.setdefault(DEVELOPMENT_OPERATOR, _Account(

@@ -35,6 +35,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.frontdoor.portal import i18n
 from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, Role, locked_until
+from services.frontdoor.portal.disputes import DisputeDesk, PostgresDisputeDesk, Publish, dispute_context
 from services.frontdoor.portal.drilldown import LineDetail
 from services.frontdoor.portal.operator import Overview, read_overview
 from services.frontdoor.portal.queries import (
@@ -110,6 +111,21 @@ REASON_WORDS = {
     "outcome_unknown": N_("the outcome is no longer on record"),
 }
 
+# Disputes (dispute_pages.py): the reasons an institution may give (shared/domain/disputes.py)
+# and where a dispute stands.
+DISPUTE_REASON_WORDS = {
+    "stay_missing": N_("A stay of the child at our institution is missing"),
+    "wrong_dates": N_("The dates of a stay are wrong"),
+    "wrong_institution": N_("The child was not at our institution"),
+    "other": N_("Something else"),
+}
+DISPUTE_STATE_WORDS = {
+    "open": N_("Disputed: the money is held until an operator decides"),
+    "correction_requested": N_("Upheld: a correction is requested from the source; the money is held until it is in"),
+    "upheld": N_("Upheld: the facts were corrected"),
+    "rejected": N_("Rejected"),
+}
+
 
 class StatementReader(Protocol):
     async def statement(self, institution: str) -> tuple[Statement, bool]: ...
@@ -168,6 +184,8 @@ def _environment(translations: gettext.NullTranslations, language: str) -> Envir
         state_words=lambda key: _words(gettext_, STATE_WORDS, key),
         status_words=lambda key: _words(gettext_, STATUS_WORDS, key),
         reason_words=lambda key: _words(gettext_, REASON_WORDS, key),
+        dispute_reason_words=lambda key: _words(gettext_, DISPUTE_REASON_WORDS, key),
+        dispute_state_words=lambda key: _words(gettext_, DISPUTE_STATE_WORDS, key),
     )
     return environment
 
@@ -181,15 +199,18 @@ class Portal:
     translations: dict[str, gettext.NullTranslations] = field(default_factory=i18n.load_translations)
     store: PortalStore | None = None
     reader: StatementReader | None = None
+    desk: DisputeDesk | None = None
 
     def __post_init__(self) -> None:
         self.environments = {language: _environment(self.translations[language], language)
                              for language in i18n.LANGUAGES}
 
-    def attach(self, pool: asyncpg.Pool) -> None:
-        """The database is open: sessions and statements can be read."""
+    def attach(self, pool: asyncpg.Pool, publish: Publish) -> None:
+        """The database is open: sessions and statements can be read, and disputes sent
+        (`publish`: onto the disputes topic, signed by the front door)."""
         self.store = PostgresPortalStore(pool)
         self.reader = PostgresStatementReader(pool)
+        self.desk = PostgresDisputeDesk(pool, publish)
 
     def institution_name(self, institution: str) -> str:
         found = self.registry.get(institution)
@@ -201,7 +222,10 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 def install(app: FastAPI) -> None:
     """Wire the portal into the front door's app (its state: `app.state.door.portal`)."""
+    from services.frontdoor.portal import dispute_pages  # here: its routes use this module's helpers
+
     app.include_router(router)
+    app.include_router(dispute_pages.router)
     app.mount("/portal/static", StaticFiles(directory=HERE / "static"), name="portal-static")
 
 
@@ -255,8 +279,8 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-async def _form(request: Request) -> Mapping[str, str] | None:
-    if int(request.headers.get("content-length") or 0) > FORM_BYTES_MAX:
+async def _form(request: Request, bytes_max: int = FORM_BYTES_MAX) -> Mapping[str, str] | None:
+    if int(request.headers.get("content-length") or 0) > bytes_max:
         return None
     form = await request.form(max_files=0, max_fields=8)
     return {key: value for key, value in form.items() if isinstance(value, str)}
@@ -378,11 +402,12 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def _csrf_refused(request: Request, session: Session) -> Response | None:
+async def _csrf_refused(request: Request, session: Session, form_bytes_max: int = FORM_BYTES_MAX
+                        ) -> Response | None:
     """None when the POST carries the session's CSRF token and comes from this site."""
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
-        form = await _form(request)
+        form = await _form(request, form_bytes_max)
         sent = form.get("csrf_token") if form else None
     if _same_origin(request) and sent and hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
         return None
@@ -433,8 +458,11 @@ async def line_page(request: Request, payment_id: str) -> Response:
     if detail is None:
         return _error(request, 404, N_("Not found"), N_("Your institution has no such line."), session)
     name = _portal(request).institution_name(session.user.institution)
+    desk = _portal(request).desk
+    disputes = await desk.disputes_of_payment(session.user.institution, payment_id) if desk else []
     template = "_line_fragment.html" if request.headers.get("hx-request") == "true" else "line.html"
-    return _render(request, template, session=session, detail=detail, institution_name=name)
+    return _render(request, template, session=session, detail=detail, institution_name=name,
+                   **dispute_context(session, None, disputes, request.query_params))
 
 
 @router.get("/provisional/{reference}", response_class=HTMLResponse)
@@ -453,9 +481,12 @@ async def provisional_page(request: Request, reference: str) -> Response:
         return _error(request, 404, N_("Not found"), N_("Your institution has no such line."), session)
     provisional, detail = found
     name = _portal(request).institution_name(session.user.institution)
+    desk = _portal(request).desk
+    outcome = await desk.outcome(session.user.institution, reference) if desk else None
+    disputes = await desk.disputes_of_outcome(session.user.institution, outcome.outcome_key) if desk and outcome else []
     template = "_line_fragment.html" if request.headers.get("hx-request") == "true" else "line.html"
     return _render(request, template, session=session, detail=detail, provisional=provisional,
-                   institution_name=name)
+                   institution_name=name, **dispute_context(session, outcome, disputes, request.query_params))
 
 
 @router.get("/operator", response_class=HTMLResponse)

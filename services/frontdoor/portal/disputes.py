@@ -1,0 +1,159 @@
+"""Disputes in the portal (shared/domain/disputes.py): what an institution disputed and
+what became of it, the outcome a dispute is about, and the publishing of a dispute.
+
+The front door writes a dispute only as a record on the disputes topic, signed with its
+own key (it authenticated the user, checked the role, the institution and the review
+window); the ledger keeps the records (services/ledger/disputes.py), and the portal reads
+them back from there. Every query names the session's institution, except the operator's
+queue (operator.py's role check guards it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+
+from services.frontdoor.portal.accounts import Role
+from services.frontdoor.portal.queries import event_time
+from services.frontdoor.portal.sessions import Session
+from services.frontdoor.portal.statement import provisional_line
+from shared.domain.disputes import (
+    NOTE_LENGTH_MAX,
+    DisputeOpened,
+    DisputeReason,
+    DisputeResolved,
+    DisputeState,
+    window_refusal,
+)
+
+PENDING_STATUSES = ("pending_review", "pending_sustainment")  # not final: in the review window
+Publish = Callable[[DisputeOpened | DisputeResolved], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DisputableOutcome:
+    """An outcome that names the institution among its payees, final or not."""
+
+    outcome_key: str
+    reference: str
+    contract_id: str
+    outcome_id: str
+    status: str
+    window_closes_on: dt.date   # the decision date: final from then
+    event_time: dt.date         # the verifier's finality frontier now
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    dispute_id: str
+    institution: str
+    outcome_key: str
+    state: DisputeState
+    reason: str
+    note: str
+    opened_by: str
+    opened_on: dt.date
+    window_closes_on: dt.date
+    opened_at: dt.datetime
+    decision_note: str = ""        # the operator's words (a rejection's reason)
+    decided_by: str = ""
+    decided_on: dt.date | None = None
+    amendment_event_id: str | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self.state in (DisputeState.OPEN, DisputeState.CORRECTION_REQUESTED)
+
+
+def dispute_view(row: Mapping[str, object]) -> DisputeView:
+    opened = json.loads(str(row["opened_record"]))
+    latest = json.loads(str(row["latest_record"]))
+    decided = latest.get("kind") == "dispute_resolved"
+    opened_at = row["opened_at"]
+    assert isinstance(opened_at, dt.datetime)
+    return DisputeView(
+        dispute_id=str(row["dispute_id"]), institution=str(row["institution"]), outcome_key=str(row["outcome_key"]),
+        state=DisputeState(str(row["state"])), reason=opened["reason"], note=opened.get("note", ""),
+        opened_by=opened["opened_by"], opened_on=dt.date.fromisoformat(opened["opened_on"]),
+        window_closes_on=dt.date.fromisoformat(opened["window_closes_on"]), opened_at=opened_at,
+        decision_note=latest.get("note", "") if decided else "", decided_by=latest.get("resolved_by", "") if decided
+        else "", decided_on=dt.date.fromisoformat(latest["resolved_on"]) if decided else None,
+        amendment_event_id=latest.get("amendment_event_id") if decided else None)
+
+
+class DisputeDesk(Protocol):
+    async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None: ...
+    async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]: ...
+    async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]: ...
+    async def publish(self, record: DisputeOpened | DisputeResolved) -> None: ...
+
+
+# The outcome by its reference (a hash of its key: provisional_reference), whatever its
+# status now, if it names the institution among its payees.
+_OUTCOME = """
+SELECT o.outcome_key, o.status, o.decision, c.contract::json -> 'caps' ->> 'review_days' AS review_days
+  FROM verifier_outcomes o
+  JOIN verifier_contracts c
+    ON c.contract_id = o.contract_id AND c.version = (o.decision::json ->> 'contract_version')::int
+ WHERE substr(encode(sha256(convert_to(o.outcome_key, 'UTF8')), 'hex'), 1, 32) = $2
+   AND o.decision::jsonb -> 'payees' @> jsonb_build_array(jsonb_build_array($1::text))
+"""
+
+_STATES = "SELECT * FROM ledger_dispute_states"
+
+
+class PostgresDisputeDesk:
+    def __init__(self, pool: asyncpg.Pool, publish: Publish) -> None:
+        self._pool = pool
+        self._publish = publish
+
+    async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None:
+        async with self._pool.acquire() as connection:
+            now = await event_time(connection)
+            row = await connection.fetchrow(_OUTCOME, institution, reference)
+        if row is None:
+            return None
+        decision = json.loads(row["decision"])
+        line = provisional_line(reference, institution, decision, int(row["review_days"] or 0), now)
+        if line is None:
+            return None
+        return DisputableOutcome(row["outcome_key"], reference, line.contract_id, line.outcome_id, row["status"],
+                                 line.decided_on, now)
+
+    async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(f"{_STATES} WHERE institution = $1 AND outcome_key = $2 ORDER BY opened_at",
+                                          institution, outcome_key)
+        return [dispute_view(r) for r in rows]
+
+    async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]:
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                f"{_STATES} d WHERE d.institution = $1 AND d.outcome_key IN ("
+                " SELECT e.contract_id || '|' || e.outcome_id || '|' || e.subject || '|' || e.trigger_event_id"
+                "   FROM ledger_entries e WHERE e.payment_id = $2 AND e.payee = $1 AND e.payee_role = 'institution')"
+                " ORDER BY d.opened_at", institution, payment_id)
+        return [dispute_view(r) for r in rows]
+
+    async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
+        await self._publish(record)
+
+
+def may_dispute(session: Session, outcome: DisputableOutcome, disputes: list[DisputeView]) -> bool:
+    return (session.user.role == Role.ADMINISTRATOR and not disputes and outcome.status in PENDING_STATUSES
+            and window_refusal(outcome.window_closes_on, outcome.event_time) is None)
+
+
+def dispute_context(session: Session, outcome: DisputableOutcome | None, disputes: list[DisputeView],
+                    query: Mapping[str, str]) -> dict[str, Any]:
+    """What the line's template needs to show the disputes and, if allowed, the form."""
+    return {"disputes": disputes, "dispute_reasons": [reason.value for reason in DisputeReason],
+            "may_dispute": outcome is not None and may_dispute(session, outcome, disputes),
+            "viewer_only": session.user.role != Role.ADMINISTRATOR,
+            "dispute_sent": query.get("disputed") == "1" and not disputes,
+            "note_length_max": NOTE_LENGTH_MAX}

@@ -1,0 +1,108 @@
+"""Disputes on the real broker and database: the ledger keeps what the front door signed
+on the disputes topic, and a payout run holds a disputed outcome's payments until an
+operator decides (DOMAIN.md, "Finality": a dispute holds the outcome's payments).
+
+The ledger runs as a process; `stafet finance payout` as the finance office runs it; the
+portal's reads as the front door's own database role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.frontdoor.portal.disputes import PostgresDisputeDesk
+from shared.domain.disputes import DisputeOpened, DisputeResolved, DisputeState, Resolution, dispute_id, resolution_id
+from shared.domain.events import PaymentInstruction
+from shared.platform.processes import ServiceProcess
+from shared.platform.topics import DEAD_LETTERS, DISPUTES, PAYMENTS, in_namespace
+from tests.e2e.test_finance import payment, scalar, stafet, wait_for_entries
+from tests.kafka_helpers import produce, read_all
+from tests.servers import Servers
+
+pytestmark = pytest.mark.e2e
+WAIT_S = 60.0
+
+
+def with_trigger(instruction: PaymentInstruction, trigger: str) -> PaymentInstruction:
+    return instruction.model_copy(update={"trigger_event_id": trigger})
+
+
+def outcome_key_of(instruction: PaymentInstruction) -> str:
+    return f"{instruction.contract_id}|{instruction.outcome_id}|{instruction.subject}|{instruction.trigger_event_id}"
+
+
+async def wait_for_state(database_url: str, dispute: str, state: DisputeState) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while await scalar(database_url, "SELECT state FROM ledger_dispute_states WHERE dispute_id = $1",
+                       dispute) != state.value:
+        assert asyncio.get_running_loop().time() < deadline, f"dispute {dispute} never {state.value}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    journal, disputes = in_namespace(PAYMENTS, namespace).name, in_namespace(DISPUTES, namespace).name
+    env = {"DATABASE_URL": service_env["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    disputed, undisputed = with_trigger(payment(31, "alsskolen", 10_000, 3), "t-31"), with_trigger(
+        payment(32, "alsskolen", 7_000, 4), "t-32")
+    key = outcome_key_of(disputed)
+    opened = DisputeOpened(dispute_id=dispute_id(key, "alsskolen"), outcome_key=key, contract_id=disputed.contract_id,
+                           outcome_id=disputed.outcome_id, institution="alsskolen", reason="wrong_dates",
+                           note="the stay ended on 31 July", opened_by="alsskolen", opened_on=dt.date(2024, 2, 1),
+                           window_closes_on=dt.date(2024, 2, 10))
+    # Signed by someone else than the front door: refused, holds nothing.
+    forged = opened.model_copy(update={"outcome_key": outcome_key_of(undisputed),
+                                       "dispute_id": dispute_id(outcome_key_of(undisputed), "alsskolen")})
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        await produce(servers.bootstrap_servers, journal, [p.model_dump_json().encode() for p in (disputed, undisputed)])
+        await produce(servers.bootstrap_servers, disputes, [forged.model_dump_json().encode()],
+                      signed_as="institution:alsskolen", principal="frontdoor")
+        await produce(servers.bootstrap_servers, disputes, [opened.model_dump_json().encode()] * 2)  # and a redelivery
+        await wait_for_entries(database_url, 2)
+        await wait_for_state(database_url, opened.dispute_id, DisputeState.OPEN)
+        assert await scalar(database_url, "SELECT count(*) FROM ledger_disputes") == 1
+
+        async def payout(name: str) -> list[str]:
+            code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+                                          "--execution-date", "2024-03-01", "--journal-topic", journal,
+                                          "--out", str(tmp_path / name), "--format", "csv")
+            assert code == 0, err
+            found = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
+            return list(found or [])  # type: ignore[call-overload]
+
+        assert await payout("first.csv") == [undisputed.payment_id]  # the disputed one is held
+
+        rejected = DisputeResolved(
+            resolution_id=resolution_id(opened.dispute_id, Resolution.REJECTED, "the stay ended on 30 June", None),
+            dispute_id=opened.dispute_id, resolution=Resolution.REJECTED, note="the stay ended on 30 June",
+            resolved_by="operator", resolved_on=dt.date(2024, 2, 12))
+        await produce(servers.bootstrap_servers, disputes, [rejected.model_dump_json().encode()])
+        await wait_for_state(database_url, opened.dispute_id, DisputeState.REJECTED)
+        assert await payout("second.csv") == sorted([disputed.payment_id, undisputed.payment_id])
+
+        # The institution reads its dispute and the operator's reason, as the front door's role.
+        pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                         min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            async def never(record: object) -> None:
+                raise AssertionError("nothing is published here")
+
+            desk = PostgresDisputeDesk(pool, never)
+            [seen] = await desk.disputes_of_payment("alsskolen", disputed.payment_id)
+            assert (seen.state, seen.reason, seen.note, seen.decision_note) == (
+                DisputeState.REJECTED, "wrong_dates", "the stay ended on 31 July", "the stay ended on 30 June")
+            assert await desk.disputes_of_payment("jobvejen", disputed.payment_id) == []
+        finally:
+            await pool.close()
+        dead = [value for _, value in await read_all(servers.bootstrap_servers, in_namespace(DEAD_LETTERS, namespace).name)]
+        assert any(b"unauthenticated_dispute" in value for value in dead)
+    finally:
+        ledger.stop()
