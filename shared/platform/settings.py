@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     trusted_keys_file: Path | None = None
     # Keys that end (shared/domain/key_lists.py): the operators' root public keys (hex,
     # comma-separated) that sign a key list in TRUSTED_KEYS_FILE and the revocation list
-    # in REVOKED_KEYS_FILE (`stafet keys list sign`, `stafet keys revoke`).
+    # in REVOKED_KEYS_FILE (`stafet keys sign-list`, `stafet keys revoke`).
     trust_root_keys: str = ""
     revoked_keys_file: Path | None = None
     # The ledger: an operator's signed decision to sign checkpoints again after anchors

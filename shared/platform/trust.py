@@ -24,7 +24,7 @@ stops the process, and a development key found in any trusted file, key list or 
 root is refused.
 
 Keys that end (`shared/domain/key_lists.py`): `TRUSTED_KEYS_FILE` may instead be a key
-list signed by a trust root (`stafet keys list sign`), giving each key a window
+list signed by a trust root (`stafet keys sign-list`), giving each key a window
 (`not_before`/`not_after`), and `REVOKED_KEYS_FILE` a revocation list signed by a trust
 root (`stafet keys revoke`). The roots are operators' public keys pinned in
 `TRUST_ROOT_KEYS` (in development `operator:dev`'s well-known key is one). A record is

@@ -91,11 +91,12 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def keys_only(tmp: Path) -> Path:
-    """What an operator must give besides the defaults: the public keys (from the
-    production-like values, whose private halves nobody holds)."""
+    """What an operator must give besides the defaults: the root keys, the signed key list
+    and the sealing key (from the production-like values, whose private halves nobody holds)."""
     production = yaml.safe_load(PRODUCTION_VALUES.read_text())
     path = tmp / "keys.yaml"
-    path.write_text(yaml.safe_dump({k: production[k] for k in ("trustedKeys", "sealingPublicKey")}))
+    path.write_text(yaml.safe_dump({"trust": {**production["trust"], "revocationList": ""},
+                                    "sealingPublicKey": production["sealingPublicKey"]}))
     return path
 
 
@@ -103,7 +104,7 @@ def test_the_default_values_need_the_public_keys_and_then_render_objects_the_sch
         tmp_path: Path) -> None:
     result = helm("template", "stafet", str(CHART), "--kube-version", KUBERNETES_VERSION)
     assert result.returncode != 0, "production is the default: without trusted keys the pods could never start"
-    assert "trustedKeys.service." in result.stderr, result.stderr
+    assert "trust.rootKeys and trust.signedKeyList: production needs" in result.stderr, result.stderr
     objects = render("-f", str(keys_only(tmp_path)))
     kinds = validate(objects)
     assert sorted(set(kinds)) == ["ConfigMap", "Deployment", "Job", "NetworkPolicy", "PodDisruptionBudget",
@@ -208,7 +209,12 @@ def test_every_pod_runs_as_non_root_on_a_read_only_root_with_secrets_only_as_fil
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     (config,) = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "stafet-config"]
     trusted = yaml.safe_load(config["data"]["trusted-keys.yaml"])
-    assert set(trusted["service"]) == {"ingest", "verifier", "ledger", "frontdoor"}
+    assert trusted["kind"] == "stafet_key_list", "production values trust a signed key list"
+    assert {k["principal"] for k in trusted["keys"]} >= {f"service:{s}" for s in deployments_of(objects)}
+
+
+def deployments_of(objects: list[dict[str, Any]]) -> set[str]:
+    return {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in by_kind(objects, "Deployment")}
 
 
 def urlsplit_password(variable: dict[str, Any]) -> str:
@@ -284,6 +290,9 @@ def test_the_alerts_each_have_a_runbook_section_in_the_operations_guide() -> Non
     ("services.ingest.maxReplicas=7", "exceeds the 6 partitions"),
     ("services.frontdoor.kafkaUsr=x", "additional properties 'kafkaUsr' not allowed"),
     ("trustedKeys.service.ingest[0]=not-a-key", "/trustedKeys/service/ingest/0"),
+    ("trust.rootKeys[0]=not-a-key", "/trust/rootKeys/0"),
+    ("trust.allowUnsignedTrustedKeys=yes", "/trust/allowUnsignedTrustedKeys"),
+    ("services.frontdoor.reanchorDecision=x", "/services/frontdoor/reanchorDecision"),
     ("sealingPublicKey=", "sealingPublicKey: the front door seals CPR numbers"),
     ("keda.enabled=true", "keda.triggerAuthentication: the brokers require SASL"),
     ("strimzi.enabled=true,services.ledger.kafkaSecret=mine", "must be \"stafet-ledger\", the Secret Strimzi"),

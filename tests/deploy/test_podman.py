@@ -5,8 +5,9 @@ The image is built with podman (deploy/image/build.sh). The test makes what an o
 makes before installing: each service's Ed25519 signing key and ingest's sealing and
 pseudonym keys (`stafet keys new`), an institution signing key per institution (their
 public halves in the registry), the front door's token hashes, and one Kafka principal and
-one database role per service. These go into the chart as values (the public keys and
-registry, rendered into the ConfigMap) and as Secrets (`secrets.create`: passwords, private
+one database role per service. These go into the chart as values (the public keys, in a
+key list signed by an operator's root key with a revocation list, and the registry,
+rendered into the ConfigMap) and as Secrets (`secrets.create`: passwords, private
 keys and tokens as files), and the chart is rendered with `environment: production`,
 under a release name of its own (so nothing of an earlier run, such as the volume podman
 keeps for a ConfigMap, is reused). The migration Job runs to completion, the four
@@ -52,8 +53,9 @@ from cli.synthetic.population import generate, to_json_line, write_registry
 from services.frontdoor.auth import new_token, token_hash
 from shared.domain.contracts.loader import load_contract
 from shared.domain.institutions import InstitutionRegistry
+from shared.domain.key_lists import KeyList, ListedKey, Revocation, RevocationList, sign_document
 from shared.domain.sealing import load_public_key
-from shared.domain.signing import RecordSigner, public_bytes
+from shared.domain.signing import RecordSigner, key_id_of, public_bytes
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
 from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
@@ -189,11 +191,30 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
         "secrets": {"create": True, "data": secrets},
         "institutions": registry_file.read_text(),
         "contracts": {name: (REPO_ROOT / "examples" / "contracts" / name).read_text() for name in CONTRACT_NAMES},
-        "trustedKeys": {"service": {name: [public_hex(keys / f"service-{name}.pub")] for name in SERVICES},
-                        "operator": {"clock": [public_hex(keys / "operator-clock.pub")]}},
+        "trust": signed_trust(keys),
         "sealingPublicKey": public_hex(keys / "ingest-sealing.pub"),
         "services": services,
     }
+
+
+def signed_trust(keys: Path) -> dict[str, Any]:
+    """The trusted keys as production takes them: a key list and a revocation list (of a
+    key nobody uses) signed by an operator's root key, which the pods pin. Signed in
+    process, as `stafet keys sign-list` and `stafet keys revoke` sign them."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    root, retired = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    listed = [ListedKey(principal=f"service:{name}", public_key=public_hex(keys / f"service-{name}.pub"))
+              for name in SERVICES]
+    listed.append(ListedKey(principal="operator:clock", public_key=public_hex(keys / "operator-clock.pub")))
+    key_list = KeyList(issued_at=now, keys=tuple(listed))
+    revocations = RevocationList(issued_at=now, revoked=(
+        Revocation(key_id=key_id_of(retired.public_key()), reason="a key nobody uses"),))
+    return {"rootKeys": [public_bytes(root.public_key()).hex()],
+            "signedKeyList": yaml.safe_dump(sign_document(key_list, root), sort_keys=False),
+            "revocationList": yaml.safe_dump(sign_document(revocations, root), sort_keys=False),
+            "allowUnsignedTrustedKeys": False}
 
 
 # Past every fact's decision date (the engine, tests/engine_replay.py, decides as of them).
@@ -272,6 +293,8 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
     for name, port in ports.items():
         env = {v["name"]: v.get("value") for v in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["STAFET_ENV"] == "production"
+        assert env["TRUST_ROOT_KEYS"] == values["trust"]["rootKeys"][0], "the pods check the signed lists at start"
+        assert env["REVOKED_KEYS_FILE"] == "/etc/stafet/revoked-keys.yaml"
         wait_ready(port, name, READY_TIMEOUT_S, alive=lambda n=name: assert_running(deployments[n], n))
     ready_after = time.monotonic() - started
     # As the securityContext says: the image's non-root user, a read-only root filesystem.

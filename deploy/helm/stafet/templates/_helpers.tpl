@@ -172,3 +172,52 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
 
+
+{{/* Keys that end (docs/security.md): what the services would refuse at start, refused at
+     render. Each signed file is checked for its kind only: its signature is checked by
+     every service against TRUST_ROOT_KEYS (Helm has no Ed25519). */}}
+{{- define "stafet.signedDocument" -}}
+{{- $document := fromYaml .text -}}
+{{- if or (hasKey $document "Error") (ne (toString (get $document "kind")) .kind) (not (get $document "signature")) -}}
+{{- fail (printf "%s: not a signed %s (kind: %s, with a signature; %s writes it): give the file's content as the CLI wrote it, e.g. --set-file %s=FILE" .value .what .kind .command .value) -}}
+{{- end -}}
+{{- toYaml $document -}}
+{{- end -}}
+
+{{- define "stafet.trustChecks" -}}
+{{- $trust := .Values.trust -}}
+{{- $production := eq .Values.environment "production" -}}
+{{- $ledger := .Values.services.ledger -}}
+{{- if and $trust.signedKeyList .Values.trustedKeys -}}
+{{- fail "trustedKeys and trust.signedKeyList: give one (the signed list replaces the plain map; list every key in it)" -}}
+{{- end -}}
+{{- if and $production (not $trust.allowUnsignedTrustedKeys) (or (not $trust.rootKeys) (not $trust.signedKeyList)) -}}
+{{- fail "trust.rootKeys and trust.signedKeyList: production needs the keys every service trusts as a list signed by an operator's root key, so that keys can expire and be revoked (stafet keys new --signer operator:NAME; stafet keys sign-list; docs/security.md, \"Keys that end\"); to run on the plain trustedKeys map instead, set trust.allowUnsignedTrustedKeys: true" -}}
+{{- end -}}
+{{- /* In development operator:dev's well-known key is a root as well; in production only these. */ -}}
+{{- if and $production (not $trust.rootKeys) -}}
+{{- range $value, $text := dict "trust.revocationList" $trust.revocationList "services.ledger.reanchorDecision" $ledger.reanchorDecision -}}
+{{- if $text -}}
+{{- fail (printf "%s: signed by an operator's root key, which production trusts only in trust.rootKeys: set them (the services would refuse to start)" $value) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $trust.signedKeyList -}}
+{{- $list := include "stafet.signedDocument" (dict "text" $trust.signedKeyList "value" "trust.signedKeyList" "kind" "stafet_key_list" "what" "key list" "command" "stafet keys sign-list") | fromYaml -}}
+{{- $principals := list -}}
+{{- range ($list.keys | default list) -}}{{- $principals = append $principals (toString .principal) -}}{{- end -}}
+{{- if $production -}}
+{{- range $name, $svc := .Values.services -}}
+{{- if and $svc.enabled (not (has (printf "service:%s" $name) $principals)) -}}
+{{- fail (printf "trust.signedKeyList: production needs the public key of every enabled service, and the list has none for service:%s (stafet keys new --signer service:%s; then sign the list again)" $name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $trust.revocationList -}}
+{{- $_ := include "stafet.signedDocument" (dict "text" $trust.revocationList "value" "trust.revocationList" "kind" "stafet_revocation_list" "what" "revocation list" "command" "stafet keys revoke") -}}
+{{- end -}}
+{{- if $ledger.reanchorDecision -}}
+{{- $_ := include "stafet.signedDocument" (dict "text" $ledger.reanchorDecision "value" "services.ledger.reanchorDecision" "kind" "stafet_ledger_reanchor" "what" "re-anchoring decision" "command" "stafet ledger checkpoints reanchor") -}}
+{{- end -}}
+{{- end -}}
