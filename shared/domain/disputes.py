@@ -7,11 +7,11 @@ a payout run leaves out every payment of an outcome whose dispute is still open:
 instructions themselves stay a function of facts, watermarks and contract versions alone
 (DOMAIN.md, "Determinism"), and a dispute only holds their money until it is resolved.
 
-Resolved by an operator: `upheld` (the fix is a correcting event, an operator's amendment
-published as an event of its own and named here, or one the authoritative source sends
-on request), `correction_requested` (upheld in substance, still open: the money stays
-held until the source's correction is in and the operator closes it as upheld), or
-`rejected` with a reason the institution reads.
+Resolved by an operator: `correction_requested` (the operator agrees and asks the
+authoritative source for a correcting event; still open, the money stays held), `upheld`
+(the correcting event is in: the decision names it, reporter and event id, and the
+verifier has already moved the money by the difference it makes, DOMAIN.md "Corrections
+after finality"), or `rejected` with a reason the institution reads.
 
 Pure: ids, the window rule and the fold of a dispute's records into its state.
 """
@@ -103,15 +103,19 @@ class DisputeResolved(_Frozen):
     note: Note = ""
     resolved_by: User
     resolved_on: dt.date
-    # The correcting event an operator's amendment published (institution events), if any.
-    amendment_event_id: Identifier | None = None
+    # Upheld: the correcting event (its reporter and event id) the fix came as.
+    correcting_reported_by: Identifier | None = None
+    correcting_event_id: Identifier | None = None
 
     @model_validator(mode="after")
-    def _rejection_has_reason(self) -> DisputeResolved:
+    def _rejection_has_reason_upheld_has_correction(self) -> DisputeResolved:
         if self.resolution == Resolution.REJECTED and not self.note.strip():
             raise ValueError("a rejection needs a reason the institution can read")
-        if self.amendment_event_id is not None and self.resolution != Resolution.UPHELD:
-            raise ValueError("only an upheld dispute names an amendment")
+        named = self.correcting_event_id is not None and self.correcting_reported_by is not None
+        if self.resolution == Resolution.UPHELD and not named:
+            raise ValueError("an upheld dispute names the correcting event (reporter and event id)")
+        if self.resolution != Resolution.UPHELD and (self.correcting_event_id or self.correcting_reported_by):
+            raise ValueError("only an upheld dispute names a correcting event")
         return self
 
 
@@ -124,9 +128,10 @@ def dispute_id(outcome_key: str, institution: str) -> str:
     return hashlib.sha256(f"dispute|{outcome_key}|{institution}".encode()).hexdigest()[:32]
 
 
-def resolution_id(dispute: str, resolution: Resolution, note: str, amendment_event_id: str | None) -> str:
+def resolution_id(dispute: str, resolution: Resolution, note: str, correcting: tuple[str, str] | None) -> str:
     """The same decision sent twice (a retry, a double click) is one decision."""
-    text = f"resolution|{dispute}|{resolution.value}|{note}|{amendment_event_id or ''}"
+    reporter, event_id = correcting or ("", "")
+    text = f"resolution|{dispute}|{resolution.value}|{note}|{reporter}|{event_id}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

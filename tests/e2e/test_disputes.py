@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -26,6 +28,7 @@ from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 60.0
+T = TypeVar("T")
 
 
 def with_trigger(instruction: PaymentInstruction, trigger: str) -> PaymentInstruction:
@@ -42,6 +45,21 @@ async def wait_for_state(database_url: str, dispute: str, state: DisputeState) -
                        dispute) != state.value:
         assert asyncio.get_running_loop().time() < deadline, f"dispute {dispute} never {state.value}"
         await asyncio.sleep(0.2)
+
+
+async def frontdoor_reads(servers: Servers, database_url: str,
+                          read: Callable[[PostgresDisputeDesk], Awaitable[T]]) -> T:
+    pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                     min_size=1, max_size=1)
+    assert pool is not None
+
+    async def never(record: object) -> None:
+        raise AssertionError("nothing is published here")
+
+    try:
+        return await read(PostgresDisputeDesk(pool, never))
+    finally:
+        await pool.close()
 
 
 async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
@@ -78,6 +96,12 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
             return list(found or [])  # type: ignore[call-overload]
 
         assert await payout("first.csv") == [undisputed.payment_id]  # the disputed one is held
+        # The operator's queue holds it, as the front door's role reads it.
+        queued = await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes())
+        assert [(d.dispute_id, d.state) for d in queued] == [(opened.dispute_id, DisputeState.OPEN)]
+        found = await frontdoor_reads(servers, database_url, lambda desk: desk.dispute_with_evidence(opened.dispute_id))
+        assert found is not None
+        assert (found[0].note, found[1].facts) == ("the stay ended on 31 July", ())  # no facts in this test's store
 
         rejected = DisputeResolved(
             resolution_id=resolution_id(opened.dispute_id, Resolution.REJECTED, "the stay ended on 30 June", None),
@@ -88,20 +112,13 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
         assert await payout("second.csv") == sorted([disputed.payment_id, undisputed.payment_id])
 
         # The institution reads its dispute and the operator's reason, as the front door's role.
-        pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
-                                         min_size=1, max_size=1)
-        assert pool is not None
-        try:
-            async def never(record: object) -> None:
-                raise AssertionError("nothing is published here")
-
-            desk = PostgresDisputeDesk(pool, never)
-            [seen] = await desk.disputes_of_payment("alsskolen", disputed.payment_id)
-            assert (seen.state, seen.reason, seen.note, seen.decision_note) == (
-                DisputeState.REJECTED, "wrong_dates", "the stay ended on 31 July", "the stay ended on 30 June")
-            assert await desk.disputes_of_payment("jobvejen", disputed.payment_id) == []
-        finally:
-            await pool.close()
+        [seen] = await frontdoor_reads(servers, database_url,
+                                       lambda desk: desk.disputes_of_payment("alsskolen", disputed.payment_id))
+        assert (seen.state, seen.reason, seen.note, seen.decision_note) == (
+            DisputeState.REJECTED, "wrong_dates", "the stay ended on 31 July", "the stay ended on 30 June")
+        assert await frontdoor_reads(servers, database_url,
+                                     lambda desk: desk.disputes_of_payment("jobvejen", disputed.payment_id)) == []
+        assert await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes()) == []
         dead = [value for _, value in await read_all(servers.bootstrap_servers, in_namespace(DEAD_LETTERS, namespace).name)]
         assert any(b"unauthenticated_dispute" in value for value in dead)
     finally:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.frontdoor.portal.accounts import Accounts, development_viewer
-from services.frontdoor.portal.disputes import DisputableOutcome, DisputeView
+from services.frontdoor.portal.disputes import DisputableOutcome, DisputeView, Evidence, Fact
 from services.frontdoor.portal.pages import Portal, install
 from shared.domain.disputes import (
     DisputeOpened,
@@ -49,17 +49,36 @@ class MemoryDesk:
         return DisputableOutcome(OUTCOME_KEY, reference, "mobility-bonus", "youth-education-completed", self.status,
                                  CLOSES_ON, self.event_time)
 
-    async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
-        opened = [r for r in self.published if isinstance(r, DisputeOpened)
-                  and r.institution == institution and r.outcome_key == outcome_key]
+    def views(self) -> list[DisputeView]:
+        """Every dispute as the ledger would show it: the state its records fold into,
+        the last decision's note; opened one hour apart, in the order sent."""
         views = []
-        for record in opened:
-            state = fold_state(r for r in self.published if r.dispute_id == record.dispute_id)
+        for n, record in enumerate(r for r in self.published if isinstance(r, DisputeOpened)):
+            records = [r for r in self.published if r.dispute_id == record.dispute_id]
+            state = fold_state(records)
             assert state is not None
-            views.append(DisputeView(record.dispute_id, institution, outcome_key, state, record.reason.value,
-                                     record.note, record.opened_by, record.opened_on, record.window_closes_on,
-                                     dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC)))
+            last = records[-1] if isinstance(records[-1], DisputeResolved) else None
+            views.append(DisputeView(
+                record.dispute_id, record.institution, record.outcome_key, state, record.reason.value, record.note,
+                record.opened_by, record.opened_on, record.window_closes_on,
+                dt.datetime(2026, 7, 1, 9 + n, 0, tzinfo=dt.UTC), decision_note=last.note if last else ""))
         return views
+
+    async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
+        return [v for v in self.views() if v.institution == institution and v.outcome_key == outcome_key]
+
+    async def open_disputes(self) -> list[DisputeView]:
+        return sorted((v for v in self.views() if v.holding), key=lambda v: v.opened_at)
+
+    async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None:
+        found = [v for v in self.views() if v.dispute_id == dispute]
+        if not found:
+            return None
+        facts = (Fact("a-3", "alsskolen", dt.date(2010, 8, 1), "enrolled", "alsskolen", ""),
+                 Fact("a-4", "alsskolen", dt.date(2017, 6, 30), "left", "alsskolen", ""),
+                 Fact("a-4-fix", "alsskolen", dt.date(2017, 7, 31), "left", "alsskolen", ""))
+        return found[0], Evidence("pending_review", None, dt.date(2026, 6, 23), 300_000, "DKK",
+                                  (("alsskolen", 200_000), ("nordborg-skole", 50_000)), facts)
 
     async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]:
         return []
@@ -189,6 +208,109 @@ def test_a_reason_not_in_the_list_or_a_note_too_long_is_refused(client: TestClie
     assert desk.published == []
 
 
+# ---- the operator's queue ------------------------------------------------------------------
+
+def csrf_of(client: TestClient, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found
+    return found.group(1)
+
+
+def disputed_by_two(client: TestClient) -> list[str]:
+    """Alsskolen disputes, then Nordborg Skole: their ids, in that order; then the operator logs in."""
+    ids = []
+    for institution in ("alsskolen", "nordborg-skole"):
+        log_in(client, institution)
+        assert dispute(client, line_csrf(client), reason="stay_missing", note=f"note of {institution}"
+                       ).status_code == 303  # type: ignore[attr-defined]
+        ids.append(dispute_id(OUTCOME_KEY, institution))
+        client.cookies.clear()
+    log_in(client, "operator", start="/portal/operator")
+    return ids
+
+
+def test_the_operator_sees_open_disputes_oldest_first_with_the_evidence(client: TestClient) -> None:
+    first, second = disputed_by_two(client)
+    overview = client.get("/portal/operator")
+    assert 'data-open-disputes="2"' in overview.text
+    queue = client.get("/portal/operator/disputes")
+    assert queue.status_code == 200
+    assert queue.text.index(first) < queue.text.index(second)
+    page = client.get(f"/portal/operator/disputes/{first}")
+    assert page.status_code == 200
+    assert "note of alsskolen" in page.text
+    for event in ("a-3", "a-4", "a-4-fix"):
+        assert f'data-event="{event}"' in page.text
+    assert 'data-payee="nordborg-skole"' in page.text
+    assert client.get("/portal/operator/disputes/" + "0" * 32).status_code == 404
+
+
+def test_a_rejection_gives_the_institution_its_reason_and_releases_the_hold(
+        client: TestClient, desk: MemoryDesk) -> None:
+    first, _ = disputed_by_two(client)
+    path = f"/portal/operator/disputes/{first}"
+    token = csrf_of(client, path)
+    assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected"}).status_code == 400
+    answer = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected",
+                                                  "note": "Opholdet sluttede 30. juni, som skolen selv meldte."})
+    assert answer.status_code == 303
+    decision = desk.published[-1]
+    assert isinstance(decision, DisputeResolved)
+    assert (decision.dispute_id, decision.resolution, decision.resolved_by) == (first, Resolution.REJECTED, "operator")
+    assert first not in client.get("/portal/operator/disputes").text  # no longer holds money
+    assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected",
+                                                "note": "again"}).status_code == 409
+    client.cookies.clear()
+    log_in(client, "alsskolen")
+    line = client.get(f"/portal/provisional/{PROVISIONAL_REF}").text
+    assert 'data-dispute-state="rejected"' in line
+    assert "Opholdet sluttede 30. juni, som skolen selv meldte." in line
+
+
+def test_upholding_names_a_correcting_event_the_verifier_holds(client: TestClient, desk: MemoryDesk) -> None:
+    first, _ = disputed_by_two(client)
+    path = f"/portal/operator/disputes/{first}"
+    token = csrf_of(client, path)
+    requested = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "correction_requested",
+                                                     "note": "Alsskolen: meld udmeldelsen 31. juli."})
+    assert requested.status_code == 303
+    assert first in client.get("/portal/operator/disputes").text  # still holds the money
+    for named in ("", "alsskolen|no-such-event", "nordborg-skole|a-4-fix"):
+        assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
+                                                    "correcting_event": named}).status_code == 400, named
+    upheld = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
+                                                  "correcting_event": "alsskolen|a-4-fix"})
+    assert upheld.status_code == 303
+    decision = desk.published[-1]
+    assert isinstance(decision, DisputeResolved)
+    assert (decision.resolution, decision.correcting_reported_by, decision.correcting_event_id) == (
+        Resolution.UPHELD, "alsskolen", "a-4-fix")
+
+
+def test_the_queue_and_its_decisions_are_refused_to_everyone_but_an_operator(
+        client: TestClient, desk: MemoryDesk) -> None:
+    first, _ = disputed_by_two(client)
+    path = f"/portal/operator/disputes/{first}"
+    token = csrf_of(client, path)
+    sent = len(desk.published)
+    assert client.post(f"{path}/decide", data={"csrf_token": "forged", "resolution": "rejected",
+                                                "note": "x"}).status_code == 403
+    client.cookies.clear()
+    for where in ("/portal/operator/disputes", path):
+        assert client.get(where).headers["location"] == "/portal/login"
+    assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected",
+                                                "note": "x"}).headers["location"] == "/portal/login"
+    for user in ("alsskolen", development_viewer("alsskolen")):
+        log_in(client, user)
+        own = csrf_of(client, "/portal/statement")
+        for where in ("/portal/operator/disputes", path):
+            assert client.get(where).status_code == 403, (user, where)
+        assert client.post(f"{path}/decide", data={"csrf_token": own, "resolution": "rejected",
+                                                    "note": "x"}).status_code == 403, user
+        client.cookies.clear()
+    assert len(desk.published) == sent
+
+
 # ---- the domain ---------------------------------------------------------------------------
 
 def opened(**changes: object) -> DisputeOpened:
@@ -200,11 +322,12 @@ def opened(**changes: object) -> DisputeOpened:
     return DisputeOpened.model_validate({**fields, **changes})
 
 
-def decided(resolution: Resolution, note: str = "", amendment: str | None = None) -> DisputeResolved:
+def decided(resolution: Resolution, note: str = "", correcting: tuple[str, str] | None = None) -> DisputeResolved:
     dispute = dispute_id(OUTCOME_KEY, "alsskolen")
-    return DisputeResolved(resolution_id=resolution_id(dispute, resolution, note, amendment), dispute_id=dispute,
+    reporter, event_id = correcting or (None, None)
+    return DisputeResolved(resolution_id=resolution_id(dispute, resolution, note, correcting), dispute_id=dispute,
                            resolution=resolution, note=note, resolved_by="operator", resolved_on=dt.date(2026, 7, 9),
-                           amendment_event_id=amendment)
+                           correcting_reported_by=reporter, correcting_event_id=event_id)
 
 
 def test_the_window_is_open_until_the_decision_date() -> None:
@@ -220,12 +343,15 @@ def test_a_dispute_holds_until_it_is_upheld_or_rejected_and_a_rejection_gives_a_
     assert fold_state([opened()]) == DisputeState.OPEN
     requested = decided(Resolution.CORRECTION_REQUESTED)
     assert fold_state([opened(), requested]) == DisputeState.CORRECTION_REQUESTED
-    assert fold_state([opened(), requested, decided(Resolution.UPHELD, amendment="k-1")]) == DisputeState.UPHELD
+    upheld = decided(Resolution.UPHELD, correcting=("alsskolen", "alsskolen-fix-1"))
+    assert fold_state([opened(), requested, upheld]) == DisputeState.UPHELD
     # A decision on a decided dispute changes nothing.
     rejected = decided(Resolution.REJECTED, "the stay ended on 30 June, as reported")
-    assert fold_state([opened(), rejected, decided(Resolution.UPHELD)]) == DisputeState.REJECTED
-    assert fold_state([decided(Resolution.UPHELD)]) is None
+    assert fold_state([opened(), rejected, upheld]) == DisputeState.REJECTED
+    assert fold_state([upheld]) is None
     with pytest.raises(ValidationError, match="needs a reason"):
         decided(Resolution.REJECTED, "  ")
+    with pytest.raises(ValidationError, match="names the correcting event"):
+        decided(Resolution.UPHELD, "right")
     with pytest.raises(ValidationError, match="only an upheld"):
-        decided(Resolution.REJECTED, "no", amendment="k-1")
+        decided(Resolution.REJECTED, "no", correcting=("alsskolen", "k-1"))

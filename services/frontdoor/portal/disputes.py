@@ -63,7 +63,7 @@ class DisputeView:
     decision_note: str = ""        # the operator's words (a rejection's reason)
     decided_by: str = ""
     decided_on: dt.date | None = None
-    amendment_event_id: str | None = None
+    correcting: tuple[str, str] | None = None  # upheld: (reporter, event id) of the correcting event
 
     @property
     def holding(self) -> bool:
@@ -83,10 +83,13 @@ def dispute_view(row: Mapping[str, object]) -> DisputeView:
         window_closes_on=dt.date.fromisoformat(opened["window_closes_on"]), opened_at=opened_at,
         decision_note=latest.get("note", "") if decided else "", decided_by=latest.get("resolved_by", "") if decided
         else "", decided_on=dt.date.fromisoformat(latest["resolved_on"]) if decided else None,
-        amendment_event_id=latest.get("amendment_event_id") if decided else None)
+        correcting=(latest["correcting_reported_by"], latest["correcting_event_id"])
+        if decided and latest.get("correcting_event_id") else None)
 
 
 class DisputeDesk(Protocol):
+    async def open_disputes(self) -> list[DisputeView]: ...
+    async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None: ...
     async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None: ...
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]: ...
     async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]: ...
@@ -143,6 +146,12 @@ class PostgresDisputeDesk:
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
         await self._publish(record)
 
+    async def open_disputes(self) -> list[DisputeView]:
+        return await open_disputes(self._pool)
+
+    async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None:
+        return await dispute_with_evidence(self._pool, dispute)
+
 
 def may_dispute(session: Session, outcome: DisputableOutcome, disputes: list[DisputeView]) -> bool:
     return (session.user.role == Role.ADMINISTRATOR and not disputes and outcome.status in PENDING_STATUSES
@@ -157,3 +166,77 @@ def dispute_context(session: Session, outcome: DisputableOutcome | None, dispute
             "viewer_only": session.user.role != Role.ADMINISTRATOR,
             "dispute_sent": query.get("disputed") == "1" and not disputes,
             "note_length_max": NOTE_LENGTH_MAX}
+
+
+# ---- the operator's queue (role operator only: operator_disputes.py checks it) -------------
+
+QUEUE_MAX = 500
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact of the child's stream as the verifier holds it: what the decision used."""
+
+    event_id: str
+    reported_by: str
+    occurred_on: dt.date
+    type: str
+    institution: str            # the institution a stay names, "" for other facts
+    corrects: str               # for a retraction or amendment: the event it corrects
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The verifier's decision on the disputed outcome now, and the facts it holds."""
+
+    status: str | None
+    reason: str | None
+    counts_on: dt.date | None
+    owed_minor: int | None
+    currency: str
+    payees: tuple[tuple[str, int], ...]
+    facts: tuple[Fact, ...]
+
+
+def subject_of(outcome_key: str) -> str:
+    """contract|outcome|subject|trigger: the subject's pseudonym."""
+    return outcome_key.split("|")[2]
+
+
+def fact_of(transition: Mapping[str, Any]) -> Fact:
+    body = transition.get("body") or {}
+    corrected = body.get("retracts_event_id") or body.get("amends_event_id") or ""
+    return Fact(str(transition["event_id"]), str(transition["reported_by"]),
+                dt.date.fromisoformat(str(transition["occurred_on"])), str(body.get("type", "")),
+                str(body.get("institution", "") or (body.get("body") or {}).get("institution", "") or ""),
+                str(corrected))
+
+
+async def open_disputes(pool: asyncpg.Pool) -> list[DisputeView]:
+    """Disputes that hold money now, the oldest first."""
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            f"{_STATES} WHERE state IN ('open', 'correction_requested') ORDER BY opened_at, dispute_id LIMIT $1",
+            QUEUE_MAX)
+    return [dispute_view(r) for r in rows]
+
+
+async def dispute_with_evidence(pool: asyncpg.Pool, dispute: str) -> tuple[DisputeView, Evidence] | None:
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow(f"{_STATES} WHERE dispute_id = $1", dispute)
+        if row is None:
+            return None
+        decided = await connection.fetchrow(
+            "SELECT status, reason, decision FROM verifier_outcomes WHERE outcome_key = $1", row["outcome_key"])
+        stream = await connection.fetch(
+            "SELECT transition FROM verifier_events WHERE subject = $1 ORDER BY version",
+            subject_of(row["outcome_key"]))
+    decision = json.loads(decided["decision"]) if decided is not None else {}
+    evidence = Evidence(
+        status=decided["status"] if decided else None, reason=decided["reason"] if decided else None,
+        counts_on=dt.date.fromisoformat(decision["occurred_on"]) if decision.get("occurred_on") else None,
+        owed_minor=int(decision["owed_minor"]) if "owed_minor" in decision else None,
+        currency=str(decision.get("currency", "")),
+        payees=tuple((str(p), int(a)) for p, a in decision.get("payees") or ()),
+        facts=tuple(fact_of(json.loads(r["transition"])) for r in stream))
+    return dispute_view(row), evidence

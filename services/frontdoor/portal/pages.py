@@ -222,10 +222,11 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 def install(app: FastAPI) -> None:
     """Wire the portal into the front door's app (its state: `app.state.door.portal`)."""
-    from services.frontdoor.portal import dispute_pages  # here: its routes use this module's helpers
+    from services.frontdoor.portal import dispute_pages, operator_disputes  # here: they use this module's helpers
 
     app.include_router(router)
     app.include_router(dispute_pages.router)
+    app.include_router(operator_disputes.router)
     app.mount("/portal/static", StaticFiles(directory=HERE / "static"), name="portal-static")
 
 
@@ -500,7 +501,9 @@ async def operator_page(request: Request) -> Response:
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
-    return _render(request, "operator.html", session=session, overview=await reader.overview(),
+    desk = _portal(request).desk
+    disputes = await desk.open_disputes() if desk else []
+    return _render(request, "operator.html", session=session, overview=await reader.overview(), disputes=disputes,
                    contract_titles=await reader.contract_titles(),
                    institution_name=_portal(request).institution_name(session.user.institution))
 
