@@ -27,7 +27,7 @@ from shared.domain.disputes import (
     resolution_id,
     window_refusal,
 )
-from tests.unit.test_portal_pages import PROVISIONAL_REF, REGISTRY, BooksOfTwo, MemoryStore, log_in
+from tests.unit.test_portal_pages import OTHER_LINE, PROVISIONAL_REF, REGISTRY, SCHOOL_LINE, BooksOfTwo, MemoryStore, log_in
 
 OUTCOME_KEY = "mobility-bonus|youth-education-completed|k1:" + "e" * 64 + "|ebc-2026-0001"
 CLOSES_ON = dt.date(2026, 7, 8)  # 23 June 2026 + the contract's 15 review days
@@ -309,6 +309,92 @@ def test_the_queue_and_its_decisions_are_refused_to_everyone_but_an_operator(
                                                     "note": "x"}).status_code == 403, user
         client.cookies.clear()
     assert len(desk.published) == sent
+
+
+# ---- authorisation: every page and action, every kind of caller ----------------------------
+
+ALSSKOLEN_DISPUTE = dispute_id(OUTCOME_KEY, "alsskolen")
+INSTITUTION_PAGES = ("/portal/statement", "/portal/statement.csv", f"/portal/lines/{SCHOOL_LINE}",
+                     f"/portal/provisional/{PROVISIONAL_REF}")
+OPERATOR_PAGES = ("/portal/operator", "/portal/operator/disputes", f"/portal/operator/disputes/{ALSSKOLEN_DISPUTE}")
+DECIDE_PATH = f"/portal/operator/disputes/{ALSSKOLEN_DISPUTE}/decide"
+ACTIONS = (DISPUTE_PATH, DECIDE_PATH, "/portal/logout")
+
+
+@pytest.fixture
+def disputed(desk: MemoryDesk) -> MemoryDesk:
+    """Alsskolen's dispute is open."""
+    desk.published.append(opened(opened_on=desk.event_time))
+    return desk
+
+
+def act(client: TestClient, path: str, token: str | None) -> int:
+    form = {"reason": "other", "resolution": "rejected", "note": "x"} | ({"csrf_token": token} if token else {})
+    return client.post(path, data=form).status_code
+
+
+def test_without_a_session_every_page_and_action_goes_to_the_log_in(client: TestClient, disputed: MemoryDesk) -> None:
+    for path in (*INSTITUTION_PAGES, *OPERATOR_PAGES):
+        assert client.get(path).headers["location"] == "/portal/login", path
+    for path in ACTIONS:
+        answer = client.post(path, data={"csrf_token": "x", "reason": "other", "resolution": "rejected", "note": "x"})
+        assert answer.headers["location"] == "/portal/login", path
+    assert len(disputed.published) == 1
+
+
+@pytest.mark.parametrize(("user", "actions", "home"), [
+    ("alsskolen", (DISPUTE_PATH, "/portal/logout"), "/portal/statement"),
+    ("operator", (DECIDE_PATH, "/portal/logout"), "/portal/operator"),
+])
+def test_every_action_refuses_a_forged_or_missing_csrf_token_and_the_session_survives(
+        client: TestClient, disputed: MemoryDesk, user: str, actions: tuple[str, ...], home: str) -> None:
+    log_in(client, user, start=home)
+    real = csrf_of(client, home)
+    for path in actions:
+        assert act(client, path, None) == 403, path
+        assert act(client, path, "forged-" + real) == 403, path
+        assert act(client, path, real[:-1]) == 403, path
+    assert client.get(home).status_code == 200
+    assert len(disputed.published) == 1
+
+
+def test_an_institutions_lines_and_disputes_are_refused_to_another_institution(
+        client: TestClient, disputed: MemoryDesk) -> None:
+    log_in(client, "nordborg-skole")
+    assert client.get(f"/portal/lines/{SCHOOL_LINE}").status_code == 404  # Alsskolen's line
+    assert "1.342,33" not in client.get("/portal/statement").text
+    csv_text = client.get("/portal/statement.csv").text
+    assert SCHOOL_LINE not in csv_text
+    assert OTHER_LINE in csv_text  # its own line is there: the check can fail
+    # Nordborg Skole has its own part of the outcome, and does not see Alsskolen's dispute of it.
+    assert "data-dispute-state" not in client.get(f"/portal/provisional/{PROVISIONAL_REF}").text
+    client.cookies.clear()
+    log_in(client, "sonderborg-gymnasium")  # the outcome pays it nothing
+    token = csrf_of(client, "/portal/statement")
+    assert client.get(f"/portal/provisional/{PROVISIONAL_REF}").status_code == 404
+    assert act(client, DISPUTE_PATH, token) == 404
+    assert len(disputed.published) == 1
+
+
+def test_a_user_without_the_role_is_refused_every_page_and_action_of_another_role(
+        client: TestClient, disputed: MemoryDesk) -> None:
+    for user in ("alsskolen", development_viewer("alsskolen")):  # an institution's administrator, its viewer
+        log_in(client, user)
+        token = csrf_of(client, "/portal/statement")
+        for path in OPERATOR_PAGES:
+            assert client.get(path).status_code == 403, (user, path)
+        assert act(client, DECIDE_PATH, token) == 403, user
+        client.cookies.clear()
+    log_in(client, development_viewer("alsskolen"))
+    assert act(client, DISPUTE_PATH, csrf_of(client, "/portal/statement")) == 403  # a viewer may not dispute
+    client.cookies.clear()
+    log_in(client, "operator", start="/portal/operator")  # an operator reads no statement, disputes nothing
+    token = csrf_of(client, "/portal/operator")
+    for path in INSTITUTION_PAGES:
+        assert client.get(path).headers["location"] == "/portal/operator", path
+    assert client.post(DISPUTE_PATH, data={"csrf_token": token, "reason": "other"}).headers["location"] \
+        == "/portal/operator"
+    assert len(disputed.published) == 1
 
 
 # ---- the domain ---------------------------------------------------------------------------
