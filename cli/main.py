@@ -332,6 +332,51 @@ def db_migrate(
     typer.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
+@db_app.command("tenants")
+def db_tenants(
+    password_dir: Annotated[Path | None, typer.Option(
+        help="Where each missing role's password is (a file named after the role; made if absent): "
+             "the role is then created (the owner needs CREATEROLE)")] = None,
+) -> None:
+    """Give each tenant's database roles (TENANTS_FILE `database_roles`, docs/tenancy.md)
+    read access to its own rows: SELECT on the tables with row-level security, mapped to
+    the tenant; a role no longer listed loses both. As the owner, after `stafet db migrate`."""
+    import secrets
+
+    from shared.platform.credentials import database_url
+    from shared.platform.settings import Settings
+    from shared.platform.tenants import (
+        TenantRoleError,
+        TenantsConfigurationError,
+        grant_tenant_roles,
+        load_tenancy,
+    )
+
+    settings = Settings()
+    try:
+        tenancy = load_tenancy(settings)
+    except TenantsConfigurationError as error:
+        fail(str(error))
+    if tenancy is None:
+        fail("no tenants: set TENANTS_FILE (docs/tenancy.md)")
+    roles = tenancy.database_roles()
+    passwords: dict[str, str] = {}
+    if password_dir is not None:
+        password_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for role in roles:
+            path = password_dir / role
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+                path.chmod(0o600)
+            passwords[role] = path.read_text(encoding="utf-8").strip()
+    try:
+        done = asyncio.run(grant_tenant_roles(database_url("owner", settings), roles, passwords))
+    except TenantRoleError as error:
+        fail(str(error))
+    for line in done:
+        typer.echo(line)
+
+
 def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"stafet {package_version('stafet')}")

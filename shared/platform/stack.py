@@ -307,7 +307,9 @@ class LocalStack:
                 for role in DB_ROLES:
                     # Runtime roles may log in and nothing more: what they may do is
                     # granted table by table in the migrations (services/*/sql/).
-                    options = "LOGIN CREATEDB" if role == DB_OWNER else "LOGIN"
+                    # The owner may create roles: a tenant's read-only roles (`stafet db
+                    # tenants`, docs/tenancy.md), over which it then holds admin and no more.
+                    options = "LOGIN CREATEDB CREATEROLE" if role == DB_OWNER else "LOGIN"
                     password = self.password("postgres", role).replace("'", "''")
                     exists = await connection.fetchval(
                         "SELECT 1 FROM pg_roles WHERE rolname = $1", db_role(role))

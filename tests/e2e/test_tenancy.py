@@ -241,3 +241,94 @@ async def _stafet(stack: Stack, *args: str) -> tuple[int, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout + result.stderr
+
+
+# ---- row-level security: each tenant's database role reads its own rows ------------------
+
+def _as(stack: Stack, role: str, password: str) -> str:
+    base = stack.servers.database_url(stack.database_url.rpartition("/")[2])
+    scheme, _, rest = base.partition("://")
+    return f"{scheme}://{role}:{password}@{rest}"
+
+
+READABLE = """
+SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'm', 'p') AND has_table_privilege(c.oid, 'SELECT')
+"""
+
+
+async def test_each_tenants_database_role_reads_only_its_own_rows_on_every_table_it_can_read(
+        stack: Stack, tmp_path: Path) -> None:
+    """After the test above (it leaves both tenants' contracts, children, payments and a
+    payout run in this module's database)."""
+    from shared.platform.tenants import TENANT_TABLES
+
+    owner = stack.database_url
+    assert await _fetch(owner, "SELECT 1 FROM payout_lines"), "run after the test above: nothing to hide yet"
+    env = {**stack.env, "DATABASE_URL": owner}
+    result = await asyncio.to_thread(runner.invoke, app, ["db", "tenants", "--password-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    roles = {SONDERBORG: "stafet_tenant_sonderborg_kommune", AABENRAA: "stafet_tenant_aabenraa_kommune"}
+    assert all(f"{role}: reads as {tenant}" in result.stdout for tenant, role in roles.items()), result.stdout
+    # X went to school in Sønderborg (Alsskolen), Y in Aabenraa.
+    school = {t.reported_by: t.subject for t in admitted(EVENTS, stack.registry)}
+    child_of = {SONDERBORG: school["alsskolen"], AABENRAA: school["aabenraa-skole"]}
+    assert child_of[SONDERBORG] != child_of[AABENRAA]
+    everything = {table: await _fetch(owner, f"SELECT * FROM {table}") for table in TENANT_TABLES}
+    assert all(everything[t] for t in ("ledger_entries", "verifier_events", "verifier_subjects", "payout_lines"))
+    for tenant, role in roles.items():
+        url = _as(stack, role, (tmp_path / role).read_text().strip())
+        readable = {r["relname"]: r["relrowsecurity"] for r in await _fetch(url, READABLE)}
+        # Every table it can read has row-level security (but the two public catalogues).
+        assert set(readable) - {"schema_migrations", "tenant_db_roles"} == set(TENANT_TABLES), readable
+        assert all(readable[t] for t in TENANT_TABLES), readable
+        seen = {table: await _fetch(url, f"SELECT * FROM {table}") for table in TENANT_TABLES}
+        assert {r["payer"] for r in seen["ledger_entries"]} == {tenant}
+        assert len(seen["ledger_entries"]) == len([r for r in everything["ledger_entries"] if r["payer"] == tenant])
+        own = {r["sequence"] for r in seen["ledger_entries"]}
+        assert {r["sequence"] for r in seen["ledger_lines"]} == own
+        assert {r["sequence"] for r in seen["ledger_entry_sources"]} <= own
+        assert {json.loads(r["contract"])["payer"] for r in seen["verifier_contracts"]} == {tenant}
+        assert {r["contract_id"] for r in seen["verifier_outcomes"]} == {f"{tenant}-next-stage"}
+        assert {r["subject"] for r in seen["verifier_outcomes"]} == {child_of[tenant]}
+        assert len({r["subject"] for r in everything["verifier_outcomes"]}) == 2  # each contract judged both
+        assert {r["contract_id"] for r in seen["verifier_payments"]} == {f"{tenant}-next-stage"}
+        # Children only as far as its contracts concern them: the child it pays for, with
+        # its whole chain across the border, and not the other municipality's child.
+        assert {r["subject"] for r in seen["verifier_subjects"]} == {child_of[tenant]}
+        assert {r["subject"] for r in seen["verifier_events"]} == {child_of[tenant]}
+        assert len(seen["verifier_events"]) == len([r for r in everything["verifier_events"]
+                                                    if r["subject"] == child_of[tenant]])
+        runs = {r["payer"] for r in seen["payout_lines"]}
+        assert runs == ({tenant} if tenant == AABENRAA else set())
+        assert len(seen["payout_exports"]) == len(seen["payout_run_states"]) // 2 == (1 if tenant == AABENRAA else 0)
+        # No way around it from the connection: no other role to become, nothing to write.
+        connection = await asyncpg.connect(url)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute("SET ROLE stafet_operator")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute("INSERT INTO tenant_db_roles VALUES ('x', 'y')")
+            await connection.execute("SET app.tenant = 'sonderborg-kommune'")
+            assert {r["payer"] for r in await connection.fetch("SELECT payer FROM ledger_entries")} == {tenant}
+        finally:
+            await connection.close()
+        # The stafet commands read through the same role: its balances are its own.
+        code, out = await _stafet_as(stack, url, "ledger", "balances")
+        assert code == 0, out
+        assert f"({tenant}-next-stage)" in out, out
+        other = AABENRAA if tenant == SONDERBORG else SONDERBORG
+        assert f"({other}-next-stage)" not in out, out
+    # The clearing house's read roles read every tenant's rows, as before.
+    for national in ("operator", "finance"):
+        url = stack.servers.role_url(national, stack.database_url.rpartition("/")[2])
+        assert {r["payer"] for r in await _fetch(url, "SELECT payer FROM ledger_entries")} == {SONDERBORG, AABENRAA}
+
+
+async def _stafet_as(stack: Stack, url: str, *args: str) -> tuple[int, str]:
+    env = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": stack.servers.bootstrap_servers,
+           "STAFET_CREDENTIALS_DIR": str(stack.servers.credentials_dir)}
+    result = await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout + result.stderr
