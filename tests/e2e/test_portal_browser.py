@@ -66,8 +66,9 @@ def node() -> str:
 REVIEW_WATERMARK = dt.date(2023, 6, 30)
 
 
-async def in_the_browser(service_env: dict[str, str], tmp_path: Path, phase: str, **extra: str) -> dict[str, Any]:
-    """Start the front door, run portal.mjs's `phase` in Chromium, stop it: what the browser saw."""
+async def in_the_browser(service_env: dict[str, str], tmp_path: Path, phase: str, script: str = "portal.mjs",
+                         **extra: str) -> dict[str, Any]:
+    """Start the front door, run `script`'s `phase` in Chromium, stop it: what the browser saw."""
     runner = node()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -81,7 +82,7 @@ async def in_the_browser(service_env: dict[str, str], tmp_path: Path, phase: str
         env = {**os.environ, "BASE_URL": base, "USER": COLLEGE, "PASSWORD": development_password(COLLEGE),
                "SHOTS": str(shots), "HOME": str(tmp_path), "PHASE": phase,
                "AXE": str(BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js"), **extra}
-        result = await asyncio.to_thread(subprocess.run, [runner, str(BROWSER_TESTS / "portal.mjs")],
+        result = await asyncio.to_thread(subprocess.run, [runner, str(BROWSER_TESTS / script)],
                                          cwd=BROWSER_TESTS, env=env, capture_output=True, text=True, timeout=240,
                                          check=False)
     finally:
