@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test test-unit lint bench determinism docs clean browser profile profile-ledger profile-ingest mutation planted-bugs chaos helm podman image
+.PHONY: help install up down status demo demo-nation test test-unit lint bench determinism docs clean browser profile profile-ledger profile-ingest mutation planted-bugs chaos helm podman image
 
 # Helm, built from source through the Go module proxy (no binary downloads here), once.
 HELM_VERSION := v3.21.4
@@ -17,6 +17,7 @@ IMAGE ?= localhost/stafet:dev
 
 help:
 	@echo "make demo   - set up everything, run the main job, stop cleanly"
+	@echo "make demo-nation - the same for a small nation: municipalities as tenants of one clearing house"
 	@echo "make test   - set up everything and run all tests (unit, integration, e2e)"
 	@echo "make up / make down / make status - the local Kafka + PostgreSQL stack"
 	@echo "make lint   - ruff, mypy and the rings (import-linter, docs/architecture.md)"
@@ -50,6 +51,9 @@ status: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/stafet demo
+
+demo-nation: $(STAMP)
+	$(BIN)/stafet demo --nation
 
 # The browser tests need Chromium: Debian's package, installed once (as root); the portal's
 # test drives it with playwright-core (npm, pinned in tests/e2e/browser/package-lock.json;

@@ -211,8 +211,18 @@ def demo(
     subjects: Annotated[int, typer.Option(help="Children in the synthetic municipality", min=10,
                                           max=200_000)] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed for the municipality")] = 7,
+    nation: Annotated[bool, typer.Option(
+        "--nation", help="Instead: a small nation, several municipalities as tenants of one clearing house, "
+                         "children moving between them (docs/tenancy.md); per-tenant totals, a cross-border line")]
+        = False,
+    municipalities: Annotated[int, typer.Option(help="With --nation: how many municipalities", min=2, max=98)] = 4,
 ) -> None:
     """A municipality's years of outcome contracts on real servers: who earned what."""
+    if nation:
+        from cli.demo_nation import run_nation_demo
+
+        run_nation_demo(municipalities, subjects, seed)
+        return
     from cli.demo import run_demo
 
     run_demo(subjects, seed)

@@ -1,0 +1,246 @@
+"""`stafet demo --nation`: a small nation on one clearing house (docs/tenancy.md).
+
+A few municipalities, each a tenant with its own operator and finance keys; children who
+move between them; each municipality's contract published by its own operator; the
+institutions' facts through ingest, the verifier and the ledger, with TENANTS_FILE; each
+tenant's finance office settles its own payments, and one tries another's and is refused.
+Prints each tenant's totals and a cross-border line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import typer
+import yaml
+
+from cli.demo import publish_watermark, wait_caught_up
+from cli.publish import publish_records
+from cli.signed import send_signed
+from cli.synthetic.nation import Nation, generate_nation
+from cli.synthetic.population import to_json_line, write_registry
+from cli.terminal import progress, table_lines
+from services.verifier.rebuild import read_topic
+from shared.domain.currency import format_money
+from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.investment.records import LEDGER_JOURNAL_RECORD
+from shared.domain.signing import RecordSigner
+from shared.platform.credentials import credentials_dir, without_user
+from shared.platform.db import migrate
+from shared.platform.kafka import ensure_topics, wait_for_broker
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.processes import start_services, stop_services
+from shared.platform.settings import Settings
+from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, all_topics, in_namespace
+
+NATION_DATABASE = "stafet_nation"
+NATION_WATERMARK = dt.date(2026, 6, 30)
+
+
+@dataclass(frozen=True)
+class TenantTotals:
+    tenant: str
+    children: int  # children it paid for
+    payments: int
+    owed_minor: int
+    paid_minor: int
+    cross_border: int  # payments to institutions in another municipality
+    cross_border_minor: int
+
+
+@dataclass(frozen=True)
+class CrossBorderLine:
+    payer: str
+    payee: str
+    payee_municipality: str
+    amount_minor: int
+    contract_id: str
+    payment_id: str
+    settled_by: str
+
+
+@dataclass(frozen=True)
+class NationResult:
+    nation: Nation
+    totals: tuple[TenantTotals, ...]
+    crossing: CrossBorderLine | None
+    foreign_settlement_applied: bool  # another tenant's finance key settled a payment (must be False)
+    foreign_attempt: tuple[str, str] | None  # (whose finance key, whose payment)
+
+
+def write_tenants(path: Path, nation: Nation) -> None:
+    path.write_text("# The synthetic nation's tenants (stafet demo --nation)\n" + yaml.safe_dump(
+        {"clearing_house_operators": ["dev"],
+         "tenants": [t.model_dump(mode="json", exclude_none=True) for t in nation.tenants]},
+        allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+async def _instructions(bootstrap: str, namespace: str) -> list[PaymentInstruction]:
+    return [r for value in await read_topic(bootstrap, in_namespace(PAYMENTS, namespace).name, principal="finance")
+            if isinstance(r := LEDGER_JOURNAL_RECORD.validate_json(value), PaymentInstruction)
+            and r.kind == PaymentKind.PAYMENT]
+
+
+async def settle_per_tenant(bootstrap: str, namespace: str, nation: Nation) -> tuple[str, str] | None:
+    """Each tenant's finance office pays its own payments (signed with its own key); first,
+    the second tenant's office tries to settle one of the first tenant's payments."""
+    instructions = await _instructions(bootstrap, namespace)
+    topic = in_namespace(SETTLEMENTS, namespace).name
+    by_payer: dict[str, list[PaymentInstruction]] = defaultdict(list)
+    for instruction in instructions:
+        by_payer[instruction.payer].append(instruction)
+    attempt = None
+    first, second = nation.municipalities[0], nation.municipalities[1]
+    if by_payer.get(first):
+        victim = by_payer[first][0]
+        forged = Settlement(settlement_id=f"foreign-{victim.payment_id[:16]}", payment_id=victim.payment_id,
+                            status=SettlementStatus.PAID, settled_on=NATION_WATERMARK, bank_reference="FOREIGN")
+        await send_signed(bootstrap, "stafet-nation-finance", topic,
+                          [(victim.payment_id.encode(), forged.model_dump_json().encode())],
+                          RecordSigner.development(f"finance:{second}-finance"), principal="finance")
+        attempt = (f"finance:{second}-finance", victim.payment_id)
+    for payer, own in sorted(by_payer.items()):
+        answers = [Settlement(settlement_id=f"bank-{i.payment_id[:16]}", payment_id=i.payment_id,
+                              status=SettlementStatus.PAID, settled_on=NATION_WATERMARK,
+                              bank_reference=f"NETS-{i.payment_id[:10].upper()}") for i in own]
+        await send_signed(bootstrap, "stafet-nation-finance", topic,
+                          [(a.payment_id.encode(), a.model_dump_json().encode()) for a in answers],
+                          RecordSigner.development(f"finance:{payer}-finance"), principal="finance")
+    return attempt
+
+
+async def tenant_totals(database_url: str, nation: Nation) -> tuple[tuple[TenantTotals, ...], CrossBorderLine | None]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        payments = await connection.fetch(
+            "SELECT p.payment_id, p.payer, p.payee, p.subject, p.amount_minor, p.contract_id,"
+            " EXISTS (SELECT 1 FROM ledger_entries s WHERE s.payment_id = p.payment_id AND s.kind = 'settled')"
+            " AS paid FROM ledger_entries p WHERE p.kind = 'payment' ORDER BY p.sequence")
+    finally:
+        await connection.close()
+    totals = []
+    crossing = None
+    for town in nation.municipalities:
+        own = [p for p in payments if p["payer"] == town]
+        across = [p for p in own if nation.municipality_of(p["payee"]) != town]
+        totals.append(TenantTotals(town, len({p["subject"] for p in own}), len(own),
+                                   sum(int(p["amount_minor"]) for p in own),
+                                   sum(int(p["amount_minor"]) for p in own if p["paid"]), len(across),
+                                   sum(int(p["amount_minor"]) for p in across)))
+        if crossing is None and across:
+            p = across[0]
+            crossing = CrossBorderLine(town, p["payee"], nation.municipality_of(p["payee"]), int(p["amount_minor"]),
+                                       p["contract_id"], p["payment_id"], f"finance:{town}-finance")
+    return tuple(totals), crossing
+
+
+async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, work: Path, *, municipalities: int,
+                          children: int, seed: int, show: bool = True) -> NationResult:
+    def say(message: str) -> None:
+        if show:
+            typer.echo(message)
+
+    await wait_for_broker(bootstrap)
+    await ensure_topics(bootstrap, all_topics(namespace))
+    await grant_namespace(bootstrap, namespace)
+    await migrate(database_url)
+    nation = generate_nation(municipalities, children, seed)
+    work.mkdir(parents=True, exist_ok=True)
+    registry_file, tenants_file = work / "institutions.yaml", work / "tenants.yaml"
+    write_registry(registry_file, nation.institutions)
+    write_tenants(tenants_file, nation)
+    say(f"  a synthetic nation: {municipalities} municipalities (each a tenant), {len(nation.institutions)}"
+        f" institutions, {children:,} children born 2004-2006, {len(nation.events):,} events; each municipality"
+        " pays for the children registered in it on 2020-09-01")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
+           "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),
+           "INSTITUTIONS_FILE": str(registry_file.resolve()), "TENANTS_FILE": str(tenants_file.resolve()),
+           "TICK_INTERVAL_S": "0.5"}
+    # Each municipality's contract, signed by its own operator.
+    for contract in nation.contracts:
+        await send_signed(bootstrap, "stafet-nation", in_namespace(CONTRACTS, namespace).name,
+                          [(f"{contract.contract_id}@{contract.version}".encode(), contract.model_dump_json().encode())],
+                          RecordSigner.development(f"operator:{contract.payer}-ops"), principal="operator")
+    say(f"  {len(nation.contracts)} contracts, each signed by its own municipality's operator")
+    services = start_services(env, work / "logs")
+    try:
+        events = [(n, to_json_line(e)) for n, e in enumerate(nation.events, start=1)]
+        with progress(show) as bar:
+            task = bar.add_task("publishing institution events", total=len(events))
+            await publish_records(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, events,
+                                  lambda n: bar.advance(task, n))
+        await wait_caught_up(bootstrap, namespace, database_url, services, "ingest, verifier", show)
+        await publish_watermark(bootstrap, namespace, NATION_WATERMARK)
+        await wait_caught_up(bootstrap, namespace, database_url, services, "deciding what is final", show)
+        attempt = await settle_per_tenant(bootstrap, namespace, nation)
+        say("  each municipality's finance office settled its own payments")
+        await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
+    finally:
+        stop_services(services)
+    totals, crossing = await tenant_totals(database_url, nation)
+    applied = False
+    if attempt is not None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            applied = bool(await connection.fetchval(
+                "SELECT count(*) FROM ledger_entries WHERE settlement_id LIKE 'foreign-%'"))
+        finally:
+            await connection.close()
+    return NationResult(nation, totals, crossing, applied, attempt)
+
+
+def _dkk(minor: int) -> str:
+    return format_money(minor, "DKK")
+
+
+def print_nation(result: NationResult) -> None:
+    rows = [[t.tenant, f"{t.children:,}", f"{t.payments:,}", _dkk(t.owed_minor), _dkk(t.paid_minor),
+             f"{t.cross_border:,}", _dkk(t.cross_border_minor)] for t in result.totals]
+    rows.append(["all tenants", f"{sum(t.children for t in result.totals):,}",
+                 f"{sum(t.payments for t in result.totals):,}", _dkk(sum(t.owed_minor for t in result.totals)),
+                 _dkk(sum(t.paid_minor for t in result.totals)), f"{sum(t.cross_border for t in result.totals):,}",
+                 _dkk(sum(t.cross_border_minor for t in result.totals))])
+    typer.echo("Per tenant (the payer its contracts name)")
+    for line in table_lines(("tenant", "children", "payments", "owed", "paid", "cross-border", "cross-border owed"),
+                            rows, align="lrrrrrr"):
+        typer.echo(line)
+    if result.crossing is not None:
+        c = result.crossing
+        typer.echo(f"A cross-border line: {c.payer} pays {c.payee} (in {c.payee_municipality})"
+                   f" {_dkk(c.amount_minor)} under {c.contract_id}, payment {c.payment_id}; in {c.payee}'s statement"
+                   f" with {c.payer} as payer, settled by {c.settled_by}")
+    if result.foreign_attempt is not None:
+        who, payment = result.foreign_attempt
+        verdict = "APPLIED (a defect)" if result.foreign_settlement_applied else \
+            "refused (dead letter foreign_tenant_settlement)"
+        typer.echo(f"Another tenant's finance key ({who}) settling payment {payment}: {verdict}")
+
+
+def run_nation_demo(municipalities: int, children: int, seed: int) -> None:
+    from cli.dev import default_stack
+    from shared.platform.db import recreate_database
+
+    stack = default_stack()
+    started_stack = not all(stack.status().values())
+    clock = time.monotonic()
+    typer.echo("1/3 starting Kafka and PostgreSQL (local processes) ...")
+    stack.up()
+    namespace = f"nation{int(time.time())}"
+    try:
+        database_url = asyncio.run(recreate_database(stack.role_url("owner"), NATION_DATABASE))
+        typer.echo("2/3 running ingest, verifier and ledger over the nation's events, one clearing house ...")
+        result = asyncio.run(nation_pipeline(stack.bootstrap_servers, database_url, namespace,
+                                             stack.directory / "nation", municipalities=municipalities,
+                                             children=children, seed=seed))
+        print_nation(result)
+    finally:
+        typer.echo("3/3 stopping" + (" the stack" if started_stack else " (the stack was already running)"))
+        if started_stack:
+            stack.down()
+    typer.echo(f"demo finished in {time.monotonic() - clock:.0f}s")
