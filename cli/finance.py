@@ -246,13 +246,14 @@ def payout(
         return WrittenFile(out.name, digest, len(data), data, dt.datetime.now(dt.UTC))
 
     from services.ledger.payouts import SeveralPayers, export_payout
-    from shared.platform.trust import ConfigurationError, trusted_keys
+    from shared.platform.trust import ConfigurationError, ledger_trust
 
     _tenant_profile_or_fail(payer, profile_name)
 
     try:
-        # Whose signature makes a ledger entry payable: the verifier's, on its instruction.
-        trust = trusted_keys(Settings())
+        # Whose signature makes a ledger entry payable: the verifier's, on its instruction;
+        # finance's on a settlement's original (services/ledger/origins.py).
+        trust = ledger_trust(Settings())
     except ConfigurationError as error:
         fail(str(error))
     try:

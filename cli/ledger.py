@@ -213,7 +213,7 @@ def _verified(no_checkpoints: bool, checkpoints_topic: str | None, against: Path
     from services.ledger.checkpoints import anchors_of, read_topic
     from services.ledger.provenance import unproven_entries
     from shared.platform.topics import LEDGER_CHECKPOINTS
-    from shared.platform.trust import ConfigurationError, trusted_keys
+    from shared.platform.trust import ConfigurationError, ledger_trust
 
     settings = Settings()
     topic_name = checkpoints_topic or LEDGER_CHECKPOINTS.name
@@ -221,7 +221,7 @@ def _verified(no_checkpoints: bool, checkpoints_topic: str | None, against: Path
     journal = journal_topic or topic_name.replace(".ledger-checkpoints.", ".payments.")
     try:
         kept = read_kept(against) if against is not None else []
-        trust = trusted_keys(settings)
+        trust = ledger_trust(settings)
         decision = _decision(settings)
     except (OSError, ValueError, ConfigurationError) as error:
         fail(str(error))

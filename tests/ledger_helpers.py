@@ -60,6 +60,26 @@ def signed_sources(records: list[object], topic: str | None = None) -> dict[int,
         key = b"k"
         signer = RecordSigner.development(development_writer(journal, value))
         (_, key_id), (_, signature) = signer.headers(journal, key, value)
-        sources[id(record)] = SourceRecord(journal, key, value, key_id.decode(), signature.decode(), None,
-                                           int(time.time() * 1000))
+        now = int(time.time() * 1000)
+        sources[id(record)] = SourceRecord(journal, key, value, key_id.decode(), signature.decode(), None, now,
+                                           forwarded_original(journal, key, value, now))
     return sources
+
+
+def forwarded_original(journal: str, key: bytes, value: bytes, timestamp: int) -> object | None:
+    """What the ledger's forwarder keeps with a settlement or an investment record: the
+    original its stater signed on its input topic (services/ledger/origins.py); none for
+    an instruction."""
+    import json
+
+    from services.ledger.origins import OriginRecord, input_topic_of
+    from shared.domain.signing import RecordSigner
+    from shared.platform.topics import INVESTMENTS, SETTLEMENTS
+    from shared.platform.trust import development_writer
+
+    kind = json.loads(value).get("kind")
+    if kind in ("payment", "clawback"):
+        return None
+    source = input_topic_of(journal, SETTLEMENTS if kind == "settlement" else INVESTMENTS)
+    signer = RecordSigner.development("finance:dev" if kind == "settlement" else development_writer(source, value))
+    return OriginRecord(source, key, value, tuple(signer.headers(source, key, value)), timestamp)

@@ -21,7 +21,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
@@ -45,12 +44,12 @@ from services.ledger.checkpoints import (
 )
 from services.ledger.disputes import keep_disputes
 from services.ledger.metrics import LEDGER_ANCHORS_OK, LEDGER_UNPROVEN_ENTRY, LedgerGauges
+from services.ledger.origins import OriginRecord
 from services.ledger.provenance import SourceRecord, unproven_entries
 from services.ledger.store import apply_journal
 from shared.domain.dead_letters import DeadLetter, DeadLetterRecord
 from shared.domain.disputes import DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
-from shared.domain.institutions import InstitutionRegistry, RegistryError
 from shared.domain.investment.records import InvestmentCommitted, InvestmentRecord, record_key
 from shared.platform import faults
 from shared.platform.broker import batch_subscriber, bind_batch_context, make_app, make_broker, raw_records_of
@@ -69,7 +68,7 @@ from shared.platform.topics import (
     SETTLEMENTS,
     group_id,
 )
-from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trust_roots, trusted_keys
+from shared.platform.trust import ConfigurationError, ConsumedRecord, TrustedKeys, ledger_trust, record_signer, trust_roots
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -90,19 +89,12 @@ database = Database(settings, role="ledger", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(LedgerGauges(settings.ledger_verify_interval_s),))
 
 
-def _registry() -> InstitutionRegistry | None:
-    # Only for development: the registered investors' and funds' well-known keys
-    # (shared/platform/trust.py). In production investors' keys come from TRUSTED_KEYS_FILE.
-    try:
-        return InstitutionRegistry.from_file(settings.institutions_file)
-    except (RegistryError, OSError):
-        return None
-
-
 # Whom the ledger believes (services/ledger/authenticity.py), and its own key, which signs
 # the settlements and investment records it forwards onto the journal (a batch's forwarded
-# records under one signature, each with its proof: shared/domain/signing.py).
-trust = trusted_keys(settings, _registry())
+# records under one signature, each with its proof: shared/domain/signing.py). The registry's
+# keys too: in development, the registered investors' and funds' well-known keys; in
+# production investors' keys come from TRUSTED_KEYS_FILE.
+trust = ledger_trust(settings)
 # Whose finance principals may settle which payer's payments (docs/tenancy.md); None: one payer.
 tenancy = load_tenancy(settings)
 signer = record_signer(settings, "service:ledger")
@@ -169,21 +161,26 @@ async def on_disputes(records: list[DisputeOpened | DisputeResolved], message: K
 
 
 async def forward_onto_journal(message: KafkaMessage,
-                               admit: Callable[[ConsumerRecord[Any, Any], TrustedKeys], BaseModel | Refused],
+                               admit: Callable[[ConsumedRecord, TrustedKeys], BaseModel | Refused],
                                key_of: Callable[[Any], str], journal: Any) -> None:
     """Admit each record (its signer and its shape), dead-letter what is refused, and
-    forward the rest onto the journal under the ledger's key, signed as one batch."""
+    forward the rest onto the journal under the ledger's key, signed as one batch, each
+    with its signed original (services/ledger/origins.py)."""
     bind_batch_context(raw_records_of(message))
     sends = []
     forward: list[tuple[str, bytes, bytes]] = []
+    originals: list[OriginRecord] = []
     for record in raw_records_of(message):
         admitted = admit(record, trust)
         if isinstance(admitted, Refused):
             sends.append(await refuse(admitted, record.value or b"", record.topic, record.partition, record.offset))
             continue
         forward.append((PAYMENTS.name, key_of(admitted).encode(), admitted.model_dump_json().encode()))
-    for (_, key, value), headers in zip(forward, signer.batch_header_dicts(forward), strict=True):
-        sends.append(await journal.publish(value, key=key, headers=headers, no_confirm=True))
+        originals.append(OriginRecord.of(record))
+    for (_, key, value), headers, original in zip(forward, signer.batch_header_dicts(forward), originals, strict=True):
+        # With its signed original: the journal believes finance, not the forwarder's key.
+        sends.append(await journal.publish(value, key=key, headers={**headers, **original.as_headers()},
+                                           no_confirm=True))
     await asyncio.gather(*sends)
 
 

@@ -7,7 +7,8 @@
   (`foreign_tenant_settlement`).
 - On the journal (the payments topic), a payment instruction or clawback counts only
   when `service:verifier` signed it, and a settlement only when `service:ledger` (this
-  service's forwarder, after checking finance's signature) did. A record written
+  service's forwarder, after checking finance's signature) did and it carries finance's
+  signed original, which is checked again (services/ledger/origins.py). A record written
   straight onto the journal by anyone else is refused (`unauthenticated_instruction` /
   `unauthenticated_settlement`) and changes no money, live and on rebuild alike.
 - On the disputes topic (shared/domain/disputes.py), a dispute or a decision on one counts
@@ -24,15 +25,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from services.ledger.origins import input_topic_of, origin_of
 from shared.domain.disputes import DISPUTE_RECORD, DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
 from shared.domain.principals import Principal, Role, Unauthenticated
+from shared.platform.topics import INVESTMENTS, SETTLEMENTS
 from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
@@ -58,7 +59,7 @@ def _schema(error: ValidationError) -> Refused:
     return Refused(SCHEMA_VIOLATION, field, f"{field}: {first['msg']}")
 
 
-def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Settlement | Refused:
+def admit_settlement(record: ConsumedRecord, trust: TrustedKeys) -> Settlement | Refused:
     """A finance system's answer, from the settlements topic."""
     signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
@@ -74,7 +75,7 @@ def admit_settlement(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> Se
     return settlement.model_copy(update={"settled_by": str(signer)})
 
 
-def admit_investment(record: ConsumerRecord[Any, Any], trust: TrustedKeys) -> InvestmentRecord | Refused:
+def admit_investment(record: ConsumedRecord, trust: TrustedKeys) -> InvestmentRecord | Refused:
     """An investor's, a fund's or a finance office's record, from the investments topic."""
     signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
@@ -125,4 +126,26 @@ def admit_journal(record: ConsumedRecord, trust: TrustedKeys) -> JournalRecord |
         return Refused(reason, "", f"{signer.problem.value}: {signer.message}")
     if signer != expected:
         return Refused(reason, "", f"signed by {signer}, not by {expected}")
+    if not isinstance(parsed, PaymentInstruction):
+        # Forwarded: believed only with its original, signed by whoever may state it
+        # (services/ledger/origins.py), not on the forwarder's key alone.
+        problem = _original_problem(record, parsed, trust)
+        if problem:
+            return Refused(reason, "origin", problem)
     return parsed
+
+
+def _original_problem(record: ConsumedRecord, forwarded: Settlement | InvestmentRecord, trust: TrustedKeys) -> str:
+    """Why `forwarded` is not what its signed original says (empty: it is)."""
+    origin = origin_of(record.headers)
+    if isinstance(origin, str):
+        return origin
+    spec, admit = (SETTLEMENTS, admit_settlement) if isinstance(forwarded, Settlement) else (INVESTMENTS, admit_investment)
+    if origin.topic != (expected := input_topic_of(record.topic, spec)):
+        return f"its original was signed for {origin.topic[:80]!r}, not {expected!r}"
+    original = admit(origin, trust)
+    if isinstance(original, Refused):
+        return f"its original is refused ({original.reason}: {original.message})"
+    if original != forwarded:
+        return "differs from its signed original"
+    return ""

@@ -9,7 +9,8 @@ ledger itself before it signs a checkpoint) re-derives every entry:
 
 - the source record is on the journal topic and verifies for the principal entitled to
   it (`authenticity.admit_journal`: instructions from `service:verifier`, settlements and
-  investment records from this service's forwarder), judged at its own time;
+  investment records from this service's forwarder carrying their original, which must
+  verify for finance or the investor: services/ledger/origins.py), judged at its own time;
 - the posting rules turn it into exactly this entry (`entry_for`, `settlement_entry`;
   same content hash, so the same amounts, accounts, parties and lines);
 - a settlement's instruction is the one the payment's own entry holds.
@@ -31,6 +32,7 @@ import asyncpg
 from services.ledger.audit import instruction_from_row
 from services.ledger.authenticity import Refused, admit_journal
 from services.ledger.investment_store import entry_of_row
+from services.ledger.origins import OriginRecord, origin_of
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.ledger.investments import InvestmentEntry
 from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
@@ -41,11 +43,11 @@ UNPROVEN_ENTRY = "unproven_entry"
 SETTLEMENT_KINDS = ("settled", "failed", "returned")
 _INSERT = """
 INSERT INTO ledger_entry_sources (sequence, topic, record_key, record_value, key_id, signature, batch_proof,
-    record_timestamp_ms)
+    record_timestamp_ms, origin_topic, origin_key, origin_value, origin_key_id, origin_signature, origin_batch_proof,
+    origin_timestamp_ms)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-    $8::bigint[])
+    $8::bigint[], $9::text[], $10::bytea[], $11::bytea[], $12::text[], $13::text[], $14::text[], $15::bigint[])
 """
-
 
 @dataclass(frozen=True)
 class SourceRecord:
@@ -58,6 +60,9 @@ class SourceRecord:
     signature: str
     batch_proof: str | None
     timestamp: int  # ms, the broker's append time
+    # A forwarded settlement's or investment record's original, as signed by whoever
+    # stated it (services/ledger/origins.py); none on an instruction.
+    origin: OriginRecord | None = None
 
     @classmethod
     def of(cls, record: ConsumedRecord) -> SourceRecord | None:
@@ -65,20 +70,23 @@ class SourceRecord:
         if key_id is None or signature is None:
             return None
         proof = header(record.headers, BATCH_PROOF_HEADER)
+        origin = origin_of(record.headers)
         return cls(record.topic, record.key, record.value or b"", key_id.decode("ascii", "replace"),
                    signature.decode("ascii", "replace"), None if proof is None else proof.decode("ascii", "replace"),
-                   record.timestamp)
+                   record.timestamp, origin if isinstance(origin, OriginRecord) else None)
 
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> SourceRecord:
         return cls(row["topic"], None if row["record_key"] is None else bytes(row["record_key"]),
                    bytes(row["record_value"]), row["key_id"], row["signature"], row["batch_proof"],
-                   int(row["record_timestamp_ms"]))
+                   int(row["record_timestamp_ms"]), OriginRecord.of_row(row))
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
         found = [(KEY_ID_HEADER, self.key_id.encode()), (SIGNATURE_HEADER, self.signature.encode())]
-        return found + ([(BATCH_PROOF_HEADER, self.batch_proof.encode())] if self.batch_proof is not None else [])
+        found += [(BATCH_PROOF_HEADER, self.batch_proof.encode())] if self.batch_proof is not None else []
+        return found + ([(name, value.encode()) for name, value in self.origin.as_headers().items()]
+                        if self.origin is not None else [])
 
 
 def source_object(entry: Entry | InvestmentEntry) -> object:
@@ -91,7 +99,8 @@ def source_object(entry: Entry | InvestmentEntry) -> object:
 async def insert_sources(connection: asyncpg.Connection, sources: Sequence[tuple[int, SourceRecord | None]]) -> None:
     """Store each entry's source next to it; an entry without one (never, from the
     projector: it believes only signed records) is left without, and verify names it."""
-    rows = [(sequence, s.topic, s.key, s.value, s.key_id, s.signature, s.batch_proof, s.timestamp)
+    rows = [(sequence, s.topic, s.key, s.value, s.key_id, s.signature, s.batch_proof, s.timestamp,
+             *(s.origin.as_row() if s.origin is not None else (None,) * 7))
             for sequence, s in sources if s is not None]
     if rows:
         await connection.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))

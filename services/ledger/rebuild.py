@@ -24,7 +24,7 @@ from shared.platform.credentials import kafka_options
 from shared.platform.db import create_pool, migrate
 from shared.platform.settings import Settings
 from shared.platform.tenants import load_tenancy
-from shared.platform.trust import TrustedKeys, trusted_keys
+from shared.platform.trust import TrustedKeys, ledger_trust
 
 REBUILD_BATCH_MAX = 5000
 FETCH_TIMEOUT_MS = 1000
@@ -53,7 +53,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
                          tenancy: Tenancy | None = None) -> RebuildReport:
     """`trust`: whose journal records to believe, as the live projector does (default:
     this process's settings); `tenancy` likewise (default: TENANTS_FILE)."""
-    trust = trust or trusted_keys(Settings())
+    trust = trust or ledger_trust(Settings())
     tenancy = tenancy if tenancy is not None else load_tenancy(Settings())
     started = time.monotonic()
     await migrate(database_url)

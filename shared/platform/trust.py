@@ -43,7 +43,7 @@ import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.domain.institutions import InstitutionRegistry
+from shared.domain.institutions import InstitutionRegistry, RegistryError
 from shared.domain.key_lists import (
     DocumentError,
     KeyList,
@@ -311,6 +311,18 @@ def trusted_keys(settings: Settings, registry: InstitutionRegistry | None = None
         keys += _development_keys(registry)
         keys += [(Principal.parse(n), development_key(n).public_key()) for n in _tenant_principals(settings)]
     return TrustedKeys(keys, windows_of(listed, _revocations(settings.revoked_keys_file, roots)))
+
+
+def ledger_trust(settings: Settings) -> TrustedKeys:
+    """Whom the ledger believes, and so whoever checks or rebuilds it (verify, a payout's
+    proof, a rebuild): the trusted keys plus the registry's, since forwarded investment
+    records carry their investor's signed original (services/ledger/origins.py). The
+    registry is optional: without one, only the trusted keys file's investors count."""
+    try:
+        registry: InstitutionRegistry | None = InstitutionRegistry.from_file(settings.institutions_file)
+    except (RegistryError, OSError):
+        registry = None
+    return trusted_keys(settings, registry)
 
 
 def record_signer(settings: Settings, principal: str, key_file: Path | None = None) -> RecordSigner:

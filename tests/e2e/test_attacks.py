@@ -158,7 +158,12 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
         await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
                       [forged_failed.model_dump_json().encode()], keys=[victim.payment_id.encode()],
                       signed_as="finance:dev")
-        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 3 + 4 + 4)
+        # The ledger's own key (a compromised forwarder) signs a settlement finance never
+        # sent: without finance's signed original it is refused (services/ledger/origins.py).
+        await produce(servers.bootstrap_servers, in_namespace(PAYMENTS, namespace).name,
+                      [forged_paid.model_dump_json().encode()], keys=[victim.payment_id.encode()],
+                      signed_as="service:ledger")
+        dead = await dead_letters(servers, namespace, 3 + 2 * len(invented) + 3 + 4 + 5)
         assert all(s.running() for s in services.values())
         final = await ledger_state(database_url)
         assert await settled_entries(database_url) == 0
@@ -173,7 +178,7 @@ async def test_forged_transitions_contracts_instructions_and_settlements_change_
                 and r.payee != "made-up-payee"]
     reasons = Counter(str(d["reason"]) for d in dead)
     assert reasons == {"unauthenticated_contract": 3, "unauthenticated_transition": 2 * len(invented) + 3,
-                       "unauthenticated_instruction": 4, "unauthenticated_settlement": 4}, reasons
+                       "unauthenticated_instruction": 4, "unauthenticated_settlement": 5}, reasons
 
 
 # ---- ingest: who speaks, and no CPR number past it --------------------------------------

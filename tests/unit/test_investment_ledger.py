@@ -137,7 +137,7 @@ def test_an_entry_rebuilds_from_its_stored_record_and_context_alone() -> None:
 def test_the_ledger_believes_commitments_from_their_investor_and_the_rest_from_finance() -> None:
     from services.ledger.authenticity import Refused, admit_investment, admit_journal
     from shared.domain.signing import RecordSigner
-    from tests.unit.test_signing import TRUST, consumed
+    from tests.unit.test_signing import TRUST, consumed, forwarded
 
     topic, journal = "ns.investments.v1", "ns.payments.v1"
     investor, finance = RecordSigner.development(f"investor:{INVESTOR}"), RecordSigner.development("finance:dev")
@@ -158,7 +158,12 @@ def test_the_ledger_believes_commitments_from_their_investor_and_the_rest_from_f
     assert reason(admit_investment(consumed(topic, b"k", malformed, investor), TRUST)) == "schema_violation"
     # On the journal only the ledger's forwarder is believed: the investor's own signature
     # is for the investments topic.
-    assert isinstance(admit_journal(consumed(journal, b"k", tranche, ledger), TRUST), InvestmentDisbursed)
+    assert isinstance(admit_journal(forwarded(journal, b"k", tranche, ledger, consumed(topic, b"k", tranche, investor)),
+                                    TRUST), InvestmentDisbursed)
+    # ... and only with the investor's signed original: not on the forwarder's key alone.
+    assert reason(admit_journal(forwarded(journal, b"k", tranche, ledger, None), TRUST)) == "unauthenticated_investment"
+    assert reason(admit_journal(forwarded(journal, b"k", tranche, ledger, consumed(topic, b"k", tranche, finance)),
+                                TRUST)) == "unauthenticated_investment"
     assert reason(admit_journal(consumed(journal, b"k", tranche, investor), TRUST)) == "unauthenticated_investment"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.ledger.origins import OriginRecord
 from services.ledger.provenance import SourceRecord, derivation_problem
 from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
@@ -16,6 +17,7 @@ from shared.platform.trust import trusted_keys
 JOURNAL = "ns.payments.v1"
 TRUST = trusted_keys(Settings(stafet_env="development"))
 VERIFIER, LEDGER = RecordSigner.development("service:verifier"), RecordSigner.development("service:ledger")
+FINANCE = RecordSigner.development("finance:dev")
 INSTRUCTION = PaymentInstruction(
     payment_id="a" * 32, kind=PaymentKind.PAYMENT, contract_id="pbr", contract_version=1, outcome_id="job",
     subject="k1:" + "1" * 64, payer="kommune", payee="alsskolen", amount_minor=50_000_00, currency="DKK",
@@ -38,10 +40,16 @@ def _row(entry: Entry) -> dict[str, Any]:
             "investment": None}
 
 
-def _source(value: bytes, signer: RecordSigner | None, topic: str = JOURNAL, key: bytes = b"k") -> SourceRecord:
+def _source(value: bytes, signer: RecordSigner | None, topic: str = JOURNAL, key: bytes = b"k",
+            original_by: RecordSigner | None = None) -> SourceRecord:
+    """The journal record as the ledger stores it; `original_by`: who signed the forwarded
+    record's original on the settlements topic (services/ledger/origins.py)."""
     headers = signer.headers(topic, key, value) if signer else []
+    settlements = "ns.settlements.v1"
+    origin = None if original_by is None else OriginRecord(
+        settlements, key, value, tuple(original_by.headers(settlements, key, value)), 1_700_000_000_000)
     return SourceRecord(topic, key, value, headers[0][1].decode() if headers else "",
-                        headers[1][1].decode() if headers else "", None, 1_700_000_000_000)
+                        headers[1][1].decode() if headers else "", None, 1_700_000_000_000, origin)
 
 
 def _problem(entry: Entry, source: SourceRecord | None, instructions: dict[str, str] | None = None) -> str:
@@ -70,9 +78,15 @@ def test_an_entry_that_differs_from_what_its_signed_source_posts_is_unproven() -
 
 
 def test_a_settlement_entry_must_settle_the_payments_own_instruction() -> None:
-    source = _source(SETTLEMENT.model_dump_json().encode(), LEDGER)
+    source = _source(SETTLEMENT.model_dump_json().encode(), LEDGER, original_by=FINANCE)
     genuine = {INSTRUCTION.payment_id: entry_for(INSTRUCTION).content_hash()}
     assert _problem(settlement_entry(INSTRUCTION, SETTLEMENT), source, genuine) == ""
+    # The forwarder's key alone proves nothing: without finance's original, or with an
+    # original the forwarder signed itself, the entry is unproven.
+    for original_by in (None, LEDGER):
+        alone = _source(SETTLEMENT.model_dump_json().encode(), LEDGER, original_by=original_by)
+        assert "unproven_entry" in _problem(settlement_entry(INSTRUCTION, SETTLEMENT), alone, genuine)
+        assert "original" in _problem(settlement_entry(INSTRUCTION, SETTLEMENT), alone, genuine)
     # The same signed settlement, booked against an instruction the payment's entry does not hold.
     redirected = INSTRUCTION.model_copy(update={"payee": "made-up-payee"})
     assert "not payment" in _problem(settlement_entry(redirected, SETTLEMENT), source, genuine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -36,6 +38,19 @@ def consumed(topic: str, key: bytes | None, value: bytes, signer: RecordSigner |
                     ) if signer else ()
     return ConsumerRecord(topic=topic, partition=0, offset=0, timestamp=0, timestamp_type=0, key=key, value=value,
                           checksum=None, serialized_key_size=0, serialized_value_size=len(value), headers=headers)
+
+
+def forwarded(journal: str, key: bytes, value: bytes, forwarder: RecordSigner | None,
+              original: ConsumerRecord[Any, Any] | None) -> ConsumerRecord[Any, Any]:
+    """A record the ledger's forwarder put on the journal, carrying `original` (the record
+    as it arrived on its input topic) in its origin headers (services/ledger/origins.py)."""
+    from services.ledger.origins import OriginRecord
+
+    record = consumed(journal, key, value, forwarder)
+    if original is None:
+        return record
+    origin = [(name, text.encode()) for name, text in OriginRecord.of(original).as_headers().items()]
+    return dataclasses.replace(record, headers=(*record.headers, *origin))
 
 
 def test_a_signature_proves_its_principal_for_that_topic_key_and_value_only() -> None:
@@ -178,10 +193,41 @@ def test_the_ledger_believes_settlements_from_finance_and_the_journal_from_its_w
     for forger in (None, ledger, RecordSigner("finance:x", Ed25519PrivateKey.generate())):
         refused = admit_settlement(consumed("ns.settlements.v1", b"k", settlement, forger), TRUST)
         assert refused.reason == "unauthenticated_settlement"  # type: ignore[union-attr]
-    assert isinstance(admit_journal(consumed(TOPIC, b"k", settlement, ledger), TRUST), Settlement)
+    original = consumed("ns.settlements.v1", b"k", settlement, finance)
+    assert isinstance(admit_journal(forwarded(TOPIC, b"k", settlement, ledger, original), TRUST), Settlement)
     # Finance's own signature is for the settlements topic, not for the journal.
     replayed = consumed(TOPIC, b"k", settlement, finance, signed_topic="ns.settlements.v1")
     assert admit_journal(replayed, TRUST).reason == "unauthenticated_settlement"  # type: ignore[union-attr]
+
+
+def test_a_forwarded_settlement_is_believed_on_finances_signed_original_not_the_forwarders_key() -> None:
+    """Whoever holds the ledger's key cannot make a settlement finance never sent
+    (services/ledger/origins.py): the journal record must carry finance's original."""
+    paid = Settlement(settlement_id="s-1", payment_id="a" * 32, status=SettlementStatus.PAID,
+                      settled_on=dt.date(2024, 1, 1), bank_reference="R1").model_dump_json().encode()
+    other = Settlement(settlement_id="s-2", payment_id="b" * 32, status=SettlementStatus.PAID,
+                       settled_on=dt.date(2024, 1, 1), bank_reference="R2").model_dump_json().encode()
+    finance, ledger = RecordSigner.development("finance:dev"), RecordSigner.development("service:ledger")
+    refusals = {
+        "no original": forwarded(TOPIC, b"k", paid, ledger, None),
+        "an original the forwarder signed": forwarded(TOPIC, b"k", paid, ledger,
+                                                      consumed("ns.settlements.v1", b"k", paid, ledger)),
+        "an original from another installation": forwarded(TOPIC, b"k", paid, ledger,
+                                                           consumed("other.settlements.v1", b"k", paid, finance)),
+        "another settlement's original": forwarded(TOPIC, b"k", paid, ledger,
+                                                   consumed("ns.settlements.v1", b"k", other, finance)),
+    }
+    for case, record in refusals.items():
+        refused = admit_journal(record, TRUST)
+        assert getattr(refused, "reason", None) == "unauthenticated_settlement", case
+        assert refused.field == "origin", case  # type: ignore[union-attr]
+    genuine = forwarded(TOPIC, b"k", paid, ledger, consumed("ns.settlements.v1", b"k", paid, finance))
+    assert isinstance(admit_journal(genuine, TRUST), Settlement)
+    # A tampered origin header (finance's bytes swapped, its signature kept) does not verify.
+    from services.ledger.origins import ORIGIN_VALUE
+    tampered = dataclasses.replace(genuine, headers=tuple((n, base64.b64encode(other) if n == ORIGIN_VALUE else v)
+                                              for n, v in genuine.headers))
+    assert getattr(admit_journal(tampered, TRUST), "reason", None) == "unauthenticated_settlement"
 
 
 def test_stafet_settle_names_bad_lines_and_will_not_sign_without_a_key_in_production(tmp_path: Path) -> None:
