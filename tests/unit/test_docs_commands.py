@@ -47,6 +47,10 @@ SKIPPED: dict[str, str] = {
                             "baselines_within_the_stated_tolerance",
     "indicators measure": "reads the verifier's event store: tests/e2e/test_indicators_live.py",
     "invest": "publishes to Kafka: tests/e2e/test_investment.py",
+    "keys revoke": "signs with a root key that TRUST_ROOT_KEYS (set by the shell line before) must name: "
+                   "tests/deploy/test_chart_trust.py runs it, then loads what it wrote",
+    "keys sign-list": "signs the operator's own keys.yaml with a root key that TRUST_ROOT_KEYS must name: "
+                      "tests/deploy/test_chart_trust.py runs it, then loads what it wrote",
     "ledger": "reads the ledger's database: tests/e2e/test_ledger.py, tests/e2e/test_investment.py",
     "publish": "publishes to Kafka: tests/e2e/test_pipeline.py",
     "report": "reads the live ledger: tests/e2e/test_report_browser.py",

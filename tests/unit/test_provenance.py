@@ -23,7 +23,7 @@ INSTRUCTION = PaymentInstruction(
     subject="k1:" + "1" * 64, payer="kommune", payee="alsskolen", amount_minor=50_000_00, currency="DKK",
     occurred_on=dt.date(2024, 1, 2))
 SETTLEMENT = Settlement(settlement_id="s-1", payment_id=INSTRUCTION.payment_id, status=SettlementStatus.PAID,
-                        settled_on=dt.date(2024, 2, 1), bank_reference="R1")
+                        settled_on=dt.date(2024, 2, 1), bank_reference="R1", settled_by="finance:dev")
 
 
 def _row(entry: Entry) -> dict[str, Any]:

@@ -194,7 +194,8 @@ def test_the_ledger_believes_settlements_from_finance_and_the_journal_from_its_w
         refused = admit_settlement(consumed("ns.settlements.v1", b"k", settlement, forger), TRUST)
         assert refused.reason == "unauthenticated_settlement"  # type: ignore[union-attr]
     original = consumed("ns.settlements.v1", b"k", settlement, finance)
-    assert isinstance(admit_journal(forwarded(TOPIC, b"k", settlement, ledger, original), TRUST), Settlement)
+    as_forwarded = admit_settlement(original, TRUST).model_dump_json().encode()  # type: ignore[union-attr]
+    assert isinstance(admit_journal(forwarded(TOPIC, b"k", as_forwarded, ledger, original), TRUST), Settlement)
     # Finance's own signature is for the settlements topic, not for the journal.
     replayed = consumed(TOPIC, b"k", settlement, finance, signed_topic="ns.settlements.v1")
     assert admit_journal(replayed, TRUST).reason == "unauthenticated_settlement"  # type: ignore[union-attr]
@@ -208,6 +209,9 @@ def test_a_forwarded_settlement_is_believed_on_finances_signed_original_not_the_
     other = Settlement(settlement_id="s-2", payment_id="b" * 32, status=SettlementStatus.PAID,
                        settled_on=dt.date(2024, 1, 1), bank_reference="R2").model_dump_json().encode()
     finance, ledger = RecordSigner.development("finance:dev"), RecordSigner.development("service:ledger")
+    # The forwarder puts the admitted settlement on the journal: naming its signer.
+    original = consumed("ns.settlements.v1", b"k", paid, finance)
+    paid = admit_settlement(original, TRUST).model_dump_json().encode()  # type: ignore[union-attr]
     refusals = {
         "no original": forwarded(TOPIC, b"k", paid, ledger, None),
         "an original the forwarder signed": forwarded(TOPIC, b"k", paid, ledger,
@@ -221,7 +225,7 @@ def test_a_forwarded_settlement_is_believed_on_finances_signed_original_not_the_
         refused = admit_journal(record, TRUST)
         assert getattr(refused, "reason", None) == "unauthenticated_settlement", case
         assert refused.field == "origin", case  # type: ignore[union-attr]
-    genuine = forwarded(TOPIC, b"k", paid, ledger, consumed("ns.settlements.v1", b"k", paid, finance))
+    genuine = forwarded(TOPIC, b"k", paid, ledger, original)
     assert isinstance(admit_journal(genuine, TRUST), Settlement)
     # A tampered origin header (finance's bytes swapped, its signature kept) does not verify.
     from services.ledger.origins import ORIGIN_VALUE
