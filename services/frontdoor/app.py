@@ -41,6 +41,7 @@ from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, Remembered, check_line_guarded, subject_fingerprint
 from services.frontdoor.observability import RequestMetrics
 from services.frontdoor.portal.accounts import Accounts
+from services.frontdoor.portal.notifications import notify_once, smtp_sender
 from services.frontdoor.portal.pages import Portal
 from services.frontdoor.portal.pages import install as install_portal
 from shared.domain.disputes import DisputeOpened, DisputeResolved
@@ -73,6 +74,14 @@ class FrontDoorSettings(Settings):
     # At most this many bodies are being received at once; one more is answered 503 at
     # once (send again), so slow clients cannot take every connection's memory.
     front_door_open_bodies_max: int = Field(default=64, ge=1, le=10_000)
+    # Notifications (portal/notifications.py): e-mail through this SMTP server when a review
+    # window opens for an institution that registered an address; unset, none are sent.
+    front_door_smtp_host: str | None = None
+    front_door_smtp_port: int = Field(default=25, ge=1, le=65_535)
+    front_door_mail_from: str = "stafet-portal@localhost"
+    front_door_notify_interval_s: float = Field(default=60.0, ge=0.5, le=3600.0)
+    # The portal's address as institutions reach it, for the link in an e-mail.
+    front_door_public_url: str = ""
 
 
 class LineResult(BaseModel):
@@ -128,6 +137,7 @@ class FrontDoor:
         self.portal = Portal(Accounts.from_settings(config.front_door_users_file, self.registry,
                                                     production=config.stafet_env == "production"), self.registry)
         self.started = False
+        self.notifier: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Wait out a broker or database that is not there yet (shared/platform/retry.py), as the
@@ -137,6 +147,8 @@ class FrontDoor:
         await self.producer.start()
         await self.database.open()
         self.portal.attach(self.database.pool, self.publish_dispute)
+        if self.settings.front_door_smtp_host:
+            self.notifier = asyncio.create_task(self.notify_forever(self.settings.front_door_smtp_host))
         self.started = True
         log.info("frontdoor_started")
 
@@ -151,8 +163,26 @@ class FrontDoor:
         metrics.RECORDS_PRODUCED.labels("frontdoor", DISPUTES.name).inc()
         log.info("dispute_published", kind=record.kind, dispute_id=record.dispute_id)
 
+    async def notify_forever(self, smtp_host: str) -> None:
+        """Every interval: queue the review windows that opened, send what is due (bounded,
+        retried, idempotent: portal/notifications.py). A failed cycle is logged and tried again."""
+        send = smtp_sender(smtp_host, self.settings.front_door_smtp_port)
+        while True:
+            try:
+                report = await notify_once(self.database.pool, send, self.registry, self.settings.front_door_mail_from,
+                                           self.settings.front_door_public_url)
+                if report.queued or report.sent or report.retried or report.failed:
+                    log.info("notifications", queued=report.queued, sent=report.sent, retried=report.retried,
+                             failed=report.failed)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("notifications_failed", error=type(error).__name__)
+            await asyncio.sleep(self.settings.front_door_notify_interval_s)
+
     async def stop(self) -> None:
         self.started = False
+        if self.notifier is not None:
+            self.notifier.cancel()
+            await asyncio.gather(self.notifier, return_exceptions=True)
         await self.producer.stop()
         await self.database.close()
 

@@ -37,6 +37,7 @@ from services.frontdoor.portal import i18n
 from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, Role, locked_until
 from services.frontdoor.portal.disputes import DisputeDesk, PostgresDisputeDesk, Publish, dispute_context
 from services.frontdoor.portal.drilldown import LineDetail
+from services.frontdoor.portal.notifications import NotificationAddresses
 from services.frontdoor.portal.operator import Overview, read_overview
 from services.frontdoor.portal.queries import (
     STATEMENT_ENTRIES_MAX,
@@ -127,6 +128,13 @@ DISPUTE_STATE_WORDS = {
 }
 
 
+class AddressBook(Protocol):
+    """Where an institution hears of its review windows (notifications.py)."""
+
+    async def address(self, institution: str) -> str | None: ...
+    async def set_address(self, institution: str, address: str | None, by: str) -> None: ...
+
+
 class StatementReader(Protocol):
     async def statement(self, institution: str) -> tuple[Statement, bool]: ...
     async def line(self, institution: str, payment_id: str) -> LineDetail | None: ...
@@ -200,6 +208,7 @@ class Portal:
     store: PortalStore | None = None
     reader: StatementReader | None = None
     desk: DisputeDesk | None = None
+    addresses: AddressBook | None = None
 
     def __post_init__(self) -> None:
         self.environments = {language: _environment(self.translations[language], language)
@@ -211,6 +220,7 @@ class Portal:
         self.store = PostgresPortalStore(pool)
         self.reader = PostgresStatementReader(pool)
         self.desk = PostgresDisputeDesk(pool, publish)
+        self.addresses = NotificationAddresses(pool)
 
     def institution_name(self, institution: str) -> str:
         found = self.registry.get(institution)
@@ -222,11 +232,16 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 def install(app: FastAPI) -> None:
     """Wire the portal into the front door's app (its state: `app.state.door.portal`)."""
-    from services.frontdoor.portal import dispute_pages, operator_disputes  # here: they use this module's helpers
+    from services.frontdoor.portal import (  # here: they use this module's helpers
+        dispute_pages,
+        notification_pages,
+        operator_disputes,
+    )
 
     app.include_router(router)
     app.include_router(dispute_pages.router)
     app.include_router(operator_disputes.router)
+    app.include_router(notification_pages.router)
     app.mount("/portal/static", StaticFiles(directory=HERE / "static"), name="portal-static")
 
 

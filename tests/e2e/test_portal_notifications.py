@@ -1,0 +1,99 @@
+"""Notifications on the real PostgreSQL with a local SMTP sink (aiosmtpd): a review window
+that opens for an institution with a registered address is e-mailed once, however often
+the front door looks; a delivery that fails is retried later and given up after the last
+attempt; nothing names the child."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import message_from_bytes
+from typing import Any
+
+import asyncpg
+import pytest
+from aiosmtpd.controller import Controller
+
+from services.frontdoor.portal.notifications import ATTEMPTS_MAX, NotificationAddresses, notify_once, smtp_sender
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
+from shared.platform.stack import free_port
+from tests.e2e.test_portal_queries import KEY, as_owner
+from tests.servers import Servers
+from tests.unit.builders import SUBJECT
+
+pytestmark = pytest.mark.e2e
+REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
+
+
+class Sink:
+    """What the SMTP server was given: (recipients, message bytes)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    handler, port = Sink(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+async def test_a_window_is_mailed_once_and_a_failed_delivery_is_retried_then_given_up(
+        servers: Servers, database_url: str, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    await as_owner(database_url)  # an outcome in its review window paying Alsskolen and Nordborg Skole
+    pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                     min_size=1, max_size=2)
+    assert pool is not None
+    owner = await asyncpg.connect(database_url)
+    try:
+        book = NotificationAddresses(pool)
+        await book.set_address("alsskolen", "skole@example.dk", "alsskolen")
+        send = smtp_sender("127.0.0.1", port)
+        report = await notify_once(pool, send, REGISTRY, "stafet@example.dk", "https://stafet.example.dk")
+        assert (report.queued, report.sent, report.retried, report.failed) == (1, 1, 0, 0)
+        [(recipients, raw)] = handler.received
+        assert recipients == ["skole@example.dk"]
+        mail = message_from_bytes(raw)
+        body = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        assert "20.000,00\xa0kr." in body  # Alsskolen's 2,000,000 minor units
+        assert "8. jul. 2023" in body
+        assert "8 dage tilbage" in body
+        assert SUBJECT not in raw.decode()
+
+        # Looking again sends nothing: the window was told once.
+        again = await notify_once(pool, send, REGISTRY, "stafet@example.dk", "")
+        assert (again.queued, again.sent) == (0, 0)
+        assert len(handler.received) == 1
+
+        # Nordborg Skole's server is not there: tried again later, then given up.
+        await book.set_address("nordborg-skole", "kontor@nordborg.example.dk", "nordborg-skole")
+        nowhere = smtp_sender("127.0.0.1", free_port())
+        failed_once = await notify_once(pool, nowhere, REGISTRY, "stafet@example.dk", "")
+        assert (failed_once.queued, failed_once.sent, failed_once.retried) == (1, 0, 1)
+        row = await owner.fetchrow("SELECT state, attempts, next_attempt_at > clock_timestamp() AS later, last_error"
+                                   " FROM portal_notifications WHERE institution = 'nordborg-skole'")
+        assert (row["state"], row["attempts"], row["later"]) == ("pending", 1, True)
+        assert "Connection" in row["last_error"] or "refused" in row["last_error"].lower()
+        not_yet = await notify_once(pool, nowhere, REGISTRY, "stafet@example.dk", "")
+        assert (not_yet.sent, not_yet.retried, not_yet.failed) == (0, 0, 0)  # not due yet
+        await owner.execute("UPDATE portal_notifications SET attempts = $1, next_attempt_at = clock_timestamp()"
+                            " WHERE institution = 'nordborg-skole'", ATTEMPTS_MAX - 1)
+        last = await notify_once(pool, nowhere, REGISTRY, "stafet@example.dk", "")
+        assert (last.retried, last.failed) == (0, 1)
+        assert await owner.fetchval("SELECT state FROM portal_notifications WHERE institution = 'nordborg-skole'"
+                                    ) == "failed"
+        assert await owner.fetchval("SELECT count(*) FROM portal_notifications WHERE outcome_key = $1", KEY) == 2
+        assert len(handler.received) == 1
+    finally:
+        await owner.close()
+        await pool.close()
