@@ -22,6 +22,7 @@ import yaml
 
 from cli.demo import publish_watermark, wait_caught_up
 from cli.publish import publish_records
+from cli.reporting.national import NationalRow, national_counts, suppress
 from cli.signed import send_signed
 from cli.synthetic.nation import Nation, generate_nation
 from cli.synthetic.population import to_json_line, write_registry
@@ -29,6 +30,7 @@ from cli.terminal import progress, table_lines
 from services.verifier.rebuild import read_topic
 from shared.domain.currency import format_money
 from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
 from shared.domain.investment.records import LEDGER_JOURNAL_RECORD
 from shared.domain.signing import RecordSigner
 from shared.platform.credentials import credentials_dir, without_user
@@ -72,6 +74,8 @@ class NationResult:
     crossing: CrossBorderLine | None
     foreign_settlement_applied: bool  # another tenant's finance key settled a payment (must be False)
     foreign_attempt: tuple[str, str] | None  # (whose finance key, whose payment)
+    national: tuple[NationalRow, ...] = ()  # compared across tenants, small cells suppressed
+    minimum_cell: int = DEFAULT_MINIMUM_CELL
 
 
 def write_tenants(path: Path, nation: Nation) -> None:
@@ -141,7 +145,8 @@ async def tenant_totals(database_url: str, nation: Nation) -> tuple[tuple[Tenant
 
 
 async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, work: Path, *, municipalities: int,
-                          children: int, seed: int, show: bool = True) -> NationResult:
+                          children: int, seed: int, show: bool = True,
+                          minimum_cell: int = DEFAULT_MINIMUM_CELL) -> NationResult:
     def say(message: str) -> None:
         if show:
             typer.echo(message)
@@ -192,7 +197,22 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
                 "SELECT count(*) FROM ledger_entries WHERE settlement_id LIKE 'foreign-%'"))
         finally:
             await connection.close()
-    return NationResult(nation, totals, crossing, applied, attempt)
+    operator = database_url_of_role("operator", database_url)
+    counts = await national_counts(operator, {t.id: t.municipality for t in nation.tenants}, nation.municipality_of)
+    return NationResult(nation, totals, crossing, applied, attempt, tuple(suppress(counts, minimum_cell)),
+                        minimum_cell)
+
+
+def database_url_of_role(role: str, owner_url: str) -> str:
+    """The clearing house's read role on the same database (the national figures are
+    read as the operators read, not as the owner)."""
+    from urllib.parse import quote, urlsplit
+
+    from shared.platform.credentials import db_role
+
+    parts = urlsplit(owner_url)
+    password = (credentials_dir(Settings()) / "postgres" / role).read_text(encoding="utf-8").strip()
+    return f"postgresql://{db_role(role)}:{quote(password, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
 
 
 def _dkk(minor: int) -> str:
@@ -220,6 +240,14 @@ def print_nation(result: NationResult) -> None:
         verdict = "APPLIED (a defect)" if result.foreign_settlement_applied else \
             "refused (dead letter foreign_tenant_settlement)"
         typer.echo(f"Another tenant's finance key ({who}) settling payment {payment}: {verdict}")
+    if result.national:
+        typer.echo(f"\nNational figures, compared across tenants inside the clearing house (children; figures"
+                   f" about fewer than {result.minimum_cell} suppressed)")
+        rows = [[r.tenant, r.shown["children"], r.shown["verified"], r.rate, r.shown["cross_border"]]
+                for r in result.national]
+        for line in table_lines(("tenant", "children concerned", "outcome verified", "rate",
+                                 "paid across a border"), rows, align="lrrrr"):
+            typer.echo(line)
 
 
 def run_nation_demo(municipalities: int, children: int, seed: int) -> None:
@@ -235,9 +263,11 @@ def run_nation_demo(municipalities: int, children: int, seed: int) -> None:
     try:
         database_url = asyncio.run(recreate_database(stack.role_url("owner"), NATION_DATABASE))
         typer.echo("2/3 running ingest, verifier and ledger over the nation's events, one clearing house ...")
+        from cli.indicators import minimum_cell_setting
+
         result = asyncio.run(nation_pipeline(stack.bootstrap_servers, database_url, namespace,
                                              stack.directory / "nation", municipalities=municipalities,
-                                             children=children, seed=seed))
+                                             children=children, seed=seed, minimum_cell=minimum_cell_setting()))
         print_nation(result)
     finally:
         typer.echo("3/3 stopping" + (" the stack" if started_stack else " (the stack was already running)"))

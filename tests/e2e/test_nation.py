@@ -4,6 +4,7 @@ children its contract names, across borders; another tenant's finance key refuse
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from cli.demo_nation import NATION_WATERMARK, nation_pipeline, print_nation
 from cli.synthetic.nation import generate_nation
 from cli.synthetic.population import to_json_line
+from shared.domain.contracts.book import ContractBook
+from shared.domain.contracts.evaluation import RejectionReason
+from shared.domain.decisions import decide_all
+from shared.domain.events import OutcomeStatus, Transition
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.ledger.postings import budget_account
 from tests.engine_replay import admitted, directory_of, expected_balances
@@ -46,3 +51,23 @@ async def test_a_small_nation_pays_each_tenants_children_across_borders_as_the_p
     assert "A cross-border line: " in out
     assert "refused (dead letter foreign_tenant_settlement)" in out
     assert out.count("kommune-") >= MUNICIPALITIES
+    # National figures: compared across tenants inside the clearing house, each count what
+    # the pure engine decides, published only under the disclosure rule.
+    streams: dict[str, list[Transition]] = defaultdict(list)
+    for transition in admitted([to_json_line(e) for e in nation.events], registry):
+        streams[transition.subject].append(transition)
+    effects = decide_all(ContractBook.of(list(nation.contracts)).in_force(), streams, NATION_WATERMARK,
+                         directory_of(registry))
+    national = {row.tenant: row for row in result.national}
+    assert set(national) == {*nation.municipalities, "all tenants"}
+    for town in nation.municipalities:
+        mine = [(subject, d) for subject, e in effects.items() for d in e.decisions
+                if d.contract_id == f"{town}-next-stage" and d.reason != RejectionReason.NOT_ELIGIBLE]
+        crossing = {i.subject for e in effects.values() for i in e.instructions
+                    if i.payer == town and nation.municipality_of(i.payee) != town}
+        assert dict(national[town].counts) == {
+            "children": len({s for s, _ in mine}),
+            "verified": len({s for s, d in mine if d.status == OutcomeStatus.VERIFIED}),
+            "cross_border": len(crossing)}, town
+        assert national[town].shown["children"] == f"{national[town].counts['children']:,}"  # 60 children: all shown
+    assert national["all tenants"].counts["children"] == CHILDREN

@@ -1,0 +1,84 @@
+"""National figures across tenants, computed inside the clearing house and published only
+as suppressed aggregates (docs/tenancy.md, "National figures").
+
+A tenant's people read its own rows (row-level security); no tenant reads another's
+subject-level rows. The comparison across tenants is made here, from the clearing
+house's own read role, and leaves as counts per tenant under the report's disclosure
+rule (cli/reporting/disclosure.py): a count about 1 to `minimum_cell - 1` children is
+suppressed, and when exactly one tenant's cell of a column is, the next smallest is too
+(the national total is shown, so one hidden cell could be given back by subtraction).
+A rate is shown only when both its counts are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import asyncpg
+
+from cli.reporting.disclosure import group, mark
+
+# Per tenant (payer): the children its contracts concern (a decision other than "not
+# eligible"), those with an outcome verified, and those it pays for an institution in
+# another municipality (a cross-border child).
+_CHILDREN = """
+SELECT c.payer, o.subject, bool_or(o.status = 'verified') AS verified
+  FROM verifier_outcomes o
+  JOIN (SELECT DISTINCT contract_id, contract::jsonb ->> 'payer' AS payer FROM verifier_contracts) c USING (contract_id)
+ WHERE o.reason IS DISTINCT FROM 'not_eligible'
+ GROUP BY c.payer, o.subject
+"""
+_PAID = "SELECT DISTINCT payer, payee, subject FROM ledger_entries WHERE kind = 'payment'"
+COLUMNS = ("children", "verified", "cross_border")
+
+
+@dataclass(frozen=True)
+class NationalRow:
+    tenant: str
+    counts: Mapping[str, int]  # column -> children (exact: never published as such)
+    shown: Mapping[str, str]  # column -> the published figure or its suppression mark
+    rate: str  # verified / children, or why not shown
+
+
+def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list[NationalRow]:
+    """Per tenant's exact counts, the published rows plus a national total ("all tenants")."""
+    hidden = {column: group({t: c[column] for t, c in counts.items()}, minimum_cell, total_shown=True)
+              for column in COLUMNS}
+    rows = []
+    for tenant, exact in sorted(counts.items()):
+        shown = {column: mark(hidden[column][tenant]) if tenant in hidden[column] else f"{exact[column]:,}"
+                 for column in COLUMNS}
+        both = tenant not in hidden["children"] and tenant not in hidden["verified"]
+        rate = (f"{100 * exact['verified'] / exact['children']:.1f} %" if exact["children"] else "-") if both else \
+            "suppressed"
+        rows.append(NationalRow(tenant, exact, shown, rate))
+    total = {column: sum(c[column] for c in counts.values()) for column in COLUMNS}
+    rows.append(NationalRow("all tenants", total, {column: f"{total[column]:,}" for column in COLUMNS},
+                            f"{100 * total['verified'] / total['children']:.1f} %" if total["children"] else "-"))
+    return rows
+
+
+async def national_counts(database_url: str, homes: Mapping[str, str],
+                          municipality_of: Callable[[str], str]) -> dict[str, dict[str, int]]:
+    """The exact counts per tenant (`homes`: tenant -> its municipality), read as the
+    clearing house (a role that sees every row)."""
+    tenants = sorted(homes)
+    connection = await asyncpg.connect(database_url)
+    try:
+        children = await connection.fetch(_CHILDREN)
+        paid = await connection.fetch(_PAID)
+    finally:
+        await connection.close()
+    counts = {t: dict.fromkeys(COLUMNS, 0) for t in tenants}
+    for row in children:
+        if row["payer"] in counts:
+            counts[row["payer"]]["children"] += 1
+            counts[row["payer"]]["verified"] += int(row["verified"])
+    crossing: dict[str, set[str]] = {t: set() for t in tenants}
+    for row in paid:
+        if row["payer"] in crossing and municipality_of(row["payee"]) != homes[row["payer"]]:
+            crossing[row["payer"]].add(row["subject"])
+    for tenant, subjects in crossing.items():
+        counts[tenant]["cross_border"] = len(subjects)
+    return counts
