@@ -80,7 +80,9 @@ sender = RecordSender(settings, client_id="stafet-ingest-transitions", principal
 observe(app, database)
 app.on_startup(database.open)
 sender.attach(app)
-app.on_shutdown(database.close)
+# Closed after the broker has stopped (after_shutdown), not before: a batch in flight at
+# SIGTERM still has its connection to finish with (as the ledger, dd84c7c).
+app.after_shutdown(database.close)
 
 
 @batch_subscriber(broker, settings, INSTITUTION_EVENTS.name, group_id=group_id("ingest"),

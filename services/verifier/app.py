@@ -184,7 +184,11 @@ async def stop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await database.close()
+
+
+# Closed after the broker has stopped (after_shutdown), not in `stop`: the batch a subscriber
+# has in hand at SIGTERM still needs its connection to commit (as the ledger, dd84c7c).
+app.after_shutdown(database.close)
 
 
 async def run_batch(arrivals: list[Arrival]) -> BatchResult:
