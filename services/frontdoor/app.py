@@ -282,12 +282,13 @@ async def readyz(request: Request) -> PlainTextResponse:
     return PlainTextResponse(readiness_text(found), status_code=200 if all(found.values()) else 503)
 
 
+_EXAMPLE_CPR = "150904-4321"  # the OpenAPI example: a made-up CPR number, as in the docs and tests
 _REQUEST_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/InstitutionEvent"},
                              "example": {"event_id": "alsskolen-2024-0001", "occurred_on": "2024-08-12",
-                                         "reported_by": "alsskolen", "subject": {"cpr": "150904-4321"},
+                                         "reported_by": "alsskolen", "subject": {"cpr": _EXAMPLE_CPR},
                                          "body": {"type": "enrolled", "institution": "alsskolen",
                                                   "stage": "primary"}}},
         "application/x-ndjson": {"schema": {"type": "string",
