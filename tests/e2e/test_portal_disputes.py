@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from services.frontdoor.portal.accounts import development_password
+from services.frontdoor.portal.queries import read_statement
 from shared.platform.processes import start_services, stop_services
 from shared.platform.topics import INSTITUTION_EVENTS, PAYMENTS, TRANSITIONS, in_namespace
 from tests.e2e.test_finance import stafet
@@ -100,6 +101,16 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
         assert COLLEGE in {r["payee"] for r in instructed}
         first_run = await payout(finance, journal, tmp_path / "run-1.csv")
         assert not first_run & {r["payment_id"] for r in instructed}, "a disputed outcome's payment was paid"
+        # The college's statement says why its payment waits.
+        pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                         min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            statement, _ = await read_statement(pool, COLLEGE)
+        finally:
+            await pool.close()
+        assert [(line.payment_id, line.held) for line in statement.lines] == [
+            (r["payment_id"], True) for r in instructed if r["payee"] == COLLEGE]
 
         # The source corrects its facts; the verifier moves the money by the difference.
         await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
@@ -141,6 +152,8 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
     statement = adjusted["statement"]
     assert [row["payment"] for row in statement["rows"]] == [r["payment_id"] for r in college]
     assert [row["state"] for row in statement["rows"]] == ["in_payout", "in_payout"]
+    assert "Regulering: beløbet blev beregnet igen" not in statement["rows"][0]["cells"][4]
+    assert "Regulering: beløbet blev beregnet igen" in statement["rows"][1]["cells"][4]  # the top-up
     assert [row["cells"][3] for row in statement["rows"]] == [kroner_da(r["amount_minor"]) for r in college]
     assert statement["total"] == kroner_da(sum(r["amount_minor"] for r in college))
     assert statement["axe"] == []

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from services.frontdoor.portal.accounts import Accounts, development_viewer
 from services.frontdoor.portal.disputes import DisputableOutcome, DisputeView, Evidence, Fact
 from services.frontdoor.portal.pages import Portal, install
+from services.frontdoor.portal.statement import LedgerRow, statement_lines
 from shared.domain.disputes import (
     DisputeOpened,
     DisputeReason,
@@ -27,7 +28,16 @@ from shared.domain.disputes import (
     resolution_id,
     window_refusal,
 )
-from tests.unit.test_portal_pages import OTHER_LINE, PROVISIONAL_REF, REGISTRY, SCHOOL_LINE, BooksOfTwo, MemoryStore, log_in
+from tests.unit.test_portal_pages import (
+    OTHER_LINE,
+    PROVISIONAL_REF,
+    REGISTRY,
+    SCHOOL_LINE,
+    BooksOfTwo,
+    MemoryStore,
+    ledger_row,
+    log_in,
+)
 
 OUTCOME_KEY = "mobility-bonus|youth-education-completed|k1:" + "e" * 64 + "|ebc-2026-0001"
 CLOSES_ON = dt.date(2026, 7, 8)  # 23 June 2026 + the contract's 15 review days
@@ -395,6 +405,17 @@ def test_a_user_without_the_role_is_refused_every_page_and_action_of_another_rol
     assert client.post(DISPUTE_PATH, data={"csrf_token": token, "reason": "other"}).headers["location"] \
         == "/portal/operator"
     assert len(disputed.published) == 1
+
+
+def test_a_held_payment_and_a_top_up_say_so_on_the_statement() -> None:
+    rows = [ledger_row("1" * 32, 100_000), ledger_row("2" * 32, 4_918), ledger_row("3" * 32, 7_000)]
+    lines = statement_lines(rows, {}, {}, held={"1" * 32, "2" * 32}, top_ups={"2" * 32})
+    assert [(line.held, line.adjustment_reason) for line in lines] == [
+        (True, None), (True, "amount_recomputed"), (False, None)]
+    # Paid already: nothing to hold any more.
+    paid = LedgerRow("settled", "1" * 32, None, "mobility-bonus", 1, "youth-education-completed", "k1:x", "DKK",
+                     100_000, dt.date(2023, 6, 23), dt.date(2023, 7, 20), "REF-1")
+    assert not statement_lines([rows[0], paid], {}, {}, held={"1" * 32})[0].held
 
 
 # ---- the domain ---------------------------------------------------------------------------

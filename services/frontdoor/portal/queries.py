@@ -63,6 +63,28 @@ SELECT p.payment_id, o.status, o.reason, o.owed_minor, o.decision
 """
 
 
+# Payments an open dispute of their outcome holds out of payout runs (services/ledger/payouts.py).
+_HELD = """
+SELECT e.payment_id
+  FROM ledger_entries e
+  JOIN ledger_dispute_states d
+    ON d.outcome_key = e.contract_id || '|' || e.outcome_id || '|' || e.subject || '|' || e.trigger_event_id
+ WHERE e.payee = $1 AND e.kind = 'payment' AND e.payment_id = ANY($2::text[])
+   AND d.state IN ('open', 'correction_requested')
+"""
+
+# A payment after the first of the same outcome to the same payee: a top-up (a correction
+# after finality moved the money by the difference).
+_TOP_UPS = """
+SELECT payment_id FROM (
+    SELECT payment_id, row_number() OVER (PARTITION BY contract_id, outcome_id, subject, trigger_event_id
+                                          ORDER BY sequence) AS n
+      FROM ledger_entries
+     WHERE payee = $1 AND payee_role = 'institution' AND kind = 'payment') mine
+ WHERE n > 1 AND payment_id = ANY($2::text[])
+"""
+
+
 def _row(record: asyncpg.Record) -> LedgerRow:
     return LedgerRow(record["kind"], record["payment_id"], record["reverses_payment_id"], record["contract_id"],
                      int(record["contract_version"]), record["outcome_id"], record["subject"],
@@ -82,7 +104,9 @@ async def read_statement(pool: asyncpg.Pool, institution: str) -> tuple[Statemen
         reversed_ids = sorted({r.reverses_payment_id for r in rows if r.kind == "clawback" and r.reverses_payment_id})
         outcomes = {r["payment_id"]: OutcomeNow(r["status"], r["reason"], int(r["owed_minor"]))
                     for r in await connection.fetch(_OUTCOMES, reversed_ids)}
-    return assemble(institution, statement_lines(rows, payouts, outcomes)), truncated
+        held = {r["payment_id"] for r in await connection.fetch(_HELD, institution, payment_ids)}
+        top_ups = {r["payment_id"] for r in await connection.fetch(_TOP_UPS, institution, payment_ids)}
+    return assemble(institution, statement_lines(rows, payouts, outcomes, held, top_ups)), truncated
 
 
 async def read_line(pool: asyncpg.Pool, institution: str, payment_id: str) -> LineDetail | None:

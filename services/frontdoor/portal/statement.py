@@ -10,8 +10,8 @@ reason in words (the outcome's decision as the verifier holds it now).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -75,6 +75,7 @@ class StatementLine:
     reference: str = ""            # bank reference, the bank's reason, or the payout file's id
     reverses_payment_id: str | None = None
     adjustment_reason: str | None = None  # a reason code, shown in words (pages.py)
+    held: bool = False             # a payment an open dispute of its outcome keeps out of payout runs
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,25 @@ def adjustment_reason(original_outcome: OutcomeNow | None) -> str:
 
 
 def statement_lines(rows: Iterable[LedgerRow], payouts: Mapping[str, PayoutRow],
-                    outcomes: Mapping[str, OutcomeNow]) -> list[StatementLine]:
+                    outcomes: Mapping[str, OutcomeNow], held: Collection[str] = (),
+                    top_ups: Collection[str] = ()) -> list[StatementLine]:
     """One line per instruction, in the order the ledger recorded them. `outcomes` is keyed
-    by payment id (the decision on the outcome the payment, or the reversed payment, is for)."""
+    by payment id (the decision on the outcome the payment, or the reversed payment, is for).
+    `held`: payments an open dispute holds; `top_ups`: payments that raise an earlier
+    payment of the same outcome (a correction after finality: an adjustment, DOMAIN.md
+    "Finality"), shown with the reason."""
     rows = list(rows)
     # In ledger order, so the latest settlement wins: paid, then returned by the bank, is returned.
     settled = {r.payment_id: r for r in rows if r.kind in ("settled", "failed", "returned")}
     lines: list[StatementLine] = []
     for row in rows:
         if row.kind == "payment":
-            lines.append(_payment_line(row, settled.get(row.payment_id), payouts.get(row.payment_id)))
+            line = _payment_line(row, settled.get(row.payment_id), payouts.get(row.payment_id))
+            if row.payment_id in top_ups:
+                line = replace(line, adjustment_reason="amount_recomputed")
+            if row.payment_id in held and line.state == PaymentState.PENDING:
+                line = replace(line, held=True)
+            lines.append(line)
         elif row.kind == "clawback":
             original = outcomes.get(row.reverses_payment_id or row.payment_id)
             lines.append(StatementLine(
