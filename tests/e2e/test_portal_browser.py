@@ -167,8 +167,9 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
     assert [row["payment"] for row in statement["rows"]] == [payments[COLLEGE]]  # its one line, no other's
     row = statement["rows"][0]
     assert row["state"] == "paid"
-    assert row["cells"][3] == kroner_da(college_amount)
-    assert row["cells"][4].startswith("Betalt 31. jan. 2024")
+    assert row["cells"][2] == "Sønderborg Kommune (synthetic)"  # who pays (docs/tenancy.md)
+    assert row["cells"][4] == kroner_da(college_amount)
+    assert row["cells"][5].startswith("Betalt 31. jan. 2024")
     assert statement["total"] == kroner_da(college_amount)
 
     # The line opened: its own stay and days, the rest as one "other institutions" sum.
@@ -186,8 +187,8 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
     assert english["lang"] == "en"
     assert english["url"].endswith(f"/portal/lines/{payments[COLLEGE]}")
     assert english["statementHeading"] == "Statement for Sønderborg Gymnasium"
-    assert english["rows"][0][3] == kroner_en(college_amount)
-    assert english["rows"][0][4].startswith("Paid 31 Jan 2024")
+    assert english["rows"][0][4] == kroner_en(college_amount)
+    assert english["rows"][0][5].startswith("Paid 31 Jan 2024")
 
     # Another institution's line is not there for this one.
     assert seen["otherLine"]["status"] == 404

@@ -152,9 +152,9 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
     statement = adjusted["statement"]
     assert [row["payment"] for row in statement["rows"]] == [r["payment_id"] for r in college]
     assert [row["state"] for row in statement["rows"]] == ["in_payout", "in_payout"]
-    assert "Regulering: beløbet blev beregnet igen" not in statement["rows"][0]["cells"][4]
-    assert "Regulering: beløbet blev beregnet igen" in statement["rows"][1]["cells"][4]  # the top-up
-    assert [row["cells"][3] for row in statement["rows"]] == [kroner_da(r["amount_minor"]) for r in college]
+    assert "Regulering: beløbet blev beregnet igen" not in statement["rows"][0]["cells"][5]
+    assert "Regulering: beløbet blev beregnet igen" in statement["rows"][1]["cells"][5]  # the top-up
+    assert [row["cells"][4] for row in statement["rows"]] == [kroner_da(r["amount_minor"]) for r in college]
     assert statement["total"] == kroner_da(sum(r["amount_minor"] for r in college))
     assert statement["axe"] == []
     line: dict[str, Any] = adjusted["line"]

@@ -22,6 +22,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
+from services.frontdoor.portal.queries import read_statement
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.model import Contract
 from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, Settlement, SettlementStatus
@@ -181,6 +182,14 @@ async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_bor
     lines = [line.split(",") for line in out.strip().splitlines()]
     assert lines[0][-1] == "payer", out
     assert [row[-1] for row in lines[1:]] == [SONDERBORG], out
+    # And in its portal statement (read as the front door reads it): Sønderborg pays.
+    pool = await asyncpg.create_pool(stack.servers.role_url("frontdoor", stack.database_url.rpartition("/")[2]),
+                                     min_size=1, max_size=1)
+    try:
+        portal, _ = await read_statement(pool, "bornehuset-aabenraa")
+    finally:
+        await pool.close()
+    assert [(line.payer, line.amount_minor) for line in portal.lines] == [(SONDERBORG, 500_000)]
 
     # Aabenraa's finance key may not settle (nor return) Sønderborg's payment; Sønderborg's may.
     crossing = paid[(SONDERBORG, "bornehuset-aabenraa")]

@@ -70,7 +70,7 @@ class MemoryStore:
 
 def ledger_row(payment_id: str, amount: int) -> LedgerRow:
     return LedgerRow("payment", payment_id, None, "mobility-bonus", 1, "youth-education-completed", "k1:x", "DKK",
-                     amount, dt.date(2023, 6, 23))
+                     amount, dt.date(2023, 6, 23), payer="sonderborg-kommune")
 
 
 class BooksOfTwo:
@@ -165,6 +165,9 @@ def test_the_statement_needs_a_session_and_shows_the_institutions_line_in_danish
     assert "1.342,33\xa0kr." in page.text
     assert "Godkendt, afventer betaling" in page.text
     assert "999,00" not in page.text  # the other institution's line
+    # Who pays: across a border another municipality than the institution's (docs/tenancy.md).
+    assert "<th scope=\"col\">Betalt af</th>" in page.text
+    assert '<td data-payer="sonderborg-kommune">Sønderborg Kommune (synthetic)</td>' in page.text
 
 
 def test_the_session_cookie_is_secure_http_only_and_same_site(client: TestClient) -> None:

@@ -457,7 +457,8 @@ async def statement_page(request: Request) -> Response:
     return _render(request, "statement.html", session=session, statement=statement, truncated=truncated,
                    entries_max=STATEMENT_ENTRIES_MAX, contract_titles=await reader.contract_titles(),
                    provisional=provisional, event_time=event_time,
-                   institution_name=_portal(request).institution_name(session.user.institution))
+                   institution_name=_portal(request).institution_name(session.user.institution),
+                   payer_name=_portal(request).institution_name)
 
 
 @router.get("/lines/{payment_id}", response_class=HTMLResponse)

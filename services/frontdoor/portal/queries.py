@@ -36,7 +36,7 @@ STATEMENT_ENTRIES_MAX = 5000
 _ENTRIES = """
 SELECT * FROM (
     SELECT sequence, kind, payment_id, reverses_payment_id, contract_id, contract_version, outcome_id,
-           subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason
+           subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason, payer
       FROM ledger_entries
      WHERE payee = $1 AND payee_role = 'institution'
      ORDER BY sequence DESC
@@ -89,7 +89,8 @@ def _row(record: asyncpg.Record) -> LedgerRow:
     return LedgerRow(record["kind"], record["payment_id"], record["reverses_payment_id"], record["contract_id"],
                      int(record["contract_version"]), record["outcome_id"], record["subject"],
                      record["currency"].strip(), int(record["amount_minor"]), record["occurred_on"],
-                     record["settled_on"], record["bank_reference"], record["failure_reason"])
+                     record["settled_on"], record["bank_reference"], record["failure_reason"],
+                     record.get("payer") or "")
 
 
 async def read_statement(pool: asyncpg.Pool, institution: str) -> tuple[Statement, bool]:
@@ -115,7 +116,7 @@ async def read_line(pool: asyncpg.Pool, institution: str, payment_id: str) -> Li
     async with pool.acquire() as connection:
         records = await connection.fetch(
             "SELECT sequence, kind, payment_id, reverses_payment_id, contract_id, contract_version, outcome_id,"
-            " subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason"
+            " subject, currency, amount_minor, occurred_on, settled_on, bank_reference, failure_reason, payer"
             " FROM ledger_entries WHERE payee = $1 AND payee_role = 'institution' AND payment_id = $2"
             " ORDER BY sequence", institution, payment_id)
         rows = [_row(r) for r in records]

@@ -42,6 +42,7 @@ class LedgerRow:
     settled_on: dt.date | None = None
     bank_reference: str | None = None
     failure_reason: str | None = None
+    payer: str = ""  # who pays (docs/tenancy.md): across a border, another municipality
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StatementLine:
     reverses_payment_id: str | None = None
     adjustment_reason: str | None = None  # a reason code, shown in words (pages.py)
     held: bool = False             # a payment an open dispute of its outcome keeps out of payout runs
+    payer: str = ""  # the contract's payer tenant, which may be another municipality (docs/tenancy.md)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ def statement_lines(rows: Iterable[LedgerRow], payouts: Mapping[str, PayoutRow],
             lines.append(StatementLine(
                 row.payment_id, "clawback", row.contract_id, row.contract_version, row.outcome_id, row.occurred_on,
                 row.currency, -row.amount_minor, PaymentState.ADJUSTMENT, row.occurred_on,
-                reverses_payment_id=row.reverses_payment_id, adjustment_reason=adjustment_reason(original)))
+                reverses_payment_id=row.reverses_payment_id, adjustment_reason=adjustment_reason(original),
+                payer=row.payer))
     return lines
 
 
@@ -144,7 +147,8 @@ def _payment_line(row: LedgerRow, settlement: LedgerRow | None, payout: PayoutRo
     elif payout is not None:
         state, state_on, reference = PaymentState.IN_PAYOUT, payout.execution_date, payout.export_id
     return StatementLine(row.payment_id, "payment", row.contract_id, row.contract_version, row.outcome_id,
-                         row.occurred_on, row.currency, row.amount_minor, state, state_on, reference)
+                         row.occurred_on, row.currency, row.amount_minor, state, state_on, reference,
+                         payer=row.payer)
 
 
 def _sum(keyed: Iterable[tuple[tuple[str, ...], str, int]]) -> tuple[Total, ...]:
