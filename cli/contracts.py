@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,11 @@ from shared.domain.contracts.checks import issues_of
 from shared.domain.contracts.loader import ContractFileError, field_lines, line_of_field, load_contract
 from shared.domain.contracts.model import Contract, FixedPrice
 from shared.domain.currency import format_money
+
+if TYPE_CHECKING:
+    from shared.domain.signing import RecordSigner
+    from shared.domain.tenancy import Tenancy
+    from shared.platform.settings import Settings
 
 app = typer.Typer(rich_markup_mode=None, help="Check, show and apply contract files.", no_args_is_help=True)
 RegistryOption = Annotated[Path | None, typer.Option(
@@ -33,13 +38,29 @@ def problems_of(loaded: list[tuple[Path, Contract]], kinds: dict[str, str] | Non
     """(file, `file:line: field: reason_code: text`) for every check a loaded contract
     fails, each version checked against the others given with it."""
     contracts = [contract for _, contract in loaded]
+    tenancy = _tenancy_or_fail()
     problems = []
     for path, contract in loaded:
         lines = field_lines(path.read_text(encoding="utf-8"), str(path))
         for issue in issues_of(contract, contracts, kinds):
             line = line_of_field(lines, issue.field)
             problems.append((path, f"{path}{f':{line}' if line else ''}: {issue.line()}"))
+        if tenancy is not None and tenancy.get(contract.payer) is None:
+            # The verifiers refuse it (docs/tenancy.md): say so before it is applied.
+            line = line_of_field(lines, "payer")
+            problems.append((path, f"{path}{f':{line}' if line else ''}: payer: unknown_payer_tenant:"
+                                   f" {contract.payer} is no tenant of this clearing house (TENANTS_FILE)"))
     return problems
+
+
+def _tenancy_or_fail() -> Tenancy | None:
+    from shared.platform.settings import Settings
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+
+    try:
+        return load_tenancy(Settings())
+    except TenantsConfigurationError as error:
+        fail(str(error))
 
 
 @app.command("check")
@@ -142,6 +163,7 @@ def contract_apply(
     contracts = [contract for _, contract in loaded]
 
     signer = signer_or_fail(settings, "operator", signing_key)
+    _refuse_foreign_payers(settings, signer, contracts)
     records = [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts]
     try:
         asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", CONTRACTS.name,
@@ -150,3 +172,24 @@ def contract_apply(
         fail(f"publishing contracts failed: {error}")
     for contract in contracts:
         typer.echo(f"applied {contract.contract_id} v{contract.version}")
+
+
+def _refuse_foreign_payers(settings: Settings, signer: RecordSigner, contracts: list[Contract]) -> None:
+    """With tenants: the verifiers take a contract version only from a contract signer of
+    its payer (docs/tenancy.md), so a version this key may not sign is refused here, before
+    anything is published. Whose key it is, is what the verifiers' trusted keys say."""
+    from shared.domain.principals import Principal
+    from shared.platform.trust import ConfigurationError, trusted_keys
+
+    tenancy = _tenancy_or_fail()
+    if tenancy is None:
+        return
+    try:
+        principal = trusted_keys(settings).principals().get(signer.key_id)
+    except ConfigurationError as error:
+        fail(str(error))
+    who = principal or Principal.parse(signer.principal)
+    for contract in contracts:
+        refusal = tenancy.contract_refusal(who, contract.payer)
+        if refusal is not None:
+            fail(f"{contract.contract_id} v{contract.version}: {refusal.reason.value}: {refusal.message} (nothing applied)")

@@ -176,3 +176,31 @@ def test_the_ledger_forwards_a_settlement_naming_the_signer_the_signature_proves
     admitted = admit_settlement(record, TENANT_TRUST)
     assert isinstance(admitted, Settlement)
     assert admitted.settled_by == "finance:aabenraa-finance"
+
+
+# ---- the operator's command line says before publishing what the verifiers would refuse --
+
+def test_contract_check_and_apply_refuse_a_payer_that_is_no_tenant_or_a_key_that_is_not_its_signer(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from shared.domain.signing import development_key, private_hex
+
+    runner = CliRunner()
+    env = {"TENANTS_FILE": str(TENANTS_FILE), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing is reached
+    ours = REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml"  # payer: sonderborg-kommune
+    fifa = REPO_ROOT / "examples" / "contracts" / "fifa-solidarity.yaml"  # payer: new-club, no tenant
+    checked = runner.invoke(app, ["contract", "check", str(ours), str(fifa)], env=env)
+    assert checked.exit_code == 2, checked.output
+    assert "payer: unknown_payer_tenant: new-club is no tenant of this clearing house" in checked.stderr
+    assert f"ok: {ours}" in checked.stdout
+    assert runner.invoke(app, ["contract", "check", str(fifa)]).exit_code == 0  # no tenants: as before
+    key = tmp_path / "aabenraa-ops.key"
+    key.write_text(private_hex(development_key("operator:aabenraa-ops")), encoding="utf-8")
+    applied = runner.invoke(app, ["contract", "apply", str(ours), "--signing-key", str(key)], env=env)
+    assert applied.exit_code == 2, applied.output
+    assert applied.stderr.startswith("error: next-stage-bonus v1: foreign_tenant_contract: signed by"
+                                     " operator:aabenraa-ops, who is not a contract signer of sonderborg-kommune"), (
+        applied.stderr)
+    assert "(nothing applied)" in applied.stderr
