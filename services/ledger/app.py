@@ -16,6 +16,7 @@ Run alone: `faststream run services.ledger.app:app` (or `stafet serve ledger`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -131,7 +132,8 @@ async def on_settlements(records: list[Settlement], message: KafkaMessage) -> No
 async def on_investments(records: list[InvestmentCommitted], message: KafkaMessage) -> None:
     # `records` documents the wire format (one of five kinds); the bytes are read and
     # validated from `message`.
-    await forward_onto_journal(message, admit_investment, record_key, investments_journal_out)
+    await forward_onto_journal(message, functools.partial(admit_investment, tenancy=tenancy), record_key,
+                               investments_journal_out)
 
 
 @batch_subscriber(broker, settings, DISPUTES.name, group_id=group_id("ledger-disputes"),

@@ -31,8 +31,16 @@ from pydantic import ValidationError
 from services.ledger.origins import input_topic_of, origin_of
 from shared.domain.disputes import DISPUTE_RECORD, DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
-from shared.domain.investment.records import INVESTMENT_RECORD, LEDGER_JOURNAL_RECORD, SIGNED_BY_INVESTOR, InvestmentRecord
+from shared.domain.investment.records import (
+    INVESTMENT_RECORD,
+    LEDGER_JOURNAL_RECORD,
+    SIGNED_BY_INVESTOR,
+    FundEstablished,
+    InvestmentRecord,
+    SavingsReturned,
+)
 from shared.domain.principals import Principal, Role, Unauthenticated
+from shared.domain.tenancy import Tenancy, TenancyRefusal
 from shared.platform.topics import INVESTMENTS, SETTLEMENTS
 from shared.platform.trust import ConsumedRecord, TrustedKeys
 
@@ -75,8 +83,11 @@ def admit_settlement(record: ConsumedRecord, trust: TrustedKeys) -> Settlement |
     return settlement.model_copy(update={"settled_by": str(signer)})
 
 
-def admit_investment(record: ConsumedRecord, trust: TrustedKeys) -> InvestmentRecord | Refused:
-    """An investor's, a fund's or a finance office's record, from the investments topic."""
+def admit_investment(record: ConsumedRecord, trust: TrustedKeys,
+                     tenancy: Tenancy | None = None) -> InvestmentRecord | Refused:
+    """An investor's, a fund's or a finance office's record, from the investments topic.
+    With tenants (docs/tenancy.md), a fund's budget or savings paid into it count only
+    from a finance principal of the payer the record names (`foreign_tenant_investment`)."""
     signer = trust.authenticate_record(record)
     if isinstance(signer, Unauthenticated):
         return Refused(UNAUTHENTICATED_INVESTMENT, "", f"{signer.problem.value}: {signer.message}")
@@ -90,6 +101,10 @@ def admit_investment(record: ConsumedRecord, trust: TrustedKeys) -> InvestmentRe
             return Refused(UNAUTHENTICATED_INVESTMENT, "investor", f"signed by {signer}, not by {expected}")
     elif signer.role != Role.FINANCE:
         return Refused(UNAUTHENTICATED_INVESTMENT, "", f"signed by {signer}, not by a finance system")
+    elif tenancy is not None and isinstance(parsed, FundEstablished | SavingsReturned):
+        refusal = tenancy.settlement_refusal(str(signer), parsed.payer)
+        if refusal is not None:
+            return Refused(TenancyRefusal.FOREIGN_TENANT_INVESTMENT.value, "payer", refusal.message)
     return parsed
 
 

@@ -60,6 +60,9 @@ class TenancyRefusal(StrEnum):
     CONTRACT_PAYER_CHANGED = "contract_payer_changed"
     # A settlement or return signed by a finance principal of another payer (or of none).
     FOREIGN_TENANT_SETTLEMENT = "foreign_tenant_settlement"
+    # A fund's budget or savings paid into it, signed by a finance principal of another
+    # payer than the record names.
+    FOREIGN_TENANT_INVESTMENT = "foreign_tenant_investment"
 
 
 class TenancyError(ValueError):

@@ -204,3 +204,30 @@ def test_contract_check_and_apply_refuse_a_payer_that_is_no_tenant_or_a_key_that
                                      " operator:aabenraa-ops, who is not a contract signer of sonderborg-kommune"), (
         applied.stderr)
     assert "(nothing applied)" in applied.stderr
+
+
+def test_a_funds_budget_and_savings_count_only_from_the_payers_own_finance_office() -> None:
+    from services.ledger.authenticity import Refused, admit_investment
+    from shared.domain.investment.records import FundEstablished, SavingsReturned
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_signing import consumed
+
+    fund = FundEstablished(fund="sonderborg-social-investment-fund", payer="sonderborg-kommune",
+                           budget_minor=1_000_000_00, currency="DKK", established_on=dt.date(2024, 1, 1))
+    savings = SavingsReturned(return_id="r-1", fund="sonderborg-social-investment-fund", contract_id="c",
+                              payer="sonderborg-kommune", amount_minor=10_000_00, currency="DKK",
+                              returned_on=dt.date(2025, 1, 1))
+    for record in (fund, savings):
+        raw = record.model_dump_json().encode()
+
+        def signed(signer: str, raw: bytes = raw) -> object:
+            return admit_investment(consumed("ns.investments.v1", b"f", raw, RecordSigner.development(signer)),
+                                    TENANT_TRUST, EXAMPLE)
+
+        assert signed("finance:sonderborg-finance") == record
+        refused = signed("finance:aabenraa-finance")
+        assert isinstance(refused, Refused)
+        assert (refused.reason, refused.field) == ("foreign_tenant_investment", "payer")
+        # Without tenants any finance office's signature is taken, as before.
+        assert admit_investment(consumed("ns.investments.v1", b"f", raw,
+                                         RecordSigner.development("finance:aabenraa-finance")), TENANT_TRUST) == record
