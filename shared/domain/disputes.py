@@ -8,7 +8,8 @@ instructions themselves stay a function of facts, watermarks and contract versio
 (DOMAIN.md, "Determinism"), and a dispute only holds their money until it is resolved.
 
 Resolved by an operator: `correction_requested` (the operator agrees and asks the
-authoritative source for a correcting event; still open, the money stays held), `upheld`
+authoritative source, named in `requested_from`, for a correcting event; the source reads
+the request in its portal; still open, the money stays held), `upheld`
 (the correcting event is in: the decision names it, reporter and event id, and the
 verifier has already moved the money by the difference it makes, DOMAIN.md "Corrections
 after finality"), or `rejected` with a reason the institution reads.
@@ -106,6 +107,8 @@ class DisputeResolved(_Frozen):
     # Upheld: the correcting event (its reporter and event id) the fix came as.
     correcting_reported_by: Identifier | None = None
     correcting_event_id: Identifier | None = None
+    # A correction requested: of whom (the authoritative source: an institution, or a register).
+    requested_from: Identifier | None = None
 
     @model_validator(mode="after")
     def _rejection_has_reason_upheld_has_correction(self) -> DisputeResolved:
@@ -116,6 +119,8 @@ class DisputeResolved(_Frozen):
             raise ValueError("an upheld dispute names the correcting event (reporter and event id)")
         if self.resolution != Resolution.UPHELD and (self.correcting_event_id or self.correcting_reported_by):
             raise ValueError("only an upheld dispute names a correcting event")
+        if (self.resolution == Resolution.CORRECTION_REQUESTED) != (self.requested_from is not None):
+            raise ValueError("a correction is requested of a source, and only then is a source named")
         return self
 
 
@@ -128,10 +133,13 @@ def dispute_id(outcome_key: str, institution: str) -> str:
     return hashlib.sha256(f"dispute|{outcome_key}|{institution}".encode()).hexdigest()[:32]
 
 
-def resolution_id(dispute: str, resolution: Resolution, note: str, correcting: tuple[str, str] | None) -> str:
+def resolution_id(dispute: str, resolution: Resolution, note: str, correcting: tuple[str, str] | None,
+                  requested_from: str | None = None) -> str:
     """The same decision sent twice (a retry, a double click) is one decision."""
     reporter, event_id = correcting or ("", "")
     text = f"resolution|{dispute}|{resolution.value}|{note}|{reporter}|{event_id}"
+    if requested_from is not None:
+        text += f"|of:{requested_from}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -3,7 +3,8 @@
 The sample runs through ingest, the verifier and the ledger up to a watermark inside the
 college's outcome's review window. The college's administrator disputes its expected line
 (wrong dates); another institution can neither open nor dispute it. The window closes: the
-outcome is final and instructed, and a payout run holds every payment of it. The college
+outcome is final and instructed, and a payout run holds every payment of it. The operator
+asks the college for a correcting event, which the college reads on its statement; it
 sends its correction (its stay began earlier); the verifier moves the money by the
 difference (a top-up for the college, less for the others). The operator upholds the dispute
 naming that correcting event; the next payout run pays the outcome; the college reads the
@@ -112,6 +113,17 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
         assert [(line.payment_id, line.held) for line in statement.lines] == [
             (r["payment_id"], True) for r in instructed if r["payee"] == COLLEGE]
 
+        # The operator asks the college, the source of the disputed stay, for a correcting event;
+        # the college reads the request on its statement, with its own events about the child.
+        requesting = await in_the_browser(service_env, tmp_path, "request", script="disputes.mjs",
+                                          REQUESTED_FROM=COLLEGE, **browser)
+        assert requesting["queue"]["rows"] == ["correction_requested"]
+        [request] = requesting["source"]["requests"]
+        assert request[3] == "Send indmeldelsen 1. august 2020, og tilbagekald a-8."
+        assert "a-8 (10. aug. 2020, enrolled)" in request[4]
+        assert "a-3" not in request[4]  # Alsskolen's, not the college's
+        assert requesting["source"]["axe"] == []
+
         # The source corrects its facts; the verifier moves the money by the difference.
         await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
                       sealed(json.dumps(event).encode() for event in CORRECTION))
@@ -130,7 +142,7 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
         deciding = await in_the_browser(service_env, tmp_path, "decide", script="disputes.mjs",
                                         CORRECTING=f"{COLLEGE}|a-8b", **browser)
         assert deciding["overview"]["open"] == "1"
-        assert [row["state"] for row in deciding["queue"]["rows"]] == ["open"]
+        assert [row["state"] for row in deciding["queue"]["rows"]] == ["correction_requested"]
         assert "a-8b" in deciding["dispute"]["facts"]
         assert COLLEGE in deciding["dispute"]["payees"]
         assert deciding["dispute"]["note"].startswith("Eleven begyndte hos os 1. august 2020")

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.frontdoor.portal.accounts import Accounts, development_viewer
-from services.frontdoor.portal.disputes import DisputableOutcome, DisputeView, Evidence, Fact
+from services.frontdoor.portal.disputes import CorrectionRequest, DisputableOutcome, DisputeView, Evidence, Fact
 from services.frontdoor.portal.pages import Portal, install
 from services.frontdoor.portal.statement import LedgerRow, statement_lines
 from shared.domain.disputes import (
@@ -71,7 +71,8 @@ class MemoryDesk:
             views.append(DisputeView(
                 record.dispute_id, record.institution, record.outcome_key, state, record.reason.value, record.note,
                 record.opened_by, record.opened_on, record.window_closes_on,
-                dt.datetime(2026, 7, 1, 9 + n, 0, tzinfo=dt.UTC), decision_note=last.note if last else ""))
+                dt.datetime(2026, 7, 1, 9 + n, 0, tzinfo=dt.UTC), decision_note=last.note if last else "",
+                decided_on=last.resolved_on if last else None, requested_from=last.requested_from if last else None))
         return views
 
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
@@ -92,6 +93,18 @@ class MemoryDesk:
 
     async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]:
         return []
+
+    async def corrections_requested_of(self, institution: str) -> list[CorrectionRequest]:
+        found = []
+        for view in self.views():
+            last = [r for r in self.published if r.dispute_id == view.dispute_id][-1]
+            if (view.state == DisputeState.CORRECTION_REQUESTED and isinstance(last, DisputeResolved)
+                    and last.requested_from == institution):
+                own = tuple(f for f in (await self.dispute_with_evidence(view.dispute_id) or (None, None))[1].facts
+                            if f.reported_by == institution)  # type: ignore[union-attr]
+                found.append(CorrectionRequest(view.dispute_id, "mobility-bonus", "youth-education-completed",
+                                               last.note, last.resolved_on, own))
+        return found
 
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
         self.published.append(record)
@@ -281,10 +294,28 @@ def test_upholding_names_a_correcting_event_the_verifier_holds(client: TestClien
     first, _ = disputed_by_two(client)
     path = f"/portal/operator/disputes/{first}"
     token = csrf_of(client, path)
+    for source in ("", "sonderborg-gymnasium"):  # nobody, or an institution with no part in the child's facts
+        assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "correction_requested",
+                                                    "requested_from": source, "note": "x"}).status_code == 400, source
     requested = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "correction_requested",
+                                                     "requested_from": "alsskolen",
                                                      "note": "Alsskolen: meld udmeldelsen 31. juli."})
     assert requested.status_code == 303
     assert first in client.get("/portal/operator/disputes").text  # still holds the money
+    assert 'data-requested-from="alsskolen"' in client.get(path).text
+    # The source reads the request on its statement, with its own events about the child.
+    operator_cookies = dict(client.cookies)
+    client.cookies.clear()
+    log_in(client, "alsskolen")
+    statement = client.get("/portal/statement").text
+    assert f'data-correction="{first}"' in statement
+    assert "Alsskolen: meld udmeldelsen 31. juli." in statement
+    assert "a-4-fix" in statement
+    client.cookies.clear()
+    log_in(client, "nordborg-skole")
+    assert "data-correction" not in client.get("/portal/statement").text  # asked of Alsskolen only
+    client.cookies.clear()
+    client.cookies.update(operator_cookies)
     for named in ("", "alsskolen|no-such-event", "nordborg-skole|a-4-fix"):
         assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
                                                     "correcting_event": named}).status_code == 400, named
@@ -429,12 +460,14 @@ def opened(**changes: object) -> DisputeOpened:
     return DisputeOpened.model_validate({**fields, **changes})
 
 
-def decided(resolution: Resolution, note: str = "", correcting: tuple[str, str] | None = None) -> DisputeResolved:
+def decided(resolution: Resolution, note: str = "", correcting: tuple[str, str] | None = None,
+            requested_from: str | None = None) -> DisputeResolved:
     dispute = dispute_id(OUTCOME_KEY, "alsskolen")
     reporter, event_id = correcting or (None, None)
-    return DisputeResolved(resolution_id=resolution_id(dispute, resolution, note, correcting), dispute_id=dispute,
-                           resolution=resolution, note=note, resolved_by="operator", resolved_on=dt.date(2026, 7, 9),
-                           correcting_reported_by=reporter, correcting_event_id=event_id)
+    return DisputeResolved(resolution_id=resolution_id(dispute, resolution, note, correcting, requested_from),
+                           dispute_id=dispute, resolution=resolution, note=note, resolved_by="operator",
+                           resolved_on=dt.date(2026, 7, 9), correcting_reported_by=reporter,
+                           correcting_event_id=event_id, requested_from=requested_from)
 
 
 def test_the_window_is_open_until_the_decision_date() -> None:
@@ -448,7 +481,11 @@ def test_the_window_is_open_until_the_decision_date() -> None:
 
 def test_a_dispute_holds_until_it_is_upheld_or_rejected_and_a_rejection_gives_a_reason() -> None:
     assert fold_state([opened()]) == DisputeState.OPEN
-    requested = decided(Resolution.CORRECTION_REQUESTED)
+    requested = decided(Resolution.CORRECTION_REQUESTED, requested_from="alsskolen")
+    with pytest.raises(ValidationError, match="requested of a source"):
+        decided(Resolution.CORRECTION_REQUESTED)
+    with pytest.raises(ValidationError, match="requested of a source"):
+        decided(Resolution.REJECTED, "no", requested_from="alsskolen")
     assert fold_state([opened(), requested]) == DisputeState.CORRECTION_REQUESTED
     upheld = decided(Resolution.UPHELD, correcting=("alsskolen", "alsskolen-fix-1"))
     assert fold_state([opened(), requested, upheld]) == DisputeState.UPHELD

@@ -64,6 +64,7 @@ class DisputeView:
     decided_by: str = ""
     decided_on: dt.date | None = None
     correcting: tuple[str, str] | None = None  # upheld: (reporter, event id) of the correcting event
+    requested_from: str | None = None          # a correction requested: of this source
 
     @property
     def holding(self) -> bool:
@@ -84,10 +85,26 @@ def dispute_view(row: Mapping[str, object]) -> DisputeView:
         decision_note=latest.get("note", "") if decided else "", decided_by=latest.get("resolved_by", "") if decided
         else "", decided_on=dt.date.fromisoformat(latest["resolved_on"]) if decided else None,
         correcting=(latest["correcting_reported_by"], latest["correcting_event_id"])
-        if decided and latest.get("correcting_event_id") else None)
+        if decided and latest.get("correcting_event_id") else None,
+        requested_from=latest.get("requested_from") if decided else None)
+
+
+@dataclass(frozen=True)
+class CorrectionRequest:
+    """An operator asks this institution (the authoritative source) to correct what it
+    reported about a child: the request, and the institution's own events about the child
+    (its references: the disputing institution and the child's other facts are not shown)."""
+
+    dispute_id: str
+    contract_id: str
+    outcome_id: str
+    note: str
+    requested_on: dt.date | None
+    own_events: tuple[Fact, ...]
 
 
 class DisputeDesk(Protocol):
+    async def corrections_requested_of(self, institution: str) -> list[CorrectionRequest]: ...
     async def open_disputes(self) -> list[DisputeView]: ...
     async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None: ...
     async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None: ...
@@ -151,6 +168,23 @@ class PostgresDisputeDesk:
 
     async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None:
         return await dispute_with_evidence(self._pool, dispute)
+
+    async def corrections_requested_of(self, institution: str) -> list[CorrectionRequest]:
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                f"{_STATES} WHERE state = 'correction_requested' AND latest_record ->> 'requested_from' = $1"
+                " ORDER BY changed_at, dispute_id LIMIT $2", institution, QUEUE_MAX)
+            found = []
+            for row in rows:
+                view = dispute_view(row)
+                events = await connection.fetch(
+                    "SELECT transition FROM verifier_events WHERE subject = $1 AND reported_by = $2 ORDER BY version",
+                    subject_of(view.outcome_key), institution)
+                contract_id, outcome_id = view.outcome_key.split("|")[:2]
+                found.append(CorrectionRequest(view.dispute_id, contract_id, outcome_id, view.decision_note,
+                                               view.decided_on,
+                                               tuple(fact_of(json.loads(e["transition"])) for e in events)))
+        return found
 
 
 def may_dispute(session: Session, outcome: DisputableOutcome, disputes: list[DisputeView]) -> bool:

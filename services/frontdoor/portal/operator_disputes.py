@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.frontdoor.portal.accounts import Role
 from services.frontdoor.portal.dispute_pages import DISPUTE_FORM_BYTES_MAX, RECORDED_POLL_S, RECORDED_WAIT_S, is_reference
-from services.frontdoor.portal.disputes import DisputeView
+from services.frontdoor.portal.disputes import DisputeView, Evidence
 from services.frontdoor.portal.pages import (
     N_,
     _csrf_refused,
@@ -45,6 +45,11 @@ async def _operator_session(request: Request) -> tuple[Session | None, Response 
     if session.user.role != Role.OPERATOR:
         return None, _error(request, 403, N_("Refused"), N_("This page is for operators."), session)
     return session, None
+
+
+def sources(view: DisputeView, evidence: Evidence) -> list[str]:
+    """Whom a correction may be requested of: the disputing institution, or a reporter of the child's facts."""
+    return [view.institution, *sorted({f.reported_by for f in evidence.facts} - {view.institution})]
 
 
 def _names(request: Request) -> dict[str, str]:
@@ -76,7 +81,7 @@ async def dispute_page(request: Request, dispute: str) -> Response:
         return _error(request, 404, N_("Not found"), N_("There is no such dispute."), session)
     view, evidence = found
     return _render(request, "operator_dispute.html", session=session, dispute=view, evidence=evidence,
-                   names=_names(request), note_length_max=NOTE_LENGTH_MAX,
+                   names=_names(request), note_length_max=NOTE_LENGTH_MAX, sources=sources(view, evidence),
                    institution_name=_portal(request).institution_name(session.user.institution))
 
 
@@ -104,6 +109,13 @@ async def decide(request: Request, dispute: str) -> Response:
         return _error(request, 400, N_("Refused"), N_("Choose a decision, and write at most 1000 characters."), session)
     if resolution == Resolution.REJECTED and not note:
         return _error(request, 400, N_("Refused"), N_("A rejection needs a reason the institution can read."), session)
+    requested_from = None
+    if resolution == Resolution.CORRECTION_REQUESTED:
+        requested_from = form.get("requested_from", "")
+        if requested_from not in sources(view, evidence):
+            return _error(request, 400, N_("Refused"),
+                          N_("Request the correction of the disputing institution or of a source of the child's facts."),
+                          session)
     correcting = None
     if resolution == Resolution.UPHELD:
         reporter, _, event_id = form.get("correcting_event", "").partition("|")
@@ -114,7 +126,8 @@ async def decide(request: Request, dispute: str) -> Response:
         correcting = (reporter, event_id)
     decision = Resolution(resolution)
     await desk.publish(DisputeResolved(
-        resolution_id=resolution_id(view.dispute_id, decision, note, correcting), dispute_id=view.dispute_id,
+        resolution_id=resolution_id(view.dispute_id, decision, note, correcting, requested_from),
+        dispute_id=view.dispute_id, requested_from=requested_from,
         resolution=decision, note=note, resolved_by=session.user.username,
         resolved_on=dt.datetime.now(dt.UTC).date(),
         correcting_reported_by=correcting[0] if correcting else None,

@@ -454,7 +454,10 @@ async def statement_page(request: Request) -> Response:
         return _unavailable(request)
     statement, truncated = await reader.statement(session.user.institution)
     provisional, event_time = await reader.provisional(session.user.institution)
+    desk = _portal(request).desk
+    corrections = await desk.corrections_requested_of(session.user.institution) if desk else []
     return _render(request, "statement.html", session=session, statement=statement, truncated=truncated,
+                   corrections=corrections,
                    entries_max=STATEMENT_ENTRIES_MAX, contract_titles=await reader.contract_titles(),
                    provisional=provisional, event_time=event_time,
                    institution_name=_portal(request).institution_name(session.user.institution),

@@ -5,6 +5,7 @@
 // PHASE=dispute: USER (an administrator of an institution an outcome pays) opens the expected
 //   line during the review window and disputes it; OTHER_USER (an institution the outcome does
 //   not pay) can neither open nor dispute it.
+// PHASE=request: the operator asks REQUESTED_FROM for a correcting event; USER reads the request.
 // PHASE=decide: the operator opens the queue and the dispute, and upholds it naming CORRECTING
 //   (reporter|event id of the source's correcting event).
 // PHASE=adjusted: USER reads the statement after the window: the payment, the adjustment.
@@ -68,6 +69,23 @@ try {
         body: new URLSearchParams({ csrf_token: token, reason: "other", note: "not ours" }) });
       return answer.status;
     }, reference);
+  } else if (env.PHASE === "request") {
+    const page = await logIn(browser, "operator", env.OPERATOR_PASSWORD, "/portal/operator");
+    await page.goto(`${env.BASE_URL}/portal/operator/disputes`);
+    await page.locator("table.disputes-queue tbody tr a").first().click();
+    await page.waitForURL("**/portal/operator/disputes/*");
+    await page.getByLabel("Enig: bed kilden om en rettende hændelse (pengene holdes fortsat tilbage)").check();
+    await page.getByLabel("Kilden, der bedes om rettelsen (når der bedes om en)").selectOption(env.REQUESTED_FROM);
+    await page.getByLabel("Bemærkning til institutionen (begrundelsen for et afslag, eller hvad kilden bedes rette)").fill(
+      "Send indmeldelsen 1. august 2020, og tilbagekald a-8.");
+    await page.getByRole("button", { name: "Send afgørelsen" }).click();
+    await page.waitForURL("**/portal/operator/disputes");
+    seen.queue = { rows: await page.locator("table.disputes-queue tbody tr").evaluateAll((rows) => rows.map((row) =>
+      row.dataset.disputeState)) };
+    const source = await logIn(browser, env.USER, env.PASSWORD, "/portal/statement");
+    seen.source = { requests: await source.locator("table.corrections tbody tr").evaluateAll((rows) => rows.map((row) =>
+      [...row.querySelectorAll("td")].map((cell) => cell.innerText.trim()))), axe: await axe(source) };
+    await source.locator("table.corrections").screenshot({ path: `${env.SHOTS}/correction-requested.png` });
   } else if (env.PHASE === "decide") {
     const page = await logIn(browser, "operator", env.OPERATOR_PASSWORD, "/portal/operator");
     seen.overview = { open: await page.locator("[data-open-disputes]").getAttribute("data-open-disputes") };
