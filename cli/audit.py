@@ -21,6 +21,11 @@ e.g. as a nightly job. An indicator outcome's instructions (a population's, deci
 measurements) are compared by their net per payee, as `stafet verifier rebuild --compare`
 does. Run it on a quiet pipeline: an instruction still on its way to the ledger reads as
 missing.
+
+The scratch database is the audit's alone: it must own it, and it revokes PUBLIC's right
+to connect before it replays. The migrations it applies there grant the services' runtime
+roles their statements, and a compromised verifier's database login must not write the
+rows the replay reads back as "what the facts yield".
 """
 
 from __future__ import annotations
@@ -123,6 +128,28 @@ async def _signed_contracts(bootstrap: str, topic: str, trust: Any) -> tuple[lis
     return contracts, refused
 
 
+class ScratchRefused(Exception):
+    """The scratch database is not the audit's own: the message says why."""
+
+
+async def keep_to_itself(scratch_url: str) -> None:
+    """Only the scratch database's owner (and superusers) may connect to it from now on."""
+    import asyncpg
+
+    connection = await asyncpg.connect(scratch_url)
+    try:
+        name, owner, user = await connection.fetchrow(
+            "SELECT datname, pg_get_userbyid(datdba), current_user FROM pg_database"
+            " WHERE datname = current_database()")
+        if owner != user:
+            raise ScratchRefused(f"--scratch-url: database {name} is owned by {owner}, not by {user}: the audit "
+                                 "needs a database of its own, which only it may connect to")
+        quoted = '"' + name.replace('"', '""') + '"'
+        await connection.execute(f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
+    finally:
+        await connection.close()
+
+
 async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, str], contract_files: list[Path],
                     trust: Any) -> tuple[list[Any], int]:
     """The instructions the signed facts yield, replayed in `scratch_url` through the
@@ -140,6 +167,7 @@ async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, str
     transitions_topic, contracts_topic = topics
     contracts, refused = await _signed_contracts(settings.kafka_bootstrap_servers, contracts_topic, trust)
     contracts += [load_contract(path) for path in contract_files]
+    await keep_to_itself(scratch_url)
     await migrate(scratch_url)
     connection = await asyncpg.connect(scratch_url)
     try:
@@ -159,13 +187,21 @@ async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, str
     return [PaymentInstruction.model_validate_json(r["instruction"]) for r in rows], refused
 
 
-def _scratch(settings: Settings, given: str | None) -> str:
-    """The audit's own database: given, or (development) `<ledger database>_audit`, made
-    afresh on the same server by the owner role."""
+def _scratch(settings: Settings, given: str | None, password_file: Path | None) -> str:
+    """The audit's own database: given (its password in the URL or in `password_file`), or
+    (development) `<ledger database>_audit`, made afresh on the same server by the owner role."""
+    from shared.platform.credentials import CredentialsError, with_password_file
     from shared.platform.db import recreate_database
 
     if given is not None:
-        return given
+        if password_file is None:
+            return given
+        try:
+            return with_password_file(given, password_file)
+        except CredentialsError as error:
+            fail(f"--scratch-password-file: {error}")
+    if password_file is not None:
+        fail("--scratch-password-file: give --scratch-url too (the user it names logs in with that password)")
     if settings.stafet_env == "production":
         fail("give --scratch-url: a database the audit owns (it is emptied and replayed into)")
     owner = database_url("owner", settings)
@@ -176,6 +212,9 @@ def _scratch(settings: Settings, given: str | None) -> str:
 def audit(
     scratch_url: Annotated[str | None, typer.Option(
         help="A database the audit owns and empties (in development: the ledger database's name plus _audit)")] = None,
+    scratch_password_file: Annotated[Path | None, typer.Option(
+        help="The password of the user --scratch-url names, from a file (a mounted Secret), not on the command line")
+    ] = None,
     contract: Annotated[list[Path] | None, typer.Option(
         help="Also a contract file, trusted as configuration (the verifier's CONTRACT_FILES)")] = None,
     transitions_topic: Annotated[str | None, typer.Option(help="The transitions (default: this installation's)")]
@@ -194,9 +233,12 @@ def audit(
         trust = trusted_keys(settings)
     except ConfigurationError as error:
         fail(str(error))
-    scratch = _scratch(settings, scratch_url)
+    scratch = _scratch(settings, scratch_url, scratch_password_file)
     topics = (transitions_topic or TRANSITIONS.name, contracts_topic or CONTRACTS.name)
-    facts, refused = asyncio.run(recompute(scratch, settings, topics, list(contract or []), trust))
+    try:
+        facts, refused = asyncio.run(recompute(scratch, settings, topics, list(contract or []), trust))
+    except ScratchRefused as error:
+        fail(str(error))
     ledger = asyncio.run(_ledger_instructions(database_url("operator", settings)))
     report = compare(ledger, facts)
     for line in report.not_from_facts:

@@ -148,6 +148,14 @@ def database_url(role: str, settings: Settings | None = None) -> str:
     return _with_user(settings.database_url, db_role(role), _read_secret(path, f"the password of {db_role(role)}"))
 
 
+def with_password_file(url: str, path: Path) -> str:
+    """`url` (which names its user) with the password read from the file at `path`."""
+    user = urlsplit(url).username
+    if not user:
+        raise CredentialsError(f"{without_user(url)} names no user to log in with the password of {path}")
+    return _with_user(url, user, _read_secret(path, "the password"))
+
+
 def _with_user(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""

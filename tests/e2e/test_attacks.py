@@ -541,6 +541,10 @@ def test_stafet_audit_flags_an_instruction_a_compromised_verifier_signed_without
         clean = runner.invoke(app, audit, env=cli_env)
         assert clean.exit_code == 0, clean.output
         assert "audit ok" in clean.stdout
+        # Its scratch database is its own: the verifier's login (which the migrations there
+        # grant statements to) cannot connect and write what the replay reads back.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="CONNECT"):
+            asyncio.run(asyncpg.connect(servers.role_url("verifier", database_url.rpartition("/")[2] + "_audit")))
         # The verifier's process signs a payment no fact earned (its key, its topic): the
         # ledger books it, its signature being genuine.
         forged = PaymentInstruction(

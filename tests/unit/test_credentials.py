@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.platform.credentials import CredentialsError, database_url, kafka_credentials, kafka_options
+from shared.platform.credentials import (
+    CredentialsError,
+    database_url,
+    kafka_credentials,
+    kafka_options,
+    with_password_file,
+)
 from shared.platform.settings import REPO_ROOT, Settings
 
 
@@ -79,6 +85,18 @@ def test_the_database_password_comes_from_its_secret_file(tmp_path: Path) -> Non
         tmp_path, stafet_env="production", database_url="postgresql://stafet_ledger@db:5432/stafet",
         database_password_file=secret(tmp_path / "secrets" / "db", "p@ss/word")))
     assert url == "postgresql://stafet_ledger:p%40ss%2Fword@db:5432/stafet"
+
+
+def test_a_second_url_takes_its_password_from_a_file_and_must_name_its_user(tmp_path: Path) -> None:
+    """`stafet audit --scratch-password-file`: the scratch database's password stays off
+    the command line (a CronJob's args are readable by whoever reads the pod)."""
+    path = secret(tmp_path / "scratch" / "password", "p@ss/w:rd")
+    url = with_password_file("postgresql://stafet_audit@db:5432/stafet_audit?sslmode=require", path)
+    assert url == "postgresql://stafet_audit:p%40ss%2Fw%3Ard@db:5432/stafet_audit?sslmode=require"
+    with pytest.raises(CredentialsError, match="names no user"):
+        with_password_file("postgresql://db:5432/stafet_audit", path)
+    with pytest.raises(CredentialsError, match="cannot read"):
+        with_password_file("postgresql://stafet_audit@db/stafet_audit", tmp_path / "missing")
 
 
 def test_development_connects_as_the_processs_own_role(tmp_path: Path) -> None:
