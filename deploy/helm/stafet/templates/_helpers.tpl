@@ -72,11 +72,12 @@ seccompProfile:
 {{- .Values.serviceAccount.name | default (include "stafet.fullname" .) -}}
 {{- end -}}
 
-{{/* the database URL of a role: no password in it (DATABASE_PASSWORD_FILE has it) */}}
+{{/* the database URL of a role: no password in it (DATABASE_PASSWORD_FILE has it);
+     (dict "root" $ "user" U), and "name" for a database other than database.name */}}
 {{- define "stafet.databaseUrl" -}}
 {{- $db := .root.Values.database -}}
 {{- $host := $db.host | default (printf "%s-rw" (include "stafet.clusterName" .root)) -}}
-postgresql://{{ .user }}@{{ $host }}:{{ $db.port }}/{{ $db.name }}{{ if $db.sslmode }}?sslmode={{ $db.sslmode }}{{ end }}
+postgresql://{{ .user }}@{{ $host }}:{{ $db.port }}/{{ .name | default $db.name }}{{ if $db.sslmode }}?sslmode={{ $db.sslmode }}{{ end }}
 {{- end -}}
 
 {{/* credentials as files: (dict "root" $ "databaseUser" U "kafkaUser" K-or-empty) */}}
