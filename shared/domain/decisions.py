@@ -96,7 +96,10 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
     timeline = fold(subject, stream[0].birth_date, stream, authorities)
     decisions: list[OutcomeDecision] = []
     requests: list[BudgetRequest] = []
+    touched = {info.municipality for r in timeline.registrations if (info := directory.get(r.institution))}
     for versions in versions_by_contract(in_force).values():
+        if not may_concern(versions, touched):
+            continue
         decided = evaluate_versions(versions, timeline, today, directory)
         decisions.extend(decided)
         for contract, _ in versions:
@@ -106,6 +109,20 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
         latest = max((c for c, _ in versions), key=lambda c: c.version)
         requests.extend(_late_place(latest, timeline, place_requests(latest, timeline), known or {}))
     return tuple(decisions), requests
+
+
+def may_concern(versions: Sequence[tuple[Contract, tuple[dt.date, dt.date]]], municipalities: set[str]) -> bool:
+    """Whether a contract can concern a subject registered, ever, in `municipalities`: not
+    when every version admits only the children registered in one municipality on a day
+    (`eligibility.enrolled_on.municipality`, a tenant's contract: docs/tenancy.md) and the
+    subject was never registered there. Such a subject gets no decision under it at all
+    (not a `not_eligible` one per trigger): one municipality's contract records nothing
+    about another's children, and a subject costs the same however many tenants there are."""
+    for contract, _ in versions:
+        rule = contract.eligibility.enrolled_on
+        if rule is None or rule.municipality is None or rule.municipality in municipalities:
+            return True
+    return False
 
 
 def _late_place(contract: Contract, timeline: SubjectTimeline, requests: list[BudgetRequest],
@@ -186,7 +203,11 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
         final.append(decision)
     # One reconciliation per contract over all its versions: a version never sees
     # another version's payments as something to claw back.
-    for contract_id in sorted({contract_id for contract_id, _ in versions}):
+    # Only the contracts with a decision or an instruction for this subject: another has
+    # nothing to pay or take back (and a tenant's contract that cannot concern the subject
+    # made no decision: `may_concern`).
+    involved = {d.contract_id for d in final} | {cid for (who, cid) in issued if who == subject}
+    for contract_id in sorted({contract_id for contract_id, _ in versions} & involved):
         wanted: list[PaymentInstruction] = []
         for (cid, version), contract in sorted(versions.items()):
             if cid == contract_id:

@@ -231,3 +231,33 @@ def test_a_funds_budget_and_savings_count_only_from_the_payers_own_finance_offic
         # Without tenants any finance office's signature is taken, as before.
         assert admit_investment(consumed("ns.investments.v1", b"f", raw,
                                          RecordSigner.development("finance:aabenraa-finance")), TENANT_TRUST) == record
+
+
+def test_a_tenants_contract_decides_nothing_about_a_child_never_registered_in_its_municipality() -> None:
+    from collections import defaultdict
+
+    from cli.synthetic.nation import generate_nation
+    from cli.synthetic.population import to_json_line
+    from shared.domain.contracts.book import ContractBook
+    from shared.domain.contracts.evaluation import RejectionReason
+    from shared.domain.decisions import decide_all
+    from shared.domain.events import Transition
+    from shared.domain.institutions import InstitutionRegistry
+    from tests.engine_replay import admitted, directory_of
+
+    nation = generate_nation(3, 60, 11)
+    registry = InstitutionRegistry(nation.institutions)
+    streams: dict[str, list[Transition]] = defaultdict(list)
+    for transition in admitted([to_json_line(e) for e in nation.events], registry):
+        streams[transition.subject].append(transition)
+    effects = decide_all(ContractBook.of(list(nation.contracts)).in_force(), streams, dt.date(2026, 6, 30),
+                         directory_of(registry))
+    seen_reasons: set[object] = set()
+    for subject, stream in streams.items():
+        towns = {nation.municipality_of(t.reported_by) for t in stream}
+        decided = {d.contract_id.removesuffix("-next-stage") for d in effects[subject].decisions}
+        assert decided == towns & set(nation.municipalities), subject  # every town it was in, and no other
+        seen_reasons |= {d.reason for d in effects[subject].decisions}
+    # Registered there, but elsewhere on the contract's day: still rejected as not eligible.
+    assert RejectionReason.NOT_ELIGIBLE in seen_reasons
+    assert None in seen_reasons  # and verified ones
