@@ -55,6 +55,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.retry import wait_for_kafka
 from shared.platform.sealing_key import publisher_public_key
 from shared.platform.settings import Settings
+from shared.platform.tenants import load_tenancy
 from shared.platform.topics import DISPUTES, INSTITUTION_EVENTS
 from shared.platform.trust import FRONT_DOOR, record_signer
 
@@ -135,7 +136,8 @@ class FrontDoor:
         self.database = Database(config, role="frontdoor", max_size=config.db_pool_max_size)
         self.open_bodies = asyncio.Semaphore(config.front_door_open_bodies_max)
         self.portal = Portal(Accounts.from_settings(config.front_door_users_file, self.registry,
-                                                    production=config.stafet_env == "production"), self.registry)
+                                                    production=config.stafet_env == "production"), self.registry,
+                             tenancy=load_tenancy(config))  # a tenant's operators see its own (docs/tenancy.md)
         self.started = False
         self.notifier: asyncio.Task[None] | None = None
 

@@ -22,6 +22,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
+from services.frontdoor.portal.operator import read_overview
 from services.frontdoor.portal.queries import read_statement
 from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.model import Contract
@@ -187,9 +188,14 @@ async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_bor
                                      min_size=1, max_size=1)
     try:
         portal, _ = await read_statement(pool, "bornehuset-aabenraa")
+        # A tenant's operator's overview in the portal: its own contracts' money only.
+        overviews = {payer: {c.contract_id for c in (await read_overview(pool, payer)).contracts}
+                     for payer in (None, SONDERBORG, AABENRAA)}
     finally:
         await pool.close()
     assert [(line.payer, line.amount_minor) for line in portal.lines] == [(SONDERBORG, 500_000)]
+    assert overviews == {None: {ours.contract_id, theirs.contract_id}, SONDERBORG: {ours.contract_id},
+                         AABENRAA: {theirs.contract_id}}, overviews
 
     # Aabenraa's finance key may not settle (nor return) Sønderborg's payment; Sønderborg's may.
     crossing = paid[(SONDERBORG, "bornehuset-aabenraa")]

@@ -499,3 +499,38 @@ def test_a_dispute_holds_until_it_is_upheld_or_rejected_and_a_rejection_gives_a_
         decided(Resolution.UPHELD, "right")
     with pytest.raises(ValidationError, match="only an upheld"):
         decided(Resolution.REJECTED, "no", correcting=("alsskolen", "k-1"))
+
+
+# ---- tenants (docs/tenancy.md): a tenant's operator sees and decides its own contracts' disputes
+
+@pytest.mark.parametrize("payer", ["sonderborg-kommune", "aabenraa-kommune"])
+def test_a_tenants_operator_sees_and_decides_only_the_disputes_of_its_own_contracts(
+        desk: MemoryDesk, payer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.domain.tenancy import Tenancy
+    from shared.platform.settings import REPO_ROOT
+
+    monkeypatch.setattr(BooksOfTwo, "payers", {"mobility-bonus": payer})
+    monkeypatch.setattr(BooksOfTwo, "overviews_for", [])
+    app = FastAPI()
+    install(app)
+    # The development operator acts for the registry's first municipality: Sønderborg, a tenant.
+    portal = Portal(Accounts.from_settings(None, REGISTRY, production=False), REGISTRY, store=MemoryStore(),
+                    reader=BooksOfTwo(), desk=desk,
+                    tenancy=Tenancy.from_file(REPO_ROOT / "examples" / "tenants.yaml"))
+    app.state.door = SimpleNamespace(portal=portal)
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    first, second = disputed_by_two(client)
+    own = payer == "sonderborg-kommune"
+    overview = client.get("/portal/operator")
+    assert overview.status_code == 200
+    assert BooksOfTwo.overviews_for == ["sonderborg-kommune"]  # its own contracts' money only
+    assert (f'data-open-disputes="{2 if own else 0}"' in overview.text), overview.text
+    queue = client.get("/portal/operator/disputes").text
+    assert (first in queue, second in queue) == (own, own)
+    path = f"/portal/operator/disputes/{first}"
+    assert client.get(path).status_code == (200 if own else 404)  # another tenant's: "not found"
+    if not own:
+        token = csrf_of(client, "/portal/operator/disputes")
+        decided = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected", "note": "x"})
+        assert decided.status_code == 404
+        assert not any(isinstance(r, DisputeResolved) for r in desk.published)

@@ -97,9 +97,18 @@ class BooksOfTwo:
         "occurred_on": "2026-06-23", "currency": "DKK", "owed_minor": 300_000, "status": "pending_review",
         "payees": [["alsskolen", 200_000], ["nordborg-skole", 50_000], ["bornehuset-solsikken", 50_000]]}
 
-    async def overview(self) -> Overview:
-        return Overview(contract_money([("mobility-bonus", "DKK", "payment", 234_133)], [("mobility-bonus", "DKK", 300_000)]),
+    # Who pays each contract (docs/tenancy.md), and the payer each overview was asked for.
+    payers: ClassVar[dict[str, str]] = {"mobility-bonus": "sonderborg-kommune"}
+    overviews_for: ClassVar[list[str | None]] = []
+
+    async def overview(self, payer: str | None = None) -> Overview:
+        self.overviews_for.append(payer)
+        money = [("mobility-bonus", "DKK", "payment", 234_133)] if payer in (None, self.payers["mobility-bonus"]) else []
+        return Overview(contract_money(money, [("mobility-bonus", "DKK", 300_000)] if money else []),
                         (), ((0, dt.date(2026, 7, 1)),), ())
+
+    async def contract_payers(self) -> dict[str, str]:
+        return dict(self.payers)
 
     async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]:
         today = dt.date(2026, 7, 1)

@@ -50,7 +50,7 @@ SELECT contract_id, currency,
            AS kind,
        sum(amount_minor)::bigint AS amount
   FROM ledger_entries
- WHERE kind IN ('payment', 'clawback', 'settled', 'failed', 'returned')
+ WHERE kind IN ('payment', 'clawback', 'settled', 'failed', 'returned') AND ($1::text IS NULL OR payer = $1)
  GROUP BY 1, 2, 3
 """
 
@@ -58,6 +58,8 @@ _PROVISIONAL = """
 SELECT contract_id, decision::json ->> 'currency' AS currency, sum(owed_minor)::bigint AS amount
   FROM verifier_outcomes
  WHERE status IN ('pending_review', 'pending_sustainment') AND owed_minor > 0
+   AND ($1::text IS NULL OR contract_id IN (SELECT contract_id FROM verifier_contracts
+                                             WHERE contract::json ->> 'payer' = $1))
  GROUP BY contract_id, decision::json ->> 'currency'
 """
 
@@ -69,13 +71,14 @@ SELECT c.contract_id, c.currency, c.amount_minor, o.status, o.reason
   LEFT JOIN verifier_outcomes o
     ON o.outcome_key = p.contract_id || '|' || (p.instruction::json ->> 'outcome_id') || '|' || p.subject
                        || '|' || (p.instruction::json ->> 'trigger_event_id')
- WHERE c.kind = 'clawback'
+ WHERE c.kind = 'clawback' AND ($1::text IS NULL OR c.payer = $1)
 """
 
 _RUNS = """
 SELECT x.export_id, x.execution_date, x.created_at, coalesce(l.currency, 'DKK') AS currency,
        count(l.payment_id) AS lines, coalesce(sum(l.amount_minor), 0)::bigint AS amount
   FROM payout_exports x LEFT JOIN payout_lines l USING (export_id)
+ WHERE $2::text IS NULL OR x.export_id IN (SELECT export_id FROM payout_lines WHERE payer = $2)
  GROUP BY x.export_id, x.execution_date, x.created_at, l.currency
  ORDER BY x.created_at DESC, x.export_id
  LIMIT $1
@@ -103,14 +106,16 @@ def contract_money(money_rows: list[tuple[str, str, str, int]], provisional_rows
                  for (contract_id, currency), sums in sorted(found.items()))
 
 
-async def read_overview(pool: asyncpg.Pool) -> Overview:
+async def read_overview(pool: asyncpg.Pool, payer: str | None = None) -> Overview:
+    """Every contract's money; `payer`: only that payer's (a tenant's operator, docs/tenancy.md)."""
     async with pool.acquire() as connection:
         money = [(r["contract_id"], r["currency"].strip(), r["kind"], int(r["amount"]))
-                 for r in await connection.fetch(_MONEY)]
-        provisional = [(r["contract_id"], r["currency"] or "", int(r["amount"])) for r in await connection.fetch(_PROVISIONAL)]
-        clawbacks = await connection.fetch(_CLAWBACKS)
+                 for r in await connection.fetch(_MONEY, payer)]
+        provisional = [(r["contract_id"], r["currency"] or "", int(r["amount"]))
+                       for r in await connection.fetch(_PROVISIONAL, payer)]
+        clawbacks = await connection.fetch(_CLAWBACKS, payer)
         watermarks = await connection.fetch("SELECT partition, today FROM verifier_clocks ORDER BY partition")
-        runs = await connection.fetch(_RUNS, PAYOUT_RUNS_SHOWN)
+        runs = await connection.fetch(_RUNS, PAYOUT_RUNS_SHOWN, payer)
     by_reason: dict[tuple[str, str, str], int] = {}
     for row in clawbacks:
         outcome = OutcomeNow(row["status"], row["reason"], 0) if row["status"] is not None else None

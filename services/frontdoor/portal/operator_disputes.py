@@ -31,6 +31,7 @@ from services.frontdoor.portal.pages import (
     _session,
     _to_login,
     _unavailable,
+    scoped_disputes,
 )
 from services.frontdoor.portal.sessions import Session
 from shared.domain.disputes import NOTE_LENGTH_MAX, DisputeResolved, Resolution, resolution_id
@@ -64,7 +65,8 @@ async def queue(request: Request) -> Response:
     desk = _portal(request).desk
     if desk is None:
         return _unavailable(request)
-    return _render(request, "operator_disputes.html", session=session, disputes=await desk.open_disputes(),
+    disputes = await scoped_disputes(_portal(request), session.user, await desk.open_disputes())
+    return _render(request, "operator_disputes.html", session=session, disputes=disputes,
                    names=_names(request), institution_name=_portal(request).institution_name(session.user.institution))
 
 
@@ -77,7 +79,8 @@ async def dispute_page(request: Request, dispute: str) -> Response:
     if desk is None:
         return _unavailable(request)
     found = await desk.dispute_with_evidence(dispute) if is_reference(dispute) else None
-    if found is None:
+    if found is None or not await scoped_disputes(_portal(request), session.user, [found[0]]):
+        # Another tenant's dispute is "not found", exactly like one that does not exist.
         return _error(request, 404, N_("Not found"), N_("There is no such dispute."), session)
     view, evidence = found
     return _render(request, "operator_dispute.html", session=session, dispute=view, evidence=evidence,
@@ -97,7 +100,8 @@ async def decide(request: Request, dispute: str) -> Response:
     if desk is None:
         return _unavailable(request)
     found = await desk.dispute_with_evidence(dispute) if is_reference(dispute) else None
-    if found is None:
+    if found is None or not await scoped_disputes(_portal(request), session.user, [found[0]]):
+        # Another tenant's dispute is "not found", exactly like one that does not exist.
         return _error(request, 404, N_("Not found"), N_("There is no such dispute."), session)
     view, evidence = found
     if not view.holding:

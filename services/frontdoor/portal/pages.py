@@ -34,7 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.frontdoor.portal import i18n
-from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, Role, locked_until
+from services.frontdoor.portal.accounts import USERNAME_LENGTH_MAX, Accounts, PortalUser, Role, locked_until
 from services.frontdoor.portal.disputes import DisputeDesk, PostgresDisputeDesk, Publish, dispute_context
 from services.frontdoor.portal.drilldown import LineDetail
 from services.frontdoor.portal.notifications import NotificationAddresses
@@ -49,6 +49,7 @@ from services.frontdoor.portal.queries import (
 from services.frontdoor.portal.sessions import PortalStore, PostgresPortalStore, Session
 from services.frontdoor.portal.statement import ProvisionalLine, Statement
 from shared.domain.institutions import InstitutionRegistry
+from shared.domain.tenancy import Tenancy
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "__Host-stafet-portal"
@@ -142,7 +143,8 @@ class StatementReader(Protocol):
     async def provisional(self, institution: str) -> tuple[list[ProvisionalLine], dt.date]: ...
     async def provisional_line(self, institution: str, reference: str
                                ) -> tuple[ProvisionalLine, LineDetail] | None: ...
-    async def overview(self) -> Overview: ...
+    async def overview(self, payer: str | None = None) -> Overview: ...
+    async def contract_payers(self) -> dict[str, str]: ...
 
 
 class PostgresStatementReader:
@@ -162,8 +164,15 @@ class PostgresStatementReader:
                                ) -> tuple[ProvisionalLine, LineDetail] | None:
         return await read_provisional_line(self._pool, institution, reference)
 
-    async def overview(self) -> Overview:
-        return await read_overview(self._pool)
+    async def overview(self, payer: str | None = None) -> Overview:
+        return await read_overview(self._pool, payer)
+
+    async def contract_payers(self) -> dict[str, str]:
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT DISTINCT ON (contract_id) contract_id, contract::json ->> 'payer' AS payer"
+                " FROM verifier_contracts ORDER BY contract_id, version DESC")
+        return {r["contract_id"]: r["payer"] for r in rows}
 
     async def contract_titles(self) -> dict[str, str]:
         async with self._pool.acquire() as connection:
@@ -209,6 +218,9 @@ class Portal:
     reader: StatementReader | None = None
     desk: DisputeDesk | None = None
     addresses: AddressBook | None = None
+    # The clearing house's tenants (docs/tenancy.md): an operator of a tenant sees and
+    # decides only its own contracts' money and disputes. None: one payer's installation.
+    tenancy: Tenancy | None = None
 
     def __post_init__(self) -> None:
         self.environments = {language: _environment(self.translations[language], language)
@@ -225,6 +237,22 @@ class Portal:
     def institution_name(self, institution: str) -> str:
         found = self.registry.get(institution)
         return found.name if found else institution
+
+    def operator_scope(self, user: PortalUser) -> str | None:
+        """The payer an operator acts for: with tenants, its institution when that is a
+        tenant; None for the clearing house's own operators (every payer)."""
+        if self.tenancy is None or self.tenancy.get(user.institution) is None:
+            return None
+        return user.institution
+
+
+async def scoped_disputes(portal: Portal, user: PortalUser, disputes: list[Any]) -> list[Any]:
+    """The disputes an operator may see and decide: with tenants, those on its own contracts."""
+    scope = portal.operator_scope(user)
+    if scope is None or portal.reader is None:
+        return disputes
+    payers = await portal.reader.contract_payers()
+    return [d for d in disputes if payers.get(d.outcome_key.split("|")[0]) == scope]
 
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -521,8 +549,10 @@ async def operator_page(request: Request) -> Response:
     if reader is None:
         return _unavailable(request)
     desk = _portal(request).desk
-    disputes = await desk.open_disputes() if desk else []
-    return _render(request, "operator.html", session=session, overview=await reader.overview(), disputes=disputes,
+    portal = _portal(request)
+    disputes = await scoped_disputes(portal, session.user, await desk.open_disputes() if desk else [])
+    overview = await reader.overview(portal.operator_scope(session.user))
+    return _render(request, "operator.html", session=session, overview=overview, disputes=disputes,
                    contract_titles=await reader.contract_titles(),
                    institution_name=_portal(request).institution_name(session.user.institution))
 
