@@ -69,12 +69,12 @@ def create_secrets(folder: Path, secrets: list[dict[str, Any]]) -> list[str]:
 
 
 def remove_leftovers(folder: Path, objects: list[dict[str, Any]] | None = None) -> None:
-    """Remove the podman secrets and the volumes podman made for the ConfigMaps and
-    Secrets among `objects` (default: those of every manifest written in `folder`)."""
+    """Remove the podman secrets and the volumes podman made for the ConfigMaps,
+    Secrets and PersistentVolumeClaims among `objects` (default: those of every manifest written in `folder`)."""
     if objects is None:
         objects = [o for path in sorted(folder.glob("*.yaml")) for o in yaml.safe_load_all(path.read_text()) if o]
     for obj in objects:
-        if obj.get("kind") not in ("ConfigMap", "Secret"):
+        if obj.get("kind") not in ("ConfigMap", "Secret", "PersistentVolumeClaim"):
             continue
         name = obj["metadata"]["name"]
         if obj["kind"] == "Secret":

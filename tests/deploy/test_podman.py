@@ -25,6 +25,8 @@ letter by its reason code (and no other dead letter anywhere: every signature ch
 the front door's lines and HTTP requests (on its metrics port: the public port answers 404
 for /metrics) and each process's memory, every query of the chart's Grafana dashboard reads
 a metric these pods export, every log line is JSON, and the records carry trace context.
+Last, the ledger-verify CronJob's pod runs once, as its schedule runs it: as the auditor and
+the read-only operator role, the export into its volume, then `verify --against` it.
 """
 
 from __future__ import annotations
@@ -176,6 +178,9 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
         else:
             services[name]["batchMaxRecords"] = 50
     secrets[f"{release}-owner-db"] = {"password": (servers.credentials_dir / "postgres" / "owner").read_text()}
+    # The scheduled ledger verification's read-only logins: the auditor, the operator's role.
+    secrets[f"{release}-auditor-kafka"] = {"password": (servers.credentials_dir / "kafka" / "auditor").read_text()}
+    secrets[f"{release}-operator-db"] = {"password": (servers.credentials_dir / "postgres" / "operator").read_text()}
     registry_file = keys.parent / "institutions.yaml"
     write_registry(registry_file, registry.all())
     return {
@@ -194,6 +199,8 @@ def chart_values(servers: Servers, release: str, namespace: str, database_url: s
         "trust": signed_trust(keys),
         "sealingPublicKey": public_hex(keys / "ingest-sealing.pub"),
         "services": services,
+        "ledgerVerify": {"enabled": True, "kafkaUser": "auditor", "kafkaSecret": f"{release}-auditor-kafka",
+                         "databaseUser": "stafet_operator", "databaseSecret": f"{release}-operator-db"},
     }
 
 
@@ -403,8 +410,31 @@ def test_the_charts_pods_run_the_pipeline_in_production_mode_and_a_sigterm_mid_s
             except ValueError:
                 raise AssertionError(f"{name} wrote a line that is not JSON: {line[:300]}") from None
     assert {"faststream", "uvicorn.error"} <= loggers, loggers
+    # The ledger-verify CronJob's pod, run once as its schedule runs it: the export appends
+    # the signed checkpoints to its volume, then verify checks the chain against them.
+    verify_started = time.monotonic()
+    (cronjob,) = [o for o in objects if o["kind"] == "CronJob"]
+    (claim,) = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    run = {"metadata": cronjob["metadata"], "spec": cronjob["spec"]["jobTemplate"]["spec"]}
+    scheduled = write_manifest(tmp_path / "ledger-verify.yaml", [claim, job_as_pod(run)])
+    played.append(scheduled)
+    # podman keeps no ConfigMaps of its own: give it the release's again (its volume is there).
+    podman("kube", "play", "--network", "host", "--configmap", str(release_manifest), str(scheduled))
+    verify_container = container_name(cronjob["metadata"]["name"], "verify")
+    exit_code = podman("wait", verify_container, timeout_s=300).stdout.strip()
+    verify_logs = podman("logs", verify_container, check=False)
+    said = verify_logs.stdout + verify_logs.stderr
+    assert exit_code == "0", f"the scheduled ledger verification failed: {said[-3000:]}"
+    assert f"ledger ok: {report.entries} entries" in said, said
+    assert "compared with /var/lib/stafet/anchor/checkpoints.jsonl" in said, said
+    # The export (an init container, gone once done) kept every checkpoint from offset 0 on.
+    volume = json.loads(podman("volume", "inspect", claim["metadata"]["name"]).stdout)[0]["Mountpoint"]
+    kept = [json.loads(line)["offset"] for line in (Path(volume) / "checkpoints.jsonl").read_text().splitlines()]
+    assert kept, "the export kept no checkpoint"
+    assert kept == list(range(len(kept)))
+    verify_s = time.monotonic() - verify_started
     print(f"ready {ready_after:.0f}s after start; SIGTERM at {entries_at_stop} ledger entries; "
-          f"whole test {time.monotonic() - started:.0f}s")
+          f"scheduled verification {verify_s:.0f}s; whole test {time.monotonic() - started:.0f}s")
 
 
 class SignedByEach:
