@@ -83,7 +83,7 @@ image: podman
 	IMAGE=$(IMAGE) deploy/image/build.sh
 
 test: $(STAMP) browser helm podman
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
