@@ -107,7 +107,13 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
             resolution_id=resolution_id(opened.dispute_id, Resolution.REJECTED, "the stay ended on 30 June", None),
             dispute_id=opened.dispute_id, resolution=Resolution.REJECTED, note="the stay ended on 30 June",
             resolved_by="operator", resolved_on=dt.date(2024, 2, 12))
-        await produce(servers.bootstrap_servers, disputes, [rejected.model_dump_json().encode()])
+        # A decision on a dispute never opened, and a second decision on a decided one: refused.
+        stray = DisputeResolved(resolution_id="a" * 32, dispute_id="b" * 32, resolution=Resolution.REJECTED,
+                                note="no such dispute", resolved_by="operator", resolved_on=dt.date(2024, 2, 12))
+        second = rejected.model_copy(update={"resolution_id": "c" * 32, "resolution": Resolution.UPHELD,
+                                             "correcting_reported_by": "alsskolen", "correcting_event_id": "x-1"})
+        await produce(servers.bootstrap_servers, disputes,
+                      [r.model_dump_json().encode() for r in (rejected, stray, second)])
         await wait_for_state(database_url, opened.dispute_id, DisputeState.REJECTED)
         assert await payout("second.csv") == sorted([disputed.payment_id, undisputed.payment_id])
 
@@ -119,7 +125,13 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
         assert await frontdoor_reads(servers, database_url,
                                      lambda desk: desk.disputes_of_payment("jobvejen", disputed.payment_id)) == []
         assert await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes()) == []
-        dead = [value for _, value in await read_all(servers.bootstrap_servers, in_namespace(DEAD_LETTERS, namespace).name)]
-        assert any(b"unauthenticated_dispute" in value for value in dead)
+        dead_letters = in_namespace(DEAD_LETTERS, namespace).name
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        wanted = {b"unauthenticated_dispute", b"unknown_dispute", b"dispute_closed"}
+        while wanted - {r for r in wanted for _, value in await read_all(servers.bootstrap_servers, dead_letters)
+                        if r in value}:
+            assert asyncio.get_running_loop().time() < deadline, "the refused dispute records were not dead-lettered"
+            await asyncio.sleep(0.5)
+        assert await scalar(database_url, "SELECT count(*) FROM ledger_disputes") == 2  # opened, rejected
     finally:
         ledger.stop()
