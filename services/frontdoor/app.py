@@ -151,6 +151,7 @@ class FrontDoor:
         self.portal.attach(self.database.pool, self.publish_dispute)
         if self.settings.front_door_smtp_host:
             self.notifier = asyncio.create_task(self.notify_forever(self.settings.front_door_smtp_host))
+            self.notifier.add_done_callback(_exit_if_notifier_failed)
         self.started = True
         log.info("frontdoor_started")
 
@@ -204,6 +205,15 @@ class FrontDoor:
 
 
 READY_CHECK_TIMEOUT_S = 2.0
+
+
+def _exit_if_notifier_failed(task: asyncio.Task[None]) -> None:
+    """A bug in the notifier stops the front door (its supervisor restarts it) rather than
+    leaving it serving with no notifications and nobody told."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error("notifier_failed", error=f"{type(task.exception()).__name__}: {task.exception()}")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _exit_if_start_failed(task: asyncio.Task[None]) -> None:

@@ -5,8 +5,10 @@ attempt; nothing names the child."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,8 +17,10 @@ from aiosmtpd.controller import Controller
 
 from services.frontdoor.portal.notifications import ATTEMPTS_MAX, NotificationAddresses, notify_once, smtp_sender
 from shared.domain.institutions import InstitutionRegistry
+from shared.platform.processes import ServiceProcess
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import free_port
+from tests.e2e.test_frontdoor import wait_until_serving
 from tests.e2e.test_portal_queries import KEY, as_owner
 from tests.servers import Servers
 from tests.unit.builders import SUBJECT
@@ -97,3 +101,33 @@ async def test_a_window_is_mailed_once_and_a_failed_delivery_is_retried_then_giv
     finally:
         await owner.close()
         await pool.close()
+
+
+async def test_the_running_front_door_mails_a_window_that_opened(
+        servers: Servers, database_url: str, service_env: dict[str, str], sink: tuple[Sink, int],
+        tmp_path: Path) -> None:
+    """The wiring: FRONT_DOOR_SMTP_HOST set, the front door looks on its own and sends."""
+    handler, port = sink
+    await as_owner(database_url)
+    owner = await asyncpg.connect(database_url)
+    try:
+        await owner.execute("INSERT INTO portal_notification_addresses (institution, email, set_by)"
+                            " VALUES ('alsskolen', 'skole@example.dk', 'alsskolen')")
+    finally:
+        await owner.close()
+    web = free_port()
+    log = tmp_path / "frontdoor.log"
+    door = ServiceProcess("frontdoor", {**service_env, "FRONT_DOOR_PORT": str(web), "FRONT_DOOR_SMTP_HOST": "127.0.0.1",
+                                        "FRONT_DOOR_SMTP_PORT": str(port), "FRONT_DOOR_NOTIFY_INTERVAL_S": "0.5"}, log)
+    door.start()
+    try:
+        await wait_until_serving(f"http://127.0.0.1:{web}", door, log)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not handler.received:
+            assert door.running(), log.read_text()[-3000:]
+            assert asyncio.get_running_loop().time() < deadline, "no e-mail from the running front door"
+            await asyncio.sleep(0.2)
+    finally:
+        door.stop()
+    [(recipients, _)] = handler.received
+    assert recipients == ["skole@example.dk"]
