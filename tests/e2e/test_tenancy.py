@@ -334,6 +334,17 @@ async def test_each_tenants_database_role_reads_only_its_own_rows_on_every_table
         assert f"({tenant}-next-stage)" in out, out
         other = AABENRAA if tenant == SONDERBORG else SONDERBORG
         assert f"({other}-next-stage)" not in out, out
+        # Its reports too: money by state and the HTML report hold its own contract only.
+        code, out = await _stafet_as(stack, url, "ledger", "provisional")
+        assert code == 0, out
+        assert f"{tenant}-next-stage" in out, out
+        assert f"{other}-next-stage" not in out, out
+        report = tmp_path / f"{tenant}.html"
+        code, out = await _stafet_as(stack, url, "report", "--out", str(report))
+        assert code == 0, out
+        html = report.read_text(encoding="utf-8")
+        assert f"{tenant}-next-stage" in html
+        assert f"{other}-next-stage" not in html
     # The clearing house's read roles read every tenant's rows, as before.
     for national in ("operator", "finance"):
         url = stack.servers.role_url(national, stack.database_url.rpartition("/")[2])
@@ -342,7 +353,7 @@ async def test_each_tenants_database_role_reads_only_its_own_rows_on_every_table
 
 async def _stafet_as(stack: Stack, url: str, *args: str) -> tuple[int, str]:
     env = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": stack.servers.bootstrap_servers,
-           "STAFET_CREDENTIALS_DIR": str(stack.servers.credentials_dir)}
+           "STAFET_CREDENTIALS_DIR": str(stack.servers.credentials_dir), "INSTITUTIONS_FILE": stack.env["INSTITUTIONS_FILE"]}
     result = await asyncio.to_thread(runner.invoke, app, list(args), env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
