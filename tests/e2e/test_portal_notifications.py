@@ -6,6 +6,7 @@ attempt; nothing names the child."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.frontdoor.portal.notifications import ATTEMPTS_MAX, NotificationAddresses, notify_once, smtp_sender
+from shared.domain.disputes import DisputeOpened, DisputeReason, DisputeResolved, Resolution, dispute_id, resolution_id
 from shared.domain.institutions import InstitutionRegistry
 from shared.platform.processes import ServiceProcess
 from shared.platform.settings import REPO_ROOT
@@ -131,3 +133,49 @@ async def test_the_running_front_door_mails_a_window_that_opened(
         door.stop()
     [(recipients, _)] = handler.received
     assert recipients == ["skole@example.dk"]
+
+
+async def test_a_correction_requested_of_an_institution_is_mailed_to_it_once_with_its_own_events(
+        servers: Servers, database_url: str, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    await as_owner(database_url)
+    opened = DisputeOpened(dispute_id=dispute_id(KEY, "nordborg-skole"), outcome_key=KEY,
+                           contract_id="mobility-bonus", outcome_id="youth-education-completed",
+                           institution="nordborg-skole", reason=DisputeReason.STAY_MISSING, note="",
+                           opened_by="nordborg-skole", opened_on=dt.date(2023, 6, 30),
+                           window_closes_on=dt.date(2023, 7, 8))
+    note = "Alsskolen: meld udmeldelsen 31. juli 2017."
+    requested = DisputeResolved(
+        resolution_id=resolution_id(opened.dispute_id, Resolution.CORRECTION_REQUESTED, note, None, "alsskolen"),
+        dispute_id=opened.dispute_id, resolution=Resolution.CORRECTION_REQUESTED, note=note,
+        resolved_by="operator", resolved_on=dt.date(2023, 7, 1), requested_from="alsskolen")
+    owner = await asyncpg.connect(database_url)
+    try:
+        for record, state in ((opened, "open"), (requested, "correction_requested")):
+            await owner.execute(
+                "INSERT INTO ledger_disputes (record_id, dispute_id, kind, outcome_key, institution, state, record)"
+                " VALUES ($1, $2, $3, $4, 'nordborg-skole', $5, $6::jsonb)",
+                getattr(record, "resolution_id", opened.dispute_id), opened.dispute_id, record.kind, KEY, state,
+                record.model_dump_json())
+    finally:
+        await owner.close()
+    pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                     min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        await NotificationAddresses(pool).set_address("alsskolen", "skole@example.dk", "alsskolen")
+        send = smtp_sender("127.0.0.1", port)
+        report = await notify_once(pool, send, REGISTRY, "stafet@example.dk", "")
+        assert (report.queued, report.sent) == (2, 2)  # its window opened, and the request
+        again = await notify_once(pool, send, REGISTRY, "stafet@example.dk", "")
+        assert (again.queued, again.sent) == (0, 0)
+    finally:
+        await pool.close()
+    mails = [message_from_bytes(raw) for _, raw in handler.received]
+    [request] = [m for m in mails if "rettelse" in str(m["Subject"])]
+    body = request.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert note in body
+    assert "a-3 (1. aug. 2010)" in body  # Alsskolen's own events about the child
+    assert "a-4 (30. jun. 2017)" in body
+    assert "a-5" not in body  # Nordborg Skole's, the disputing institution's
+    assert "nordborg" not in body.lower()

@@ -1,5 +1,6 @@
 """Notifications (issue 29, item 5): when a review window opens for an institution, an
-e-mail to the address its administrator registered in the portal.
+e-mail to the address its administrator registered in the portal; and when an operator
+requests a correction of it (the source of a disputed fact), one e-mail per request.
 
 A window opens for an institution when an outcome that names it among its payees is
 provisional (the verifier's `pending_review` or `pending_sustainment`). The front door looks
@@ -47,6 +48,7 @@ LINES_PER_MAIL_MAX = 50
 SMTP_TIMEOUT_S = 10.0
 ERROR_LENGTH_MAX = 300
 WINDOW_CLOSED = "the review window closed before the e-mail was sent"
+REQUEST_DECIDED = "the dispute was decided before the e-mail was sent"
 EMAIL_LENGTH_MAX = 254
 # One address, no display name, no line breaks (a header can carry nothing else).
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
@@ -96,6 +98,31 @@ def window_message(institution_name: str, address: str, mail_from: str, lines: l
     return message
 
 
+def correction_message(institution_name: str, address: str, mail_from: str, note: str, contract_title: str,
+                       outcome_id: str, own_events: list[tuple[str, dt.date]], portal_url: str,
+                       request_id: str) -> EmailMessage:
+    """An operator asks the institution to correct what it reported: the request and the
+    institution's own event ids about the child (its references; nothing of anyone else's)."""
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = address
+    message["Subject"] = f"Stafet: en rettelse ønskes fra {institution_name}"
+    message["Message-ID"] = f"<{request_id}@stafet.portal>"
+    link = f"{portal_url.rstrip('/')}/portal/statement" if portal_url else "portalen"
+    events = ", ".join(f"{event_id} ({i18n.day(day, 'da')})" for event_id, day in own_events) or "-"
+    english_events = ", ".join(f"{event_id} ({i18n.day(day, 'en')})" for event_id, day in own_events) or "-"
+    message.set_content("\n".join([
+        f"Til {institution_name}:", "",
+        f"En operatør beder jer rette det, I har indberettet om et barn ({contract_title}, {outcome_id}).",
+        f"Operatørens bemærkning: {note}", f"Jeres hændelser om barnet: {events}",
+        f"Send rettelsen, som I sender alle hændelser. Se anmodningen i portalen: {link}", "",
+        f"To {institution_name}:", "",
+        f"An operator asks you to correct what you reported about a child ({contract_title}, {outcome_id}).",
+        f"The operator's note: {note}", f"Your events about the child: {english_events}",
+        f"Send the correction as you send any event. The request is in the portal: {link}", ""]))
+    return message
+
+
 def smtp_sender(host: str, port: int) -> SendMail:
     """Send through an SMTP server (a relay on the cluster, or a local sink in tests)."""
     def send(message: EmailMessage) -> None:
@@ -117,23 +144,46 @@ class CycleReport:
 
 
 _ENQUEUE = """
-INSERT INTO portal_notifications (institution, outcome_key, email)
-SELECT a.institution, o.outcome_key, a.email
+INSERT INTO portal_notifications (institution, outcome_key, email, kind, about)
+SELECT a.institution, o.outcome_key, a.email, 'window_opened', ''
   FROM portal_notification_addresses a
   JOIN verifier_outcomes o
     ON o.status IN ('pending_review', 'pending_sustainment')
    AND o.decision::jsonb -> 'payees' @> jsonb_build_array(jsonb_build_array(a.institution))
-ON CONFLICT (institution, outcome_key) DO NOTHING
+ON CONFLICT (institution, outcome_key, kind, about) DO NOTHING
+"""
+
+# A correction requested of an institution with an address: one e-mail per request.
+_ENQUEUE_CORRECTIONS = """
+INSERT INTO portal_notifications (institution, outcome_key, email, kind, about)
+SELECT a.institution, d.outcome_key, a.email, 'correction_requested', d.latest_record ->> 'resolution_id'
+  FROM portal_notification_addresses a
+  JOIN ledger_dispute_states d
+    ON d.state = 'correction_requested' AND d.latest_record ->> 'requested_from' = a.institution
+ON CONFLICT (institution, outcome_key, kind, about) DO NOTHING
+"""
+
+# Due correction notices, with the request if it still stands (NULL: decided since).
+_DUE_CORRECTIONS = """
+SELECT n.id, n.institution, n.outcome_key, n.email, n.attempts, n.about, d.latest_record
+  FROM portal_notifications n
+  LEFT JOIN ledger_dispute_states d
+    ON d.outcome_key = n.outcome_key AND d.state = 'correction_requested'
+   AND d.latest_record ->> 'resolution_id' = n.about
+ WHERE n.kind = 'correction_requested' AND n.state = 'pending' AND n.next_attempt_at <= clock_timestamp()
+ ORDER BY n.created_at, n.id
+ LIMIT $1
+   FOR UPDATE OF n SKIP LOCKED
 """
 
 _DUE = """
-SELECT n.institution, n.outcome_key, n.email, n.attempts, o.status, o.decision,
+SELECT n.id, n.institution, n.outcome_key, n.email, n.attempts, o.status, o.decision,
        c.contract::json -> 'caps' ->> 'review_days' AS review_days
   FROM portal_notifications n
   JOIN verifier_outcomes o ON o.outcome_key = n.outcome_key
   JOIN verifier_contracts c
     ON c.contract_id = o.contract_id AND c.version = (o.decision::json ->> 'contract_version')::int
- WHERE n.state = 'pending' AND n.next_attempt_at <= clock_timestamp()
+ WHERE n.kind = 'window_opened' AND n.state = 'pending' AND n.next_attempt_at <= clock_timestamp()
  ORDER BY n.created_at, n.institution, n.outcome_key
  LIMIT $1
    FOR UPDATE OF n SKIP LOCKED
@@ -142,58 +192,96 @@ SELECT n.institution, n.outcome_key, n.email, n.attempts, o.status, o.decision,
 
 async def notify_once(pool: asyncpg.Pool, send: SendMail, registry: InstitutionRegistry, mail_from: str,
                       portal_url: str) -> CycleReport:
-    """Queue what opened since the last look, and send what is due: one cycle."""
-    sent = retried = failed = 0
+    """Queue what opened (and what was requested) since the last look, and send what is due: one cycle."""
     async with pool.acquire() as connection, connection.transaction():
         queued = int((await connection.execute(_ENQUEUE)).split()[-1])
-        now = await event_time(connection)
-        rows = await connection.fetch(_DUE, INSTITUTIONS_PER_CYCLE_MAX * LINES_PER_MAIL_MAX)
+        queued += int((await connection.execute(_ENQUEUE_CORRECTIONS)).split()[-1])
         titles = {r["contract_id"]: r["title"] or r["contract_id"] for r in await connection.fetch(
             "SELECT DISTINCT ON (contract_id) contract_id, contract::json ->> 'title' AS title"
             " FROM verifier_contracts ORDER BY contract_id, version DESC")}
-        groups: dict[tuple[str, str], list[asyncpg.Record]] = {}
-        for row in rows:
-            group = groups.setdefault((row["institution"], row["email"]), [])
-            if len(groups) <= INSTITUTIONS_PER_CYCLE_MAX and len(group) < LINES_PER_MAIL_MAX:
-                group.append(row)
-        for (institution, address), members in list(groups.items())[:INSTITUTIONS_PER_CYCLE_MAX]:
-            lines, keys, closed = [], [], []
-            for r in members:
-                line = provisional_line(provisional_reference(r["outcome_key"]), institution,
-                                        json.loads(r["decision"]), int(r["review_days"] or 0), now)
-                if line is None or line.days_left <= 0 or r["status"] not in ("pending_review", "pending_sustainment"):
-                    closed.append(r["outcome_key"])
-                else:
-                    lines.append(line)
-                    keys.append(r["outcome_key"])
-            if closed:  # final before it was told: nothing to review any more, nothing sent
-                await connection.execute(
-                    "UPDATE portal_notifications SET state = 'failed', last_error = $3"
-                    " WHERE institution = $1 AND outcome_key = ANY($2::text[])",
-                    institution, closed, WINDOW_CLOSED)
-            if not lines:
-                continue
+        outbox = _Outbox(connection, send)
+        await _windows(connection, outbox, registry, mail_from, portal_url, titles)
+        await _corrections(connection, outbox, registry, mail_from, portal_url, titles)
+    return CycleReport(queued, outbox.sent, outbox.retried, outbox.failed)
+
+
+class _Outbox:
+    """Sends one e-mail for some notification rows and records what became of them."""
+
+    def __init__(self, connection: asyncpg.Connection, send: SendMail) -> None:
+        self.connection, self.send = connection, send
+        self.sent = self.retried = self.failed = 0
+
+    async def deliver(self, message: EmailMessage, rows: list[asyncpg.Record]) -> None:
+        ids = [r["id"] for r in rows]
+        try:
+            await self.send(message)
+        except (OSError, smtplib.SMTPException) as error:
+            attempts = max(r["attempts"] for r in rows) + 1
+            gave_up = attempts >= ATTEMPTS_MAX
+            self.failed, self.retried = self.failed + gave_up, self.retried + (not gave_up)
+            await self.connection.execute(
+                "UPDATE portal_notifications SET attempts = attempts + 1, last_error = $2,"
+                " state = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,"
+                " next_attempt_at = clock_timestamp() + $4::interval WHERE id = ANY($1::bigint[])",
+                ids, f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX], gave_up,
+                dt.timedelta(seconds=retry_delay_s(attempts)))
+            return
+        self.sent += 1
+        await self.connection.execute(
+            "UPDATE portal_notifications SET attempts = attempts + 1, state = 'sent', sent_at = clock_timestamp()"
+            " WHERE id = ANY($1::bigint[])", ids)
+
+    async def drop(self, rows: list[asyncpg.Record], why: str) -> None:
+        """Nothing to tell any more: the window closed, or the request was decided, first."""
+        await self.connection.execute("UPDATE portal_notifications SET state = 'failed', last_error = $2"
+                                      " WHERE id = ANY($1::bigint[])", [r["id"] for r in rows], why)
+
+
+async def _windows(connection: asyncpg.Connection, outbox: _Outbox, registry: InstitutionRegistry, mail_from: str,
+                   portal_url: str, titles: dict[str, str]) -> None:
+    now = await event_time(connection)
+    rows = await connection.fetch(_DUE, INSTITUTIONS_PER_CYCLE_MAX * LINES_PER_MAIL_MAX)
+    groups: dict[tuple[str, str], list[asyncpg.Record]] = {}
+    for row in rows:
+        group = groups.setdefault((row["institution"], row["email"]), [])
+        if len(groups) <= INSTITUTIONS_PER_CYCLE_MAX and len(group) < LINES_PER_MAIL_MAX:
+            group.append(row)
+    for (institution, address), members in list(groups.items())[:INSTITUTIONS_PER_CYCLE_MAX]:
+        lines, open_rows, closed = [], [], []
+        for r in members:
+            line = provisional_line(provisional_reference(r["outcome_key"]), institution,
+                                    json.loads(r["decision"]), int(r["review_days"] or 0), now)
+            if line is None or line.days_left <= 0 or r["status"] not in ("pending_review", "pending_sustainment"):
+                closed.append(r)
+            else:
+                lines.append(line)
+                open_rows.append(r)
+        if closed:
+            await outbox.drop(closed, WINDOW_CLOSED)
+        if lines:
             found = registry.get(institution)
-            try:
-                await send(window_message(found.name if found else institution, address, mail_from, lines, titles,
-                                          portal_url, keys, institution))
-            except (OSError, smtplib.SMTPException) as error:
-                attempts = max(r["attempts"] for r in members if r["outcome_key"] in keys) + 1
-                gave_up = attempts >= ATTEMPTS_MAX
-                failed, retried = failed + gave_up, retried + (not gave_up)
-                await connection.execute(
-                    "UPDATE portal_notifications SET attempts = attempts + 1, last_error = $3,"
-                    " state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END,"
-                    " next_attempt_at = clock_timestamp() + $5::interval"
-                    " WHERE institution = $1 AND outcome_key = ANY($2::text[])",
-                    institution, keys, f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX], gave_up,
-                    dt.timedelta(seconds=retry_delay_s(attempts)))
-                continue
-            sent += 1
-            await connection.execute(
-                "UPDATE portal_notifications SET attempts = attempts + 1, state = 'sent', sent_at = clock_timestamp()"
-                " WHERE institution = $1 AND outcome_key = ANY($2::text[])", institution, keys)
-    return CycleReport(queued, sent, retried, failed)
+            await outbox.deliver(window_message(found.name if found else institution, address, mail_from, lines, titles,
+                                                portal_url, [r["outcome_key"] for r in open_rows], institution),
+                                 open_rows)
+
+
+async def _corrections(connection: asyncpg.Connection, outbox: _Outbox, registry: InstitutionRegistry,
+                       mail_from: str, portal_url: str, titles: dict[str, str]) -> None:
+    for row in await connection.fetch(_DUE_CORRECTIONS, INSTITUTIONS_PER_CYCLE_MAX):
+        if row["latest_record"] is None:
+            await outbox.drop([row], REQUEST_DECIDED)
+            continue
+        contract_id, outcome_id, subject = row["outcome_key"].split("|")[:3]
+        events = await connection.fetch(
+            "SELECT event_id, occurred_on FROM verifier_events WHERE subject = $1 AND reported_by = $2"
+            " ORDER BY version LIMIT $3", subject, row["institution"], LINES_PER_MAIL_MAX)
+        found = registry.get(row["institution"])
+        message = correction_message(
+            found.name if found else row["institution"], row["email"], mail_from,
+            str(json.loads(row["latest_record"]).get("note", "")), titles.get(contract_id, contract_id), outcome_id,
+            [(e["event_id"], e["occurred_on"]) for e in events], portal_url, row["about"])
+        await outbox.deliver(message, [row])
 
 
 class NotificationAddresses:
