@@ -261,3 +261,20 @@ def test_a_tenants_contract_decides_nothing_about_a_child_never_registered_in_it
     # Registered there, but elsewhere on the contract's day: still rejected as not eligible.
     assert RejectionReason.NOT_ELIGIBLE in seen_reasons
     assert None in seen_reasons  # and verified ones
+
+
+def test_a_portal_operator_acts_for_the_tenant_that_lists_it_else_for_its_own_institution() -> None:
+    from services.frontdoor.portal.accounts import Accounts, PortalUser
+    from services.frontdoor.portal.accounts import Role as PortalRole
+    from services.frontdoor.portal.pages import Portal
+    from shared.domain.institutions import InstitutionRegistry
+
+    registry = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
+    portal = Portal(Accounts.from_settings(None, registry, production=False), registry, tenancy=EXAMPLE)
+    scope = portal.operator_scope
+    # examples/tenants.yaml lists sonderborg-analyst as Sønderborg's portal user.
+    assert scope(PortalUser("sonderborg-analyst", "exam-authority", PortalRole.OPERATOR)) == "sonderborg-kommune"
+    assert scope(PortalUser("operator", "sonderborg-kommune", PortalRole.OPERATOR)) == "sonderborg-kommune"
+    assert scope(PortalUser("clearing", "exam-authority", PortalRole.OPERATOR)) is None  # the clearing house's
+    assert Portal(portal.accounts, registry).operator_scope(
+        PortalUser("operator", "sonderborg-kommune", PortalRole.OPERATOR)) is None  # no tenants: every payer

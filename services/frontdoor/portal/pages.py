@@ -239,11 +239,15 @@ class Portal:
         return found.name if found else institution
 
     def operator_scope(self, user: PortalUser) -> str | None:
-        """The payer an operator acts for: with tenants, its institution when that is a
-        tenant; None for the clearing house's own operators (every payer)."""
-        if self.tenancy is None or self.tenancy.get(user.institution) is None:
+        """The payer an operator acts for: with tenants, the tenant whose `portal_users`
+        name the account, else its institution when that is a tenant; None for the
+        clearing house's own operators (every payer)."""
+        if self.tenancy is None:
             return None
-        return user.institution
+        listed = self.tenancy.tenant_of(f"portal:{user.username}")
+        if listed is not None:
+            return listed
+        return user.institution if self.tenancy.get(user.institution) is not None else None
 
 
 async def scoped_disputes(portal: Portal, user: PortalUser, disputes: list[Any]) -> list[Any]:
