@@ -2,7 +2,10 @@
 
 The journal's order is the chain's order and the projector's decisions are pure, so the
 rebuilt ledger has identical entries, balances and chain head. Stop the ledger service
-first: a rebuild and a live projector writing at once would interleave.
+first: a rebuild and a live projector writing at once would interleave. It believes what
+the live projector believes (`ledger_trust`), the upgrade boundary for signed originals
+included (LEDGER_ORIGINS_REQUIRED_FROM, docs/security.md): a journal older than signed
+originals rebuilds identically only with that boundary set.
 """
 
 from __future__ import annotations

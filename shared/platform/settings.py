@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL, MINIMUM_CELL_MAX
@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     # The ledger: an operator's signed decision to sign checkpoints again after anchors
     # were removed (services/ledger/anchors.py, `stafet ledger checkpoints reanchor`).
     ledger_reanchor_decision_file: Path | None = None
+    # The ledger's upgrade boundary for signed originals (services/ledger/origins.py): a
+    # journal created before forwarded records carried finance's or the investor's signed
+    # original keeps its older settlements and investment records believed on the
+    # forwarder's signature, if the broker stamped them before this time (ISO 8601 with a
+    # zone: the moment the upgraded ledger started). Unset (a new installation): every
+    # forwarded record must carry its original.
+    ledger_origins_required_from: AwareDatetime | None = None
     # Tenants (shared/domain/tenancy.py, docs/tenancy.md): which payer's operators may
     # publish which contracts and which finance principals may settle which payments.
     # Unset: one payer's installation, where every trusted operator and finance key acts

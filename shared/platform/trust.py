@@ -124,6 +124,10 @@ class TrustedKeys:
         # verified for that root, and keyed on all of it, so a record whose path leads to
         # any other root (or that names another key or signature) misses and is checked.
         self._verified_roots: dict[tuple[str, bytes, bytes, int], Principal] = {}
+        # The ledger's upgrade boundary (LEDGER_ORIGINS_REQUIRED_FROM, ms since the epoch):
+        # a forwarded settlement or investment record the broker stamped before it may lack
+        # its signed original (services/ledger/origins.py); none: every one must carry it.
+        self.originals_required_from_ms: int | None = None
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -322,7 +326,11 @@ def ledger_trust(settings: Settings) -> TrustedKeys:
         registry: InstitutionRegistry | None = InstitutionRegistry.from_file(settings.institutions_file)
     except (RegistryError, OSError):
         registry = None
-    return trusted_keys(settings, registry)
+    trust = trusted_keys(settings, registry)
+    boundary = settings.ledger_origins_required_from
+    if boundary is not None:
+        trust.originals_required_from_ms = int(boundary.timestamp() * 1000)
+    return trust
 
 
 def record_signer(settings: Settings, principal: str, key_file: Path | None = None) -> RecordSigner:

@@ -62,7 +62,8 @@ def _settings_of(objects: list[dict[str, Any]], component: str, folder: Path) ->
              if k in ("TRUSTED_KEYS_FILE", "REVOKED_KEYS_FILE", "LEDGER_REANCHOR_DECISION_FILE")}
     for path in files.values():
         assert path.is_file(), f"{component}: {path.name} is not in the ConfigMap"
-    return Settings(stafet_env=env["STAFET_ENV"], trust_root_keys=env.get("TRUST_ROOT_KEYS", ""), **files)
+    return Settings(stafet_env=env["STAFET_ENV"], trust_root_keys=env.get("TRUST_ROOT_KEYS", ""),
+                    ledger_origins_required_from=env.get("LEDGER_ORIGINS_REQUIRED_FROM") or None, **files)
 
 
 def _record(signer: RecordSigner, at: dt.datetime) -> ConsumerRecord[Any, Any]:
@@ -227,3 +228,30 @@ def test_the_plain_trusted_keys_render_only_with_the_opt_out_in_production_or_in
         for name in SERVICES:
             assert "TRUST_ROOT_KEYS" not in _env(_containers(objects)[name]), name
             assert "REVOKED_KEYS_FILE" not in _env(_containers(objects)[name]), name
+
+
+def test_the_ledgers_upgrade_boundary_reaches_the_ledger_and_its_verify_and_no_other_service(
+        installation: Installation, tmp_path: Path) -> None:
+    boundary = "2026-12-05T10:00:00Z"
+    objects = render(*installation.values(), "--set", f"services.ledger.originalsRequiredFrom={boundary}",
+                     "--set", "ledgerVerify.enabled=true")
+    containers = _containers(objects)
+    for name in SERVICES:
+        assert (_env(containers[name]).get("LEDGER_ORIGINS_REQUIRED_FROM") == boundary) == (name == "ledger"), name
+    # As the ledger loads it (shared/platform/trust.ledger_trust): the boundary in ms.
+    from shared.platform.trust import ledger_trust
+    trust = ledger_trust(_settings_of(objects, "ledger", tmp_path / "ledger"))
+    assert trust.originals_required_from_ms == int(dt.datetime(2026, 12, 5, 10, tzinfo=dt.UTC).timestamp() * 1000)
+    # The verify check believes what the ledger believes.
+    checks = [doc for doc in objects if doc.get("kind") == "CronJob"]
+    verify_env = [_env(c) for doc in checks for c in
+                  [*doc["spec"]["jobTemplate"]["spec"]["template"]["spec"].get("initContainers", []),
+                   *doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]]
+                  if "verify" in " ".join(c.get("args", []))]
+    assert verify_env
+    assert all(env.get("LEDGER_ORIGINS_REQUIRED_FROM") == boundary for env in verify_env)
+    # Not a date the services could read: refused at render.
+    with pytest.raises(AssertionError):
+        render(*installation.values(), "--set", "services.ledger.originalsRequiredFrom=yesterday")
+    with pytest.raises(AssertionError):
+        render(*installation.values(), "--set", f"services.verifier.originalsRequiredFrom={boundary}")

@@ -25,7 +25,7 @@ from shared.domain.institutions import InstitutionRegistry
 from shared.domain.principals import Principal, Role, SignatureProblem, Unauthenticated
 from shared.domain.signing import KEY_ID_HEADER, SIGNATURE_HEADER, RecordSigner, key_id_of, private_hex, public_bytes
 from shared.platform.settings import REPO_ROOT, Settings
-from shared.platform.trust import ConfigurationError, TrustedKeys, record_signer, trusted_keys
+from shared.platform.trust import ConfigurationError, TrustedKeys, ledger_trust, record_signer, trusted_keys
 
 REGISTRY = InstitutionRegistry.from_file(REPO_ROOT / "examples" / "institutions.yaml")
 TRUST = trusted_keys(Settings(stafet_env="development"), REGISTRY)
@@ -232,6 +232,24 @@ def test_a_forwarded_settlement_is_believed_on_finances_signed_original_not_the_
     tampered = dataclasses.replace(genuine, headers=tuple((n, base64.b64encode(other) if n == ORIGIN_VALUE else v)
                                               for n, v in genuine.headers))
     assert getattr(admit_journal(tampered, TRUST), "reason", None) == "unauthenticated_settlement"
+
+
+def test_an_upgraded_ledger_believes_forwarded_records_from_before_its_boundary_on_the_forwarders_key() -> None:
+    """LEDGER_ORIGINS_REQUIRED_FROM: a journal written before forwarded records carried
+    their originals keeps those records (a rebuild, verify); anything the broker stamped
+    from the boundary on must carry its original (services/ledger/origins.py)."""
+    paid = Settlement(settlement_id="s-1", payment_id="a" * 32, status=SettlementStatus.PAID,
+                      settled_on=dt.date(2024, 1, 1), bank_reference="R1").model_dump_json().encode()
+    ledger = RecordSigner.development("service:ledger")
+    boundary = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    upgraded = ledger_trust(Settings(stafet_env="development", ledger_origins_required_from=boundary))
+    assert upgraded.originals_required_from_ms == int(boundary.timestamp() * 1000)
+    before = forwarded(TOPIC, b"k", paid, ledger, None)  # stamped at 0: long before the boundary
+    assert isinstance(admit_journal(before, upgraded), Settlement)
+    after = dataclasses.replace(before, timestamp=upgraded.originals_required_from_ms)
+    assert getattr(admit_journal(after, upgraded), "field", None) == "origin"
+    # Without a boundary (a new installation) nothing is believed on the forwarder's key alone.
+    assert getattr(admit_journal(before, TRUST), "field", None) == "origin"
 
 
 def test_stafet_settle_names_bad_lines_and_will_not_sign_without_a_key_in_production(tmp_path: Path) -> None:
