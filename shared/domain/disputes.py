@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
+from shared.domain.cpr_text import contains_cpr
 from shared.domain.events import Identifier
 
 NOTE_LENGTH_MAX = 1000
@@ -36,7 +37,18 @@ OUTCOME_KEY_LENGTH_MAX = 400
 REVIEW_WINDOW_CLOSED = "review_window_closed"
 
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-Note = Annotated[str, StringConstraints(max_length=NOTE_LENGTH_MAX)]
+
+
+def _no_cpr(note: str) -> str:
+    # A note is kept for good (an append-only table, a topic) and read by people: a CPR
+    # number typed into it would be a raw CPR past the edge. A line names the child by the
+    # institution's own references, never by CPR (DOMAIN.md, privacy).
+    if contains_cpr(note):
+        raise ValueError("a note must not contain a CPR number: name the child by your own references")
+    return note
+
+
+Note = Annotated[str, StringConstraints(max_length=NOTE_LENGTH_MAX), AfterValidator(_no_cpr)]
 User = Annotated[str, StringConstraints(min_length=1, max_length=USER_LENGTH_MAX)]
 
 

@@ -85,9 +85,12 @@ class MemoryDesk:
         found = [v for v in self.views() if v.dispute_id == dispute]
         if not found:
             return None
-        facts = (Fact("a-3", "alsskolen", dt.date(2010, 8, 1), "enrolled", "alsskolen", ""),
-                 Fact("a-4", "alsskolen", dt.date(2017, 6, 30), "left", "alsskolen", ""),
-                 Fact("a-4-fix", "alsskolen", dt.date(2017, 7, 31), "left", "alsskolen", ""))
+        # The disputed facts came in before the disputes were opened (2026-07-01 from 09:00);
+        # the fix after.
+        before, after = dt.datetime(2026, 6, 1, tzinfo=dt.UTC), dt.datetime(2026, 7, 2, tzinfo=dt.UTC)
+        facts = (Fact("a-3", "alsskolen", dt.date(2010, 8, 1), "enrolled", "alsskolen", "", before),
+                 Fact("a-4", "alsskolen", dt.date(2017, 6, 30), "left", "alsskolen", "", before),
+                 Fact("a-4-fix", "alsskolen", dt.date(2017, 7, 31), "left", "alsskolen", "", after))
         return found[0], Evidence("pending_review", None, dt.date(2026, 6, 23), 300_000, "DKK",
                                   (("alsskolen", 200_000), ("nordborg-skole", 50_000)), facts)
 
@@ -316,7 +319,9 @@ def test_upholding_names_a_correcting_event_the_verifier_holds(client: TestClien
     assert "data-correction" not in client.get("/portal/statement").text  # asked of Alsskolen only
     client.cookies.clear()
     client.cookies.update(operator_cookies)
-    for named in ("", "alsskolen|no-such-event", "nordborg-skole|a-4-fix"):
+    # Nobody, no such event, another reporter's id, or a fact that was in before the dispute
+    # (the disputed stay itself: naming it would release the money with nothing fixed).
+    for named in ("", "alsskolen|no-such-event", "nordborg-skole|a-4-fix", "alsskolen|a-4"):
         assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
                                                     "correcting_event": named}).status_code == 400, named
     upheld = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
@@ -534,3 +539,27 @@ def test_a_tenants_operator_sees_and_decides_only_the_disputes_of_its_own_contra
         decided = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected", "note": "x"})
         assert decided.status_code == 404
         assert not any(isinstance(r, DisputeResolved) for r in desk.published)
+
+
+def test_a_cpr_number_in_a_note_is_refused_by_the_form_and_by_the_record(client: TestClient, desk: MemoryDesk) -> None:
+    """A note is kept for good and read by people: a CPR number typed into it would be a
+    raw CPR past the edge (the portal says so; the record itself refuses it too)."""
+    import pydantic
+
+    log_in(client, "alsskolen")
+    refused = dispute(client, line_csrf(client), reason="other", note="Det er barn 170702-4000")
+    assert refused.status_code == 400  # type: ignore[attr-defined]
+    assert not desk.published
+    client.cookies.clear()
+    first, _ = disputed_by_two(client)
+    path = f"/portal/operator/disputes/{first}"
+    token = csrf_of(client, path)
+    published = len(desk.published)
+    for note in ("Barnet 170702-4000 gik ud 31/7", "cpr 1707024000"):
+        refused = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "rejected", "note": note})
+        assert refused.status_code == 400, note
+        assert "CPR" in refused.text
+    assert len(desk.published) == published  # nothing went out
+    sample = next(r for r in desk.published if isinstance(r, DisputeOpened))
+    with pytest.raises(pydantic.ValidationError, match="CPR"):
+        DisputeOpened.model_validate({**sample.model_dump(), "note": "Barnet 170702-4000 gik ud"})

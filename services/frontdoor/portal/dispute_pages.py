@@ -37,6 +37,7 @@ from services.frontdoor.portal.pages import (
     _unavailable,
 )
 from services.frontdoor.portal.sessions import Session
+from shared.domain.cpr_text import contains_cpr
 from shared.domain.disputes import (
     NOTE_LENGTH_MAX,
     DisputeOpened,
@@ -82,6 +83,9 @@ async def dispute(request: Request, reference: str) -> Response:
     if reason not in DISPUTE_REASON_WORDS or len(note) > NOTE_LENGTH_MAX:
         return _error(request, 400, N_("Refused"), N_("Choose a reason, and write a note of at most 1000 characters."),
                       session)
+    if contains_cpr(note):
+        return _error(request, 400, N_("Refused"), N_("Leave the CPR number out of the note: name the child by your "
+                                                      "own references (the event ids, the stay's dates)."), session)
     if not await desk.disputes_of_outcome(institution, outcome.outcome_key):
         await desk.publish(DisputeOpened(
             dispute_id=dispute_id(outcome.outcome_key, institution), outcome_key=outcome.outcome_key,

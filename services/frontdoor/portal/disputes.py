@@ -217,6 +217,7 @@ class Fact:
     type: str
     institution: str            # the institution a stay names, "" for other facts
     corrects: str               # for a retraction or amendment: the event it corrects
+    recorded_at: dt.datetime | None = None  # when the verifier stored it (none: not known)
 
 
 @dataclass(frozen=True)
@@ -237,13 +238,13 @@ def subject_of(outcome_key: str) -> str:
     return outcome_key.split("|")[2]
 
 
-def fact_of(transition: Mapping[str, Any]) -> Fact:
+def fact_of(transition: Mapping[str, Any], recorded_at: dt.datetime | None = None) -> Fact:
     body = transition.get("body") or {}
     corrected = body.get("retracts_event_id") or body.get("amends_event_id") or ""
     return Fact(str(transition["event_id"]), str(transition["reported_by"]),
                 dt.date.fromisoformat(str(transition["occurred_on"])), str(body.get("type", "")),
                 str(body.get("institution", "") or (body.get("body") or {}).get("institution", "") or ""),
-                str(corrected))
+                str(corrected), recorded_at)
 
 
 async def open_disputes(pool: asyncpg.Pool) -> list[DisputeView]:
@@ -263,7 +264,7 @@ async def dispute_with_evidence(pool: asyncpg.Pool, dispute: str) -> tuple[Dispu
         decided = await connection.fetchrow(
             "SELECT status, reason, decision FROM verifier_outcomes WHERE outcome_key = $1", row["outcome_key"])
         stream = await connection.fetch(
-            "SELECT transition FROM verifier_events WHERE subject = $1 ORDER BY version",
+            "SELECT transition, recorded_at FROM verifier_events WHERE subject = $1 ORDER BY version",
             subject_of(row["outcome_key"]))
     decision = json.loads(decided["decision"]) if decided is not None else {}
     evidence = Evidence(
@@ -272,5 +273,5 @@ async def dispute_with_evidence(pool: asyncpg.Pool, dispute: str) -> tuple[Dispu
         owed_minor=int(decision["owed_minor"]) if "owed_minor" in decision else None,
         currency=str(decision.get("currency", "")),
         payees=tuple((str(p), int(a)) for p, a in decision.get("payees") or ()),
-        facts=tuple(fact_of(json.loads(r["transition"])) for r in stream))
+        facts=tuple(fact_of(json.loads(r["transition"]), r["recorded_at"]) for r in stream))
     return dispute_view(row), evidence

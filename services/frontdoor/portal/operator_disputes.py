@@ -34,6 +34,7 @@ from services.frontdoor.portal.pages import (
     scoped_disputes,
 )
 from services.frontdoor.portal.sessions import Session
+from shared.domain.cpr_text import contains_cpr
 from shared.domain.disputes import NOTE_LENGTH_MAX, DisputeResolved, Resolution, resolution_id
 
 router = APIRouter(prefix="/portal/operator", include_in_schema=False)
@@ -113,6 +114,9 @@ async def decide(request: Request, dispute: str) -> Response:
         return _error(request, 400, N_("Refused"), N_("Choose a decision, and write at most 1000 characters."), session)
     if resolution == Resolution.REJECTED and not note:
         return _error(request, 400, N_("Refused"), N_("A rejection needs a reason the institution can read."), session)
+    if contains_cpr(note):
+        return _error(request, 400, N_("Refused"), N_("Leave the CPR number out of the note: the institution reads it, "
+                                                      "and it is kept for good."), session)
     requested_from = None
     if resolution == Resolution.CORRECTION_REQUESTED:
         requested_from = form.get("requested_from", "")
@@ -123,9 +127,16 @@ async def decide(request: Request, dispute: str) -> Response:
     correcting = None
     if resolution == Resolution.UPHELD:
         reporter, _, event_id = form.get("correcting_event", "").partition("|")
-        if not any((f.reported_by, f.event_id) == (reporter, event_id) for f in evidence.facts):
+        named = next((f for f in evidence.facts if (f.reported_by, f.event_id) == (reporter, event_id)), None)
+        if named is None:
             return _error(request, 400, N_("Refused"),
                           N_("Upholding names the correcting event: one of the facts the verifier holds for this child."),
+                          session)
+        if named.recorded_at is None or named.recorded_at <= view.opened_at:
+            # Upheld releases the held money: only a fact that came in after the dispute (the
+            # correction) may stand for the fix, never the disputed facts themselves.
+            return _error(request, 400, N_("Refused"),
+                          N_("Upholding names the correcting event: a fact that came in after the dispute was opened."),
                           session)
         correcting = (reporter, event_id)
     decision = Resolution(resolution)
