@@ -99,6 +99,10 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
         # The operator's queue holds it, as the front door's role reads it.
         queued = await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes())
         assert [(d.dispute_id, d.state) for d in queued] == [(opened.dispute_id, DisputeState.OPEN)]
+        # A tenant's operator's queue is chosen in the query (before its bound): its contracts only.
+        own = await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes([disputed.contract_id]))
+        assert [d.dispute_id for d in own] == [opened.dispute_id]
+        assert await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes(["another-payers"])) == []
         found = await frontdoor_reads(servers, database_url, lambda desk: desk.dispute_with_evidence(opened.dispute_id))
         assert found is not None
         assert (found[0].note, found[1].facts) == ("the stay ended on 31 July", ())  # no facts in this test's store

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import pytest
@@ -78,8 +79,9 @@ class MemoryDesk:
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
         return [v for v in self.views() if v.institution == institution and v.outcome_key == outcome_key]
 
-    async def open_disputes(self) -> list[DisputeView]:
-        return sorted((v for v in self.views() if v.holding), key=lambda v: v.opened_at)
+    async def open_disputes(self, contracts: Sequence[str] | None = None) -> list[DisputeView]:
+        return sorted((v for v in self.views() if v.holding
+                       and (contracts is None or v.outcome_key.split("|")[0] in contracts)), key=lambda v: v.opened_at)
 
     async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None:
         found = [v for v in self.views() if v.dispute_id == dispute]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,7 +105,7 @@ class CorrectionRequest:
 
 class DisputeDesk(Protocol):
     async def corrections_requested_of(self, institution: str) -> list[CorrectionRequest]: ...
-    async def open_disputes(self) -> list[DisputeView]: ...
+    async def open_disputes(self, contracts: Sequence[str] | None = None) -> list[DisputeView]: ...
     async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None: ...
     async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None: ...
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]: ...
@@ -163,8 +163,8 @@ class PostgresDisputeDesk:
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
         await self._publish(record)
 
-    async def open_disputes(self) -> list[DisputeView]:
-        return await open_disputes(self._pool)
+    async def open_disputes(self, contracts: Sequence[str] | None = None) -> list[DisputeView]:
+        return await open_disputes(self._pool, contracts)
 
     async def dispute_with_evidence(self, dispute: str) -> tuple[DisputeView, Evidence] | None:
         return await dispute_with_evidence(self._pool, dispute)
@@ -247,12 +247,16 @@ def fact_of(transition: Mapping[str, Any], recorded_at: dt.datetime | None = Non
                 str(corrected), recorded_at)
 
 
-async def open_disputes(pool: asyncpg.Pool) -> list[DisputeView]:
-    """Disputes that hold money now, the oldest first."""
+async def open_disputes(pool: asyncpg.Pool, contracts: Sequence[str] | None = None) -> list[DisputeView]:
+    """Disputes that hold money now, the oldest first; `contracts`: only on these (a
+    tenant's operator's scope), filtered before the queue's bound, so that other tenants'
+    older disputes never crowd a tenant's own out of its queue."""
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            f"{_STATES} WHERE state IN ('open', 'correction_requested') ORDER BY opened_at, dispute_id LIMIT $1",
-            QUEUE_MAX)
+            f"{_STATES} WHERE state IN ('open', 'correction_requested')"
+            " AND ($2::text[] IS NULL OR split_part(outcome_key, '|', 1) = ANY($2::text[]))"
+            " ORDER BY opened_at, dispute_id LIMIT $1",
+            QUEUE_MAX, None if contracts is None else list(contracts))
     return [dispute_view(r) for r in rows]
 
 

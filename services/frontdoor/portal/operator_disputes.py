@@ -31,6 +31,7 @@ from services.frontdoor.portal.pages import (
     _session,
     _to_login,
     _unavailable,
+    operator_queue,
     scoped_disputes,
 )
 from services.frontdoor.portal.sessions import Session
@@ -66,7 +67,7 @@ async def queue(request: Request) -> Response:
     desk = _portal(request).desk
     if desk is None:
         return _unavailable(request)
-    disputes = await scoped_disputes(_portal(request), session.user, await desk.open_disputes())
+    disputes = await operator_queue(_portal(request), session.user)
     return _render(request, "operator_disputes.html", session=session, disputes=disputes,
                    names=_names(request), institution_name=_portal(request).institution_name(session.user.institution))
 

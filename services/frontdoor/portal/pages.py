@@ -250,6 +250,19 @@ class Portal:
         return user.institution if self.tenancy.get(user.institution) is not None else None
 
 
+async def operator_queue(portal: Portal, user: PortalUser) -> list[Any]:
+    """The open disputes an operator may see, oldest first: with tenants, only on its own
+    contracts, chosen in the query (before the queue's bound), not after it."""
+    desk = portal.desk
+    if desk is None:
+        return []
+    scope = portal.operator_scope(user)
+    if scope is None or portal.reader is None:
+        return await desk.open_disputes()
+    payers = await portal.reader.contract_payers()
+    return await desk.open_disputes(sorted(c for c, payer in payers.items() if payer == scope))
+
+
 async def scoped_disputes(portal: Portal, user: PortalUser, disputes: list[Any]) -> list[Any]:
     """The disputes an operator may see and decide: with tenants, those on its own contracts."""
     scope = portal.operator_scope(user)
@@ -552,9 +565,8 @@ async def operator_page(request: Request) -> Response:
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
-    desk = _portal(request).desk
     portal = _portal(request)
-    disputes = await scoped_disputes(portal, session.user, await desk.open_disputes() if desk else [])
+    disputes = await operator_queue(portal, session.user)
     overview = await reader.overview(portal.operator_scope(session.user))
     return _render(request, "operator.html", session=session, overview=overview, disputes=disputes,
                    contract_titles=await reader.contract_titles(),
