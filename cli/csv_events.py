@@ -20,6 +20,7 @@ One row per event. Common columns: `event_id, type, occurred_on, reported_by, cp
 | company_growth      | company, period_start, period_end, employees_start, employees_end, |
 |                     | employees_change, turnover_start_minor, turnover_end_minor,      |
 |                     | turnover_change_percent (blank when the start was 0), currency   |
+| residence           | municipality (the CPR register's move)                           |
 
 Amendments carry a whole replacement body: send them as JSON Lines. Examples:
 `examples/events/sample.csv`.
@@ -51,6 +52,7 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "company_growth": ("company", "period_start", "period_end", "employees_start", "employees_end",
                        "employees_change", "turnover_start_minor", "turnover_end_minor",
                        "turnover_change_percent", "currency"),
+    "residence": ("municipality",),
 }
 NUMBERS = {"danish", "maths", "hours_per_week", "days_absent", "days_total", "compensation_minor",
            "employees_start", "employees_end", "employees_change", "turnover_start_minor",

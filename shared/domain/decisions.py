@@ -24,6 +24,7 @@ from shared.domain.contracts.evaluation import (
     OutcomeStatus,
     RejectionReason,
     evaluate_versions,
+    residences,
 )
 from shared.domain.contracts.model import Contract
 from shared.domain.contracts.payments import (
@@ -97,6 +98,7 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
     decisions: list[OutcomeDecision] = []
     requests: list[BudgetRequest] = []
     touched = {info.municipality for r in timeline.registrations if (info := directory.get(r.institution))}
+    touched |= residences(timeline)
     for versions in versions_by_contract(in_force).values():
         if not may_concern(versions, touched):
             continue
@@ -112,15 +114,18 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
 
 
 def may_concern(versions: Sequence[tuple[Contract, tuple[dt.date, dt.date]]], municipalities: set[str]) -> bool:
-    """Whether a contract can concern a subject registered, ever, in `municipalities`: not
-    when every version admits only the children registered in one municipality on a day
-    (`eligibility.enrolled_on.municipality`, a tenant's contract: docs/tenancy.md) and the
-    subject was never registered there. Such a subject gets no decision under it at all
-    (not a `not_eligible` one per trigger): one municipality's contract records nothing
-    about another's children, and a subject costs the same however many tenants there are."""
+    """Whether a contract can concern a subject registered or resident, ever, in
+    `municipalities`: not when every version admits only the children of one municipality
+    on a day (`eligibility.enrolled_on.municipality` or `eligibility.resident_on`, a
+    tenant's contract: docs/tenancy.md) and the subject was never registered nor resident
+    there. Such a subject gets no decision under it at all (not a `not_eligible` one per
+    trigger): one municipality's contract records nothing about another's children, and a
+    subject costs the same however many tenants there are."""
     for contract, _ in versions:
-        rule = contract.eligibility.enrolled_on
-        if rule is None or rule.municipality is None or rule.municipality in municipalities:
+        rules = contract.eligibility
+        named = [m for m in (rules.enrolled_on.municipality if rules.enrolled_on else None,
+                             rules.resident_on.municipality if rules.resident_on else None) if m is not None]
+        if not named or any(m in municipalities for m in named):
             return True
     return False
 

@@ -63,6 +63,7 @@ class EventType(StrEnum):
     BENEFIT_ENDED = "benefit_ended"
     REFERRAL = "referral"
     COMPANY_GROWTH = "company_growth"
+    RESIDENCE = "residence"
 
 
 # ---- bodies, one per fact ---------------------------------------------------------
@@ -161,6 +162,15 @@ class Referral(Frozen):
     cluster: Identifier
 
 
+class Residence(Frozen):
+    """The CPR register's move: from `occurred_on` the subject lives in `municipality` (the
+    code the institution registry's `municipality:` uses). Which municipality pays may be a
+    contract's rule on it (`eligibility.resident_on`, docs/tenancy.md)."""
+
+    type: Literal[EventType.RESIDENCE] = EventType.RESIDENCE
+    municipality: Identifier
+
+
 class CompanyGrowth(Frozen):
     """A company's jobs and turnover at the start and the end of a period, from the
     business register (CVR/Statistics Denmark-like). The subject is the company, named
@@ -253,13 +263,13 @@ class Amendment(_Correction):
 FactBody = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
     | EmploymentEnded | Absence | Transfer | ParentalEducation
-    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth,
+    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth | Residence,
     Field(discriminator="type"),
 ]
 Body = Annotated[
     Enrolled | Left | ExamResult | EducationCompleted | EmploymentStarted
     | EmploymentEnded | Absence | Transfer | ParentalEducation
-    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth | Retraction | Amendment,
+    | BenefitStarted | BenefitEnded | Referral | CompanyGrowth | Residence | Retraction | Amendment,
     Field(discriminator="type"),
 ]
 Amendment.model_rebuild()

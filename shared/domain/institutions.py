@@ -43,6 +43,9 @@ TRUSTED_REPORTERS: dict[EventType, frozenset[str]] = {
     EventType.BENEFIT_ENDED: frozenset({"benefit_register"}),
     EventType.REFERRAL: frozenset({"municipality"}),
     EventType.COMPANY_GROWTH: frozenset({"business_register"}),
+    # Where a child lives comes from the CPR register, never from an institution a
+    # municipality's contract pays (docs/tenancy.md).
+    EventType.RESIDENCE: frozenset({"cpr_register"}),
     # Any registered institution may send a correction, of its own events only: ingest
     # checks it against the corrected event's reporter (`may_act_for`, and the reporter
     # it remembers per event id), and the verifier's fold checks it again.

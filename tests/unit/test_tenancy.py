@@ -278,3 +278,51 @@ def test_a_portal_operator_acts_for_the_tenant_that_lists_it_else_for_its_own_in
     assert scope(PortalUser("clearing", "exam-authority", PortalRole.OPERATOR)) is None  # the clearing house's
     assert Portal(portal.accounts, registry).operator_scope(
         PortalUser("operator", "sonderborg-kommune", PortalRole.OPERATOR)) is None  # no tenants: every payer
+
+
+def test_a_contract_can_pay_by_residence_from_the_cpr_registers_moves() -> None:
+    """A child living in kommune-001 from 2012 but at school in kommune-000: the contract
+    that pays by residence on the day is kommune-001's, even though the school is not."""
+    from collections import defaultdict
+
+    from cli.synthetic.nation import generate_nation
+    from shared.domain.contracts.book import ContractBook
+    from shared.domain.contracts.model import Contract
+    from shared.domain.decisions import decide_all
+    from shared.domain.events import EventType, Transition
+    from shared.domain.institutions import Institution, InstitutionRegistry, may_report
+    from tests.engine_replay import admitted, directory_of, event_line
+
+    nation = generate_nation(2, 2, 1)
+    registry = InstitutionRegistry((*nation.institutions,
+                                    Institution(id="cpr-register", name="CPR register", kind="cpr_register")))
+    assert may_report("cpr_register", EventType.RESIDENCE)
+    assert not may_report("primary_school", EventType.RESIDENCE)
+
+    def by_residence(town: str) -> Contract:
+        base = next(c for c in nation.contracts if c.payer == town)
+        return base.model_copy(update={"eligibility": base.eligibility.model_validate(
+            {"resident_on": {"date": "2017-09-01", "municipality": town}})})
+
+    cpr = "150904-4321"
+    lines = [event_line("r-1", "2004-09-15", "cpr-register", cpr, {"type": "residence", "municipality": "kommune-000"}),
+             event_line("d-in", "2005-08-01", "kommune-000-daycare-0", cpr,
+                        {"type": "enrolled", "institution": "kommune-000-daycare-0", "stage": "daycare"}),
+             event_line("d-out", "2010-07-31", "kommune-000-daycare-0", cpr,
+                        {"type": "left", "institution": "kommune-000-daycare-0", "stage": "daycare"}),
+             event_line("s-in", "2010-08-01", "kommune-000-primary-school-0", cpr,
+                        {"type": "enrolled", "institution": "kommune-000-primary-school-0", "stage": "primary"}),
+             event_line("r-2", "2012-01-01", "cpr-register", cpr, {"type": "residence", "municipality": "kommune-001"})]
+    transitions = admitted(lines, registry)
+    assert len(transitions) == len(lines)  # the register's moves are admitted facts
+    streams: dict[str, list[Transition]] = defaultdict(list)
+    for transition in transitions:
+        streams[transition.subject].append(transition)
+    contracts = [by_residence("kommune-000"), by_residence("kommune-001")]
+    effects = decide_all(ContractBook.of(contracts).in_force(), streams, dt.date(2026, 6, 30), directory_of(registry))
+    paid = [(i.payer, i.payee) for e in effects.values() for i in e.instructions]
+    assert paid == [("kommune-001", "kommune-000-daycare-0")]  # the municipality it lives in pays, across the border
+    # A move refused from anyone but the CPR register: a school cannot say where a child lives.
+    forged = event_line("r-3", "2016-01-01", "kommune-000-primary-school-0", cpr,
+                        {"type": "residence", "municipality": "kommune-000"})
+    assert admitted([forged], registry) == []

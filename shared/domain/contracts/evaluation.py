@@ -30,6 +30,7 @@ from shared.domain.contracts.predicate import Predicate
 from shared.domain.contracts.solidarity import SolidarityError, allocate, largest_remainder
 from shared.domain.contracts.target_group import referral_eligible
 from shared.domain.contracts.timeline import Fact, SubjectTimeline
+from shared.domain.events import EventType
 from shared.domain.events import OutcomeStatus as OutcomeStatus  # the engine decides it; re-exported
 
 
@@ -147,6 +148,9 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
         return False
     if rules.referral is not None and not referral_eligible(rules.referral, timeline):
         return False
+    if rules.resident_on is not None and \
+            residence_on(timeline, rules.resident_on.date) != rules.resident_on.municipality:
+        return False
     if rules.enrolled_on is None:
         return True
     for stay in timeline.registered_on(rules.enrolled_on.date):
@@ -159,6 +163,18 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
             continue
         return True
     return False
+
+
+def residence_on(timeline: SubjectTimeline, day: dt.date) -> str | None:
+    """Where the subject lived on `day`: the municipality of its latest `residence` fact on
+    or before it (the CPR register's moves), or None when none is known."""
+    moves = [f for f in timeline.facts if f.type == EventType.RESIDENCE and f.occurred_on <= day]
+    return str(max(moves, key=lambda f: (f.occurred_on, f.event_id)).body["municipality"]) if moves else None
+
+
+def residences(timeline: SubjectTimeline) -> set[str]:
+    """Every municipality the subject's residence facts name."""
+    return {str(f.body["municipality"]) for f in timeline.facts if f.type == EventType.RESIDENCE}
 
 
 Versions = Sequence[tuple[Contract, tuple[dt.date, dt.date]]]

@@ -328,6 +328,14 @@ class EnrolledOn(Frozen):
     municipality: Identifier | None = None
 
 
+class ResidentOn(Frozen):
+    """The subject lived in `municipality` on `date`: its latest `residence` fact on or
+    before the day names it (the CPR register's moves; docs/tenancy.md)."""
+
+    date: dt.date
+    municipality: Identifier
+
+
 class Places(Frozen):
     municipality: Identifier
     cluster: Identifier
@@ -364,6 +372,7 @@ class Eligibility(Frozen):
     birth_year_from: Annotated[int, Field(ge=1900, le=2200)] | None = None
     birth_year_to: Annotated[int, Field(ge=1900, le=2200)] | None = None
     enrolled_on: EnrolledOn | None = None
+    resident_on: ResidentOn | None = None
     # The starting point (a `parental_education` fact): only subjects whose parents'
     # highest completed education is one of these. Empty: no condition; set and no
     # fact known: not eligible (shared/domain/contracts/mobility.py).
