@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.ledger.provenance import unproven_entries
+from shared.domain.contracts.payments import IssuedInstruction, derived_from
+from shared.domain.events import PaymentKind
 from shared.domain.finance.payouts import Payable, PayoutFormat, PayoutLine, PayoutPlan, plan_payout
 from shared.domain.finance.profiles import BankProfile
 from shared.domain.finance.runs import LIVE, RunRefusal, RunState, refusal
@@ -42,9 +44,10 @@ _EXPORT_LOCK_KEY = 0x57AFE8  # one payout run (or change of a run's state) at a 
 # A payment of an outcome an institution disputes (an open dispute, or one whose
 # correction was requested) is held: in no run until an operator decides the dispute
 # (services/ledger/disputes.py, DOMAIN.md "Finality": a dispute holds the outcome's payments).
+# An upheld one holds them too until the correction's money is in (`_upheld_holding`).
 _PAYABLE = """
 SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_minor,
-       p.currency, p.occurred_on
+       p.currency, p.occurred_on, p.subject, p.trigger_event_id
   FROM ledger_entries p
  WHERE p.kind = 'payment' AND p.occurred_on BETWEEN $1 AND $2 AND ($3::text IS NULL OR p.payer = $3)
    AND coalesce((SELECT s.kind FROM ledger_entries s
@@ -57,6 +60,21 @@ SELECT p.payment_id, p.contract_id, p.outcome_id, p.payer, p.payee, p.amount_min
                       AND d.outcome_key = p.contract_id || '|' || p.outcome_id || '|' || p.subject
                                           || '|' || p.trigger_event_id)
  ORDER BY p.sequence
+"""
+
+# Upheld disputes of these outcomes, each with the correcting event its decision names,
+# and every payment and clawback of those outcomes the ledger holds.
+_UPHELD = """
+SELECT outcome_key, latest_record ->> 'correcting_event_id' AS event_id FROM ledger_dispute_states
+ WHERE state = 'upheld' AND outcome_key = ANY($1::text[])
+"""
+_OF_OUTCOMES = """
+SELECT payment_id, kind, reverses_payment_id, payee, payee_role,
+       contract_id || '|' || outcome_id || '|' || subject || '|' || coalesce(trigger_event_id, '') AS outcome_key
+  FROM ledger_entries
+ WHERE kind IN ('payment', 'clawback')
+   AND contract_id || '|' || outcome_id || '|' || subject || '|' || coalesce(trigger_event_id, '') = ANY($1::text[])
+ ORDER BY sequence
 """
 
 # Each run's state: its latest state row (a run without one was written before runs had states).
@@ -165,6 +183,8 @@ async def export_payout(connection: asyncpg.Connection, registry: InstitutionReg
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _EXPORT_LOCK_KEY)
         rows = await connection.fetch(_PAYABLE, date_from, date_to, payer)
+        held = await _upheld_holding(connection, {_outcome_key(r) for r in rows})
+        rows = [r for r in rows if _outcome_key(r) not in held]
         unproven = await _unproven_payments(connection, [r["payment_id"] for r in rows], *proof) if proof else set()
         payables = [Payable(r["payment_id"], r["contract_id"], r["outcome_id"], r["payer"], r["payee"],
                             int(r["amount_minor"]), r["currency"].strip(), r["occurred_on"]) for r in rows]
@@ -200,6 +220,29 @@ async def export_payout(connection: asyncpg.Connection, registry: InstitutionReg
              (plan.run_id, 2, RunState.WRITTEN.value, written.written_at if written else now,
               written.name if written else "")])
     return plan
+
+
+def _outcome_key(row: asyncpg.Record) -> str:
+    return f"{row['contract_id']}|{row['outcome_id']}|{row['subject']}|{row['trigger_event_id'] or ''}"
+
+
+async def _upheld_holding(connection: asyncpg.Connection, outcome_keys: set[str]) -> set[str]:
+    """The outcomes whose dispute is upheld but whose correction has not reached the
+    ledger yet: the decision names the correcting event, and the verifier's adjustment
+    (a top-up or clawback whose id derives from that event) comes later, through its
+    outbox, the journal and the ledger. Released before it, a run would pay the amount
+    the dispute said was wrong; so such an outcome stays held until the ledger holds an
+    instruction derived from the named event (`derived_from`: provable from the ids)."""
+    upheld = {r["outcome_key"]: r["event_id"]
+              for r in await connection.fetch(_UPHELD, sorted(outcome_keys)) if r["event_id"]}
+    if not upheld:
+        return set()
+    instructions: dict[str, list[IssuedInstruction]] = defaultdict(list)
+    for r in await connection.fetch(_OF_OUTCOMES, sorted(upheld)):
+        instructions[r["outcome_key"]].append(IssuedInstruction(
+            r["payment_id"], PaymentKind(r["kind"]), r["reverses_payment_id"], r["outcome_key"], r["payee"],
+            r["payee_role"]))
+    return {key for key, event_id in upheld.items() if not derived_from(event_id, instructions[key])}
 
 
 async def _unproven_payments(connection: asyncpg.Connection, payment_ids: Sequence[str], trust: TrustedKeys,

@@ -11,8 +11,9 @@ Resolved by an operator: `correction_requested` (the operator agrees and asks th
 authoritative source, named in `requested_from`, for a correcting event; the source reads
 the request in its portal; still open, the money stays held), `upheld`
 (the correcting event is in: the decision names it, reporter and event id, and the
-verifier has already moved the money by the difference it makes, DOMAIN.md "Corrections
-after finality"), or `rejected` with a reason the institution reads.
+verifier moves the money by the difference it makes, DOMAIN.md "Corrections after
+finality"; the ledger holds the payments until that adjustment is in, services/ledger/payouts.py),
+or `rejected` with a reason the institution reads.
 
 Pure: ids, the window rule and the fold of a dispute's records into its state.
 """

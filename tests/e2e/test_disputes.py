@@ -18,8 +18,9 @@ import asyncpg
 import pytest
 
 from services.frontdoor.portal.disputes import PostgresDisputeDesk
+from shared.domain.contracts.payments import clawback_id
 from shared.domain.disputes import DisputeOpened, DisputeResolved, DisputeState, Resolution, dispute_id, resolution_id
-from shared.domain.events import PaymentInstruction
+from shared.domain.events import PaymentInstruction, PaymentKind
 from shared.platform.processes import ServiceProcess
 from shared.platform.topics import DEAD_LETTERS, DISPUTES, PAYMENTS, in_namespace
 from tests.e2e.test_finance import payment, scalar, stafet, wait_for_entries
@@ -137,5 +138,51 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
             assert asyncio.get_running_loop().time() < deadline, "the refused dispute records were not dead-lettered"
             await asyncio.sleep(0.5)
         assert await scalar(database_url, "SELECT count(*) FROM ledger_disputes") == 2  # opened, rejected
+    finally:
+        ledger.stop()
+
+
+async def test_an_upheld_dispute_holds_the_money_until_the_correction_it_names_is_in_the_ledger(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    """The operator upholds naming the correcting event; the verifier's adjustment (derived
+    from that event) reaches the ledger later, through its outbox and the journal. A run in
+    between pays nothing of the outcome; the next, once the adjustment is in, pays it."""
+    journal, disputes = in_namespace(PAYMENTS, namespace).name, in_namespace(DISPUTES, namespace).name
+    env = {"DATABASE_URL": service_env["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    disputed = with_trigger(payment(41, "alsskolen", 10_000, 3), "t-41")
+    key = outcome_key_of(disputed)
+    opened = DisputeOpened(dispute_id=dispute_id(key, "alsskolen"), outcome_key=key, contract_id=disputed.contract_id,
+                           outcome_id=disputed.outcome_id, institution="alsskolen", reason="wrong_dates",
+                           opened_by="alsskolen", opened_on=dt.date(2024, 2, 1), window_closes_on=dt.date(2024, 2, 10))
+    upheld = DisputeResolved(
+        resolution_id=resolution_id(opened.dispute_id, Resolution.UPHELD, "", ("alsskolen", "fix-41")),
+        dispute_id=opened.dispute_id, resolution=Resolution.UPHELD, resolved_by="operator",
+        resolved_on=dt.date(2024, 2, 12), correcting_reported_by="alsskolen", correcting_event_id="fix-41")
+    # The verifier's adjustment: 2,000 of the payment clawed back, its id derived from the
+    # correcting event as reconcile derives it (the line's second instruction).
+    adjustment = disputed.model_copy(update={
+        "payment_id": clawback_id(disputed.payment_id, "fix-41", 1), "kind": PaymentKind.CLAWBACK,
+        "reverses_payment_id": disputed.payment_id, "amount_minor": 2_000})
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        await produce(servers.bootstrap_servers, journal, [disputed.model_dump_json().encode()])
+        await produce(servers.bootstrap_servers, disputes, [r.model_dump_json().encode() for r in (opened, upheld)])
+        await wait_for_entries(database_url, 1)
+        await wait_for_state(database_url, opened.dispute_id, DisputeState.UPHELD)
+
+        async def payout(name: str) -> list[str]:
+            code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+                                          "--execution-date", "2024-03-01", "--journal-topic", journal,
+                                          "--out", str(tmp_path / name), "--format", "csv")
+            assert code == 0, err
+            found = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
+            return list(found or [])  # type: ignore[call-overload]
+
+        assert await payout("early.csv") == []  # upheld, but the correction's money is not in yet
+        await produce(servers.bootstrap_servers, journal, [adjustment.model_dump_json().encode()])
+        await wait_for_entries(database_url, 2)
+        assert await payout("after.csv") == [disputed.payment_id]
+        assert await scalar(database_url, "SELECT sum(amount_minor) FROM payout_lines") == 10_000
     finally:
         ledger.stop()

@@ -9,15 +9,18 @@ from hashlib import sha256
 from shared.domain.contracts.evaluation import OutcomeDecision, OutcomeStatus, PayeeAmount
 from shared.domain.contracts.payments import (
     Cause,
+    IssuedInstruction,
     apply_grants,
     budget_requests,
     clawback_id,
+    derived_from,
     desired_instructions,
     grant_budget,
+    instruction_outcome_key,
     payment_id,
     reconcile,
 )
-from shared.domain.events import PaymentKind
+from shared.domain.events import PaymentInstruction, PaymentKind
 from tests.unit.builders import HEADER, SUBJECT, contract
 
 CONTRACT = contract(HEADER + """
@@ -153,3 +156,25 @@ def test_payment_and_clawback_ids_are_the_documented_digests() -> None:
     assert clawback_id(expected) == sha256(f"clawback|{expected}".encode()).hexdigest()[:32]
     assert clawback_id(expected, "retract-1", 1) == \
         sha256(f"clawback|{expected}|retract-1|1".encode()).hexdigest()[:32]
+
+
+def issued(instructions: list[PaymentInstruction]) -> list[IssuedInstruction]:
+    return [IssuedInstruction(i.payment_id, i.kind, i.reverses_payment_id, instruction_outcome_key(i), i.payee,
+                              i.payee_role) for i in instructions]
+
+
+def test_an_adjustment_is_known_to_derive_from_its_correcting_event_by_its_id_alone() -> None:
+    """What an upheld dispute waits for (services/ledger/payouts.py): the ledger holds an
+    instruction whose id reconcile derived from the event the decision names."""
+    first = desired_instructions(CONTRACT, [decision("t1")])
+    assert not derived_from("fix-1", issued(first))  # the final payment derives from no correction
+    lower = reconcile(desired_instructions(CONTRACT, [decision("t1", 80)]), first, {
+        instruction_outcome_key(first[0]): Cause("correction", "fix-1")})
+    assert [x.kind for x in lower] == [PaymentKind.CLAWBACK]
+    assert derived_from("fix-1", issued(first + lower))
+    assert not derived_from("fix-2", issued(first + lower))  # another event's adjustment is not this one's
+    higher = reconcile(desired_instructions(CONTRACT, [decision("t1", 130)]), first + lower, {
+        instruction_outcome_key(first[0]): Cause("correction", "fix-2")})
+    assert [x.kind for x in higher] == [PaymentKind.PAYMENT]
+    assert derived_from("fix-2", issued(first + lower + higher))
+    assert not derived_from("recheck", issued(first + lower))

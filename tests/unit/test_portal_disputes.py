@@ -52,6 +52,7 @@ class MemoryDesk:
         self.event_time = dt.date(2026, 7, 1)
         self.status = "pending_review"
         self.published: list[DisputeOpened | DisputeResolved] = []
+        self.landed: set[tuple[str, str]] = set()  # (outcome key, event id): the ledger holds its adjustment
 
     async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None:
         payees = {str(p) for p, _ in BooksOfTwo.decision["payees"]}  # type: ignore[attr-defined]
@@ -113,6 +114,9 @@ class MemoryDesk:
 
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
         self.published.append(record)
+
+    async def correction_landed(self, outcome_key: str, event_id: str) -> bool:
+        return (outcome_key, event_id) in self.landed
 
 
 @pytest.fixture
@@ -326,6 +330,13 @@ def test_upholding_names_a_correcting_event_the_verifier_holds(client: TestClien
     for named in ("", "alsskolen|no-such-event", "nordborg-skole|a-4-fix", "alsskolen|a-4"):
         assert client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
                                                     "correcting_event": named}).status_code == 400, named
+    # The right event, before the ledger holds the adjustment it made: upholding would release
+    # the money at the amount the dispute said was wrong.
+    early = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
+                                                 "correcting_event": "alsskolen|a-4-fix"})
+    assert early.status_code == 409
+    assert not any(isinstance(r, DisputeResolved) and r.resolution == Resolution.UPHELD for r in desk.published)
+    desk.landed.add((OUTCOME_KEY, "a-4-fix"))
     upheld = client.post(f"{path}/decide", data={"csrf_token": token, "resolution": "upheld",
                                                   "correcting_event": "alsskolen|a-4-fix"})
     assert upheld.status_code == 303

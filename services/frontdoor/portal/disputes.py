@@ -22,6 +22,7 @@ from services.frontdoor.portal.accounts import Role
 from services.frontdoor.portal.queries import event_time
 from services.frontdoor.portal.sessions import Session
 from services.frontdoor.portal.statement import provisional_line
+from shared.domain.contracts.payments import IssuedInstruction, derived_from
 from shared.domain.disputes import (
     NOTE_LENGTH_MAX,
     DisputeOpened,
@@ -30,6 +31,7 @@ from shared.domain.disputes import (
     DisputeState,
     window_refusal,
 )
+from shared.domain.events import PaymentKind
 
 PENDING_STATUSES = ("pending_review", "pending_sustainment")  # not final: in the review window
 Publish = Callable[[DisputeOpened | DisputeResolved], Awaitable[None]]
@@ -111,6 +113,7 @@ class DisputeDesk(Protocol):
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]: ...
     async def disputes_of_payment(self, institution: str, payment_id: str) -> list[DisputeView]: ...
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None: ...
+    async def correction_landed(self, outcome_key: str, event_id: str) -> bool: ...
 
 
 # The outcome by its reference (a hash of its key: provisional_reference), whatever its
@@ -162,6 +165,18 @@ class PostgresDisputeDesk:
 
     async def publish(self, record: DisputeOpened | DisputeResolved) -> None:
         await self._publish(record)
+
+    async def correction_landed(self, outcome_key: str, event_id: str) -> bool:
+        """Whether the ledger holds an adjustment of the outcome derived from the correcting
+        event (services/ledger/payouts.py holds an upheld dispute's payments until it does)."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT payment_id, kind, reverses_payment_id, payee, payee_role FROM ledger_entries"
+                " WHERE kind IN ('payment', 'clawback') AND contract_id = $1 AND outcome_id = $2 AND subject = $3"
+                " AND trigger_event_id = $4 ORDER BY sequence", *outcome_key.split("|", 3))
+        return derived_from(event_id, [IssuedInstruction(r["payment_id"], PaymentKind(r["kind"]),
+                                                         r["reverses_payment_id"], outcome_key, r["payee"],
+                                                         r["payee_role"]) for r in rows])
 
     async def open_disputes(self, contracts: Sequence[str] | None = None) -> list[DisputeView]:
         return await open_disputes(self._pool, contracts)

@@ -139,6 +139,14 @@ async def decide(request: Request, dispute: str) -> Response:
             return _error(request, 400, N_("Refused"),
                           N_("Upholding names the correcting event: a fact that came in after the dispute was opened."),
                           session)
+        if not await desk.correction_landed(view.outcome_key, event_id):
+            # Upheld releases the held money: not before the ledger holds the adjustment the
+            # correction made (the verifier's top-up or clawback, derived from the event), else
+            # the next payout run would pay the amount the dispute said was wrong.
+            return _error(request, 409, N_("Refused"),
+                          N_("The ledger holds no adjustment made by this correcting event yet: uphold once it "
+                             "does. If the correction changes no money, the amount was right: reject the dispute "
+                             "saying so."), session)
         correcting = (reporter, event_id)
     decision = Resolution(resolution)
     await desk.publish(DisputeResolved(

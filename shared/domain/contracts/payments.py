@@ -186,6 +186,43 @@ def clawback_id(original_payment_id: str, cause: str = "", sequence: int | None 
     return _digest("clawback", original_payment_id, cause, str(sequence))
 
 
+def top_up_id(first_payment_id: str, cause: str, sequence: int) -> str:
+    """A later payment on an outcome line whose first id is `first_payment_id`, caused by
+    `cause` (a correcting event's id, or `recheck`), as the line's `sequence`-th instruction."""
+    return _digest(first_payment_id, cause, str(sequence))
+
+
+@dataclass(frozen=True)
+class IssuedInstruction:
+    """What an instruction's id derives from: enough of it to tell whether a correcting
+    event caused it (`derived_from`), as the ledger holds it."""
+
+    payment_id: str
+    kind: PaymentKind
+    reverses_payment_id: str | None
+    outcome_key: str            # contract|outcome|subject|trigger
+    payee: str
+    payee_role: str
+
+
+def derived_from(event_id: str, instructions: Sequence[IssuedInstruction]) -> bool:
+    """Whether one of an outcome's instructions is an adjustment the correcting event
+    `event_id` caused: a top-up or a clawback whose id `reconcile` derived from it (the
+    line's first id, or the payment it reverses, with the event and the count of the
+    line's earlier instructions). Ids are SHA-256 digests: a match proves the derivation,
+    without the verifier's tables. The count is at most the outcome's instructions."""
+    counts = range(len(instructions) + 1)
+    for x in instructions:
+        if x.kind == PaymentKind.CLAWBACK and x.reverses_payment_id is not None:
+            if any(clawback_id(x.reverses_payment_id, event_id, n) == x.payment_id for n in counts):
+                return True
+        elif x.kind == PaymentKind.PAYMENT:
+            first = _digest(x.outcome_key, x.payee, x.payee_role)
+            if any(top_up_id(first, event_id, n) == x.payment_id for n in counts):
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class Cause:
     """Why an outcome's money changes: `final` (decided when the watermark passed its
@@ -257,7 +294,7 @@ def reconcile(wanted: Sequence[PaymentInstruction], issued: Sequence[PaymentInst
             fresh = template[line]
             first = fresh.payment_id
             new_id = first if not sequence.get(line) and first not in issued_ids and cause.reason == "final" \
-                else _digest(first, cause.tag, str(sequence.get(line, 0)))
+                else top_up_id(first, cause.tag, sequence.get(line, 0))
             payments.append(fresh.model_copy(update={"payment_id": new_id, "amount_minor": difference}))
             continue
         owed_back = -difference
