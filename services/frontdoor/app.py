@@ -21,6 +21,7 @@ INSTITUTIONS_FILE, SEALING_PUBLIC_KEY_FILE).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,6 +34,7 @@ from typing import Annotated, Literal
 
 import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,7 +54,7 @@ from shared.platform.db import Database
 from shared.platform.health import database_checks, operations_answer, readiness_text, recorded, serve_operations
 from shared.platform.kafka import make_producer
 from shared.platform.logging import configure_logging
-from shared.platform.retry import wait_for_kafka
+from shared.platform.retry import until_reachable, wait_for_kafka
 from shared.platform.sealing_key import publisher_public_key
 from shared.platform.settings import Settings
 from shared.platform.tenants import load_tenancy
@@ -146,7 +148,7 @@ class FrontDoor:
         other services do: meanwhile /livez answers, /readyz says what is missing and
         POST answers 503."""
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, principal="frontdoor")
-        await self.producer.start()
+        await until_reachable("broker (the front door's producer)", self._start_producer)
         await self.database.open()
         self.portal.attach(self.database.pool, self.publish_dispute)
         if self.settings.front_door_smtp_host:
@@ -154,6 +156,21 @@ class FrontDoor:
             self.notifier.add_done_callback(_exit_if_notifier_failed)
         self.started = True
         log.info("frontdoor_started")
+
+    async def _start_producer(self) -> None:
+        """Start the producer; on a broker error, a fresh one for the next attempt. The broker
+        may answer before this principal's ACLs are in force (Strimzi's user operator, or
+        the local stack granting them just after it starts): the idempotent producer's start
+        is then refused as ClusterAuthorizationFailed, which is waited out like an absent
+        broker (found by tests/e2e/test_health.py failing now and then)."""
+        try:
+            await self.producer.start()
+        except KafkaError:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = make_producer(self.settings.kafka_bootstrap_servers, client_id="stafet-frontdoor",
+                                          principal="frontdoor", settings=self.settings)
+            raise
 
     async def publish_dispute(self, record: DisputeOpened | DisputeResolved) -> None:
         """A dispute or an operator's decision on one, onto the disputes topic, signed by the
