@@ -46,6 +46,9 @@ def test_a_refused_start_is_retried_with_a_fresh_producer(monkeypatch: pytest.Mo
     door = SimpleNamespace(producer=Producer(refusals), settings=SimpleNamespace(kafka_bootstrap_servers="x"))
     first = door.producer
     asyncio.run(until_reachable("broker", lambda: frontdoor.FrontDoor._start_producer(door)))  # type: ignore[arg-type]
-    assert first.stopped and not first.started  # the refused one was closed, not reused
-    assert len(made) == 2 and made[0].stopped and not made[0].started
-    assert door.producer is made[1] and made[1].started
+    assert first.stopped  # the refused one was closed, not reused
+    assert not first.started
+    assert len(made) == 2
+    assert (made[0].stopped, made[0].started) == (True, False)
+    assert door.producer is made[1]
+    assert made[1].started
