@@ -65,6 +65,10 @@ class TenancyRefusal(StrEnum):
     FOREIGN_TENANT_INVESTMENT = "foreign_tenant_investment"
 
 
+class OperatorRefusedError(PermissionError):
+    """A portal operator account that acts for no tenant and is not the clearing house's."""
+
+
 class TenancyError(ValueError):
     """A tenants file that cannot be used; the message names the file and the field."""
 
@@ -101,6 +105,10 @@ class TenantsFile(BaseModel):
     # The clearing house's own operators: they run the clock for every tenant. Empty: any
     # operator may (a single-payer installation).
     clearing_house_operators: tuple[Name, ...] = ()
+    # The clearing house's own portal operator accounts: with tenants, only they see and
+    # decide every payer's money and disputes; an operator account that is neither theirs
+    # nor a tenant's is refused the operator pages (fail closed).
+    clearing_house_portal_users: tuple[Name, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,8 @@ class Refusal:
 class Tenancy:
     """The tenants of one clearing house, and who acts for which."""
 
-    def __init__(self, tenants: Iterable[Tenant], clearing_house_operators: Iterable[str] = ()) -> None:
+    def __init__(self, tenants: Iterable[Tenant], clearing_house_operators: Iterable[str] = (),
+                 clearing_house_portal_users: Iterable[str] = ()) -> None:
         self._by_id: dict[str, Tenant] = {}
         owner: dict[str, str] = {}  # principal or role -> tenant id
         for tenant in tenants:
@@ -129,11 +138,15 @@ class Tenancy:
         for name in self.clearing_house_operators:
             if f"operator:{name}" in owner:
                 raise TenancyError(f"operator:{name} is the clearing house's and {owner[f'operator:{name}']}'s")
+        self.clearing_house_portal_users = tuple(clearing_house_portal_users)
+        for name in self.clearing_house_portal_users:
+            if f"portal:{name}" in owner:
+                raise TenancyError(f"portal user {name} is the clearing house's and {owner[f'portal:{name}']}'s")
 
     @classmethod
     def from_file(cls, path: Path) -> Tenancy:
         data = load_yaml_model(path, TenantsFile, "tenants:", TenancyError, bytes_max=16 * 1024 * 1024)
-        return cls(data.tenants, data.clearing_house_operators)
+        return cls(data.tenants, data.clearing_house_operators, data.clearing_house_portal_users)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -148,6 +161,21 @@ class Tenancy:
         """The tenant an operator, finance principal, portal user (`portal:<name>`) or
         database role (`role:<name>`) acts for; None for the clearing house's or a stranger."""
         return self._owner.get(str(principal))
+
+    def portal_scope(self, username: str, institution: str) -> str | None:
+        """The payer a portal operator account acts for: the tenant whose `portal_users`
+        name it, else its institution when that is a tenant; None (every payer) only for
+        an account named in `clearing_house_portal_users`. Any other account acts for
+        nobody: `OperatorRefusedError` (fail closed, never "every payer" by default)."""
+        listed = self.tenant_of(f"portal:{username}")
+        if listed is not None:
+            return listed
+        if username in self.clearing_house_portal_users:
+            return None
+        if institution in self._by_id:
+            return institution
+        raise OperatorRefusedError(f"the portal operator account {username} is neither a tenant's nor named in"
+                                   " clearing_house_portal_users: it may not see any payer's money")
 
     def principals(self) -> tuple[str, ...]:
         """Every operator and finance principal named (their development keys are

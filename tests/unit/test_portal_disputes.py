@@ -576,3 +576,55 @@ def test_a_cpr_number_in_a_note_is_refused_by_the_form_and_by_the_record(client:
     sample = next(r for r in desk.published if isinstance(r, DisputeOpened))
     with pytest.raises(pydantic.ValidationError, match="CPR"):
         DisputeOpened.model_validate({**sample.model_dump(), "note": "Barnet 170702-4000 gik ud"})
+
+
+def test_with_tenants_an_operator_account_of_nobody_is_refused_and_only_the_clearing_houses_sees_all(
+        desk: MemoryDesk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: an operator account neither listed in a tenant's `portal_users`, nor of a
+    tenant's institution, nor named in `clearing_house_portal_users` sees and decides nothing
+    (it used to see every payer's money and disputes)."""
+    from services.frontdoor.portal.accounts import PortalUser, Role, _Account
+    from shared.domain.tenancy import Tenancy
+    from shared.platform.settings import REPO_ROOT
+
+    monkeypatch.setattr(BooksOfTwo, "payers", {"mobility-bonus": "aabenraa-kommune"})
+    monkeypatch.setattr(BooksOfTwo, "overviews_for", [])
+    example = Tenancy.from_file(REPO_ROOT / "examples" / "tenants.yaml")
+    assert example.clearing_house_portal_users  # the example names the clearing house's own accounts
+    tenancy = Tenancy(example.all(), example.clearing_house_operators, ("clearing-desk",))
+    development = Accounts.from_settings(None, REGISTRY, production=False)
+    accounts = Accounts({**development._accounts,  # two operator accounts beside the development ones
+                         # An operator account of an institution that is no tenant, listed nowhere.
+                         "stranger": _Account(PortalUser("stranger", "alsskolen", Role.OPERATOR), None),
+                         "clearing-desk": _Account(PortalUser("clearing-desk", "alsskolen", Role.OPERATOR), None)})
+    app = FastAPI()
+    install(app)
+    store = MemoryStore()
+    app.state.door = SimpleNamespace(portal=Portal(accounts, REGISTRY, store=store, reader=BooksOfTwo(),
+                                                   desk=desk, tenancy=tenancy))
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    first, second = disputed_by_two(client)
+    client.cookies.clear()
+
+    log_in(client, "stranger", start="/portal/operator")
+    # Its session's own form token: the decision is refused for who it is, not for a forged form.
+    (token,) = [s.csrf_token for s in store.sessions.values() if s.user.username == "stranger"]
+    for path in ("/portal/operator", "/portal/operator/disputes", f"/portal/operator/disputes/{first}"):
+        refused = client.get(path)
+        assert refused.status_code == 403, path
+        assert "handler ikke for nogen betaler" in refused.text, path  # Danish: the portal's default language
+        assert "note of" not in refused.text, path  # no dispute's content shown
+    decided_ = client.post(f"/portal/operator/disputes/{first}/decide",
+                           data={"csrf_token": token, "resolution": "rejected", "note": "x"})
+    assert decided_.status_code == 403
+    assert not any(isinstance(r, DisputeResolved) for r in desk.published)
+    assert BooksOfTwo.overviews_for == []  # no overview was even read for it
+    client.cookies.clear()
+
+    # The clearing house's own account sees every payer's money and disputes.
+    log_in(client, "clearing-desk", start="/portal/operator")
+    assert client.get("/portal/operator").status_code == 200
+    assert BooksOfTwo.overviews_for == [None]
+    queue = client.get("/portal/operator/disputes").text
+    assert first in queue
+    assert second in queue

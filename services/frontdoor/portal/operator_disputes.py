@@ -22,6 +22,7 @@ from services.frontdoor.portal.dispute_pages import DISPUTE_FORM_BYTES_MAX, RECO
 from services.frontdoor.portal.disputes import DisputeView, Evidence
 from services.frontdoor.portal.pages import (
     N_,
+    OPERATOR_OF_NOBODY,
     _csrf_refused,
     _error,
     _form,
@@ -47,6 +48,8 @@ async def _operator_session(request: Request) -> tuple[Session | None, Response 
         return None, _to_login()
     if session.user.role != Role.OPERATOR:
         return None, _error(request, 403, N_("Refused"), N_("This page is for operators."), session)
+    if _portal(request).operator_refused(session.user) is not None:
+        return None, _error(request, 403, N_("Refused"), OPERATOR_OF_NOBODY, session)
     return session, None
 
 

@@ -49,7 +49,7 @@ from services.frontdoor.portal.queries import (
 from services.frontdoor.portal.sessions import PortalStore, PostgresPortalStore, Session
 from services.frontdoor.portal.statement import ProvisionalLine, Statement
 from shared.domain.institutions import InstitutionRegistry
-from shared.domain.tenancy import Tenancy
+from shared.domain.tenancy import OperatorRefusedError, Tenancy
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "__Host-stafet-portal"
@@ -239,15 +239,21 @@ class Portal:
         return found.name if found else institution
 
     def operator_scope(self, user: PortalUser) -> str | None:
-        """The payer an operator acts for: with tenants, the tenant whose `portal_users`
-        name the account, else its institution when that is a tenant; None for the
-        clearing house's own operators (every payer)."""
+        """The payer an operator acts for (`Tenancy.portal_scope`): None, every payer, only
+        without tenants or for the clearing house's own accounts (`clearing_house_portal_users`).
+        Raises `OperatorRefusedError` for an operator account that acts for nobody: the
+        operator pages refuse it (403), and nothing defaults to every payer."""
         if self.tenancy is None:
             return None
-        listed = self.tenancy.tenant_of(f"portal:{user.username}")
-        if listed is not None:
-            return listed
-        return user.institution if self.tenancy.get(user.institution) is not None else None
+        return self.tenancy.portal_scope(user.username, user.institution)
+
+    def operator_refused(self, user: PortalUser) -> str | None:
+        """Why an operator account may not use the operator pages at all, or None."""
+        try:
+            self.operator_scope(user)
+        except OperatorRefusedError as refused:
+            return str(refused)
+        return None
 
 
 async def operator_queue(portal: Portal, user: PortalUser) -> list[Any]:
@@ -271,6 +277,10 @@ async def scoped_disputes(portal: Portal, user: PortalUser, disputes: list[Any])
     payers = await portal.reader.contract_payers()
     return [d for d in disputes if payers.get(d.outcome_key.split("|")[0]) == scope]
 
+
+# An operator account that is neither a tenant's nor the clearing house's (docs/tenancy.md).
+OPERATOR_OF_NOBODY = N_("This operator account acts for no payer: ask the clearing house to name it in the "
+                        "tenants file.")
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -562,6 +572,8 @@ async def operator_page(request: Request) -> Response:
         return _to_login()
     if session.user.role != Role.OPERATOR:
         return _error(request, 403, N_("Refused"), N_("This page is for operators."), session)
+    if _portal(request).operator_refused(session.user) is not None:
+        return _error(request, 403, N_("Refused"), OPERATOR_OF_NOBODY, session)
     reader = _portal(request).reader
     if reader is None:
         return _unavailable(request)
