@@ -153,13 +153,18 @@ async def on_disputes(records: list[DisputeOpened | DisputeResolved], message: K
             continue
         admitted.append(parsed)
         offsets[id(parsed)] = record.offset
-    written, refused = await keep_disputes(database.pool, admitted)
+    kept = await keep_disputes(database.pool, admitted)
+    written, refused = kept.written, kept.refused
+    for late in kept.late:
+        # Kept, and holding what is not paid yet; the operator's queue shows the run.
+        log.warning("dispute_after_payout_run", reason=late.reason, dispute_id=late.record.dispute_id,
+                    detail=late.message)
     for refusal in refused:
         sends.append(await refuse(Refused(refusal.reason, "dispute_id", refusal.message),
                                   refusal.record.model_dump_json().encode(), DISPUTES.name, 0,
                                   offsets.get(id(refusal.record), -1)))
     await asyncio.gather(*sends)
-    log.info("disputes_kept", received=len(admitted), written=written, refused=len(refused))
+    log.info("disputes_kept", received=len(admitted), written=written, refused=len(refused), late=len(kept.late))
 
 
 async def forward_onto_journal(message: KafkaMessage,

@@ -5,6 +5,13 @@ dispute's state after it, in the order read (one partition: a dispute's decision
 after it). A record already kept (same id: a redelivery, a retry) is a duplicate; a
 decision on a dispute the ledger never saw opened is `unknown_dispute`, one on a dispute
 already decided `dispute_closed`; both are dead-lettered and change nothing.
+
+A dispute kept after a payment of its outcome went out in a live payout run (the front
+door checked the window against the verifier's frontier, and the ledger reads the topic
+in a group of its own, so a final payment can be in a run first) is kept all the same,
+holding what is not paid yet, with that run in `in_payout_run`: `already_in_payout_run`,
+logged, and shown in the operator's queue, so that the run is voided before the bank
+pays it, or the money recovered (docs/portal.md).
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.ledger.payouts import out_in_live_runs
 from shared.domain.disputes import DisputeOpened, DisputeResolved, DisputeState, state_after
 
 UNKNOWN_DISPUTE = "unknown_dispute"
 DISPUTE_CLOSED = "dispute_closed"
+ALREADY_IN_PAYOUT_RUN = "already_in_payout_run"
 
 
 @dataclass(frozen=True)
@@ -26,10 +35,27 @@ class DisputeRefusal:
     message: str
 
 
-async def keep_disputes(pool: asyncpg.Pool, records: list[DisputeOpened | DisputeResolved]
-                        ) -> tuple[int, list[DisputeRefusal]]:
-    """Append the records, in order, in one transaction; how many were new, and the refused."""
+@dataclass(frozen=True)
+class Kept:
+    written: int
+    refused: list[DisputeRefusal]
+    late: list[DisputeRefusal]  # kept, but a payment of the outcome was out in a live run already
+
+
+async def _live_run_of_outcome(connection: asyncpg.Connection, outcome_key: str) -> str | None:
+    """A live payout run that holds a payment of the outcome now (the first by id), if any."""
+    payments = [r["payment_id"] for r in await connection.fetch(
+        "SELECT payment_id FROM ledger_entries WHERE kind = 'payment' AND contract_id || '|' || outcome_id || '|'"
+        " || subject || '|' || coalesce(trigger_event_id, '') = $1", outcome_key)]
+    runs = await out_in_live_runs(connection, payments) if payments else {}
+    return min(runs.values()) if runs else None
+
+
+async def keep_disputes(pool: asyncpg.Pool, records: list[DisputeOpened | DisputeResolved]) -> Kept:
+    """Append the records, in order, in one transaction; how many were new, the refused,
+    and the disputes kept after their outcome's payment went out in a run."""
     refused: list[DisputeRefusal] = []
+    late: list[DisputeRefusal] = []
     written = 0
     async with pool.acquire() as connection, connection.transaction():
         for record in records:
@@ -53,10 +79,15 @@ async def keep_disputes(pool: asyncpg.Pool, records: list[DisputeOpened | Disput
                 refused.append(DisputeRefusal(record, DISPUTE_CLOSED,
                                               f"dispute {record.dispute_id} was decided already ({before})"))
                 continue
+            run = await _live_run_of_outcome(connection, outcome_key) if isinstance(record, DisputeOpened) else None
+            if run is not None:
+                late.append(DisputeRefusal(record, ALREADY_IN_PAYOUT_RUN,
+                                           f"dispute {record.dispute_id} kept after a payment of its outcome went out"
+                                           f" in payout run {run}"))
             await connection.execute(
-                "INSERT INTO ledger_disputes (record_id, dispute_id, kind, outcome_key, institution, state, record)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+                "INSERT INTO ledger_disputes (record_id, dispute_id, kind, outcome_key, institution, state, record,"
+                " in_payout_run) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
                 record_id, record.dispute_id, record.kind, outcome_key, institution, after.value,
-                record.model_dump_json())
+                record.model_dump_json(), run)
             written += 1
-    return written, refused
+    return Kept(written, refused, late)

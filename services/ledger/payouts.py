@@ -140,7 +140,7 @@ class RunSummary:
     size_bytes: int | None
 
 
-async def _out_in_live_runs(connection: asyncpg.Connection, payment_ids: Sequence[str]) -> dict[str, str]:
+async def out_in_live_runs(connection: asyncpg.Connection, payment_ids: Sequence[str]) -> dict[str, str]:
     """Each payment that is out in a live run, and that run (the latest)."""
     rows = await connection.fetch(f"""
         SELECT l.payment_id, l.export_id, e.created_at, {_RUN_STATE} AS state,
@@ -188,7 +188,7 @@ async def export_payout(connection: asyncpg.Connection, registry: InstitutionReg
         unproven = await _unproven_payments(connection, [r["payment_id"] for r in rows], *proof) if proof else set()
         payables = [Payable(r["payment_id"], r["contract_id"], r["outcome_id"], r["payer"], r["payee"],
                             int(r["amount_minor"]), r["currency"].strip(), r["occurred_on"]) for r in rows]
-        out = await _out_in_live_runs(connection, [p.payment_id for p in payables])
+        out = await out_in_live_runs(connection, [p.payment_id for p in payables])
         run_number = int(await connection.fetchval("SELECT count(*) FROM payout_exports")) + 1
         plan = plan_payout(payables, registry, out, output_format, run_number=run_number, profile=profile,
                            unproven=unproven)

@@ -186,3 +186,38 @@ async def test_an_upheld_dispute_holds_the_money_until_the_correction_it_names_i
         assert await scalar(database_url, "SELECT sum(amount_minor) FROM payout_lines") == 10_000
     finally:
         ledger.stop()
+
+
+async def test_a_dispute_kept_after_its_outcome_went_out_in_a_payout_run_is_flagged_for_the_operator(
+        servers: Servers, namespace: str, database_url: str, service_env: dict[str, str], tmp_path: Path) -> None:
+    """The front door checked the window against the verifier's frontier; the ledger reads the
+    disputes topic in a group of its own, so the payment was final and in a run first. The
+    dispute is kept (it holds what is not paid yet) and the operator's queue names the run."""
+    journal, disputes = in_namespace(PAYMENTS, namespace).name, in_namespace(DISPUTES, namespace).name
+    env = {"DATABASE_URL": service_env["DATABASE_URL"], "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers}
+    paid = with_trigger(payment(51, "alsskolen", 10_000, 3), "t-51")
+    key = outcome_key_of(paid)
+    opened = DisputeOpened(dispute_id=dispute_id(key, "alsskolen"), outcome_key=key, contract_id=paid.contract_id,
+                           outcome_id=paid.outcome_id, institution="alsskolen", reason="wrong_dates",
+                           opened_by="alsskolen", opened_on=dt.date(2024, 2, 1), window_closes_on=dt.date(2024, 2, 10))
+    ledger = ServiceProcess("ledger", service_env, tmp_path / "ledger.log")
+    ledger.start()
+    try:
+        await produce(servers.bootstrap_servers, journal, [paid.model_dump_json().encode()])
+        await wait_for_entries(database_url, 1)
+        code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+                                      "--execution-date", "2024-03-01", "--journal-topic", journal,
+                                      "--out", str(tmp_path / "run.csv"), "--format", "csv")
+        assert code == 0, err
+        run = await scalar(database_url, "SELECT export_id FROM payout_lines WHERE payment_id = $1", paid.payment_id)
+        assert run is not None
+        await produce(servers.bootstrap_servers, disputes, [opened.model_dump_json().encode()])
+        await wait_for_state(database_url, opened.dispute_id, DisputeState.OPEN)
+        queued = await frontdoor_reads(servers, database_url, lambda desk: desk.open_disputes())
+        assert [(d.dispute_id, d.in_payout_run) for d in queued] == [(opened.dispute_id, run)]
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while "already_in_payout_run" not in (tmp_path / "ledger.log").read_text():
+            assert asyncio.get_running_loop().time() < deadline, "the late dispute was not logged with its reason"
+            await asyncio.sleep(0.2)
+    finally:
+        ledger.stop()

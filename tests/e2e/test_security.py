@@ -329,6 +329,9 @@ async def test_the_ledgers_runtime_role_cannot_change_or_unguard_history(
     ("verifier", "SELECT count(*) FROM ingest_seen_events"),
     ("ledger", "SELECT count(*) FROM verifier_events"),
     ("ledger", "UPDATE ledger_chain_head SET only_row = true"),
+    # Which run holds which payment, to flag a dispute kept too late; not whom a run pays.
+    ("ledger", "SELECT payee_iban FROM payout_lines"),
+    ("ledger", "SELECT content FROM payout_exports"),
     ("operator", "UPDATE ledger_chain_head SET sequence = 0"),
     ("operator", "INSERT INTO verifier_contracts VALUES ('x', 1, '{}')"),
     ("operator", "SELECT count(*) FROM ingest_seen_events"),

@@ -53,6 +53,7 @@ class MemoryDesk:
         self.status = "pending_review"
         self.published: list[DisputeOpened | DisputeResolved] = []
         self.landed: set[tuple[str, str]] = set()  # (outcome key, event id): the ledger holds its adjustment
+        self.late: dict[str, str] = {}  # dispute id -> the live payout run the ledger found when it kept it
 
     async def outcome(self, institution: str, reference: str) -> DisputableOutcome | None:
         payees = {str(p) for p, _ in BooksOfTwo.decision["payees"]}  # type: ignore[attr-defined]
@@ -74,7 +75,8 @@ class MemoryDesk:
                 record.dispute_id, record.institution, record.outcome_key, state, record.reason.value, record.note,
                 record.opened_by, record.opened_on, record.window_closes_on,
                 dt.datetime(2026, 7, 1, 9 + n, 0, tzinfo=dt.UTC), decision_note=last.note if last else "",
-                decided_on=last.resolved_on if last else None, requested_from=last.requested_from if last else None))
+                decided_on=last.resolved_on if last else None, requested_from=last.requested_from if last else None,
+                in_payout_run=self.late.get(record.dispute_id)))
         return views
 
     async def disputes_of_outcome(self, institution: str, outcome_key: str) -> list[DisputeView]:
@@ -297,6 +299,17 @@ def test_a_rejection_gives_the_institution_its_reason_and_releases_the_hold(
     line = client.get(f"/portal/provisional/{PROVISIONAL_REF}").text
     assert 'data-dispute-state="rejected"' in line
     assert "Opholdet sluttede 30. juni, som skolen selv meldte." in line
+
+
+def test_the_queue_says_which_dispute_came_after_its_outcome_was_in_a_payout_run(
+        client: TestClient, desk: MemoryDesk) -> None:
+    _first, second = disputed_by_two(client)
+    desk.late[second] = "run-7"
+    queue = client.get("/portal/operator/disputes").text
+    row = queue[queue.index(f'data-dispute="{second}"'):]
+    assert 'data-in-payout-run="run-7"' in row[:row.index("</tr>")]
+    assert "allerede i udbetalingskørsel run-7" in row[:row.index("</tr>")]
+    assert queue.count("data-in-payout-run") == 1  # the first was kept in time
 
 
 def test_upholding_names_a_correcting_event_the_verifier_holds(client: TestClient, desk: MemoryDesk) -> None:

@@ -67,6 +67,9 @@ class DisputeView:
     decided_on: dt.date | None = None
     correcting: tuple[str, str] | None = None  # upheld: (reporter, event id) of the correcting event
     requested_from: str | None = None          # a correction requested: of this source
+    # Kept by the ledger after a payment of the outcome went out in this live payout run
+    # (`already_in_payout_run`): the operator voids the run, or recovers the money.
+    in_payout_run: str | None = None
 
     @property
     def holding(self) -> bool:
@@ -88,7 +91,8 @@ def dispute_view(row: Mapping[str, object]) -> DisputeView:
         else "", decided_on=dt.date.fromisoformat(latest["resolved_on"]) if decided else None,
         correcting=(latest["correcting_reported_by"], latest["correcting_event_id"])
         if decided and latest.get("correcting_event_id") else None,
-        requested_from=latest.get("requested_from") if decided else None)
+        requested_from=latest.get("requested_from") if decided else None,
+        in_payout_run=str(row["in_payout_run"]) if row.get("in_payout_run") else None)
 
 
 @dataclass(frozen=True)
