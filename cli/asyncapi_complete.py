@@ -68,8 +68,11 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
                        {"type": "string", "pattern": "^([a-z0-9]{1,8}:[0-9a-f]{64}|clock)$"}),
     "dead-letters.v1": ("The rejected record's id (event id or settlement id) when it could be read, else none.",
                         {"type": ["string", "null"], "maxLength": 128}),
-    "contracts.v1": ("`contract_id@version`: compaction keeps the latest record per version.",
-                     {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}@[0-9]+$"}),
+    "contracts.v1": ("`payer/contract_id@version/signer` (shared/domain/contracts/model.py `contract_record_key`): "
+                     "compaction keeps the latest record per version and signer, so another tenant's record never "
+                     "displaces a genuine version. Records published before keep `contract_id@version`.",
+                     {"type": "string", "pattern": "^([A-Za-z0-9][A-Za-z0-9._:-]{0,127}/)?[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
+                                                   "@[0-9]+(/[a-z]+:[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$"}),
     "outcomes.v1": ("The subject's pseudonym.", {"type": "string", "pattern": "^[a-z0-9]{1,8}:[0-9a-f]{64}$"}),
     "payments.v1": ("The payee's id (instructions and clawbacks), the payment id (forwarded settlements) or the "
                     "investor or fund (forwarded investment records); one partition, so the order is the ledger's.",

@@ -11,7 +11,7 @@ import typer
 from cli.errors import EXIT_BAD_INPUT, fail
 from shared.domain.contracts.checks import issues_of
 from shared.domain.contracts.loader import ContractFileError, field_lines, line_of_field, load_contract
-from shared.domain.contracts.model import Contract, FixedPrice
+from shared.domain.contracts.model import Contract, FixedPrice, contract_record_key
 from shared.domain.currency import format_money
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def contract_apply(
 
     signer = signer_or_fail(settings, "operator", signing_key)
     _refuse_foreign_payers(settings, signer, contracts)
-    records = [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts]
+    records = [(contract_record_key(c, signer.principal), c.model_dump_json().encode()) for c in contracts]
     try:
         asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", CONTRACTS.name,
                                 records, signer, principal="operator"))

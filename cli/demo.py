@@ -48,6 +48,7 @@ from cli.terminal import progress, table_lines
 from cli.whatif import print_exclusion_case, print_exclusion_header
 from services.verifier.store import work_left_at
 from shared.domain.contracts.loader import load_contract
+from shared.domain.contracts.model import contract_record_key
 from shared.domain.events import ClockTick, PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.indicators.loader import load_indicators
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
@@ -181,9 +182,10 @@ def per_subject_and_by_population() -> tuple[list[Path], list[Path]]:
 async def apply_contracts(bootstrap: str, namespace: str, files: Sequence[Path]) -> None:
     """As `stafet contract apply` does, signed by the development operator key."""
     contracts = [load_contract(path) for path in files]
+    signer = RecordSigner.development(DEVELOPMENT_OPERATOR)
     await send_signed(bootstrap, "stafet-demo", in_namespace(CONTRACTS, namespace).name,
-                      [(f"{c.contract_id}@{c.version}".encode(), c.model_dump_json().encode()) for c in contracts],
-                      RecordSigner.development(DEVELOPMENT_OPERATOR), principal="operator")
+                      [(contract_record_key(c, signer.principal), c.model_dump_json().encode()) for c in contracts],
+                      signer, principal="operator")
 
 
 async def publish_watermark(bootstrap: str, namespace: str, day: dt.date) -> None:

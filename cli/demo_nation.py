@@ -28,6 +28,7 @@ from cli.synthetic.nation import Nation, generate_nation
 from cli.synthetic.population import to_json_line, write_registry
 from cli.terminal import progress, table_lines
 from services.verifier.rebuild import read_topic
+from shared.domain.contracts.model import contract_record_key
 from shared.domain.currency import format_money
 from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
@@ -169,9 +170,10 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
            "TICK_INTERVAL_S": "0.5"}
     # Each municipality's contract, signed by its own operator.
     for contract in nation.contracts:
+        signer = RecordSigner.development(f"operator:{contract.payer}-ops")
         await send_signed(bootstrap, "stafet-nation", in_namespace(CONTRACTS, namespace).name,
-                          [(f"{contract.contract_id}@{contract.version}".encode(), contract.model_dump_json().encode())],
-                          RecordSigner.development(f"operator:{contract.payer}-ops"), principal="operator")
+                          [(contract_record_key(contract, signer.principal), contract.model_dump_json().encode())],
+                          signer, principal="operator")
     say(f"  {len(nation.contracts)} contracts, each signed by its own municipality's operator")
     services = start_services(env, work / "logs")
     try:

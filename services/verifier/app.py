@@ -232,7 +232,7 @@ async def tick() -> None:
 
 @broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
                    decoder=raw_records, title="contracts",
-                   description="Contract versions (stafet contract apply), compacted, key contract_id@version.")
+                   description="Contract versions (stafet contract apply), compacted, key payer/contract_id@version/signer.")
 async def on_contract(records: Contract, message: KafkaMessage) -> None:
     # No consumer group: every verifier instance reads every contract version, from
     # the start of the compacted topic, at every start.

@@ -44,7 +44,7 @@ DEAD_LETTERS = TopicSpec(
 )
 CONTRACTS = TopicSpec(
     f"{NAMESPACE}.contracts.v1", 1, compacted=True, keep_forever=True,
-    purpose="contract versions published by operators, keyed by contract id and version",
+    purpose="contract versions published by operators, keyed by payer, contract id, version and signer",
 )
 OUTCOMES = TopicSpec(
     f"{NAMESPACE}.outcomes.v1", 6,

@@ -25,7 +25,7 @@ from cli.main import app
 from services.frontdoor.portal.operator import read_overview
 from services.frontdoor.portal.queries import read_statement
 from shared.domain.contracts.loader import load_contract
-from shared.domain.contracts.model import Contract
+from shared.domain.contracts.model import Contract, contract_record_key
 from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, Settlement, SettlementStatus
 from shared.domain.institutions import InstitutionRegistry, synthetic_payee_fields
 from shared.platform.credentials import without_user
@@ -138,7 +138,7 @@ async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
 
 async def _contract_out(stack: Stack, contract: Contract, signer: str) -> None:
     await produce(stack.servers.bootstrap_servers, stack.topic(CONTRACTS), [contract.model_dump_json().encode()],
-                  keys=[f"{contract.contract_id}@{contract.version}".encode()], signed_as=signer)
+                  keys=[contract_record_key(contract, signer)], signed_as=signer)
 
 
 async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_border_is_paid_in_both(

@@ -166,6 +166,41 @@ def test_the_verifier_takes_a_contract_only_from_its_payers_signers_and_the_cloc
     assert getattr(by["operator:aabenraa-ops"], "reason", None) == "unauthenticated_transition"
 
 
+def test_another_tenants_record_of_a_version_cannot_displace_the_genuine_one_on_the_compacted_topic() -> None:
+    """The contracts topic is compacted: the broker keeps the latest record per key. Aabenraa
+    publishes Sønderborg's contract at its next version, once naming itself (refused live:
+    contract_payer_changed) and once naming Sønderborg (foreign_tenant_contract), after
+    Sønderborg's genuine version. After compaction a verifier reading afresh (as `stafet
+    audit` does) must still hold Sønderborg's version."""
+    from services.verifier.authenticity import admit_contract
+    from shared.domain.contracts.loader import load_contract
+    from shared.domain.contracts.model import Contract, contract_record_key
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_signing import consumed
+
+    first = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")  # sonderborg's
+    genuine = first.model_copy(update={"version": first.version + 1})
+    foreign = genuine.model_copy(update={"payer": "aabenraa-kommune", "title": "Aabenraa's now"})
+    published = [(first, "operator:sonderborg-contracts"), (genuine, "operator:sonderborg-contracts"),
+                 (foreign, "operator:aabenraa-ops"), (genuine, "operator:aabenraa-ops")]
+    compacted: dict[bytes, tuple[Contract, str]] = {}
+    for contract, signer in published:  # the latest record per key survives, in first-offset order
+        compacted.pop(key := contract_record_key(contract, signer), None)
+        compacted[key] = (contract, signer)
+    assert len(compacted) == len(published)  # no record displaced another
+    held: list[Contract] = []
+    for contract, signer in compacted.values():
+        record = consumed("ns.contracts.v1", contract_record_key(contract, signer),
+                          contract.model_dump_json().encode(), RecordSigner.development(signer))
+        found = admit_contract(record, TENANT_TRUST, EXAMPLE,
+                               lambda contract_id: next((c.payer for c in held if c.contract_id == contract_id), None))
+        if isinstance(found, Contract):
+            held.append(found)
+    assert held == [first, genuine]
+    assert contract_record_key(genuine, "operator:sonderborg-contracts") == (
+        f"sonderborg-kommune/{genuine.contract_id}@{genuine.version}/operator:sonderborg-contracts".encode())
+
+
 def test_the_ledger_forwards_a_settlement_naming_the_signer_the_signature_proves() -> None:
     from services.ledger.authenticity import admit_settlement
     from shared.domain.signing import RecordSigner

@@ -512,3 +512,19 @@ def prerequisite_cycle(outcomes: tuple[Outcome, ...]) -> list[str]:
 
 def effective_from(contract: Contract) -> dt.date:
     return contract.effective_from or contract.period.start
+
+
+def contract_record_key(contract: Contract, signer: str) -> bytes:
+    """The contracts topic's key of a version signed by `signer` (a principal,
+    `operator:<name>`): `payer/contract_id@version/signer`.
+
+    The topic is compacted: the broker keeps the latest record per key. Were the key
+    `contract_id@version` alone, another tenant's record for the same version (refused by
+    every verifier: `contract_payer_changed`, `foreign_tenant_contract`) would, once
+    compacted, delete the genuine version, and a verifier or `stafet audit` reading the
+    topic afresh would lose it. Naming the payer and the signer in the key keeps a foreign
+    record under a key of its own; readers do not use the key (the record and its
+    signature say what it is). Records published before under `contract_id@version` keep
+    their keys: `stafet contract apply` of the same files publishes them again under these.
+    """
+    return f"{contract.payer}/{contract.contract_id}@{contract.version}/{signer}".encode()
