@@ -59,6 +59,32 @@ def group(subjects: Mapping[Key, int], minimum_cell: int, *, total_shown: bool) 
     return hidden
 
 
+# Hidden cells of a group its members read: two besides any reader's own.
+HIDDEN_WITH_A_MEMBER_MIN = 3
+
+
+def group_read_by_members(subjects: Mapping[Key, int], minimum_cell: int) -> tuple[dict[Key, Suppression], bool]:
+    """The suppressed cells of a group whose readers include each cell's own member (a
+    tenant reading the national table knows its own exact row), and whether the total
+    may be shown.
+
+    `group`'s one complementary cell is not enough against such a reader: with the total
+    shown and two cells hidden, the member owning one of them gets the other back (total -
+    shown - own). So while any cell is hidden, at least three are (two besides any
+    reader's own: it learns only their sum), adding the smallest non-empty others; where
+    the group has too few non-empty cells for that, the total is withheld instead (and
+    only the cells too small are hidden)."""
+    hidden = {key: reason for key, count in subjects.items() if (reason := cell(count, minimum_cell))}
+    if not hidden:
+        return hidden, True
+    others = sorted((count, str(key), key) for key, count in subjects.items() if key not in hidden and count)
+    if len(hidden) + len(others) < HIDDEN_WITH_A_MEMBER_MIN:
+        return hidden, False
+    for _, _, key in others[:max(0, HIDDEN_WITH_A_MEMBER_MIN - len(hidden))]:
+        hidden[key] = Suppression.COMPLEMENTARY
+    return hidden, True
+
+
 def mark(reason: Suppression) -> str:
     """How a suppressed figure reads wherever it would have been."""
     return f"suppressed ({reason.value})"

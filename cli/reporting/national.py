@@ -5,9 +5,11 @@ A tenant's people read its own rows (row-level security); no tenant reads anothe
 subject-level rows. The comparison across tenants is made here, from the clearing
 house's own read role, and leaves as counts per tenant under the report's disclosure
 rule (cli/reporting/disclosure.py): a count about 1 to `minimum_cell - 1` children is
-suppressed, and when exactly one tenant's cell of a column is, the next smallest is too
-(the national total is shown, so one hidden cell could be given back by subtraction).
-A rate is shown only when both its counts are.
+suppressed. Each tenant reads the table knowing its own exact row, so a column with a
+hidden cell hides at least three (the smallest non-empty others as complements): a
+tenant then learns only the sum of two or more others from the national total. Where a
+column has too few non-empty cells for that, its national total is withheld instead
+(`group_read_by_members`). A rate is shown only when both its counts are.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from cli.reporting.disclosure import group, mark
+from cli.reporting.disclosure import group_read_by_members, mark
 
 # Per tenant (payer): the children its contracts concern (a decision other than "not
 # eligible"), those with an outcome verified, and those it pays for an institution in
@@ -43,8 +45,9 @@ class NationalRow:
 
 def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list[NationalRow]:
     """Per tenant's exact counts, the published rows plus a national total ("all tenants")."""
-    hidden = {column: group({t: c[column] for t, c in counts.items()}, minimum_cell, total_shown=True)
-              for column in COLUMNS}
+    decided = {column: group_read_by_members({t: c[column] for t, c in counts.items()}, minimum_cell)
+               for column in COLUMNS}
+    hidden = {column: found for column, (found, _) in decided.items()}
     rows = []
     for tenant, exact in sorted(counts.items()):
         shown = {column: mark(hidden[column][tenant]) if tenant in hidden[column] else f"{exact[column]:,}"
@@ -54,8 +57,14 @@ def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list
             "suppressed"
         rows.append(NationalRow(tenant, exact, shown, rate))
     total = {column: sum(c[column] for c in counts.values()) for column in COLUMNS}
-    rows.append(NationalRow("all tenants", total, {column: f"{total[column]:,}" for column in COLUMNS},
-                            f"{100 * total['verified'] / total['children']:.1f} %" if total["children"] else "-"))
+    total_shown = {column: decided[column][1] for column in COLUMNS}
+    both = total_shown["children"] and total_shown["verified"]
+    rows.append(NationalRow(
+        "all tenants", total,
+        {column: f"{total[column]:,}" if total_shown[column] else "withheld (would give back a suppressed cell)"
+         for column in COLUMNS},
+        (f"{100 * total['verified'] / total['children']:.1f} %" if total["children"] else "-") if both else
+        "withheld"))
     return rows
 
 

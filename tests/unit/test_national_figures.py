@@ -1,26 +1,63 @@
-"""National figures across tenants (cli/reporting/national.py): only suppressed aggregates."""
+"""National figures across tenants (cli/reporting/national.py): only suppressed aggregates,
+safe against a tenant that reads the table knowing its own exact row."""
 
 from __future__ import annotations
 
-from cli.reporting.national import suppress
+from cli.reporting.national import COLUMNS, NationalRow, suppress
+
+COUNTS = {"a": {"children": 120, "verified": 60, "cross_border": 3},
+          "b": {"children": 80, "verified": 20, "cross_border": 9},
+          "c": {"children": 4, "verified": 2, "cross_border": 0}}
 
 
-def test_a_small_tenants_cells_are_suppressed_with_a_complement_and_its_rate_withheld() -> None:
-    counts = {"a": {"children": 120, "verified": 60, "cross_border": 3},
-              "b": {"children": 80, "verified": 20, "cross_border": 9},
-              "c": {"children": 4, "verified": 2, "cross_border": 0}}
-    rows = {r.tenant: r for r in suppress(counts, minimum_cell=5)}
-    # c's 4 children and 2 verified are under 5; so are a's 3 cross-border children. Each
-    # column has one hidden cell, so the next smallest non-empty one is hidden too (the
-    # national total is shown and would give it back).
-    assert rows["c"].shown == {"children": "suppressed (too_few_subjects)",
-                               "verified": "suppressed (too_few_subjects)", "cross_border": "0"}
-    assert rows["b"].shown == {"children": "suppressed (complementary)", "verified": "suppressed (complementary)",
-                               "cross_border": "suppressed (complementary)"}
-    assert rows["a"].shown == {"children": "120", "verified": "60", "cross_border": "suppressed (too_few_subjects)"}
-    assert (rows["a"].rate, rows["b"].rate, rows["c"].rate) == ("50.0 %", "suppressed", "suppressed")
-    assert rows["all tenants"].shown == {"children": "204", "verified": "82", "cross_border": "12"}
-    assert rows["all tenants"].rate == "40.2 %"
+def given_back(rows: list[NationalRow], reader: str) -> dict[tuple[str, str], int]:
+    """What `reader`, knowing its own exact row, recovers by subtraction: per column with the
+    national total shown, a single hidden cell besides its own is the total minus the
+    shown cells minus its own."""
+    found = {}
+    by = {r.tenant: r for r in rows}
+    total = by.pop("all tenants")
+    for column in COLUMNS:
+        if not total.shown[column].replace(",", "").isdigit():
+            continue
+        unknown = [t for t, r in by.items() if t != reader and not r.shown[column].replace(",", "").isdigit()]
+        if len(unknown) == 1:
+            rest = sum(int(r.shown[column].replace(",", "")) for t, r in by.items() if t not in (reader, unknown[0]))
+            found[(unknown[0], column)] = int(total.shown[column].replace(",", "")) - rest - by[reader].counts[column]
+    return found
+
+
+def test_a_tenant_knowing_its_own_row_cannot_give_back_anothers_suppressed_cell() -> None:
+    rows = suppress(COUNTS, minimum_cell=5)
+    # The finding: a's 3 cross-border children are under 5 and hidden; with one complement
+    # (b's 9) and the total 12 shown, a gets b's 9 back: 12 - 0 (c, shown) - 3 (its own).
+    for reader in COUNTS:
+        assert given_back(rows, reader) == {}, reader
+    by = {r.tenant: r for r in rows}
+    # Too few non-empty cross-border cells for two hidden besides a reader's own: the
+    # national total is withheld, and only the small cell is hidden.
+    assert by["all tenants"].shown["cross_border"] == "withheld (would give back a suppressed cell)"
+    assert [by[t].shown["cross_border"] for t in "abc"] == ["suppressed (too_few_subjects)", "9", "0"]
+    # Children and verified: c's 4 and 2 are under 5; a and b are hidden with them, so b,
+    # knowing its own, learns only a + c from the total.
+    for column in ("children", "verified"):
+        assert [by[t].shown[column] for t in "abc"] == [
+            "suppressed (complementary)", "suppressed (complementary)", "suppressed (too_few_subjects)"]
+    assert by["all tenants"].shown["children"] == "204"
+    assert (by["a"].rate, by["b"].rate, by["c"].rate, by["all tenants"].rate) == (
+        "suppressed", "suppressed", "suppressed", "40.2 %")
+
+
+def test_a_complement_is_the_smallest_others_and_at_least_three_cells_are_hidden() -> None:
+    counts = {t: {"children": n, "verified": 0, "cross_border": 0}
+              for t, n in {"a": 2, "b": 50, "c": 7, "d": 9, "e": 0}.items()}
+    by = {r.tenant: r for r in suppress(counts, minimum_cell=5)}
+    assert {t: by[t].shown["children"] for t in counts} == {
+        "a": "suppressed (too_few_subjects)", "b": "50", "c": "suppressed (complementary)",
+        "d": "suppressed (complementary)", "e": "0"}
+    assert by["all tenants"].shown["children"] == "68"
+    for reader in counts:
+        assert given_back(list(by.values()), reader) == {}, reader
 
 
 def test_with_every_cell_large_enough_everything_is_shown() -> None:
