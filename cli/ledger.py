@@ -212,6 +212,7 @@ def _verified(no_checkpoints: bool, checkpoints_topic: str | None, against: Path
     from services.ledger.audit import verify_chain
     from services.ledger.checkpoints import anchors_of, read_topic
     from services.ledger.provenance import unproven_entries
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
     from shared.platform.topics import LEDGER_CHECKPOINTS
     from shared.platform.trust import ConfigurationError, ledger_trust
 
@@ -223,14 +224,15 @@ def _verified(no_checkpoints: bool, checkpoints_topic: str | None, against: Path
         kept = read_kept(against) if against is not None else []
         trust = ledger_trust(settings)
         decision = _decision(settings)
-    except (OSError, ValueError, ConfigurationError) as error:
+        tenancy = load_tenancy(settings)  # docs/tenancy.md: an entry the journal would refuse is unproven
+    except (OSError, ValueError, ConfigurationError, TenantsConfigurationError) as error:
         fail(str(error))
 
     async def run() -> tuple[ChainReport, Anchors | None, list[str]]:
         connection = await asyncpg.connect(database_url("operator"))
 
         async def provenance(rows: Sequence[asyncpg.Record]) -> list[tuple[int, str]]:
-            return await unproven_entries(connection, rows, trust, journal)
+            return await unproven_entries(connection, rows, trust, journal, tenancy)
 
         try:
             if no_checkpoints:

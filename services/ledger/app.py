@@ -210,7 +210,7 @@ async def on_journal(records: list[PaymentInstruction | Settlement], message: Ka
     sources: dict[int, SourceRecord] = {}  # id(record) -> the signed record, kept with its entry
     sends = []
     for record in raw_records_of(message):
-        parsed = admit_journal(record, trust)
+        parsed = admit_journal(record, trust, tenancy)
         if isinstance(parsed, Refused):
             # Only our verifier and settlement forwarder may write here: anything else is
             # a forgery or a bug upstream. It moves no money, is dead-lettered, and stays
@@ -340,7 +340,7 @@ async def _derivable(connection: Any, rows: list[tuple[int, str]]) -> int:
         return 0
     full = await connection.fetch("SELECT * FROM ledger_entries WHERE sequence >= $1 AND sequence <= $2"
                                   " ORDER BY sequence", rows[0][0], rows[-1][0])
-    unproven = await unproven_entries(connection, full, trust, PAYMENTS.name)
+    unproven = await unproven_entries(connection, full, trust, PAYMENTS.name, tenancy)
     if not unproven:
         return len(rows)
     sequence, problem = unproven[0]

@@ -125,8 +125,11 @@ def admit_dispute(record: ConsumedRecord, trust: TrustedKeys) -> DisputeOpened |
 JournalRecord = PaymentInstruction | Settlement | InvestmentRecord
 
 
-def admit_journal(record: ConsumedRecord, trust: TrustedKeys) -> JournalRecord | Refused:
-    """A record of the journal, believed only from the service that may write it."""
+def admit_journal(record: ConsumedRecord, trust: TrustedKeys, tenancy: Tenancy | None = None) -> JournalRecord | Refused:
+    """A record of the journal, believed only from the service that may write it. With
+    tenants, a forwarded investment record's signed original must pass the tenant rule
+    the forwarder applies (`foreign_tenant_investment`), so the live projector, a rebuild
+    and `stafet ledger verify` refuse what the forwarder would have."""
     try:
         parsed = LEDGER_JOURNAL_RECORD.validate_json(record.value or b"")
     except ValidationError as error:
@@ -145,14 +148,18 @@ def admit_journal(record: ConsumedRecord, trust: TrustedKeys) -> JournalRecord |
     if not isinstance(parsed, PaymentInstruction):
         # Forwarded: believed only with its original, signed by whoever may state it
         # (services/ledger/origins.py), not on the forwarder's key alone.
-        problem = _original_problem(record, parsed, trust)
+        problem = _original_problem(record, parsed, trust, tenancy)
+        if isinstance(problem, Refused):
+            return problem
         if problem:
             return Refused(reason, "origin", problem)
     return parsed
 
 
-def _original_problem(record: ConsumedRecord, forwarded: Settlement | InvestmentRecord, trust: TrustedKeys) -> str:
-    """Why `forwarded` is not what its signed original says (empty: it is)."""
+def _original_problem(record: ConsumedRecord, forwarded: Settlement | InvestmentRecord, trust: TrustedKeys,
+                      tenancy: Tenancy | None = None) -> str | Refused:
+    """Why `forwarded` is not what its signed original says (empty: it is); the original's
+    own refusal when the tenant rule refuses it (as the forwarder would have)."""
     origin = origin_of(record.headers)
     if isinstance(origin, str):
         boundary = trust.originals_required_from_ms
@@ -161,11 +168,14 @@ def _original_problem(record: ConsumedRecord, forwarded: Settlement | Investment
             # broker: a key holder cannot backdate a new record): the forwarder's signature.
             return ""
         return origin
-    spec, admit = (SETTLEMENTS, admit_settlement) if isinstance(forwarded, Settlement) else (INVESTMENTS, admit_investment)
+    spec = SETTLEMENTS if isinstance(forwarded, Settlement) else INVESTMENTS
     if origin.topic != (expected := input_topic_of(record.topic, spec)):
         return f"its original was signed for {origin.topic[:80]!r}, not {expected!r}"
-    original = admit(origin, trust)
+    original = admit_settlement(origin, trust) if isinstance(forwarded, Settlement) else \
+        admit_investment(origin, trust, tenancy)
     if isinstance(original, Refused):
+        if original.reason == TenancyRefusal.FOREIGN_TENANT_INVESTMENT:
+            return original
         return f"its original is refused ({original.reason}: {original.message})"
     if original != forwarded:
         return "differs from its signed original"

@@ -37,6 +37,7 @@ from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.ledger.investments import InvestmentEntry
 from shared.domain.ledger.postings import Entry, entry_for, settlement_entry
 from shared.domain.signing import BATCH_PROOF_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER, header
+from shared.domain.tenancy import Tenancy
 from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 UNPROVEN_ENTRY = "unproven_entry"
@@ -121,13 +122,13 @@ async def instructions_of(connection: asyncpg.Connection, payment_ids: Sequence[
 
 
 def derivation_problem(row: Mapping[str, Any], source: SourceRecord | None, trust: TrustedKeys, journal_topic: str,
-                       instruction_hashes: Mapping[str, str]) -> str:
+                       instruction_hashes: Mapping[str, str], tenancy: Tenancy | None = None) -> str:
     """Why the entry in `row` is not derived from a signed record (empty: it is)."""
     if source is None:
         return f"{UNPROVEN_ENTRY}: no signed source record (a row written with a database login?)"
     if source.topic != journal_topic:
         return f"{UNPROVEN_ENTRY}: its source record was signed for {source.topic[:80]!r}, not the journal"
-    admitted = admit_journal(source, trust)
+    admitted = admit_journal(source, trust, tenancy)
     if isinstance(admitted, Refused):
         return f"{UNPROVEN_ENTRY}: its source record is refused ({admitted.reason}: {admitted.message})"
     try:
@@ -161,9 +162,9 @@ def _derived(row: Mapping[str, Any], admitted: object, instruction_hashes: Mappi
 
 
 async def unproven_entries(connection: asyncpg.Connection, rows: Sequence[Mapping[str, Any]], trust: TrustedKeys,
-                           journal_topic: str) -> list[tuple[int, str]]:
+                           journal_topic: str, tenancy: Tenancy | None = None) -> list[tuple[int, str]]:
     """(sequence, problem) for every entry of `rows` (consecutive, in order) that is not
-    derived from a signed record."""
+    derived from a signed record (with tenants: one the tenant rule admits, as the journal does)."""
     if not rows:
         return []
     sources = await sources_between(connection, int(rows[0]["sequence"]) - 1, int(rows[-1]["sequence"]))
@@ -171,7 +172,7 @@ async def unproven_entries(connection: asyncpg.Connection, rows: Sequence[Mappin
     hashes = await instructions_of(connection, settled)
     found = []
     for row in rows:
-        problem = derivation_problem(row, sources.get(int(row["sequence"])), trust, journal_topic, hashes)
+        problem = derivation_problem(row, sources.get(int(row["sequence"])), trust, journal_topic, hashes, tenancy)
         if problem:
             found.append((int(row["sequence"]), problem))
     return found

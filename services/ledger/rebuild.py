@@ -87,7 +87,7 @@ async def rebuild_ledger(database_url: str, bootstrap: str, journal_topic: str,
                     break
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let the batch being written take its next round trip
-                parsed = admit_journal(record, trust)
+                parsed = admit_journal(record, trust, tenancy)
                 if isinstance(parsed, Refused):
                     continue  # the live projector refused it too (and dead-lettered it)
                 batch.append(parsed)

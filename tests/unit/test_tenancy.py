@@ -268,6 +268,42 @@ def test_a_funds_budget_and_savings_count_only_from_the_payers_own_finance_offic
                                          RecordSigner.development("finance:aabenraa-finance")), TENANT_TRUST) == record
 
 
+def test_the_journal_re_applies_the_tenant_rule_to_a_forwarded_funds_budget_and_savings() -> None:
+    """A fund's budget or savings forwarded onto the journal with another tenant's finance
+    signature on its original (a forwarder without TENANTS_FILE, or one key holder of the
+    ledger): the journal's re-check of the original refuses it as the forwarder would,
+    live, on rebuild and in `stafet ledger verify` (they all call admit_journal)."""
+    from services.ledger.authenticity import Refused, admit_journal
+    from services.ledger.provenance import SourceRecord, derivation_problem
+    from shared.domain.investment.records import FundEstablished, SavingsReturned
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_signing import consumed, forwarded
+
+    ledger = RecordSigner.development("service:ledger")
+    fund = FundEstablished(fund="sonderborg-social-investment-fund", payer="sonderborg-kommune",
+                           budget_minor=1_000_000_00, currency="DKK", established_on=dt.date(2024, 1, 1))
+    savings = SavingsReturned(return_id="r-1", fund="sonderborg-social-investment-fund", contract_id="c",
+                              payer="sonderborg-kommune", amount_minor=10_000_00, currency="DKK",
+                              returned_on=dt.date(2025, 1, 1))
+    for record in (fund, savings):
+        raw = record.model_dump_json().encode()
+
+        def on_journal(finance: str, raw: bytes = raw) -> object:
+            original = consumed("ns.investments.v1", b"f", raw, RecordSigner.development(finance))
+            return forwarded("ns.payments.v1", b"f", raw, ledger, original)
+
+        assert admit_journal(on_journal("finance:sonderborg-finance"), TENANT_TRUST, EXAMPLE) == record
+        refused = admit_journal(on_journal("finance:aabenraa-finance"), TENANT_TRUST, EXAMPLE)
+        assert isinstance(refused, Refused)
+        assert (refused.reason, refused.field) == ("foreign_tenant_investment", "payer")
+        # Without tenants any finance office's original is taken, as before.
+        assert admit_journal(on_journal("finance:aabenraa-finance"), TENANT_TRUST) == record
+        # `stafet ledger verify`: an entry made of such a record is unproven.
+        source = SourceRecord.of(on_journal("finance:aabenraa-finance"))  # type: ignore[arg-type]
+        problem = derivation_problem({}, source, TENANT_TRUST, "ns.payments.v1", {}, EXAMPLE)
+        assert "foreign_tenant_investment" in problem
+
+
 def test_a_tenants_contract_decides_nothing_about_a_child_never_registered_in_its_municipality() -> None:
     from collections import defaultdict
 
