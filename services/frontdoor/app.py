@@ -43,7 +43,7 @@ from services.frontdoor.auth import Authenticator
 from services.frontdoor.lines import Admitted, Refused, Remembered, check_line_guarded, subject_fingerprint
 from services.frontdoor.observability import RequestMetrics
 from services.frontdoor.portal.accounts import Accounts
-from services.frontdoor.portal.notifications import notify_once, smtp_sender
+from services.frontdoor.portal.notifications import notify_forever, notify_once, smtp_sender
 from services.frontdoor.portal.pages import Portal
 from services.frontdoor.portal.pages import install as install_portal
 from shared.domain.disputes import DisputeOpened, DisputeResolved
@@ -185,18 +185,13 @@ class FrontDoor:
 
     async def notify_forever(self, smtp_host: str) -> None:
         """Every interval: queue the review windows that opened, send what is due (bounded,
-        retried, idempotent: portal/notifications.py). A failed cycle is logged and tried again."""
+        retried, idempotent: portal/notifications.py). A cycle that raises is logged, counted
+        and tried again after a longer wait; the front door keeps serving."""
         send = smtp_sender(smtp_host, self.settings.front_door_smtp_port)
-        while True:
-            try:
-                report = await notify_once(self.database.pool, send, self.registry, self.settings.front_door_mail_from,
-                                           self.settings.front_door_public_url)
-                if report.queued or report.sent or report.retried or report.failed:
-                    log.info("notifications", queued=report.queued, sent=report.sent, retried=report.retried,
-                             failed=report.failed)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("notifications_failed", error=type(error).__name__)
-            await asyncio.sleep(self.settings.front_door_notify_interval_s)
+        await notify_forever(lambda: notify_once(self.database.pool, send, self.registry,
+                                                 self.settings.front_door_mail_from,
+                                                 self.settings.front_door_public_url),
+                             self.settings.front_door_notify_interval_s)
 
     async def stop(self) -> None:
         self.started = False
@@ -225,8 +220,9 @@ READY_CHECK_TIMEOUT_S = 2.0
 
 
 def _exit_if_notifier_failed(task: asyncio.Task[None]) -> None:
-    """A bug in the notifier stops the front door (its supervisor restarts it) rather than
-    leaving it serving with no notifications and nobody told."""
+    """The notifier catches what a cycle raises (portal/notifications.py, `notify_forever`);
+    should it end all the same, the front door stops (its supervisor restarts it) rather
+    than serving with no notifications and nobody told."""
     if task.cancelled() or task.exception() is None:
         return
     log.error("notifier_failed", error=f"{type(task.exception()).__name__}: {task.exception()}")

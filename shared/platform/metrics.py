@@ -82,6 +82,9 @@ PAYOUT_LAST_RUN_TIME = Gauge(
 FRONT_DOOR_LINES = Counter(
     "stafet_frontdoor_lines_total", "Lines the front door answered, by status and reason code",
     ["status", "reason"], registry=REGISTRY)
+NOTIFICATION_CYCLES_FAILED = Counter(
+    "stafet_frontdoor_notification_cycles_failed_total",
+    "Notification cycles that raised (logged as notifications_failed; the next waits longer)", registry=REGISTRY)
 HTTP_REQUESTS = Counter(
     "stafet_http_requests_total", "HTTP requests answered, by route template, method and status",
     ["route", "method", "status"], registry=REGISTRY)

@@ -179,3 +179,42 @@ async def test_a_correction_requested_of_an_institution_is_mailed_to_it_once_wit
     assert "a-4 (30. jun. 2017)" in body
     assert "a-5" not in body  # Nordborg Skole's, the disputing institution's
     assert "nordborg" not in body.lower()
+
+
+async def test_mail_is_sent_outside_any_transaction_and_an_odd_row_fails_alone(
+        servers: Servers, database_url: str) -> None:
+    """While an e-mail is being sent its rows are claimed (the attempt counted, committed) and
+    locked by nobody; a send that raises something unexpected is that row's failed attempt,
+    recorded, and the other institution's e-mail goes all the same."""
+    await as_owner(database_url)
+    pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
+                                     min_size=1, max_size=2)
+    assert pool is not None
+    owner = await asyncpg.connect(database_url)
+    seen: list[tuple[str, int]] = []
+
+    async def send(message: Any) -> None:
+        # NOWAIT: raises at once if the cycle still held the rows in a transaction.
+        row = await owner.fetchrow("SELECT attempts FROM portal_notifications WHERE email = $1 FOR UPDATE NOWAIT",
+                                   message["To"])
+        seen.append((message["To"], row["attempts"]))
+        if message["To"] == "kontor@nordborg.example.dk":
+            raise ValueError("an address the relay's library chokes on")
+
+    try:
+        book = NotificationAddresses(pool)
+        await book.set_address("alsskolen", "skole@example.dk", "alsskolen")
+        await book.set_address("nordborg-skole", "kontor@nordborg.example.dk", "nordborg-skole")
+        report = await notify_once(pool, send, REGISTRY, "stafet@example.dk", "")
+        assert sorted(seen) == [("kontor@nordborg.example.dk", 1), ("skole@example.dk", 1)]
+        assert (report.sent, report.retried, report.failed) == (1, 1, 0)
+        rows = {r["institution"]: r for r in await owner.fetch(
+            "SELECT institution, state, attempts, last_error, next_attempt_at > clock_timestamp() AS later"
+            " FROM portal_notifications")}
+        assert (rows["alsskolen"]["state"], rows["alsskolen"]["attempts"]) == ("sent", 1)
+        odd = rows["nordborg-skole"]
+        assert (odd["state"], odd["attempts"], odd["later"]) == ("pending", 1, True)
+        assert odd["last_error"].startswith("ValueError: ")
+    finally:
+        await owner.close()
+        await pool.close()

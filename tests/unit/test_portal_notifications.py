@@ -4,6 +4,7 @@ administrator sets its address."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from types import SimpleNamespace
@@ -12,18 +13,23 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from services.frontdoor.portal import notifications
 from services.frontdoor.portal.accounts import Accounts, development_viewer
 from services.frontdoor.portal.notifications import (
     ATTEMPTS_MAX,
+    BACKOFF_MAX_S,
     RETRY_BASE_S,
     RETRY_MAX_S,
+    CycleReport,
     message_id,
+    notify_forever,
     retry_delay_s,
     valid_email,
     window_message,
 )
 from services.frontdoor.portal.pages import Portal, install
 from services.frontdoor.portal.statement import provisional_line
+from shared.platform import metrics
 from tests.unit.test_portal_pages import PROVISIONAL_REF, REGISTRY, BooksOfTwo, MemoryStore, log_in
 
 SUBJECT = "k1:" + "e" * 64
@@ -130,3 +136,53 @@ def test_the_address_is_refused_to_a_viewer_a_forged_token_no_session_and_an_ope
     log_in(client, "operator", start="/portal/operator")
     assert client.get("/portal/notifications").headers["location"] == "/portal/operator"
     assert book.addresses == {"alsskolen": "skole@example.dk"}
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def error(self, event: str, **fields: object) -> None:
+        self.lines.append((event, fields))
+
+    info = error
+
+
+async def test_a_cycle_that_raises_is_counted_and_waited_out_longer_and_the_notifier_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected exception in one cycle (a bug an odd row trips, the database away) is
+    logged and counted, the next cycle waits longer, and a good cycle resets the wait:
+    the notifier, and with it the front door, never stops on it."""
+    outcomes: list[BaseException | None] = [RuntimeError("an odd row"), KeyError("x"), None, None]
+    cycles = 0
+
+    async def cycle() -> CycleReport:
+        nonlocal cycles
+        cycles += 1
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return CycleReport(0, 0, 0, 0)
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if not outcomes:
+            raise asyncio.CancelledError
+
+    log = Log()
+    monkeypatch.setattr(notifications, "log", log)
+    before = metrics.NOTIFICATION_CYCLES_FAILED._value.get()
+    with pytest.raises(asyncio.CancelledError):
+        await notify_forever(cycle, 10.0, sleep)
+    assert cycles == 4
+    assert slept == [20.0, 40.0, 10.0, 10.0]
+    assert metrics.NOTIFICATION_CYCLES_FAILED._value.get() - before == 2
+    failed = [fields for event, fields in log.lines if event == "notifications_failed"]
+    assert [(f["error"], str(f["exc_info"])) for f in failed] == [("RuntimeError", "an odd row"), ("KeyError", "'x'")]
+    slept.clear()
+    outcomes.extend([RuntimeError("again")] * 8)
+    with pytest.raises(asyncio.CancelledError):
+        await notify_forever(cycle, 10.0, sleep)
+    assert max(slept) == BACKOFF_MAX_S

@@ -14,8 +14,9 @@ institution and its outcomes), so a mail system can drop the duplicate.
 Bounded: at most INSTITUTIONS_PER_CYCLE_MAX e-mails per cycle, LINES_PER_MAIL_MAX windows in
 one, an SMTP conversation of SMTP_TIMEOUT_S; a failed delivery is tried again after
 retry_delay_s (doubling from RETRY_BASE_S up to RETRY_MAX_S) and given up after ATTEMPTS_MAX
-attempts (state `failed`, with the last error). Rows are claimed with FOR UPDATE SKIP LOCKED,
-so two replicas never send the same one at once.
+attempts (state `failed`, with the last error). Rows are claimed with FOR UPDATE SKIP LOCKED
+in a short transaction that counts the attempt and leases them (CLAIM_LEASE_S), so two
+replicas never send the same one at once; no transaction is open while a mail server talks.
 
 The e-mail names no child: the contract, the outcome, the institution's amount, the day
 the window closes and the days left; the details are behind the log-in.
@@ -34,11 +35,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 import asyncpg
+import structlog
 
 from services.frontdoor.portal import i18n
 from services.frontdoor.portal.queries import event_time, provisional_reference
 from services.frontdoor.portal.statement import ProvisionalLine, provisional_line
 from shared.domain.institutions import InstitutionRegistry
+from shared.platform import metrics
+
+log = structlog.get_logger("frontdoor.notifications")
 
 ATTEMPTS_MAX = 6
 RETRY_BASE_S = 60.0
@@ -46,6 +51,12 @@ RETRY_MAX_S = 3600.0
 INSTITUTIONS_PER_CYCLE_MAX = 50
 LINES_PER_MAIL_MAX = 50
 SMTP_TIMEOUT_S = 10.0
+# A claimed row is due again after this if no result was recorded (a crash mid-cycle):
+# longer than a cycle's sends can take (INSTITUTIONS_PER_CYCLE_MAX conversations of a few
+# SMTP_TIMEOUT_S steps each), so that two replicas never send the same row at once.
+CLAIM_LEASE_S = 1800.0
+BACKOFF_MAX_S = 900.0  # the longest wait after cycles that raised
+NO_RESULT = "no result was recorded for the last attempt (the front door stopped while sending?)"
 ERROR_LENGTH_MAX = 300
 WINDOW_CLOSED = "the review window closed before the e-mail was sent"
 REQUEST_DECIDED = "the dispute was decided before the e-mail was sent"
@@ -176,6 +187,12 @@ SELECT n.id, n.institution, n.outcome_key, n.email, n.attempts, n.about, d.lates
    FOR UPDATE OF n SKIP LOCKED
 """
 
+# Rows whose last attempt was claimed and never recorded (a crash), with no attempt left.
+_GIVE_UP_UNRECORDED = """
+UPDATE portal_notifications SET state = 'failed', last_error = $2
+ WHERE state = 'pending' AND attempts >= $1 AND next_attempt_at <= clock_timestamp()
+"""
+
 _DUE = """
 SELECT n.id, n.institution, n.outcome_key, n.email, n.attempts, o.status, o.decision,
        c.contract::json -> 'caps' ->> 'review_days' AS review_days
@@ -190,56 +207,76 @@ SELECT n.id, n.institution, n.outcome_key, n.email, n.attempts, o.status, o.deci
 """
 
 
+@dataclass(frozen=True)
+class _Mail:
+    """One e-mail to send for some claimed notification rows."""
+
+    message: EmailMessage
+    ids: list[int]
+    attempts: int   # counting this one (counted when the rows were claimed)
+    what: str       # the kind, for the log
+
+
 async def notify_once(pool: asyncpg.Pool, send: SendMail, registry: InstitutionRegistry, mail_from: str,
                       portal_url: str) -> CycleReport:
-    """Queue what opened (and what was requested) since the last look, and send what is due: one cycle."""
+    """Queue what opened (and what was requested) since the last look, and send what is due: one cycle.
+
+    Three steps, none of which holds a transaction across the network: claim the due rows in
+    one short transaction (each claim counts an attempt and leases the row for CLAIM_LEASE_S,
+    so that a crash or a lost result retries it like a failure, never more than ATTEMPTS_MAX
+    times); send each e-mail outside any transaction; record each result on its own."""
     async with pool.acquire() as connection, connection.transaction():
         queued = int((await connection.execute(_ENQUEUE)).split()[-1])
         queued += int((await connection.execute(_ENQUEUE_CORRECTIONS)).split()[-1])
+        await connection.execute(_GIVE_UP_UNRECORDED, ATTEMPTS_MAX, NO_RESULT)
         titles = {r["contract_id"]: r["title"] or r["contract_id"] for r in await connection.fetch(
             "SELECT DISTINCT ON (contract_id) contract_id, contract::json ->> 'title' AS title"
             " FROM verifier_contracts ORDER BY contract_id, version DESC")}
-        outbox = _Outbox(connection, send)
-        await _windows(connection, outbox, registry, mail_from, portal_url, titles)
-        await _corrections(connection, outbox, registry, mail_from, portal_url, titles)
-    return CycleReport(queued, outbox.sent, outbox.retried, outbox.failed)
+        mails = await _windows(connection, registry, mail_from, portal_url, titles)
+        mails += await _corrections(connection, registry, mail_from, portal_url, titles)
+        await connection.execute(
+            "UPDATE portal_notifications SET attempts = attempts + 1,"
+            " next_attempt_at = clock_timestamp() + $2::interval WHERE id = ANY($1::bigint[])",
+            [i for mail in mails for i in mail.ids], dt.timedelta(seconds=CLAIM_LEASE_S))
+    sent = retried = failed = 0
+    for mail in mails:
+        outcome = await _deliver(pool, send, mail)
+        sent, retried, failed = sent + (outcome == "sent"), retried + (outcome == "retry"), failed + (outcome == "failed")
+    return CycleReport(queued, sent, retried, failed)
 
 
-class _Outbox:
-    """Sends one e-mail for some notification rows and records what became of them."""
-
-    def __init__(self, connection: asyncpg.Connection, send: SendMail) -> None:
-        self.connection, self.send = connection, send
-        self.sent = self.retried = self.failed = 0
-
-    async def deliver(self, message: EmailMessage, rows: list[asyncpg.Record]) -> None:
-        ids = [r["id"] for r in rows]
-        try:
-            await self.send(message)
-        except (OSError, smtplib.SMTPException) as error:
-            attempts = max(r["attempts"] for r in rows) + 1
-            gave_up = attempts >= ATTEMPTS_MAX
-            self.failed, self.retried = self.failed + gave_up, self.retried + (not gave_up)
-            await self.connection.execute(
-                "UPDATE portal_notifications SET attempts = attempts + 1, last_error = $2,"
+async def _deliver(pool: asyncpg.Pool, send: SendMail, mail: _Mail) -> str:
+    """Send one e-mail (no transaction open) and record what became of it: sent, retry, failed.
+    Anything the send raises is that row's failed attempt: an odd address or message never
+    stops the cycle, and after ATTEMPTS_MAX it is given up like any other."""
+    try:
+        await send(mail.message)
+    except Exception as error:  # every failure of one send is that row's, recorded below
+        if not isinstance(error, OSError | smtplib.SMTPException):
+            log.error("notification_send_failed", kind=mail.what, attempts=mail.attempts, exc_info=error)
+        gave_up = mail.attempts >= ATTEMPTS_MAX
+        async with pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE portal_notifications SET last_error = $2,"
                 " state = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,"
                 " next_attempt_at = clock_timestamp() + $4::interval WHERE id = ANY($1::bigint[])",
-                ids, f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX], gave_up,
-                dt.timedelta(seconds=retry_delay_s(attempts)))
-            return
-        self.sent += 1
-        await self.connection.execute(
-            "UPDATE portal_notifications SET attempts = attempts + 1, state = 'sent', sent_at = clock_timestamp()"
-            " WHERE id = ANY($1::bigint[])", ids)
-
-    async def drop(self, rows: list[asyncpg.Record], why: str) -> None:
-        """Nothing to tell any more: the window closed, or the request was decided, first."""
-        await self.connection.execute("UPDATE portal_notifications SET state = 'failed', last_error = $2"
-                                      " WHERE id = ANY($1::bigint[])", [r["id"] for r in rows], why)
+                mail.ids, f"{type(error).__name__}: {error}"[:ERROR_LENGTH_MAX], gave_up,
+                dt.timedelta(seconds=retry_delay_s(mail.attempts)))
+        return "failed" if gave_up else "retry"
+    async with pool.acquire() as connection:
+        await connection.execute("UPDATE portal_notifications SET state = 'sent', sent_at = clock_timestamp()"
+                                 " WHERE id = ANY($1::bigint[])", mail.ids)
+    return "sent"
 
 
-async def _windows(connection: asyncpg.Connection, outbox: _Outbox, registry: InstitutionRegistry, mail_from: str,
-                   portal_url: str, titles: dict[str, str]) -> None:
+async def _drop(connection: asyncpg.Connection, rows: list[asyncpg.Record], why: str) -> None:
+    """Nothing to tell any more: the window closed, or the request was decided, first."""
+    await connection.execute("UPDATE portal_notifications SET state = 'failed', last_error = $2"
+                             " WHERE id = ANY($1::bigint[])", [r["id"] for r in rows], why)
+
+
+async def _windows(connection: asyncpg.Connection, registry: InstitutionRegistry, mail_from: str,
+                   portal_url: str, titles: dict[str, str]) -> list[_Mail]:
     now = await event_time(connection)
     rows = await connection.fetch(_DUE, INSTITUTIONS_PER_CYCLE_MAX * LINES_PER_MAIL_MAX)
     groups: dict[tuple[str, str], list[asyncpg.Record]] = {}
@@ -247,6 +284,7 @@ async def _windows(connection: asyncpg.Connection, outbox: _Outbox, registry: In
         group = groups.setdefault((row["institution"], row["email"]), [])
         if len(groups) <= INSTITUTIONS_PER_CYCLE_MAX and len(group) < LINES_PER_MAIL_MAX:
             group.append(row)
+    mails = []
     for (institution, address), members in list(groups.items())[:INSTITUTIONS_PER_CYCLE_MAX]:
         lines, open_rows, closed = [], [], []
         for r in members:
@@ -258,19 +296,22 @@ async def _windows(connection: asyncpg.Connection, outbox: _Outbox, registry: In
                 lines.append(line)
                 open_rows.append(r)
         if closed:
-            await outbox.drop(closed, WINDOW_CLOSED)
+            await _drop(connection, closed, WINDOW_CLOSED)
         if lines:
             found = registry.get(institution)
-            await outbox.deliver(window_message(found.name if found else institution, address, mail_from, lines, titles,
-                                                portal_url, [r["outcome_key"] for r in open_rows], institution),
-                                 open_rows)
+            mails.append(_Mail(window_message(found.name if found else institution, address, mail_from, lines, titles,
+                                              portal_url, [r["outcome_key"] for r in open_rows], institution),
+                               [r["id"] for r in open_rows], max(r["attempts"] for r in open_rows) + 1,
+                               "window_opened"))
+    return mails
 
 
-async def _corrections(connection: asyncpg.Connection, outbox: _Outbox, registry: InstitutionRegistry,
-                       mail_from: str, portal_url: str, titles: dict[str, str]) -> None:
+async def _corrections(connection: asyncpg.Connection, registry: InstitutionRegistry,
+                       mail_from: str, portal_url: str, titles: dict[str, str]) -> list[_Mail]:
+    mails = []
     for row in await connection.fetch(_DUE_CORRECTIONS, INSTITUTIONS_PER_CYCLE_MAX):
         if row["latest_record"] is None:
-            await outbox.drop([row], REQUEST_DECIDED)
+            await _drop(connection, [row], REQUEST_DECIDED)
             continue
         contract_id, outcome_id, subject = row["outcome_key"].split("|")[:3]
         events = await connection.fetch(
@@ -281,7 +322,30 @@ async def _corrections(connection: asyncpg.Connection, outbox: _Outbox, registry
             found.name if found else row["institution"], row["email"], mail_from,
             str(json.loads(row["latest_record"]).get("note", "")), titles.get(contract_id, contract_id), outcome_id,
             [(e["event_id"], e["occurred_on"]) for e in events], portal_url, row["about"])
-        await outbox.deliver(message, [row])
+        mails.append(_Mail(message, [row["id"]], row["attempts"] + 1, "correction_requested"))
+    return mails
+
+
+async def notify_forever(cycle: Callable[[], Awaitable[CycleReport]], interval_s: float,
+                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Run `cycle` every `interval_s` until cancelled. A cycle that raises (the database
+    away, or a bug one odd row trips) is logged with its exception and counted
+    (`stafet_frontdoor_notification_cycles_failed_total`), and the next waits longer
+    (doubling, at most BACKOFF_MAX_S): neither the notifier nor the front door stops."""
+    failures = 0
+    while True:
+        try:
+            report = await cycle()
+        except Exception as error:  # logged and counted; the front door keeps serving
+            failures += 1
+            metrics.NOTIFICATION_CYCLES_FAILED.inc()
+            log.error("notifications_failed", error=type(error).__name__, failures=failures, exc_info=error)
+        else:
+            failures = 0
+            if report.queued or report.sent or report.retried or report.failed:
+                log.info("notifications", queued=report.queued, sent=report.sent, retried=report.retried,
+                         failed=report.failed)
+        await sleep(min(interval_s * 2 ** min(failures, 16), max(interval_s, BACKOFF_MAX_S)))
 
 
 class NotificationAddresses:
