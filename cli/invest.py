@@ -112,6 +112,7 @@ def close(
     record = InvestmentClosed(investor=rule.investor, contract_id=terms.contract_id, closed_on=on.date(),
                               max_return=rule.max_return,
                               guarantor=rule.guarantee.guarantor if rule.guarantee else None,
-                              guarantee_minor=rule.guarantee.amount_minor if rule.guarantee else 0)
+                              guarantee_minor=rule.guarantee.amount_minor if rule.guarantee else 0,
+                              payer=terms.payer)
     _publish(Settings(), [record], signing_key, topic)
     typer.echo(f"published the close of {rule.investor} under {terms.contract_id} on {record.closed_on}")

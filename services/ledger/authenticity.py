@@ -17,7 +17,8 @@
   `unauthenticated_dispute`.
 - On the investments topic (docs/investment.md), a commitment or disbursement counts only
   when `investor:<id>` signed it for the investor it names; a fund's budget, savings paid
-  into a fund and a close only when a finance system did. Else `unauthenticated_investment`,
+  into a fund and a close only when a finance system did (with tenants, the payer's own:
+  `foreign_tenant_investment`, on the forwarder and on the journal's re-check alike). Else `unauthenticated_investment`,
   before it reaches the journal; there, an investment record counts only when this
   service's forwarder (`service:ledger`) signed it (`unauthenticated_investment` too).
 """
@@ -36,6 +37,7 @@ from shared.domain.investment.records import (
     LEDGER_JOURNAL_RECORD,
     SIGNED_BY_INVESTOR,
     FundEstablished,
+    InvestmentClosed,
     InvestmentRecord,
     SavingsReturned,
 )
@@ -102,7 +104,10 @@ def admit_investment(record: ConsumedRecord, trust: TrustedKeys,
             return Refused(UNAUTHENTICATED_INVESTMENT, "investor", f"signed by {signer}, not by {expected}")
     elif signer.role != Role.FINANCE:
         return Refused(UNAUTHENTICATED_INVESTMENT, "", f"signed by {signer}, not by a finance system")
-    elif tenancy is not None and isinstance(parsed, FundEstablished | SavingsReturned):
+    elif tenancy is not None and isinstance(parsed, FundEstablished | SavingsReturned | InvestmentClosed):
+        if parsed.payer is None:  # a close only: the others always name their payer
+            return Refused(TenancyRefusal.FOREIGN_TENANT_INVESTMENT.value, "payer",
+                           "with tenants a close names the contract's payer (stafet invest close copies it)")
         refusal = tenancy.settlement_refusal(str(signer), parsed.payer)
         if refusal is not None:
             return Refused(TenancyRefusal.FOREIGN_TENANT_INVESTMENT.value, "payer", refusal.message)

@@ -27,6 +27,11 @@ SELECT e.payee, e.contract_id, e.settled_on, sum(l.credit_minor - l.debit_minor)
  GROUP BY e.sequence, e.payee, e.contract_id, e.settled_on
  ORDER BY e.sequence
 """
+# Who pays each invested contract, as its payment instructions in the ledger say.
+_PAYERS = """
+SELECT DISTINCT contract_id, payer FROM ledger_entries
+ WHERE kind = 'payment' AND contract_id = ANY($1::text[]) AND payer IS NOT NULL
+"""
 _INSERT = """
 INSERT INTO ledger_entries (sequence, entry_id, kind, payment_id, contract_id, payer, payee, payee_role,
     currency, amount_minor, occurred_on, content_hash, previous_hash, entry_hash, investment)
@@ -51,6 +56,9 @@ async def load_book(connection: asyncpg.Connection) -> InvestmentBook:
     investors = sorted({key[0] for key in _keys(book.records)})
     for row in await connection.fetch(_REPAYMENTS, [f"receivable:{i}:paid" for i in investors]):
         book.repayments.append(Repayment(row["payee"], row["contract_id"], row["settled_on"], int(row["amount"])))
+    contracts = sorted({contract for _, contract in _keys(book.records)})
+    for row in await connection.fetch(_PAYERS, contracts):
+        book.payers.setdefault(row["contract_id"], set()).add(row["payer"])
     return book
 
 

@@ -304,6 +304,57 @@ def test_the_journal_re_applies_the_tenant_rule_to_a_forwarded_funds_budget_and_
         assert "foreign_tenant_investment" in problem
 
 
+def test_with_tenants_an_investment_closes_only_by_its_contracts_payers_finance_office() -> None:
+    """A close fixes the investor's verdict: another payer's finance key may not send it,
+    neither naming the real payer (the signer is checked) nor naming itself (the journal
+    checks the named payer against the contract's payments), on the forwarder and on the
+    journal's re-check of the original alike."""
+    from decimal import Decimal
+
+    from services.ledger.authenticity import Refused, admit_investment, admit_journal
+    from shared.domain.investment.records import InvestmentClosed
+    from shared.domain.ledger.investments import (
+        InvestmentBook,
+        InvestmentRefusal,
+        entry_id_of,
+        plan_investments,
+        record_json,
+    )
+    from shared.domain.signing import RecordSigner
+    from tests.unit.test_investment_ledger import commit, disburse
+    from tests.unit.test_signing import consumed, forwarded
+
+    def close(payer: str | None) -> InvestmentClosed:
+        return InvestmentClosed(investor="nordic-impact-investor", contract_id="sib", closed_on=dt.date(2030, 12, 31),
+                                max_return=Decimal("0.20"), payer=payer)
+
+    def reason(record: InvestmentClosed, finance: str, tenancy: Tenancy | None = EXAMPLE) -> str:
+        raw = record.model_dump_json().encode()
+        original = consumed("ns.investments.v1", b"k", raw, RecordSigner.development(finance))
+        live = admit_investment(original, TENANT_TRUST, tenancy)
+        on_journal = admit_journal(forwarded("ns.payments.v1", b"k", raw, RecordSigner.development("service:ledger"),
+                                             original), TENANT_TRUST, tenancy)
+        assert type(live) is type(on_journal)  # the forwarder and the journal agree
+        return on_journal.reason if isinstance(on_journal, Refused) else "admitted"
+
+    assert reason(close("sonderborg-kommune"), "finance:sonderborg-finance") == "admitted"
+    assert reason(close("sonderborg-kommune"), "finance:aabenraa-finance") == "foreign_tenant_investment"
+    assert reason(close(None), "finance:sonderborg-finance") == "foreign_tenant_investment"  # must name its payer
+    assert reason(close(None), "finance:aabenraa-finance", tenancy=None) == "admitted"  # one payer: as before
+    # Aabenraa names itself: its own finance key passes the signer check, but the journal
+    # knows the contract's payments name Sønderborg.
+    assert reason(close("aabenraa-kommune"), "finance:aabenraa-finance") == "admitted"
+    book = InvestmentBook(payers={"sib": {"sonderborg-kommune"}})
+    plan_investments([commit("c1", 1000), disburse("d1", "c1", 600)], book)
+    refused = plan_investments([close("aabenraa-kommune")], book)
+    assert [r.reason for r in refused.refused] == [InvestmentRefusal.CLOSE_PAYER_MISMATCH]
+    assert [e.entry_id for e in plan_investments([close("sonderborg-kommune")], book).entries] == [
+        entry_id_of(close(None))]
+    # A close chained before closes named a payer keeps its content (and so its hash).
+    assert "payer" not in record_json(close(None))
+    assert record_json(close("sonderborg-kommune"))["payer"] == "sonderborg-kommune"
+
+
 def test_a_tenants_contract_decides_nothing_about_a_child_never_registered_in_its_municipality() -> None:
     from collections import defaultdict
 

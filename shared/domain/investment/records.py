@@ -93,6 +93,12 @@ class InvestmentClosed(Frozen):
     max_return: ReturnRate
     guarantor: Identifier | None = None
     guarantee_minor: Annotated[int, Field(ge=0, le=AMOUNT_MINOR_MAX)] = 0
+    # The contract's payer (`stafet invest close` copies it from the contract file): with
+    # tenants (docs/tenancy.md) only its finance principals may close, and the journal
+    # refuses a payer other than the one the contract's payments name. None: a close sent
+    # before closes named their payer (and kept out of the entry's content, so the hashes
+    # of entries chained before stay as they were).
+    payer: Identifier | None = None
 
 
 InvestmentRecord = InvestmentCommitted | InvestmentDisbursed | FundEstablished | SavingsReturned | InvestmentClosed

@@ -56,6 +56,9 @@ class InvestmentRefusal(StrEnum):
     UNKNOWN_FUND = "unknown_fund"
     OVER_BUDGET = "over_budget"  # a fund committing beyond its budget and what came back
     ALREADY_CLOSED = "investment_closed"
+    # A close naming another payer than the contract's payments in the ledger name
+    # (docs/tenancy.md: a close counts only from the contract's payer's finance office).
+    CLOSE_PAYER_MISMATCH = "close_payer_mismatch"
     NOTHING_DISBURSED = "nothing_disbursed"  # a close with no money at risk
 
 
@@ -105,7 +108,7 @@ class InvestmentEntry:
         return record.budget_minor if isinstance(record, FundEstablished) else record.amount_minor
 
     def content(self) -> dict[str, object]:
-        data = self.record.model_dump(mode="json")
+        data = record_json(self.record)
         data.update(entry_id=self.entry_id, entry_kind=self.kind, context=self.context.to_json(),
                     contract_id=self.contract_id,
                     lines=[[ln.account, ln.debit_minor, ln.credit_minor, ln.currency] for ln in self.lines])
@@ -117,8 +120,17 @@ class InvestmentEntry:
 
     def stored(self) -> str:
         """The `investment` column: the record and its context, from which audit rebuilds it."""
-        return json.dumps({"record": self.record.model_dump(mode="json"), "context": self.context.to_json()},
+        return json.dumps({"record": record_json(self.record), "context": self.context.to_json()},
                           sort_keys=True, separators=(",", ":"))
+
+
+def record_json(record: InvestmentRecord) -> dict[str, object]:
+    """The record as an entry holds it: a close without a payer (sent before closes named
+    one) as it was then, so its content hash does not change."""
+    data = record.model_dump(mode="json")
+    if isinstance(record, InvestmentClosed) and record.payer is None:
+        del data["payer"]
+    return data
 
 
 def entry_id_of(record: InvestmentRecord) -> str:
@@ -226,6 +238,8 @@ class InvestmentBook:
     verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     repayments: list[Repayment] = field(default_factory=list)
     by_entry_id: dict[str, InvestmentRecord] = field(default_factory=dict)
+    # contract -> the payers its payment instructions in the ledger name
+    payers: dict[str, set[str]] = field(default_factory=dict)
 
     def accept(self, entry: InvestmentEntry) -> None:
         self.records.append(entry.record)
@@ -338,6 +352,11 @@ def _disburse(record: InvestmentDisbursed, book: InvestmentBook) -> InvestmentEn
 
 
 def _close(record: InvestmentClosed, book: InvestmentBook) -> InvestmentEntry | RefusedInvestment:
+    paid_by = book.payers.get(record.contract_id, set())
+    if record.payer is not None and paid_by and record.payer not in paid_by:
+        return _refuse(record, InvestmentRefusal.CLOSE_PAYER_MISMATCH,
+                       f"the close names payer {record.payer}; {record.contract_id}'s payments name"
+                       f" {', '.join(sorted(paid_by))}")
     position = book.position(record.investor, record.contract_id)
     if position is None or position.disbursed_minor <= 0:
         return _refuse(record, InvestmentRefusal.NOTHING_DISBURSED,
