@@ -229,3 +229,29 @@ def test_a_check_that_could_write_is_refused_at_render(setting: str, refusal: st
                   "-f", str(PRODUCTION_VALUES), "--set", setting)
     assert result.returncode != 0, f"{setting} rendered"
     assert refusal in result.stderr, result.stderr
+
+
+def test_the_tenants_file_reaches_every_service_and_scheduled_check_and_only_when_given() -> None:
+    """tenancy.tenantsFile (docs/tenancy.md): tenants.yaml in the ConfigMap every pod mounts
+    at /etc/stafet, TENANTS_FILE on every service and on both checks (ledger verify and the
+    audit decide as the services do); without it, no tenants anywhere (one payer)."""
+    tenants = REPO_ROOT / "examples" / "tenants.yaml"
+    for given in (True, False):
+        objects = render("-f", str(PRODUCTION_VALUES), *(("--set-file", f"tenancy.tenantsFile={tenants}") if given
+                                                          else ()))
+        validate(objects)
+        (config,) = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "stafet-config"]
+        pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in by_kind(objects, "Deployment")}
+        pods |= {c["metadata"]["name"]: pod_of(c) for c in by_kind(objects, "CronJob")}
+        assert set(pods) == {"stafet-ingest", "stafet-verifier", "stafet-ledger", "stafet-frontdoor", *CRONJOBS}
+        for name, pod in pods.items():
+            # Every container that reads the institution registry reads the tenants too.
+            readers = [c for c in containers_of(pod) if "INSTITUTIONS_FILE" in env_of(c)]
+            assert readers, name
+            for container in readers:
+                assert env_of(container).get("TENANTS_FILE") == ("/etc/stafet/tenants.yaml" if given else None), name
+                assert "/etc/stafet" in {m["mountPath"] for m in container["volumeMounts"]}, name
+        if given:
+            assert config["data"]["tenants.yaml"].strip() == tenants.read_text().strip()
+        else:
+            assert "tenants.yaml" not in config["data"]
