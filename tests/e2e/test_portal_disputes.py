@@ -125,8 +125,13 @@ async def test_a_dispute_holds_the_money_until_the_operator_upholds_the_sources_
         assert requesting["source"]["axe"] == []
 
         # The source corrects its facts; the verifier moves the money by the difference.
+        # Keyed by the child, as `stafet publish` keys a subject's events, so that they keep their
+        # order: the adjustment's id derives from the correction's last event (a-8b), the one the
+        # operator names. Unkeyed, the two went to random partitions, ingest forwarded them in
+        # either order, and the upheld decision was refused now and then (409: no adjustment made
+        # by a-8b) — seen twice in clean-clone CI runs.
         await produce(servers.bootstrap_servers, in_namespace(INSTITUTION_EVENTS, namespace).name,
-                      sealed(json.dumps(event).encode() for event in CORRECTION))
+                      sealed(json.dumps(event).encode() for event in CORRECTION), keys=[b"the-child"] * len(CORRECTION))
         await wait_settled(servers.bootstrap_servers, namespace, database_url, running, SETTLE_S)
         college = [r for r in await rows(database_url, of_outcome, contract_id, outcome_id, subject, trigger)
                    if r["payee"] == COLLEGE]
