@@ -39,6 +39,8 @@ ORIGIN_TIMESTAMP = "stafet-origin-timestamp"
 # A settlement is a few hundred bytes; an investment record not much more. A bound keeps a
 # forged header from making every reader decode megabytes.
 ORIGIN_VALUE_MAX_BYTES = 64 * 1024
+# The original's signature headers -> the journal record's headers that carry them.
+_CARRIED = ((KEY_ID_HEADER, ORIGIN_KEY_ID), (SIGNATURE_HEADER, ORIGIN_SIGNATURE), (BATCH_PROOF_HEADER, ORIGIN_BATCH_PROOF))
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,7 @@ class OriginRecord:
                  ORIGIN_TIMESTAMP: str(self.timestamp)}
         if self.key is not None:
             found[ORIGIN_KEY] = base64.b64encode(self.key).decode()
-        for name, origin_name in ((KEY_ID_HEADER, ORIGIN_KEY_ID), (SIGNATURE_HEADER, ORIGIN_SIGNATURE),
-                                  (BATCH_PROOF_HEADER, ORIGIN_BATCH_PROOF)):
+        for name, origin_name in _CARRIED:
             if (content := header(self.headers, name)) is not None:
                 found[origin_name] = content.decode("ascii", "replace")
         return found
@@ -101,9 +102,8 @@ def origin_of(headers: Headers | None) -> OriginRecord | str:
         name = topic.decode("ascii")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return "its origin headers are malformed"
-    signature = tuple((name_, content) for name_, origin_name in (
-        (KEY_ID_HEADER, ORIGIN_KEY_ID), (SIGNATURE_HEADER, ORIGIN_SIGNATURE), (BATCH_PROOF_HEADER, ORIGIN_BATCH_PROOF))
-        if (content := header(headers, origin_name)) is not None)
+    signature = tuple((name_, content) for name_, origin_name in _CARRIED
+                      if (content := header(headers, origin_name)) is not None)
     return OriginRecord(name, decoded_key, decoded_value, signature, timestamp)
 
 

@@ -48,6 +48,17 @@ async def wait_for_state(database_url: str, dispute: str, state: DisputeState) -
         await asyncio.sleep(0.2)
 
 
+async def paid_out(env: dict[str, str], journal: str, database_url: str, out: Path) -> list[str]:
+    """`stafet finance payout` for February 2024 as the finance office runs it; every payment
+    id in a payout run so far."""
+    code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
+                                   "--execution-date", "2024-03-01", "--journal-topic", journal,
+                                   "--out", str(out), "--format", "csv")
+    assert code == 0, err
+    found = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
+    return list(found or [])  # type: ignore[call-overload]
+
+
 async def frontdoor_reads(servers: Servers, database_url: str,
                           read: Callable[[PostgresDisputeDesk], Awaitable[T]]) -> T:
     pool = await asyncpg.create_pool(servers.role_url("frontdoor", database_url.rpartition("/")[2]),
@@ -88,13 +99,8 @@ async def test_a_disputed_outcome_is_paid_only_once_the_dispute_is_decided(
         await wait_for_state(database_url, opened.dispute_id, DisputeState.OPEN)
         assert await scalar(database_url, "SELECT count(*) FROM ledger_disputes") == 1
 
-        async def payout(name: str) -> list[str]:
-            code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
-                                          "--execution-date", "2024-03-01", "--journal-topic", journal,
-                                          "--out", str(tmp_path / name), "--format", "csv")
-            assert code == 0, err
-            found = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
-            return list(found or [])  # type: ignore[call-overload]
+        def payout(name: str) -> Awaitable[list[str]]:
+            return paid_out(env, journal, database_url, tmp_path / name)
 
         assert await payout("first.csv") == [undisputed.payment_id]  # the disputed one is held
         # The operator's queue holds it, as the front door's role reads it.
@@ -171,13 +177,8 @@ async def test_an_upheld_dispute_holds_the_money_until_the_correction_it_names_i
         await wait_for_entries(database_url, 1)
         await wait_for_state(database_url, opened.dispute_id, DisputeState.UPHELD)
 
-        async def payout(name: str) -> list[str]:
-            code, _out, err = await stafet(env, "finance", "payout", "--from", "2024-02-01", "--to", "2024-02-20",
-                                          "--execution-date", "2024-03-01", "--journal-topic", journal,
-                                          "--out", str(tmp_path / name), "--format", "csv")
-            assert code == 0, err
-            found = await scalar(database_url, "SELECT array_agg(payment_id ORDER BY payment_id) FROM payout_lines")
-            return list(found or [])  # type: ignore[call-overload]
+        def payout(name: str) -> Awaitable[list[str]]:
+            return paid_out(env, journal, database_url, tmp_path / name)
 
         assert await payout("early.csv") == []  # upheld, but the correction's money is not in yet
         await produce(servers.bootstrap_servers, journal, [adjustment.model_dump_json().encode()])
