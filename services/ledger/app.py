@@ -58,6 +58,7 @@ from shared.platform.db import Database
 from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
 from shared.platform.logging import configure_logging
+from shared.platform.retry import until_reachable
 from shared.platform.settings import Settings
 from shared.platform.tenants import load_tenancy
 from shared.platform.topics import (
@@ -274,9 +275,18 @@ def _reanchor_decision() -> ReanchorDecision | None:
 async def find_last_checkpoint() -> None:
     """Check the anchors at start (below). A SIGTERM can arrive while this still runs (it
     may checkpoint a predecessor's whole backlog): then the database closes under it, and
-    the ledger stops cleanly instead of failing its start; the next start checks again."""
+    the ledger stops cleanly instead of failing its start; the next start checks again.
+
+    The database or the broker may go away while the check runs (the pool was opened a
+    moment before): that is waited out like an outage at start, not an exit (chaos seed 2
+    killed PostgreSQL just then, and the ledger exited 1)."""
+
+    async def attempt() -> None:
+        if not stopping.is_set():
+            await check_anchors()
+
     try:
-        await check_anchors()
+        await until_reachable("anchor check (postgresql and kafka)", attempt)
     except (RuntimeError, asyncpg.InterfaceError) as error:
         if not stopping.is_set():
             raise

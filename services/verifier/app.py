@@ -157,6 +157,14 @@ async def remember(contract: Contract, connection: asyncpg.Connection) -> None:
 @app.on_startup
 async def start() -> None:
     pool = await database.open()
+    # The database may go away just after the pool opened (chaos seed 2 killed it then):
+    # waited out like an outage at start, not an exit. Loading the book again is idempotent.
+    await until_reachable("contract book (postgresql)", lambda: load_book(pool))
+    log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in book.all()])
+
+
+async def load_book(pool: asyncpg.Pool) -> None:
+    """The contract versions the verifier learnt before, then those of CONTRACT_FILES."""
     async with pool.acquire() as connection:
         for contract in await store.load_contracts(connection):
             book.add(contract)
@@ -167,7 +175,6 @@ async def start() -> None:
                           reason=problems[0].code.value, error="; ".join(p.line() for p in problems))
                 continue
             await remember(contract, connection)
-    log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in book.all()])
 
 
 @app.after_startup

@@ -10,6 +10,7 @@ partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 import structlog
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -27,7 +29,7 @@ from shared.platform import metrics, tracing
 from shared.platform.credentials import faststream_security
 from shared.platform.health import serve_health
 from shared.platform.kafka import make_producer, producer_options
-from shared.platform.retry import UNREACHABLE, backoff_s, wait_for_kafka
+from shared.platform.retry import UNREACHABLE, backoff_s, until_reachable, wait_for_kafka
 from shared.platform.settings import Settings
 
 _log = structlog.get_logger("broker")
@@ -191,9 +193,21 @@ class RecordSender:
         return self
 
     async def start(self) -> None:
-        self._producer = make_producer(self._settings.kafka_bootstrap_servers, client_id=self._client_id,
-                                       principal=self._principal, settings=self._settings)
-        await self._producer.start()
+        """Start the producer, waiting out a broker that is away or refuses this principal
+        until its ACLs are in force (as the front door's producer, ffb7e02): a start hook
+        that raises exits the service."""
+        await until_reachable(f"broker ({self._client_id}'s producer)", self._start_producer)
+
+    async def _start_producer(self) -> None:
+        producer = make_producer(self._settings.kafka_bootstrap_servers, client_id=self._client_id,
+                                 principal=self._principal, settings=self._settings)
+        try:
+            await producer.start()
+        except KafkaError:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:

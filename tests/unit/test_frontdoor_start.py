@@ -52,3 +52,24 @@ def test_a_refused_start_is_retried_with_a_fresh_producer(monkeypatch: pytest.Mo
     assert (made[0].stopped, made[0].started) == (True, False)
     assert door.producer is made[1]
     assert made[1].started
+
+
+def test_a_batch_senders_refused_start_is_retried_with_a_fresh_producer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for ingest's and the verifier's RecordSender: a start hook that raised
+    exited the service (chaos seed 2 saw a service exit 1 during an outage at its start)."""
+    from shared.platform import broker
+
+    refusals = [0, 1, 1]
+    made: list[Producer] = []
+
+    def make_producer(*args: Any, **kwargs: Any) -> Producer:
+        made.append(Producer(refusals))
+        return made[-1]
+
+    monkeypatch.setattr(broker, "make_producer", make_producer)
+    monkeypatch.setattr("shared.platform.retry.backoff_s", lambda failures: 0.0)
+    settings = SimpleNamespace(kafka_bootstrap_servers="x")
+    sender = broker.RecordSender(settings, client_id="stafet-test", principal="ingest")  # type: ignore[arg-type]
+    asyncio.run(sender.start())
+    assert [(p.started, p.stopped) for p in made] == [(False, True), (False, True), (True, False)]
+    assert sender._producer is made[2]
