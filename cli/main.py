@@ -375,10 +375,15 @@ def db_tenants(
         password_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for role in roles:
             path = password_dir / role
-            if not path.exists():
-                path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
-                path.chmod(0o600)
-            passwords[role] = path.read_text(encoding="utf-8").strip()
+            try:
+                if not path.exists():
+                    path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+                    path.chmod(0o600)
+                passwords[role] = path.read_text(encoding="utf-8").strip()
+            except OSError:
+                # A read-only folder (the chart's Secret) without this role: it must exist
+                # already, and grant_tenant_roles says so if it does not.
+                continue
     try:
         done = asyncio.run(grant_tenant_roles(database_url("owner", settings), roles, passwords))
     except TenantRoleError as error:

@@ -274,6 +274,53 @@ def test_with_cloudnativepg_the_database_exists_before_the_migration_waits_for_i
         assert position(steps, "Secret", "stafet-db-owner") < position(steps, "Job", "stafet-migrate")
 
 
+TENANTS_FILE = CHART.parents[2] / "examples" / "tenants.yaml"
+
+
+def test_with_tenants_a_job_after_the_migration_gives_each_tenants_database_roles_their_rows() -> None:
+    """`stafet db tenants` runs as a hook after the migration on install and upgrade, as
+    the owner, with this release's tenants file; the owner gets CREATEROLE (CloudNativePG)
+    only when the chart is given the roles' passwords to create them with."""
+    tenants = ("--set-file", f"tenancy.tenantsFile={TENANTS_FILE}")
+    objects = render("-f", str(PRODUCTION_VALUES), *tenants, "--set", "tenancy.databaseRoles.passwordsSecret=tenant-db")
+    validate(objects)
+    (job,) = [j for j in by_kind(objects, "Job") if j["metadata"]["name"] == "stafet-tenant-roles"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["db", "tenants", "--password-dir", "/var/run/secrets/stafet/tenant-roles"]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert env["TENANTS_FILE"] == "/etc/stafet/tenants.yaml"
+    assert env["DATABASE_URL"].startswith("postgresql://stafet_owner@"), "it grants on the owner's tables"
+    assert "KAFKA_USERNAME" not in env
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["tenant-roles"] == "/var/run/secrets/stafet/tenant-roles"
+    assert volumes["tenant-roles"]["secret"]["secretName"] == "tenant-db"
+    assert volumes["config"]["configMap"]["name"] == "stafet-config"
+    (config,) = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "stafet-config"]
+    assert yaml.safe_load(config["data"]["tenants.yaml"]) == yaml.safe_load(TENANTS_FILE.read_text())
+    for action in ("install", "upgrade"):
+        steps = sequence(objects, action)
+        roles, migrate = position(steps, "Job", "stafet-tenant-roles"), position(steps, "Job", "stafet-migrate")
+        assert roles > migrate, steps
+        assert roles > position(steps, "ConfigMap", "stafet-config"), steps
+        assert steps[roles].phase == f"post-{action}"
+    (cluster,) = by_kind(objects, "Cluster")
+    managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    assert managed["stafet_owner"]["createrole"] is True
+    assert not any(r.get("createrole") for name, r in managed.items() if name != "stafet_owner")
+    # Without the passwords nothing is created: the roles must exist, and the owner gets no CREATEROLE.
+    objects = render("-f", str(PRODUCTION_VALUES), *tenants)
+    (job,) = [j for j in by_kind(objects, "Job") if j["metadata"]["name"] == "stafet-tenant-roles"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "tenants"]
+    (cluster,) = by_kind(objects, "Cluster")
+    assert not any(r.get("createrole") for r in cluster["spec"]["managed"]["roles"])
+    # No tenants file, or turned off: no Job.
+    for extra in ((), (*tenants, "--set", "tenancy.databaseRoles.enabled=false")):
+        objects = render("-f", str(PRODUCTION_VALUES), *extra)
+        assert [j["metadata"]["name"] for j in by_kind(objects, "Job")] == ["stafet-migrate"]
+
+
 def test_the_alerts_each_have_a_runbook_section_in_the_operations_guide() -> None:
     (rule,) = by_kind(render("-f", str(PRODUCTION_VALUES)), "PrometheusRule")
     guide = (CHART.parent.parent.parent / "docs" / "operations.md").read_text()
