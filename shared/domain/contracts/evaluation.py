@@ -148,9 +148,10 @@ def is_eligible(contract: Contract, timeline: SubjectTimeline,
         return False
     if rules.referral is not None and not referral_eligible(rules.referral, timeline):
         return False
-    if rules.resident_on is not None and \
-            residence_on(timeline, rules.resident_on.date) != rules.resident_on.municipality:
-        return False
+    resident = rules.resident_on
+    if resident is not None and resident.date is not None and \
+            residence_on(timeline, resident.date) != resident.municipality:
+        return False  # `at: trigger` is decided per outcome: `resident_at_trigger`
     if rules.enrolled_on is None:
         return True
     for stay in timeline.registered_on(rules.enrolled_on.date):
@@ -170,6 +171,18 @@ def residence_on(timeline: SubjectTimeline, day: dt.date) -> str | None:
     or before it (the CPR register's moves), or None when none is known."""
     moves = [f for f in timeline.facts if f.type == EventType.RESIDENCE and f.occurred_on <= day]
     return str(max(moves, key=lambda f: (f.occurred_on, f.event_id)).body["municipality"]) if moves else None
+
+
+def resident_at_trigger(contract: Contract, timeline: SubjectTimeline, fact: Fact) -> bool:
+    """`eligibility.resident_on: {at: trigger, municipality}`: the subject lived in the
+    municipality on this outcome's trigger date (the trigger fact's `occurred_on`, also for
+    an outcome with a sustainment period). A move dated on the trigger day counts (the
+    subject lives in the new municipality from the move's date on); no residence known on
+    or before the day: not eligible. True when the contract has no such rule."""
+    rule = contract.eligibility.resident_on
+    if rule is None or rule.at != "trigger":
+        return True
+    return residence_on(timeline, fact.occurred_on) == rule.municipality
 
 
 def residences(timeline: SubjectTimeline) -> set[str]:
@@ -291,6 +304,7 @@ def _decide(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, fac
         trigger_reported_by=fact.reported_by, status=OutcomeStatus.REJECTED, reason=None,
         occurred_on=fact.occurred_on,
     )
+    eligible = eligible and resident_at_trigger(contract, timeline, fact)
     reason = _rejection(contract, outcome, timeline, fact, eligible, earlier, counted)
     if reason is not None:
         return replace(base, reason=reason)

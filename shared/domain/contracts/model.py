@@ -329,11 +329,28 @@ class EnrolledOn(Frozen):
 
 
 class ResidentOn(Frozen):
-    """The subject lived in `municipality` on `date`: its latest `residence` fact on or
-    before the day names it (the CPR register's moves; docs/tenancy.md)."""
+    """The subject lived in `municipality` on the day: its latest `residence` fact on or
+    before the day names it (the CPR register's moves; docs/tenancy.md). The day is
+    either one `date` for the whole contract (the subject is eligible or not for every
+    outcome), or `at: trigger`: each outcome's own trigger date, so a child who moved is
+    paid for by the municipality it lived in when the outcome happened. A move dated on
+    the day itself counts (inclusive); no move known on or before it: not eligible.
 
-    date: dt.date
+    `date` is the form every contract had before `at` existed, and keeps its meaning."""
+
+    date: dt.date | None = None
+    at: Literal["trigger"] | None = None
     municipality: Identifier
+
+    @model_validator(mode="after")
+    def _one_day(self) -> ResidentOn:
+        if self.date is not None and self.at is not None:
+            raise ValueError("@at: give either `date: YYYY-MM-DD` (one day for every outcome) or "
+                             "`at: trigger` (each outcome's own trigger date), not both")
+        if self.date is None and self.at is None:
+            raise ValueError("name the day: `date: YYYY-MM-DD` (one day for every outcome) or "
+                             "`at: trigger` (each outcome's own trigger date)")
+        return self
 
 
 class Places(Frozen):
