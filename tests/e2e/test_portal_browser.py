@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pypdf
 import pytest
 
 from services.frontdoor.portal.accounts import development_password
@@ -171,6 +172,16 @@ async def test_an_institution_reads_its_statement_in_chromium_and_nothing_of_ano
     assert row["cells"][4] == kroner_da(college_amount)
     assert row["cells"][5].startswith("Betalt 31. jan. 2024")
     assert statement["total"] == kroner_da(college_amount)
+
+    # The PDF the user downloaded from the page, read by a PDF reader: the same line and total.
+    assert seen["pdf"]["name"].startswith("stafet-sonderborg-gymnasium-")
+    assert seen["pdf"]["name"].endswith(".pdf")
+    pdf = pypdf.PdfReader(seen["pdf"]["path"])
+    pdf_text = "\n".join(page.extract_text() for page in pdf.pages).replace("\xa0", " ")
+    assert "Kontoudtog for Sønderborg Gymnasium" in pdf_text
+    assert kroner_da(college_amount).replace("\xa0", " ") in pdf_text
+    assert "Betalt 31. jan. 2024" in pdf_text
+    assert kroner_da(await _amount_of(database_url, payments[SCHOOL])).replace("\xa0", " ") not in pdf_text
 
     # The line opened: its own stay and days, the rest as one "other institutions" sum.
     detail = seen["detail"]

@@ -386,7 +386,7 @@ def test_the_queue_and_its_decisions_are_refused_to_everyone_but_an_operator(
 # ---- authorisation: every page and action, every kind of caller ----------------------------
 
 ALSSKOLEN_DISPUTE = dispute_id(OUTCOME_KEY, "alsskolen")
-INSTITUTION_PAGES = ("/portal/statement", "/portal/statement.csv", f"/portal/lines/{SCHOOL_LINE}",
+INSTITUTION_PAGES = ("/portal/statement", "/portal/statement.csv", "/portal/statement.pdf", f"/portal/lines/{SCHOOL_LINE}",
                      f"/portal/provisional/{PROVISIONAL_REF}")
 OPERATOR_PAGES = ("/portal/operator", "/portal/operator/disputes", f"/portal/operator/disputes/{ALSSKOLEN_DISPUTE}")
 DECIDE_PATH = f"/portal/operator/disputes/{ALSSKOLEN_DISPUTE}/decide"

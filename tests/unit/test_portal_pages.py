@@ -5,11 +5,13 @@ stack in tests/e2e/test_portal_browser.py."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import secrets
 from types import SimpleNamespace
 from typing import ClassVar
 
+import pypdf
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -29,6 +31,8 @@ from services.frontdoor.portal.statement import (
     provisional_line,
     statement_lines,
 )
+from services.frontdoor.portal.statement_pdf import Reader as PdfReader
+from services.frontdoor.portal.statement_pdf import statement_pdf
 from shared.domain.institutions import InstitutionRegistry
 from shared.platform.settings import REPO_ROOT
 
@@ -267,6 +271,54 @@ def test_the_csv_is_for_danish_excel(client: TestClient) -> None:
     assert OTHER_LINE not in text
 
 
+def pdf_text(content: bytes) -> tuple[str, pypdf.PdfReader]:
+    """The text a PDF reader finds in the file, with its spaces made plain."""
+    document = pypdf.PdfReader(io.BytesIO(content))
+    return "\n".join(page.extract_text() for page in document.pages).replace("\xa0", " "), document
+
+
+def test_the_pdf_statement_opens_in_a_pdf_reader_and_holds_only_the_institutions_own_lines(
+        client: TestClient) -> None:
+    log_in(client)
+    answer = client.get("/portal/statement.pdf")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="stafet-alsskolen-')
+    text, document = pdf_text(answer.content)
+    assert document.metadata is not None
+    assert document.metadata.title == "Kontoudtog for Alsskolen"
+    assert "Kontoudtog for Alsskolen" in text
+    assert "1.342,33 kr." in text                  # its own line, in Danish
+    assert "Betalt af" in text
+    assert "Sønderborg" in text
+    assert "Forventet, til gennemsyn" in text      # the expected money in its review window
+    assert "2.000,00 kr." in text
+    assert "1.000,00 kr." in text
+    assert "999,00" not in text                    # Nordborg Skole's line is not in Alsskolen's file
+    assert "k1:x" not in text                      # the child's pseudonym never is
+    # In English on request, as the page.
+    client.get("/portal/language/en", params={"next": "/portal/statement"})
+    english, _ = pdf_text(client.get("/portal/statement.pdf").content)
+    assert "Statement for Alsskolen" in english
+    assert "DKK1,342.33" in english
+
+
+def test_a_long_statement_runs_onto_pages_that_repeat_the_tables_header() -> None:
+    lines = [ledger_row(f"{n:032x}", 100_000 + n) for n in range(120)]
+    statement = assemble("alsskolen", statement_lines(lines, {}, {}))
+    reader = PdfReader(language="da", gettext=lambda text: text, state_words=str, reason_words=str,
+                       contract_titles={}, payer_name=str)
+    content = statement_pdf(statement, [], institution_name="Alsskolen", made_on=dt.date(2026, 12, 5),
+                            event_time=None, reader=reader)
+    text, document = pdf_text(content)
+    assert len(document.pages) >= 3
+    pages = [page.extract_text() for page in document.pages]
+    assert all("Contract" in page for page in pages[:-1])  # the header on each page the lines run onto
+    assert f"1/{len(pages)}" in pages[0]
+    assert "1.000,00 kr." in text
+    assert "1.001,19 kr." in text
+
+
 def test_a_provisional_entitlement_shows_with_its_days_left_and_only_to_those_it_pays(client: TestClient) -> None:
     page = log_in(client).get("/portal/statement")
     assert "Forventet, til gennemsyn" in page.text
@@ -290,7 +342,8 @@ def test_an_institution_the_outcome_does_not_pay_sees_nothing_of_it(client: Test
     assert client.get(f"/portal/provisional/{PROVISIONAL_REF}").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/portal/statement", "/portal/statement.csv", f"/portal/lines/{SCHOOL_LINE}",
+@pytest.mark.parametrize("path", ["/portal/statement", "/portal/statement.csv", "/portal/statement.pdf",
+                                  f"/portal/lines/{SCHOOL_LINE}",
                                   f"/portal/provisional/{PROVISIONAL_REF}"])
 def test_every_page_without_a_session_sends_to_the_log_in(client: TestClient, path: str) -> None:
     answer = client.get(path)

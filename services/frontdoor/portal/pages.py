@@ -15,6 +15,7 @@ works without JavaScript. Security, all here:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import gettext
@@ -48,6 +49,8 @@ from services.frontdoor.portal.queries import (
 )
 from services.frontdoor.portal.sessions import PortalStore, PostgresPortalStore, Session
 from services.frontdoor.portal.statement import ProvisionalLine, Statement
+from services.frontdoor.portal.statement_pdf import Reader as PdfReader
+from services.frontdoor.portal.statement_pdf import statement_pdf as render_statement_pdf
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.tenancy import OperatorRefusedError, Tenancy
 
@@ -583,6 +586,33 @@ async def operator_page(request: Request) -> Response:
     return _render(request, "operator.html", session=session, overview=overview, disputes=disputes,
                    contract_titles=await reader.contract_titles(),
                    institution_name=_portal(request).institution_name(session.user.institution))
+
+
+@router.get("/statement.pdf")
+async def statement_pdf(request: Request) -> Response:
+    """The statement as a PDF file to file or print (statement_pdf.py): what the page shows."""
+    session, elsewhere = await _institution_session(request)
+    if session is None:
+        return elsewhere or _to_login()
+    reader = _portal(request).reader
+    if reader is None:
+        return _unavailable(request)
+    language = _language(request)
+    gettext_ = _gettext(request)
+    statement, truncated = await reader.statement(session.user.institution)
+    provisional, event_time = await reader.provisional(session.user.institution)
+    portal = _portal(request)
+    body = await asyncio.to_thread(
+        render_statement_pdf, statement, provisional,
+        institution_name=portal.institution_name(session.user.institution), made_on=dt.date.today(),
+        event_time=event_time, truncated_at=STATEMENT_ENTRIES_MAX if truncated else None,
+        reader=PdfReader(language=language, gettext=gettext_,
+                         state_words=lambda code: _words(gettext_, STATE_WORDS, code),
+                         reason_words=lambda code: _words(gettext_, REASON_WORDS, code),
+                         contract_titles=await reader.contract_titles(), payer_name=portal.institution_name))
+    filename = f"stafet-{session.user.institution}-{dt.date.today().isoformat()}.pdf"
+    return _secured(Response(body, media_type="application/pdf",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'}))
 
 
 CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kind"), N_("Amount"), N_("Currency"),

@@ -38,7 +38,8 @@ const browser = await chromium.launch({
 });
 try {
   // bypassCSP only so that axe-core can be put into the page; the CSP itself is checked by its header in the unit tests.
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, bypassCSP: true });
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, bypassCSP: true,
+                                             acceptDownloads: true });
   const page = await context.newPage();
   if (env.PHASE === "provisional") {
     await logIn(page);
@@ -83,6 +84,11 @@ try {
     axe: await axe(page),
   };
   await page.screenshot({ path: `${env.SHOTS}/statement.png`, fullPage: true });
+
+  // The statement as a PDF, downloaded as a user does: the link on the page.
+  const [pdf] = await Promise.all([page.waitForEvent("download"), page.getByText("Hent som PDF").click()]);
+  seen.pdf = { name: pdf.suggestedFilename(), path: `${env.HOME}/statement.pdf` };
+  await pdf.saveAs(seen.pdf.path);
 
   // Open the first line in place (htmx), then the address of the line itself.
   const first = seen.statement.rows[0].payment;
