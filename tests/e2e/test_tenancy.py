@@ -1,6 +1,8 @@
 """Two tenants on one stack (docs/tenancy.md): each payer's people act only on its own
 contracts and payments, and a child who moved across the border is paid to institutions
-in both municipalities by the payer its contract names.
+in both municipalities by the payer its contract names; by a contract that pays by
+residence on the trigger date, by the municipality the child lived in that day, and a
+retracted move after finality is a correction.
 
 One stack for the module: the verifier and the ledger run once with TENANTS_FILE, a
 registry with a second municipality (Aabenraa) and no contract files; everything the
@@ -42,6 +44,7 @@ pytestmark = pytest.mark.e2e
 TIMEOUT_S = 120.0
 TENANTS = REPO_ROOT / "examples" / "tenants.yaml"
 SONDERBORG, AABENRAA = "sonderborg-kommune", "aabenraa-kommune"
+CPR_REGISTER = "cpr-register"
 runner = CliRunner()
 
 
@@ -51,6 +54,8 @@ def _registry(path: Path) -> InstitutionRegistry:
     for id_, kind in ((AABENRAA, "municipality"), ("bornehuset-aabenraa", "daycare"), ("aabenraa-skole", "primary_school")):
         data["institutions"].append({"id": id_, "name": id_, "kind": kind, "municipality": "aabenraa",
                                      **synthetic_payee_fields(id_)})
+    # The CPR register: the only source of `residence` facts (the moves between municipalities).
+    data["institutions"].append({"id": CPR_REGISTER, "name": "CPR register (synthetic)", "kind": "cpr_register"})
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return InstitutionRegistry.from_file(path)
 
@@ -358,3 +363,111 @@ async def _stafet_as(stack: Stack, url: str, *args: str) -> tuple[int, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout + result.stderr
+
+
+# ---- which municipality pays: the residence on each outcome's trigger date ------------
+
+def _by_residence(payer: str, municipality: str) -> Contract:
+    """The next-stage bonus, paid by `payer` for the children who lived in its municipality
+    on each enrolment's own date (`resident_on: {at: trigger}`, docs/contracts.md)."""
+    base = load_contract(REPO_ROOT / "examples" / "contracts" / "next-stage-bonus.yaml")
+    return Contract.model_validate({**base.model_dump(mode="json"), "contract_id": f"{payer}-by-residence",
+                                    "payer": payer, "eligibility": {"resident_on": {
+                                        "at": "trigger", "municipality": municipality}}})
+
+
+def _move(event_id: str, cpr: str, on: str, municipality: str) -> bytes:
+    return event_line(event_id, on, CPR_REGISTER, cpr, {"type": "residence", "municipality": municipality})
+
+
+# Child Z: lived in Aabenraa (its daycare there from 2018), moved to Sønderborg on
+# 2022-06-15, enrolled at Alsskolen on 2022-08-01: Sønderborg pays Aabenraa's daycare.
+# Child W: lived in Sønderborg (Solsikken), moved to Aabenraa on 2022-08-01, the day it
+# enrolled at Aabenraa's school: a move on the trigger day counts, Aabenraa pays. No stay
+# on 2017-09-01, so the enrolment contracts above (if they ran) pay neither.
+Z, W = "010316-4327", "120516-4235"
+MOVERS = [_move("z-born", Z, "2016-03-01", "aabenraa"),
+          *_stay("z1", Z, "bornehuset-aabenraa", "2018-01-02", "2022-07-31", "daycare"),
+          _move("z-move", Z, "2022-06-15", "sonderborg"),
+          *_stay("z2", Z, "alsskolen", "2022-08-01", None, "primary"),
+          _move("w-born", W, "2016-05-12", "sonderborg"),
+          *_stay("w1", W, "bornehuset-solsikken", "2018-01-02", "2022-07-31", "daycare"),
+          _move("w-move", W, "2022-08-01", "aabenraa"),
+          *_stay("w2", W, "aabenraa-skole", "2022-08-01", None, "primary")]
+RETRACTED = event_line("z-move-retracted", "2023-01-15", CPR_REGISTER, Z,
+                       {"type": "retraction", "retracts_event_id": "z-move", "reason": "registered in error"})
+
+
+async def _residence_lines(stack: Stack) -> list[tuple[str, str, str, int]]:
+    return sorted((i.payer, i.payee, i.kind.value, i.amount_minor) for i in await _instructions(stack)
+                  if i.contract_id.endswith("-by-residence"))
+
+
+async def _causes(stack: Stack) -> list[tuple[str, str, str, str, str | None]]:
+    """Why each residence contract's instruction was issued (contract, payee, kind, reason,
+    correcting event), as the verifier keeps it."""
+    rows = await _fetch(stack.database_url, "SELECT contract_id, instruction, reason, cause_event_id"
+                        " FROM verifier_payments WHERE contract_id LIKE '%-by-residence'")
+    return sorted((r["contract_id"], json.loads(r["instruction"])["payee"], json.loads(r["instruction"])["kind"],
+                   r["reason"], r["cause_event_id"]) for r in rows)
+
+
+async def test_a_child_who_moved_is_paid_for_by_the_municipality_it_lived_in_on_the_trigger_date(
+        stack: Stack) -> None:
+    bootstrap = stack.servers.bootstrap_servers
+    ours, theirs = _by_residence(SONDERBORG, "sonderborg"), _by_residence(AABENRAA, "aabenraa")
+    await _contract_out(stack, ours, "operator:sonderborg-contracts")
+    await _contract_out(stack, theirs, "operator:aabenraa-ops")
+    await asyncio.sleep(2)  # the verifier reads contracts from the start of their topic, with no group
+    transitions = admitted(MOVERS, stack.registry)
+    assert len(transitions) == len(MOVERS)  # the register's moves are admitted facts
+    await produce(bootstrap, stack.topic(TRANSITIONS), [t.model_dump_json().encode() for t in transitions],
+                  keys=[t.subject.encode() for t in transitions])
+    await publish_watermark(bootstrap, stack.topic(TRANSITIONS), next_watermark(stack.namespace))
+
+    # What the pure engine decides on the same facts, and what the rule means here.
+    expected = expected_balances([ours, theirs], transitions, directory=directory_of(stack.registry))
+    assert expected == {f"budget:{SONDERBORG}:{ours.contract_id}": -500_000,
+                        f"budget:{AABENRAA}:{theirs.contract_id}": -500_000,
+                        "receivable:bornehuset-aabenraa:pending": 500_000,
+                        "receivable:bornehuset-solsikken:pending": 500_000}, expected
+    paid = [(SONDERBORG, "bornehuset-aabenraa", "payment", 500_000),
+            (AABENRAA, "bornehuset-solsikken", "payment", 500_000)]
+    lines = await _until(lambda: _lines_are(stack, paid))
+    assert lines, f"the verifier did not instruct {paid}: {await _residence_lines(stack)}"
+    # Each paid once ("final"; or, after the watermark the test above published, as a fact
+    # known late: a correction named after the enrolment itself).
+    before = await _causes(stack)
+    assert [row[:3] for row in before] == [(theirs.contract_id, "bornehuset-solsikken", "payment"),
+                                           (ours.contract_id, "bornehuset-aabenraa", "payment")], before
+    assert {row[3:] for row in before} <= {("final", None), ("correction", "w2-in"), ("correction", "z2-in")}, before
+
+    # After the payment is final, the CPR register retracts Z's move: Z lived in Aabenraa
+    # on its school day after all. Sønderborg's payment is clawed back and Aabenraa pays,
+    # both named after the retraction.
+    [retraction] = admitted([RETRACTED], stack.registry)
+    await produce(bootstrap, stack.topic(TRANSITIONS), [retraction.model_dump_json().encode()],
+                  keys=[retraction.subject.encode()])
+    await publish_watermark(bootstrap, stack.topic(TRANSITIONS), next_watermark(stack.namespace))
+    corrected = sorted([*paid, (SONDERBORG, "bornehuset-aabenraa", "clawback", 500_000),
+                        (AABENRAA, "bornehuset-aabenraa", "payment", 500_000)])
+    lines = await _until(lambda: _lines_are(stack, corrected))
+    assert lines, f"the verifier did not correct to {corrected}: {await _residence_lines(stack)}"
+    after = await _causes(stack)
+    assert set(before) <= set(after)
+    assert sorted(set(after) - set(before)) == [
+        (theirs.contract_id, "bornehuset-aabenraa", "payment", "correction", "z-move-retracted"),
+        (ours.contract_id, "bornehuset-aabenraa", "clawback", "correction", "z-move-retracted")], after
+    # The ledger follows: Sønderborg's residence budget nets to nothing, Aabenraa pays both.
+    state = await _until(lambda: _residence_balances(stack, {f"budget:{AABENRAA}:{theirs.contract_id}": -1_000_000}))
+    assert state, await ledger_state(stack.database_url)
+
+
+async def _lines_are(stack: Stack, lines: list[tuple[str, str, str, int]]) -> bool:
+    return await _residence_lines(stack) == sorted(lines)
+
+
+async def _residence_balances(stack: Stack, expected: dict[str, int]) -> bool:
+    balances = (await ledger_state(stack.database_url))["balances"]
+    assert isinstance(balances, dict)
+    return {k: v for k, v in balances.items() if k.endswith("-by-residence") and v} == expected
