@@ -7,8 +7,9 @@ so that a bug in the services' interval arithmetic, rounding, payee choice or ca
 up as a disagreement instead of being repeated here. It supports the contract features
 the end-to-end tests use (fixed and rate prices; direct payees `institution` and
 `previous_institution`; solidarity over calendar or school years; trust by reporter
-kind; age limits; eligibility by birth year; contract period; max per subject; the
-per-subject cap; a contract-wide cap only while it does not bind) and refuses the rest
+kind; age limits; eligibility by birth year and by residence, on a day or on each trigger
+date; contract period; max per subject; the per-subject cap; a contract-wide cap only
+while it does not bind) and refuses the rest
 (sustainment, prerequisites, split shares, per-period caps, eligibility by enrolment)
 with NotImplementedError instead of guessing. Indicator outcomes: see their section.
 
@@ -296,12 +297,26 @@ def payees_of(contract: Mapping[str, Any], outcome: Mapping[str, Any], subject: 
     return paid
 
 
+def residence_on(subject: Subject, day: dt.date) -> str | None:
+    """Where the subject lived on `day`, by the CPR register's moves (only a `cpr_register`
+    reports them): the latest move dated on or before the day, so a move on the day itself
+    counts (docs/contracts.md; two on one day: the larger event id). None: none known."""
+    moves = [f for f in subject.facts if f.type == "residence" and f.reporter_kind == "cpr_register"
+             and f.occurred_on <= day]
+    return str(max(moves, key=lambda f: (f.occurred_on, f.event_id)).body["municipality"]) if moves else None
+
+
 def verified_triggers(contract: Mapping[str, Any], subject: Subject, today: dt.date
                       ) -> list[tuple[Mapping[str, Any], Fact, list[tuple[str, str, int]]]]:
     eligibility = contract.get("eligibility") or {}
     born = subject.birth_date.year
     if born < eligibility.get("birth_year_from", born) or born > eligibility.get("birth_year_to", born):
         return []
+    # Residence: on one day for every outcome, or on each outcome's trigger date (`at: trigger`).
+    resident = eligibility.get("resident_on") or {}
+    if "date" in resident and residence_on(subject, date_of(resident["date"])) != resident["municipality"]:
+        return []
+    on_trigger = resident.get("at") == "trigger"
     period_start, period_end = date_of(contract["period"]["start"]), date_of(contract["period"]["end"])
     verified = []
     for outcome in contract.get("outcomes") or ():
@@ -315,7 +330,8 @@ def verified_triggers(contract: Mapping[str, Any], subject: Subject, today: dt.d
                     or not period_start <= fact.occurred_on <= period_end \
                     or ("age_below" in trigger and age >= trigger["age_below"]) \
                     or ("age_at_least" in trigger and age < trigger["age_at_least"]) \
-                    or counted >= outcome.get("max_per_subject", 1):
+                    or counted >= outcome.get("max_per_subject", 1) \
+                    or (on_trigger and residence_on(subject, fact.occurred_on) != resident["municipality"]):
                 continue
             pot = price_of(outcome, fact)
             payees = payees_of(contract, outcome, subject, fact, pot) if pot > 0 else []

@@ -17,6 +17,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -29,6 +30,9 @@ from shared.domain.contracts.model import Contract
 from shared.domain.contracts.timeline import fold
 from shared.domain.decisions import decide_all
 from shared.domain.events import PaymentKind, Transition
+from shared.domain.institutions import Institution, InstitutionRegistry
+from tests import oracle
+from tests.engine_replay import admitted, directory_of, event_line, expected_balances
 from tests.unit.test_finality import fact, instructions, interleave, per_partition_logs, replay, subject
 from tests.verifier_model import InMemoryVerifier
 
@@ -39,8 +43,12 @@ TOWNS = ("town-a", "town-b")
 def by_residence(town: str, day: str = "at: trigger") -> Contract:
     """The next-stage bonus paid by `town` for the children who lived there on the day:
     `at: trigger` (each enrolment's own date) or `date: ...` (one day for the contract)."""
-    return parse_contract(f"""
-contract_id: {town}-bonus
+    return parse_contract(by_residence_yaml(town, day), "<test>")
+
+
+def by_residence_yaml(town: str, day: str = "at: trigger", contract_id: str = "") -> str:
+    return f"""
+contract_id: {contract_id or town + "-bonus"}
 version: 1
 payer: {town}
 currency: DKK
@@ -53,7 +61,7 @@ outcomes:
     max_per_subject: 10
     price: {{kind: fixed, amount_minor: 5000}}
     distribution: {{kind: direct, payee: {{role: previous_institution}}}}
-""", "<test>")
+"""
 
 
 AT_TRIGGER = tuple(by_residence(town) for town in TOWNS)
@@ -330,3 +338,63 @@ def test_the_same_residence_logs_give_the_same_instructions_whatever_the_batchin
             expected[(i.contract_id, i.subject, i.payee)] = expected.get((i.contract_id, i.subject, i.payee), 0) \
                 + i.amount_minor
     assert variant.net_by_payee() == expected
+
+
+# ---- against the independent oracle (tests/oracle.py) ----------------------------------
+
+REGISTRY = InstitutionRegistry((
+    Institution(id="cpr-register", name="CPR register", kind="cpr_register"),
+    Institution(id="daycare-a", name="daycare-a", kind="daycare", municipality="town-a"),
+    Institution(id="daycare-b", name="daycare-b", kind="daycare", municipality="town-b"),
+    Institution(id="school-a", name="school-a", kind="primary_school", municipality="town-a"),
+    Institution(id="school-b", name="school-b", kind="primary_school", municipality="town-b"),
+    Institution(id="college", name="college", kind="youth_education", municipality="town-b")))
+ORACLE_CONTRACTS = (by_residence_yaml("town-a"), by_residence_yaml("town-b"),
+                    by_residence_yaml("town-a", "date: 2019-01-01", "town-a-fixed"))
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> list[bytes]:
+    """Institution files in clear: children with a daycare, a school and sometimes a
+    college, in either town; the CPR register's moves around the enrolments (on the day
+    itself too), sometimes none, sometimes retracted; and a forged move from a school."""
+    out: list[bytes] = []
+    for n in range(draw(st.integers(1, 5))):
+        cpr = f"0101{14 + n % 3:02d}-4{n:03d}"
+        born = dt.date(2014 + n % 3, 1, 1)
+        daycare, school = draw(st.sampled_from(["daycare-a", "daycare-b"])), draw(st.sampled_from(["school-a",
+                                                                                                   "school-b"]))
+        to_school = dt.date(2020, 8, 1) + dt.timedelta(days=draw(st.integers(0, 30)))
+        days = [born, to_school, to_school + dt.timedelta(days=draw(st.integers(-400, 400)))]
+        out += [event_line(f"d{n}-in", "2017-08-01", daycare, cpr, {"type": "enrolled", "institution": daycare}),
+                event_line(f"d{n}-out", (to_school - dt.timedelta(days=1)).isoformat(), daycare, cpr,
+                           {"type": "left", "institution": daycare}),
+                event_line(f"s{n}-in", to_school.isoformat(), school, cpr, {"type": "enrolled", "institution": school})]
+        if draw(st.booleans()):
+            leaves = to_school + dt.timedelta(days=draw(st.integers(30, 300)))
+            out += [event_line(f"s{n}-out", leaves.isoformat(), school, cpr, {"type": "left", "institution": school}),
+                    event_line(f"c{n}-in", (leaves + dt.timedelta(days=1)).isoformat(), "college", cpr,
+                               {"type": "enrolled", "institution": "college"})]
+        for m in range(draw(st.integers(0, 3))):
+            on = max(born, draw(st.sampled_from(days)) + dt.timedelta(days=draw(st.sampled_from([-1, 0, 0, 1, 90]))))
+            town = draw(st.sampled_from(TOWNS))
+            out.append(event_line(f"r{n}-{m}", on.isoformat(), "cpr-register", cpr,
+                                  {"type": "residence", "municipality": town}))
+            if draw(st.integers(0, 4)) == 0:
+                out.append(event_line(f"r{n}-{m}-x", "2024-01-01", "cpr-register", cpr,
+                                      {"type": "retraction", "retracts_event_id": f"r{n}-{m}", "reason": "error"}))
+        if draw(st.integers(0, 4)) == 0:  # a school may not say where a child lives: refused, ignored
+            out.append(event_line(f"f{n}", to_school.isoformat(), school, cpr,
+                                  {"type": "residence", "municipality": draw(st.sampled_from(TOWNS))}))
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines())
+def test_the_engine_pays_by_residence_what_the_oracle_says(raw: list[bytes]) -> None:
+    kinds = {i.id: i.kind for i in REGISTRY.all()}
+    want = oracle.balances(oracle.payments([yaml.safe_load(text) for text in ORACLE_CONTRACTS],
+                                           oracle.subjects_from_lines(raw, kinds), dt.date(2030, 1, 1)))
+    got = expected_balances([parse_contract(text) for text in ORACLE_CONTRACTS], admitted(raw, REGISTRY),
+                            dt.date(2030, 1, 1), directory_of(REGISTRY))
+    assert got == want
