@@ -94,7 +94,8 @@ def contract_check(files: Annotated[list[Path], typer.Argument(help="Contract YA
 
 @app.command("show")
 def contract_show(path: Path) -> None:
-    """Print a contract readably: payer, period, each outcome's trigger, price and payees."""
+    """Print a contract readably: payer, period, whose children it pays for (by residence or
+    enrolment), each outcome's trigger, price and payees."""
     try:
         contract = load_contract(path)
     except ContractFileError as error:
@@ -104,6 +105,15 @@ def contract_show(path: Path) -> None:
                f"{contract.period.start} .. {contract.period.end}")
     if contract.fallback_account:
         typer.echo(f"  unallocated money goes to {contract.fallback_account}")
+    resident = contract.eligibility.resident_on
+    if resident is not None:
+        day = "each outcome's trigger date" if resident.at == "trigger" else str(resident.date)
+        typer.echo(f"  for the children resident in {resident.municipality} on {day} (the CPR register's moves)")
+    enrolled = contract.eligibility.enrolled_on
+    if enrolled is not None:
+        where = f" in {enrolled.municipality}" if enrolled.municipality else ""
+        kinds = f" ({', '.join(enrolled.kinds)})" if enrolled.kinds else ""
+        typer.echo(f"  for the children registered at an institution{where}{kinds} on {enrolled.date}")
     for outcome in contract.outcomes:
         typer.echo(f"  outcome {outcome.id}: on {outcome.trigger.event.value}")
         for predicate in outcome.trigger.where:

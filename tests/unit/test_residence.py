@@ -234,6 +234,15 @@ def test_check_accepts_both_forms_and_the_older_one_keeps_its_meaning(tmp_path: 
         parse_contract(CHECKED.replace('"at":"trigger"', '"at":null'))
 
 
+def test_contract_show_says_whose_children_it_pays_for(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    for day, said in (("at: trigger", "on each outcome's trigger date"), ("date: 2019-01-01", "on 2019-01-01")):
+        path.write_text(by_residence_yaml("town-a", day), encoding="utf-8")
+        result = runner.invoke(app, ["contract", "show", str(path)])
+        assert result.exit_code == 0, result.output
+        assert f"  for the children resident in town-a {said} (the CPR register's moves)\n" in result.stdout
+
+
 # ---- finality: provisional, final, corrected --------------------------------------------
 
 def run(steps: list[tuple[list[Transition], dt.date]]) -> InMemoryVerifier:
