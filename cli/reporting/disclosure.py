@@ -74,10 +74,20 @@ def group_read_by_members(subjects: Mapping[Key, int], minimum_cell: int) -> tup
     reader's own: it learns only their sum), adding the smallest non-empty others; where
     the group has too few non-empty cells for that, the total is withheld instead (and
     only the cells too small are hidden)."""
-    hidden = {key: reason for key, count in subjects.items() if (reason := cell(count, minimum_cell))}
+    return hidden_for_members(subjects, {key: reason for key, count in subjects.items()
+                                         if (reason := cell(count, minimum_cell))})
+
+
+def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression]
+                       ) -> tuple[dict[Key, Suppression], bool]:
+    """`group_read_by_members` for cells judged small by another rule (an indicator's
+    row is small for its numerator or its complement too, not only its size): `small`
+    names them with their reasons, `sizes` orders the others as complements (the smallest
+    non-empty first). Returns every hidden cell and whether the total may be shown."""
+    hidden = dict(small)
     if not hidden:
         return hidden, True
-    others = sorted((count, str(key), key) for key, count in subjects.items() if key not in hidden and count)
+    others = sorted((count, str(key), key) for key, count in sizes.items() if key not in hidden and count)
     if len(hidden) + len(others) < HIDDEN_WITH_A_MEMBER_MIN:
         return hidden, False
     for _, _, key in others[:max(0, HIDDEN_WITH_A_MEMBER_MIN - len(hidden))]:

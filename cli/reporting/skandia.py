@@ -183,7 +183,7 @@ class ExclusionCase:
     horizons: tuple[HorizonCase, ...]
 
 
-def _yearly_flows(model: ExclusionModel, outcomes: Mapping[tuple[str, int], int],
+def yearly_flows(model: ExclusionModel, outcomes: Mapping[tuple[str, int], int],
                   payments: Mapping[int, int], first_year: int, last: int,
                   deadweights: Mapping[str, Fraction]) -> tuple[list[Fraction], list[dict[str, Fraction]]]:
     """Undiscounted cost and savings per level for years 1..last of the case. An outcome
@@ -240,10 +240,10 @@ def exclusion_case(model: ExclusionModel, outcomes: Mapping[tuple[str, int], int
     rate = Fraction(model.discount_rate)
     last = max(model.horizons)
     point = {o: d.value for o, d in deadweights.items()}
-    cost, savings = _yearly_flows(model, outcomes, payments, first_year, last, point)
+    cost, savings = yearly_flows(model, outcomes, payments, first_year, last, point)
     ranges = None
     if any(d.measured and d.low is not None and d.high is not None for d in deadweights.values()):
-        ranges = [_yearly_flows(model, outcomes, payments, first_year, last,
+        ranges = [yearly_flows(model, outcomes, payments, first_year, last,
                                 {o: (getattr(d, end) if d.measured and getattr(d, end) is not None else d.value)
                                  for o, d in deadweights.items()})
                   for end in ("low", "high")]

@@ -14,7 +14,7 @@ numbers at all.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
@@ -177,3 +177,23 @@ def measure(indicator: Indicator, timelines: Iterable[SubjectTimeline], year: in
     population = scoped(indicator, institutions) if institutions else indicator.population
     numerator, denominator = tally(indicator, timelines, year, population)
     return protect(indicator.id, scope, year, indicator.period.label(year), numerator, denominator, minimum_cell)
+
+
+def tally_by(indicator: Indicator, timelines: Iterable[SubjectTimeline], year: int,
+             place_of: Callable[[SubjectTimeline, dt.date], str | None]) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) per place (e.g. the municipality a subject lives in on the
+    period's reference day: `shared.domain.homes.home_on`), before any suppression: for
+    the national comparison's own use (cli/reporting/national_indicators.py), never for
+    display. A subject with no place is left out."""
+    window = indicator.period.window(year)
+    found: dict[str, tuple[int, int]] = {}
+    for timeline in timelines:
+        if not in_population(indicator.population, timeline, window[1]) or \
+                not counts(indicator.denominator, timeline, window):
+            continue
+        place = place_of(timeline, window[1])
+        if place is None:
+            continue
+        numerator, denominator = found.get(place, (0, 0))
+        found[place] = (numerator + int(counts(indicator.numerator, timeline, window)), denominator + 1)
+    return found

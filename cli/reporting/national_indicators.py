@@ -1,0 +1,76 @@
+"""The indicators (docs/indicators.md) compared across tenants, computed inside the
+clearing house and published only as suppressed aggregates (docs/tenancy.md, "National
+figures").
+
+Each tenant municipality's row counts the subjects who live in it on the period's
+reference day (`shared.domain.homes.home_on`: the CPR register's residence, else the
+municipality of the latest registration), measured with the same `counts` as every other
+indicator. A row is small by the indicators' own rule (`suppression`: too few in the
+population, in the numerator, or outside it). Every tenant reads the table knowing its
+own exact row, so the rows are hidden as a group read by its members
+(`hidden_for_members`): while any row is hidden, at least three are (both counts of each),
+the smallest populations as complements, or the national total is withheld. The total is
+"all tenants": the sum of the rows shown and hidden, nobody else's (a subject living in
+no tenant's municipality is in no row and not in the total, which would otherwise give
+the difference back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from cli.reporting.disclosure import hidden_for_members, mark
+from shared.domain.contracts.timeline import SubjectTimeline
+from shared.domain.indicators.compute import Measurement, Suppression, protect, suppression, tally_by
+from shared.domain.indicators.model import Indicator
+
+ALL_TENANTS = "all tenants"
+WITHHELD = "withheld (would give back a suppressed cell)"
+
+
+@dataclass(frozen=True)
+class TenantMeasurement:
+    tenant: str
+    counts: tuple[int, int]  # (numerator, denominator), exact: never published as such
+    shown: str  # the published figure or its suppression mark
+
+
+@dataclass(frozen=True)
+class IndicatorComparison:
+    indicator_id: str
+    period: str
+    rows: tuple[TenantMeasurement, ...]  # per tenant, then ALL_TENANTS
+
+
+def publish_rows(indicator: Indicator, year: int, counts: dict[str, tuple[int, int]],
+                 minimum_cell: int) -> IndicatorComparison:
+    """The published comparison of exact `counts` per tenant (every tenant named, even
+    with no one in its population)."""
+    period = indicator.period.label(year)
+    small = {t: reason for t, (num, den) in counts.items() if (reason := suppression(num, den, minimum_cell))}
+    hidden, total_shown = hidden_for_members({t: den for t, (_, den) in counts.items()}, small)
+
+    def shown(tenant: str, num: int, den: int, reason: Suppression | None) -> str:
+        if reason is not None:
+            return mark(reason)
+        return protect(indicator.id, tenant, year, period, num, den, minimum_cell).shown()
+
+    rows = [TenantMeasurement(t, (num, den), shown(t, num, den, hidden.get(t)))
+            for t, (num, den) in sorted(counts.items())]
+    total = (sum(n for n, _ in counts.values()), sum(d for _, d in counts.values()))
+    measured: Measurement = protect(indicator.id, ALL_TENANTS, year, period, *total, minimum_cell)
+    rows.append(TenantMeasurement(ALL_TENANTS, total, measured.shown() if total_shown else WITHHELD))
+    return IndicatorComparison(indicator.id, period, tuple(rows))
+
+
+def compare(indicators: Iterable[Indicator], timelines: Sequence[SubjectTimeline], year: int,
+            tenants: Sequence[str], place_of: Callable[[SubjectTimeline, dt.date], str | None],
+            minimum_cell: int) -> list[IndicatorComparison]:
+    """Each indicator for `year`, a row per tenant municipality (`tenants`) and the total."""
+    result = []
+    for indicator in indicators:
+        found = tally_by(indicator, timelines, year, place_of)
+        result.append(publish_rows(indicator, year, {t: found.get(t, (0, 0)) for t in tenants}, minimum_cell))
+    return result

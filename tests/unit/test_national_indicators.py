@@ -1,0 +1,128 @@
+"""The indicators compared across tenants (cli/reporting/national_indicators.py): each
+municipality's children where they live on the reference day, rows hidden so that no
+tenant knowing its own row gets a small one back; and where a child lives
+(shared/domain/homes.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cli.reporting.national import COLUMNS as NATIONAL_COLUMNS
+from cli.reporting.national import suppress
+from cli.reporting.national_indicators import ALL_TENANTS, WITHHELD, compare, publish_rows
+from shared.domain.contracts.timeline import fold
+from shared.domain.events import Transition
+from shared.domain.homes import home_on
+from shared.domain.indicators.compute import suppression
+from shared.domain.indicators.model import Indicator
+from tests.unit.builders import enrolled, transition
+from tests.unit.disclosure_algebra import Equation, determined, determines
+
+D = dt.date
+MUNICIPALITY_OF = {"school-a": "a", "school-b": "b", "college-b": "b"}
+# Aged 15-17 on 31 December, in education (registered at a primary school or a youth
+# education) that day: the share of them who are.
+IN_EDUCATION = Indicator.model_validate({
+    "id": "in-education", "title": "In education", "better": "higher", "period": {"kind": "calendar_year"},
+    "population": {"age_from": 15, "age_to": 17}, "numerator": {"kind": "status_on_day", "in_education": True}})
+
+
+def pseudonym(n: int) -> str:
+    return "k1:" + hashlib.sha256(f"child-{n}".encode()).hexdigest()
+
+
+def residence(event_id: str, on: str, municipality: str) -> Transition:
+    return transition(event_id, on, "cpr", "cpr_register", {"type": "residence", "municipality": municipality})
+
+
+def test_a_child_lives_where_the_cpr_register_says_else_where_it_last_started() -> None:
+    stays = [enrolled("e1", "2010-08-01", "school-a"), enrolled("e2", "2016-08-01", "school-b")]
+    timeline = fold("s", D(2004, 9, 15), stays)
+    assert home_on(timeline, D(2015, 1, 1), MUNICIPALITY_OF) == "a"
+    assert home_on(timeline, D(2017, 1, 1), MUNICIPALITY_OF) == "b"
+    assert home_on(timeline, D(2009, 1, 1), MUNICIPALITY_OF) is None  # nothing known yet
+    moved = fold("s", D(2004, 9, 15), [*stays, residence("r1", "2016-03-01", "c")])
+    assert home_on(moved, D(2017, 1, 1), MUNICIPALITY_OF) == "c"  # the register wins over the school
+    assert home_on(moved, D(2016, 1, 1), MUNICIPALITY_OF) == "a"  # before the move: the school again
+
+
+def test_each_tenant_counts_the_children_living_in_it_on_the_reference_day() -> None:
+    def child(n: int, school: str, college: bool) -> list[Transition]:
+        subject = pseudonym(n)
+        events = [transition(f"e{n}-1", "2011-08-01", school, "primary_school",
+                             {"type": "enrolled", "institution": school}, subject=subject, birth=D(2004, 3, 1)),
+                  transition(f"e{n}-2", "2020-06-20", school, "primary_school",
+                             {"type": "left", "institution": school}, subject=subject, birth=D(2004, 3, 1))]
+        if college:
+            events.append(transition(f"e{n}-3", "2020-08-10", "college-b", "youth_education",
+                                     {"type": "enrolled", "institution": "college-b"}, subject=subject,
+                                     birth=D(2004, 3, 1)))
+        return events
+
+    # 12 children at school in a and 12 in b; in 2020 (aged 16) 9 of a's and 3 of b's are at
+    # college in b, so 9 of a's have moved to b by the school (no register facts here).
+    children = [child(n, "school-a", n < 9) for n in range(12)] + [child(12 + n, "school-b", n < 3) for n in range(12)]
+    timelines = [fold(pseudonym(n), D(2004, 3, 1), events) for n, events in enumerate(children)]
+    [comparison] = compare([IN_EDUCATION], timelines, 2020, ["a", "b"],
+                           lambda t, day: home_on(t, day, MUNICIPALITY_OF), minimum_cell=5)
+    rows = {r.tenant: r for r in comparison.rows}
+    assert rows["a"].counts == (0, 3)
+    assert rows["b"].counts == (12, 21)
+    # a's 3 children (none in education) are under 5; with only two tenants no complement
+    # can hide it from b, which knows its own row: the total is withheld.
+    assert rows["a"].shown == "suppressed (too_few_subjects)"
+    assert rows["b"].shown == "57.14 % (12/21)"
+    assert rows[ALL_TENANTS].shown == WITHHELD
+
+
+def _given_back(counts: dict[str, tuple[int, int]], minimum_cell: int) -> set[tuple[str, str, str]]:
+    """Every small row's numerator, denominator or complement that some tenant, knowing
+    its own row, computes exactly from the published comparison."""
+    rows = {r.tenant: r.shown for r in publish_rows(IN_EDUCATION, 2020, counts, minimum_cell).rows}
+    total = rows.pop(ALL_TENANTS)
+    hidden = [t for t, shown in rows.items() if not shown.endswith(")") or shown.startswith("suppressed")]
+    found = set()
+    for reader in counts:
+        unknown = [(part, t) for t in hidden if t != reader for part in ("numerator", "denominator")]
+        equations: list[Equation] = []
+        if total != WITHHELD and not total.startswith("suppressed"):
+            equations += [{("numerator", t): 1 for t in counts}, {("denominator", t): 1 for t in counts}]
+        for t in hidden:
+            if t == reader or suppression(*counts[t], minimum_cell) is None:
+                continue
+            for part, combination in (("numerator", {("numerator", t): 1}), ("denominator", {("denominator", t): 1}),
+                                      ("complement", {("denominator", t): 1, ("numerator", t): -1})):
+                if determines(unknown, equations, combination):
+                    found.add((reader, part, t))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcde"), st.tuples(st.integers(0, 12), st.integers(0, 12)).map(
+    lambda pair: (min(pair), max(pair))), min_size=1), st.integers(1, 6))
+def test_no_tenant_knowing_its_own_row_gets_a_small_indicator_row_back(counts: dict[str, tuple[int, int]],
+                                                                       minimum_cell: int) -> None:
+    assert _given_back(counts, minimum_cell) == set()
+    rows = {r.tenant: r.shown for r in publish_rows(IN_EDUCATION, 2020, counts, minimum_cell).rows}
+    for tenant, (numerator, denominator) in counts.items():
+        if suppression(numerator, denominator, minimum_cell) is not None:
+            assert rows[tenant].startswith("suppressed"), tenant
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcde"), st.fixed_dictionaries(
+    {c: st.integers(0, 12) for c in NATIONAL_COLUMNS}), min_size=1), st.integers(1, 6))
+def test_the_demos_national_table_gives_no_small_cell_back_either(counts: dict[str, dict[str, int]],
+                                                                  minimum_cell: int) -> None:
+    rows = {r.tenant: r.shown for r in suppress(counts, minimum_cell)}
+    total = rows.pop("all tenants")
+    for reader in counts:
+        for column in NATIONAL_COLUMNS:
+            unknown = [t for t in counts if t != reader and rows[t][column].startswith("suppressed")]
+            equations: list[Equation] = [] if total[column].startswith("withheld") else [dict.fromkeys(counts, 1)]
+            for tenant in determined(unknown, equations):
+                assert not 0 < counts[tenant][column] < minimum_cell, (reader, column, tenant)
