@@ -20,18 +20,23 @@ import asyncpg
 import typer
 import yaml
 
-from cli.demo import publish_watermark, wait_caught_up
+from cli.demo import EXCLUSION_MODEL, publish_watermark, wait_caught_up
+from cli.indicators import SONDERBORG
+from cli.national import print_exclusion, print_indicators
 from cli.publish import publish_records
-from cli.reporting.national import NationalRow, national_counts, suppress
+from cli.reporting.national import NationalFigures, NationalRow, national_counts, national_figures, suppress, tenant_homes
+from cli.reporting.skandia import ExclusionModel, load_exclusion_model
 from cli.signed import send_signed
-from cli.synthetic.nation import Nation, generate_nation
+from cli.synthetic.nation import Nation, generate_nation, nation_exclusion_model
 from cli.synthetic.population import to_json_line, write_registry
 from cli.terminal import progress, table_lines
 from services.verifier.rebuild import read_topic
 from shared.domain.contracts.model import contract_record_key
 from shared.domain.currency import format_money
 from shared.domain.events import PaymentInstruction, PaymentKind, Settlement, SettlementStatus
+from shared.domain.indicators.loader import load_indicators
 from shared.domain.indicators.model import DEFAULT_MINIMUM_CELL
+from shared.domain.institutions import InstitutionRegistry
 from shared.domain.investment.records import LEDGER_JOURNAL_RECORD
 from shared.domain.signing import RecordSigner
 from shared.platform.credentials import credentials_dir, without_user
@@ -44,6 +49,10 @@ from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETT
 
 NATION_DATABASE = "stafet_nation"
 NATION_WATERMARK = dt.date(2026, 6, 30)
+# The indicator the demo compares per tenant: the nation's children (born 2004-2006) are
+# 15-17 then, its population; the others need facts the nation has none of (exams,
+# absence, completed educations).
+NATION_INDICATOR, NATION_INDICATOR_YEAR = "neither-job-nor-education", 2021
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class NationResult:
     foreign_attempt: tuple[str, str] | None  # (whose finance key, whose payment)
     national: tuple[NationalRow, ...] = ()  # compared across tenants, small cells suppressed
     minimum_cell: int = DEFAULT_MINIMUM_CELL
+    # The price of exclusion across borders and the indicators per tenant, published.
+    figures: NationalFigures | None = None
+    exclusion_title: str = ""
 
 
 def write_tenants(path: Path, nation: Nation) -> None:
@@ -147,7 +159,10 @@ async def tenant_totals(database_url: str, nation: Nation) -> tuple[tuple[Tenant
 
 async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, work: Path, *, municipalities: int,
                           children: int, seed: int, show: bool = True,
-                          minimum_cell: int = DEFAULT_MINIMUM_CELL) -> NationResult:
+                          minimum_cell: int = DEFAULT_MINIMUM_CELL,
+                          exclusion: ExclusionModel | None = None) -> NationResult:
+    """`exclusion`: the price of exclusion split by municipality (default: the example's
+    with the nation's outcome, `nation_exclusion_model`)."""
     def say(message: str) -> None:
         if show:
             typer.echo(message)
@@ -201,8 +216,15 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
             await connection.close()
     operator = database_url_of_role("operator", database_url)
     counts = await national_counts(operator, {t.id: t.municipality for t in nation.tenants}, nation.municipality_of)
+    model = exclusion or nation_exclusion_model(load_exclusion_model(EXCLUSION_MODEL))
+    indicators = load_indicators(SONDERBORG)
+    figures = await national_figures(
+        operator, InstitutionRegistry(nation.institutions), tenant_homes(nation.tenants), model,
+        indicators.model_copy(update={"indicators": tuple(i for i in indicators.indicators
+                                                           if i.id == NATION_INDICATOR)}),
+        NATION_INDICATOR_YEAR, minimum_cell)
     return NationResult(nation, totals, crossing, applied, attempt, tuple(suppress(counts, minimum_cell)),
-                        minimum_cell)
+                        minimum_cell, figures, model.title)
 
 
 def database_url_of_role(role: str, owner_url: str) -> str:
@@ -250,6 +272,11 @@ def print_nation(result: NationResult) -> None:
         for line in table_lines(("tenant", "children concerned", "outcome verified", "rate",
                                  "paid across a border"), rows, align="lrrrr"):
             typer.echo(line)
+    if result.figures is not None:
+        typer.echo("")
+        print_exclusion(result.figures.exclusion, result.exclusion_title, result.minimum_cell)
+        typer.echo("")
+        print_indicators(result.figures.indicators, result.minimum_cell)
 
 
 def run_nation_demo(municipalities: int, children: int, seed: int) -> None:

@@ -31,6 +31,7 @@ from cli import indicators as indicator_commands
 from cli import invest as invest_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
+from cli import national as national_commands
 from cli import privacy as privacy_commands
 from cli import programme as programme_commands
 from cli import serve as serve_commands
@@ -68,6 +69,7 @@ app.add_typer(indicator_commands.app, name="indicators")
 app.add_typer(experiment_commands.app, name="experiment")
 app.add_typer(invest_commands.app, name="invest")
 app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(national_commands.app, name="national")
 app.add_typer(privacy_commands.app, name="privacy")
 app.add_typer(programme_commands.app, name="programme")
 app.add_typer(verifier_commands.app, name="verifier")
@@ -213,7 +215,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed for the municipality")] = 7,
     nation: Annotated[bool, typer.Option(
         "--nation", help="Instead: a small nation, several municipalities as tenants of one clearing house, "
-                         "children moving between them (docs/tenancy.md); per-tenant totals, a cross-border line")]
+                         "children moving between them (docs/tenancy.md); per-tenant totals, a cross-border line, "
+                         "the price of exclusion by municipality (who paid, who harvests) and an indicator "
+                         "per tenant, small cells suppressed")]
         = False,
     municipalities: Annotated[int, typer.Option(help="With --nation: how many municipalities", min=2, max=98)] = 4,
 ) -> None:

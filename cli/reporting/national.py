@@ -10,16 +10,30 @@ hidden cell hides at least three (the smallest non-empty others as complements):
 tenant then learns only the sum of two or more others from the national total. Where a
 column has too few non-empty cells for that, its national total is withheld instead
 (`group_read_by_members`). A rate is shown only when both its counts are.
+
+`national_figures` does the same for the business case across borders (who paid for an
+outcome, who harvests its savings: cli/reporting/borders.py) and for the indicators per
+tenant (cli/reporting/national_indicators.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 
+from cli.reporting.borders import BorderCase, PublishedHorizon, border_case, publish
 from cli.reporting.disclosure import group_read_by_members, mark
+from cli.reporting.live import published_from_database
+from cli.reporting.live_indicators import live_timelines
+from cli.reporting.national_indicators import IndicatorComparison, compare
+from cli.reporting.skandia import ExclusionModel
+from shared.domain.homes import home_on
+from shared.domain.indicators.model import IndicatorSet
+from shared.domain.institutions import InstitutionRegistry
+from shared.domain.tenancy import Tenant
 
 # Per tenant (payer): the children its contracts concern (a decision other than "not
 # eligible"), those with an outcome verified, and those it pays for an institution in
@@ -91,3 +105,44 @@ async def national_counts(database_url: str, homes: Mapping[str, str],
     for tenant, subjects in crossing.items():
         counts[tenant]["cross_border"] = len(subjects)
     return counts
+
+
+@dataclass(frozen=True)
+class NationalFigures:
+    """The business case across borders and the indicators per tenant, published."""
+
+    exclusion: tuple[PublishedHorizon, ...] | None  # None: the case cannot be made (another currency)
+    indicators: tuple[IndicatorComparison, ...]
+    exact: BorderCase | None = None  # the exact figures behind `exclusion`: never published as such
+
+
+def tenant_homes(tenants: Iterable[Tenant]) -> dict[str, str]:
+    """Each tenant's municipality (a municipality's `municipality:`, else its id): a
+    contract's payer is named by the tenant's id, a child's home by the municipality."""
+    return {t.id: t.municipality or t.id for t in tenants}
+
+
+async def national_figures(database_url: str, registry: InstitutionRegistry, homes: Mapping[str, str],
+                           model: ExclusionModel | None, definitions: IndicatorSet | None, year: int | None,
+                           minimum_cell: int) -> NationalFigures:
+    """Read inside the clearing house (`database_url`: a role that sees every row, the
+    operators'), computed here, and returned only as published figures: the price of
+    exclusion split by municipality (`model`) and the indicators per tenant for `year`."""
+    municipality_of = {i.id: i.municipality for i in registry.all() if i.municipality}
+    timelines = {t.subject: t for t in await live_timelines(database_url)}
+
+    def home_of(subject: str, day: dt.date) -> str | None:
+        timeline = timelines.get(subject)
+        return home_on(timeline, day, municipality_of) if timeline is not None else None
+
+    published, case = None, None
+    if model is not None:
+        data = await published_from_database(database_url, registry, "national", minimum_cell)
+        case = border_case(data, model, home_of, payer_home=homes)
+        published = publish(case, minimum_cell) if case is not None else None
+    compared: list[IndicatorComparison] = []
+    if definitions is not None and year is not None:
+        places = sorted(set(homes.values()))
+        compared = compare(definitions.indicators, list(timelines.values()), year, places,
+                           lambda t, day: home_on(t, day, municipality_of), minimum_cell)
+    return NationalFigures(published, tuple(compared), case)

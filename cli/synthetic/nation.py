@@ -20,6 +20,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from cli.reporting.skandia import ExclusionModel
 from shared.domain.contracts.model import Contract
 from shared.domain.institutions import Institution, synthetic_payee_fields
 from shared.domain.tenancy import Tenant, TenantKind
@@ -128,3 +129,21 @@ def generate_nation(municipalities: int, children: int, seed: int, move_rate: fl
         stay(cpr, town, "youth_education", "youth", D(y + 16, 8, 10), None)
     return Nation(towns, tuple(_institutions(municipalities)), tuple(events),
                   tuple(_contract(t) for t in towns), tuple(tenant_of(t) for t in towns))
+
+
+# The business case across borders for the nation (docs/tenancy.md, "National figures"):
+# the example's price of exclusion with the nation's one outcome added. Its contracts
+# start in 2000 and pay from 2010 (school) to 2022 (youth education), so the horizons
+# run from 2000 over 15 and 30 years. Every figure added here is an assumption of this
+# synthetic nation (reaching the next stage moves a twentieth of a person out of "young
+# person with only primary school"; 80 % would have happened anyway), not a source's.
+NEXT_STAGE_EFFECT = {"group": "young-without-education", "persons": "0.05", "effect_years": 45,
+                     "deadweight": "0.8", "source": "assumption of the synthetic nation (cli/synthetic/nation.py)"}
+NATION_HORIZONS = (15, 30)
+
+
+def nation_exclusion_model(model: ExclusionModel, **changes: object) -> ExclusionModel:
+    """`model` (e.g. examples/price-of-exclusion.yaml) with the nation's outcome and horizons."""
+    return ExclusionModel.model_validate({
+        **model.model_dump(mode="json"), "horizons": list(NATION_HORIZONS),
+        "outcomes": {**model.model_dump(mode="json")["outcomes"], "moved-on": NEXT_STAGE_EFFECT}, **changes})

@@ -9,27 +9,46 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo_nation import NATION_WATERMARK, nation_pipeline, print_nation
-from cli.synthetic.nation import generate_nation
+from cli.demo import EXCLUSION_MODEL
+from cli.demo_nation import NATION_INDICATOR, NATION_INDICATOR_YEAR, NATION_WATERMARK, nation_pipeline, print_nation
+from cli.indicators import SONDERBORG
+from cli.reporting.skandia import load_exclusion_model
+from cli.synthetic.nation import generate_nation, nation_exclusion_model
 from cli.synthetic.population import to_json_line
 from shared.domain.contracts.book import ContractBook
 from shared.domain.contracts.evaluation import RejectionReason
 from shared.domain.decisions import decide_all
 from shared.domain.events import OutcomeStatus, Transition
+from shared.domain.homes import home_on
+from shared.domain.indicators.compute import tally_by
+from shared.domain.indicators.feed import timelines_from_transitions
+from shared.domain.indicators.loader import load_indicators
+from shared.domain.indicators.model import Indicator
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.ledger.postings import budget_account
 from tests.engine_replay import admitted, directory_of, expected_balances
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
+
+
+def indicator_by_id(indicator_id: str) -> Indicator:
+    found = load_indicators(SONDERBORG).by_id(indicator_id)
+    assert found is not None
+    return found
 MUNICIPALITIES, CHILDREN, SEED = 3, 60, 5
 
 
 async def test_a_small_nation_pays_each_tenants_children_across_borders_as_the_pure_engine_does(
         servers: Servers, namespace: str, database_url: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
+    # The business case with no discounting and no running cost: each tenant's "paid" is
+    # then exactly what it owes in the ledger.
+    model = nation_exclusion_model(load_exclusion_model(EXCLUSION_MODEL), discount_rate="0",
+                                   running_cost_yearly_minor=0)
     result = await nation_pipeline(servers.bootstrap_servers, database_url, namespace, tmp_path,
-                                   municipalities=MUNICIPALITIES, children=CHILDREN, seed=SEED, show=False)
+                                   municipalities=MUNICIPALITIES, children=CHILDREN, seed=SEED, show=False,
+                                   exclusion=model)
     nation = generate_nation(MUNICIPALITIES, CHILDREN, SEED)
     registry = InstitutionRegistry(nation.institutions)
     expected = expected_balances(list(nation.contracts), admitted([to_json_line(e) for e in nation.events], registry),
@@ -71,3 +90,24 @@ async def test_a_small_nation_pays_each_tenants_children_across_borders_as_the_p
             "cross_border": len(crossing)}, town
         assert national[town].shown["children"] == f"{national[town].counts['children']:,}"  # 60 children: all shown
     assert national["all tenants"].counts["children"] == CHILDREN
+    # The price of exclusion across borders, computed inside the clearing house: each
+    # tenant paid what its ledger owes, the municipal savings add up to the national case's,
+    # and what leaves one municipality arrives in another.
+    assert result.figures is not None
+    exact = result.figures.exact
+    assert exact is not None
+    thirty = exact.horizons[-1]
+    assert {p.place: p.paid_minor for p in thirty.places} == {t: totals[t].owed_minor for t in nation.municipalities}
+    assert sum(p.harvested_minor for p in thirty.places) == thirty.national.savings_by_level["municipality"] > 0
+    assert sum(p.inflow_minor for p in thirty.places) == sum(p.outflow_minor for p in thirty.places) > 0
+    assert "harvested elsewhere" in out
+    # The indicator per tenant: the children living in each municipality, counted from the
+    # live store as the pure fold counts them.
+    timelines = timelines_from_transitions(admitted([to_json_line(e) for e in nation.events], registry))
+    [comparison] = result.figures.indicators
+    municipality_of = {i.id: i.municipality for i in nation.institutions}
+    expected_rows = tally_by(indicator_by_id(NATION_INDICATOR), timelines, NATION_INDICATOR_YEAR,
+                             lambda t, day: home_on(t, day, municipality_of))
+    assert {r.tenant: r.counts for r in comparison.rows if r.tenant != "all tenants"} == {
+        t: expected_rows.get(t, (0, 0)) for t in nation.municipalities}
+    assert sum(d for _, d in expected_rows.values()) > 0
