@@ -6,11 +6,12 @@ vector lies in the row space of the equations over the unknown cells."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
+from typing import Any
 
-Cell = Hashable
-Equation = dict[Cell, int]  # cell -> coefficient; the right-hand side is known to the reader
+Cell = Any  # any hashable name of a cell, e.g. (column, place)
+Equation = Mapping[Cell, int]  # cell -> coefficient; the right-hand side is known to the reader
 
 
 def _rank(rows: list[list[Fraction]]) -> int:

@@ -92,7 +92,7 @@ PLACES = ("a", "b", "c", "d")
 
 
 @st.composite
-def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, str], ExclusionModel]:
+def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, str | None], ExclusionModel]:
     count = draw(st.integers(0, 25))
     children = [(f"s{n}", draw(st.sampled_from(PLACES[:3])), draw(st.integers(0, 10_000_000)),
                  draw(st.integers(2019, 2026))) for n in range(count)]
@@ -109,7 +109,7 @@ def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, str], ExclusionModel
 
 @settings(max_examples=150, deadline=None)
 @given(nations())
-def test_money_is_conserved_across_borders(nation: tuple[ReportData, dict[str, str], ExclusionModel]) -> None:
+def test_money_is_conserved_across_borders(nation: tuple[ReportData, dict[str, str | None], ExclusionModel]) -> None:
     report, homes, model = nation
     found = border_case(report, model, lambda subject, _: homes[subject])
     national = case_for(report, model)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from cli.main import app
 from cli.reporting.national import COLUMNS as NATIONAL_COLUMNS
 from cli.reporting.national import suppress
 from cli.reporting.national_indicators import ALL_TENANTS, WITHHELD, compare, publish_rows
@@ -126,3 +129,17 @@ def test_the_demos_national_table_gives_no_small_cell_back_either(counts: dict[s
             equations: list[Equation] = [] if total[column].startswith("withheld") else [dict.fromkeys(counts, 1)]
             for tenant in determined(unknown, equations):
                 assert not 0 < counts[tenant][column] < minimum_cell, (reader, column, tenant)
+
+
+def test_the_national_commands_need_tenants_and_name_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env: dict[str, str | None] = {"TENANTS_FILE": None}  # unset
+    result = runner.invoke(app, ["national", "indicators", "--year", "2021"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: national figures compare tenants: set TENANTS_FILE (docs/tenancy.md)"
+    bad = tmp_path / "model.yaml"
+    bad.write_text("discount_rate: lots\n", encoding="utf-8")
+    result = runner.invoke(app, ["national", "exclusion", "--exclusion-model", str(bad)], env=env)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ")
+    assert len(result.output.strip().splitlines()) == 1
