@@ -85,12 +85,17 @@ def simulate(
     effect: Annotated[list[str] | None, typer.Option(
         help="A measured effect replacing an outcome's assumed deadweight: OUTCOME=POINTS:LOW:HIGH "
              "(percentage points, as `stafet experiment evaluate` prints them); repeatable")] = None,
+    by_municipality: Annotated[bool, typer.Option(
+        "--by-municipality", help="Also split each variant's business case by municipality: what the payer "
+                                  "paid, and where the savings are harvested (where each child lives after its "
+                                  "outcome: residence facts, else its latest registration), small cells "
+                                  "suppressed")] = False,
 ) -> None:
     """What-if: replay the same events through the pure engine under each contract
     variant (no Kafka, no money moves) and compare cost, outcomes, payments per kind of
     institution, estimated savings and net; then the business case as the Skandia model
-    makes it (4 and 10 years, NPV, payback, who invests and who harvests); write the
-    HTML report."""
+    makes it (4 and 10 years, NPV, payback, who invests and who harvests), with
+    --by-municipality also by municipality; write the HTML report."""
     from cli.indicators import minimum_cell_setting
     from cli.reporting.business_case import load_assumptions
     from cli.reporting.html import comparison_rows, render
@@ -129,6 +134,8 @@ def simulate(
     for row in [headers, *rows]:
         typer.echo(f"{row[0]:<{widths[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True)))
     print_exclusion_cases(results, exclusion, effects, widths[0], least)
+    if by_municipality:
+        print_border_cases(results, exclusion, effects, transitions, registry, least)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared", minimum_cell=least,
                              exclusion=exclusion, effects=as_estimates(effects)), encoding="utf-8")
@@ -207,6 +214,30 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
             continue
         case = case_for(result, model, measured_by_outcome(result, as_estimates(effects)))
         print_exclusion_case(result.title, case, model, width)
+
+
+def print_border_cases(results: list[ReportData], model: ExclusionModel,
+                       effects: dict[str, tuple[float, float, float]], transitions: list[Transition],
+                       registry: InstitutionRegistry, least: int) -> None:
+    """Each variant's business case by municipality (cli/reporting/borders.py): who paid,
+    who harvests, under the same small-cell rule as the national figures."""
+    from cli.national import print_exclusion
+    from cli.reporting.borders import border_case, publish
+    from cli.reporting.evidence import measured_by_outcome
+    from shared.domain.homes import home_on
+    from shared.domain.indicators.feed import timelines_from_transitions
+
+    municipality_of = {i.id: i.municipality for i in registry.all() if i.municipality}
+    timelines = {t.subject: t for t in timelines_from_transitions(transitions)}
+
+    def home_of(subject: str, day: dt.date) -> str | None:
+        found = timelines.get(subject)
+        return home_on(found, day, municipality_of) if found is not None else None
+
+    for result in results:
+        case = border_case(result, model, home_of, measured=measured_by_outcome(result, as_estimates(effects)))
+        typer.echo("")
+        print_exclusion(publish(case, least) if case is not None else None, f"{result.title}: {model.title}", least)
 
 
 def print_exclusion_case(title: str, case: ExclusionCase | None, model: ExclusionModel, width: int) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from cli.reporting.data import ReportData
-from cli.reporting.disclosure import group_read_by_members, mark
+from cli.reporting.disclosure import group_read_by_members, mark, pinned_cells
 from cli.reporting.skandia import (
     Deadweight,
     ExclusionCase,
@@ -210,6 +210,98 @@ def _hide_crossing(hidden: dict[str, dict[str, Suppression]], places: list[str])
                 hidden[column].setdefault(place, Suppression.COMPLEMENTARY)
 
 
+def _same_cells(case: BorderCase) -> set[str]:
+    """The municipalities whose harvested and from-others cells are equal (no child it
+    paid for lives in it, or its own share is nothing over some horizon)."""
+    kept_children = {p: case.subjects["harvested"].get(p, 0) - case.subjects["inflow"].get(p, 0)
+                     for p in case.subjects["harvested"]}
+    same = {p for p, n in kept_children.items() if n == 0}
+    for horizon in case.horizons:
+        same |= {f.place for f in horizon.places if f.harvested_minor == f.inflow_minor}
+    return same
+
+
+LINKED = ("harvested", "inflow", "outflow")  # the columns the identities tie together
+
+
+def _variable(column: str, place: str, same: set[str]) -> tuple[str, str]:
+    """A cell as a reader's unknown: a municipality's harvested and from-others cells are
+    one where they are equal."""
+    return ("harvested", place) if column == "inflow" and place in same else (column, place)
+
+
+def _identities(places: list[str], total_shown: Mapping[str, bool], same: set[str]) -> list[dict[object, int]]:
+    """What every reader knows holds: each shown total, and what arrives = what leaves."""
+    found: list[dict[object, int]] = []
+    for column in COLUMNS:
+        if total_shown[column]:
+            equation: dict[object, int] = defaultdict(int)
+            for place in places:
+                equation[_variable(column, place, same)] += 1
+            found.append(equation)
+    crossing: dict[object, int] = defaultdict(int)
+    for place in places:
+        crossing[_variable("inflow", place, same)] += 1
+        crossing[_variable("outflow", place, same)] -= 1
+    found.append(crossing)
+    return found
+
+
+def _leak(case: BorderCase, hidden: Mapping[str, Mapping[str, Suppression]], total_shown: Mapping[str, bool],
+          same: set[str], minimum_cell: int) -> tuple[str, str, str] | None:
+    """A (reader, column, place) where a reader knowing its own row computes a cell about
+    fewer than `minimum_cell` children exactly, or None."""
+    places = [f.place for f in case.horizons[0].places] if case.horizons else []
+    identities = _identities(places, total_shown, same)
+    small = [(c, p) for c in COLUMNS for p in places if 0 < case.subjects[c].get(p, 0) < minimum_cell]
+    for reader in places:
+        unknown = sorted({_variable(c, p, same) for c in COLUMNS for p in hidden[c] if p != reader})
+        pinned = pinned_cells(unknown, identities)
+        for column, place in small:
+            if place != reader and _variable(column, place, same) in pinned:
+                return reader, column, place
+    return None
+
+
+def _close_leaks(case: BorderCase, hidden: dict[str, dict[str, Suppression]], total_shown: dict[str, bool],
+                 same: set[str], minimum_cell: int) -> None:
+    """Audit the table as every reader reads it (`pinned_cells`), and while one computes a
+    small cell exactly, hide one more: the smallest non-empty cell of that column at a
+    third municipality; else withhold the column's total; else hide the tied columns whole
+    with their totals (which leaves each reader at least two unknowns per identity)."""
+    places = [f.place for f in case.horizons[0].places] if case.horizons else []
+    _hide_together(hidden, same)  # one unknown is hidden only where both its cells are
+    for _ in range(len(COLUMNS) * (len(places) + 1) + 1):
+        leak = _leak(case, hidden, total_shown, same, minimum_cell)
+        if leak is None:
+            return
+        reader, column, place = leak
+        others = sorted((case.subjects[column].get(p, 0), p) for p in places
+                        if p not in (reader, place) and p not in hidden[column] and case.subjects[column].get(p, 0))
+        if others:
+            hidden[column][others[0][1]] = Suppression.COMPLEMENTARY
+        elif total_shown[column]:
+            tied = ("inflow", "outflow", "harvested") if len(same) == len(places) else \
+                ("inflow", "outflow") if column in ("inflow", "outflow") else (column,)
+            for each in tied:
+                total_shown[each] = False
+        else:
+            for each in LINKED:
+                total_shown[each] = False
+                for p in places:
+                    hidden[each].setdefault(p, Suppression.COMPLEMENTARY)
+        _hide_together(hidden, same)
+    if _leak(case, hidden, total_shown, same, minimum_cell) is not None:
+        raise RuntimeError("the national table still gives a small cell back: a defect in borders.publish")
+
+
+def _hide_together(hidden: dict[str, dict[str, Suppression]], same: set[str]) -> None:
+    for place in same:
+        if place in hidden["harvested"] or place in hidden["inflow"]:
+            hidden["harvested"].setdefault(place, Suppression.COMPLEMENTARY)
+            hidden["inflow"].setdefault(place, Suppression.COMPLEMENTARY)
+
+
 @dataclass(frozen=True)
 class PublishedRow:
     place: str
@@ -226,20 +318,37 @@ class PublishedHorizon:
 def publish(case: BorderCase, minimum_cell: int) -> tuple[PublishedHorizon, ...]:
     """What may leave the clearing house: each column a group read by its members (a
     tenant knows its own row), so a column with a hidden cell hides at least three or
-    withholds its total (`group_read_by_members`). What arrives from others and what
-    leaves for others add up to the same national total, so that total is shown only
-    when both columns allow it; the region's and the state's rows follow from the
-    municipal savings by the groups' splits, so they are shown only with the harvested
-    total (and where even then a reader would be left with one unknown cell of the two,
-    both are hidden whole: `_hide_crossing`). Net is shown where both paid and harvested
-    are."""
+    withholds its total (`group_read_by_members`). Then the identities a reader knows:
+
+    - what arrives from others and what leaves for others add up to the same national
+      total, so that total is shown only when both columns allow it, and where even then
+      a reader would be left with one unknown cell of the two, both are hidden whole
+      (`_hide_crossing`);
+    - where a municipality keeps none of the savings it paid for (it paid for no child
+      living in it, e.g. it paid nothing), its harvested equals what it got from others'
+      payments: the two cells are one, hidden together (`_same_cells`), and where that
+      holds for every municipality the harvested total is the cross-border total;
+    - the region's and the state's rows follow from the municipal savings by the groups'
+      splits, so they are shown only with the harvested total.
+
+    Those are first cuts; `_close_leaks` then audits the table as each reader reads it
+    (exact linear algebra over the shown totals and the identities, its own row known) and
+    hides more until no cell about fewer than `minimum_cell` children can be computed.
+    Net is shown where both paid and harvested are."""
     decided = {c: group_read_by_members(case.subjects[c], minimum_cell) for c in COLUMNS}
     hidden = {c: found for c, (found, _) in decided.items()}
     total_shown = {c: shown for c, (_, shown) in decided.items()}
+    places = [f.place for f in case.horizons[0].places] if case.horizons else []
+    same = _same_cells(case)
     crossing = total_shown["inflow"] and total_shown["outflow"]
+    if places and len(same) == len(places):
+        crossing = total_shown["harvested"] = crossing and total_shown["harvested"]
     total_shown["inflow"] = total_shown["outflow"] = crossing
+    _hide_together(hidden, same)
     if not crossing:
-        _hide_crossing(hidden, [f.place for f in case.horizons[0].places] if case.horizons else [])
+        _hide_crossing(hidden, places)
+        _hide_together(hidden, same)
+    _close_leaks(case, hidden, total_shown, same, minimum_cell)
     total_shown["net"] = total_shown["paid"] and total_shown["harvested"]
     levels_shown = total_shown["harvested"] and not (0 < case.everyone < minimum_cell)
     currency = case.case.currency

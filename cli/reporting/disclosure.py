@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import TypeVar
 
 from cli.reporting.data import ReportData
@@ -167,3 +168,43 @@ def publishable(data: ReportData, withheld: Sequence[Withheld]) -> ReportData:
         outcomes=tuple(replace(o, owed_minor=0) if (o.contract_id, o.outcome_id) in hidden else o
                        for o in data.outcomes),
         withheld={**data.withheld, **notes})
+
+
+TableCell = Hashable  # a published table's cell, e.g. (column, place)
+Identity = Mapping[TableCell, int]  # a linear identity over cells a reader knows holds (right-hand side known)
+
+
+def pinned_cells(unknown: Sequence[TableCell], equations: Iterable[Identity]) -> set[TableCell]:
+    """The unknown cells a reader computes exactly from `equations` (each a sum of cells
+    whose value it knows: a shown total, an identity such as "what leaves arrives"; the
+    coefficients on cells it knows are moved to the right-hand side and dropped here).
+
+    Exact elimination over fractions to reduced row echelon form: a cell is pinned when a
+    row of it has that cell alone. Few equations (a table's totals and identities) make
+    this cheap however many cells there are."""
+    index = {cell: n for n, cell in enumerate(unknown)}
+    rows: list[list[Fraction]] = []
+    for equation in equations:
+        row = [Fraction(0)] * len(index)
+        for cell, coefficient in equation.items():
+            if cell in index:
+                row[index[cell]] += coefficient
+        if any(row):
+            rows.append(row)
+    pivot_row = 0
+    for column in range(len(index)):
+        found = next((r for r in range(pivot_row, len(rows)) if rows[r][column]), None)
+        if found is None:
+            continue
+        rows[pivot_row], rows[found] = rows[found], rows[pivot_row]
+        lead = rows[pivot_row][column]
+        rows[pivot_row] = [value / lead for value in rows[pivot_row]]
+        for r in range(len(rows)):
+            if r != pivot_row and rows[r][column]:
+                factor = rows[r][column]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[pivot_row], strict=True)]
+        pivot_row += 1
+        if pivot_row == len(rows):
+            break
+    return {unknown[row.index(next(v for v in row if v))] for row in rows[:pivot_row]
+            if sum(1 for v in row if v) == 1}

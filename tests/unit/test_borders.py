@@ -5,11 +5,15 @@ only so that no tenant, knowing its own row, gets a small cell back."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from cli.main import app
 from cli.reporting.borders import (
     COLUMNS,
     WITHHELD,
@@ -20,8 +24,15 @@ from cli.reporting.borders import (
     publish,
 )
 from cli.reporting.data import MoneyRow, OutcomeRow, ReportData
-from cli.reporting.skandia import ExclusionCase, ExclusionModel, HorizonCase, case_for
+from cli.reporting.simulate import simulate, transitions_of
+from cli.reporting.skandia import ExclusionCase, ExclusionModel, HorizonCase, case_for, load_exclusion_model
+from cli.synthetic.nation import generate_nation, nation_exclusion_model
+from cli.synthetic.population import to_json_line, write_registry
 from shared.domain.contracts.model import Contract
+from shared.domain.homes import home_on
+from shared.domain.indicators.feed import timelines_from_transitions
+from shared.domain.institutions import InstitutionRegistry
+from shared.platform.settings import REPO_ROOT
 from tests.unit.disclosure_algebra import Equation, determined
 
 D = dt.date
@@ -153,6 +164,9 @@ def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[t
         # Identities every reader knows: what leaves a municipality arrives in another; the
         # region's and the state's rows follow from the municipal savings by the split.
         equations.append({**{("inflow", p): 1 for p in PLACES}, **{("outflow", p): -1 for p in PLACES}})
+        # A municipality that keeps none of what it paid for harvests only what others paid.
+        equations += [{("harvested", p): 1, ("inflow", p): -1} for p in PLACES
+                      if subjects["harvested"][p] == subjects["inflow"][p]]
         if published.levels["region"] != WITHHELD:
             equations.append({("harvested", p): 1 for p in PLACES})
         for column, place in determined(unknown, equations):
@@ -161,9 +175,17 @@ def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[t
     return found
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.fixed_dictionaries({c: st.fixed_dictionaries({p: st.integers(0, 12) for p in PLACES}) for c in COLUMNS}),
-       st.integers(1, 6))
+def _children(draw: st.DrawFn) -> dict[str, dict[str, int]]:
+    """Children per cell as a real table has them: harvested = from others + kept."""
+    counts = st.integers(0, 12)
+    inflow = {p: draw(counts) for p in PLACES}
+    kept = {p: draw(st.sampled_from((0, 0, 1, 3, 7))) for p in PLACES}
+    return {"paid": {p: draw(counts) for p in PLACES}, "harvested": {p: inflow[p] + kept[p] for p in PLACES},
+            "inflow": inflow, "outflow": {p: draw(counts) for p in PLACES}}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.composite(_children)(), st.integers(1, 6))
 def test_no_tenant_knowing_its_own_row_gets_a_small_cell_back(subjects: dict[str, dict[str, int]],
                                                               minimum_cell: int) -> None:
     assert _given_back(subjects, minimum_cell) == set()
@@ -191,3 +213,37 @@ def test_the_cross_border_total_is_withheld_when_either_side_must_withhold_it() 
     assert [r.shown[c] for r in published.rows[:4] for c in ("inflow", "outflow")] == [
         "suppressed (too_few_subjects)", *["suppressed (complementary)"] * 7]
     assert [r.shown["paid"] for r in published.rows[:4]] == ["0.01 DKK"] * 4  # 1 minor unit each
+
+
+def test_stafet_simulate_by_municipality_prints_who_paid_and_who_harvests(tmp_path: Path) -> None:
+    nation = generate_nation(4, 400, 1)
+    events, registry_file = tmp_path / "events.jsonl", tmp_path / "institutions.yaml"
+    events.write_bytes(b"".join(to_json_line(e) + b"\n" for e in nation.events))
+    write_registry(registry_file, nation.institutions)
+    contract_file, model_file = tmp_path / "kommune-000.yaml", tmp_path / "exclusion.yaml"
+    contract_file.write_text(yaml.safe_dump(nation.contracts[0].model_dump(mode="json")), encoding="utf-8")
+    model = nation_exclusion_model(load_exclusion_model(REPO_ROOT / "examples" / "price-of-exclusion.yaml"))
+    model_file.write_text(yaml.safe_dump(model.model_dump(mode="json")), encoding="utf-8")
+    result = CliRunner().invoke(app, [
+        "simulate", "--events", str(events), "--institutions", str(registry_file), "--contract", str(contract_file),
+        "--exclusion-model", str(model_file), "--report", str(tmp_path / "report.html"), "--by-municipality"])
+    assert result.exit_code == 0, result.output
+    # The same figures as the pure split of the same replay, published.
+    registry = InstitutionRegistry(nation.institutions)
+    transitions, _ = transitions_of((to_json_line(e) for e in nation.events), registry)
+    replay = simulate(nation.contracts[0].title, [nation.contracts[0]], transitions, registry)
+    timelines = {t.subject: t for t in timelines_from_transitions(transitions)}
+    municipality_of = {i.id: i.municipality for i in nation.institutions}
+    found = border_case(replay, model, lambda s, day: home_on(timelines[s], day, municipality_of))
+    assert found is not None
+    thirty = {p.place: p for p in found.horizons[-1].places}
+    # kommune-000 paid for its children; some of them live elsewhere after their outcome.
+    assert thirty["kommune-000"].outflow_minor > 0
+    assert thirty["kommune-001"].paid_minor == 0
+    published = {r.place: r.shown for r in publish(found, 5)[-1].rows}
+    out = result.output
+    assert "by municipality" in out
+    assert "harvested elsewhere" in out
+    for place in ("kommune-000", "kommune-001", "all municipalities"):
+        assert any(line.strip().startswith(f"{place} ") and published[place]["harvested"] in line
+                   for line in out.splitlines()), place
