@@ -28,15 +28,25 @@ def user(
     password_file: Annotated[Path, typer.Option(help="File holding its password (the same file the "
                                                      "client reads as KAFKA_PASSWORD_FILE)")],
     namespace: Annotated[str, typer.Option(help="The installation's topic namespace")] = NAMESPACE,
+    tenant: Annotated[str | None, typer.Option(
+        help="A tenant's own login (operator or finance; docs/tenancy.md, \"Topics per tenant\"): it may write "
+             "that tenant's topics only")] = None,
 ) -> None:
     """Create a SCRAM-SHA-512 user (or set its password) and grant what its kind needs."""
-    from shared.platform.kafka_access import KafkaAccess, namespace_acls
+    from shared.platform.kafka_access import TENANT_KINDS, Grant, KafkaAccess, namespace_acls, tenant_grants
     from shared.platform.settings import Settings
 
     try:
         principal_kind = Kind(kind)
     except ValueError:
         fail(f"--kind {kind!r} is not one of {KINDS}")
+    acls: list[tuple[str, Grant]]
+    if tenant is None:
+        acls = namespace_acls(namespace, {name: principal_kind})
+    elif principal_kind not in TENANT_KINDS:
+        fail(f"--tenant: a tenant's own login is an operator's or a finance office's, not {kind}")
+    else:
+        acls = [(name, grant) for grant in tenant_grants(principal_kind, namespace, tenant)]
     try:
         password = password_file.read_text(encoding="utf-8").strip()
     except OSError as error:
@@ -47,10 +57,11 @@ def user(
     async def apply() -> int:
         async with KafkaAccess(Settings().kafka_bootstrap_servers) as access:
             await access.upsert_users({name: password})
-            return await access.grant(namespace_acls(namespace, {name: principal_kind}))
+            return await access.grant(acls)
 
     try:
         granted = asyncio.run(apply())
     except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
         fail(f"creating user {name} failed ({type(error).__name__}: {error})")
-    typer.echo(f"user {name} ({principal_kind.value}): password set, {granted} ACL(s) in namespace {namespace}")
+    whose = f", tenant {tenant}" if tenant else ""
+    typer.echo(f"user {name} ({principal_kind.value}{whose}): password set, {granted} ACL(s) in namespace {namespace}")

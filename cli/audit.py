@@ -31,6 +31,7 @@ rows the replay reads back as "what the facts yield".
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,16 +110,19 @@ async def _ledger_instructions(url: str) -> list[Any]:
     return [instruction_from_row(r) for r in rows]
 
 
-async def _signed_contracts(bootstrap: str, topic: str, trust: Any) -> tuple[list[Any], int]:
+async def _signed_contracts(bootstrap: str, topics: Sequence[str], trust: Any) -> tuple[list[Any], int]:
+    """The contract versions on `topics` (the shared one and each tenant's) that the
+    verifier believes, taken in the order the broker stamped them (LogAppendTime; within
+    one topic that is its order), then by topic and offset: the same order on every run."""
     from services.verifier.authenticity import Refused, admit_contract
-    from services.verifier.rebuild import read_records
+    from services.verifier.rebuild import read_in_broker_order
     from shared.platform.settings import Settings
     from shared.platform.tenants import load_tenancy
 
     tenancy = load_tenancy(Settings())  # docs/tenancy.md: as the verifier admits them
     contracts: list[Any] = []
     refused = 0
-    for record in await read_records(bootstrap, topic, AUDITOR):
+    for record in await read_in_broker_order(bootstrap, topics, AUDITOR):
         admitted = admit_contract(record, trust, tenancy, lambda contract_id: next(
             (c.payer for c in contracts if c.contract_id == contract_id), None))
         if isinstance(admitted, Refused):
@@ -150,7 +154,7 @@ async def keep_to_itself(scratch_url: str) -> None:
         await connection.close()
 
 
-async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, str], contract_files: list[Path],
+async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, Sequence[str]], contract_files: list[Path],
                     trust: Any) -> tuple[list[Any], int]:
     """The instructions the signed facts yield, replayed in `scratch_url` through the
     verifier's own core; and how many contract records no operator signed."""
@@ -164,8 +168,8 @@ async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, str
     from shared.domain.institutions import InstitutionRegistry
     from shared.platform.db import migrate
 
-    transitions_topic, contracts_topic = topics
-    contracts, refused = await _signed_contracts(settings.kafka_bootstrap_servers, contracts_topic, trust)
+    transitions_topic, contracts_topics = topics
+    contracts, refused = await _signed_contracts(settings.kafka_bootstrap_servers, contracts_topics, trust)
     contracts += [load_contract(path) for path in contract_files]
     await keep_to_itself(scratch_url)
     await migrate(scratch_url)
@@ -219,13 +223,15 @@ def audit(
         help="Also a contract file, trusted as configuration (the verifier's CONTRACT_FILES)")] = None,
     transitions_topic: Annotated[str | None, typer.Option(help="The transitions (default: this installation's)")]
         = None,
-    contracts_topic: Annotated[str | None, typer.Option(help="The contract versions (default: this installation's)")]
-        = None,
+    contracts_topic: Annotated[list[str] | None, typer.Option(
+        help="A topic of contract versions, repeatable (default: this installation's shared one and, with "
+             "TENANTS_FILE, each tenant's)")] = None,
 ) -> None:
     """Recompute every payment instruction from the signed facts and contract versions with
     the verifier's own core, apart from the live verifier, and compare with the ledger;
     exit 1 naming each instruction the facts do not yield and each the ledger lacks."""
-    from shared.platform.topics import CONTRACTS, TRANSITIONS
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+    from shared.platform.topics import CONTRACTS, TRANSITIONS, topic_names
     from shared.platform.trust import ConfigurationError, trusted_keys
 
     settings = Settings()
@@ -234,7 +240,12 @@ def audit(
     except ConfigurationError as error:
         fail(str(error))
     scratch = _scratch(settings, scratch_url, scratch_password_file)
-    topics = (transitions_topic or TRANSITIONS.name, contracts_topic or CONTRACTS.name)
+    try:
+        tenancy = load_tenancy(settings)
+    except TenantsConfigurationError as error:
+        fail(str(error))
+    topics = (transitions_topic or TRANSITIONS.name,
+              contracts_topic or topic_names(CONTRACTS, tenancy.ids() if tenancy is not None else ()))
     try:
         facts, refused = asyncio.run(recompute(scratch, settings, topics, list(contract or []), trust))
     except ScratchRefused as error:

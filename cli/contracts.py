@@ -154,7 +154,7 @@ def contract_apply(
     trusted operator signed). A version once published is never replaced: publish a new
     version (with `effective_from`) to change a contract. Every check of `contract check
     --registry` must pass first."""
-    from cli.signed import send_signed, signer_or_fail
+    from cli.signed import route, send_signed, signer_or_fail
     from shared.platform.settings import Settings
     from shared.platform.topics import CONTRACTS
 
@@ -173,18 +173,21 @@ def contract_apply(
     contracts = [contract for _, contract in loaded]
 
     signer = signer_or_fail(settings, "operator", signing_key)
-    _refuse_foreign_payers(settings, signer, contracts)
+    tenancy = _refuse_foreign_payers(settings, signer, contracts)
     records = [(contract_record_key(c, signer.principal), c.model_dump_json().encode()) for c in contracts]
+    # With tenants every version is its signer's tenant's (refused above otherwise), and goes
+    # onto that tenant's own topic, which only its operators' Kafka login may write.
+    topic, login = route(CONTRACTS, "operator", contracts[0].payer if tenancy is not None and contracts else None)
     try:
-        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", CONTRACTS.name,
-                                records, signer, principal="operator"))
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-contract-apply", topic,
+                                records, signer, principal=login))
     except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
         fail(f"publishing contracts failed: {error}")
     for contract in contracts:
         typer.echo(f"applied {contract.contract_id} v{contract.version}")
 
 
-def _refuse_foreign_payers(settings: Settings, signer: RecordSigner, contracts: list[Contract]) -> None:
+def _refuse_foreign_payers(settings: Settings, signer: RecordSigner, contracts: list[Contract]) -> Tenancy | None:
     """With tenants: the verifiers take a contract version only from a contract signer of
     its payer (docs/tenancy.md), so a version this key may not sign is refused here, before
     anything is published. Whose key it is, is what the verifiers' trusted keys say."""
@@ -193,7 +196,7 @@ def _refuse_foreign_payers(settings: Settings, signer: RecordSigner, contracts: 
 
     tenancy = _tenancy_or_fail()
     if tenancy is None:
-        return
+        return None
     try:
         principal = trusted_keys(settings).principals().get(signer.key_id)
     except ConfigurationError as error:
@@ -203,3 +206,4 @@ def _refuse_foreign_payers(settings: Settings, signer: RecordSigner, contracts: 
         refusal = tenancy.contract_refusal(who, contract.payer)
         if refusal is not None:
             fail(f"{contract.contract_id} v{contract.version}: {refusal.reason.value}: {refusal.message} (nothing applied)")
+    return tenancy

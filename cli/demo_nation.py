@@ -176,6 +176,10 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
     registry_file, tenants_file = work / "institutions.yaml", work / "tenants.yaml"
     write_registry(registry_file, nation.institutions)
     write_tenants(tenants_file, nation)
+    # Each tenant's own topics (docs/tenancy.md, "Topics per tenant"): the verifier and the
+    # ledger read them with the shared ones. The demo still publishes through the shared
+    # topics with the clearing house's logins (believed there too: each record's signer).
+    await ensure_topics(bootstrap, all_topics(namespace, [t.id for t in nation.tenants]))
     say(f"  a synthetic nation: {municipalities} municipalities (each a tenant), {len(nation.institutions)}"
         f" institutions, {children:,} children born 2004-2006, {len(nation.events):,} events; each municipality"
         " pays for the children registered in it on 2020-09-01")

@@ -11,6 +11,7 @@ import typer
 
 from shared.platform.settings import REPO_ROOT
 from shared.platform.stack import LocalStack, StackError
+from shared.platform.tenants import TenantsConfigurationError
 
 app = typer.Typer(rich_markup_mode=None, help="Start, stop and inspect the local Kafka + PostgreSQL stack.",
                   no_args_is_help=True)
@@ -26,16 +27,23 @@ def default_stack() -> LocalStack:
 
 
 async def prepare(stack: LocalStack) -> tuple[list[str], list[str]]:
-    """Topics and ACLs (as the broker's super user), migrations (as the owner role)."""
+    """Topics and ACLs (as the broker's super user), migrations (as the owner role). With
+    TENANTS_FILE, each tenant's own topics and Kafka logins too (docs/tenancy.md, "Topics
+    per tenant"), their passwords in the stack's credentials folder like every other's."""
     from shared.platform.db import migrate
     from shared.platform.kafka import ensure_topics, wait_for_broker
-    from shared.platform.kafka_access import grant_namespace
+    from shared.platform.kafka_access import grant_namespace, tenant_principals
+    from shared.platform.settings import Settings
+    from shared.platform.tenants import load_tenancy
     from shared.platform.topics import NAMESPACE, all_topics
 
     settings = stack.settings()
+    tenancy = load_tenancy(Settings())
+    tenants = tenancy.ids() if tenancy is not None else ()
     await wait_for_broker(stack.bootstrap_servers, principal="admin", settings=settings)
-    topics = await ensure_topics(stack.bootstrap_servers, all_topics(NAMESPACE), settings=settings)
-    await grant_namespace(stack.bootstrap_servers, NAMESPACE, settings=settings)
+    topics = await ensure_topics(stack.bootstrap_servers, all_topics(NAMESPACE, tenants), settings=settings)
+    await grant_namespace(stack.bootstrap_servers, NAMESPACE, settings=settings, tenants=tenants,
+                          tenant_passwords={name: stack.password("kafka", name) for name in tenant_principals(tenants)})
     return topics, await migrate(stack.role_url("owner"))
 
 
@@ -48,7 +56,7 @@ def up() -> None:
     try:
         stack.up()
         topics, migrations = asyncio.run(prepare(stack))
-    except (StackError, TimeoutError) as error:
+    except (StackError, TimeoutError, TenantsConfigurationError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"created {len(topics)} topic(s), applied {len(migrations)} migration(s)")

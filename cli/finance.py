@@ -420,7 +420,8 @@ def import_answers(
         AnswerFormat.AUTO,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Publish the good answers even if some are refused")] = False,
-    topic: Annotated[str, typer.Option(help="Topic to publish to")] = SETTLEMENTS.name,
+    topic: Annotated[str | None, typer.Option(help="Topic to publish to (default: the settlements topic of the "
+                                                   "signer's tenant, docs/tenancy.md; else the shared one)")] = None,
     signing_key: Annotated[Path | None, typer.Option(
         help="The finance system's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
     wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the ledger to apply them")] = 0,
@@ -498,9 +499,9 @@ def _import_status_report(file: Path, data: bytes) -> None:
         f"; {len(applied.rejected_payments)} payment(s) rejected before booking"))
 
 
-def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, topic: str,
+def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, topic: str | None,
                      signing_key: Path | None, wait: float = 0) -> None:
-    from cli.signed import send_signed, signer_or_fail
+    from cli.signed import route, send_signed, signer_or_fail, signers_tenant
     from services.ledger.payouts import ledger_payments, transfers_named
     from shared.domain.finance.settlements import Known, reconcile
 
@@ -520,9 +521,10 @@ def _publish_answers(file: Path, answers: Sequence[Answer], skip_invalid: bool, 
         fail(f"{len(result.refused)} answer(s) refused; nothing published (use --skip-invalid to publish the others)")
     settlements = result.settlements
     if settlements:
-        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-finance-import", topic,
+        own_topic, login = route(SETTLEMENTS, "finance", signers_tenant(settings, signer))
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-finance-import", topic or own_topic,
                                 [(s.payment_id.encode(), s.model_dump_json().encode()) for s in settlements],
-                                signer, principal="finance"))
+                                signer, principal=login))
     counts = Counter(s.status.value for s in settlements)
     typer.echo(f"published {len(settlements)} settlement(s) ({counts['paid']} paid, {counts['returned']} returned, "
                f"{counts['failed']} failed), refused {len(result.refused)}, "
@@ -559,7 +561,8 @@ def posted(
         = None,
     on: Annotated[dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="The posting date (default the run's)")]
         = None,
-    topic: Annotated[str, typer.Option(help="Topic to publish to")] = SETTLEMENTS.name,
+    topic: Annotated[str | None, typer.Option(help="Topic to publish to (default: the settlements topic of the "
+                                                   "signer's tenant, docs/tenancy.md; else the shared one)")] = None,
     signing_key: Annotated[Path | None, typer.Option(
         help="The finance system's Ed25519 signing key (default SIGNING_KEY_FILE)")] = None,
     wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the ledger to apply them")] = 0,

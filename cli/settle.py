@@ -16,7 +16,7 @@ import typer
 
 from cli.errors import fail
 from cli.jsonl import read_records
-from cli.signed import send_signed, signer_or_fail
+from cli.signed import route, send_signed, signer_or_fail, signers_tenant
 from shared.domain.events import Settlement
 from shared.platform.settings import Settings
 from shared.platform.topics import SETTLEMENTS
@@ -35,9 +35,11 @@ def settle(
     settings = Settings()
     signer = signer_or_fail(settings, "finance", signing_key)
     records = [(s.payment_id.encode(), s.model_dump_json().encode()) for s in settlements]
+    # A tenant's finance office writes its own settlements topic (docs/tenancy.md).
+    topic, login = route(SETTLEMENTS, "finance", signers_tenant(settings, signer))
     try:
-        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-settle", SETTLEMENTS.name,
-                                records, signer, principal="finance"))
+        asyncio.run(send_signed(settings.kafka_bootstrap_servers, "stafet-settle", topic,
+                                records, signer, principal=login))
     except Exception as error:  # noqa: BLE001 - any broker failure is reported, not traced
         fail(f"publishing settlements failed: {error}")
     typer.echo(f"published {len(settlements)} settlement(s), signed by key {signer.key_id}")

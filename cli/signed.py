@@ -10,9 +10,45 @@ from pathlib import Path
 from cli.errors import fail
 from shared.domain.signing import RecordSigner
 from shared.platform.settings import Settings
-from shared.platform.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR, ConfigurationError, record_signer
+from shared.platform.topics import TopicSpec
+from shared.platform.trust import (
+    DEVELOPMENT_FINANCE,
+    DEVELOPMENT_OPERATOR,
+    ConfigurationError,
+    record_signer,
+    trusted_keys,
+)
 
 SEND_WINDOW = 1000  # records in flight before waiting for the broker's acks
+
+
+def signers_tenant(settings: Settings, signer: RecordSigner) -> str | None:
+    """With TENANTS_FILE: the tenant whose operator or finance principal `signer` is (whose
+    key it is, as the receivers' trusted keys say); None without tenants or for a principal
+    of no tenant (the clearing house's)."""
+    from shared.domain.principals import Principal
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+
+    try:
+        tenancy = load_tenancy(settings)
+        if tenancy is None:
+            return None
+        principal = trusted_keys(settings).principals().get(signer.key_id)
+    except (TenantsConfigurationError, ConfigurationError) as error:
+        fail(str(error))
+    return tenancy.tenant_of(principal or Principal.parse(signer.principal))
+
+
+def route(spec: TopicSpec, login: str, tenant: str | None) -> tuple[str, str]:
+    """The topic `spec`'s records go to and the Kafka login that may write it: a tenant's
+    own topic and login (docs/tenancy.md, "Topics per tenant"), else the shared topic and
+    `login` (`operator`, `finance`). In production KAFKA_USERNAME names the login."""
+    from shared.platform.kafka_access import Kind, tenant_principal
+    from shared.platform.topics import tenant_topic
+
+    if tenant is None:
+        return spec.name, login
+    return tenant_topic(spec, tenant).name, tenant_principal(Kind(login), tenant)
 
 
 def signer_or_fail(settings: Settings, role: str, key_file: Path | None) -> RecordSigner:

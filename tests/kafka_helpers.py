@@ -38,8 +38,12 @@ WRITER = {"institution-events": "institution", "transitions": "ingest", "contrac
 
 
 def connects_as(topic: str) -> str:
-    """The broker principal that writes `topic` (`<namespace>.<name>.v<n>`) in an installation."""
-    return WRITER[topic.split(".")[1]]
+    """The broker principal that writes `topic` (`<namespace>.<name>.v<n>`) in an installation;
+    a tenant's own topic (`<namespace>.<name>.<segment>.v<n>`) its tenant's login."""
+    parts = topic.split(".")
+    if len(parts) == 4:
+        return f"tenant-{parts[2]}-{WRITER[parts[1]]}"
+    return WRITER[parts[1]]
 
 
 AS_ITS_WRITER = "as its writer"

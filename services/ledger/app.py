@@ -69,6 +69,7 @@ from shared.platform.topics import (
     PAYMENTS,
     SETTLEMENTS,
     group_id,
+    topic_names,
 )
 from shared.platform.trust import ConfigurationError, ConsumedRecord, TrustedKeys, ledger_trust, record_signer, trust_roots
 
@@ -121,7 +122,11 @@ stopping = asyncio.Event()
 app.on_shutdown(stopping.set)
 
 
-@batch_subscriber(broker, settings, SETTLEMENTS.name, group_id=group_id("ledger-settlements"),
+# The shared settlements topic and, with tenants, each tenant's finance office's own (docs/
+# tenancy.md, "Topics per tenant"), in one group: whatever order they arrive in, the
+# forwarder puts them onto the journal, whose order is the chain's.
+@batch_subscriber(broker, settings, topic_names(SETTLEMENTS, tenancy.ids() if tenancy is not None else ()),
+                  group_id=group_id("ledger-settlements"),
                   title="settlements", description="Finance systems' answers, keyed by payment id.")
 async def on_settlements(records: list[Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.

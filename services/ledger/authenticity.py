@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.ledger.origins import ORIGIN_TOPIC, input_topic_of, origin_of
+from services.ledger.origins import ORIGIN_TOPIC, in_namespace_of, origin_of
 from shared.domain.disputes import DISPUTE_RECORD, DisputeOpened, DisputeResolved
 from shared.domain.events import PaymentInstruction, Settlement
 from shared.domain.investment.records import (
@@ -44,7 +44,7 @@ from shared.domain.investment.records import (
 from shared.domain.principals import Principal, Role, Unauthenticated
 from shared.domain.signing import header
 from shared.domain.tenancy import Tenancy, TenancyRefusal
-from shared.platform.topics import INVESTMENTS, SETTLEMENTS
+from shared.platform.topics import INVESTMENTS, SETTLEMENTS, is_of_kind
 from shared.platform.trust import ConsumedRecord, TrustedKeys
 
 VERIFIER = Principal(Role.SERVICE, "verifier")
@@ -174,8 +174,12 @@ def _original_problem(record: ConsumedRecord, forwarded: Settlement | Investment
             return ""
         return origin
     spec = SETTLEMENTS if isinstance(forwarded, Settlement) else INVESTMENTS
-    if origin.topic != (expected := input_topic_of(record.topic, spec)):
-        return f"its original was signed for {origin.topic[:80]!r}, not {expected!r}"
+    expected = in_namespace_of(record.topic, spec)
+    # A settlement's original may come from the shared settlements topic or a tenant's own
+    # (docs/tenancy.md, "Topics per tenant"), of this installation; the tenant rule is the
+    # journal's, by the signer, whichever topic it came from.
+    if not is_of_kind(origin.topic, expected) or (spec is not SETTLEMENTS and origin.topic != expected.name):
+        return f"its original was signed for {origin.topic[:80]!r}, not {expected.name!r}"
     original = admit_settlement(origin, trust) if isinstance(forwarded, Settlement) else \
         admit_investment(origin, trust, tenancy)
     if isinstance(original, Refused):

@@ -107,11 +107,17 @@ def origin_of(headers: Headers | None) -> OriginRecord | str:
     return OriginRecord(name, decoded_key, decoded_value, signature, timestamp)
 
 
-def input_topic_of(journal_topic: str, spec: TopicSpec) -> str:
-    """`spec`'s topic in the journal's namespace: a settlement forwarded onto
-    `ns.payments.v1` must come from `ns.settlements.v1`, not another installation's."""
+def in_namespace_of(journal_topic: str, spec: TopicSpec) -> TopicSpec:
+    """`spec` in the journal's namespace: a settlement forwarded onto `ns.payments.v1` must
+    come from `ns.settlements.v1` (or a tenant's `ns.settlements.<segment>.v1`), not
+    another installation's."""
     suffix = PAYMENTS.name.removeprefix(f"{NAMESPACE}.")
-    return in_namespace(spec, journal_topic.removesuffix(f".{suffix}")).name
+    return in_namespace(spec, journal_topic.removesuffix(f".{suffix}"))
+
+
+def input_topic_of(journal_topic: str, spec: TopicSpec) -> str:
+    """`spec`'s shared topic in the journal's namespace."""
+    return in_namespace_of(journal_topic, spec).name
 
 
 def _text(value: bytes | None) -> str | None:

@@ -13,12 +13,14 @@ from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
 from services.verifier import store
 from services.verifier.authenticity import Refused, admit_contract, admit_transition
 from services.verifier.batch import Arrival, BatchResult, process_batch
+from services.verifier.rebuild import read_in_broker_order
 from services.verifier.relay import Outgoing, relay_outbox
 from services.verifier.streams import StreamCache
 from shared.domain.contracts.book import ContractBook, ContractConflict
@@ -47,7 +49,7 @@ from shared.platform.metrics import refresh_outbox_depth
 from shared.platform.retry import UNREACHABLE, backoff_s, until_reachable
 from shared.platform.settings import Settings
 from shared.platform.tenants import load_tenancy
-from shared.platform.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id
+from shared.platform.topics import CONTRACTS, DEAD_LETTERS, OUTCOMES, PAYMENTS, TRANSITIONS, group_id, topic_names
 from shared.platform.trust import record_signer, trusted_keys
 
 SWEEP_ROUNDS_MAX = 100  # per handler call; the ticker carries on with the rest
@@ -84,6 +86,9 @@ trust = trusted_keys(settings)
 # Which payer's contract signers may publish which contracts, who moves the clock
 # (docs/tenancy.md); None: one payer's installation.
 tenancy = load_tenancy(settings)
+# The shared contracts topic and, with tenants, each tenant's own (docs/tenancy.md, "Topics
+# per tenant"): named from TENANTS_FILE, so a new tenant's topic is read after a restart.
+CONTRACT_TOPICS = topic_names(CONTRACTS, tenancy.ids() if tenancy is not None else ())
 signer = record_signer(settings, "service:verifier")
 database = Database(settings, role="verifier", max_size=settings.db_pool_max_size)
 observe(app, database, refreshers=(refresh_outbox_depth,))
@@ -160,7 +165,25 @@ async def start() -> None:
     # The database may go away just after the pool opened (chaos seed 2 killed it then):
     # waited out like an outage at start, not an exit. Loading the book again is idempotent.
     await until_reachable("contract book (postgresql)", lambda: load_book(pool))
+    if tenancy is not None:
+        # Several contracts topics (the shared one and each tenant's) are read side by side,
+        # in no fixed order between them, and which payer a contract id belongs to is its
+        # first version's. So what is on them already is taken first, in broker order (as
+        # `stafet audit` takes it), before the subscriber reads them live (and dead-letters
+        # what is refused): a fresh verifier decides as the one that read them live.
+        records = await until_reachable("contracts (kafka)", functools.partial(
+            read_in_broker_order, settings.kafka_bootstrap_servers, CONTRACT_TOPICS))
+        await until_reachable("contract book (postgresql)", lambda: take_contracts(pool, records))
     log.info("verifier_starting", contracts=[f"{c.contract_id}@v{c.version}" for c in book.all()])
+
+
+async def take_contracts(pool: asyncpg.Pool, records: list[ConsumerRecord[Any, Any]]) -> None:
+    """The versions of `records` the verifier believes, in their order (idempotent)."""
+    async with pool.acquire() as connection:
+        for record in records:
+            contract = admit_contract(record, trust, tenancy, earlier_payer)
+            if isinstance(contract, Contract) and not refusals(contract):
+                await remember(contract, connection)
 
 
 async def load_book(pool: asyncpg.Pool) -> None:
@@ -237,12 +260,13 @@ async def tick() -> None:
         due = (await run_batch([])).timers_still_due
 
 
-@broker.subscriber(CONTRACTS.name, group_id=None, auto_offset_reset="earliest",  # type: ignore[untyped-decorator]
-                   decoder=raw_records, title="contracts",
+@broker.subscriber(*CONTRACT_TOPICS, group_id=None,  # type: ignore[untyped-decorator]
+                   auto_offset_reset="earliest", decoder=raw_records, title="contracts",
                    description="Contract versions (stafet contract apply), compacted, key payer/contract_id@version/signer.")
 async def on_contract(records: Contract, message: KafkaMessage) -> None:
     # No consumer group: every verifier instance reads every contract version, from
-    # the start of the compacted topic, at every start.
+    # the start of each compacted topic, at every start. With tenants, a tenant's versions
+    # are on its own topic (or, published before there were topics per tenant, the shared one).
     for record in raw_records_of(message):
         contract = admit_contract(record, trust, tenancy, earlier_payer)
         if isinstance(contract, Refused):

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from shared.domain.contracts.model import Contract
 from shared.domain.events import TRANSITIONS_RECORD, ClockTick, Transition
 from shared.domain.principals import Principal, Role, Unauthenticated
-from shared.domain.tenancy import Tenancy
+from shared.domain.tenancy import Tenancy, TenancyRefusal, topic_segment
+from shared.platform.topics import CONTRACTS, segment_in
 from shared.platform.trust import TrustedKeys
 
 INGEST = Principal(Role.SERVICE, "ingest")
@@ -83,4 +84,11 @@ def admit_contract(record: ConsumerRecord[Any, Any], trust: TrustedKeys, tenancy
         refusal = tenancy.contract_refusal(signer, contract.payer, earlier_payer(contract.contract_id))
         if refusal is not None:
             return Refused(refusal.reason.value, refusal.message)
+        # On a tenant's own topic (docs/tenancy.md, "Topics per tenant"), only that tenant's
+        # versions: its topic is compacted apart from every other tenant's.
+        segment = segment_in(record.topic, CONTRACTS)
+        if segment is not None and segment != topic_segment(contract.payer):
+            return Refused(TenancyRefusal.FOREIGN_TENANT_CONTRACT.value,
+                           f"a version paid by {contract.payer} on the contracts topic of "
+                           f"{tenancy.by_segment(segment) or segment}")
     return contract

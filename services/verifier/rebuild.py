@@ -63,9 +63,11 @@ async def read_topic(bootstrap: str, topic: str, principal: str = "verifier") ->
     return [record.value or b"" for record in await read_records(bootstrap, topic, principal)]
 
 
-async def read_records(bootstrap: str, topic: str, principal: str = "verifier") -> list[ConsumerRecord[Any, Any]]:
+async def read_records(bootstrap: str, topic: str, principal: str = "verifier", *,
+                       missing_ok: bool = False) -> list[ConsumerRecord[Any, Any]]:
     """Every record (with key and headers) on every partition of `topic`, up to the end
-    offsets at the start, read as `principal`."""
+    offsets at the start, read as `principal`; none of a topic that does not exist when
+    `missing_ok` (a tenant's topic not made yet)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
                                 **kafka_options(principal))
@@ -75,6 +77,8 @@ async def read_records(bootstrap: str, topic: str, principal: str = "verifier") 
         if not partitions:
             await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions and missing_ok:
+            return []
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
@@ -87,6 +91,18 @@ async def read_records(bootstrap: str, topic: str, principal: str = "verifier") 
         return records
     finally:
         await consumer.stop()
+
+
+async def read_in_broker_order(bootstrap: str, topics: Sequence[str], principal: str = "verifier",
+                               ) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of `topics` (each read to its end offsets), in the order the broker
+    stamped them (LogAppendTime on every topic; within one partition that is its order),
+    then by the topic's place in `topics`, partition and offset: the same order on every
+    read, however the topics interleaved when read live. Contract versions on the shared
+    topic and on each tenant's are merged so (docs/tenancy.md, "Topics per tenant")."""
+    found = [(record.timestamp, n, record.partition, record.offset, record) for n, topic in enumerate(topics)
+             for record in await read_records(bootstrap, topic, principal, missing_ok=True)]
+    return [entry[4] for entry in sorted(found, key=lambda entry: entry[:4])]
 
 
 async def rebuild_verifier(database_url: str, bootstrap: str, transitions_topic: str,

@@ -41,6 +41,13 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,6
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
+def topic_segment(tenant_id: str) -> str:
+    """The tenant's part of its own topics' names (`<namespace>.contracts.<segment>.v1`,
+    shared/platform/topics.py): its id with `.` and `:` (which Kafka topic names or the
+    ACL prefixes cannot carry) as `-`. Two tenants whose segments are equal are refused."""
+    return tenant_id.replace(".", "-").replace(":", "-")
+
+
 class TenantKind(StrEnum):
     MUNICIPALITY = "municipality"
     REGION = "region"
@@ -128,6 +135,11 @@ class Tenancy:
             if tenant.id in self._by_id:
                 raise TenancyError(f"tenant {tenant.id} is listed twice")
             self._by_id[tenant.id] = tenant
+            twin = next((t for t in self._by_id if t != tenant.id and topic_segment(t) == topic_segment(tenant.id)),
+                        None)
+            if twin is not None:
+                raise TenancyError(f"tenants {twin} and {tenant.id} would share the topics "
+                                   f"of {topic_segment(tenant.id)}: rename one")
             held = [f"operator:{n}" for n in tenant.operators] + [f"finance:{n}" for n in tenant.finance] + [
                 f"portal:{n}" for n in tenant.portal_users] + [f"role:{r}" for r in tenant.database_roles]
             for name in held:
@@ -156,6 +168,13 @@ class Tenancy:
 
     def get(self, tenant_id: str) -> Tenant | None:
         return self._by_id.get(tenant_id)
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._by_id)
+
+    def by_segment(self, segment: str) -> str | None:
+        """The tenant whose topics carry `segment` (`topic_segment`), if any."""
+        return next((t for t in self._by_id if topic_segment(t) == segment), None)
 
     def tenant_of(self, principal: Principal | str) -> str | None:
         """The tenant an operator, finance principal, portal user (`portal:<name>`) or

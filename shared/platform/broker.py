@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -87,16 +87,17 @@ def make_app(broker: KafkaBroker, settings: Settings, *, principal: str, title: 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
 
-def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str, *,
+def batch_subscriber(broker: KafkaBroker, settings: Settings, topic: str | Sequence[str], *,
                      group_id: str, title: str | None = None,
                      description: str | None = None) -> Callable[[Handler], Handler]:
-    """Subscribe a handler to `topic` in batches, committing only after it returned.
+    """Subscribe a handler to `topic` (or to several topics, in one consumer group) in
+    batches, committing only after it returned.
 
     A handler that raises (the database or the broker went away mid-batch) has its batch
     rewound and consumed again; `paused_on_failure` logs the error and pauses with a
     growing backoff first, so an outage is a few log lines, not a hot loop."""
     subscriber = broker.subscriber(
-        topic,
+        *([topic] if isinstance(topic, str) else topic),
         batch=True,
         group_id=group_id,
         auto_offset_reset="earliest",

@@ -4,7 +4,10 @@ The broker runs the KRaft StandardAuthorizer with `allow.everyone.if.no.acl.foun
 a principal can do exactly what an ACL below allows, nothing else. ACLs are written per
 topic namespace (one installation, or one test) with PREFIXED resource patterns
 (`<namespace>.payments.` covers `payments.v1` and a later `payments.v2`), so a second
-namespace on the same broker gets its own grants and nobody else's.
+namespace on the same broker gets its own grants and nobody else's. The two kinds of topic
+that also exist per tenant (contracts, settlements) are written through LITERAL grants on
+the shared topic and PREFIXED grants on one tenant's (`<namespace>.contracts.<segment>.`),
+and read through the PREFIXED `<namespace>.contracts.`, which covers them all.
 
 aiokafka's admin client has no call for SCRAM users or a batch of ACLs, so the two
 requests are built here from its protocol types (Kafka's AlterUserScramCredentials v0
@@ -36,8 +39,10 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
+from shared.domain.tenancy import topic_segment
 from shared.platform.credentials import kafka_options
 from shared.platform.settings import Settings
+from shared.platform.topics import CONTRACTS, SETTLEMENTS, TopicSpec, in_namespace, tenant_topic
 
 ADMIN_PRINCIPAL = "admin"
 ADMIN_TIMEOUT_MS = 10_000
@@ -77,19 +82,56 @@ class Operation(IntEnum):  # Kafka's AclOperation ids
 
 
 ANY = 1       # the wildcard of every filter enum
-PREFIXED = 4  # PatternType
+LITERAL = 3   # PatternType: exactly this name
+PREFIXED = 4  # PatternType: every name that starts with it
 ALLOW = 3     # AclPermissionType
+
+# Kinds a tenant has Kafka logins of its own for (docs/tenancy.md, "Topics per tenant").
+TENANT_KINDS: tuple[Kind, ...] = (Kind.OPERATOR, Kind.FINANCE)
 
 
 @dataclass(frozen=True)
 class Grant:
     resource: Resource
-    prefix: str
+    prefix: str  # the resource name (the whole name when the pattern is LITERAL)
     operation: Operation
+    pattern: int = PREFIXED
 
 
 def _topic(namespace: str, name: str) -> str:
     return f"{namespace}.{name}."
+
+
+def _shared_topic(namespace: str, spec: TopicSpec) -> str:
+    """The shared topic of a kind that also has topics per tenant: a LITERAL grant, since a
+    prefix `<ns>.contracts.` would cover every tenant's `<ns>.contracts.<segment>.v1` too."""
+    return in_namespace(spec, namespace).name
+
+
+def tenant_principal(kind: Kind, tenant: str) -> str:
+    """The Kafka login (SCRAM user) of a tenant's operators or finance office:
+    `tenant-<segment>-operator`, `tenant-<segment>-finance`."""
+    return f"tenant-{topic_segment(tenant)}-{kind.value}"
+
+
+def tenant_grants(kind: Kind, namespace: str, tenant: str) -> tuple[Grant, ...]:
+    """Exactly what a tenant's own login of `kind` needs: WRITE on its own topics only
+    (a PREFIXED pattern ending in the segment and a dot, so no other tenant's topic
+    matches), and for finance the shared investments topic, whose receivers check the
+    payer (docs/tenancy.md). Nothing read: no other tenant's record reaches it."""
+    write = Operation.WRITE
+
+    def own(spec: TopicSpec) -> Grant:
+        base = tenant_topic(in_namespace(spec, namespace), tenant).name.rpartition(".")[0]
+        return Grant(Resource.TOPIC, f"{base}.", write)
+
+    match kind:
+        case Kind.OPERATOR:
+            return (own(CONTRACTS),)
+        case Kind.FINANCE:
+            return (own(SETTLEMENTS), Grant(Resource.TOPIC, _topic(namespace, "investments"), write))
+        case _:
+            raise ValueError(f"a tenant has no Kafka login of kind {kind.value}")
 
 
 def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
@@ -132,8 +174,9 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
             return (topic("institution-events", write),)
         case Kind.FINANCE:
             # Investments: a fund's budget, savings paid into a fund, an investment's close.
-            return (topic("payments", read), topic("settlements", write), topic("investments", write),
-                    group("finance"))
+            # The shared settlements topic only (a tenant's finance office writes its own).
+            return (topic("payments", read), Grant(Resource.TOPIC, _shared_topic(namespace, SETTLEMENTS), write,
+                                                   LITERAL), topic("investments", write), group("finance"))
         case Kind.INVESTOR:
             return (topic("investments", write),)
         case Kind.AUDITOR:
@@ -144,14 +187,23 @@ def grants_for(kind: Kind, namespace: str) -> tuple[Grant, ...]:
         case Kind.OPERATOR:
             # Contracts; clock ticks go onto transitions (`stafet clock`); reading what
             # was rejected or decided; describing every topic and group, for lag.
-            return (topic("contracts", write), topic("transitions", write), topic("dead-letters", read),
+            # The shared contracts topic only: each tenant's operators write their own.
+            return (Grant(Resource.TOPIC, _shared_topic(namespace, CONTRACTS), write, LITERAL),
+                    topic("transitions", write), topic("dead-letters", read),
                     topic("outcomes", read), topic("ledger-checkpoints", read), Grant(Resource.TOPIC, f"{namespace}.", describe),
                     Grant(Resource.GROUP, f"{namespace}-", describe))
 
 
 def namespace_acls(namespace: str, principals: Mapping[str, Kind] = LOCAL_PRINCIPALS,
-                   ) -> list[tuple[str, Grant]]:
-    return [(name, grant) for name, kind in principals.items() for grant in grants_for(kind, namespace)]
+                   tenants: Iterable[str] = ()) -> list[tuple[str, Grant]]:
+    """The ACLs of `principals` in `namespace`, and of each tenant's own logins."""
+    return [(name, grant) for name, kind in principals.items() for grant in grants_for(kind, namespace)] + [
+        (tenant_principal(kind, tenant), grant) for tenant in tenants for kind in TENANT_KINDS
+        for grant in tenant_grants(kind, namespace, tenant)]
+
+
+def tenant_principals(tenants: Iterable[str]) -> tuple[str, ...]:
+    return tuple(tenant_principal(kind, tenant) for tenant in tenants for kind in TENANT_KINDS)
 
 
 # ---- the two admin requests aiokafka does not offer ---------------------------------
@@ -245,7 +297,7 @@ class KafkaAccess:
 
     async def grant(self, acls: Iterable[tuple[str, Grant]]) -> int:
         """Create the ACLs (creating one that exists already is a no-op); their count."""
-        creations = [(int(g.resource), g.prefix, PREFIXED, f"User:{name}", "*", int(g.operation), ALLOW)
+        creations = [(int(g.resource), g.prefix, g.pattern, f"User:{name}", "*", int(g.operation), ALLOW)
                      for name, g in acls]
         if not creations:
             return 0
@@ -253,19 +305,19 @@ class KafkaAccess:
         failed = [f"{message or code}" for code, message in response.creation_responses if code]
         if failed:
             raise AccessError("ACLs refused: " + "; ".join(failed))
-        await self._until_enforced({(c[0], c[1], c[3], c[5]) for c in creations})
+        await self._until_enforced({(c[0], c[1], c[2], c[3], c[5]) for c in creations})
         return len(creations)
 
-    async def _until_enforced(self, wanted: set[tuple[int, str, str, int]]) -> None:
+    async def _until_enforced(self, wanted: set[tuple[int, str, int, str, int]]) -> None:
         """Wait until the broker's authorizer holds every ACL just created: the controller
         answers before the broker has applied the change, and a client that connects in
         between is refused (seen as ClusterAuthorizationFailed on a producer's start)."""
         deadline = asyncio.get_running_loop().time() + ADMIN_TIMEOUT_MS / 1000
         while True:
             response = await self._admin._send_request(  # no public call exists
-                DescribeAclsRequest(ANY, None, PREFIXED, None, None, ANY, ANY))
-            held = {(resource_type, name, principal, operation)
-                    for resource_type, name, _, acls in response.resources
+                DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY))
+            held = {(resource_type, name, pattern, principal, operation)
+                    for resource_type, name, pattern, acls in response.resources
                     for principal, _, operation, _ in acls}
             if wanted <= held:
                 return
@@ -277,7 +329,12 @@ class KafkaAccess:
 
 async def grant_namespace(bootstrap: str, namespace: str,
                           principals: Mapping[str, Kind] = LOCAL_PRINCIPALS,
-                          settings: Settings | None = None) -> int:
-    """Give every principal what its kind needs in `namespace`; the number of ACLs."""
+                          settings: Settings | None = None, tenants: Iterable[str] = (),
+                          tenant_passwords: Mapping[str, str] | None = None) -> int:
+    """Give every principal what its kind needs in `namespace`, and each tenant's own logins
+    what they need (creating them with `tenant_passwords`, by login name, when given);
+    the number of ACLs."""
     async with KafkaAccess(bootstrap, settings) as access:
-        return await access.grant(namespace_acls(namespace, principals))
+        if tenant_passwords:
+            await access.upsert_users(tenant_passwords)
+        return await access.grant(namespace_acls(namespace, principals, tenants))

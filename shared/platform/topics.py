@@ -8,7 +8,11 @@ auto-creation is off on every broker we run: a typo in a topic name must fail lo
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from shared.domain.tenancy import topic_segment
 
 # One broker can host several independent Stafet installations (or test runs): every
 # topic name and consumer group starts with this namespace.
@@ -97,5 +101,55 @@ def in_namespace(spec: TopicSpec, namespace: str) -> TopicSpec:
     return TopicSpec(f"{namespace}.{suffix}", spec.partitions, spec.compacted, spec.purpose, spec.keep_forever)
 
 
-def all_topics(namespace: str = NAMESPACE) -> tuple[TopicSpec, ...]:
-    return tuple(in_namespace(spec, namespace) for spec in ALL_TOPICS)
+def all_topics(namespace: str = NAMESPACE, tenants: Iterable[str] = ()) -> tuple[TopicSpec, ...]:
+    """Every topic of `namespace`; with `tenants`, each tenant's own topics too."""
+    shared = tuple(in_namespace(spec, namespace) for spec in ALL_TOPICS)
+    own = tuple(tenant_topic(in_namespace(spec, namespace), tenant) for tenant in tenants for spec in PER_TENANT)
+    return shared + own
+
+
+# ---- topics per tenant (docs/tenancy.md, "Topics per tenant") -------------------------
+#
+# With TENANTS_FILE, each tenant writes its contract versions and its finance office's
+# settlements onto topics of its own, `<namespace>.contracts.<segment>.v1` and
+# `<namespace>.settlements.<segment>.v1` (segment: `topic_segment` of the tenant id), which
+# only its own Kafka logins may write (a PREFIXED ACL on `<namespace>.contracts.<segment>.`,
+# shared/platform/kafka_access.py). The verifier and the ledger read the shared topic and
+# every tenant's. The contracts topic is compacted per topic: another tenant's login can no
+# longer write a record that displaces a tenant's contract version.
+PER_TENANT: tuple[TopicSpec, ...] = (CONTRACTS, SETTLEMENTS)
+_SEGMENT = r"[A-Za-z0-9_-]{1,128}"
+
+
+def tenant_topic(spec: TopicSpec, tenant: str) -> TopicSpec:
+    """`spec`'s topic of one tenant (`spec` in any namespace): `ns.contracts.v1` ->
+    `ns.contracts.<segment>.v1`."""
+    base, _, version = spec.name.rpartition(".")
+    return TopicSpec(f"{base}.{topic_segment(tenant)}.{version}", spec.partitions, spec.compacted,
+                     f"{spec.purpose}; of tenant {tenant}", spec.keep_forever)
+
+
+def topic_names(spec: TopicSpec, tenants: Iterable[str] = ()) -> tuple[str, ...]:
+    """The shared topic of `spec` and each tenant's, in that order: what a reader of all reads."""
+    return (spec.name, *(tenant_topic(spec, tenant).name for tenant in tenants))
+
+
+def segment_of(topic: str, spec: TopicSpec) -> str | None:
+    """The tenant segment of `topic` when it is a tenant's topic of `spec`'s kind, in
+    `spec`'s namespace (`ns.settlements.<segment>.v1`); None for any other topic."""
+    base, _, version = spec.name.rpartition(".")
+    found = re.fullmatch(rf"{re.escape(base)}\.({_SEGMENT})\.{re.escape(version)}", topic)
+    return found.group(1) if found else None
+
+
+def segment_in(topic: str, spec: TopicSpec) -> str | None:
+    """As `segment_of`, in whatever namespace `topic` is (`stafet audit --contracts-topic`,
+    a test's namespace): the segment of `<any>.contracts.<segment>.v1`, else None."""
+    kind, _, version = spec.name.removeprefix(f"{NAMESPACE}.").rpartition(".")
+    found = re.fullmatch(rf".+\.{re.escape(kind)}\.({_SEGMENT})\.{re.escape(version)}", topic)
+    return found.group(1) if found else None
+
+
+def is_of_kind(topic: str, spec: TopicSpec) -> bool:
+    """`topic` is `spec`'s shared topic or one of its tenants' (same namespace)."""
+    return topic == spec.name or segment_of(topic, spec) is not None

@@ -21,8 +21,17 @@ import pytest
 import yaml
 
 from shared.platform.kafka import topic_config
-from shared.platform.kafka_access import Kind, Operation, Resource, grants_for
-from shared.platform.topics import ALL_TOPICS
+from shared.platform.kafka_access import (
+    LITERAL,
+    PREFIXED,
+    Kind,
+    Operation,
+    Resource,
+    grants_for,
+    tenant_grants,
+    tenant_principal,
+)
+from shared.platform.topics import ALL_TOPICS, all_topics
 from tests.deploy.helm_order import position, sequence
 from tests.deploy.tools import (
     CHART,
@@ -35,6 +44,7 @@ from tests.deploy.tools import (
 )
 
 CORE_GROUPS = ("v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1")
+TENANTS_FILE = CHART.parents[2] / "examples" / "tenants.yaml"
 
 
 @cache
@@ -133,12 +143,17 @@ def test_production_values_render_every_integration_and_each_object_passes_its_s
     assert scaled == {"stafet-ingest", "stafet-verifier"}, "the ledger is never autoscaled"
 
 
-def test_the_charts_topics_are_the_codes_topics() -> None:
-    """shared/platform/topics.py decides every topic; the chart's KafkaTopics must follow it."""
-    objects = render("-f", str(PRODUCTION_VALUES))
+@pytest.mark.parametrize("tenants", [(), ("sonderborg-kommune", "aabenraa-kommune")])
+def test_the_charts_topics_are_the_codes_topics(tenants: tuple[str, ...]) -> None:
+    """shared/platform/topics.py decides every topic; the chart's KafkaTopics must follow it,
+    with a tenants file each tenant's own contracts and settlements topics too."""
+    objects = render("-f", str(PRODUCTION_VALUES), *(("--set-file", f"tenancy.tenantsFile={TENANTS_FILE}")
+                                                     if tenants else ()))
     topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objects, "KafkaTopic")}
-    assert set(topics) == {spec.name for spec in ALL_TOPICS}
-    for spec in ALL_TOPICS:
+    specs = all_topics("stafet", tenants)
+    assert set(topics) == {spec.name for spec in specs}
+    assert len(specs) == len(ALL_TOPICS) + 2 * len(tenants)
+    for spec in specs:
         found = topics[spec.name]
         assert found["partitions"] == spec.partitions, spec.name
         assert (found["config"]["cleanup.policy"] == "compact") == spec.compacted, spec.name
@@ -148,25 +163,37 @@ def test_the_charts_topics_are_the_codes_topics() -> None:
         assert found["config"]["message.timestamp.type"] == topic_config(spec)["message.timestamp.type"], spec.name
 
 
-def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access() -> None:
-    """Each KafkaUser's ACLs are grants_for(its kind): no more, no less (docs/security.md)."""
-    users = by_kind(render("-f", str(PRODUCTION_VALUES)), "KafkaUser")
+def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access(tmp_path: Path) -> None:
+    """Each KafkaUser's ACLs are grants_for(its kind): no more, no less (docs/security.md);
+    each tenant's own operator and finance logins tenant_grants (docs/tenancy.md)."""
+    users = by_kind(render("-f", str(PRODUCTION_VALUES), "--set-file", f"tenancy.tenantsFile={TENANTS_FILE}"),
+                    "KafkaUser")
     kinds = {u["metadata"]["name"]: u["metadata"]["labels"]["app.kubernetes.io/component"] for u in users}
+    tenants = ("sonderborg-kommune", "aabenraa-kommune")
     assert kinds == {"stafet-ingest": "ingest", "stafet-verifier": "verifier", "stafet-ledger": "ledger",
                      "stafet-frontdoor": "frontdoor", "stafet-finance": "finance",
                      "stafet-operators": "operator", "stafet-institutions": "institution",
-                     "stafet-investors": "investor", "stafet-auditors": "auditor"}
+                     "stafet-investors": "investor", "stafet-auditors": "auditor",
+                     **{tenant_principal(kind, t): kind.value for t in tenants for kind in (Kind.OPERATOR, Kind.FINANCE)}}
     resource_names = {Resource.TOPIC: "topic", Resource.GROUP: "group"}
     operation_names = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
+    pattern_names = {PREFIXED: "prefix", LITERAL: "literal"}
     for user in users:
         acls = user["spec"]["authorization"]["acls"]
-        assert all(acl["resource"]["patternType"] == "prefix" for acl in acls)
-        found = sorted((acl["resource"]["type"], acl["resource"]["name"], op) for acl in acls for op in acl["operations"])
+        found = sorted((acl["resource"]["type"], acl["resource"]["name"], acl["resource"]["patternType"], op)
+                       for acl in acls for op in acl["operations"])
         kind = Kind(kinds[user["metadata"]["name"]])
-        expected = sorted((resource_names[g.resource], g.prefix, operation_names[g.operation])
-                          for g in grants_for(kind, "stafet"))
-        assert found == expected, f"{user['metadata']['name']}: the chart's ACLs differ from grants_for({kind})"
+        tenant = user["metadata"]["labels"].get("stafet.io/tenant")
+        grants = tenant_grants(kind, "stafet", tenant) if tenant else grants_for(kind, "stafet")
+        expected = sorted((resource_names[g.resource], g.prefix, pattern_names[g.pattern], operation_names[g.operation])
+                          for g in grants)
+        assert found == expected, f"{user['metadata']['name']}: the chart's ACLs differ from the code's ({kind})"
     assert {k.value for k in Kind} == set(kinds.values()), "a principal kind without a KafkaUser"
+    # A tenant id the chart cannot name a KafkaUser after is refused.
+    bad = yaml.safe_load(TENANTS_FILE.read_text())
+    bad["tenants"][0]["id"] = "Sonderborg_Kommune"
+    with pytest.raises(AssertionError, match='tenant "Sonderborg_Kommune": its Kafka users and topics need a lower-case'):
+        render("-f", str(PRODUCTION_VALUES), values={"tenancy": {"tenantsFile": yaml.safe_dump(bad)}}, tmp=tmp_path)
 
 
 def test_every_pod_runs_as_non_root_on_a_read_only_root_with_secrets_only_as_files() -> None:
@@ -272,9 +299,6 @@ def test_with_cloudnativepg_the_database_exists_before_the_migration_waits_for_i
     for action in ("install", "upgrade"):
         steps = sequence(with_secrets, action)
         assert position(steps, "Secret", "stafet-db-owner") < position(steps, "Job", "stafet-migrate")
-
-
-TENANTS_FILE = CHART.parents[2] / "examples" / "tenants.yaml"
 
 
 def test_with_tenants_a_job_after_the_migration_gives_each_tenants_database_roles_their_rows() -> None:

@@ -6,7 +6,9 @@ retracted move after finality is a correction.
 
 One stack for the module: the verifier and the ledger run once with TENANTS_FILE, a
 registry with a second municipality (Aabenraa) and no contract files; everything the
-test checks goes through the topics, signed by the principals it names.
+test checks goes through the topics, signed by the principals it names. Each tenant has
+its own contracts and settlements topics and Kafka logins (docs/tenancy.md, "Topics per
+tenant"), set up as `stafet dev up` sets them up from TENANTS_FILE.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from aiokafka.errors import TopicAuthorizationFailedError
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -30,10 +34,24 @@ from shared.domain.contracts.loader import load_contract
 from shared.domain.contracts.model import Contract, contract_record_key
 from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, Settlement, SettlementStatus
 from shared.domain.institutions import InstitutionRegistry, synthetic_payee_fields
+from shared.domain.tenancy import Tenancy
 from shared.platform.credentials import without_user
+from shared.platform.kafka import ensure_topics
+from shared.platform.kafka_access import grant_namespace, tenant_principals
 from shared.platform.processes import ServiceProcess, start_services, stop_services
-from shared.platform.settings import REPO_ROOT
-from shared.platform.topics import CONTRACTS, DEAD_LETTERS, PAYMENTS, SETTLEMENTS, TRANSITIONS, in_namespace
+from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.topics import (
+    CONTRACTS,
+    DEAD_LETTERS,
+    PAYMENTS,
+    PER_TENANT,
+    SETTLEMENTS,
+    TRANSITIONS,
+    in_namespace,
+    tenant_topic,
+    topic_names,
+)
+from shared.platform.trust import trusted_keys
 from tests.conftest import new_database, new_namespace
 from tests.engine_replay import admitted, directory_of, event_line, expected_balances
 from tests.kafka_helpers import next_watermark, produce, publish_watermark, read_all
@@ -97,12 +115,38 @@ class Stack:
     def topic(self, template: object) -> str:
         return in_namespace(template, self.namespace).name  # type: ignore[arg-type]
 
+    def own(self, template: object, tenant: str) -> str:
+        """`template`'s topic of one tenant in this stack's namespace."""
+        return tenant_topic(in_namespace(template, self.namespace), tenant).name  # type: ignore[arg-type]
+
+
+def _tenant_access(servers: Servers, namespace: str) -> None:
+    """Each tenant's topics and Kafka logins with their ACLs, as `stafet dev up` makes them
+    from TENANTS_FILE (their passwords in the stack's credentials folder)."""
+    tenants = Tenancy.from_file(TENANTS).ids()
+    passwords = {}
+    for login in tenant_principals(tenants):
+        path = servers.credentials_dir / "kafka" / login
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+            path.chmod(0o600)
+        passwords[login] = path.read_text(encoding="utf-8").strip()
+
+    async def create() -> None:
+        await ensure_topics(servers.bootstrap_servers, tuple(tenant_topic(in_namespace(spec, namespace), tenant)
+                                                             for tenant in tenants for spec in PER_TENANT))
+        await grant_namespace(servers.bootstrap_servers, namespace, principals={}, tenants=tenants,
+                              tenant_passwords=passwords)
+
+    asyncio.run(create())
+
 
 @pytest.fixture(scope="module")
 def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("tenancy")
     registry = _registry(directory / "institutions.yaml")
     namespace, database_url = new_namespace(servers), new_database(servers)
+    _tenant_access(servers, namespace)
     env = {"KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers, "DATABASE_URL": without_user(database_url),
            "STAFET_CREDENTIALS_DIR": str(servers.credentials_dir), "STAFET_TOPIC_NAMESPACE": namespace,
            "BATCH_MAX_RECORDS": "200", "BATCH_TIMEOUT_MS": "100", "LOG_LEVEL": "INFO", "CONTRACT_FILES": "",
@@ -141,29 +185,47 @@ async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
         await connection.close()
 
 
-async def _contract_out(stack: Stack, contract: Contract, signer: str) -> None:
-    await produce(stack.servers.bootstrap_servers, stack.topic(CONTRACTS), [contract.model_dump_json().encode()],
-                  keys=[contract_record_key(contract, signer)], signed_as=signer)
+async def _contract_out(stack: Stack, contract: Contract, signer: str, topic: str | None = None) -> None:
+    """Onto its payer's own topic (as `stafet contract apply` publishes it), as that
+    tenant's operators' Kafka login, unless another topic is named."""
+    await produce(stack.servers.bootstrap_servers, topic or stack.own(CONTRACTS, contract.payer),
+                  [contract.model_dump_json().encode()], keys=[contract_record_key(contract, signer)], signed_as=signer)
+
+
+async def _contracts_held(stack: Stack, count: int) -> bool:
+    return len(await _fetch(stack.database_url, "SELECT 1 FROM verifier_contracts")) >= count
 
 
 async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_border_is_paid_in_both(
         stack: Stack, tmp_path: Path) -> None:
     bootstrap = stack.servers.bootstrap_servers
     ours, theirs = _contract(SONDERBORG, "sonderborg"), _contract(AABENRAA, "aabenraa")
-    # Each tenant's contract signer publishes its own contract.
+    # Each tenant's contract signer publishes its own contract, on its own topic.
     await _contract_out(stack, ours, "operator:sonderborg-contracts")
     await _contract_out(stack, theirs, "operator:aabenraa-ops")
-    # Refused: Aabenraa's operator raising Sønderborg's price; Sønderborg's own operator who
-    # is not its contract signer; a new version moving Aabenraa's contract to Sønderborg's
-    # money; a contract of a payer that is no tenant; a clock tick from a tenant's operator.
+    assert await _until(lambda: _contracts_held(stack, 2)), "the verifier did not take both contracts"
+    # Aabenraa's operators' Kafka login cannot write Sønderborg's contracts topic at all: not
+    # a dearer version, and not a record under the genuine version's key, which compaction
+    # would keep instead of the genuine one (the broker keeps the latest record per key).
+    genuine_key = contract_record_key(ours, "operator:sonderborg-contracts")
     dearer = ours.model_copy(update={"version": 2, "effective_from": dt.date(2000, 1, 2)})
     raw = dearer.model_dump_json().encode().replace(b'"amount_minor":', b'"amount_minor":10')
-    await produce(bootstrap, stack.topic(CONTRACTS), [raw], keys=[b"dearer"], signed_as="operator:aabenraa-ops")
+    for key, value in ((b"dearer", raw), (genuine_key, raw)):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await produce(bootstrap, stack.own(CONTRACTS, SONDERBORG), [value], keys=[key],
+                          signed_as="operator:aabenraa-ops", principal="tenant-aabenraa-kommune-operator")
+    # On its own topic it may write, and the record under the genuine key is refused there and
+    # compacted apart from Sønderborg's (a topic of its own). Refused too: Sønderborg's own
+    # operator who is not its contract signer; a new version moving Aabenraa's contract to
+    # Sønderborg's money; a contract of a payer that is no tenant (the clearing house's login,
+    # the shared topic); a clock tick from a tenant's operator.
+    await produce(bootstrap, stack.own(CONTRACTS, AABENRAA), [raw], keys=[genuine_key],
+                  signed_as="operator:aabenraa-ops")
     await _contract_out(stack, dearer, "operator:sonderborg-ops")
     moved = theirs.model_copy(update={"version": 2, "payer": SONDERBORG, "effective_from": dt.date(2000, 1, 2)})
     await _contract_out(stack, moved, "operator:sonderborg-contracts")
-    await _contract_out(stack, _contract("nowhere-kommune", "nowhere"), "operator:dev")
-    await asyncio.sleep(2)  # the verifier reads contracts from the start of their topic, with no group
+    await _contract_out(stack, _contract("nowhere-kommune", "nowhere"), "operator:dev", stack.topic(CONTRACTS))
+    await asyncio.sleep(2)  # the verifier reads contracts from the start of their topics, with no group
     transitions = admitted(EVENTS, stack.registry)
     assert len(transitions) == len(EVENTS)
     await produce(bootstrap, stack.topic(TRANSITIONS), [t.model_dump_json().encode() for t in transitions],
@@ -208,12 +270,19 @@ async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_bor
                ("own-paid", SettlementStatus.PAID, "finance:sonderborg-finance"),
                ("foreign-return", SettlementStatus.RETURNED, "finance:aabenraa-finance"),
                ("dev-return", SettlementStatus.RETURNED, "finance:dev")]
+    # Each on its finance office's own settlements topic (finance:dev, the clearing house's,
+    # on the shared one); Aabenraa's login cannot write Sønderborg's at all.
+    own = {"finance:aabenraa-finance": AABENRAA, "finance:sonderborg-finance": SONDERBORG}
     for settlement_id, status, signer in answers:
         extra = {"bank_reference": settlement_id} if status == SettlementStatus.PAID else {"reason": "AC04"}
         answer = Settlement(settlement_id=settlement_id, payment_id=crossing.payment_id, status=status,
                             settled_on=dt.date(2026, 12, 1), **extra)  # type: ignore[arg-type]
-        await produce(bootstrap, stack.topic(SETTLEMENTS), [answer.model_dump_json().encode()],
+        topic = stack.own(SETTLEMENTS, own[signer]) if signer in own else stack.topic(SETTLEMENTS)
+        await produce(bootstrap, topic, [answer.model_dump_json().encode()],
                       keys=[crossing.payment_id.encode()], signed_as=signer)
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(bootstrap, stack.own(SETTLEMENTS, SONDERBORG), [b"{}"], keys=[crossing.payment_id.encode()],
+                      signed_as="finance:aabenraa-finance", principal="tenant-aabenraa-kommune-finance")
     reasons = await _until(lambda: _reasons_reach(stack, "foreign_tenant_settlement", 3))
     assert reasons == Counter({"foreign_tenant_contract": 2, "contract_payer_changed": 1, "unknown_payer_tenant": 1,
                                "unauthenticated_transition": 1, "foreign_tenant_settlement": 3}), reasons
@@ -223,6 +292,20 @@ async def test_each_payers_people_act_only_on_its_own_and_a_child_across_the_bor
     final = await ledger_state(stack.database_url)
     after = {k: v for k, v in expected.items() if k != "receivable:bornehuset-aabenraa:pending"}
     assert final["balances"] == {**after, "receivable:bornehuset-aabenraa:paid": 500_000}
+
+    # Sønderborg's contracts topic holds only what its own login wrote; a reader afresh
+    # (`stafet audit`, a new verifier) takes every tenant's version from its topic, in
+    # broker order, and refuses the rest.
+    held = {key for key, _ in await read_all(bootstrap, stack.own(CONTRACTS, SONDERBORG))}
+    assert held == {genuine_key, contract_record_key(dearer, "operator:sonderborg-ops"),
+                    contract_record_key(moved, "operator:sonderborg-contracts")}
+    from cli.audit import _signed_contracts
+    topics = topic_names(in_namespace(CONTRACTS, stack.namespace), (SONDERBORG, AABENRAA))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TENANTS_FILE", str(TENANTS))
+        contracts, refused = await _signed_contracts(bootstrap, topics, trusted_keys(Settings(tenants_file=TENANTS)))
+    assert contracts == [ours, theirs]
+    assert refused == 4
 
     # A payout run pays from one payer's account: with both owed, name the payer; each
     # tenant's run holds only its payments.
