@@ -35,7 +35,7 @@ def print_exclusion(published: tuple[PublishedHorizon, ...] | None, title: str, 
     from cli.reporting.borders import HEADINGS
 
     typer.echo(f"{title}, by municipality: paid by the contract's payer, harvested (the municipal share of the"
-               f" savings) where the child lives after its outcome; figures about fewer than {minimum_cell}"
+               f" savings) where the child lives, year by year; figures about fewer than {minimum_cell}"
                " children suppressed")
     if published is None:
         typer.echo("  not comparable: a contract pays in another currency than the model counts in")
@@ -95,7 +95,7 @@ def exclusion(
     """The price of exclusion across borders, from the live ledger and the verifier's
     decisions: per municipality what it paid for outcomes (its contracts' payments and its
     share of the running cost), what it harvests (the municipal share of the savings of
-    the children living in it after their outcome, whoever paid), how much of that others
+    the children living in it, year by year, whoever paid), how much of that others
     paid for, how much of what it paid for is harvested elsewhere, and the net; the
     region's and the state's shares as national rows. Money adds up to the national case."""
     from cli.reporting.skandia import ExclusionModelError, load_exclusion_model

@@ -87,8 +87,8 @@ def simulate(
              "(percentage points, as `stafet experiment evaluate` prints them); repeatable")] = None,
     by_municipality: Annotated[bool, typer.Option(
         "--by-municipality", help="Also split each variant's business case by municipality: what the payer "
-                                  "paid, and where the savings are harvested (where each child lives after its "
-                                  "outcome: residence facts, else its latest registration), small cells "
+                                  "paid, and where the savings are harvested (where each child lives, year by "
+                                  "year: residence facts, else its latest registration), small cells "
                                   "suppressed")] = False,
 ) -> None:
     """What-if: replay the same events through the pure engine under each contract

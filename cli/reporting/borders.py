@@ -11,13 +11,18 @@ as well as by level, for each horizon:
   its share of the programme's running cost (in proportion to its net outcome payments
   over the case; evenly between the contracts' payers when nobody was paid anything);
 - **harvested**: the municipal share of the savings of the outcomes of the children who
-  live in the municipality on the outcome's day (`home_of`: the CPR register's residence
-  facts, else the municipality of the child's latest registration), whoever paid;
+  live in the municipality, year by year: each year's savings fall where the child lives
+  on 1 January of that year (`home_of`: the CPR register's residence facts, else the
+  municipality of the child's latest registration; after the facts end, the last known),
+  whoever paid;
 - **from others' payments**: of that, the outcomes another municipality paid for;
 - **harvested elsewhere**: the municipal share of the savings of the outcomes this
   municipality paid for, harvested by another;
 - **net**: harvested less paid. The region's and the state's shares are national rows
   (the regions are not told apart).
+
+A figure is about the children whose payments or savings fall within its horizon; each
+horizon's table is decided on its own children (`publish`).
 
 Exact fractions throughout, then rounded so that money is conserved: the national case
 (`case_for`) is computed as before (costs rounded up, savings down, its levels split by
@@ -87,37 +92,59 @@ class BorderHorizon:
     horizon_years: int
     places: tuple[PlaceFigures, ...]
     national: HorizonCase  # the whole case: its cost and savings by level are the totals split here
+    # column -> place -> the distinct children the horizon's figure is about (for small cells)
+    subjects: Mapping[str, Mapping[str, int]]
+    everyone: int  # children whose savings fall within the horizon
 
 
 @dataclass(frozen=True)
 class BorderCase:
     case: ExclusionCase
     horizons: tuple[BorderHorizon, ...]
-    # column -> place -> the distinct children the figure is about (for small cells)
-    subjects: Mapping[str, Mapping[str, int]]
-    everyone: int  # children with a verified outcome the model counts savings for
 
 
 def _discounted(flows: list[Fraction], horizon: int, rate: Fraction) -> Fraction:
     return sum((flows[t] / (1 + rate) ** t for t in range(1, horizon + 1)), Fraction(0))
 
 
-def _pair_outcomes(data: ReportData, model: ExclusionModel, home: Mapping[str, str], home_of: HomeOf
-                   ) -> tuple[dict[tuple[str, str], dict[tuple[str, int], int]], dict[tuple[str, str], set[str]]]:
-    """Verified outcomes the model counts, per (payer's home, child's home), and the
-    children of each pair."""
+Pair = tuple[str, str]  # (the payer's municipality, the harvesting municipality)
+
+
+@dataclass(frozen=True)
+class _Harvests:
+    municipal: dict[Pair, list[Fraction]]  # the municipal share of the savings by year t of the case, exact
+    first_year_of: dict[Pair, dict[str, int]]  # child -> the first year t its savings fall to the pair
+
+
+def _harvests(data: ReportData, model: ExclusionModel, home: Mapping[str, str], home_of: HomeOf,
+              first_year: int, last: int, deadweights: Mapping[str, Fraction]) -> _Harvests:
+    """Each verified outcome the model counts, its savings year by year to the
+    municipality the child lives in on 1 January of that year (`home_of`; the last known
+    home for the years after the facts end), paid for by its contract's payer."""
     payer_of = {c.contract_id: c.payer for c in data.contracts}
-    outcomes: dict[tuple[str, str], dict[tuple[str, int], int]] = defaultdict(dict)
-    children: dict[tuple[str, str], set[str]] = defaultdict(set)
+    groups: dict[tuple[str, str, int, tuple[str, ...]], int] = defaultdict(int)
+    first_year_of: dict[Pair, dict[str, int]] = defaultdict(dict)
     for row in data.outcomes:
-        if row.status != "verified" or row.outcome_id not in model.outcomes:
+        effect = model.outcomes.get(row.outcome_id)
+        if row.status != "verified" or effect is None:
             continue
-        payer = payer_of[row.contract_id]
-        pair = (home.get(payer, payer), home_of(row.subject, row.occurred_on) or UNKNOWN_HOME)
-        key = (row.outcome_id, row.occurred_on.year)
-        outcomes[pair][key] = outcomes[pair].get(key, 0) + 1
-        children[pair].add(row.subject)
-    return outcomes, children
+        payer = home.get(payer_of[row.contract_id], payer_of[row.contract_id])
+        start = row.occurred_on.year - first_year + 2  # an outcome saves from the next year on
+        years = range(max(start, 1), min(start + effect.effect_years, last + 1))
+        homes = tuple(home_of(row.subject, dt.date(first_year + t - 1, 1, 1)) or UNKNOWN_HOME for t in years)
+        groups[(payer, row.outcome_id, row.occurred_on.year, homes)] += 1
+        for t, harvester in zip(years, homes, strict=True):
+            first_year_of[(payer, harvester)].setdefault(row.subject, t)
+    without_running = model.model_copy(update={"running_cost_yearly_minor": 0})
+    municipal: dict[Pair, list[Fraction]] = {}
+    for (payer, outcome_id, year, homes), count in groups.items():
+        _, savings = yearly_flows(without_running, {(outcome_id, year): count}, {}, first_year, last, deadweights)
+        start = year - first_year + 2
+        for offset, harvester in enumerate(homes):
+            t = max(start, 1) + offset
+            flows = municipal.setdefault((payer, harvester), [Fraction(0)] * (last + 1))
+            flows[t] += savings[t]["municipality"]
+    return _Harvests(municipal, dict(first_year_of))
 
 
 def _payer_costs(data: ReportData, model: ExclusionModel, home: Mapping[str, str], first_year: int,
@@ -155,46 +182,48 @@ def border_case(data: ReportData, model: ExclusionModel, home_of: HomeOf,
         return None
     home = dict(payer_home or {})
     last = max(model.horizons)
-    deadweights = {o: d.value for o, d in case.deadweights.items()}
-    outcomes, children = _pair_outcomes(data, model, home, home_of)
-    without_running = model.model_copy(update={"running_cost_yearly_minor": 0})
-    savings = {pair: yearly_flows(without_running, found, {}, case.first_year, last, deadweights)[1]
-               for pair, found in outcomes.items()}
+    harvests = _harvests(data, model, home, home_of, case.first_year, last,
+                         {o: d.value for o, d in case.deadweights.items()})
     costs = _payer_costs(data, model, home, case.first_year, last)
-    places = sorted({*costs, *(p for pair in outcomes for p in pair)})
+    places = sorted({*costs, *(p for pair in harvests.municipal for p in pair)})
     horizons = []
     for national in case.horizons:
         n = national.horizon_years
         paid = largest_remainder(national.cost_minor, {p: _discounted(c, n, case.discount_rate)
                                                        for p, c in costs.items()}) if costs else {}
-        municipal = {f"{pair[0]}{PAIR}{pair[1]}": _discounted([y["municipality"] for y in flows], n,
-                                                              case.discount_rate)
-                     for pair, flows in savings.items()}
+        municipal = {f"{pair[0]}{PAIR}{pair[1]}": _discounted(flows, n, case.discount_rate)
+                     for pair, flows in harvests.municipal.items()}
         cells = largest_remainder(national.savings_by_level.get("municipality", 0), municipal)
         by_pair = {(key.split(PAIR)[0], key.split(PAIR)[1]): amount for key, amount in cells.items()}
+        subjects, everyone = _subjects(data, home, harvests, places, case.first_year, n)
         horizons.append(BorderHorizon(n, tuple(PlaceFigures(
             place, paid.get(place, 0),
             sum(a for (_, h), a in by_pair.items() if h == place),
             sum(a for (p, h), a in by_pair.items() if h == place and p != place),
-            sum(a for (p, h), a in by_pair.items() if p == place and h != place)) for place in places), national))
-    return BorderCase(case, tuple(horizons), _subjects(data, home, children, places),
-                      len(set().union(*children.values())) if children else 0)
+            sum(a for (p, h), a in by_pair.items() if p == place and h != place)) for place in places),
+            national, subjects, everyone))
+    return BorderCase(case, tuple(horizons))
 
 
-def _subjects(data: ReportData, home: Mapping[str, str], children: Mapping[tuple[str, str], set[str]],
-              places: list[str]) -> dict[str, dict[str, int]]:
+def _subjects(data: ReportData, home: Mapping[str, str], harvests: _Harvests, places: list[str],
+              first_year: int, horizon: int) -> tuple[dict[str, dict[str, int]], int]:
+    """Per column and municipality, the distinct children a horizon's figure is about
+    (paid: those whose payments fall within it; the others: those whose savings of a year
+    within it fall to the cell), and every child with savings within it."""
     payer_of = {c.contract_id: c.payer for c in data.contracts}
-    paid: dict[str, set[str]] = defaultdict(set)
-    for money in data.money:
-        paid[home.get(payer_of[money.contract_id], payer_of[money.contract_id])].add(money.subject)
     found: dict[str, dict[str, set[str]]] = {c: defaultdict(set) for c in COLUMNS}
-    found["paid"] = paid
-    for (payer, harvester), who in children.items():
+    for money in data.money:
+        if 1 <= money.occurred_on.year - first_year + 1 <= horizon:
+            found["paid"][home.get(payer_of[money.contract_id], payer_of[money.contract_id])].add(money.subject)
+    everyone: set[str] = set()
+    for (payer, harvester), children in harvests.first_year_of.items():
+        who = {child for child, t in children.items() if t <= horizon}
+        everyone |= who
         found["harvested"][harvester] |= who
         if payer != harvester:
             found["inflow"][harvester] |= who
             found["outflow"][payer] |= who
-    return {column: {p: len(found[column].get(p, ())) for p in places} for column in COLUMNS}
+    return {column: {p: len(found[column].get(p, ())) for p in places} for column in COLUMNS}, len(everyone)
 
 
 def _hide_crossing(hidden: dict[str, dict[str, Suppression]], places: list[str]) -> None:
@@ -210,15 +239,13 @@ def _hide_crossing(hidden: dict[str, dict[str, Suppression]], places: list[str])
                 hidden[column].setdefault(place, Suppression.COMPLEMENTARY)
 
 
-def _same_cells(case: BorderCase) -> set[str]:
+def _same_cells(horizon: BorderHorizon) -> set[str]:
     """The municipalities whose harvested and from-others cells are equal (no child it
-    paid for lives in it, or its own share is nothing over some horizon)."""
-    kept_children = {p: case.subjects["harvested"].get(p, 0) - case.subjects["inflow"].get(p, 0)
-                     for p in case.subjects["harvested"]}
-    same = {p for p, n in kept_children.items() if n == 0}
-    for horizon in case.horizons:
-        same |= {f.place for f in horizon.places if f.harvested_minor == f.inflow_minor}
-    return same
+    paid for lives in it, or its own share comes to nothing)."""
+    subjects = horizon.subjects
+    return {f.place for f in horizon.places
+            if subjects["harvested"].get(f.place, 0) == subjects["inflow"].get(f.place, 0)
+            or f.harvested_minor == f.inflow_minor}
 
 
 LINKED = ("harvested", "inflow", "outflow")  # the columns the identities tie together
@@ -247,13 +274,13 @@ def _identities(places: list[str], total_shown: Mapping[str, bool], same: set[st
     return found
 
 
-def _leak(case: BorderCase, hidden: Mapping[str, Mapping[str, Suppression]], total_shown: Mapping[str, bool],
+def _leak(horizon: BorderHorizon, hidden: Mapping[str, Mapping[str, Suppression]], total_shown: Mapping[str, bool],
           same: set[str], minimum_cell: int) -> tuple[str, str, str] | None:
     """A (reader, column, place) where a reader knowing its own row computes a cell about
     fewer than `minimum_cell` children exactly, or None."""
-    places = [f.place for f in case.horizons[0].places] if case.horizons else []
+    places = [f.place for f in horizon.places]
     identities = _identities(places, total_shown, same)
-    small = [(c, p) for c in COLUMNS for p in places if 0 < case.subjects[c].get(p, 0) < minimum_cell]
+    small = [(c, p) for c in COLUMNS for p in places if 0 < horizon.subjects[c].get(p, 0) < minimum_cell]
     for reader in places:
         unknown = sorted({_variable(c, p, same) for c in COLUMNS for p in hidden[c] if p != reader})
         pinned = pinned_cells(unknown, identities)
@@ -263,21 +290,22 @@ def _leak(case: BorderCase, hidden: Mapping[str, Mapping[str, Suppression]], tot
     return None
 
 
-def _close_leaks(case: BorderCase, hidden: dict[str, dict[str, Suppression]], total_shown: dict[str, bool],
+def _close_leaks(horizon: BorderHorizon, hidden: dict[str, dict[str, Suppression]], total_shown: dict[str, bool],
                  same: set[str], minimum_cell: int) -> None:
     """Audit the table as every reader reads it (`pinned_cells`), and while one computes a
     small cell exactly, hide one more: the smallest non-empty cell of that column at a
     third municipality; else withhold the column's total; else hide the tied columns whole
     with their totals (which leaves each reader at least two unknowns per identity)."""
-    places = [f.place for f in case.horizons[0].places] if case.horizons else []
+    places = [f.place for f in horizon.places]
     _hide_together(hidden, same)  # one unknown is hidden only where both its cells are
     for _ in range(len(COLUMNS) * (len(places) + 1) + 1):
-        leak = _leak(case, hidden, total_shown, same, minimum_cell)
+        leak = _leak(horizon, hidden, total_shown, same, minimum_cell)
         if leak is None:
             return
         reader, column, place = leak
-        others = sorted((case.subjects[column].get(p, 0), p) for p in places
-                        if p not in (reader, place) and p not in hidden[column] and case.subjects[column].get(p, 0))
+        subjects = horizon.subjects[column]
+        others = sorted((subjects.get(p, 0), p) for p in places
+                        if p not in (reader, place) and p not in hidden[column] and subjects.get(p, 0))
         if others:
             hidden[column][others[0][1]] = Suppression.COMPLEMENTARY
         elif total_shown[column]:
@@ -291,7 +319,7 @@ def _close_leaks(case: BorderCase, hidden: dict[str, dict[str, Suppression]], to
                 for p in places:
                     hidden[each].setdefault(p, Suppression.COMPLEMENTARY)
         _hide_together(hidden, same)
-    if _leak(case, hidden, total_shown, same, minimum_cell) is not None:
+    if _leak(horizon, hidden, total_shown, same, minimum_cell) is not None:
         raise RuntimeError("the national table still gives a small cell back: a defect in borders.publish")
 
 
@@ -335,11 +363,16 @@ def publish(case: BorderCase, minimum_cell: int) -> tuple[PublishedHorizon, ...]
     (exact linear algebra over the shown totals and the identities, its own row known) and
     hides more until no cell about fewer than `minimum_cell` children can be computed.
     Net is shown where both paid and harvested are."""
-    decided = {c: group_read_by_members(case.subjects[c], minimum_cell) for c in COLUMNS}
+    return tuple(_publish_horizon(horizon, case.case.currency, minimum_cell) for horizon in case.horizons)
+
+
+def _publish_horizon(horizon: BorderHorizon, currency: str, minimum_cell: int) -> PublishedHorizon:
+    """One horizon's table (each horizon decided on the children its own figures are about)."""
+    decided = {c: group_read_by_members(horizon.subjects[c], minimum_cell) for c in COLUMNS}
     hidden = {c: found for c, (found, _) in decided.items()}
     total_shown = {c: shown for c, (_, shown) in decided.items()}
-    places = [f.place for f in case.horizons[0].places] if case.horizons else []
-    same = _same_cells(case)
+    places = [f.place for f in horizon.places]
+    same = _same_cells(horizon)
     crossing = total_shown["inflow"] and total_shown["outflow"]
     if places and len(same) == len(places):
         crossing = total_shown["harvested"] = crossing and total_shown["harvested"]
@@ -348,23 +381,19 @@ def publish(case: BorderCase, minimum_cell: int) -> tuple[PublishedHorizon, ...]
     if not crossing:
         _hide_crossing(hidden, places)
         _hide_together(hidden, same)
-    _close_leaks(case, hidden, total_shown, same, minimum_cell)
+    _close_leaks(horizon, hidden, total_shown, same, minimum_cell)
     total_shown["net"] = total_shown["paid"] and total_shown["harvested"]
-    levels_shown = total_shown["harvested"] and not (0 < case.everyone < minimum_cell)
-    currency = case.case.currency
-    published = []
-    for horizon in case.horizons:
-        rows = []
-        for figures in horizon.places:
-            shown = {c: mark(hidden[c][figures.place]) if figures.place in hidden[c] else
-                     format_money(figures.of(c), currency) for c in COLUMNS}
-            both = figures.place not in hidden["paid"] and figures.place not in hidden["harvested"]
-            shown["net"] = format_money(figures.net_minor, currency) if both else "suppressed"
-            rows.append(PublishedRow(figures.place, shown))
-        totals = {c: sum(f.of(c) for f in horizon.places) for c in (*COLUMNS, "net")}
-        rows.append(PublishedRow("all municipalities", {
-            c: format_money(totals[c], currency) if total_shown[c] else WITHHELD for c in (*COLUMNS, "net")}))
-        levels = {level: format_money(horizon.national.savings_by_level.get(level, 0), currency)
-                  if levels_shown else WITHHELD for level in ("region", "state")}
-        published.append(PublishedHorizon(horizon.horizon_years, tuple(rows), levels))
-    return tuple(published)
+    levels_shown = total_shown["harvested"] and not (0 < horizon.everyone < minimum_cell)
+    rows = []
+    for figures in horizon.places:
+        shown = {c: mark(hidden[c][figures.place]) if figures.place in hidden[c] else
+                 format_money(figures.of(c), currency) for c in COLUMNS}
+        both = figures.place not in hidden["paid"] and figures.place not in hidden["harvested"]
+        shown["net"] = format_money(figures.net_minor, currency) if both else "suppressed"
+        rows.append(PublishedRow(figures.place, shown))
+    totals = {c: sum(f.of(c) for f in horizon.places) for c in (*COLUMNS, "net")}
+    rows.append(PublishedRow("all municipalities", {
+        c: format_money(totals[c], currency) if total_shown[c] else WITHHELD for c in (*COLUMNS, "net")}))
+    levels = {level: format_money(horizon.national.savings_by_level.get(level, 0), currency)
+              if levels_shown else WITHHELD for level in ("region", "state")}
+    return PublishedHorizon(horizon.horizon_years, tuple(rows), levels)

@@ -84,8 +84,23 @@ def test_the_municipality_that_paid_and_the_one_that_harvests_are_told_apart() -
     assert dict(three.national.savings_by_level) == {"municipality": 200_000, "region": 80_000, "state": 120_000}
     # Over 1 year nothing is saved yet: a paid, nobody harvested.
     assert [(p.place, p.paid_minor, p.harvested_minor) for p in one.places] == [("a", 20_000, 0), ("b", 0, 0)]
-    assert found.subjects == {"paid": {"a": 2, "b": 0}, "harvested": {"a": 1, "b": 1},
+    assert three.subjects == {"paid": {"a": 2, "b": 0}, "harvested": {"a": 1, "b": 1},
                               "inflow": {"a": 0, "b": 1}, "outflow": {"a": 1, "b": 0}}
+    # Each horizon's figures are about the children within it: nobody harvested in year 1.
+    assert one.subjects["harvested"] == {"a": 0, "b": 0}
+    assert one.subjects["paid"] == {"a": 2, "b": 0}
+
+
+def test_the_savings_follow_the_child_when_it_moves_again_after_its_outcome() -> None:
+    # s1's outcome in 2020 saves in 2021 and 2022: it lives in a on 1 January 2021 and in b
+    # from 2022 on; a paid for it.
+    found = border_case(data([("s1", "a", 10_000, 2020)], ("a", "b")), ExclusionModel.model_validate(MODEL),
+                        lambda _, day: "a" if day < D(2022, 1, 1) else "b")
+    assert found is not None
+    by = {p.place: p for p in found.horizons[1].places}
+    assert (by["a"].harvested_minor, by["b"].harvested_minor, by["b"].inflow_minor, by["a"].outflow_minor) == \
+        (50_000, 50_000, 50_000, 50_000)
+    assert found.horizons[1].subjects["harvested"] == {"a": 1, "b": 1}
 
 
 def test_the_running_cost_is_shared_by_what_each_payer_pays_and_a_tenant_id_maps_to_its_municipality() -> None:
@@ -103,11 +118,13 @@ PLACES = ("a", "b", "c", "d")
 
 
 @st.composite
-def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, str | None], ExclusionModel]:
+def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, tuple[str | None, int, str | None]], ExclusionModel]:
     count = draw(st.integers(0, 25))
     children = [(f"s{n}", draw(st.sampled_from(PLACES[:3])), draw(st.integers(0, 10_000_000)),
                  draw(st.integers(2019, 2026))) for n in range(count)]
-    homes = {s: draw(st.sampled_from((*PLACES, None))) for s, *_ in children}
+    # Where each child lives: one place until a year, another from it (a move, or none).
+    homes = {s: (draw(st.sampled_from((*PLACES, None))), draw(st.integers(2019, 2032)),
+                 draw(st.sampled_from((*PLACES, None)))) for s, *_ in children}
     model = ExclusionModel.model_validate({
         **MODEL, "discount_rate": draw(st.sampled_from(("0", "0.035", "0.1"))),
         "running_cost_yearly_minor": draw(st.integers(0, 1_000_000)), "running_cost_years": draw(st.integers(0, 3)),
@@ -120,9 +137,11 @@ def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, str | None], Exclusi
 
 @settings(max_examples=150, deadline=None)
 @given(nations())
-def test_money_is_conserved_across_borders(nation: tuple[ReportData, dict[str, str | None], ExclusionModel]) -> None:
+def test_money_is_conserved_across_borders(
+        nation: tuple[ReportData, dict[str, tuple[str | None, int, str | None]], ExclusionModel]) -> None:
     report, homes, model = nation
-    found = border_case(report, model, lambda subject, _: homes[subject])
+    found = border_case(report, model, lambda subject, day: homes[subject][0] if day.year < homes[subject][1]
+                        else homes[subject][2])
     national = case_for(report, model)
     assert found is not None
     assert national is not None
@@ -146,9 +165,9 @@ def _case(subjects: dict[str, dict[str, int]]) -> BorderCase:
     """A case with arbitrary children per cell (the money is irrelevant to what is hidden)."""
     national = HorizonCase(4, 0, 0, {"municipality": 0, "region": 0, "state": 0}, None)
     places = tuple(PlaceFigures(p, 1, 2, 3, 4) for p in PLACES)
+    everyone = max((sum(c.values()) for c in subjects.values()), default=0)
     return BorderCase(ExclusionCase("t", "DKK", 2020, 0, "municipality", {}, {}, (national,)),  # type: ignore[arg-type]
-                      (BorderHorizon(4, places, national),), subjects,
-                      max((sum(c.values()) for c in subjects.values()), default=0))
+                      (BorderHorizon(4, places, national, subjects, everyone),))
 
 
 def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[tuple[str, str, str]]:
