@@ -4,14 +4,18 @@ children its contract names, across borders; another tenant's finance key refuse
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from cli.demo import EXCLUSION_MODEL
 from cli.demo_nation import NATION_INDICATOR, NATION_INDICATOR_YEAR, NATION_WATERMARK, nation_pipeline, print_nation
 from cli.indicators import SONDERBORG
+from cli.main import app
 from cli.reporting.skandia import load_exclusion_model
 from cli.synthetic.nation import generate_nation, nation_exclusion_model
 from cli.synthetic.population import to_json_line
@@ -111,3 +115,24 @@ async def test_a_small_nation_pays_each_tenants_children_across_borders_as_the_p
     assert {r.tenant: r.counts for r in comparison.rows if r.tenant != "all tenants"} == {
         t: expected_rows.get(t, (0, 0)) for t in nation.municipalities}
     assert sum(d for _, d in expected_rows.values()) > 0
+    # The same through `stafet national` on the live stack, with the nation's tenants and
+    # institutions: the published figures, not the exact ones.
+    model_file = tmp_path / "exclusion.yaml"
+    model_file.write_text(yaml.safe_dump(model.model_dump(mode="json")), encoding="utf-8")
+    env = {"DATABASE_URL": database_url, "TENANTS_FILE": str(tmp_path / "tenants.yaml"),
+           "INSTITUTIONS_FILE": str(tmp_path / "institutions.yaml")}
+    # The command runs its own event loop: off this test's.
+    printed = await asyncio.to_thread(CliRunner().invoke, app, ["national", "exclusion", "--exclusion-model",
+                                                                str(model_file)], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert result.figures.exclusion is not None
+    for row in result.figures.exclusion[-1].rows:
+        assert any(line.strip().startswith(f"{row.place} ")
+                   and row.shown["paid"] in line and row.shown["harvested"] in line
+                   for line in printed.output.splitlines()), row.place
+    printed = await asyncio.to_thread(CliRunner().invoke, app, ["national", "indicators", "--year",
+                                                                str(NATION_INDICATOR_YEAR)], env=env)
+    assert printed.exit_code == 0, printed.output
+    for measured in comparison.rows:
+        assert any(line.strip().startswith(f"{measured.tenant} ") and line.rstrip().endswith(measured.shown)
+                   for line in printed.output.splitlines()), measured.tenant
