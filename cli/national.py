@@ -32,7 +32,7 @@ app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
 
 def print_exclusion(published: tuple[PublishedHorizon, ...] | None, title: str, minimum_cell: int) -> None:
     """The price of exclusion by municipality: a table per horizon."""
-    from cli.reporting.borders import HEADINGS
+    from cli.reporting.borders import HEADINGS, PUBLISHED_COLUMNS
 
     typer.echo(f"{title}, by municipality: paid by the contract's payer, harvested (the municipal share of the"
                f" savings) where the child lives, year by year; figures about fewer than {minimum_cell}"
@@ -40,12 +40,11 @@ def print_exclusion(published: tuple[PublishedHorizon, ...] | None, title: str, 
     if published is None:
         typer.echo("  not comparable: a contract pays in another currency than the model counts in")
         return
-    columns = ("paid", "harvested", "inflow", "outflow", "net")
     for horizon in published:
         typer.echo(f"over {horizon.horizon_years} years (discounted)")
-        rows = [[row.place, *(row.shown[c] for c in columns)] for row in horizon.rows]
+        rows = [[row.place, *(row.shown[c] for c in PUBLISHED_COLUMNS)] for row in horizon.rows]
         rows += [[f"{level} (all)", "", horizon.levels[level], "", "", ""] for level in ("region", "state")]
-        for line in table_lines(("municipality", *(HEADINGS[c] for c in columns)), rows):
+        for line in table_lines(("municipality", *(HEADINGS[c] for c in PUBLISHED_COLUMNS)), rows):
             typer.echo(f"  {line}")
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shared.domain.events import Transition
     from shared.domain.indicators.experiment import Estimate
     from shared.domain.institutions import InstitutionRegistry
+    from shared.platform.settings import Settings
 
 # Top-level commands: main.py adds them to the `stafet` app itself (not as a group).
 INSTITUTIONS_EXAMPLE = REPO_ROOT / "examples" / "institutions.yaml"
@@ -134,11 +135,12 @@ def simulate(
     for row in [headers, *rows]:
         typer.echo(f"{row[0]:<{widths[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True)))
     print_exclusion_cases(results, exclusion, effects, widths[0], least)
-    if by_municipality:
-        print_border_cases(results, exclusion, effects, transitions, registry, least)
+    borders = print_border_cases(results, exclusion, effects, transitions, registry, least) if by_municipality \
+        else []
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, case, title="Stafet what-if: contract variants compared", minimum_cell=least,
-                             exclusion=exclusion, effects=as_estimates(effects)), encoding="utf-8")
+                             exclusion=exclusion, effects=as_estimates(effects), appendix=borders),
+                      encoding="utf-8")
     typer.echo(f"report: {report.resolve()}")
 
 
@@ -218,11 +220,13 @@ def print_exclusion_cases(results: list[ReportData], model: ExclusionModel,
 
 def print_border_cases(results: list[ReportData], model: ExclusionModel,
                        effects: dict[str, tuple[float, float, float]], transitions: list[Transition],
-                       registry: InstitutionRegistry, least: int) -> None:
+                       registry: InstitutionRegistry, least: int) -> list[str]:
     """Each variant's business case by municipality (cli/reporting/borders.py): who paid,
-    who harvests, under the same small-cell rule as the national figures."""
+    who harvests, under the same small-cell rule as the national figures; printed, and
+    returned as the report's sections."""
     from cli.national import print_exclusion
     from cli.reporting.borders import border_case, publish
+    from cli.reporting.borders_html import section
     from cli.reporting.evidence import measured_by_outcome
     from shared.domain.homes import home_on
     from shared.domain.indicators.feed import timelines_from_transitions
@@ -234,10 +238,14 @@ def print_border_cases(results: list[ReportData], model: ExclusionModel,
         found = timelines.get(subject)
         return home_on(found, day, municipality_of) if found is not None else None
 
+    sections = []
     for result in results:
         case = border_case(result, model, home_of, measured=measured_by_outcome(result, as_estimates(effects)))
+        published = publish(case, least) if case is not None else None
         typer.echo("")
-        print_exclusion(publish(case, least) if case is not None else None, f"{result.title}: {model.title}", least)
+        print_exclusion(published, f"{result.title}: {model.title}", least)
+        sections.append(section(published, f"{result.title}: {model.title}", least))
+    return sections
 
 
 def print_exclusion_case(title: str, case: ExclusionCase | None, model: ExclusionModel, width: int) -> None:
@@ -262,6 +270,25 @@ def print_exclusion_case(title: str, case: ExclusionCase | None, model: Exclusio
     typer.echo(f"{'':<{width}}deadweight: {deadweight_text(case)}")
 
 
+def _national_sections(url: str, settings: Settings, exclusion: ExclusionModel, least: int) -> list[str]:
+    """With TENANTS_FILE: the price of exclusion by municipality (cli/reporting/borders.py),
+    read through `url` (the clearing house's role: every tenant; a tenant's: its own)."""
+    from cli.reporting.borders_html import section
+    from cli.reporting.national import national_figures, tenant_homes
+    from shared.domain.institutions import InstitutionRegistry
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+
+    try:
+        tenancy = load_tenancy(settings)
+    except TenantsConfigurationError as error:
+        fail(str(error))
+    if tenancy is None or not len(tenancy):
+        return []
+    figures = asyncio.run(national_figures(url, InstitutionRegistry.from_file(settings.institutions_file),
+                                           tenant_homes(tenancy.all()), exclusion, None, None, least))
+    return [section(figures.exclusion, exclusion.title, least)]
+
+
 @app.command("report")
 def live_report(
     out: Annotated[Path, typer.Option(help="Where to write the HTML report")] = Path("reports/stafet.html"),
@@ -277,7 +304,8 @@ def live_report(
     assignment: Annotated[Path | None, typer.Option(help="The experiment's assignment records")] = None,
 ) -> None:
     """Render the HTML report from the live ledger and the verifier's decisions; with
-    --indicators (and --experiment), whether it worked."""
+    --indicators (and --experiment), whether it worked; with TENANTS_FILE, the price of
+    exclusion by municipality too (who paid, who harvests: docs/tenancy.md)."""
     from cli.experiment import SONDERBORG, read_assignment, read_experiment
     from cli.indicators import minimum_cell_setting
     from cli.reporting.business_case import load_assumptions
@@ -309,6 +337,7 @@ def live_report(
         data = asyncio.run(published_from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
                                                    "Outcome contracts: the live ledger", least))
         positions = asyncio.run(investor_positions(url))
+        borders = _national_sections(url, settings, exclusion, least)
         try:
             evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None
         except EvaluationError as error:
@@ -317,7 +346,7 @@ def live_report(
         bar.add_task("rendering the report", total=None)
         page = render([data], load_assumptions(assumptions), title="Stafet report", minimum_cell=least,
                       evidence=evidence, exclusion=exclusion,
-                      appendix=[investors_section(positions)])
+                      appendix=[investors_section(positions), *borders])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     typer.echo(f"report: {out.resolve()}")

@@ -62,6 +62,7 @@ from shared.domain.indicators.compute import Suppression
 UNKNOWN_HOME = "(home unknown)"
 PAIR = "\t"  # joins (payer, harvester) into one key for the largest remainder
 COLUMNS = ("paid", "harvested", "inflow", "outflow")
+PUBLISHED_COLUMNS = (*COLUMNS, "net")  # as a table shows them
 HEADINGS = {"paid": "paid", "harvested": "harvested", "inflow": "from others' payments",
             "outflow": "harvested elsewhere", "net": "net"}
 WITHHELD = "withheld (would give back a suppressed cell)"

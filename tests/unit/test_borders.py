@@ -266,3 +266,6 @@ def test_stafet_simulate_by_municipality_prints_who_paid_and_who_harvests(tmp_pa
     for place in ("kommune-000", "kommune-001", "all municipalities"):
         assert any(line.strip().startswith(f"{place} ") and published[place]["harvested"] in line
                    for line in out.splitlines()), place
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "by municipality: who paid, who harvests" in report
+    assert f"<td>kommune-000</td><td>{published['kommune-000']['paid']}</td>" in report
