@@ -57,6 +57,7 @@ from shared.platform.broker import batch_subscriber, bind_batch_context, make_ap
 from shared.platform.db import Database
 from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
+from shared.platform.kafka import wait_for_topics
 from shared.platform.logging import configure_logging
 from shared.platform.retry import until_reachable
 from shared.platform.settings import Settings
@@ -115,6 +116,17 @@ checkpointing = asyncio.Lock()  # one checkpoint run at a time: the startup chec
 
 
 app.on_startup(database.open)
+SETTLEMENT_TOPICS = topic_names(SETTLEMENTS, tenancy.ids() if tenancy is not None else ())
+
+
+@app.on_startup
+async def tenants_topics_exist() -> None:
+    """With tenants, every tenant's settlements topic must exist before the consumer
+    subscribes to it (auto-creation is off): waited for, then named if still missing."""
+    if tenancy is not None:
+        await until_reachable("settlements topics (kafka)", functools.partial(
+            wait_for_topics, settings.kafka_bootstrap_servers, SETTLEMENT_TOPICS, principal="ledger",
+            waiting=lambda missing: log.warning("waiting_for_topics", missing=missing)))
 # Closed after the broker has stopped (after_shutdown), not before (on_shutdown): a batch in
 # flight at SIGTERM finishes its transaction and its checkpoint first.
 app.after_shutdown(database.close)
@@ -125,8 +137,7 @@ app.on_shutdown(stopping.set)
 # The shared settlements topic and, with tenants, each tenant's finance office's own (docs/
 # tenancy.md, "Topics per tenant"), in one group: whatever order they arrive in, the
 # forwarder puts them onto the journal, whose order is the chain's.
-@batch_subscriber(broker, settings, topic_names(SETTLEMENTS, tenancy.ids() if tenancy is not None else ()),
-                  group_id=group_id("ledger-settlements"),
+@batch_subscriber(broker, settings, SETTLEMENT_TOPICS, group_id=group_id("ledger-settlements"),
                   title="settlements", description="Finance systems' answers, keyed by payment id.")
 async def on_settlements(records: list[Settlement], message: KafkaMessage) -> None:
     # `records` documents the wire format; the bytes are read and validated from `message`.

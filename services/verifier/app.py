@@ -44,6 +44,7 @@ from shared.platform.broker import (
 from shared.platform.db import Database
 from shared.platform.dead_letters import write_dead_letter
 from shared.platform.health import observe
+from shared.platform.kafka import wait_for_topics
 from shared.platform.logging import configure_logging
 from shared.platform.metrics import refresh_outbox_depth
 from shared.platform.retry import UNREACHABLE, backoff_s, until_reachable
@@ -171,6 +172,9 @@ async def start() -> None:
         # first version's. So what is on them already is taken first, in broker order (as
         # `stafet audit` takes it), before the subscriber reads them live (and dead-letters
         # what is refused): a fresh verifier decides as the one that read them live.
+        await until_reachable("contracts topics (kafka)", functools.partial(
+            wait_for_topics, settings.kafka_bootstrap_servers, CONTRACT_TOPICS, principal="verifier",
+            waiting=lambda missing: log.warning("waiting_for_topics", missing=missing)))
         records = await until_reachable("contracts (kafka)", functools.partial(
             read_in_broker_order, settings.kafka_bootstrap_servers, CONTRACT_TOPICS))
         await until_reachable("contract book (postgresql)", lambda: take_contracts(pool, records))

@@ -12,6 +12,7 @@ Creating topics is the super user's (`admin`) job, like creating ACLs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -85,6 +86,38 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0, *, principal:
             await asyncio.sleep(0.25)
         finally:
             await admin.close()
+
+
+class MissingTopicsError(RuntimeError):
+    """Topics a service reads do not exist (auto-creation is off); the message names them."""
+
+
+async def wait_for_topics(bootstrap: str, topics: Sequence[str], *, principal: str, settings: Settings | None = None,
+                          timeout_s: float = 300.0, waiting: Callable[[list[str]], None] | None = None) -> None:
+    """Return once every topic of `topics` exists (as `principal` may describe it), calling
+    `waiting` with the missing ones while it waits; raise `MissingTopicsError` naming them
+    after `timeout_s`. A tenant's topics (docs/tenancy.md, "Topics per tenant") are made by
+    whoever adds the tenant, maybe just after the services restart with the new file."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    told = False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
+                                    **kafka_options(principal, settings))
+        try:
+            await admin.start()
+            missing = sorted(set(topics) - set(await admin.list_topics()))
+        finally:
+            await admin.close()
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise MissingTopicsError(f"{len(missing)} topic(s) do not exist after {timeout_s:g}s: "
+                                     f"{', '.join(missing[:10])} (each tenant's topics: `stafet dev up` with "
+                                     "TENANTS_FILE, the chart's KafkaTopics; docs/tenancy.md)")
+        if waiting is not None and not told:
+            waiting(missing)
+            told = True
+        await asyncio.sleep(2.0)
 
 
 # Bytes per partition per produce request. aiokafka sends one batch per partition per

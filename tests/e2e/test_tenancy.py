@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import json
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +121,16 @@ class Stack:
         return tenant_topic(in_namespace(template, self.namespace), tenant).name  # type: ignore[arg-type]
 
 
+def _until_logged(services: dict[str, ServiceProcess], event: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    waiting = set(services)
+    while waiting and time.monotonic() < deadline:
+        waiting = {name for name in waiting if not services[name].log_path.exists()
+                   or f'"{event}"' not in services[name].log_path.read_text(encoding="utf-8", errors="replace")}
+        time.sleep(0.2)
+    assert not waiting, f"{', '.join(sorted(waiting))} did not log {event}"
+
+
 def _tenant_access(servers: Servers, namespace: str) -> None:
     """Each tenant's topics and Kafka logins with their ACLs, as `stafet dev up` makes them
     from TENANTS_FILE (their passwords in the stack's credentials folder)."""
@@ -146,13 +157,16 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     directory = tmp_path_factory.mktemp("tenancy")
     registry = _registry(directory / "institutions.yaml")
     namespace, database_url = new_namespace(servers), new_database(servers)
-    _tenant_access(servers, namespace)
     env = {"KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap_servers, "DATABASE_URL": without_user(database_url),
            "STAFET_CREDENTIALS_DIR": str(servers.credentials_dir), "STAFET_TOPIC_NAMESPACE": namespace,
            "BATCH_MAX_RECORDS": "200", "BATCH_TIMEOUT_MS": "100", "LOG_LEVEL": "INFO", "CONTRACT_FILES": "",
            "TICK_INTERVAL_S": "0.5", "TENANTS_FILE": str(TENANTS), "INSTITUTIONS_FILE": str(directory / "institutions.yaml")}
     services = start_services(env, directory, ("verifier", "ledger"))
     try:
+        # Started before the tenants' topics exist (as just after a tenant is added): each
+        # service waits for them, then reads them.
+        _until_logged(services, "waiting_for_topics")
+        _tenant_access(servers, namespace)
         yield Stack(servers, namespace, database_url, registry, env, services)
     finally:
         stop_services(services)

@@ -189,3 +189,33 @@ def test_contract_apply_and_settle_publish_on_the_signers_tenants_topic_as_its_l
                     ("stafet.settlements.aabenraa-kommune.v1", "tenant-aabenraa-kommune-finance", 1),
                     ("stafet.settlements.v1", "finance", 1),
                     ("stafet.contracts.v1", "operator", 1)]
+
+
+async def test_contract_versions_of_several_topics_are_taken_in_broker_order_whatever_order_they_were_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contract id is its first version's payer's; across topics "first" is the broker's
+    stamp (LogAppendTime), then the topic's place, then the offset: the verifier at start and
+    `stafet audit` take them so, however the topics are read or interleaved."""
+    from aiokafka import ConsumerRecord
+
+    import services.verifier.rebuild as rebuild
+
+    def record(topic: str, offset: int, timestamp: int) -> ConsumerRecord[Any, Any]:
+        return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=timestamp, timestamp_type=1,
+                              key=None, value=b"", checksum=None, serialized_key_size=0, serialized_value_size=0,
+                              headers=())
+
+    on = {"ns.contracts.v1": [record("ns.contracts.v1", 0, 10), record("ns.contracts.v1", 1, 30)],
+          "ns.contracts.a.v1": [record("ns.contracts.a.v1", 0, 20), record("ns.contracts.a.v1", 1, 30)],
+          "ns.contracts.b.v1": [record("ns.contracts.b.v1", 0, 5)]}
+
+    async def read_records(bootstrap: str, topic: str, principal: str = "verifier", *,
+                           missing_ok: bool = False) -> list[ConsumerRecord[Any, Any]]:
+        assert missing_ok, "a tenant's topic not made yet is no error here"
+        return list(reversed(on.get(topic, [])))  # whatever order a read gives
+
+    monkeypatch.setattr(rebuild, "read_records", read_records)
+    topics = ("ns.contracts.v1", "ns.contracts.a.v1", "ns.contracts.b.v1", "ns.contracts.missing.v1")
+    found = [(r.topic, r.offset) for r in await rebuild.read_in_broker_order("x", topics)]
+    assert found == [("ns.contracts.b.v1", 0), ("ns.contracts.v1", 0), ("ns.contracts.a.v1", 0),
+                     ("ns.contracts.v1", 1), ("ns.contracts.a.v1", 1)]
