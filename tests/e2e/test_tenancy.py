@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import TopicAuthorizationFailedError
 from typer.testing import CliRunner
 
@@ -36,9 +37,9 @@ from shared.domain.contracts.model import Contract, contract_record_key
 from shared.domain.events import JOURNAL_RECORD, PaymentInstruction, Settlement, SettlementStatus
 from shared.domain.institutions import InstitutionRegistry, synthetic_payee_fields
 from shared.domain.tenancy import Tenancy
-from shared.platform.credentials import without_user
+from shared.platform.credentials import kafka_options, without_user
 from shared.platform.kafka import ensure_topics
-from shared.platform.kafka_access import grant_namespace, tenant_principals
+from shared.platform.kafka_access import Kind, grant_namespace, tenant_principal, tenant_principals
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT, Settings
 from shared.platform.topics import (
@@ -48,6 +49,7 @@ from shared.platform.topics import (
     PER_TENANT,
     SETTLEMENTS,
     TRANSITIONS,
+    all_topics,
     in_namespace,
     tenant_topic,
     topic_names,
@@ -358,6 +360,44 @@ async def _stafet(stack: Stack, *args: str) -> tuple[int, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout + result.stderr
+
+
+# ---- Kafka: each tenant's logins write exactly its own topics -----------------------------
+
+async def test_each_tenants_logins_write_exactly_their_own_topics_and_read_none(servers: Servers) -> None:
+    """On the broker, in a namespace of its own (nothing reads what is planted): every topic
+    of the namespace, the shared ones and both tenants', tried by each tenant's login."""
+    namespace = await asyncio.to_thread(new_namespace, servers)
+    await asyncio.to_thread(_tenant_access, servers, namespace)
+    topics = [t.name for t in all_topics(namespace, (SONDERBORG, AABENRAA))]
+    for tenant in (SONDERBORG, AABENRAA):
+        for kind, own in ((Kind.OPERATOR, {f"{namespace}.contracts.{tenant}.v1"}),
+                          (Kind.FINANCE, {f"{namespace}.settlements.{tenant}.v1", f"{namespace}.investments.v1"})):
+            login = tenant_principal(kind, tenant)
+            producer = AIOKafkaProducer(bootstrap_servers=servers.bootstrap_servers, enable_idempotence=True,
+                                        acks="all", **kafka_options(login))
+            await producer.start()
+            wrote = set()
+            try:
+                for topic in topics:
+                    try:
+                        await producer.send_and_wait(topic, b'{"forged": true}', key=b"forged", partition=0)
+                        wrote.add(topic)
+                    except TopicAuthorizationFailedError:
+                        pass
+            finally:
+                await producer.stop()
+            assert wrote == own, login
+            consumer = AIOKafkaConsumer(bootstrap_servers=servers.bootstrap_servers, enable_auto_commit=False,
+                                        auto_offset_reset="earliest", **kafka_options(login))
+            await consumer.start()
+            try:
+                (topic,) = sorted(own - {f"{namespace}.investments.v1"})
+                consumer.assign([TopicPartition(topic, 0)])
+                with pytest.raises(TopicAuthorizationFailedError):
+                    await consumer.getmany(TopicPartition(topic, 0), timeout_ms=5_000)
+            finally:
+                await consumer.stop()
 
 
 # ---- row-level security: each tenant's database role reads its own rows ------------------
