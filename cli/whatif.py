@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cli.reporting.skandia import ExclusionCase, ExclusionModel
     from shared.domain.events import Transition
     from shared.domain.indicators.experiment import Estimate
+    from shared.domain.indicators.model import IndicatorSet
     from shared.domain.institutions import InstitutionRegistry
     from shared.platform.settings import Settings
 
@@ -226,8 +227,8 @@ def print_border_cases(results: list[ReportData], model: ExclusionModel,
     returned as the report's sections."""
     from cli.national import print_exclusion
     from cli.reporting.borders import border_case, publish
-    from cli.reporting.borders_html import section
     from cli.reporting.evidence import measured_by_outcome
+    from cli.reporting.national_html import exclusion_section
     from shared.domain.homes import home_on
     from shared.domain.indicators.feed import timelines_from_transitions
 
@@ -244,7 +245,7 @@ def print_border_cases(results: list[ReportData], model: ExclusionModel,
         published = publish(case, least) if case is not None else None
         typer.echo("")
         print_exclusion(published, f"{result.title}: {model.title}", least)
-        sections.append(section(published, f"{result.title}: {model.title}", least))
+        sections.append(exclusion_section(published, f"{result.title}: {model.title}", least))
     return sections
 
 
@@ -270,11 +271,13 @@ def print_exclusion_case(title: str, case: ExclusionCase | None, model: Exclusio
     typer.echo(f"{'':<{width}}deadweight: {deadweight_text(case)}")
 
 
-def _national_sections(url: str, settings: Settings, exclusion: ExclusionModel, least: int) -> list[str]:
-    """With TENANTS_FILE: the price of exclusion by municipality (cli/reporting/borders.py),
-    read through `url` (the clearing house's role: every tenant; a tenant's: its own)."""
-    from cli.reporting.borders_html import section
+def _national_sections(url: str, settings: Settings, exclusion: ExclusionModel, definitions: IndicatorSet | None,
+                       least: int) -> list[str]:
+    """With TENANTS_FILE: the price of exclusion by municipality (cli/reporting/borders.py)
+    and, with indicator definitions, the indicators per tenant; read through `url` (the
+    clearing house's role: every tenant; a tenant's: its own)."""
     from cli.reporting.national import national_figures, tenant_homes
+    from cli.reporting.national_html import exclusion_section, indicators_section
     from shared.domain.institutions import InstitutionRegistry
     from shared.platform.tenants import TenantsConfigurationError, load_tenancy
 
@@ -285,8 +288,9 @@ def _national_sections(url: str, settings: Settings, exclusion: ExclusionModel, 
     if tenancy is None or not len(tenancy):
         return []
     figures = asyncio.run(national_figures(url, InstitutionRegistry.from_file(settings.institutions_file),
-                                           tenant_homes(tenancy.all()), exclusion, None, None, least))
-    return [section(figures.exclusion, exclusion.title, least)]
+                                           tenant_homes(tenancy.all()), exclusion, definitions, None, least))
+    return [exclusion_section(figures.exclusion, exclusion.title, least),
+            indicators_section(figures.indicators, least)]
 
 
 @app.command("report")
@@ -305,7 +309,8 @@ def live_report(
 ) -> None:
     """Render the HTML report from the live ledger and the verifier's decisions; with
     --indicators (and --experiment), whether it worked; with TENANTS_FILE, the price of
-    exclusion by municipality too (who paid, who harvests: docs/tenancy.md)."""
+    exclusion by municipality too (who paid, who harvests: docs/tenancy.md), and with
+    --indicators the indicators per tenant."""
     from cli.experiment import SONDERBORG, read_assignment, read_experiment
     from cli.indicators import minimum_cell_setting
     from cli.reporting.business_case import load_assumptions
@@ -337,7 +342,7 @@ def live_report(
         data = asyncio.run(published_from_database(url, InstitutionRegistry.from_file(settings.institutions_file),
                                                    "Outcome contracts: the live ledger", least))
         positions = asyncio.run(investor_positions(url))
-        borders = _national_sections(url, settings, exclusion, least)
+        borders = _national_sections(url, settings, exclusion, definitions, least)
         try:
             evidence = asyncio.run(live_evidence(url, definitions, least, planned)) if definitions else None
         except EvaluationError as error:

@@ -26,10 +26,12 @@ import asyncpg
 
 from cli.reporting.borders import BorderCase, PublishedHorizon, border_case, publish
 from cli.reporting.disclosure import group_read_by_members, mark
+from cli.reporting.evidence import trend_years
 from cli.reporting.live import published_from_database
 from cli.reporting.live_indicators import live_timelines
-from cli.reporting.national_indicators import IndicatorComparison, compare
+from cli.reporting.national_indicators import IndicatorComparison, compare, compare_latest
 from cli.reporting.skandia import ExclusionModel
+from shared.domain.contracts.timeline import SubjectTimeline
 from shared.domain.homes import home_on
 from shared.domain.indicators.model import IndicatorSet
 from shared.domain.institutions import InstitutionRegistry
@@ -127,7 +129,8 @@ async def national_figures(database_url: str, registry: InstitutionRegistry, hom
                            minimum_cell: int) -> NationalFigures:
     """Read inside the clearing house (`database_url`: a role that sees every row, the
     operators'), computed here, and returned only as published figures: the price of
-    exclusion split by municipality (`model`) and the indicators per tenant for `year`."""
+    exclusion split by municipality (`model`) and the indicators per tenant for `year`
+    (None: each indicator's latest year with a population, as the report shows them)."""
     municipality_of = {i.id: i.municipality for i in registry.all() if i.municipality}
     timelines = {t.subject: t for t in await live_timelines(database_url)}
 
@@ -141,8 +144,15 @@ async def national_figures(database_url: str, registry: InstitutionRegistry, hom
         case = border_case(data, model, home_of, payer_home=homes)
         published = publish(case, minimum_cell) if case is not None else None
     compared: list[IndicatorComparison] = []
-    if definitions is not None and year is not None:
+    if definitions is not None:
         places = sorted(set(homes.values()))
-        compared = compare(definitions.indicators, list(timelines.values()), year, places,
-                           lambda t, day: home_on(t, day, municipality_of), minimum_cell)
+        everyone = list(timelines.values())
+
+        def place_of(timeline: SubjectTimeline, day: dt.date) -> str | None:
+            return home_on(timeline, day, municipality_of)
+
+        compared = compare(definitions.indicators, everyone, year, places, place_of, minimum_cell) \
+            if year is not None else compare_latest(definitions.indicators, everyone,
+                                                     trend_years(definitions, everyone), places, place_of,
+                                                     minimum_cell)
     return NationalFigures(published, tuple(compared), case)

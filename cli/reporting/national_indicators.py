@@ -74,3 +74,20 @@ def compare(indicators: Iterable[Indicator], timelines: Sequence[SubjectTimeline
         found = tally_by(indicator, timelines, year, place_of)
         result.append(publish_rows(indicator, year, {t: found.get(t, (0, 0)) for t in tenants}, minimum_cell))
     return result
+
+
+def compare_latest(indicators: Iterable[Indicator], timelines: Sequence[SubjectTimeline], years: Sequence[int],
+                   tenants: Sequence[str], place_of: Callable[[SubjectTimeline, dt.date], str | None],
+                   minimum_cell: int) -> list[IndicatorComparison]:
+    """Each indicator for the latest of `years` in which the tenants' population is at
+    least `minimum_cell` (the report's per-tenant table); an indicator with no such year
+    is left out."""
+    result = []
+    for indicator in indicators:
+        for year in sorted(years, reverse=True):
+            found = tally_by(indicator, timelines, year, place_of)
+            counts = {t: found.get(t, (0, 0)) for t in tenants}
+            if sum(d for _, d in counts.values()) >= minimum_cell:
+                result.append(publish_rows(indicator, year, counts, minimum_cell))
+                break
+    return result

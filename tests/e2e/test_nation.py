@@ -139,9 +139,12 @@ async def test_a_small_nation_pays_each_tenants_children_across_borders_as_the_p
     # And in the HTML report: with TENANTS_FILE, `stafet report` adds the same table.
     report = tmp_path / "report.html"
     printed = await asyncio.to_thread(CliRunner().invoke, app, ["report", "--out", str(report), "--exclusion-model",
-                                                                str(model_file)], env=env)
+                                                                str(model_file), "--indicators", str(SONDERBORG)],
+                                      env=env)
     assert printed.exit_code == 0, printed.output
     page = report.read_text(encoding="utf-8")
     assert "by municipality: who paid, who harvests" in page
     for row in result.figures.exclusion[-1].rows[:-1]:
         assert f"<td>{row.place}</td><td>{row.shown['paid']}</td><td>{row.shown['harvested']}</td>" in page
+    per_tenant = page[page.index("<h2>Indicators per tenant</h2>"):]
+    assert all(f"<td>{town}</td>" in per_tenant for town in nation.municipalities)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.reporting.national import COLUMNS as NATIONAL_COLUMNS
 from cli.reporting.national import suppress
-from cli.reporting.national_indicators import ALL_TENANTS, WITHHELD, compare, publish_rows
+from cli.reporting.national_indicators import ALL_TENANTS, WITHHELD, compare, compare_latest, publish_rows
 from shared.domain.contracts.timeline import fold
 from shared.domain.events import Transition
 from shared.domain.homes import home_on
@@ -80,6 +80,13 @@ def test_each_tenant_counts_the_children_living_in_it_on_the_reference_day() -> 
     assert rows["a"].shown == "suppressed (too_few_subjects)"
     assert rows["b"].shown == "57.14 % (12/21)"
     assert rows[ALL_TENANTS].shown == WITHHELD
+    # The report's table: each indicator for its latest year with a population of at
+    # least the minimum (aged 15-17: born 2004, so 2019-2021; 2022 and on has nobody).
+    [latest] = compare_latest([IN_EDUCATION], timelines, range(2015, 2026), ["a", "b"],
+                              lambda t, day: home_on(t, day, MUNICIPALITY_OF), minimum_cell=5)
+    assert latest.period == "2021"
+    assert compare_latest([IN_EDUCATION], timelines, range(2022, 2026), ["a", "b"],
+                          lambda t, day: home_on(t, day, MUNICIPALITY_OF), minimum_cell=5) == []
 
 
 def _given_back(counts: dict[str, tuple[int, int]], minimum_cell: int) -> set[tuple[str, str, str]]:
