@@ -62,7 +62,16 @@ from shared.platform.kafka import LagProbe, ensure_topics, wait_for_broker
 from shared.platform.kafka_access import grant_namespace
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT, Settings
-from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, TRANSITIONS, all_topics, in_namespace
+from shared.platform.topics import (
+    CONTRACTS,
+    INSTITUTION_EVENTS,
+    PAYMENTS,
+    SETTLEMENTS,
+    TRANSITIONS,
+    all_topics,
+    in_namespace,
+    topic_names,
+)
 from shared.platform.trust import DEVELOPMENT_FINANCE, DEVELOPMENT_OPERATOR
 
 DEMO_DATABASE = "stafet_demo"
@@ -144,24 +153,27 @@ async def _scalar(database_url: str, query: str) -> int:
         await connection.close()
 
 
-async def _caught_up(probe: LagProbe, namespace: str, database_url: str) -> bool:
+async def _caught_up(probe: LagProbe, namespace: str, database_url: str, tenants: Sequence[str] = ()) -> bool:
     try:
         lags = [await probe.lag(f"{namespace}-ingest", in_namespace(INSTITUTION_EVENTS, namespace).name),
                 await probe.lag(f"{namespace}-verifier", in_namespace(TRANSITIONS, namespace).name),
                 await probe.lag(f"{namespace}-ledger", in_namespace(PAYMENTS, namespace).name),
-                await probe.lag(f"{namespace}-ledger-settlements", in_namespace(SETTLEMENTS, namespace).name)]
+                # the shared settlements topic and each tenant's (docs/tenancy.md), one group
+                *[await probe.lag(f"{namespace}-ledger-settlements", topic)
+                  for topic in topic_names(in_namespace(SETTLEMENTS, namespace), tenants)]]
     except KafkaError:
         return False  # e.g. the group coordinator of a fresh broker is still starting
     return sum(lags) == 0 and await work_left_at(database_url) == 0
 
 
 async def wait_caught_up(bootstrap: str, namespace: str, database_url: str,
-                         services: dict[str, ServiceProcess], what: str, show: bool) -> None:
+                         services: dict[str, ServiceProcess], what: str, show: bool,
+                         tenants: Sequence[str] = ()) -> None:
     deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
     async with LagProbe(bootstrap) as probe:
         with progress(show) as bar:
             task = bar.add_task(what, total=None)
-            while not await _caught_up(probe, namespace, database_url):
+            while not await _caught_up(probe, namespace, database_url, tenants):
                 dead = [s.name for s in services.values() if not s.running()]
                 if dead:
                     raise RuntimeError(f"service(s) {', '.join(dead)} stopped; see {services[dead[0]].log_path}")

@@ -42,10 +42,11 @@ from shared.domain.signing import RecordSigner
 from shared.platform.credentials import credentials_dir, without_user
 from shared.platform.db import migrate
 from shared.platform.kafka import ensure_topics, wait_for_broker
-from shared.platform.kafka_access import grant_namespace
+from shared.platform.kafka_access import Kind, grant_namespace, tenant_principal, tenant_principals
 from shared.platform.processes import start_services, stop_services
 from shared.platform.settings import Settings
-from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, all_topics, in_namespace
+from shared.platform.stack import local_password
+from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, PAYMENTS, SETTLEMENTS, all_topics, in_namespace, tenant_topic
 
 NATION_DATABASE = "stafet_nation"
 NATION_WATERMARK = dt.date(2026, 6, 30)
@@ -108,7 +109,12 @@ async def settle_per_tenant(bootstrap: str, namespace: str, nation: Nation) -> t
     """Each tenant's finance office pays its own payments (signed with its own key); first,
     the second tenant's office tries to settle one of the first tenant's payments."""
     instructions = await _instructions(bootstrap, namespace)
-    topic = in_namespace(SETTLEMENTS, namespace).name
+
+    def own_topic(tenant: str) -> tuple[str, str]:
+        """A tenant's settlements topic and its finance office's login (docs/tenancy.md)."""
+        return (tenant_topic(in_namespace(SETTLEMENTS, namespace), tenant).name,
+                tenant_principal(Kind.FINANCE, tenant))
+
     by_payer: dict[str, list[PaymentInstruction]] = defaultdict(list)
     for instruction in instructions:
         by_payer[instruction.payer].append(instruction)
@@ -118,17 +124,20 @@ async def settle_per_tenant(bootstrap: str, namespace: str, nation: Nation) -> t
         victim = by_payer[first][0]
         forged = Settlement(settlement_id=f"foreign-{victim.payment_id[:16]}", payment_id=victim.payment_id,
                             status=SettlementStatus.PAID, settled_on=NATION_WATERMARK, bank_reference="FOREIGN")
+        # On its own topic: its login may write no other tenant's.
+        topic, login = own_topic(second)
         await send_signed(bootstrap, "stafet-nation-finance", topic,
                           [(victim.payment_id.encode(), forged.model_dump_json().encode())],
-                          RecordSigner.development(f"finance:{second}-finance"), principal="finance")
+                          RecordSigner.development(f"finance:{second}-finance"), principal=login)
         attempt = (f"finance:{second}-finance", victim.payment_id)
     for payer, own in sorted(by_payer.items()):
         answers = [Settlement(settlement_id=f"bank-{i.payment_id[:16]}", payment_id=i.payment_id,
                               status=SettlementStatus.PAID, settled_on=NATION_WATERMARK,
                               bank_reference=f"NETS-{i.payment_id[:10].upper()}") for i in own]
+        topic, login = own_topic(payer)
         await send_signed(bootstrap, "stafet-nation-finance", topic,
                           [(a.payment_id.encode(), a.model_dump_json().encode()) for a in answers],
-                          RecordSigner.development(f"finance:{payer}-finance"), principal="finance")
+                          RecordSigner.development(f"finance:{payer}-finance"), principal=login)
     return attempt
 
 
@@ -176,10 +185,13 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
     registry_file, tenants_file = work / "institutions.yaml", work / "tenants.yaml"
     write_registry(registry_file, nation.institutions)
     write_tenants(tenants_file, nation)
-    # Each tenant's own topics (docs/tenancy.md, "Topics per tenant"): the verifier and the
-    # ledger read them with the shared ones. The demo still publishes through the shared
-    # topics with the clearing house's logins (believed there too: each record's signer).
-    await ensure_topics(bootstrap, all_topics(namespace, [t.id for t in nation.tenants]))
+    # Each tenant's own topics and Kafka logins (docs/tenancy.md, "Topics per tenant"), as
+    # `stafet dev up` makes them from TENANTS_FILE: its operators publish its contract, its
+    # finance office its settlements, each where no other tenant's login may write.
+    tenants = [t.id for t in nation.tenants]
+    await ensure_topics(bootstrap, all_topics(namespace, tenants))
+    await grant_namespace(bootstrap, namespace, principals={}, tenants=tenants, tenant_passwords={
+        login: local_password(credentials_dir(Settings()), "kafka", login) for login in tenant_principals(tenants)})
     say(f"  a synthetic nation: {municipalities} municipalities (each a tenant), {len(nation.institutions)}"
         f" institutions, {children:,} children born 2004-2006, {len(nation.events):,} events; each municipality"
         " pays for the children registered in it on 2020-09-01")
@@ -190,10 +202,10 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
     # Each municipality's contract, signed by its own operator.
     for contract in nation.contracts:
         signer = RecordSigner.development(f"operator:{contract.payer}-ops")
-        await send_signed(bootstrap, "stafet-nation", in_namespace(CONTRACTS, namespace).name,
+        await send_signed(bootstrap, "stafet-nation", tenant_topic(in_namespace(CONTRACTS, namespace), contract.payer).name,
                           [(contract_record_key(contract, signer.principal), contract.model_dump_json().encode())],
-                          signer, principal="operator")
-    say(f"  {len(nation.contracts)} contracts, each signed by its own municipality's operator")
+                          signer, principal=tenant_principal(Kind.OPERATOR, contract.payer))
+    say(f"  {len(nation.contracts)} contracts, each signed by its own municipality's operator, on its own topic")
     services = start_services(env, work / "logs")
     try:
         events = [(n, to_json_line(e)) for n, e in enumerate(nation.events, start=1)]
@@ -206,7 +218,7 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
         await wait_caught_up(bootstrap, namespace, database_url, services, "deciding what is final", show)
         attempt = await settle_per_tenant(bootstrap, namespace, nation)
         say("  each municipality's finance office settled its own payments")
-        await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show)
+        await wait_caught_up(bootstrap, namespace, database_url, services, "settling", show, tenants)
     finally:
         stop_services(services)
     totals, crossing = await tenant_totals(database_url, nation)

@@ -20,6 +20,7 @@ development settings find them (`shared/platform/credentials.py`). The broker's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import secrets
@@ -92,6 +93,21 @@ def kafka_libs() -> Path:
     return libs
 
 
+def local_password(credentials_dir: Path, kind: str, name: str) -> str:
+    """The password of a Kafka principal or a PostgreSQL role in a local stack's credentials
+    folder (`<kind>/<name>`, mode 0600), made on first use: a tenant's Kafka logins get
+    theirs so when the stack, a demo or a test adds them."""
+    path = credentials_dir / kind / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        credentials_dir.chmod(0o700)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 @dataclass(frozen=True)
 class LocalStack:
     """One Kafka broker and one PostgreSQL server whose state lives in `directory`."""
@@ -142,14 +158,7 @@ class LocalStack:
 
     def password(self, kind: str, name: str) -> str:
         """The password of a Kafka principal or a PostgreSQL role, made on first use."""
-        path = self.credentials_dir / kind / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.credentials_dir.chmod(0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24))
-        return path.read_text().strip()
+        return local_password(self.credentials_dir, kind, name)
 
     # ---- Kafka -------------------------------------------------------------------
 

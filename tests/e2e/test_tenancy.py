@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from shared.platform.kafka import ensure_topics
 from shared.platform.kafka_access import Kind, grant_namespace, tenant_principal, tenant_principals
 from shared.platform.processes import ServiceProcess, start_services, stop_services
 from shared.platform.settings import REPO_ROOT, Settings
+from shared.platform.stack import local_password
 from shared.platform.topics import (
     CONTRACTS,
     DEAD_LETTERS,
@@ -137,13 +137,7 @@ def _tenant_access(servers: Servers, namespace: str) -> None:
     """Each tenant's topics and Kafka logins with their ACLs, as `stafet dev up` makes them
     from TENANTS_FILE (their passwords in the stack's credentials folder)."""
     tenants = Tenancy.from_file(TENANTS).ids()
-    passwords = {}
-    for login in tenant_principals(tenants):
-        path = servers.credentials_dir / "kafka" / login
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
-            path.chmod(0o600)
-        passwords[login] = path.read_text(encoding="utf-8").strip()
+    passwords = {login: local_password(servers.credentials_dir, "kafka", login) for login in tenant_principals(tenants)}
 
     async def create() -> None:
         await ensure_topics(servers.bootstrap_servers, tuple(tenant_topic(in_namespace(spec, namespace), tenant)
