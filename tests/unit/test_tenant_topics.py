@@ -219,3 +219,44 @@ async def test_contract_versions_of_several_topics_are_taken_in_broker_order_wha
     found = [(r.topic, r.offset) for r in await rebuild.read_in_broker_order("x", topics)]
     assert found == [("ns.contracts.b.v1", 0), ("ns.contracts.v1", 0), ("ns.contracts.a.v1", 0),
                      ("ns.contracts.v1", 1), ("ns.contracts.a.v1", 1)]
+
+
+def test_access_user_with_a_tenant_grants_that_tenants_own_topics_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import shared.platform.kafka_access as kafka_access
+    from cli.main import app
+
+    granted: list[tuple[str, Grant]] = []
+
+    class Access:
+        def __init__(self, bootstrap: str, settings: Any = None) -> None:
+            pass
+
+        async def __aenter__(self) -> Access:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+        async def upsert_users(self, passwords: dict[str, str]) -> None:
+            assert set(passwords) == {"kmd-sonderborg"}
+
+        async def grant(self, acls: list[tuple[str, Grant]]) -> int:
+            granted.extend(acls)
+            return len(acls)
+
+    monkeypatch.setattr(kafka_access, "KafkaAccess", Access)
+    password = tmp_path / "password"
+    password.write_text("a password long enough", encoding="utf-8")
+    runner = CliRunner()
+    args = ["access", "user", "kmd-sonderborg", "--password-file", str(password), "--namespace", "ns"]
+    result = runner.invoke(app, [*args, "--kind", "finance", "--tenant", "sonderborg-kommune"])
+    assert result.exit_code == 0, result.output
+    assert "(finance, tenant sonderborg-kommune): password set, 2 ACL(s)" in result.stdout
+    assert [(g.prefix, g.operation, g.pattern) for _, g in granted] == [
+        ("ns.settlements.sonderborg-kommune.", Operation.WRITE, PREFIXED), ("ns.investments.", Operation.WRITE, PREFIXED)]
+    refused = runner.invoke(app, [*args, "--kind", "institution", "--tenant", "sonderborg-kommune"])
+    assert refused.exit_code == 2
+    assert "a tenant's own login is an operator's or a finance office's, not institution" in refused.stderr
