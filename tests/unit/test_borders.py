@@ -5,6 +5,7 @@ only so that no tenant, knowing its own row, gets a small cell back."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,13 @@ def nations(draw: st.DrawFn) -> tuple[ReportData, dict[str, tuple[str | None, in
                                 "split": {"municipality": "0.37", "region": "0.21", "state": "0.42"}}},
         "outcomes": {"moved-on": {**MODEL["outcomes"]["moved-on"], "effect_years": draw(st.integers(1, 9)),
                                   "deadweight": draw(st.sampled_from(("0", "0.333", "0.5")))}}})
-    return data(children, PLACES[:3]), homes, model
+    report = data(children, PLACES[:3])
+    # Some payments clawed back later, in part or whole (a payer's net can reach nothing).
+    clawbacks = tuple(MoneyRow(m.contract_id, m.outcome_id, m.payee, "clawback",
+                               draw(st.integers(0, m.amount_minor)), D(m.occurred_on.year + draw(st.integers(0, 3)),
+                                                                      12, 1), m.subject)
+                      for m in report.money if draw(st.booleans()))
+    return replace(report, money=report.money + clawbacks), homes, model
 
 
 @settings(max_examples=150, deadline=None)
