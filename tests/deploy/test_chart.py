@@ -197,9 +197,11 @@ def test_kafka_users_get_exactly_the_acls_of_shared_kafka_access(tmp_path: Path)
 
 
 def test_every_pod_runs_as_non_root_on_a_read_only_root_with_secrets_only_as_files() -> None:
-    objects = render("-f", str(PRODUCTION_VALUES))
+    # With tenants and their roles' passwords: the tenant-roles Job too.
+    objects = render("-f", str(PRODUCTION_VALUES), "--set-file", f"tenancy.tenantsFile={TENANTS_FILE}",
+                     "--set", "tenancy.databaseRoles.passwordsSecret=tenant-db")
     pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "Job")]
-    assert len(pods) == 5
+    assert len(pods) == 6
     for pod in pods:
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
