@@ -602,3 +602,33 @@ async def _residence_balances(stack: Stack, expected: dict[str, int]) -> bool:
     balances = (await ledger_state(stack.database_url))["balances"]
     assert isinstance(balances, dict)
     return {k: v for k, v in balances.items() if k.endswith("-by-residence") and v} == expected
+
+
+async def test_a_fresh_verifier_takes_every_tenants_contract_versions_from_their_topics_before_it_reads_live(
+        stack: Stack, tmp_path: Path) -> None:
+    """After the tests above (their contracts on both tenants' topics, refused versions
+    beside them): a verifier with an empty database holds, when it starts (before it reads
+    any topic live), exactly the versions the running one holds."""
+    held = {r["contract"] for r in await _fetch(stack.database_url, "SELECT contract FROM verifier_contracts")}
+    assert len(held) >= 2, "run after the tests above: no contract on the tenants' topics yet"
+    fresh = await asyncio.to_thread(new_database, stack.servers)
+    services = start_services({**stack.env, "DATABASE_URL": without_user(fresh)}, tmp_path, ("verifier",))
+    try:
+        started = await _until(lambda: _logged_event(services["verifier"], "verifier_starting"))
+    finally:
+        stop_services(services)
+    assert isinstance(started, dict), "the fresh verifier did not start"
+    expected = sorted(f"{c['contract_id']}@v{c['version']}" for c in map(json.loads, held))
+    assert sorted(started["contracts"]) == expected
+    assert {r["contract"] for r in await _fetch(fresh, "SELECT contract FROM verifier_contracts")} == held
+
+
+async def _logged_event(service: ServiceProcess, event: str) -> dict[str, object] | None:
+    if not service.log_path.exists():
+        return None
+    for line in service.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("{") and f'"{event}"' in line:
+            found = json.loads(line)
+            if found.get("event") == event:
+                return found  # type: ignore[no-any-return]
+    return None
