@@ -74,12 +74,14 @@ def group_read_by_members(subjects: Mapping[Key, int], minimum_cell: int) -> tup
     shown - own). So while any cell is hidden, at least three are (two besides any
     reader's own: it learns only their sum), adding the smallest non-empty others; where
     the group has too few non-empty cells for that, the total is withheld instead (and
-    only the cells too small are hidden)."""
+    only the cells too small are hidden). The marks say which hidden cells are small, so
+    their sum can still pin one down (two small cells summing to 2 are 1 and 1): more
+    complements are added until none is (`_pinned_by_bounds`)."""
     return hidden_for_members(subjects, {key: reason for key, count in subjects.items()
-                                         if (reason := cell(count, minimum_cell))})
+                                         if (reason := cell(count, minimum_cell))}, minimum_cell)
 
 
-def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression]
+def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression], minimum_cell: int
                        ) -> tuple[dict[Key, Suppression], bool]:
     """`group_read_by_members` for cells judged small by another rule (an indicator's
     row is small for its numerator or its complement too, not only its size): `small`
@@ -91,9 +93,38 @@ def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression
     others = sorted((count, str(key), key) for key, count in sizes.items() if key not in hidden and count)
     if len(hidden) + len(others) < HIDDEN_WITH_A_MEMBER_MIN:
         return hidden, False
-    for _, _, key in others[:max(0, HIDDEN_WITH_A_MEMBER_MIN - len(hidden))]:
+    chosen = max(0, HIDDEN_WITH_A_MEMBER_MIN - len(hidden))
+    for _, _, key in others[:chosen]:
         hidden[key] = Suppression.COMPLEMENTARY
-    return hidden, True
+    for _, _, key in others[chosen:]:
+        if not _pinned_by_bounds(sizes, hidden, minimum_cell):
+            return hidden, True
+        hidden[key] = Suppression.COMPLEMENTARY
+    return hidden, not _pinned_by_bounds(sizes, hidden, minimum_cell)
+
+
+def _pinned_by_bounds(sizes: Mapping[Key, int], hidden: Mapping[Key, Suppression], minimum_cell: int) -> bool:
+    """Whether some reader (a member knowing its own cell, or anyone) pins a cell marked
+    too small to one value from the shown total: it knows the hidden cells besides its own
+    add up to S, that each marked too small is 1 to `minimum_cell` - 1, and that every
+    other hidden cell (a complement, or a row small by another rule) is at least
+    `minimum_cell`."""
+    def bounds(key: Key) -> tuple[int, int | None]:
+        return (1, minimum_cell - 1) if hidden[key] == Suppression.TOO_FEW_SUBJECTS else (minimum_cell, None)
+
+    for reader in (None, *sizes):
+        unknown = [key for key in hidden if key != reader]
+        total = sum(sizes[key] for key in unknown)
+        for key in unknown:
+            if hidden[key] != Suppression.TOO_FEW_SUBJECTS:
+                continue
+            rest = [bounds(k) for k in unknown if k != key]
+            highest_rest = None if any(high is None for _, high in rest) else sum(high or 0 for _, high in rest)
+            low = max(1, total - highest_rest) if highest_rest is not None else 1
+            high = min(minimum_cell - 1, total - sum(lo for lo, _ in rest))
+            if low >= high:
+                return True
+    return False
 
 
 def mark(reason: Suppression) -> str:

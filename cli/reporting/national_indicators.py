@@ -50,7 +50,7 @@ def publish_rows(indicator: Indicator, year: int, counts: dict[str, tuple[int, i
     with no one in its population)."""
     period = indicator.period.label(year)
     small = {t: reason for t, (num, den) in counts.items() if (reason := suppression(num, den, minimum_cell))}
-    hidden, total_shown = hidden_for_members({t: den for t, (_, den) in counts.items()}, small)
+    hidden, total_shown = hidden_for_members({t: den for t, (_, den) in counts.items()}, small, minimum_cell)
 
     def shown(tenant: str, num: int, den: int, reason: Suppression | None) -> str:
         if reason is not None:

@@ -150,3 +150,29 @@ def test_the_national_commands_need_tenants_and_name_a_bad_file_in_one_line(tmp_
     assert result.exit_code == 2
     assert result.output.startswith("error: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _possible(x_range: range, others: list[range], total: int) -> set[int]:
+    """The values a hidden cell can take, given the others' ranges and their known sum."""
+    sums = {0}
+    for allowed in others:
+        sums = {s + v for s in sums for v in allowed if s + v <= total}
+    return {v for v in x_range if total - v in sums}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 14), min_size=1), st.integers(2, 6))
+def test_no_reader_pins_a_small_count_from_the_marks_and_the_total(counts: dict[str, int], minimum_cell: int) -> None:
+    rows = {r.tenant: r.shown["children"] for r in suppress(
+        {t: {"children": n, "verified": 0, "cross_border": 0} for t, n in counts.items()}, minimum_cell)}
+    if rows.pop("all tenants").startswith("withheld"):
+        return
+    for reader in (None, *counts):
+        unknown = [t for t, shown in rows.items() if shown.startswith("suppressed") and t != reader]
+        total = sum(counts[t] for t in unknown)  # the total less the shown cells and its own
+        for t in unknown:
+            if rows[t] != "suppressed (too_few_subjects)":
+                continue
+            ranges = [range(1, minimum_cell) if rows[o] == "suppressed (too_few_subjects)" else
+                      range(minimum_cell, total + 1) for o in unknown if o != t]
+            assert len(_possible(range(1, minimum_cell), ranges, total)) >= 2, (reader, t)
