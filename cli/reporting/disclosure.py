@@ -26,7 +26,7 @@ statements, payout files and the analysts' exports stay exact.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TypeVar
@@ -76,17 +76,21 @@ def group_read_by_members(subjects: Mapping[Key, int], minimum_cell: int) -> tup
     the group has too few non-empty cells for that, the total is withheld instead (and
     only the cells too small are hidden). The marks say which hidden cells are small, so
     their sum can still pin one down (two small cells summing to 2 are 1 and 1): more
-    complements are added until none is (`_pinned_by_bounds`)."""
+    complements are added until none is (`pinned_by_marks`)."""
     return hidden_for_members(subjects, {key: reason for key, count in subjects.items()
                                          if (reason := cell(count, minimum_cell))}, minimum_cell)
 
 
-def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression], minimum_cell: int
+def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression], minimum_cell: int,
+                       still_pinned: Callable[[Mapping[Key, Suppression]], bool] | None = None,
                        ) -> tuple[dict[Key, Suppression], bool]:
     """`group_read_by_members` for cells judged small by another rule (an indicator's
     row is small for its numerator or its complement too, not only its size): `small`
     names them with their reasons, `sizes` orders the others as complements (the smallest
-    non-empty first). Returns every hidden cell and whether the total may be shown."""
+    non-empty first). `still_pinned` says whether, with these cells hidden, some reader
+    pins a small value from the marks and the totals of another column the rows carry (an
+    indicator's numerators); the sizes are checked here. Returns every hidden cell and
+    whether the total may be shown."""
     hidden = dict(small)
     if not hidden:
         return hidden, True
@@ -96,33 +100,65 @@ def hidden_for_members(sizes: Mapping[Key, int], small: Mapping[Key, Suppression
     chosen = max(0, HIDDEN_WITH_A_MEMBER_MIN - len(hidden))
     for _, _, key in others[:chosen]:
         hidden[key] = Suppression.COMPLEMENTARY
+
+    def pinned() -> bool:
+        allowed = {key: [(1, minimum_cell - 1)] if reason == Suppression.TOO_FEW_SUBJECTS else [(minimum_cell, None)]
+                   for key, reason in hidden.items()}
+        protected = [key for key, reason in hidden.items() if reason == Suppression.TOO_FEW_SUBJECTS]
+        return pinned_by_marks(sizes, allowed, protected) or (still_pinned is not None and still_pinned(hidden))
+
     for _, _, key in others[chosen:]:
-        if not _pinned_by_bounds(sizes, hidden, minimum_cell):
+        if not pinned():
             return hidden, True
         hidden[key] = Suppression.COMPLEMENTARY
-    return hidden, not _pinned_by_bounds(sizes, hidden, minimum_cell)
+    return hidden, not pinned()
 
 
-def _pinned_by_bounds(sizes: Mapping[Key, int], hidden: Mapping[Key, Suppression], minimum_cell: int) -> bool:
-    """Whether some reader (a member knowing its own cell, or anyone) pins a cell marked
-    too small to one value from the shown total: it knows the hidden cells besides its own
-    add up to S, that each marked too small is 1 to `minimum_cell` - 1, and that every
-    other hidden cell (a complement, or a row small by another rule) is at least
-    `minimum_cell`."""
-    def bounds(key: Key) -> tuple[int, int | None]:
-        return (1, minimum_cell - 1) if hidden[key] == Suppression.TOO_FEW_SUBJECTS else (minimum_cell, None)
+Interval = tuple[int, int | None]  # inclusive; None: no upper bound
 
-    for reader in (None, *sizes):
-        unknown = [key for key in hidden if key != reader]
-        total = sum(sizes[key] for key in unknown)
+
+def _merged(intervals: Iterable[Interval]) -> list[Interval]:
+    result: list[Interval] = []
+    for low, high in sorted(intervals, key=lambda i: i[0]):
+        last_high = result[-1][1] if result else -2
+        if result and (last_high is None or low <= last_high + 1):
+            result[-1] = (result[-1][0], None if last_high is None or high is None else max(last_high, high))
+        else:
+            result.append((low, high))
+    return result
+
+
+def _sums(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    return _merged((al + bl, None if ah is None or bh is None else ah + bh) for al, ah in a for bl, bh in b)
+
+
+def pinned_by_marks(values: Mapping[Key, int], allowed: Mapping[Key, Sequence[Interval]], protected: Iterable[Key]
+                    ) -> bool:
+    """Whether some reader (each member knowing its own cell, or anyone) pins a protected
+    hidden cell to one value: it knows the hidden cells besides its own add up to their
+    sum (the shown total less the shown cells and its own), and what each hidden cell's
+    mark allows (`allowed`: e.g. 1 to the minimum less one for a cell too small, the
+    minimum or more for a complement). Exact over unions of intervals."""
+    shielded = set(protected)
+    # A reader whose own cell is shown knows what anyone knows: one check for all of them.
+    for reader in (None, *(k for k in values if k in allowed)):
+        unknown = [k for k in allowed if k != reader]
+        total = sum(values[k] for k in unknown)
         for key in unknown:
-            if hidden[key] != Suppression.TOO_FEW_SUBJECTS:
+            if key not in shielded:
                 continue
-            rest = [bounds(k) for k in unknown if k != key]
-            highest_rest = None if any(high is None for _, high in rest) else sum(high or 0 for _, high in rest)
-            low = max(1, total - highest_rest) if highest_rest is not None else 1
-            high = min(minimum_cell - 1, total - sum(lo for lo, _ in rest))
-            if low >= high:
+            rest: list[Interval] = [(0, 0)]
+            for other in unknown:
+                if other != key:
+                    rest = _sums(rest, allowed[other])
+            # x is allowed and total - x is a sum the others allow: x in [total - high, total - low].
+            options = 0
+            for low, high in allowed[key]:
+                for rest_low, rest_high in rest:
+                    lowest = low if rest_high is None else max(low, total - rest_high)
+                    highest = total - rest_low if high is None else min(high, total - rest_low)
+                    options += max(0, highest - lowest + 1)
+            if options <= 1:
                 return True
     return False
 

@@ -176,3 +176,45 @@ def test_no_reader_pins_a_small_count_from_the_marks_and_the_total(counts: dict[
             ranges = [range(1, minimum_cell) if rows[o] == "suppressed (too_few_subjects)" else
                       range(minimum_cell, total + 1) for o in unknown if o != t]
             assert len(_possible(range(1, minimum_cell), ranges, total)) >= 2, (reader, t)
+
+
+def _what_a_mark_allows(mark_text: str, minimum_cell: int, cap: int) -> tuple[set[int], set[int], set[int]]:
+    """By enumeration: the numerators, populations and outside counts a row with this mark
+    can have (a complement: a row that could have been shown, someone in it)."""
+    found: tuple[set[int], set[int], set[int]] = (set(), set(), set())
+    for den in range(1, cap + 1):
+        for num in range(den + 1):
+            reason = suppression(num, den, minimum_cell)
+            if (reason is None and mark_text == "suppressed (complementary)") or \
+                    (reason is not None and mark_text == f"suppressed ({reason.value})"):
+                found[0].add(num)
+                found[1].add(den)
+                found[2].add(den - num)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcde"), st.tuples(st.integers(0, 9), st.integers(0, 9)).map(
+    lambda pair: (min(pair), max(pair))), min_size=1), st.integers(2, 5))
+def test_no_reader_pins_a_small_indicator_count_from_the_marks_and_the_totals(
+        counts: dict[str, tuple[int, int]], minimum_cell: int) -> None:
+    rows = {r.tenant: r.shown for r in publish_rows(IN_EDUCATION, 2020, counts, minimum_cell).rows}
+    total_shown = rows.pop(ALL_TENANTS)
+    if total_shown == WITHHELD or total_shown.startswith("suppressed"):
+        return  # no totals, nothing to add up
+    cap = sum(d for _, d in counts.values())
+    parts = {t: (n, d, d - n) for t, (n, d) in counts.items()}
+    for reader in (None, *counts):
+        unknown = [t for t, shown in rows.items() if shown.startswith("suppressed") and t != reader]
+        allowed = {t: _what_a_mark_allows(rows[t], minimum_cell, cap) for t in unknown}
+        for column in range(3):
+            total = sum(parts[t][column] for t in unknown)
+            for t in unknown:
+                if rows[t] == "suppressed (complementary)":
+                    continue
+                sums = {0}
+                for other in unknown:
+                    if other != t:
+                        sums = {s + v for s in sums for v in allowed[other][column] if s + v <= total}
+                options = {v for v in allowed[t][column] if total - v in sums}
+                assert len(options) >= 2, (reader, t, column, options)
