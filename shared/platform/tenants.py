@@ -38,6 +38,24 @@ class TenantRoleError(RuntimeError):
     """A tenant's database role cannot be set up; the message says which and why."""
 
 
+# Whether a role is (or acts as) one of the clearing house's own: a superuser, a role that
+# bypasses row-level security or creates roles, the owner running this, a role that owns a
+# table or may change one, or one the `clearing_house` policies let read every tenant's
+# rows (directly or as a member). Such a role must never be mapped to a tenant (the file
+# naming `stafet_ledger` by mistake): mapping it reads nothing less (the policies are
+# permissive), and unlisting it later would revoke the service's own SELECT.
+CLEARING_HOUSE_ROLE = """
+SELECT r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolname = current_user
+    OR EXISTS (SELECT 1 FROM pg_policy p, unnest(p.polroles) AS granted(oid)
+                WHERE p.polname = 'clearing_house' AND granted.oid <> 0 AND pg_has_role(r.oid, granted.oid, 'MEMBER'))
+    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                  AND (pg_has_role(r.oid, c.relowner, 'MEMBER')
+                       OR has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')))
+  FROM pg_roles r WHERE r.rolname = $1
+"""
+
+
 async def grant_tenant_roles(owner_url: str, roles: Mapping[str, str], passwords: Mapping[str, str]) -> list[str]:
     """As the owner: for each role -> tenant, create the login role if it is missing and
     a password is given (the owner needs CREATEROLE for that; else a database
@@ -57,6 +75,10 @@ async def grant_tenant_roles(owner_url: str, roles: Mapping[str, str], passwords
                     await connection.execute(f'REVOKE SELECT ON {tables} FROM "{role}"')
                 done.append(f"{role}: no longer a tenant's role, unmapped and revoked")
             for role, tenant in sorted(roles.items()):
+                if await connection.fetchval(CLEARING_HOUSE_ROLE, role):
+                    raise TenantRoleError(f"role {role} is one of the clearing house's own (it writes, owns, bypasses "
+                                          "row-level security or reads every tenant's rows): a tenant's database "
+                                          "role must be a login role of its own that only reads (nothing changed)")
                 if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                     password = passwords.get(role)
                     if password is None:
