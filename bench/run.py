@@ -904,8 +904,57 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", type=_parts, default=PARTS,
                         help=f"comma-separated parts to run, of: {', '.join(PARTS)} (default: all; the raw "
                              "limit always runs, every ratio needs it)")
+    nation = parser.add_argument_group("a nation (bench/nation_stack.py; docs/nation.md): instead of the parts above")
+    nation.add_argument("--nation", action="store_true",
+                        help="run Denmark's largest T municipalities, each a tenant, through the whole stack and "
+                             "report CPU per event and per tenant as T grows")
+    nation.add_argument("--tenants", type=_tenant_counts, default=(1, 10, 98),
+                        help="with --nation: comma-separated tenant counts, 1 to 98 (default 1,10,98)")
+    nation.add_argument("--years", type=_positive, default=1, help="with --nation: years of births (default 1)")
+    nation.add_argument("--nation-fraction", type=_fraction, default=0.1,
+                        help="with --nation: the share of those births run (default 0.1: a tenth, a few minutes "
+                             "on a shared 2-core machine)")
     return parser.parse_args(argv)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share above 0 and at most 1")
+    return value
+
+
+def _tenant_counts(text: str) -> tuple[int, ...]:
+    from cli.synthetic.nation import denmark
+
+    most = len(denmark().municipalities)
+    counts = tuple(_positive(p.strip()) for p in text.split(",") if p.strip())
+    if not counts or any(c > most for c in counts):
+        raise argparse.ArgumentTypeError(f"tenant counts are 1 to {most}, not {text!r}")
+    return counts
+
+
+def run(arguments: argparse.Namespace) -> None:
+    if arguments.nation:
+        from bench.nation_stack import main as nation_main
+
+        asyncio.run(nation_main(arguments))
+    else:
+        asyncio.run(main(arguments))
+
+
 if __name__ == "__main__":
-    asyncio.run(main(parse(sys.argv[1:])))
+    run(parse(sys.argv[1:]))

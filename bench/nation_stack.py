@@ -1,0 +1,214 @@
+"""`make bench BENCH_ARGS="--nation --years 1"`: a nation in Denmark's proportions through the
+whole stack, as the number of tenants grows (docs/performance.md, "A nation through the
+whole stack"; docs/nation.md).
+
+For each tenant count T (by default 1, 10 and 98): the T largest of Denmark's municipalities
+(cli/synthetic/nation.py), each a tenant with its own next-stage bonus contract signed by
+its own operator, and their children: `--years` years of their births, scaled by
+`--nation-fraction` (by default a tenth, so that the three runs finish in minutes on a
+shared 2-core machine), so the events grow with the tenants. The institutions' events go
+through ingest, the verifier and the ledger on the local Kafka and PostgreSQL, with
+TENANTS_FILE, each run on its own topics and database; then the operator's clock moves
+past every fact and the run waits until every payment is in the ledger.
+
+It reports, per run, the CPU seconds each service and server used from the first event
+published to the last ledger entry, as microseconds per event and as seconds per tenant.
+Flat CPU per event as T grows means a tenant costs the others nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.measure import LoadSampler, cpu_model, git_commit, library_versions
+from bench.run import (
+    RESULTS,
+    all_caught_up,
+    cpu_between,
+    cpu_of,
+    fill,
+    ingested,
+    keep_logs,
+    postgres_version,
+    say,
+    servers,
+    wait_for,
+)
+from cli.demo import publish_watermark
+from cli.demo_nation import NATION_WATERMARK, write_tenants
+from cli.signed import send_signed
+from cli.synthetic.nation import denmark, generate_nation, nation_births
+from cli.synthetic.population import to_json_line, write_registry
+from shared.domain.contracts.model import contract_record_key
+from shared.domain.sealing import Sealer, development_private_key
+from shared.domain.signing import RecordSigner
+from shared.platform.credentials import without_user
+from shared.platform.db import migrate, recreate_database
+from shared.platform.kafka import LagProbe, ensure_topics
+from shared.platform.kafka_access import grant_namespace
+from shared.platform.processes import ServiceProcess
+from shared.platform.stack import KAFKA_VERSION, LocalStack, free_port
+from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, all_topics, in_namespace
+
+SERVICES = ("ingest", "verifier", "ledger")
+SETTLE_S = 5.0  # the services join their consumer groups before the clock starts
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One run: the `tenants` largest municipalities and `children` of their children."""
+
+    tenants: int
+    children: int
+
+
+def plans(tenant_counts: tuple[int, ...], years: int, fraction: float) -> list[Plan]:
+    return [Plan(t, nation_births(t, years, fraction)) for t in tenant_counts]
+
+
+def describe(arguments: argparse.Namespace) -> str:
+    share = arguments.nation_fraction
+    years = f"{arguments.years} year{'s' if arguments.years != 1 else ''}"
+    return (f"a nation in Denmark's proportions: {share:.0%} of {years} of births of the largest T of its "
+            f"{len(denmark().municipalities)} municipalities (T = {', '.join(map(str, arguments.tenants))}), "
+            f"each a tenant, through ingest, verifier and ledger on Kafka and PostgreSQL")
+
+
+async def one_nation(stack: LocalStack, work: Path, plan: Plan, arguments: argparse.Namespace) -> dict[str, Any]:
+    bootstrap = stack.bootstrap_servers
+    namespace = f"nation{plan.tenants}t{int(time.time())}"
+    await ensure_topics(bootstrap, all_topics(namespace))
+    await grant_namespace(bootstrap, namespace)
+    database_url = await recreate_database(stack.role_url("owner", "postgres"), f"bench_nation_{plan.tenants}")
+    await migrate(database_url)
+    nation = generate_nation(plan.tenants, plan.children, arguments.seed, years=arguments.years)
+    folder = work / namespace
+    folder.mkdir(parents=True, exist_ok=True)
+    write_registry(folder / "institutions.yaml", nation.institutions)
+    write_tenants(folder / "tenants.yaml", nation)
+    for contract in nation.contracts:  # each municipality's contract, signed by its own operator
+        signer = RecordSigner.development(f"operator:{contract.payer}-ops")
+        await send_signed(bootstrap, "stafet-bench-nation", in_namespace(CONTRACTS, namespace).name,
+                          [(contract_record_key(contract, signer.principal), contract.model_dump_json().encode())],
+                          signer, principal="operator")
+    sealer = Sealer(development_private_key().public_key())
+    records = [sealer.keyed(to_json_line(e)) for e in nation.events]
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
+           "STAFET_CREDENTIALS_DIR": str(stack.credentials_dir), "STAFET_TOPIC_NAMESPACE": namespace,
+           "INSTITUTIONS_FILE": str(folder / "institutions.yaml"), "TENANTS_FILE": str(folder / "tenants.yaml"),
+           "BATCH_MAX_RECORDS": str(arguments.batch), "LOG_LEVEL": arguments.log_level, "TICK_INTERVAL_S": "0.5"}
+    services = [ServiceProcess(name, env, folder / f"{name}.log") for name in SERVICES]
+    try:
+        for service in services:
+            service.start()
+        await asyncio.sleep(SETTLE_S)
+        cpu_before, servers_before = cpu_of(services), servers.cpu_s()
+        first = await fill(bootstrap, in_namespace(INSTITUTION_EVENTS, namespace).name, records)
+        async with LagProbe(bootstrap) as probe:
+            await ingested(probe, namespace, services)
+            await publish_watermark(bootstrap, namespace, NATION_WATERMARK)
+            await wait_for(lambda: all_caught_up(probe, namespace, database_url), f"{plan.tenants} tenants",
+                           services)
+        seconds = time.time() - first
+        cpu, servers_cpu = cpu_between(cpu_before, cpu_of(services)), cpu_between(servers_before, servers.cpu_s())
+    finally:
+        for service in services:
+            service.stop()
+    connection = await asyncpg.connect(database_url)
+    try:
+        paid = await connection.fetch("SELECT payer, payee, amount_minor FROM ledger_entries WHERE kind = 'payment'")
+    finally:
+        await connection.close()
+    return figures(plan, len(records), seconds, cpu, servers_cpu, payments=len(paid),
+                   payers=len({p["payer"] for p in paid}), owed_minor=sum(int(p["amount_minor"]) for p in paid),
+                   cross_border=sum(1 for p in paid if nation.municipality_of(p["payee"]) != p["payer"]),
+                   institutions=len(nation.institutions))
+
+
+def figures(plan: Plan, events: int, seconds: float, cpu: dict[str, float], servers_cpu: dict[str, float],
+            **counts: int) -> dict[str, Any]:
+    services_s, servers_s = sum(cpu.values()), sum(servers_cpu.values())
+    return {"tenants": plan.tenants, "children": plan.children, "events": events, **counts, "seconds": seconds,
+            "events_per_s": events / seconds, "cpu_s": cpu, "servers_cpu_s": servers_cpu,
+            "us_per_event": {name: used / events * 1e6 for name, used in {**cpu, **servers_cpu}.items()},
+            "services_us_per_event": services_s / events * 1e6,
+            "all_us_per_event": (services_s + servers_s) / events * 1e6,
+            "cpu_s_per_tenant": (services_s + servers_s) / plan.tenants}
+
+
+def table(record: dict[str, Any]) -> str:
+    runs = record["results"]["nation"]
+    names = [n for n in (*SERVICES, "kafka", "postgresql") if any(n in r["us_per_event"] for r in runs)]
+    header = (f"{'tenants':>7} {'children':>8} {'events':>7} {'payments':>8} {'events/s':>8} "
+              + " ".join(f"{n:>10}" for n in names) + f" {'services':>9} {'all':>7} {'CPU s/tenant':>12}")
+    lines = [record["description"], "CPU microseconds per event (user + system), from the first event published to "
+             "the last ledger entry:", header]
+    for r in runs:
+        lines.append(f"{r['tenants']:>7} {r['children']:>8,} {r['events']:>7,} {r['payments']:>8,} "
+                     f"{r['events_per_s']:>8,.0f} " + " ".join(f"{r['us_per_event'].get(n, 0):>10,.0f}" for n in names)
+                     + f" {r['services_us_per_event']:>9,.0f} {r['all_us_per_event']:>7,.0f}"
+                     f" {r['cpu_s_per_tenant']:>12,.2f}")
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        lines.append(f"CPU per event at {last['tenants']} tenants against {first['tenants']}: services "
+                     f"{last['services_us_per_event'] / first['services_us_per_event']:.2f}x, all processes "
+                     f"{last['all_us_per_event'] / first['all_us_per_event']:.2f}x")
+    machine, load = record["machine"], record["load_average_1m"]
+    lines.append(f"commit {record['commit'][:12]}; {machine['cores']} cores ({machine['cpu']}); Python "
+                 f"{machine['python']}, Kafka {machine['kafka']}, PostgreSQL {machine['postgresql']}; load average "
+                 f"(1 min) during the run: mean {load.get('mean', 0):.1f}, max {load.get('max', 0):.1f}; "
+                 f"{record['wall_seconds'] / 60:.1f} min")
+    return "\n".join(lines)
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    started = time.time()
+    load = LoadSampler()
+    load.start()
+    runs = plans(arguments.tenants, arguments.years, arguments.nation_fraction)
+    say(describe(arguments))
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="stafet-bench-nation-") as directory:
+        work = Path(directory)
+        stack = LocalStack(work / "stack", kafka_port=free_port(), controller_port=free_port(),
+                           postgres_port=free_port(), database="postgres")
+        say(f"starting Kafka {KAFKA_VERSION} and PostgreSQL in {work} ...")
+        await asyncio.to_thread(stack.up)
+        servers.pids.update({name: pid for name, pid in (("kafka", stack.kafka_pid()),
+                                                         ("postgresql", stack.postgres_pid())) if pid})
+        os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
+        try:
+            postgresql = await postgres_version(stack)
+            for plan in runs:
+                say(f"{plan.tenants} tenant{'s' if plan.tenants != 1 else ''}: {plan.children:,} children ...")
+                results.append(await one_nation(stack, work, plan, arguments))
+        finally:
+            stack.down()
+            if arguments.keep_logs:
+                say(f"{keep_logs(work, arguments.keep_logs)} service logs kept in {arguments.keep_logs}")
+    versions = library_versions()
+    record: dict[str, Any] = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "commit": git_commit(),
+        "description": describe(arguments),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "python": versions.pop("python"),
+                    "platform": platform.platform(), "kafka": KAFKA_VERSION, "postgresql": postgresql,
+                    "libraries": versions},
+        "load_average_1m": await load.stop(),
+        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()},
+        "results": {"nation": results}, "wall_seconds": time.time() - started}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{record['timestamp'].replace(':', '')}-nation.json"
+    out.write_text(json.dumps(record, indent=2))
+    say("\n" + table(record))
+    say(f"\nwritten to {out}")
