@@ -1,9 +1,9 @@
 """The verifier's decision core as the number of tenants grows (docs/performance.md,
 "Tenants"): `python -m bench.nation [--children-per-tenant N] [--tenants 1,10,98]`.
 
-For each count T: a synthetic nation of T municipalities (cli/synthetic/nation.py), each
-a tenant with its own contract, and N children per municipality, so the events grow with
-the tenants. It admits the institutions' events as ingest does (not measured), then
+For each count T: a synthetic nation of Denmark's T largest municipalities
+(cli/synthetic/nation.py), each a tenant with its own contract, and N x T children shared
+out by their births, so the events grow with the tenants. It admits the institutions' events as ingest does (not measured), then
 decides every subject under every contract in force as the verifier does
 (`shared/domain/decisions.py: decide_all`, pure: no Kafka, no database) and prints the
 CPU time per event and per tenant, and how many outcome decisions it records per subject.

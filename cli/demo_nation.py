@@ -192,9 +192,10 @@ async def nation_pipeline(bootstrap: str, database_url: str, namespace: str, wor
     await ensure_topics(bootstrap, all_topics(namespace, tenants))
     await grant_namespace(bootstrap, namespace, principals={}, tenants=tenants, tenant_passwords={
         login: local_password(credentials_dir(Settings()), "kafka", login) for login in tenant_principals(tenants)})
-    say(f"  a synthetic nation: {municipalities} municipalities (each a tenant), {len(nation.institutions)}"
-        f" institutions, {children:,} children born 2004-2006, {len(nation.events):,} events; each municipality"
-        " pays for the children registered in it on 2020-09-01")
+    say(f"  a synthetic nation: Denmark's {municipalities} largest municipalities ({', '.join(nation.names)}), each"
+        f" a tenant, in Denmark's proportions (docs/nation.md): {len(nation.institutions):,} institutions,"
+        f" {children:,} children born 2004-2006, {len(nation.events):,} events; each municipality pays for the"
+        " children registered in it on 2020-09-01")
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
            "STAFET_TOPIC_NAMESPACE": namespace, "STAFET_CREDENTIALS_DIR": str(credentials_dir(Settings())),
            "INSTITUTIONS_FILE": str(registry_file.resolve()), "TENANTS_FILE": str(tenants_file.resolve()),

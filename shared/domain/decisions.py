@@ -15,7 +15,7 @@ both over a whole population at once (simulate, the tests' oracle).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from shared.domain.contracts.evaluation import (
@@ -82,6 +82,81 @@ def versions_by_contract(in_force: Sequence[InForce]) -> dict[str, list[InForce]
     return grouped
 
 
+@dataclass(frozen=True)
+class ContractIndex:
+    """The book in force as each subject's decision reads it, built once per book (not per
+    subject): a subject then costs the same however many tenants' contracts the book holds
+    (docs/performance.md, "A nation through the whole stack")."""
+
+    versions: dict[str, list[InForce]]  # by contract id, in the book's order
+    order: dict[str, int]  # contract id -> its place in that order
+    anyone: frozenset[str]  # the contracts that may concern any subject
+    by_municipality: dict[str, frozenset[str]]  # the others, by the municipalities they name
+    by_key: dict[tuple[str, int], Contract]  # (contract id, version) -> the version
+
+    @classmethod
+    def of(cls, in_force: Sequence[InForce]) -> ContractIndex:
+        versions = versions_by_contract(in_force)
+        anyone: set[str] = set()
+        named: dict[str, set[str]] = {}
+        for contract_id, its in versions.items():
+            only = only_municipalities(its)
+            if only is None:
+                anyone.add(contract_id)
+            for municipality in only or ():
+                named.setdefault(municipality, set()).add(contract_id)
+        return cls(versions, {c: n for n, c in enumerate(versions)}, frozenset(anyone),
+                   {m: frozenset(ids) for m, ids in named.items()},
+                   {(c.contract_id, c.version): c for c, _ in in_force})
+
+    def concerning(self, municipalities: set[str]) -> list[str]:
+        """The contracts that may concern a subject registered or resident, ever, in
+        `municipalities` (`may_concern`), in the book's order."""
+        found = set(self.anyone)
+        for municipality in municipalities:
+            found |= self.by_municipality.get(municipality, frozenset())
+        return sorted(found, key=self.order.__getitem__)
+
+
+_indexed: list[tuple[tuple[InForce, ...], ContractIndex]] = []
+
+
+def contract_index(in_force: Sequence[InForce]) -> ContractIndex:
+    """The index of a book in force; the last one is kept while the same (immutable) book
+    is decided, subject after subject."""
+    if not isinstance(in_force, tuple):
+        return ContractIndex.of(in_force)
+    if _indexed and _indexed[0][0] is in_force:
+        return _indexed[0][1]
+    index = ContractIndex.of(in_force)
+    _indexed[:] = [(in_force, index)]
+    return index
+
+
+class _Authorities(Mapping[str, str]):
+    """Institution id -> the institution that may correct its events, read from the
+    directory when asked (a subject's corrections name few institutions; copying the whole
+    directory per subject cost as much as the national directory is large)."""
+
+    def __init__(self, directory: Mapping[str, InstitutionInfo]) -> None:
+        self._directory = directory
+
+    def __getitem__(self, institution: str) -> str:
+        info = self._directory[institution]
+        if info.authority is None:
+            raise KeyError(institution)
+        return info.authority
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i, info in self._directory.items() if info.authority is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:  # without counting the directory (`authorities or {}`)
+        return True
+
+
 def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transition],
              today: dt.date, directory: Mapping[str, InstitutionInfo],
              known: Mapping[str, dt.date] | None = None,
@@ -93,15 +168,14 @@ def evaluate(in_force: Sequence[InForce], subject: str, stream: Sequence[Transit
     claim granted before it was known, so that it never displaces a final grant."""
     if not stream:
         return (), []
-    authorities = {i: info.authority for i, info in directory.items() if info.authority is not None}
-    timeline = fold(subject, stream[0].birth_date, stream, authorities)
+    timeline = fold(subject, stream[0].birth_date, stream, _Authorities(directory))
     decisions: list[OutcomeDecision] = []
     requests: list[BudgetRequest] = []
     touched = {info.municipality for r in timeline.registrations if (info := directory.get(r.institution))}
     touched |= residences(timeline)
-    for versions in versions_by_contract(in_force).values():
-        if not may_concern(versions, touched):
-            continue
+    index = contract_index(in_force)
+    for contract_id in index.concerning(touched):
+        versions = index.versions[contract_id]
         decided = evaluate_versions(versions, timeline, today, directory)
         decisions.extend(decided)
         for contract, _ in versions:
@@ -121,13 +195,22 @@ def may_concern(versions: Sequence[tuple[Contract, tuple[dt.date, dt.date]]], mu
     there. Such a subject gets no decision under it at all (not a `not_eligible` one per
     trigger): one municipality's contract records nothing about another's children, and a
     subject costs the same however many tenants there are."""
+    only = only_municipalities(versions)
+    return only is None or not only.isdisjoint(municipalities)
+
+
+def only_municipalities(versions: Sequence[tuple[Contract, tuple[dt.date, dt.date]]]) -> frozenset[str] | None:
+    """The municipalities a contract's versions admit children of, when every version
+    admits only one municipality's on a day; None when some version admits any child."""
+    found: set[str] = set()
     for contract, _ in versions:
         rules = contract.eligibility
         named = [m for m in (rules.enrolled_on.municipality if rules.enrolled_on else None,
                              rules.resident_on.municipality if rules.resident_on else None) if m is not None]
-        if not named or any(m in municipalities for m in named):
-            return True
-    return False
+        if not named:
+            return None
+        found.update(named)
+    return frozenset(found)
 
 
 def _late_place(contract: Contract, timeline: SubjectTimeline, requests: list[BudgetRequest],
@@ -185,7 +268,8 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
     """`today`: the finality frontier (outcomes whose decision date is on or before it
     are final); `known`: the facts that are in (see `Known`); `since`: the frontier
     before this step (the facts known on or after it came in now: they name a change)."""
-    versions = {(c.contract_id, c.version): c for c, _ in in_force}
+    index = contract_index(in_force)
+    versions = index.by_key
     effects = SubjectEffects()
     final: list[OutcomeDecision] = []
     causes: dict[str, Cause] = {}
@@ -212,12 +296,12 @@ def settle(in_force: Sequence[InForce], subject: str, decisions: Sequence[Outcom
     # nothing to pay or take back (and a tenant's contract that cannot concern the subject
     # made no decision: `may_concern`).
     involved = {d.contract_id for d in final} | {cid for (who, cid) in issued if who == subject}
-    for contract_id in sorted({contract_id for contract_id, _ in versions} & involved):
+    for contract_id in sorted(c for c in involved if c in index.versions):
         wanted: list[PaymentInstruction] = []
-        for (cid, version), contract in sorted(versions.items()):
-            if cid == contract_id:
-                wanted.extend(desired_instructions(
-                    contract, (d for d in final if d.contract_id == cid and d.contract_version == version)))
+        for version in sorted({c.version for c, _ in index.versions[contract_id]}):
+            wanted.extend(desired_instructions(
+                versions[(contract_id, version)],
+                (d for d in final if d.contract_id == contract_id and d.contract_version == version)))
         already = issued.get((subject, contract_id), ())
         for instruction in already:  # outcomes no longer there (retracted): their own cause
             key = instruction_outcome_key(instruction)

@@ -54,3 +54,63 @@ def test_a_process_tree_counts_the_cpu_of_children_it_waited_for() -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_the_nation_bench_takes_its_tenant_counts_years_and_share_of_births() -> None:
+    arguments = parse(["--nation", "--years", "1"])
+    assert arguments.nation is True
+    assert (arguments.tenants, arguments.years, arguments.nation_fraction) == ((1, 10, 98), 1, 0.1)
+    assert parse(["--nation", "--tenants", "2, 5", "--nation-fraction", "0.02"]).tenants == (2, 5)
+    assert parse([]).nation is False
+
+
+@pytest.mark.parametrize(("argv", "complaint"), [
+    (["--nation", "--tenants", "1,99"], "tenant counts are 1 to 98"),
+    (["--nation", "--years", "0"], "at least 1"),
+    (["--nation", "--nation-fraction", "1.5"], "above 0 and at most 1"),
+])
+def test_a_nation_bench_argument_out_of_range_is_one_usage_error(
+        argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert complaint in error
+    assert "Traceback" not in error
+
+
+def test_make_bench_with_nation_runs_the_nation_and_not_the_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.nation_stack
+    import bench.run
+
+    ran: list[str] = []
+
+    async def nation(arguments: object) -> None:
+        ran.append("nation")
+
+    async def parts(arguments: object) -> None:
+        ran.append("parts")
+
+    monkeypatch.setattr(bench.nation_stack, "main", nation)
+    monkeypatch.setattr(bench.run, "main", parts)
+    bench.run.run(parse(["--nation", "--years", "1"]))
+    bench.run.run(parse([]))
+    assert ran == ["nation", "parts"]
+
+
+def test_the_nation_bench_plans_a_share_of_the_tenants_births_and_reports_cpu_per_event_and_tenant() -> None:
+    from bench.nation_stack import Plan, figures, plans
+    from cli.synthetic.nation import nation_births
+
+    planned = plans((1, 10, 98), years=1, fraction=0.1)
+    assert [p.tenants for p in planned] == [1, 10, 98]
+    assert [p.children for p in planned] == [nation_births(t, 1, 0.1) for t in (1, 10, 98)]
+    assert planned[0].children < planned[1].children < planned[2].children == 5_747
+    row = figures(Plan(10, 100), events=500, seconds=2.0, cpu={"ingest": 0.1, "verifier": 0.2},
+                  servers_cpu={"kafka": 0.05}, payments=200)
+    assert row["us_per_event"] == {"ingest": pytest.approx(200), "verifier": pytest.approx(400),
+                                   "kafka": pytest.approx(100)}
+    assert row["services_us_per_event"] == pytest.approx(600)
+    assert row["all_us_per_event"] == pytest.approx(700)
+    assert row["cpu_s_per_tenant"] == pytest.approx(0.035)
+    assert row["events_per_s"] == pytest.approx(250)
