@@ -20,6 +20,10 @@ Stages, each on its own topic namespace and database:
   frontdoor  institution systems POSTing JSON Lines batches to the HTTP front door
              (bench/frontdoor.py): events accepted per second, on the broker and remembered
 
+With --nation, instead: Denmark's largest 1, 10 and 98 municipalities, each a tenant,
+through ingest, verifier and ledger, CPU per event and per tenant (bench/nation_stack.py,
+docs/nation.md); results in bench/results/<timestamp>-nation.json.
+
 Besides rates, every stage reports CPU seconds (user + system, from /proc) per 100,000
 records for each service process, which is steadier than a rate on a shared machine; the
 result carries the git commit, the core count, the versions and the load average.
@@ -163,9 +167,10 @@ def peak_rss_kib(process: ServiceProcess) -> int:
 
 async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
                pace_per_s: float | None = None, sent_at: dict[str, float] | None = None,
-               principal: str = "institution") -> float:
+               principal: str = "institution", window: int = 0) -> float:
     """Publish records (optionally at a fixed rate) as `principal` (by default an
-    institution system); return the wall time of the first send."""
+    institution system); return the wall time of the first send. `window`: records signed
+    together (by default FILL_WINDOW)."""
     producer = make_producer(bootstrap, client_id="bench", principal=principal)
     signers: dict[str, RecordSigner] = {}
 
@@ -177,7 +182,7 @@ async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
     # A pre-fill is signed as its writers' systems sign a file they send (a signature per
     # tree of records: shared/domain/signing.py); a paced run one record at a time, as a system
     # that sends each event when it happens.
-    window = 1 if pace_per_s is not None else FILL_WINDOW
+    window = 1 if pace_per_s is not None else window or FILL_WINDOW
     try:
         pending = []
         for start in range(0, len(records), window):

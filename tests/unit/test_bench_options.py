@@ -107,10 +107,11 @@ def test_the_nation_bench_plans_a_share_of_the_tenants_births_and_reports_cpu_pe
     assert [p.children for p in planned] == [nation_births(t, 1, 0.1) for t in (1, 10, 98)]
     assert planned[0].children < planned[1].children < planned[2].children == 5_747
     row = figures(Plan(10, 100), events=500, seconds=2.0, cpu={"ingest": 0.1, "verifier": 0.2},
-                  servers_cpu={"kafka": 0.05}, payments=200)
+                  servers_cpu={"kafka": 0.05}, idle={"ingest": 0.05, "kafka": 0.08}, payments=200)
     assert row["us_per_event"] == {"ingest": pytest.approx(200), "verifier": pytest.approx(400),
                                    "kafka": pytest.approx(100)}
     assert row["services_us_per_event"] == pytest.approx(600)
     assert row["all_us_per_event"] == pytest.approx(700)
     assert row["cpu_s_per_tenant"] == pytest.approx(0.035)
+    assert row["above_idle_us_per_event"] == pytest.approx(500)  # ingest 0.05 + verifier 0.2 + kafka 0 (never below)
     assert row["events_per_s"] == pytest.approx(250)
