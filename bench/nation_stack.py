@@ -184,8 +184,16 @@ def table(record: dict[str, Any]) -> str:
                      f"{r['events_per_s']:>8,.0f} " + " ".join(f"{r['us_per_event'].get(n, 0):>10,.0f}" for n in names)
                      + f" {r['services_us_per_event']:>9,.0f} {r['all_us_per_event']:>7,.0f}"
                      f" {r['above_idle_us_per_event']:>10,.0f} {r['cpu_s_per_tenant']:>12,.2f}")
-    if len(runs) > 1:
-        first, last = runs[0], runs[-1]
+    typical = medians(runs)
+    if len(typical) > 1:
+        if len(typical) < len(runs):
+            lines.append("median of the runs of each size:")
+            for r in typical:
+                lines.append(f"{r['tenants']:>7} {'':>8} {'':>7} {'':>8} {'':>8} "
+                             + " ".join(f"{r['us_per_event'].get(n, 0):>10,.0f}" for n in names)
+                             + f" {r['services_us_per_event']:>9,.0f} {r['all_us_per_event']:>7,.0f}"
+                             f" {r['above_idle_us_per_event']:>10,.0f}")
+        first, last = typical[0], typical[-1]
         lines.append(f"CPU per event at {last['tenants']} tenants against {first['tenants']}: services "
                      f"{last['services_us_per_event'] / first['services_us_per_event']:.2f}x, all processes "
                      f"{last['all_us_per_event'] / first['all_us_per_event']:.2f}x, all processes above idle "
@@ -198,11 +206,32 @@ def table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per tenant count (in the order first run), the median of its runs' CPU figures."""
+    by_size: dict[int, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_size.setdefault(run["tenants"], []).append(run)
+
+    def middle(values: list[float]) -> float:
+        ordered = sorted(values)
+        half = len(ordered) // 2
+        return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+    return [{"tenants": size, "runs": len(same),
+             "us_per_event": {name: middle([r["us_per_event"].get(name, 0.0) for r in same])
+                              for name in same[0]["us_per_event"]},
+             **{key: middle([r[key] for r in same])
+                for key in ("services_us_per_event", "all_us_per_event", "above_idle_us_per_event")}}
+            for size, same in by_size.items()]
+
+
 async def main(arguments: argparse.Namespace) -> None:
     started = time.time()
     load = LoadSampler()
     load.start()
-    runs = plans(arguments.tenants, arguments.years, arguments.nation_fraction)
+    # Each size in turn, `--repeats` times over (a shared machine's load drifts: the sizes
+    # share it alike), the median of each size reported.
+    runs = plans(arguments.tenants, arguments.years, arguments.nation_fraction) * arguments.repeats
     say(describe(arguments))
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stafet-bench-nation-") as directory:
@@ -232,7 +261,7 @@ async def main(arguments: argparse.Namespace) -> None:
                     "libraries": versions},
         "load_average_1m": await load.stop(),
         "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()},
-        "results": {"nation": results}, "wall_seconds": time.time() - started}
+        "results": {"nation": results, "medians": medians(results)}, "wall_seconds": time.time() - started}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{record['timestamp'].replace(':', '')}-nation.json"
     out.write_text(json.dumps(record, indent=2))

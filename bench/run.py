@@ -916,6 +916,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     nation.add_argument("--tenants", type=_tenant_counts, default=(1, 10, 98),
                         help="with --nation: comma-separated tenant counts, 1 to 98 (default 1,10,98)")
     nation.add_argument("--years", type=_positive, default=1, help="with --nation: years of births (default 1)")
+    nation.add_argument("--repeats", type=_positive, default=1,
+                        help="with --nation: run each tenant count this many times, in turn, and report the "
+                             "medians (default 1)")
     nation.add_argument("--nation-fraction", type=_fraction, default=0.1,
                         help="with --nation: the share of those births run (default 0.1: a tenth, a few minutes "
                              "on a shared 2-core machine)")

@@ -115,3 +115,17 @@ def test_the_nation_bench_plans_a_share_of_the_tenants_births_and_reports_cpu_pe
     assert row["cpu_s_per_tenant"] == pytest.approx(0.035)
     assert row["above_idle_us_per_event"] == pytest.approx(500)  # ingest 0.05 + verifier 0.2 + kafka 0 (never below)
     assert row["events_per_s"] == pytest.approx(250)
+
+
+def test_the_nation_bench_reports_the_median_of_each_sizes_runs() -> None:
+    from bench.nation_stack import medians
+
+    def run(tenants: int, us: float) -> dict[str, object]:
+        return {"tenants": tenants, "us_per_event": {"verifier": us}, "services_us_per_event": us,
+                "all_us_per_event": 2 * us, "above_idle_us_per_event": us / 2}
+
+    found = medians([run(1, 300), run(98, 100), run(1, 100), run(98, 500), run(1, 200), run(98, 300)])
+    assert [(m["tenants"], m["runs"], m["services_us_per_event"], m["all_us_per_event"]) for m in found] == [
+        (1, 3, 200, 400), (98, 3, 300, 600)]
+    assert found[1]["us_per_event"] == {"verifier": 300}
+    assert medians([run(10, 100), run(10, 300)])[0]["above_idle_us_per_event"] == 100  # two runs: their mean
