@@ -88,12 +88,13 @@ def describe(arguments: argparse.Namespace) -> str:
             f"each a tenant, through ingest, verifier and ledger on Kafka and PostgreSQL")
 
 
-async def one_nation(stack: LocalStack, work: Path, plan: Plan, arguments: argparse.Namespace) -> dict[str, Any]:
+async def one_nation(stack: LocalStack, work: Path, plan: Plan, arguments: argparse.Namespace,
+                     run: int = 0) -> dict[str, Any]:
     bootstrap = stack.bootstrap_servers
-    namespace = f"nation{plan.tenants}t{int(time.time())}"
+    namespace = f"nation{plan.tenants}t{run}r{int(time.time())}"
     await ensure_topics(bootstrap, all_topics(namespace))
     await grant_namespace(bootstrap, namespace)
-    database_url = await recreate_database(stack.role_url("owner", "postgres"), f"bench_nation_{plan.tenants}")
+    database_url = await recreate_database(stack.role_url("owner", "postgres"), f"bench_nation_{plan.tenants}_{run}")
     await migrate(database_url)
     nation = generate_nation(plan.tenants, plan.children, arguments.seed, years=arguments.years)
     folder = work / namespace
@@ -245,9 +246,9 @@ async def main(arguments: argparse.Namespace) -> None:
         os.environ["STAFET_CREDENTIALS_DIR"] = str(stack.credentials_dir)
         try:
             postgresql = await postgres_version(stack)
-            for plan in runs:
+            for run, plan in enumerate(runs):
                 say(f"{plan.tenants} tenant{'s' if plan.tenants != 1 else ''}: {plan.children:,} children ...")
-                results.append(await one_nation(stack, work, plan, arguments))
+                results.append(await one_nation(stack, work, plan, arguments, run))
         finally:
             stack.down()
             if arguments.keep_logs:
