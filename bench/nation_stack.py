@@ -97,6 +97,10 @@ async def one_nation(stack: LocalStack, work: Path, plan: Plan, arguments: argpa
     database_url = await recreate_database(stack.role_url("owner", "postgres"), f"bench_nation_{plan.tenants}_{run}")
     await migrate(database_url)
     nation = generate_nation(plan.tenants, plan.children, arguments.seed, years=arguments.years)
+    # Each tenant's own topics (docs/tenancy.md, "Topics per tenant"), which the verifier and
+    # the ledger read with the shared ones; the contracts are published, as the nation demo
+    # publishes them, on the shared topic, each signed by its tenant's own operator key.
+    await ensure_topics(bootstrap, all_topics(namespace, [t.id for t in nation.tenants]))
     folder = work / namespace
     folder.mkdir(parents=True, exist_ok=True)
     write_registry(folder / "institutions.yaml", nation.institutions)
