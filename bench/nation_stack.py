@@ -58,10 +58,10 @@ from shared.domain.signing import RecordSigner
 from shared.platform.credentials import without_user
 from shared.platform.db import migrate, recreate_database
 from shared.platform.kafka import LagProbe, ensure_topics
-from shared.platform.kafka_access import grant_namespace
+from shared.platform.kafka_access import Kind, grant_namespace, tenant_principal, tenant_principals
 from shared.platform.processes import ServiceProcess
-from shared.platform.stack import KAFKA_VERSION, LocalStack, free_port
-from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, all_topics, in_namespace
+from shared.platform.stack import KAFKA_VERSION, LocalStack, free_port, local_password
+from shared.platform.topics import CONTRACTS, INSTITUTION_EVENTS, all_topics, in_namespace, tenant_topic
 
 SERVICES = ("ingest", "verifier", "ledger")
 SETTLE_S = 5.0  # the services join their consumer groups before the clock starts
@@ -97,19 +97,23 @@ async def one_nation(stack: LocalStack, work: Path, plan: Plan, arguments: argpa
     database_url = await recreate_database(stack.role_url("owner", "postgres"), f"bench_nation_{plan.tenants}_{run}")
     await migrate(database_url)
     nation = generate_nation(plan.tenants, plan.children, arguments.seed, years=arguments.years)
-    # Each tenant's own topics (docs/tenancy.md, "Topics per tenant"), which the verifier and
-    # the ledger read with the shared ones; the contracts are published, as the nation demo
-    # publishes them, on the shared topic, each signed by its tenant's own operator key.
-    await ensure_topics(bootstrap, all_topics(namespace, [t.id for t in nation.tenants]))
+    # Each tenant's own topics and Kafka logins (docs/tenancy.md, "Topics per tenant"), as
+    # the nation demo makes them: each tenant's operator publishes its contract on its own
+    # topic, signed with its own key.
+    tenants = [t.id for t in nation.tenants]
+    await ensure_topics(bootstrap, all_topics(namespace, tenants))
+    await grant_namespace(bootstrap, namespace, principals={}, tenants=tenants, tenant_passwords={
+        login: local_password(stack.credentials_dir, "kafka", login) for login in tenant_principals(tenants)})
     folder = work / namespace
     folder.mkdir(parents=True, exist_ok=True)
     write_registry(folder / "institutions.yaml", nation.institutions)
     write_tenants(folder / "tenants.yaml", nation)
     for contract in nation.contracts:  # each municipality's contract, signed by its own operator
         signer = RecordSigner.development(f"operator:{contract.payer}-ops")
-        await send_signed(bootstrap, "stafet-bench-nation", in_namespace(CONTRACTS, namespace).name,
+        await send_signed(bootstrap, "stafet-bench-nation", tenant_topic(in_namespace(CONTRACTS, namespace),
+                                                                         contract.payer).name,
                           [(contract_record_key(contract, signer.principal), contract.model_dump_json().encode())],
-                          signer, principal="operator")
+                          signer, principal=tenant_principal(Kind.OPERATOR, contract.payer))
     sealer = Sealer(development_private_key().public_key())
     records = [sealer.keyed(to_json_line(e)) for e in nation.events]
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": without_user(database_url),
