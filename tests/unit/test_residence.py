@@ -407,3 +407,16 @@ def test_the_engine_pays_by_residence_what_the_oracle_says(raw: list[bytes]) -> 
     got = expected_balances([parse_contract(text) for text in ORACLE_CONTRACTS], admitted(raw, REGISTRY),
                             dt.date(2030, 1, 1), directory_of(REGISTRY))
     assert got == want
+
+
+def test_another_municipalitys_child_is_not_eligible_whatever_else_fails_so_no_tenant_sees_it() -> None:
+    """A trigger that also fails its condition (or comes from an untrusted reporter) is
+    `not_eligible` under the contract of a municipality the child did not live in that
+    day: that reason is what a tenant's read role never sees (013_tenant_rows.sql), so
+    town-a does not see town-b's child through a rejection for another reason."""
+    strict = parse_contract(by_residence_yaml("town-a").replace(
+        "trigger: {event: enrolled}", "trigger: {event: enrolled, where: [{field: institution, op: eq, value: "
+        "elsewhere}], reported_by_kinds: [youth_education]}"), "<test>")
+    moved = child(SCHOOL_DAY - dt.timedelta(days=30))
+    assert decided((strict,), moved) == {"town-a": NOT_ELIGIBLE}
+    assert decided((strict,), child(None)) == {"town-a": ("rejected", "condition_not_met")}

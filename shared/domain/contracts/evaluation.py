@@ -353,13 +353,18 @@ def _rejection(contract: Contract, outcome: Outcome, timeline: SubjectTimeline, 
     trigger = outcome.trigger
     age = timeline.age_on(fact.occurred_on)
     checks: list[tuple[bool, RejectionReason]] = [
+        # First: a subject outside the contract's target group (another municipality's
+        # child, on the trigger date or the contract's day) is `not_eligible` whatever
+        # else is wrong with the trigger. A tenant's read role sees no such decision
+        # (services/verifier/sql/013_tenant_rows.sql); one rejected for its condition
+        # instead would show the tenant the other municipality's child and its chain.
+        (not eligible, RejectionReason.NOT_ELIGIBLE),
         (not all(predicate_holds(p, fact.body) for p in trigger.where),
          RejectionReason.CONDITION_NOT_MET),
         (fact.body.get("currency", contract.currency) != contract.currency,
          RejectionReason.CURRENCY_MISMATCH),
         (bool(trigger.reported_by_kinds) and fact.reporter_kind not in trigger.reported_by_kinds,
          RejectionReason.UNTRUSTED_EVIDENCE),
-        (not eligible, RejectionReason.NOT_ELIGIBLE),
         (not contract.period.contains(fact.occurred_on), RejectionReason.OUTSIDE_CONTRACT_PERIOD),
         (outcome.deadline is not None and fact.occurred_on > outcome.deadline,
          RejectionReason.AFTER_DEADLINE),
