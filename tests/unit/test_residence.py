@@ -420,3 +420,16 @@ def test_another_municipalitys_child_is_not_eligible_whatever_else_fails_so_no_t
     moved = child(SCHOOL_DAY - dt.timedelta(days=30))
     assert decided((strict,), moved) == {"town-a": NOT_ELIGIBLE}
     assert decided((strict,), child(None)) == {"town-a": ("rejected", "condition_not_met")}
+
+
+def test_a_trigger_before_the_contract_takes_effect_is_not_eligible_first_too() -> None:
+    """`before_contract_start` would show town-a a child that lived in town-b that day."""
+    late = parse_contract(by_residence_yaml("town-a").replace("version: 1", "version: 1\neffective_from: 2012-01-01"),
+                          "<test>")
+    timeline_of = child(SCHOOL_DAY - dt.timedelta(days=30))
+    timeline = fold(timeline_of[0].subject, timeline_of[0].birth_date, timeline_of)
+    versions = ((late, (dt.date(2012, 1, 1), dt.date(2030, 12, 31))),)
+    reasons = {d.trigger_event_id: d.reason.value if d.reason else None
+               for d in evaluate_versions(versions, timeline, dt.date(2030, 1, 1))}
+    assert reasons["school-in-1"] == "not_eligible"  # lived in town-b on its trigger date
+    assert reasons["daycare-in-1"] == "before_contract_start"  # lived in town-a then

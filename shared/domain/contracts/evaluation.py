@@ -233,7 +233,11 @@ def evaluate_versions(versions: Versions, timeline: SubjectTimeline, on: dt.date
             if chosen is None or outcome is None or fact.type != outcome.trigger.event:
                 continue
             if early is not None:
-                decisions.append(_before_start(early, outcome, timeline, fact))
+                decision = _before_start(early, outcome, timeline, fact)
+                if not (eligible[early.version] and resident_at_trigger(early, timeline, fact)):
+                    # As in `_rejection`: another municipality's child is not_eligible first.
+                    decision = replace(decision, reason=RejectionReason.NOT_ELIGIBLE, detail="")
+                decisions.append(decision)
                 continue
             assert contract is not None
             decision = _decide(contract, outcome, timeline, fact, on, eligible[contract.version],
