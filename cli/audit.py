@@ -31,7 +31,7 @@ rows the replay reads back as "what the facts yield".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -110,24 +110,33 @@ async def _ledger_instructions(url: str) -> list[Any]:
     return [instruction_from_row(r) for r in rows]
 
 
-async def _signed_contracts(bootstrap: str, topics: Sequence[str], trust: Any) -> tuple[list[Any], int]:
-    """The contract versions on `topics` (the shared one and each tenant's) that the
-    verifier believes, taken in the order the broker stamped them (LogAppendTime; within
-    one topic that is its order), then by topic and offset: the same order on every run."""
+async def _signed_contracts(bootstrap: str, topics: Sequence[str], trust: Any, configured: Sequence[Any] = (),
+                            kinds: Mapping[str, str] | None = None) -> tuple[list[Any], int]:
+    """The contract versions the verifier believes: `configured` (its CONTRACT_FILES,
+    which it learns first) and those on `topics` (the shared one and each tenant's),
+    taken in the order the broker stamped them (LogAppendTime; within one topic that is
+    its order), then by topic and offset: the same order on every run. A version is taken
+    as the verifier takes it (services/verifier/app.py): its signer and payer
+    (`admit_contract`, against the payers of the versions taken before it, the files'
+    too), then the checks it refuses a version for (`VERIFIER_REFUSES`: payees this
+    registry, `kinds`, does not know, a second version on the same day, an empty window).
+    Returns every version taken, the files' first, and how many records were refused."""
     from services.verifier.authenticity import Refused, admit_contract
     from services.verifier.rebuild import read_in_broker_order
+    from shared.domain.contracts.checks import VERIFIER_REFUSES, issues_of
     from shared.platform.settings import Settings
     from shared.platform.tenants import load_tenancy
 
     tenancy = load_tenancy(Settings())  # docs/tenancy.md: as the verifier admits them
-    contracts: list[Any] = []
+    contracts: list[Any] = list(configured)
     refused = 0
     for record in await read_in_broker_order(bootstrap, topics, AUDITOR):
         admitted = admit_contract(record, trust, tenancy, lambda contract_id: next(
             (c.payer for c in contracts if c.contract_id == contract_id), None))
-        if isinstance(admitted, Refused):
+        if isinstance(admitted, Refused) or (admitted not in contracts and any(
+                issue.code in VERIFIER_REFUSES for issue in issues_of(admitted, contracts, kinds))):
             refused += 1
-        else:
+        elif admitted not in contracts:
             contracts.append(admitted)
     return contracts, refused
 
@@ -169,8 +178,10 @@ async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, Seq
     from shared.platform.db import migrate
 
     transitions_topic, contracts_topics = topics
-    contracts, refused = await _signed_contracts(settings.kafka_bootstrap_servers, contracts_topics, trust)
-    contracts += [load_contract(path) for path in contract_files]
+    registry = InstitutionRegistry.from_file(settings.institutions_file)
+    contracts, refused = await _signed_contracts(settings.kafka_bootstrap_servers, contracts_topics, trust,
+                                                 [load_contract(path) for path in contract_files],
+                                                 {i.id: i.kind for i in registry.all()})
     await keep_to_itself(scratch_url)
     await migrate(scratch_url)
     connection = await asyncpg.connect(scratch_url)
@@ -180,7 +191,7 @@ async def recompute(scratch_url: str, settings: Settings, topics: tuple[str, Seq
     finally:
         await connection.close()
     directory = {i.id: InstitutionInfo(i.kind, i.municipality, i.authority)
-                 for i in InstitutionRegistry.from_file(settings.institutions_file).all()}
+                 for i in registry.all()}
     await rebuild_verifier(scratch_url, settings.kafka_bootstrap_servers, transitions_topic, directory, trust=trust,
                            principal=AUDITOR)
     connection = await asyncpg.connect(scratch_url)
