@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from cli.reporting.borders import BorderCase, PublishedHorizon, border_case, publish
-from cli.reporting.disclosure import group_read_by_members, mark
+from cli.reporting.disclosure import Interval, group_read_by_members, mark, pinned_by_marks
 from cli.reporting.evidence import trend_years
 from cli.reporting.live import published_from_database
 from cli.reporting.live_indicators import live_timelines
@@ -33,6 +33,7 @@ from cli.reporting.national_indicators import IndicatorComparison, compare, comp
 from cli.reporting.skandia import ExclusionModel
 from shared.domain.contracts.timeline import SubjectTimeline
 from shared.domain.homes import home_on
+from shared.domain.indicators.compute import Suppression
 from shared.domain.indicators.model import IndicatorSet
 from shared.domain.institutions import InstitutionRegistry
 from shared.domain.tenancy import Tenant
@@ -64,6 +65,8 @@ def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list
     decided = {column: group_read_by_members({t: c[column] for t, c in counts.items()}, minimum_cell)
                for column in COLUMNS}
     hidden = {column: found for column, (found, _) in decided.items()}
+    total_shown = {column: decided[column][1] and not _pinned_across_columns(counts, hidden, column, minimum_cell)
+                   for column in COLUMNS}
     rows = []
     for tenant, exact in sorted(counts.items()):
         shown = {column: mark(hidden[column][tenant]) if tenant in hidden[column] else f"{exact[column]:,}"
@@ -73,7 +76,6 @@ def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list
             "suppressed"
         rows.append(NationalRow(tenant, exact, shown, rate))
     total = {column: sum(c[column] for c in counts.values()) for column in COLUMNS}
-    total_shown = {column: decided[column][1] for column in COLUMNS}
     both = total_shown["children"] and total_shown["verified"]
     rows.append(NationalRow(
         "all tenants", total,
@@ -82,6 +84,32 @@ def suppress(counts: Mapping[str, Mapping[str, int]], minimum_cell: int) -> list
         (f"{100 * total['verified'] / total['children']:.1f} %" if total["children"] else "-") if both else
         "withheld"))
     return rows
+
+
+def _pinned_across_columns(counts: Mapping[str, Mapping[str, int]], hidden: Mapping[str, Mapping[str, Suppression]],
+                           column: str, minimum_cell: int) -> bool:
+    """Whether a reader pins a small hidden cell of `column` from its total and the marks,
+    once each hidden cell is also bounded by its row's other columns as shown: verified
+    and cross-border children are at most the row's children (or fewer than the minimum,
+    when its children are too few), and children at least its verified and cross-border
+    ones. `group_read_by_members` judges each column on its own: a complement's verified
+    count is at least the minimum there, but with the row's 5 children shown it is exactly
+    5, and the total less the shown cells then gives a small one back."""
+    mine = hidden[column]
+    protected = [t for t, reason in mine.items() if reason == Suppression.TOO_FEW_SUBJECTS]
+    if not protected:
+        return False
+    allowed: dict[str, list[Interval]] = {}
+    for tenant, reason in mine.items():
+        low, high = (1, minimum_cell - 1) if reason == Suppression.TOO_FEW_SUBJECTS else (minimum_cell, None)
+        if column == "children":
+            low = max([low, *(counts[tenant][c] for c in ("verified", "cross_border") if tenant not in hidden[c])])
+        elif tenant not in hidden["children"]:
+            high = counts[tenant]["children"] if high is None else min(high, counts[tenant]["children"])
+        elif hidden["children"][tenant] == Suppression.TOO_FEW_SUBJECTS:
+            high = minimum_cell - 1 if high is None else min(high, minimum_cell - 1)
+        allowed[tenant] = [(low, high)]
+    return pinned_by_marks({t: c[column] for t, c in counts.items()}, allowed, protected)
 
 
 async def national_counts(database_url: str, homes: Mapping[str, str],
