@@ -385,6 +385,15 @@ def _publish_horizon(horizon: BorderHorizon, currency: str, minimum_cell: int) -
     _close_leaks(horizon, hidden, total_shown, same, minimum_cell)
     total_shown["net"] = total_shown["paid"] and total_shown["harvested"]
     levels_shown = total_shown["harvested"] and not (0 < horizon.everyone < minimum_cell)
+    if not (total_shown["paid"] and total_shown["harvested"] and levels_shown):
+        # The national business case is published beside this table (`stafet report`,
+        # `stafet simulate`: cli/reporting/skandia.py): its cost is the paid total, its
+        # savings less cost per level give the harvested total and the region's and the
+        # state's rows. A total withheld here is read there, and with it the cell it was
+        # withheld for: such a horizon is not published by municipality at all.
+        hidden = {c: {p: hidden[c].get(p, Suppression.COMPLEMENTARY) for p in places} for c in COLUMNS}
+        total_shown = dict.fromkeys((*COLUMNS, "net"), False)
+        levels_shown = False
     rows = []
     for figures in horizon.places:
         shown = {c: mark(hidden[c][figures.place]) if figures.place in hidden[c] else
