@@ -30,6 +30,8 @@ from shared.domain.indicators.model import Indicator
 
 ALL_TENANTS = "all tenants"
 WITHHELD = "withheld (would give back a suppressed cell)"
+# A row withheld with the total, whatever its size: no reason, which would bound it.
+WITHHELD_ROW = "suppressed (withheld with the total)"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,13 @@ class IndicatorComparison:
 def publish_rows(indicator: Indicator, year: int, counts: dict[str, tuple[int, int]],
                  minimum_cell: int) -> IndicatorComparison:
     """The published comparison of exact `counts` per tenant (every tenant named, even
-    with no one in its population)."""
+    with no one in its population).
+
+    The same indicator over the whole store is published beside it (`stafet report
+    --indicators`' evidence, `stafet indicators measure`), which is the tenants' total when
+    every child lives in a tenant's municipality: a total withheld here is known there. So
+    where the total must be withheld, every row is too, without a reason (a mark's reason
+    bounds the row, and the known total would pin it)."""
     period = indicator.period.label(year)
     small = {t: reason for t, (num, den) in counts.items() if (reason := suppression(num, den, minimum_cell))}
     hidden, total_shown = hidden_for_members({t: den for t, (_, den) in counts.items()}, small, minimum_cell,
@@ -60,7 +68,7 @@ def publish_rows(indicator: Indicator, year: int, counts: dict[str, tuple[int, i
             return mark(reason)
         return protect(indicator.id, tenant, year, period, num, den, minimum_cell).shown()
 
-    rows = [TenantMeasurement(t, (num, den), shown(t, num, den, hidden.get(t)))
+    rows = [TenantMeasurement(t, (num, den), shown(t, num, den, hidden.get(t)) if total_shown else WITHHELD_ROW)
             for t, (num, den) in sorted(counts.items())]
     total = (sum(n for n, _ in counts.values()), sum(d for _, d in counts.values()))
     measured: Measurement = protect(indicator.id, ALL_TENANTS, year, period, *total, minimum_cell)
