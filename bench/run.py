@@ -571,50 +571,20 @@ async def latency(bench: Bench, rate: float, duration_s: float) -> dict[str, Any
         await connection.close()
     for process in services:
         bench.stop(process)
-    # Every payment waits for the watermark now (issue 26): from the watermark to the ledger
-    # commit of the payments it made final, all of them at once here.
+    # Every payment waits for the watermark now (issue 26, DOMAIN.md "Finality"): no payment
+    # is due when its trigger arrives, so the latency of money is the watermark's to the
+    # ledger commit of the payments it made final, all of them at once here.
     finality = {"samples": len(rows), **percentiles_ms([float(r["committed"]) - watermark_sent for r in rows])} \
         if rows else {"samples": 0}
-    # A payment can wait for event time, not for the pipeline: a sustainment period or a
-    # capped contract's review window ends only when later events move the clock, seconds
-    # later at this publishing rate. The outcomes topic says which outcomes ever waited
-    # (pending); the target is about the others, due when their trigger arrived.
-    waited = await outcomes_that_waited(bootstrap, in_namespace(OUTCOMES, namespace).name)
-    due_on_arrival: dict[str, float] = {}
-    waiting: dict[str, float] = {}
-    for row in rows:
-        trigger, at = row["trigger_event_id"], float(row["committed"])
-        if trigger not in sent_at:
-            continue
-        into = waiting if (row["contract_id"], row["outcome_id"], row["subject"]) in waited else due_on_arrival
-        into[trigger] = min(at, into.get(trigger, at))
-    if not due_on_arrival:
-        return {"samples": 0, "rate_per_s": rate, "duration_s": duration_s, "watermark_to_commit": finality}
-    # Where the time goes: when ingest produced the trigger's transition, and when the
-    # verifier produced the first payment it triggered (record timestamps, set by each
-    # producer when it sent).
+    # The verifier decides at the frontier, never on a fact's arrival (the same logs give
+    # the same decisions whatever the batching): before the watermark no outcome is decided,
+    # so the one hop that answers in real time at the paced rate is ingest's (publish to the
+    # trigger's transition, from the record timestamps each producer set when it sent).
     forwarded = await produced_at(bootstrap, in_namespace(TRANSITIONS, namespace).name, "event_id")
-    instructed = await produced_at(bootstrap, in_namespace(PAYMENTS, namespace).name, "trigger_event_id")
-    traced = [e for e in due_on_arrival if e in forwarded and e in instructed]
-    hops = {"ingest": [forwarded[e] - sent_at[e] for e in traced],
-            "verifier": [instructed[e] - forwarded[e] for e in traced],
-            "ledger": [due_on_arrival[e] - instructed[e] for e in traced]}
-    return {"rate_per_s": rate, "duration_s": duration_s, "samples": len(due_on_arrival),
-            **percentiles_ms([at - sent_at[e] for e, at in due_on_arrival.items()]),
-            "hops": {name: percentiles_ms(delays) for name, delays in hops.items() if delays},
-            "waited_for_event_time": {"samples": len(waiting), **percentiles_ms(
-                [at - sent_at[e] for e, at in waiting.items()])} if waiting else {"samples": 0},
-            "watermark_to_commit": finality}
-
-
-async def outcomes_that_waited(bootstrap: str, topic: str) -> set[tuple[str, str, str]]:
-    """(contract, outcome, subject) of every outcome recorded as pending at some time."""
-    waited: set[tuple[str, str, str]] = set()
-    async for record in each_record(bootstrap, topic):
-        outcome = json.loads(record.value or b"{}")
-        if str(outcome.get("status", "")).startswith("pending"):
-            waited.add((outcome["contract_id"], outcome["outcome_id"], outcome["subject"]))
-    return waited
+    ingest = [forwarded[e] - sent_at[e] for e in sent_at if e in forwarded]
+    return {"rate_per_s": rate, "duration_s": duration_s, "samples": len(ingest),
+            "measures": "publish to ingest's transition (decisions and money wait for the watermark)",
+            **percentiles_ms(ingest), "watermark_to_commit": finality}
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
@@ -675,17 +645,10 @@ def table(record: dict[str, Any]) -> str:
         lines.append(f"watermark to ledger commit ({final['samples']:,} payments it made final at once): "
                      f"p50 {final['p50_ms']:,.0f} ms, p99 {final['p99_ms']:,.0f} ms, max {final['max_ms']:,.0f} ms")
     if isinstance(lat, dict) and lat.get("samples"):
-        lines.append(f"latency at {lat['rate_per_s']:,.0f} events/s for {lat['duration_s']:.0f}s "
-                     f"({lat['samples']:,} payments due when their trigger arrived, publish to ledger commit): "
-                     f"p50 {lat['p50_ms']:,.0f} ms, "
-                     f"p95 {lat['p95_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms")
-        if lat.get("hops"):
-            lines.append("  by hop (p50 / p99): " + ", ".join(
-                f"{name} {hop['p50_ms']:,.0f} / {hop['p99_ms']:,.0f} ms" for name, hop in lat["hops"].items()))
-        waited = lat.get("waited_for_event_time", {})
-        if waited.get("samples"):
-            lines.append(f"  payments that waited for event time (sustainment, review window; {waited['samples']:,}): "
-                         f"p50 {waited['p50_ms']:,.0f} ms, p99 {waited['p99_ms']:,.0f} ms")
+        lines.append(f"ingest at {lat['rate_per_s']:,.0f} events/s for {lat['duration_s']:.0f}s "
+                     f"({lat['samples']:,} events, publish to transition): p50 {lat['p50_ms']:,.0f} ms, "
+                     f"p95 {lat['p95_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms (no outcome is decided before the "
+                     "watermark: money's latency is the line above)")
     population = results.get("population")
     if population:
         populations = population["small"].get("populations", 1)
