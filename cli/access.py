@@ -46,6 +46,7 @@ def user(
     elif principal_kind not in TENANT_KINDS:
         fail(f"--tenant: a tenant's own login is an operator's or a finance office's, not {kind}")
     else:
+        _require_tenant(tenant)
         acls = [(name, grant) for grant in tenant_grants(principal_kind, namespace, tenant)]
     try:
         password = password_file.read_text(encoding="utf-8").strip()
@@ -65,3 +66,20 @@ def user(
         fail(f"creating user {name} failed ({type(error).__name__}: {error})")
     whose = f", tenant {tenant}" if tenant else ""
     typer.echo(f"user {name} ({principal_kind.value}{whose}): password set, {granted} ACL(s) in namespace {namespace}")
+
+
+def _require_tenant(tenant: str) -> None:
+    """A tenant's login only for a tenant the clearing house serves (TENANTS_FILE): a typo
+    would otherwise grant a prefix no tenant's topics carry, and the real tenant's systems
+    would be refused with no hint why."""
+    from shared.platform.settings import Settings
+    from shared.platform.tenants import TenantsConfigurationError, load_tenancy
+
+    try:
+        tenancy = load_tenancy(Settings())
+    except TenantsConfigurationError as error:
+        fail(str(error))
+    if tenancy is None:
+        fail("--tenant needs TENANTS_FILE (the tenants the clearing house serves)")
+    if tenancy.get(tenant) is None:
+        fail(f"--tenant {tenant!r} is not a tenant of TENANTS_FILE (its tenants: {', '.join(tenancy.ids())})")

@@ -248,6 +248,7 @@ def test_access_user_with_a_tenant_grants_that_tenants_own_topics_only(
             return len(acls)
 
     monkeypatch.setattr(kafka_access, "KafkaAccess", Access)
+    monkeypatch.setenv("TENANTS_FILE", str(TENANTS_FILE))
     password = tmp_path / "password"
     password.write_text("a password long enough", encoding="utf-8")
     runner = CliRunner()
@@ -260,3 +261,11 @@ def test_access_user_with_a_tenant_grants_that_tenants_own_topics_only(
     refused = runner.invoke(app, [*args, "--kind", "institution", "--tenant", "sonderborg-kommune"])
     assert refused.exit_code == 2
     assert "a tenant's own login is an operator's or a finance office's, not institution" in refused.stderr
+    typo = runner.invoke(app, [*args, "--kind", "finance", "--tenant", "sonderborg-kommun"])
+    assert typo.exit_code == 2
+    assert "'sonderborg-kommun' is not a tenant of TENANTS_FILE" in typo.stderr
+    monkeypatch.delenv("TENANTS_FILE")
+    unset = runner.invoke(app, [*args, "--kind", "finance", "--tenant", "sonderborg-kommune"])
+    assert unset.exit_code == 2
+    assert "--tenant needs TENANTS_FILE" in unset.stderr
+    assert len(granted) == 2  # nothing granted by the refused ones
