@@ -610,9 +610,7 @@ async def statement_pdf(request: Request) -> Response:
                          state_words=lambda code: _words(gettext_, STATE_WORDS, code),
                          reason_words=lambda code: _words(gettext_, REASON_WORDS, code),
                          contract_titles=await reader.contract_titles(), payer_name=portal.institution_name))
-    filename = f"stafet-{session.user.institution}-{dt.date.today().isoformat()}.pdf"
-    return _secured(Response(body, media_type="application/pdf",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'}))
+    return _download(body, "application/pdf", session.user.institution, "pdf")
 
 
 CSV_COLUMNS = (N_("Date"), N_("Contract"), N_("Version"), N_("Outcome"), N_("Kind"), N_("Amount"), N_("Currency"),
@@ -643,7 +641,12 @@ async def statement_csv(request: Request) -> Response:
             gettext_(STATE_WORDS[line.state.value]), line.state_on.isoformat() if line.state_on else "",
             line.reference, _words(gettext_, REASON_WORDS, line.adjustment_reason) if line.adjustment_reason else "",
             line.payment_id])
-    filename = f"stafet-{session.user.institution}-{dt.date.today().isoformat()}.csv"
-    return _secured(Response(("\ufeff" if language == "da" else "") + out.getvalue(),
-                             media_type="text/csv; charset=utf-8",
+    return _download(("\ufeff" if language == "da" else "") + out.getvalue(), "text/csv; charset=utf-8",
+                     session.user.institution, "csv")
+
+
+def _download(body: str | bytes, media_type: str, institution: str, suffix: str) -> Response:
+    """A statement file the browser saves, named for the institution and the day."""
+    filename = f"stafet-{institution}-{dt.date.today().isoformat()}.{suffix}"
+    return _secured(Response(body, media_type=media_type,
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'}))
