@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from shared.platform.settings import REPO_ROOT
 
@@ -133,3 +134,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def machine_line(record: dict[str, Any], size: str) -> str:
+    """The last line of a benchmark's table: where and under what load it ran, and its size."""
+    machine, load = record["machine"], record["load_average_1m"]
+    return (f"commit {record['commit'][:12]}; {machine['cores']} cores ({machine['cpu']}); Python "
+            f"{machine['python']}, Kafka {machine['kafka']}, PostgreSQL {machine['postgresql']}; load average "
+            f"(1 min) during the run: mean {load.get('mean', 0):.1f}, max {load.get('max', 0):.1f}; {size}")

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.measure import LoadSampler, cpu_model, git_commit, library_versions
+from bench.measure import LoadSampler, cpu_model, git_commit, library_versions, machine_line
 from bench.run import (
     RESULTS,
     all_caught_up,
@@ -207,11 +207,7 @@ def table(record: dict[str, Any]) -> str:
                      f"{last['services_us_per_event'] / first['services_us_per_event']:.2f}x, all processes "
                      f"{last['all_us_per_event'] / first['all_us_per_event']:.2f}x, all processes above idle "
                      f"{last['above_idle_us_per_event'] / first['above_idle_us_per_event']:.2f}x")
-    machine, load = record["machine"], record["load_average_1m"]
-    lines.append(f"commit {record['commit'][:12]}; {machine['cores']} cores ({machine['cpu']}); Python "
-                 f"{machine['python']}, Kafka {machine['kafka']}, PostgreSQL {machine['postgresql']}; load average "
-                 f"(1 min) during the run: mean {load.get('mean', 0):.1f}, max {load.get('max', 0):.1f}; "
-                 f"{record['wall_seconds'] / 60:.1f} min")
+    lines.append(machine_line(record, f"{record['wall_seconds'] / 60:.1f} min"))
     return "\n".join(lines)
 
 

@@ -56,6 +56,7 @@ from bench.measure import (
     cpu_model,
     git_commit,
     library_versions,
+    machine_line,
     own_cpu_s,
     per_100k,
     process_cpu_s,
@@ -669,11 +670,7 @@ def table(record: dict[str, Any]) -> str:
                      f"{one['duplicates']['outcomes']})")
     rss = results["peak_rss_mib"]
     lines.append("peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
-    machine, load = record["machine"], record["load_average_1m"]
-    lines.append(f"commit {record['commit'][:12]}; {machine['cores']} cores ({machine['cpu']}); Python "
-                 f"{machine['python']}, Kafka {machine['kafka']}, PostgreSQL {machine['postgresql']}; load average "
-                 f"(1 min) during the run: mean {load.get('mean', 0):.1f}, max {load.get('max', 0):.1f}; "
-                 f"{record['events']:,} events, {record['wall_seconds'] / 60:.1f} min")
+    lines.append(machine_line(record, f"{record['events']:,} events, {record['wall_seconds'] / 60:.1f} min"))
     return "\n".join(lines)
 
 

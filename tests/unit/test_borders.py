@@ -177,8 +177,11 @@ def _case(subjects: dict[str, dict[str, int]]) -> BorderCase:
                       (BorderHorizon(4, places, national, subjects, everyone),))
 
 
-def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[tuple[str, str, str]]:
-    """Every small cell some reader, knowing its own row, computes exactly from the table."""
+def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int, *, beside_the_case: bool = False
+                ) -> set[tuple[str, str, str]]:
+    """Every small cell some reader, knowing its own row, computes exactly from the table;
+    `beside_the_case`: also from the national business case printed beside it, whose cost
+    and savings give the paid and the harvested totals, shown in the table or not."""
     published = publish(_case(subjects), minimum_cell)[0]
     rows = {r.place: r.shown for r in published.rows}
     total = rows.pop("all municipalities")
@@ -186,7 +189,8 @@ def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[t
     found = set()
     for reader in PLACES:
         unknown = [cell for cell in hidden if cell[1] != reader]
-        equations: list[Equation] = [{(c, p): 1 for p in PLACES} for c in COLUMNS if total[c] != WITHHELD]
+        equations: list[Equation] = [{(c, p): 1 for p in PLACES} for c in COLUMNS
+                                     if total[c] != WITHHELD or (beside_the_case and c in ("paid", "harvested"))]
         # Identities every reader knows: what leaves a municipality arrives in another; the
         # region's and the state's rows follow from the municipal savings by the split.
         equations.append({**{("inflow", p): 1 for p in PLACES}, **{("outflow", p): -1 for p in PLACES}})

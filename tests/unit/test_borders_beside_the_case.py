@@ -8,30 +8,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.reporting.borders import COLUMNS, WITHHELD, publish
-from tests.unit.disclosure_algebra import Equation, determined
+from cli.reporting.borders import COLUMNS, publish
 from tests.unit.test_borders import PLACES, _case, _children
+from tests.unit.test_borders import _given_back as given_back
 
 
 def _given_back(subjects: dict[str, dict[str, int]], minimum_cell: int) -> set[tuple[str, str, str]]:
-    """Every small cell a reader knowing its own row and the national case computes."""
-    published = publish(_case(subjects), minimum_cell)[0]
-    rows = {r.place: r.shown for r in published.rows}
-    total = rows.pop("all municipalities")
-    hidden = [(c, p) for p in PLACES for c in COLUMNS if rows[p][c].startswith("suppressed")]
-    found = set()
-    for reader in PLACES:
-        unknown = [cell for cell in hidden if cell[1] != reader]
-        # The national case gives the paid and the harvested totals, shown here or not.
-        equations: list[Equation] = [{(c, p): 1 for p in PLACES} for c in COLUMNS
-                                     if total[c] != WITHHELD or c in ("paid", "harvested")]
-        equations.append({**{("inflow", p): 1 for p in PLACES}, **{("outflow", p): -1 for p in PLACES}})
-        equations += [{("harvested", p): 1, ("inflow", p): -1} for p in PLACES
-                      if subjects["harvested"][p] == subjects["inflow"][p]]
-        for column, place in determined(unknown, equations):
-            if 0 < subjects[column][place] < minimum_cell:
-                found.add((reader, column, place))
-    return found
+    return given_back(subjects, minimum_cell, beside_the_case=True)
 
 
 def test_a_paid_total_withheld_for_one_small_cell_withholds_the_horizon() -> None:
